@@ -1,0 +1,54 @@
+#include "api/cli.hpp"
+
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "api/verbs.hpp"
+
+namespace qtos::api {
+
+const Config& CliContext::config() {
+  if (!config_) {
+    ConfigSources sources = ConfigSources::from_process_environment();
+    std::string path = env_file;
+    if (path.empty() && std::filesystem::exists(".env")) path = ".env";
+    if (!path.empty()) {
+      sources.env_file = env_file_read(path);
+      sources.env_file_path = path;
+    }
+    config_ = config_load(sources);
+  }
+  return *config_;
+}
+
+int cli_main(int argc, char** argv) {
+  CLI::App app{"qtos - GPU-accelerated AI hedge-fund operating system", "qtos"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  CliContext ctx;
+  app.add_option("--env-file", ctx.env_file, "read QT_* settings from this .env file (default: ./.env when present)");
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "log debug detail");
+  app.parse_complete_callback([&] { spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info); });
+
+  verbs_version_register(app, ctx);
+  verbs_config_register(app, ctx);
+  // verbs_data_register(app, ctx);
+  // verbs_demo_register(app, ctx);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "qtos: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace qtos::api

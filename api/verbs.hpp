@@ -1,0 +1,31 @@
+#pragma once
+/// @file Registration of the CLI verbs. Each verb lives in its own api/verb_*.cpp and adds itself to the app.
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "runtime/config/config.hpp"
+
+namespace qtos::api {
+
+/// State shared by all verbs: global options and the lazily loaded configuration.
+class CliContext {
+ public:
+  /// Path of the .env file given by --env-file (empty: ./.env when it exists).
+  std::string env_file;
+  /// The effective configuration; loaded on first use, throws ConfigError on a bad value.
+  const Config& config();
+
+ private:
+  std::optional<Config> config_;
+};
+
+void verbs_version_register(CLI::App& app, CliContext& ctx);  ///< `qtos version`
+void verbs_config_register(CLI::App& app, CliContext& ctx);   ///< `qtos config show`
+void verbs_data_register(CLI::App& app, CliContext& ctx);     ///< `qtos data synth|import|info`
+void verbs_demo_register(CLI::App& app, CliContext& ctx);     ///< `qtos demo`, the main job of `make run`
+
+}  // namespace qtos::api

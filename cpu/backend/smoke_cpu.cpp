@@ -1,0 +1,45 @@
+#include <stdexcept>
+
+#include <tbb/parallel_for.h>
+
+#include "cpu/backend/smoke_backend.hpp"
+#include "cpu/kernels/smoke.hpp"
+
+#if QTOS_HAVE_CUDA
+#include "cuda/cuda_backends.hpp"
+#endif
+
+namespace qtos {
+namespace {
+
+class SmokeCpu final : public SmokeBackend {
+ public:
+  std::string_view name() const override { return "cpu"; }
+  void log_returns(std::span<const float> close, std::span<float> out) const override {
+    if (out.size() != close.size()) throw std::invalid_argument("log_returns: out.size() must equal close.size()");
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, close.size(), 4096), [&](const auto& r) {
+      for (std::size_t i = r.begin(); i != r.end(); ++i) out[i] = kernels::log_return_at(close.data(), i);
+    });
+  }
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<SmokeBackend>> smoke_backends() {
+  std::vector<std::unique_ptr<SmokeBackend>> v;
+#if QTOS_HAVE_CUDA
+  v.push_back(cuda::smoke_backend_make());
+#endif
+  v.push_back(std::make_unique<SmokeCpu>());
+  return v;
+}
+
+void smoke_log_returns_reference(std::span<const float> close, std::span<float> out) {
+  for (std::size_t i = 0; i < close.size(); ++i) {
+    out[i] = i == 0 || !(close[i - 1] > 0.0f) || !(close[i] > 0.0f)
+                 ? NAN
+                 : static_cast<float>(std::log(static_cast<double>(close[i]) / static_cast<double>(close[i - 1])));
+  }
+}
+
+}  // namespace qtos

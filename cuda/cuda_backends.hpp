@@ -1,0 +1,17 @@
+#pragma once
+/// @file Factories of the CUDA backends; plain C++ so the CPU registry can name them without nvcc.
+
+#include <memory>
+
+#include "cpu/backend/device.hpp"
+#include "cpu/backend/smoke_backend.hpp"
+
+namespace qtos::cuda {
+
+/// Asks the CUDA runtime for devices; reports 0 devices with the reason instead of throwing.
+DeviceReport devices_query();
+
+/// The CUDA twin of the smoke computation; `available()` is false when no device is present.
+std::unique_ptr<SmokeBackend> smoke_backend_make();
+
+}  // namespace qtos::cuda

@@ -1,0 +1,17 @@
+#include "models/torch_info.hpp"
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+namespace qtos::models {
+
+TorchInfo torch_info() {
+  TorchInfo info;
+  info.version = TORCH_VERSION;
+  info.cuda_available = torch::cuda::is_available();
+  info.cuda_devices = static_cast<int>(torch::cuda::device_count());
+  info.intra_op_threads = torch::get_num_threads();
+  return info;
+}
+
+}  // namespace qtos::models

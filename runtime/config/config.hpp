@@ -1,0 +1,137 @@
+#pragma once
+/// @file The one typed configuration of qtos, read from the environment and an optional .env file.
+/// Variable names are those of the design documents; see docs/CONFIG.md for the whole table.
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cpu/backend/device.hpp"
+#include "runtime/clock/cron.hpp"
+
+namespace qtos {
+
+/// How far the AI subsystems may act on trades.
+enum class IntegrationStage { observation, partial, coordination, autonomy };
+/// What a subsystem may do: nothing, log, soft adjustments, block/force; PROTECTIVE is Self-Healing's alone.
+enum class SubsystemMode { off, observe, advisory, enforced, protective };
+/// The subsystems with an enabled flag and a mode (QT_AI_<X>_ENABLED / QT_AI_<X>_MODE).
+enum class Subsystem { hfos, pil, pba, pal, self_healing, model_supervisor, universe_os, aelm, retraining };
+inline constexpr std::size_t kSubsystemCount = 9;
+/// Where orders go.
+enum class ExchangeKind { paper, binance_spot_testnet, binance_futures_testnet, binance_spot, binance_futures };
+/// Where an effective value came from, in increasing precedence (a stage cap is applied last).
+enum class ValueSource { default_value, stage_preset, env_file, environment, stage_cap };
+
+std::string_view stage_name(IntegrationStage s);          ///< "OBSERVATION", ...
+std::string_view mode_name(SubsystemMode m);              ///< "OFF", "OBSERVE", ...
+std::string_view subsystem_name(Subsystem s);             ///< "HFOS", "SELF_HEALING", ...
+std::string_view exchange_name(ExchangeKind e);           ///< "paper", "binance-spot-testnet", ...
+std::string_view source_name(ValueSource s);              ///< "default", "stage preset", ".env file", ...
+/// True for the paper exchange and the Binance testnets.
+bool exchange_is_simulated(ExchangeKind e);
+
+/// A subsystem's effective switch and mode.
+struct SubsystemConfig {
+  bool enabled = false;
+  SubsystemMode mode = SubsystemMode::off;  ///< OFF whenever !enabled
+  ValueSource source = ValueSource::default_value;  ///< where the mode came from
+  std::string note;  ///< why the effective value differs from what was asked, if it does
+  /// True when the subsystem runs at all.
+  bool active() const { return enabled && mode != SubsystemMode::off; }
+};
+
+/// The effective configuration. Plain data; build it with config_load().
+struct Config {
+  IntegrationStage stage = IntegrationStage::observation;
+  std::array<SubsystemConfig, kSubsystemCount> subsystems{};
+
+  // periodic intervals, seconds
+  std::int64_t hfos_update_interval = 60;
+  std::int64_t pil_classification_interval = 300;
+  std::int64_t pba_rebalance_interval = 600;
+  std::int64_t pal_analysis_interval = 900;
+  std::int64_t self_healing_check_interval = 120;
+  std::int64_t model_supervisor_eval_interval = 3600;
+  double pal_min_r = 1.0;
+  double pal_min_r_scale_in = 1.5;
+  bool universe_dynamic = false;
+  bool aelm_smart_exec = false;
+  bool retraining_auto_deploy = false;
+
+  // protection
+  bool risk_os_enabled = true;
+  bool orchestrator_enabled = true;
+  bool emergency_brake = false;
+  bool fail_safe = true;
+  double max_daily_dd_pct = 5.0;
+  double max_open_dd_pct = 10.0;
+
+  // Meta Strategy Controller, Strategy Generator, Continuous Learning, Opportunity Ranker, Analytics
+  bool msc_enabled = false;
+  std::int64_t msc_update_interval = 300;
+  bool msc_auto_mode = false;
+  bool sg_enabled = false;
+  std::int64_t sg_population_size = 50;
+  std::int64_t sg_generations = 100;
+  std::int64_t sg_shadow_days = 7;
+  bool clm_enabled = false;
+  CronSchedule clm_retrain_schedule = CronSchedule::parse("0 2 * * 0");
+  std::int64_t clm_shadow_days = 7;
+  bool opp_ranker_enabled = false;
+  std::int64_t opp_ranker_top_n = 20;
+  std::int64_t opp_ranker_update_interval = 3600;
+  bool analytics_enabled = false;
+
+  // the project's own
+  std::string state_dir = "state";
+  DeviceKind device = DeviceKind::auto_select;
+  std::string api_token;
+  ExchangeKind exchange = ExchangeKind::paper;
+
+  /// One row per known variable: its effective value as text (secrets masked) and where it came from.
+  struct Entry {
+    std::string value;
+    ValueSource source = ValueSource::default_value;
+  };
+  std::map<std::string, Entry> entries;
+  /// Non-fatal findings (an unknown QT_* name far from any known one, a mode given to a disabled subsystem).
+  std::vector<std::string> warnings;
+
+  /// The effective settings of one subsystem.
+  const SubsystemConfig& subsystem(Subsystem s) const { return subsystems[static_cast<std::size_t>(s)]; }
+};
+
+/// Raised when the configuration is unusable; the message lists every bad variable with its value and what is allowed.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Name/value pairs from each source.
+struct ConfigSources {
+  std::map<std::string, std::string> environment;  ///< QT_* variables of the process
+  std::map<std::string, std::string> env_file;     ///< QT_* lines of the .env file
+  std::string env_file_path;                       ///< for messages
+  /// Captures the QT_* variables of this process's environment.
+  static ConfigSources from_process_environment();
+};
+
+/// Reads a .env file: `KEY=VALUE` lines, optional `export `, `#` comments, single or double quotes.
+/// Throws ConfigError naming the file and line of a malformed line, or when the file cannot be read.
+std::map<std::string, std::string> env_file_read(const std::string& path);
+
+/// Builds the effective configuration: defaults < stage preset < .env file < environment, then the stage rules
+/// (OBSERVATION caps every subsystem at OBSERVE; AUTONOMY needs a simulated exchange). Throws ConfigError listing
+/// every bad value; an unknown QT_* name within a small edit distance of a known one is an error too.
+Config config_load(const ConfigSources& sources);
+
+/// Every variable name config_load() knows, in table order.
+std::vector<std::string> config_known_names();
+
+}  // namespace qtos
