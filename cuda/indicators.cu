@@ -93,7 +93,13 @@ __global__ static void features_kernel(PanelView p, kernels::FeatureParams param
   const std::int64_t base = p.at(s, t_begin);
   kernels::FeatureState<float> st;
   st.init(params);
-  warp_walk(p, base, 0, t_end - t_begin, [&](const WarpHist& h, std::int32_t t, int) { st.step(h, t + t_begin); });
+  const std::int32_t len = t_end - t_begin;
+  warp_walk(p, base, 0, len, [&](const WarpHist& h, std::int32_t t, int) {
+    // The window drawdown is queried only where the features are read: the last bar, or before a gap.
+    const bool evaluate =
+        t == len || !kernels::bar_valid(p.high[base + t + 1], p.low[base + t + 1], p.close[base + t + 1]);
+    st.step(h, t + t_begin, evaluate);
+  });
   if ((threadIdx.x & 31u) == 0) out[s] = st.row;
 }
 

@@ -175,9 +175,7 @@ kernels::FeatureRow features_symbol(const PanelView& p, std::int32_t s, const ke
   st.init(params);
   const std::int64_t base = p.at(s, t_begin);
   const std::int32_t len = t_end - t_begin;
-  for (std::int32_t t = 0; t <= len; ++t) {
-    st.step(kernels::RowHist{p.high + base, p.low + base, p.close + base, p.quote_volume + base, t}, t + t_begin);
-  }
+  kernels::features_row_run(st, p.high + base, p.low + base, p.close + base, p.quote_volume + base, len, t_begin);
   return st.row;
 }
 

@@ -9,7 +9,7 @@
 namespace qtos {
 
 FeatureEngine::FeatureEngine(std::int32_t n_symbols, const kernels::FeatureParams& params)
-    : params_(params), cap_(params.max_lag() + 2) {
+    : params_(params), cap_(ring_capacity(params.max_lag())) {
   feature_params_check(params);
   if (n_symbols < 0) throw std::invalid_argument("FeatureEngine: n_symbols = " + std::to_string(n_symbols) + ": expected >= 0");
   kernels::FeatureState<float> proto;
@@ -22,7 +22,7 @@ FeatureEngine::FeatureEngine(std::int32_t n_symbols, const kernels::FeatureParam
 void FeatureEngine::step_symbol(std::size_t s, std::int32_t t, float high, float low, float close, float qvol) {
   const auto c = static_cast<std::size_t>(cap_);
   float* r = ring_.data() + s * 4 * c;
-  const auto i = static_cast<std::size_t>(t % cap_);
+  const auto i = static_cast<std::size_t>(t & (cap_ - 1));
   r[i] = high;
   r[c + i] = low;
   r[2 * c + i] = close;

@@ -13,16 +13,23 @@
 
 namespace qtos {
 
-/// Accessor over ring buffers of the last `cap` bars (bar `pos` is the newest); the lag contract of the kernels
-/// guarantees k < cap.
+/// Ring capacity for lags up to `max_lag`: the next power of two above it, so that a slot is a mask, not a division.
+inline std::int64_t ring_capacity(std::int64_t max_lag) {
+  std::int64_t cap = 1;
+  while (cap <= max_lag) cap *= 2;
+  return cap;
+}
+
+/// Accessor over ring buffers of the last `cap` bars (bar `pos` is the newest; cap a power of two); the lag
+/// contract of the kernels guarantees k < cap.
 struct RingHist {
   const float* hi;      ///< high ring
   const float* lo;      ///< low ring
   const float* cl;      ///< close ring
   const float* qv;      ///< quote-volume ring
-  std::int64_t cap;     ///< ring capacity
+  std::int64_t cap;     ///< ring capacity, a power of two
   std::int64_t pos;     ///< absolute index of the newest bar
-  std::int64_t slot(std::int32_t k) const { return (pos - k) % cap; }  ///< ring slot of bar pos-k
+  std::int64_t slot(std::int32_t k) const { return (pos - k) & (cap - 1); }  ///< ring slot of bar pos-k
   float high(std::int32_t k) const { return hi[slot(k)]; }    ///< high of bar pos-k
   float low(std::int32_t k) const { return lo[slot(k)]; }     ///< low of bar pos-k
   float close(std::int32_t k) const { return cl[slot(k)]; }   ///< close of bar pos-k
@@ -38,7 +45,7 @@ class IndicatorStream {
     indicator_params_check(kind, params);
     kernels::indicator_dispatch<T>(kind, params, [&](const auto& s) {
       state_ = s;
-      cap_ = s.max_lag() + 1;
+      cap_ = ring_capacity(s.max_lag());
     });
     ring_.assign(static_cast<std::size_t>(4 * cap_), 0.0f);
     out_.assign(static_cast<std::size_t>(kernels::indicator_output_count(kind)), T(0));
@@ -54,7 +61,7 @@ class IndicatorStream {
     }
     ++pos_;
     const auto c = static_cast<std::size_t>(cap_);
-    const auto i = static_cast<std::size_t>(pos_ % cap_);
+    const auto i = static_cast<std::size_t>(pos_ & (cap_ - 1));
     ring_[i] = high;
     ring_[c + i] = low;
     ring_[2 * c + i] = close;
@@ -98,7 +105,7 @@ class FeatureEngine {
  private:
   void step_symbol(std::size_t s, std::int32_t t, float high, float low, float close, float qvol);
   kernels::FeatureParams params_;
-  std::int64_t cap_;
+  std::int64_t cap_;  // ring capacity, a power of two
   std::vector<kernels::FeatureState<float>> states_;
   std::vector<kernels::FeatureRow> rows_;
   std::vector<float> ring_;  // per symbol: high, low, close, quote volume rings of cap_ bars

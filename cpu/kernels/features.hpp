@@ -102,9 +102,10 @@ struct FeatureState {
     for (int j = 0; j < kFeatureCount; ++j) row.value[j] = NAN;
   }
   /// Consumes bar t. A missing bar leaves the features as of the last valid bar (so staleness can be judged)
-  /// and makes the next valid bar restart every indicator.
+  /// and makes the next valid bar restart every indicator. `evaluate` = false skips the window max-drawdown query
+  /// (the batch form asks for it only at bars whose features are read: the evaluation bar, or before a gap).
   template <class H>
-  QTOS_HD void step(const H& h, std::int32_t t) {
+  QTOS_HD void step(const H& h, std::int32_t t, bool evaluate = true) {
     const T high = T(h.high(0)), low = T(h.low(0)), close = T(h.close(0));
     if (!bar_valid(high, low, close)) { gap = true; return; }
     if (gap) { reset(); gap = false; }
@@ -117,26 +118,36 @@ struct FeatureState {
     row.value[int(Feature::adx)] = float(o[2]);
     atr.step(h, o);
     row.value[int(Feature::atr_pct)] = float(o[0] / close);
-    bb.step(h, o);
-    row.value[int(Feature::bb_width)] = float(o[3]);
-    roc.step(h, o);
-    row.value[int(Feature::roc)] = float(o[0]);
-    dv.step(h, o);
-    row.value[int(Feature::dollar_volume)] = float(o[0] / T(dv.period()));
+    if (evaluate) {
+      bb.step(h, o);
+      row.value[int(Feature::bb_width)] = float(o[3]);
+      roc.step(h, o);
+      row.value[int(Feature::roc)] = float(o[0]);
+      dv.step(h, o);
+      row.value[int(Feature::dollar_volume)] = float(o[0] / T(dv.period()));
+    } else {  // same state updates without the outputs nobody reads
+      bb.w.add(close, bb.w.count >= bb.w.n ? T(h.close(bb.w.n)) : T(0));
+      ++roc.count;
+      dv.w.add(T(h.qvol(0)), dv.w.count >= dv.w.n ? T(h.qvol(dv.w.n)) : T(0));
+    }
     spread.step(h, o);
     row.value[int(Feature::spread)] = float(o[0]);
-    dd.step(h, o);
-    row.value[int(Feature::drawdown)] = float(o[0]);
+    dd.push(close);
+    if (evaluate) row.value[int(Feature::drawdown)] = float(dd.query(h));
     ++row.history;
     row.last_bar = t;
   }
 };
 
-/// Runs a feature state over bars [0, t_end] of one row (batch form); returns the features as of t_end.
+/// Runs a feature state over bars [0, len] of one row that starts at panel bar `t0` (batch form); the row then holds
+/// the features as of bar t0 + len.
 template <class T>
 QTOS_HD inline void features_row_run(FeatureState<T>& st, const float* high, const float* low, const float* close,
-                                     const float* qvol, std::int32_t t_end) {
-  for (std::int32_t t = 0; t <= t_end; ++t) st.step(RowHist{high, low, close, qvol, t}, t);
+                                     const float* qvol, std::int32_t len, std::int32_t t0) {
+  for (std::int32_t t = 0; t <= len; ++t) {
+    const bool evaluate = t == len || !bar_valid(high[t + 1], low[t + 1], close[t + 1]);
+    st.step(RowHist{high, low, close, qvol, t}, t + t0, evaluate);
+  }
 }
 
 }  // namespace qtos::kernels

@@ -59,12 +59,46 @@ QTOS_HD inline bool finite_value(T x) {
   return x == x && x - x == T(0);
 }
 
+/// Elementary functions at the precision of T: on the host std:: overloads (logf for float, not log), on the device
+/// CUDA's overloads.
+template <class T>
+QTOS_HD inline T qlog(T x) {
+#if defined(__CUDA_ARCH__)
+  return log(x);
+#else
+  return std::log(x);
+#endif
+}
+/// exp at the precision of T.
+template <class T>
+QTOS_HD inline T qexp(T x) {
+#if defined(__CUDA_ARCH__)
+  return exp(x);
+#else
+  return std::exp(x);
+#endif
+}
+/// sqrt at the precision of T.
+template <class T>
+QTOS_HD inline T qsqrt(T x) {
+#if defined(__CUDA_ARCH__)
+  return sqrt(x);
+#else
+  return std::sqrt(x);
+#endif
+}
+/// |x| at the precision of T.
+template <class T>
+QTOS_HD inline T qabs(T x) {
+  return x < T(0) ? -x : x;
+}
+
 /// Wilder's true range of a bar given the previous close.
 template <class T>
 QTOS_HD inline T true_range(T high, T low, T prev_close) {
   T tr = high - low;
-  const T a = fabs(high - prev_close);
-  const T b = fabs(low - prev_close);
+  const T a = qabs(high - prev_close);
+  const T b = qabs(low - prev_close);
   if (a > tr) tr = a;
   if (b > tr) tr = b;
   return tr;
@@ -247,7 +281,7 @@ struct DmiState {
       pdi = T(100) * (pdm / tr);
       mdi = T(100) * (mdm / tr);
       const T s = pdi + mdi;
-      if (s != T(0)) { dx = T(100) * (fabs(mdi - pdi) / s); dx_defined = true; }
+      if (s != T(0)) { dx = T(100) * (qabs(mdi - pdi) / s); dx_defined = true; }
     }
     out[0] = pdi;
     out[1] = mdi;
@@ -315,7 +349,7 @@ struct BbandsState {
       for (int j = 0; j < kOutputs; ++j) out[j] = qnan<T>();
       return;
     }
-    const T sd = T(sqrt(w.variance()));
+    const T sd = T(qsqrt(w.variance()));
     const T mid = T(w.mean);
     out[0] = mid;
     out[1] = mid + k * sd;
@@ -431,15 +465,15 @@ struct RvolState {
   /// Adds x; `r_old` is the log return that leaves the window (read only when window_full()).
   QTOS_HD T update(T x, T r_old) {
     if (!started) { started = true; prev = x; return qnan<T>(); }
-    const T r = log(x / prev);
+    const T r = qlog(x / prev);
     prev = x;
     if (!w.add(r, r_old)) return qnan<T>();
-    return T(sqrt(w.m2 > 0.0 ? w.m2 / double(w.n - 1) : 0.0));
+    return T(qsqrt(w.m2 > 0.0 ? w.m2 / double(w.n - 1) : 0.0));
   }
   /// One bar of close.
   template <class H>
   QTOS_HD void step(const H& h, T* out) {
-    const T r_old = window_full() ? T(log(T(h.close(w.n)) / T(h.close(w.n + 1)))) : T(0);
+    const T r_old = window_full() ? T(qlog(T(h.close(w.n)) / T(h.close(w.n + 1)))) : T(0);
     out[0] = update(T(h.close(0)), r_old);
   }
 };
@@ -463,7 +497,7 @@ struct DollarVolumeState {
   /// Adds a bar's quote volume v (`v_old`: n bars ago); writes sum and z.
   QTOS_HD void update(T v, T v_old, T* out) {
     if (!w.add(v, v_old)) { out[0] = out[1] = qnan<T>(); return; }
-    const double sd = sqrt(w.variance());
+    const double sd = qsqrt(w.variance());  // double: the moments are double
     out[0] = T(w.mean * double(w.n));
     out[1] = sd > 0.0 ? T((double(v) - w.mean) / sd) : T(0);
   }
@@ -475,74 +509,108 @@ struct DollarVolumeState {
 /// Corwin-Schultz (2012) spread estimate of one pair of consecutive bars (a = earlier, b = later), floored at 0:
 /// beta = ln(Ha/La)^2 + ln(Hb/Lb)^2, gamma = ln(max(Ha,Hb)/min(La,Lb))^2, c = 3 - 2*sqrt(2),
 /// alpha = (sqrt(2*beta) - sqrt(beta))/c - sqrt(gamma/c), S = 2*(e^alpha - 1)/(1 + e^alpha).
+/// Since sqrt(c) = sqrt(2) - 1 this is alpha = (sqrt(beta) - |ln(max H/min L)|)/(sqrt(2) - 1) and S = 2*tanh(alpha/2),
+/// which is what is computed (one sqrt, one exp). `la`, `lb` are ln(H/L) of the two bars (callers cache them),
+/// `lg` = ln(max(Ha,Hb)/min(La,Lb)).
+template <class T>
+QTOS_HD inline T corwin_schultz_logs(T la, T lb, T lg) {
+  const T alpha = (qsqrt(la * la + lb * lb) - qabs(lg)) / (qsqrt(T(2)) - T(1));
+  if (!(alpha > T(0))) return T(0);  // S <= 0 exactly when alpha <= 0: floored
+  const T e = qexp(-alpha);
+  return T(2) * (T(1) - e) / (T(1) + e);
+}
+
+/// Corwin-Schultz estimate from the raw highs and lows of two consecutive bars.
 template <class T>
 QTOS_HD inline T corwin_schultz(T high_a, T low_a, T high_b, T low_b) {
-  const T la = log(high_a / low_a), lb = log(high_b / low_b);
-  const T beta = la * la + lb * lb;
   const T hi = high_a > high_b ? high_a : high_b;
   const T lo = low_a < low_b ? low_a : low_b;
-  const T lg = log(hi / lo);
-  const T gamma = lg * lg;
-  const T c = T(3) - T(2) * sqrt(T(2));
-  const T alpha = (sqrt(T(2) * beta) - sqrt(beta)) / c - sqrt(gamma / c);
-  const T e = exp(alpha);
-  const T s = T(2) * (e - T(1)) / (T(1) + e);
-  return s > T(0) ? s : T(0);
+  return corwin_schultz_logs(T(qlog(high_a / low_a)), T(qlog(high_b / low_b)), T(qlog(hi / lo)));
 }
 
 /// Spread proxy: mean of the Corwin-Schultz estimates of the last n pairs of consecutive bars, as a fraction of
-/// price (0.001 = 10 bps). Lookback n.
+/// price (0.001 = 10 bps). Lookback n. Windows up to kRing keep the estimates in a ring; longer ones recompute
+/// the estimate that leaves the window from the lagged bars.
 template <class T>
 struct SpreadState {
   static constexpr int kOutputs = 1;
+  static constexpr std::int32_t kRing = 64;
   std::int32_t n = 0, count = 0;
-  T prev_high = 0, prev_low = 0, sum = 0;
+  T prev_high = 0, prev_low = 0, prev_log_range = 0, sum = 0;
+  T ring[kRing];
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
-  QTOS_HD void reset() { count = 0; prev_high = prev_low = sum = T(0); }
+  QTOS_HD void reset() { count = 0; prev_high = prev_low = prev_log_range = sum = T(0); }
   /// Leading bars without a value.
   QTOS_HD std::int32_t lookback() const { return n; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return n + 1; }
-  /// Adds a bar; `s_old` is the pair estimate leaving the window (read only when more than n pairs were seen).
+  /// True when the caller must supply the estimate leaving the window (window longer than the ring and full).
+  QTOS_HD bool needs_old() const { return n > kRing && count > n; }
+  /// Adds a bar; `s_old` is the pair estimate leaving the window (read only when needs_old()).
   QTOS_HD T update(T high, T low, T s_old) {
     const std::int32_t i = count++;
-    if (i == 0) { prev_high = high; prev_low = low; return qnan<T>(); }
-    sum += corwin_schultz(prev_high, prev_low, high, low);
+    const T lr = T(qlog(high / low));
+    if (i == 0) { prev_high = high; prev_low = low; prev_log_range = lr; return qnan<T>(); }
+    const T hi = prev_high > high ? prev_high : high;
+    const T lo = prev_low < low ? prev_low : low;
+    const T s = corwin_schultz_logs(prev_log_range, lr, T(qlog(hi / lo)));
     prev_high = high;
     prev_low = low;
-    if (i > n) sum -= s_old;
+    prev_log_range = lr;
+    sum += s;
+    if (n <= kRing) {
+      T& slot = ring[(i - 1) % n];  // pair i-1 (pairs are numbered from 0)
+      if (i > n) sum -= slot;
+      slot = s;
+    } else if (i > n) {
+      sum -= s_old;
+    }
     return i >= n ? sum / T(n) : qnan<T>();
   }
   /// One bar.
   template <class H>
   QTOS_HD void step(const H& h, T* out) {
-    const T s_old = count > n ? corwin_schultz(T(h.high(n + 1)), T(h.low(n + 1)), T(h.high(n)), T(h.low(n))) : T(0);
+    const T s_old = needs_old() ? corwin_schultz(T(h.high(n + 1)), T(h.low(n + 1)), T(h.high(n)), T(h.low(n))) : T(0);
     out[0] = update(T(h.high(0)), T(h.low(0)), s_old);
   }
 };
 
-/// Running max, min and max drawdown of a stretch of closes; combining two adjacent stretches is associative.
+/// Max, min and the lowest ratio x_j/x_i (i <= j) of a stretch of closes; max drawdown = 1 - ratio. Combining two
+/// adjacent stretches is associative. A division happens only when the ratio improves.
 template <class T>
 struct DrawdownSummary {
-  T max = 0, min = 0, mdd = 0;
+  T max = 0, min = 0, ratio = 1;
   /// Summary of a single close.
-  QTOS_HD static DrawdownSummary point(T x) { return {x, x, T(0)}; }
+  QTOS_HD static DrawdownSummary point(T x) { return {x, x, T(1)}; }
+  /// Appends one close.
+  QTOS_HD void push(T x) {
+    if (x < ratio * max) {
+      const T r = x / max;
+      if (r < ratio) ratio = r;
+    }
+    if (x > max) max = x;
+    if (x < min) min = x;
+  }
   /// Summary of `*this` followed by `b`.
   QTOS_HD DrawdownSummary then(const DrawdownSummary& b) const {
-    DrawdownSummary r;
-    r.max = max > b.max ? max : b.max;
-    r.min = min < b.min ? min : b.min;
-    const T cross = T(1) - b.min / max;
-    r.mdd = mdd > b.mdd ? mdd : b.mdd;
-    if (cross > r.mdd) r.mdd = cross;
+    DrawdownSummary r = *this;
+    if (b.ratio < r.ratio) r.ratio = b.ratio;
+    if (b.min < r.ratio * max) {
+      const T c = b.min / max;
+      if (c < r.ratio) r.ratio = c;
+    }
+    if (b.max > r.max) r.max = b.max;
+    if (b.min < r.min) r.min = b.min;
     return r;
   }
+  /// The max drawdown, 1 - ratio.
+  QTOS_HD T drawdown() const { return T(1) - ratio; }
 };
 
-/// Max drawdown over the last n closes: max over i <= j of 1 - x_j/x_i, in [0, 1). O(1) update and
-/// O(32 + n/32) query: summaries of aligned 32-bar blocks are kept, the partial oldest block is re-read from lags.
+/// Max drawdown over the last n closes: max over i <= j of 1 - x_j/x_i, in [0, 1). O(1) `push` and
+/// O(32 + n/32) `query`: summaries of aligned 32-bar blocks are kept, the partial oldest block is re-read from lags.
 /// n <= kMaxDrawdownWindowMax. Lookback n-1.
 template <class T>
 struct MaxDrawdownState {
@@ -559,15 +627,18 @@ struct MaxDrawdownState {
   QTOS_HD std::int32_t lookback() const { return n - 1; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return n - 1; }
-  /// One bar of close.
-  template <class H>
-  QTOS_HD void step(const H& h, T* out) {
-    const T x = T(h.close(0));
+  /// Adds one close (O(1)).
+  QTOS_HD void push(T x) {
     const std::int32_t i = count++;
-    const std::int32_t b = i / kBlock;
-    DrawdownSummary<T>& cur = blocks[b % kSlots];
-    cur = i % kBlock == 0 ? DrawdownSummary<T>::point(x) : cur.then(DrawdownSummary<T>::point(x));
-    if (count < n) { out[0] = qnan<T>(); return; }
+    DrawdownSummary<T>& cur = blocks[(i / kBlock) % kSlots];
+    if (i % kBlock == 0) cur = DrawdownSummary<T>::point(x);
+    else cur.push(x);
+  }
+  /// Max drawdown of the last n closes pushed (NaN before n); `h` gives the lagged closes of the partial block.
+  template <class H>
+  QTOS_HD T query(const H& h) const {
+    if (count < n) return qnan<T>();
+    const std::int32_t i = count - 1;
     const std::int32_t first = count - n;
     const std::int32_t fb = first / kBlock;
     DrawdownSummary<T> acc;
@@ -576,10 +647,16 @@ struct MaxDrawdownState {
     } else {
       const std::int32_t end = (fb + 1) * kBlock - 1 < i ? (fb + 1) * kBlock - 1 : i;
       acc = DrawdownSummary<T>::point(T(h.close(i - first)));
-      for (std::int32_t a = first + 1; a <= end; ++a) acc = acc.then(DrawdownSummary<T>::point(T(h.close(i - a))));
+      for (std::int32_t a = first + 1; a <= end; ++a) acc.push(T(h.close(i - a)));
     }
-    for (std::int32_t bb = fb + 1; bb <= b; ++bb) acc = acc.then(blocks[bb % kSlots]);
-    out[0] = acc.mdd;
+    for (std::int32_t bb = fb + 1; bb <= i / kBlock; ++bb) acc = acc.then(blocks[bb % kSlots]);
+    return acc.drawdown();
+  }
+  /// One bar of close.
+  template <class H>
+  QTOS_HD void step(const H& h, T* out) {
+    push(T(h.close(0)));
+    out[0] = query(h);
   }
 };
 

@@ -9,6 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <tbb/parallel_for.h>
+
 namespace qtos {
 
 using kernels::Feature;
@@ -194,23 +196,38 @@ Ranking opportunity_rank(std::span<const kernels::FeatureRow> features, std::spa
   }
 
   const std::size_t m = eligible.size();
-  auto column = [&](auto&& get) {
+  auto feat = [&](std::size_t k, Feature f) { return static_cast<double>(all[eligible[k]].features.get(f)); };
+  // The nine normalised inputs; each column is independent, so they are normalised in parallel.
+  enum Col { adx, align, atr, bbw, dv, spread, roc, dd, pred, kCols };
+  std::array<std::vector<double>, kCols> z;
+  tbb::parallel_for(0, static_cast<int>(kCols), [&](int c) {
     std::vector<double> v(m);
-    for (std::size_t k = 0; k < m; ++k) v[k] = get(all[eligible[k]]);
-    return robust_z(v);
-  };
-  auto feat = [](const SymbolScore& r, Feature f) { return static_cast<double>(r.features.get(f)); };
-  const auto z_adx = column([&](const SymbolScore& r) { return feat(r, Feature::adx); });
-  const auto z_align = column([&](const SymbolScore& r) { return std::fabs(feat(r, Feature::ma_alignment)); });
-  const auto z_atr = column([&](const SymbolScore& r) { return safe_log(feat(r, Feature::atr_pct)); });
-  const auto z_bbw = column([&](const SymbolScore& r) { return safe_log(feat(r, Feature::bb_width)); });
-  const auto z_dv = column([&](const SymbolScore& r) { return safe_log(feat(r, Feature::dollar_volume)); });
-  const auto z_spread = column([&](const SymbolScore& r) { return feat(r, Feature::spread); });
-  const auto z_roc = column([&](const SymbolScore& r) { return feat(r, Feature::roc); });
-  const auto z_dd = column([&](const SymbolScore& r) { return feat(r, Feature::drawdown); });
-  const auto z_pred = column([&](const SymbolScore& r) { return r.prediction; });
+    for (std::size_t k = 0; k < m; ++k) {
+      switch (c) {
+        case adx: v[k] = feat(k, Feature::adx); break;
+        case align: v[k] = std::fabs(feat(k, Feature::ma_alignment)); break;
+        case atr: v[k] = safe_log(feat(k, Feature::atr_pct)); break;
+        case bbw: v[k] = safe_log(feat(k, Feature::bb_width)); break;
+        case dv: v[k] = safe_log(feat(k, Feature::dollar_volume)); break;
+        case spread: v[k] = feat(k, Feature::spread); break;
+        case roc: v[k] = feat(k, Feature::roc); break;
+        case dd: v[k] = feat(k, Feature::drawdown); break;
+        default: v[k] = all[eligible[k]].prediction; break;
+      }
+    }
+    z[static_cast<std::size_t>(c)] = robust_z(v);
+  });
+  const auto& z_adx = z[adx];
+  const auto& z_align = z[align];
+  const auto& z_atr = z[atr];
+  const auto& z_bbw = z[bbw];
+  const auto& z_dv = z[dv];
+  const auto& z_spread = z[spread];
+  const auto& z_roc = z[roc];
+  const auto& z_dd = z[dd];
+  const auto& z_pred = z[pred];
   bool any_prediction = false;
-  for (double z : z_pred) any_prediction = any_prediction || std::isfinite(z);
+  for (double v : z_pred) any_prediction = any_prediction || std::isfinite(v);
 
   for (std::size_t k = 0; k < m; ++k) {
     SymbolScore& r = all[eligible[k]];
