@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 
 #include "cpu/kernels/features.hpp"
 #include "cpu/kernels/indicators.hpp"
@@ -35,17 +36,18 @@ struct WarpHist {
   __device__ float qvol(std::int32_t k) const { return k == 0 ? q0 : qv[t - k]; }
 };
 
-/// Walks bars [t_begin, t_end] of one symbol in 32-bar tiles; calls f(hist, t, lane_owns_bar) for each bar, on every lane.
-template <class F>
+/// Walks bars [t_begin, t_end] of one symbol in 32-bar tiles; calls f(hist, t, j) for each bar on every lane, j being
+/// the lane that owns bar t. Only the columns asked for are loaded (the others read as NaN / 0).
+template <bool kRange, bool kVolume, class F>
 __device__ void warp_walk(const PanelView& p, std::int64_t base, std::int32_t t_begin, std::int32_t t_end, F&& f) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
   for (std::int32_t t0 = t_begin; t0 <= t_end; t0 += 32) {
     const std::int32_t t = t0 + lane;
     const bool in = t <= t_end;
-    const float h = in ? p.high[base + t] : 0.0f;
-    const float l = in ? p.low[base + t] : 0.0f;
+    const float h = in && kRange ? p.high[base + t] : NAN;
+    const float l = in && kRange ? p.low[base + t] : NAN;
     const float c = in ? p.close[base + t] : 0.0f;
-    const float q = in ? p.quote_volume[base + t] : 0.0f;
+    const float q = in && kVolume ? p.quote_volume[base + t] : 0.0f;
     const int count = t_end - t0 + 1 < 32 ? t_end - t0 + 1 : 32;
     for (int j = 0; j < count; ++j) {
       const WarpHist hist{__shfl_sync(kFullMask, h, j), __shfl_sync(kFullMask, l, j), __shfl_sync(kFullMask, c, j),
@@ -66,9 +68,11 @@ __global__ static void series_kernel(PanelView p, IndicatorParams params, float*
   st.init(params);
   float mine[Ind::kOutputs];
   for (int k = 0; k < Ind::kOutputs; ++k) mine[k] = NAN;
-  warp_walk(p, base, 0, p.n_bars - 1, [&](const WarpHist& h, std::int32_t t, int j) {
+  constexpr bool kVolume = std::is_same_v<Ind, kernels::DollarVolumeState<float>>;
+  warp_walk<Ind::kUsesRange, kVolume>(p, base, 0, p.n_bars - 1, [&](const WarpHist& h, std::int32_t t, int j) {
     float o[Ind::kOutputs];
-    if (!kernels::bar_valid(h.h0, h.l0, h.c0)) {
+    const bool valid = Ind::kUsesRange ? kernels::bar_valid(h.h0, h.l0, h.c0) : kernels::finite_value(h.c0);
+    if (!valid) {
       st.reset();
       for (int k = 0; k < Ind::kOutputs; ++k) o[k] = NAN;
     } else {
@@ -94,7 +98,7 @@ __global__ static void features_kernel(PanelView p, kernels::FeatureParams param
   kernels::FeatureState<float> st;
   st.init(params);
   const std::int32_t len = t_end - t_begin;
-  warp_walk(p, base, 0, len, [&](const WarpHist& h, std::int32_t t, int) {
+  warp_walk<true, true>(p, base, 0, len, [&](const WarpHist& h, std::int32_t t, int) {
     // The window drawdown is queried only where the features are read: the last bar, or before a gap.
     const bool evaluate =
         t == len || !kernels::bar_valid(p.high[base + t + 1], p.low[base + t + 1], p.close[base + t + 1]);

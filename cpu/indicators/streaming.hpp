@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -54,7 +55,13 @@ class IndicatorStream {
   kernels::IndicatorKind kind() const { return kind_; }
   /// Consumes one bar and returns its outputs (NaN inside the lookback; a missing price resets the state).
   std::span<const T> update(float high, float low, float close, float qvol) {
-    if (!kernels::bar_valid(high, low, close)) {
+    const bool valid = std::visit(
+        [&](const auto& s) {
+          using Concrete = std::remove_cvref_t<decltype(s)>;
+          return Concrete::kUsesRange ? kernels::bar_valid(high, low, close) : kernels::finite_value(close);
+        },
+        state_);
+    if (!valid) {
       std::visit([](auto& s) { s.reset(); }, state_);
       for (auto& o : out_) o = T(NAN);
       return out_;

@@ -109,6 +109,7 @@ QTOS_HD inline T true_range(T high, T low, T prev_close) {
 template <class T>
 struct SmaState {
   static constexpr int kOutputs = 1;
+  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
   std::int32_t n = 0, count = 0;
   T shift = 0, sum = 0;
   /// Sets the period and clears the state.
@@ -139,6 +140,7 @@ struct SmaState {
 template <class T>
 struct EmaState {
   static constexpr int kOutputs = 1;
+  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
   std::int32_t n = 0, count = 0;
   T k = 0, sum = 0, value = 0;
   /// Sets the period and clears the state.
@@ -173,6 +175,7 @@ struct EmaState {
 template <class T>
 struct RsiState {
   static constexpr int kOutputs = 1;
+  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
   std::int32_t n = 0, count = 0;
   T prev = 0, gain = 0, loss = 0;
   /// Sets the period and clears the state.
@@ -214,6 +217,7 @@ struct RsiState {
 template <class T>
 struct AtrState {
   static constexpr int kOutputs = 1;
+  static constexpr bool kUsesRange = true;  ///< reads high/low (a bar also needs them to be valid)
   std::int32_t n = 0, count = 0;
   T prev_close = 0, value = 0;
   /// Sets the period and clears the state.
@@ -247,6 +251,7 @@ struct AtrState {
 template <class T>
 struct DmiState {
   static constexpr int kOutputs = 3;
+  static constexpr bool kUsesRange = true;  ///< reads high/low (a bar also needs them to be valid)
   std::int32_t n = 0, count = 0;
   T prev_high = 0, prev_low = 0, prev_close = 0, pdm = 0, mdm = 0, tr = 0, dx_sum = 0, adx = 0;
   /// Sets the period and clears the state.
@@ -333,6 +338,7 @@ struct WindowMoments {
 template <class T>
 struct BbandsState {
   static constexpr int kOutputs = 5;
+  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
   T k = 2;
   WindowMoments<T> w;
   /// Sets the period and width and clears the state.
@@ -371,6 +377,7 @@ struct BbandsState {
 template <class T>
 struct MacdState {
   static constexpr int kOutputs = 3;
+  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
   std::int32_t fast = 0, slow = 0, count = 0;
   T fast_k = 0, fast_sum = 0, fast_value = 0;
   EmaState<T> slow_ema, signal_ema;
@@ -424,6 +431,7 @@ struct MacdState {
 template <class T>
 struct RocState {
   static constexpr int kOutputs = 2;
+  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
   std::int32_t n = 0, count = 0;
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
@@ -449,6 +457,7 @@ struct RocState {
 template <class T>
 struct RvolState {
   static constexpr int kOutputs = 1;
+  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
   bool started = false;
   T prev = 0;
   WindowMoments<T> w;  // of the log returns
@@ -483,6 +492,7 @@ struct RvolState {
 template <class T>
 struct DollarVolumeState {
   static constexpr int kOutputs = 2;
+  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
   WindowMoments<T> w;
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { w.n = p.period; reset(); }
@@ -534,6 +544,7 @@ QTOS_HD inline T corwin_schultz(T high_a, T low_a, T high_b, T low_b) {
 template <class T>
 struct SpreadState {
   static constexpr int kOutputs = 1;
+  static constexpr bool kUsesRange = true;  ///< reads high/low (a bar also needs them to be valid)
   static constexpr std::int32_t kRing = 64;
   std::int32_t n = 0, count = 0;
   T prev_high = 0, prev_low = 0, prev_log_range = 0, sum = 0;
@@ -615,6 +626,7 @@ struct DrawdownSummary {
 template <class T>
 struct MaxDrawdownState {
   static constexpr int kOutputs = 1;
+  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
   static constexpr std::int32_t kBlock = 32;
   static constexpr std::int32_t kSlots = kMaxDrawdownWindowMax / kBlock + 2;
   std::int32_t n = 0, count = 0;
@@ -678,6 +690,14 @@ QTOS_HD inline bool bar_valid(T high, T low, T close) {
   return finite_value(high) && finite_value(low) && finite_value(close);
 }
 
+/// True when bar t can feed state `Ind`: a finite close, and a finite high and low when `Ind` reads them (so a
+/// close-only indicator never touches the high and low columns).
+template <class Ind>
+QTOS_HD inline bool bar_valid_for(const float* high, const float* low, const float* close, std::int64_t t) {
+  if (Ind::kUsesRange) return bar_valid(high[t], low[t], close[t]);
+  return finite_value(close[t]);
+}
+
 /// History accessor over one symbol's row of a structure-of-arrays panel at bar t.
 struct RowHist {
   const float* hi;  ///< high row
@@ -698,7 +718,7 @@ QTOS_HD inline void indicator_row_run(Ind& ind, const float* high, const float* 
                                       std::int32_t n, Out* out, std::int64_t plane) {
   T o[Ind::kOutputs];
   for (std::int32_t t = 0; t < n; ++t) {
-    if (!bar_valid(high[t], low[t], close[t])) {
+    if (!bar_valid_for<Ind>(high, low, close, t)) {
       ind.reset();
       for (int j = 0; j < Ind::kOutputs; ++j) out[j * plane + t] = Out(NAN);
       continue;
