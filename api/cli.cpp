@@ -36,8 +36,8 @@ int cli_main(int argc, char** argv) {
 
   verbs_version_register(app, ctx);
   verbs_config_register(app, ctx);
-  // verbs_data_register(app, ctx);
-  // verbs_demo_register(app, ctx);
+  verbs_data_register(app, ctx);
+  verbs_demo_register(app, ctx);
 
   try {
     app.parse(argc, argv);
