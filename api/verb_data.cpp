@@ -133,7 +133,8 @@ void verbs_data_register(CLI::App& app, CliContext&) {
                 rep.rows_kept, panel_path(ia->out).c_str(), panel.n_symbols(), panel.n_bars(),
                 interval_name(panel.interval_ms()).c_str());
     std::printf("bad rows skipped: %zu", rep.bad_rows());
-    for (const auto& [rule, n] : rep.bad_rows_by_rule) std::printf("%s %s=%zu", rule == rep.bad_rows_by_rule.begin()->first ? " (" : ",", rule.c_str(), n);
+    for (const auto& [rule, n] : rep.bad_rows_by_rule)
+      std::printf("%s%s=%zu", rule == rep.bad_rows_by_rule.begin()->first ? " (" : ", ", rule.c_str(), n);
     std::printf("%s\n", rep.bad_rows_by_rule.empty() ? "" : ")");
     std::printf("empty or unreadable files skipped: %zu\n", rep.bad_files);
     std::printf("duplicates: %zu identical dropped, %zu conflicting (first kept); out-of-order rows sorted: %zu\n",
