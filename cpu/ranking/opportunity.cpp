@@ -66,7 +66,10 @@ double safe_log(double x) { return std::log(std::max(x, 1e-12)); }
 double mean2(double a, double b) { return 0.5 * (a + b); }
 
 /// Volatility preference: no penalty within +-band robust-z of the median, linear penalty outside.
-double band_score(double z, double band) { return -std::max(0.0, std::fabs(z) - band); }
+double band_score(double z, double band) {
+  const double outside = std::fabs(z) - band;
+  return outside > 0.0 ? -outside : 0.0;  // +0.0 inside the band, not -0.0
+}
 
 }  // namespace
 
