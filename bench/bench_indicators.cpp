@@ -13,6 +13,7 @@
 
 #include <benchmark/benchmark.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include "cpu/backend/indicator_backend.hpp"
 #include "cpu/indicators/reference.hpp"
@@ -153,7 +154,9 @@ void BM_Reference(benchmark::State& state, Case c) {
   state.counters["bar_updates_per_s"] = updates / secs;
 }
 
-void BM_Backend(benchmark::State& state, Case c, const char* device) {
+/// `threads` = 0: all cores; 1: one TBB thread (a per-core rate, comparable with the single-threaded reference even
+/// when neighbours load the machine).
+void BM_Backend(benchmark::State& state, Case c, const char* device, int threads) {
   auto backends = qtos::indicator_backends();
   const qtos::IndicatorBackend* backend = nullptr;
   for (const auto& b : backends)
@@ -165,21 +168,24 @@ void BM_Backend(benchmark::State& state, Case c, const char* device) {
   const auto& p = panel();
   const auto v = p.view();
   std::vector<float> out(qtos::indicator_out_size(c.kind, v));
-  backend->series(v, c.kind, params_for(c.kind, 14), out);  // warm up (and upload the panel to a GPU)
+  tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
+  arena.execute([&] { backend->series(v, c.kind, params_for(c.kind, 14), out); });  // warm up (and upload to a GPU)
   double secs = 0, updates = 0;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
-    for (int period : kPeriods) {
-      backend->series(v, c.kind, params_for(c.kind, period), out);
-      updates += static_cast<double>(kSymbols) * kBars;
-    }
+    arena.execute([&] {
+      for (int period : kPeriods) {
+        backend->series(v, c.kind, params_for(c.kind, period), out);
+        updates += static_cast<double>(kSymbols) * kBars;
+      }
+    });
     benchmark::DoNotOptimize(out.data());
     secs += seconds_since(t0);
   }
   const int outputs = qtos::kernels::indicator_output_count(c.kind);
   const double rate = updates / secs;
   const double bytes = rate * 4.0 * (c.inputs + outputs);  // float inputs read + outputs written per bar update
-  Summary& sm = summary[std::string(device) + " " + c.name];
+  Summary& sm = summary[std::string(device) + (threads == 1 ? " 1-thread " : " ") + c.name];
   sm.rate = rate;
   sm.ratio = reference_rate.count(c.name) ? rate / reference_rate[c.name] : 0.0;
   sm.bytes = bytes;
@@ -196,8 +202,11 @@ const bool registered = [] {
         ->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
   for (const char* device : {"cpu", "cuda"})
     for (const Case& c : kCases)
-      benchmark::RegisterBenchmark((std::string("BM_Indicators/") + device + "/" + c.name).c_str(), BM_Backend, c, device)
+      benchmark::RegisterBenchmark((std::string("BM_Indicators/") + device + "/" + c.name).c_str(), BM_Backend, c, device, 0)
           ->Iterations(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+  for (const Case& c : kCases)
+    benchmark::RegisterBenchmark((std::string("BM_Indicators/cpu_1thread/") + c.name).c_str(), BM_Backend, c, "cpu", 1)
+        ->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
   return true;
 }();
 
@@ -210,8 +219,8 @@ int main(int argc, char** argv) {
   benchmark::Shutdown();
   std::printf("\n%d symbols x %d bars x 10 periods; triad %.2f GB/s (measured above)\n", kSymbols, kBars,
               triad_bytes_per_s / 1e9);
-  std::printf("%-14s %16s %12s %12s %10s\n", "indicator", "bar-updates/s", "x reference", "GB/s", "of triad");
+  std::printf("%-22s %16s %12s %12s %10s\n", "indicator", "bar-updates/s", "x reference", "GB/s", "of triad");
   for (const auto& [name, s] : summary)
-    std::printf("%-14s %16.4g %12.2f %12.2f %9.1f%%\n", name.c_str(), s.rate, s.ratio, s.bytes / 1e9, 100.0 * s.fraction);
+    std::printf("%-22s %16.4g %12.2f %12.2f %9.1f%%\n", name.c_str(), s.rate, s.ratio, s.bytes / 1e9, 100.0 * s.fraction);
   return 0;
 }

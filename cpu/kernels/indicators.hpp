@@ -96,12 +96,11 @@ QTOS_HD inline T qabs(T x) {
 /// Wilder's true range of a bar given the previous close.
 template <class T>
 QTOS_HD inline T true_range(T high, T low, T prev_close) {
-  T tr = high - low;
+  const T r = high - low;
   const T a = qabs(high - prev_close);
   const T b = qabs(low - prev_close);
-  if (a > tr) tr = a;
-  if (b > tr) tr = b;
-  return tr;
+  const T m = a > r ? a : r;
+  return b > m ? b : m;
 }
 
 /// Simple moving average over `n` inputs. Lookback n-1. Sums are kept relative to the first input (`shift_`)
@@ -192,17 +191,18 @@ struct RsiState {
     if (i == 0) { prev = x; return qnan<T>(); }
     const T d = x - prev;
     prev = x;
+    // Selects, not branches: the sign of a price change is a coin flip the branch predictor cannot learn.
+    const T up = d > T(0) ? d : T(0);
+    const T down = d < T(0) ? -d : T(0);
     if (i <= n) {
-      if (d < T(0)) loss -= d; else gain += d;
+      gain += up;
+      loss += down;
       if (i < n) return qnan<T>();
       gain /= T(n);
       loss /= T(n);
     } else {
-      loss *= T(n - 1);
-      gain *= T(n - 1);
-      if (d < T(0)) loss -= d; else gain += d;
-      loss /= T(n);
-      gain /= T(n);
+      gain = (gain * T(n - 1) + up) / T(n);
+      loss = (loss * T(n - 1) + down) / T(n);
     }
     const T total = gain + loss;
     return total != T(0) ? T(100) * (gain / total) : T(0);
@@ -269,9 +269,11 @@ struct DmiState {
     if (i == 0) { prev_high = high; prev_low = low; prev_close = close; return; }
     const T diff_p = high - prev_high;
     const T diff_m = prev_low - low;
-    T plus = T(0), minus = T(0);
-    if (diff_m > T(0) && diff_p < diff_m) minus = diff_m;
-    else if (diff_p > T(0) && diff_p > diff_m) plus = diff_p;
+    // TA-Lib's rule as selects (unpredictable branches cost more than the arithmetic).
+    const bool is_minus = (diff_m > T(0)) & (diff_p < diff_m);
+    const bool is_plus = !is_minus & (diff_p > T(0)) & (diff_p > diff_m);
+    const T minus = is_minus ? diff_m : T(0);
+    const T plus = is_plus ? diff_p : T(0);
     const T r = true_range(high, low, prev_close);
     prev_high = high; prev_low = low; prev_close = close;
     if (i < n) { pdm += plus; mdm += minus; tr += r; return; }
