@@ -36,6 +36,7 @@ int cli_main(int argc, char** argv) {
 
   verbs_version_register(app, ctx);
   verbs_config_register(app, ctx);
+  verbs_events_register(app, ctx);
   // verbs_data_register(app, ctx);
   // verbs_demo_register(app, ctx);
 
