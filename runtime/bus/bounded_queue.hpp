@@ -31,8 +31,10 @@ class BoundedQueue {
     }
   }
 
-  /// Moves `value` in and returns true, or returns false (leaving `value` untouched) when full. Any thread.
-  bool try_push(T& value) {
+  /// Claims a cell and constructs the element in place with `make(void* storage, std::size_t position)`; returns
+  /// false when full (without calling `make`). Any thread. `make` must not throw.
+  template <class Make>
+  bool try_emplace(Make&& make) {
     std::size_t pos = enqueue_pos_.load(std::memory_order_relaxed);
     Cell* cell;
     for (;;) {
@@ -47,24 +49,47 @@ class BoundedQueue {
         pos = enqueue_pos_.load(std::memory_order_relaxed);
       }
     }
-    ::new (static_cast<void*>(cell->storage)) T(std::move(value));
+    make(static_cast<void*>(cell->storage), pos);
     cell->seq.store(pos + 1, std::memory_order_release);
     return true;
   }
 
-  /// Moves the oldest element into `out` and returns true, or returns false when empty. Consumer thread only.
-  bool try_pop(T& out) {
+  /// Moves `value` in and returns true, or returns false (leaving `value` untouched) when full. Any thread.
+  bool try_push(T& value) {
+    return try_emplace([&value](void* storage, std::size_t) { ::new (storage) T(std::move(value)); });
+  }
+
+  /// Calls `use(T&)` on the oldest element in place, then destroys it and frees its cell (even when `use` throws);
+  /// returns false when empty. Consumer thread only.
+  template <class Use>
+  bool try_consume(Use&& use) {
     const std::size_t pos = dequeue_pos_.load(std::memory_order_relaxed);
     Cell& cell = cells_[pos & mask_];
     const std::size_t seq = cell.seq.load(std::memory_order_acquire);
     if (static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(pos + 1) < 0) return false;
     T* item = std::launder(reinterpret_cast<T*>(cell.storage));
-    out = std::move(*item);
-    item->~T();
-    dequeue_pos_.store(pos + 1, std::memory_order_relaxed);
-    cell.seq.store(pos + mask_ + 1, std::memory_order_release);
+    struct Release {
+      BoundedQueue* q;
+      Cell& cell;
+      T* item;
+      std::size_t pos;
+      ~Release() {
+        item->~T();
+        q->dequeue_pos_.store(pos + 1, std::memory_order_relaxed);
+        cell.seq.store(pos + q->mask_ + 1, std::memory_order_release);
+      }
+    } release{this, cell, item, pos};
+    use(*item);
     return true;
   }
+
+  /// Moves the oldest element into `out` and returns true, or returns false when empty. Consumer thread only.
+  bool try_pop(T& out) {
+    return try_consume([&out](T& item) { out = std::move(item); });
+  }
+
+  /// Elements ever pushed (claimed). Any thread.
+  std::size_t pushed() const { return enqueue_pos_.load(std::memory_order_relaxed); }
 
   /// Elements claimed by producers and not yet popped (approximate while producers run). Any thread.
   std::size_t size_approx() const {

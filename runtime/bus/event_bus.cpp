@@ -219,38 +219,25 @@ void EventBus::handler_failed(detail::Subscriber& sub, EventType type, const cha
                               .detail = "handler for " + std::string(event_type_name(type)) + " threw: " + what});
 }
 
-PostOutcome EventBus::post_any(AnyEvent event, bool droppable) {
-  if (on_owner_thread()) {
-    // The owner never blocks on its own queue: its posts wait in the local FIFO for the next drain or publish.
-    std::visit([this](auto& e) { e.header.id = ++next_id_; }, event);
-    ++metrics_.published;
-    pending_.push_back(std::move(event));
-    posted_.fetch_add(1, std::memory_order_relaxed);
-    return PostOutcome::queued;
-  }
-  const auto type_index = event.index();
-  detail::Posted item{std::move(event), steady_ns()};
-  if (!queue_.try_push(item)) {
-    if (droppable) {
-      dropped_[type_index].fetch_add(1, std::memory_order_relaxed);
-      return PostOutcome::dropped;
-    }
-    blocked_posts_.fetch_add(1, std::memory_order_relaxed);
-    for (unsigned spins = 0; !queue_.try_push(item); ++spins) {
-      if (spins < 64)
-        std::this_thread::yield();
-      else
-        std::this_thread::sleep_for(std::chrono::microseconds(20));
-    }
-  }
-  posted_.fetch_add(1, std::memory_order_relaxed);
-  // Pairs with the fence in wait_and_drain(): either the owner sees the event or we see that it sleeps.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (owner_waiting_.load(std::memory_order_relaxed)) {
-    std::lock_guard<std::mutex> lock(wake_mutex_);
-    wake_cv_.notify_one();
-  }
+PostOutcome EventBus::post_local(AnyEvent event) {
+  // The owner never blocks on its own queue: its posts wait in the local FIFO for the next drain or publish.
+  std::visit([this](auto& e) { e.header.id = ++next_id_; }, event);
+  ++metrics_.published;
+  ++owner_posted_;
+  pending_.push_back(std::move(event));
   return PostOutcome::queued;
+}
+
+void EventBus::backoff(unsigned spins) {
+  if (spins < 64)
+    std::this_thread::yield();
+  else
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+}
+
+void EventBus::notify_owner() {
+  std::lock_guard<std::mutex> lock(wake_mutex_);
+  wake_cv_.notify_one();
 }
 
 std::size_t EventBus::drain(std::size_t max) {
@@ -267,9 +254,9 @@ std::size_t EventBus::drain(std::size_t max) {
     if (!core_->garbage.empty()) core_->collect_garbage();
   }
   metrics_.queue_high_water = std::max(metrics_.queue_high_water, queue_.size_approx());
-  detail::Posted item;
-  while (n < max && queue_.try_pop(item)) {
-    metrics_.post_to_handler_ns.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, steady_ns() - item.posted_steady_ns)));
+  auto dispatch = [this](detail::Posted& item) {
+    if (item.posted_steady_ns != 0)
+      metrics_.post_to_handler_ns.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, steady_ns() - item.posted_steady_ns)));
     std::visit(
         [this](auto& e) {
           e.header.id = ++next_id_;
@@ -277,8 +264,8 @@ std::size_t EventBus::drain(std::size_t max) {
           dispatch_outermost(e);
         },
         item.event);
-    ++n;
-  }
+  };
+  while (n < max && queue_.try_consume(dispatch)) ++n;
   return n;
 }
 
@@ -298,7 +285,7 @@ std::size_t EventBus::wait_and_drain(std::chrono::nanoseconds timeout) {
 BusMetrics EventBus::metrics() const {
   check_owner("metrics");
   BusMetrics m = metrics_;
-  m.posted = posted_.load(std::memory_order_relaxed);
+  m.posted = queue_.pushed() + owner_posted_;
   m.blocked_posts = blocked_posts_.load(std::memory_order_relaxed);
   m.dropped = 0;
   for (std::size_t i = 0; i < kEventTypeCount; ++i) {

@@ -36,7 +36,7 @@ namespace qtos {
 struct BusOptions {
   std::size_t queue_capacity = 1 << 16;            ///< posted events in flight (power of two)
   TimeNs health_interval = 60 * kNsPerSecond;      ///< at most one HealthStatusChanged per failing subscriber per interval
-  std::uint32_t dispatch_sample_every = 64;        ///< time the dispatch of one event in this many (power of two)
+  std::uint32_t dispatch_sample_every = 64;        ///< time one event in this many (power of two): dispatch and post latency
   std::string name = "bus";                        ///< source of the bus's own events
 };
 
@@ -53,7 +53,7 @@ struct BusMetrics {
   std::size_t queue_capacity = 0;    ///< capacity of the post queue
   std::array<std::uint64_t, kEventTypeCount> dropped_by_type{};  ///< `dropped`, per EventType
   LatencyHistogram dispatch_ns;         ///< time to deliver one event to all its subscribers (sampled)
-  LatencyHistogram post_to_handler_ns;  ///< from post() to the start of delivery, every posted event
+  LatencyHistogram post_to_handler_ns;  ///< from post() to the start of delivery (sampled like dispatch_ns)
 };
 
 /// One subscriber's record, for health reporting and the API.
@@ -215,7 +215,25 @@ class EventBus {
   PostOutcome post(SourceName source, E event) {
     event.header.source = source;
     event.header.ts = clock_.now();
-    return post_any(AnyEvent(std::in_place_type<E>, std::move(event)), E::kDroppable);
+    if (on_owner_thread()) return post_local(AnyEvent(std::in_place_type<E>, std::move(event)));
+    // Built in place in the queue cell; every sampled position also carries a steady-clock stamp for latency.
+    auto make = [&](void* storage, std::size_t pos) {
+      ::new (storage) detail::Posted{AnyEvent(std::in_place_type<E>, std::move(event)),
+                                     (pos & sample_mask_) == 0 ? steady_now_ns() : 0};
+    };
+    if (queue_.try_emplace(make)) {
+      wake_owner();
+      return PostOutcome::queued;
+    }
+    if constexpr (E::kDroppable) {
+      dropped_[static_cast<std::size_t>(E::kType)].fetch_add(1, std::memory_order_relaxed);
+      return PostOutcome::dropped;
+    } else {
+      blocked_posts_.fetch_add(1, std::memory_order_relaxed);
+      for (unsigned spins = 0; !queue_.try_emplace(make); ++spins) backoff(spins);
+      wake_owner();
+      return PostOutcome::queued;
+    }
   }
 
   /// Delivers up to `max` queued events (local first, then posted, each in arrival order); returns how many.
@@ -290,7 +308,17 @@ class EventBus {
   void deliver_pending();
   void deliver_any(const AnyEvent& event);
   void handler_failed(detail::Subscriber& sub, EventType type, const char* what);
-  PostOutcome post_any(AnyEvent event, bool droppable);
+  PostOutcome post_local(AnyEvent event);
+  static std::int64_t steady_now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+  static void backoff(unsigned spins);
+  void wake_owner() {
+    // Pairs with the fence in wait_and_drain(): either the owner sees the event or we see that it sleeps.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (owner_waiting_.load(std::memory_order_relaxed)) notify_owner();
+  }
+  void notify_owner();
 
   Clock& clock_;
   BusOptions options_;
@@ -302,7 +330,8 @@ class EventBus {
   BusMetrics metrics_;            // owner-thread counters
   detail::BoundedQueue<detail::Posted> queue_;
   // Counters written by producers.
-  std::atomic<std::uint64_t> posted_{0}, blocked_posts_{0};
+  std::uint64_t owner_posted_ = 0;
+  std::atomic<std::uint64_t> blocked_posts_{0};
   std::array<std::atomic<std::uint64_t>, kEventTypeCount> dropped_{};
   // Owner sleep/wake handshake for wait_and_drain().
   std::atomic<bool> owner_waiting_{false};

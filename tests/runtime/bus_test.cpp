@@ -268,7 +268,7 @@ TEST(EventBus, PublishFromAnotherThreadIsMisuse) {
 
 TEST(EventBus, PostedEventsArriveInOrderFromEachProducer) {
   SimClock clock;
-  EventBus bus(clock, BusOptions{.queue_capacity = 1024});
+  EventBus bus(clock, BusOptions{.queue_capacity = 1024, .dispatch_sample_every = 1});
   constexpr int kProducers = 3, kEach = 2000;
   std::vector<std::vector<std::uint64_t>> got(kProducers);
   std::uint64_t last_id = 0;
