@@ -42,7 +42,8 @@ class BoundedQueue {
       const std::size_t seq = cell->seq.load(std::memory_order_acquire);
       const auto dif = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(pos);
       if (dif == 0) {
-        if (enqueue_pos_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
+        // seq_cst: the bus's sleep/wake handshake relies on this claim being ordered with the owner's flag.
+        if (enqueue_pos_.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) break;
       } else if (dif < 0) {
         return false;
       } else {
@@ -93,8 +94,8 @@ class BoundedQueue {
 
   /// Elements claimed by producers and not yet popped (approximate while producers run). Any thread.
   std::size_t size_approx() const {
-    const std::size_t tail = enqueue_pos_.load(std::memory_order_acquire);
-    const std::size_t head = dequeue_pos_.load(std::memory_order_acquire);
+    const std::size_t tail = enqueue_pos_.load(std::memory_order_seq_cst);
+    const std::size_t head = dequeue_pos_.load(std::memory_order_seq_cst);
     return tail >= head ? tail - head : 0;
   }
   /// Maximum number of elements.

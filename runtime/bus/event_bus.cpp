@@ -272,8 +272,7 @@ std::size_t EventBus::drain(std::size_t max) {
 std::size_t EventBus::wait_and_drain(std::chrono::nanoseconds timeout) {
   const std::size_t n = drain();
   if (n > 0) return n;
-  owner_waiting_.store(true, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  owner_waiting_.store(true, std::memory_order_seq_cst);
   {
     std::unique_lock<std::mutex> lock(wake_mutex_);
     wake_cv_.wait_for(lock, timeout, [this] { return queue_.size_approx() > 0; });

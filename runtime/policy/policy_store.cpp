@@ -52,7 +52,7 @@ Result<std::shared_ptr<const Policy>> PolicyStore::update(std::uint64_t expected
   if (reason.empty()) throw std::invalid_argument("PolicyStore::update: reason is empty; every change needs a why");
   if (author.empty()) throw std::invalid_argument("PolicyStore::update: author is empty; every change needs a who");
   if (!mutation) throw std::invalid_argument("PolicyStore::update: the mutation is empty");
-  std::lock_guard<std::mutex> lock(write_mutex_);
+  std::unique_lock<std::mutex> lock(write_mutex_);
   const std::shared_ptr<const Policy> cur = current();
   if (cur->version != expected_version)
     return Error{"conflict", "policy update by '" + std::string(author) + "' expected version " +
@@ -78,7 +78,10 @@ Result<std::shared_ptr<const Policy>> PolicyStore::update(std::uint64_t expected
   const std::vector<std::string> changed = policy_changed_fields(*cur, next);
   auto installed = std::make_shared<const Policy>(std::move(next));
   install(installed);
+  lock.unlock();
   spdlog::info("policy v{} by {}: {} ({})", installed->version, installed->updated_by, installed->reason, join(changed));
+  // Published after the lock is released: a post that waits for room in a full queue must never hold a lock the
+  // bus owner may need. Concurrent writers' events can therefore arrive out of version order; `version` decides.
   if (bus_) {
     PolicyUpdated ev{.version = installed->version,
                      .previous_version = cur->version,

@@ -36,7 +36,8 @@ class PolicyStore {
   /// Applies `mutation` to a copy of the policy at `expected_version` and stores it as the next version. Errors
   /// (values): "conflict" when the policy is no longer at `expected_version` (another writer won; nothing is
   /// lost, re-read and retry), "invalid_policy" naming the broken field (nothing stored), "storage" when the
-  /// backend failed. Throws std::invalid_argument when `reason` or `author` is empty.
+  /// backend failed. Throws std::invalid_argument when `reason` or `author` is empty. The PolicyUpdated of an
+  /// accepted change is published synchronously on the bus owner thread and posted from other threads.
   Result<std::shared_ptr<const Policy>> update(std::uint64_t expected_version,
                                                const std::function<void(Policy&)>& mutation, std::string_view reason,
                                                std::string_view author);

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/bus/event_bus.hpp"
+#include "runtime/bus/owner_loop.hpp"
 #include "runtime/clock/clock.hpp"
 
 namespace qtos {
@@ -391,6 +392,45 @@ TEST(LatencyHistogram, PercentilesAreWithinOneBucket) {
   EXPECT_GE(p99, 9900u);
   EXPECT_LE(p99, 10000u);
   EXPECT_EQ(h.percentile(0.0), 1u);
+}
+
+}  // namespace
+}  // namespace qtos
+
+namespace qtos {
+namespace {
+
+TEST(OwnerLoop, DeliversPostsAndFiresTimersOnTheOwnerThread) {
+  LiveClock clock;
+  EventBus bus(clock);
+  std::atomic<int> fills{0}, ticks{0};
+  std::atomic<bool> wrong_thread{false};
+  std::thread::id owner;
+  auto s = bus.subscribe<OrderFilled>("sink", [&](const OrderFilled&) {
+    wrong_thread = wrong_thread || std::this_thread::get_id() != owner;
+    fills.fetch_add(1);
+  });
+  auto t = clock.schedule_every(kNsPerMillisecond, [&](TimeNs) { ticks.fetch_add(1); });
+  std::atomic<bool> stop{false};
+  std::atomic<bool> started{false};
+  std::uint64_t delivered = 0;
+  std::thread loop([&] {
+    owner = std::this_thread::get_id();
+    started = true;
+    delivered = bus_run(bus, clock, stop, std::chrono::milliseconds(2));
+  });
+  while (!started) std::this_thread::yield();
+  for (int i = 0; i < 100; ++i) bus.post("exchange", OrderFilled{.order_id = static_cast<std::uint64_t>(i)});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((fills.load() < 100 || ticks.load() < 3) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  stop = true;
+  loop.join();
+  bus.bind_owner_thread();
+  EXPECT_EQ(fills.load(), 100);
+  EXPECT_GE(ticks.load(), 3);
+  EXPECT_EQ(delivered, 100u);
+  EXPECT_FALSE(wrong_thread.load());
 }
 
 }  // namespace
