@@ -27,6 +27,7 @@ void verbs_version_register(CLI::App& app, CliContext& ctx);  ///< `qtos version
 void verbs_config_register(CLI::App& app, CliContext& ctx);   ///< `qtos config show`
 void verbs_data_register(CLI::App& app, CliContext& ctx);     ///< `qtos data synth|import|info`
 void verbs_demo_register(CLI::App& app, CliContext& ctx);     ///< `qtos demo`, the main job of `make run`
+void verbs_events_register(CLI::App& app, CliContext& ctx);   ///< `qtos events dump FILE`
 void verbs_rank_register(CLI::App& app, CliContext& ctx);        ///< `qtos rank`
 void verbs_indicators_register(CLI::App& app, CliContext& ctx);  ///< `qtos indicators`
 
