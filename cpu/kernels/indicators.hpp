@@ -201,8 +201,9 @@ struct RsiState {
       gain /= T(n);
       loss /= T(n);
     } else {
-      gain = (gain * T(n - 1) + up) / T(n);
-      loss = (loss * T(n - 1) + down) / T(n);
+      const T inv_n = T(1) / T(n);  // loop-invariant
+      gain = (gain * T(n - 1) + up) * inv_n;
+      loss = (loss * T(n - 1) + down) * inv_n;
     }
     const T total = gain + loss;
     return total != T(0) ? T(100) * (gain / total) : T(0);
@@ -236,7 +237,7 @@ struct AtrState {
     prev_close = close;
     if (i < n) { value += tr; return qnan<T>(); }
     if (i == n) { value = (value + tr) / T(n); return value; }
-    value = (value * T(n - 1) + tr) / T(n);
+    value = (value * T(n - 1) + tr) * (T(1) / T(n));  // loop-invariant reciprocal
     return value;
   }
   /// One bar.
@@ -278,15 +279,17 @@ struct DmiState {
     prev_high = high; prev_low = low; prev_close = close;
     if (i < n) { pdm += plus; mdm += minus; tr += r; return; }
     const T nn = T(n);
-    pdm = pdm - pdm / nn + plus;
-    mdm = mdm - mdm / nn + minus;
-    tr = tr - tr / nn + r;
+    const T inv_n = T(1) / nn;  // loop-invariant; multiplications keep the three Wilder chains short
+    pdm = pdm - pdm * inv_n + plus;
+    mdm = mdm - mdm * inv_n + minus;
+    tr = tr - tr * inv_n + r;
     T pdi = T(0), mdi = T(0);
     bool dx_defined = false;
     T dx = T(0);
     if (tr != T(0)) {
-      pdi = T(100) * (pdm / tr);
-      mdi = T(100) * (mdm / tr);
+      const T scale = T(100) / tr;
+      pdi = pdm * scale;
+      mdi = mdm * scale;
       const T s = pdi + mdi;
       if (s != T(0)) { dx = T(100) * (qabs(mdi - pdi) / s); dx_defined = true; }
     }
@@ -296,7 +299,7 @@ struct DmiState {
     if (i == 2 * n - 1) {
       adx = (dx_sum + dx) / nn;
     } else if (dx_defined) {
-      adx = (adx * T(n - 1) + dx) / nn;
+      adx = (adx * T(n - 1) + dx) * inv_n;
     }
     out[2] = adx;
   }
@@ -326,7 +329,7 @@ struct WindowMoments {
       m2 += d * (x - mean);
     } else {
       const double prev = mean;
-      mean += (x - old) / double(n);
+      mean += (x - old) * (1.0 / double(n));  // n is loop-invariant: the compiler hoists the reciprocal
       m2 += (x - old) * ((x - mean) + (old - prev));
     }
     return count >= n;
