@@ -69,6 +69,8 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
                                 " bars is too large; expected at most 2e9");
   if (!(opt.late_listing_fraction >= 0 && opt.late_listing_fraction <= 1) || !(opt.gap_rate >= 0 && opt.gap_rate < 0.5))
     throw std::invalid_argument("synth: late_listing_fraction must be in [0,1] and gap_rate in [0,0.5)");
+  if (!(opt.planted_momentum >= 0 && opt.planted_momentum <= 2))
+    throw std::invalid_argument("synth: planted_momentum " + std::to_string(opt.planted_momentum) + " must be in [0, 2]");
 
   const std::int32_t T = opt.n_bars;
   const double bars_per_year = interval_bars_per_year(opt.interval_ms);
@@ -98,12 +100,13 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
     }
     const auto& p = kRegimes[static_cast<int>(regime)];
     var = gw + ga * prev_r * prev_r + gb * var;
-    const double sigma = std::sqrt(var) * p.vol_mult;
-    const double r = p.drift_annual * dt + sigma * mrng.normal();
+    const double vol_mult = opt.random_walk ? 1.0 : p.vol_mult;
+    const double sigma = std::sqrt(var) * vol_mult;
+    const double r = (opt.random_walk ? 0.0 : p.drift_annual * dt) + sigma * mrng.normal();
     regimes[static_cast<std::size_t>(t)] = regime;
     factor[static_cast<std::size_t>(t)] = r;
     factor_sigma[static_cast<std::size_t>(t)] = sigma;
-    prev_r = r / p.vol_mult;  // GARCH reacts to the unscaled shock so a crash does not persist for weeks
+    prev_r = r / vol_mult;  // GARCH reacts to the unscaled shock so a crash does not persist for weeks
   }
 
   std::vector<std::string> names;
@@ -136,7 +139,7 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
       auto n = m.panel.series_mut(Column::trades, s);
 
       const double ivar0 = idio_vol * idio_vol * dt;
-      double ivar = ivar0, prev_e = 0.0, log_p = log_price0, anchor = log_price0;
+      double ivar = ivar0, prev_e = 0.0, log_p = log_price0, anchor = log_price0, trend = 0.0;
       const double daily_liq = std::exp(log_liq);
       for (std::int32_t t = listing; t < T; ++t) {
         const auto ti = static_cast<std::size_t>(t);
@@ -147,7 +150,12 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
         const double e = std::sqrt(ivar) * tail * rng.normal();
         prev_e = e / tail;
         double r = beta * factor[ti] + e;
-        if (m.regimes[ti] == Regime::ranging) r -= 0.02 * (log_p - anchor);  // mean reversion while ranging
+        if (m.regimes[ti] == Regime::ranging && !opt.random_walk) r -= 0.02 * (log_p - anchor);  // mean reversion while ranging
+        if (opt.planted_momentum > 0) {
+          const double bar_vol = std::sqrt(beta * beta * factor_sigma[ti] * factor_sigma[ti] + ivar);
+          r += opt.planted_momentum * bar_vol * (trend > 0 ? 1.0 : (trend < 0 ? -1.0 : 0.0));
+          trend += 0.1 * (r - trend);
+        }
         anchor += 0.01 * (log_p - anchor);
         const bool gap = rng.uniform() < opt.gap_rate;
         const double log_open = log_p + 0.05 * std::sqrt(ivar) * rng.normal();

@@ -29,6 +29,11 @@ struct SynthOptions {
   std::int64_t t0_ms = 1'704'067'200'000;  ///< 2024-01-01T00:00:00Z
   double late_listing_fraction = 0.15;      ///< share of symbols listed after the first bar
   double gap_rate = 0.0005;                 ///< chance per symbol and bar of a missing bar (exchange outage)
+  /// Planted, tradeable momentum: each bar's return gains planted_momentum x the bar's volatility in the
+  /// direction of the symbol's last ~10 bars (an EMA of its returns). 0 = none; 0.3 is a strong edge.
+  double planted_momentum = 0.0;
+  /// A pure random walk: no regime drift, constant regime volatility, no mean reversion while ranging.
+  bool random_walk = false;
 };
 
 /// A generated market: the panel and the regime of every bar.

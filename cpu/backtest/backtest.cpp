@@ -1,0 +1,292 @@
+#include "cpu/backtest/backtest.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include <tbb/blocked_range.h>
+#include <tbb/blocked_range2d.h>
+#include <tbb/parallel_for.h>
+
+#include "cpu/kernels/indicators.hpp"
+
+namespace qtos {
+
+using kernels::BacktestAccum;
+using kernels::BacktestState;
+using kernels::Genome;
+using kernels::PanelView;
+using kernels::StrategyFeature;
+
+namespace {
+
+constexpr std::int32_t plane(StrategyFeature f) { return static_cast<std::int32_t>(f); }
+
+/// One symbol's feature planes in double (states restart after a missing bar).
+void features_symbol(const PanelView& p, std::int32_t s, double* out, std::int64_t plane_size) {
+  using namespace kernels;
+  EmaState<double> ema[6];
+  RsiState<double> rsi[3];
+  BbandsState<double> bb[3];
+  DmiState<double> dmi[3];
+  RocState<double> roc[4];
+  AtrState<double> atr;
+  auto init_all = [&] {
+    for (int i = 0; i < 6; ++i) ema[i].init_period(kEmaPeriods[i]);
+    for (int i = 0; i < 3; ++i) {
+      rsi[i].init(IndicatorParams{kRsiPeriods[i], 26, 9, 2.0});
+      bb[i].init(IndicatorParams{kBbPeriods[i], 26, 9, 1.0});  // k = 1: upper - middle is the standard deviation
+      dmi[i].init(IndicatorParams{kAdxPeriods[i], 26, 9, 2.0});
+    }
+    for (int i = 0; i < 4; ++i) roc[i].init(IndicatorParams{kRocPeriods[i], 26, 9, 2.0});
+    atr.init(IndicatorParams{kStrategyAtrPeriod, 26, 9, 2.0});
+  };
+  init_all();
+  const float* hi = p.high + p.at(s, 0);
+  const float* lo = p.low + p.at(s, 0);
+  const float* cl = p.close + p.at(s, 0);
+  std::int32_t seg = 0;  // first bar since the last reset
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (std::int32_t t = 0; t < p.n_bars; ++t) {
+    double* o = out + p.at(s, t);
+    auto put = [&](std::int32_t pl, double v) { o[pl * plane_size] = v; };
+    const double h = hi[t], l = lo[t], c = cl[t];
+    if (!(std::isfinite(h) && std::isfinite(l) && std::isfinite(c))) {
+      for (std::int32_t k = 0; k < kStrategyFeatureCount; ++k) put(k, nan);
+      init_all();
+      seg = t + 1;
+      continue;
+    }
+    auto lag = [&](std::int32_t n) { return t - n >= seg ? double(cl[t - n]) : 0.0; };
+    for (int i = 0; i < 6; ++i) put(plane(StrategyFeature::ema0) + i, ema[i].update(c));
+    double tmp[5];
+    for (int i = 0; i < 3; ++i) {
+      put(plane(StrategyFeature::rsi0) + i, rsi[i].update(c));
+      bb[i].update(c, lag(kBbPeriods[i]), tmp);
+      put(plane(StrategyFeature::bb_mid0) + i, tmp[0]);
+      put(plane(StrategyFeature::bb_sd0) + i, tmp[1] - tmp[0]);
+      dmi[i].update(h, l, c, tmp);
+      put(plane(StrategyFeature::adx0) + i, tmp[2]);
+    }
+    for (int i = 0; i < 4; ++i) {
+      roc[i].update(c, lag(kRocPeriods[i]), tmp);
+      put(plane(StrategyFeature::roc0) + i, tmp[0]);
+    }
+    put(plane(StrategyFeature::atr), atr.update(h, l, c));
+  }
+}
+
+template <class T>
+struct PlaneReader {
+  const T* base;
+  std::int64_t plane_size;
+  T operator()(std::int32_t p) const { return base[p * plane_size]; }
+};
+
+/// Runs one genome on one symbol with the shared step (T = float in the backend, double in the reference).
+template <class T, class Sink>
+BacktestAccum run_one(const BacktestRequest& r, const T* feats, const Genome& g, std::int32_t s, Sink& sink) {
+  const PanelView& p = r.panel;
+  BacktestState<T> st;
+  st.init(T(r.costs.capital / p.n_symbols));
+  const std::int64_t ps = r.features->plane_size;
+  for (std::int32_t t = r.t_begin; t < r.t_end; ++t) {
+    const std::int64_t at = p.at(s, t);
+    const PlaneReader<T> f{feats + at, ps};
+    st.step(g, r.costs, t, T(p.open[at]), T(p.high[at]), T(p.low[at]), T(p.close[at]), f, t == r.t_end - 1, sink);
+  }
+  st.finish();
+  return st.acc;
+}
+
+void merge_genomes(const BacktestRequest& r, BacktestResult& out) {
+  const std::size_t P = r.genomes.size(), S = static_cast<std::size_t>(r.panel.n_symbols);
+  out.genome.assign(P, BacktestAccum{});
+  for (std::size_t g = 0; g < P; ++g)
+    for (std::size_t s = 0; s < S; ++s) out.genome[g].merge(out.genome_symbol[g * S + s]);
+}
+
+class BacktestCpu final : public BacktestBackend {
+ public:
+  std::string_view name() const override { return "cpu"; }
+
+ protected:
+  void run_checked(const BacktestRequest& r, BacktestResult& out) const override {
+    const std::size_t P = r.genomes.size(), S = static_cast<std::size_t>(r.panel.n_symbols);
+    out.genome_symbol.assign(P * S, BacktestAccum{});
+    const float* feats = r.features->f32.data();
+    // Genome tiles x symbols: each (genome, symbol) cell is written by exactly one task, so the result does not
+    // depend on the schedule; the merge over symbols runs afterwards in symbol order.
+    tbb::parallel_for(tbb::blocked_range2d<std::size_t>(0, P, 16, 0, S, 1), [&](const tbb::blocked_range2d<std::size_t>& br) {
+      kernels::NoTradeSink sink;
+      for (std::size_t s = br.cols().begin(); s != br.cols().end(); ++s)
+        for (std::size_t g = br.rows().begin(); g != br.rows().end(); ++g)
+          out.genome_symbol[g * S + s] = run_one<float>(r, feats, r.genomes[g], static_cast<std::int32_t>(s), sink);
+    });
+    merge_genomes(r, out);
+  }
+};
+
+}  // namespace
+
+StrategyFeatures strategy_features_compute(const PanelView& panel, bool with_double) {
+  if (panel.n_symbols < 0 || panel.n_bars < 0 || panel.stride < panel.n_bars)
+    throw std::invalid_argument("strategy features: malformed panel view (" + std::to_string(panel.n_symbols) + " symbols, " +
+                                std::to_string(panel.n_bars) + " bars, stride " + std::to_string(panel.stride) + ")");
+  StrategyFeatures f;
+  f.plane_size = panel.n_symbols * panel.stride;
+  const std::size_t total = static_cast<std::size_t>(f.plane_size) * kernels::kStrategyFeatureCount;
+  f.f32.assign(total, std::numeric_limits<float>::quiet_NaN());
+  if (with_double) f.f64.assign(total, std::numeric_limits<double>::quiet_NaN());
+  tbb::parallel_for(tbb::blocked_range<std::int32_t>(0, panel.n_symbols, 1), [&](const tbb::blocked_range<std::int32_t>& br) {
+    std::vector<double> tmp(total == 0 ? 0 : static_cast<std::size_t>(kernels::kStrategyFeatureCount) * static_cast<std::size_t>(panel.stride));
+    for (std::int32_t s = br.begin(); s != br.end(); ++s) {
+      // Computed into a one-symbol scratch laid out like the bank (plane size = stride, symbol 0).
+      PanelView one = panel;
+      one.open = panel.open + panel.at(s, 0);
+      one.high = panel.high + panel.at(s, 0);
+      one.low = panel.low + panel.at(s, 0);
+      one.close = panel.close + panel.at(s, 0);
+      one.n_symbols = 1;
+      features_symbol(one, 0, tmp.data(), panel.stride);
+      for (std::int32_t k = 0; k < kernels::kStrategyFeatureCount; ++k)
+        for (std::int32_t t = 0; t < panel.n_bars; ++t) {
+          const double v = tmp[static_cast<std::size_t>(k * panel.stride + t)];
+          const auto at = static_cast<std::size_t>(k * f.plane_size + panel.at(s, t));
+          f.f32[at] = static_cast<float>(v);
+          if (with_double) f.f64[at] = v;
+        }
+    }
+  });
+  return f;
+}
+
+BacktestMetrics backtest_metrics(const BacktestAccum& a, double bars_per_year) {
+  BacktestMetrics m;
+  m.observations = a.n;
+  m.trades = a.trades;
+  m.total_return = a.accounts > 0 ? a.ret_sum / a.accounts : 0.0;
+  m.max_drawdown = a.max_dd;
+  m.win_rate = a.trades > 0 ? a.wins / a.trades : 0.0;
+  m.profit_factor = a.gross_loss > 0 ? a.gross_win / a.gross_loss
+                                     : (a.gross_win > 0 ? std::numeric_limits<double>::infinity() : 0.0);
+  m.avg_trade = a.trades > 0 ? a.trade_ret_sum / a.trades : 0.0;
+  m.exposure = a.n > 0 ? a.bars_in_pos / a.n : 0.0;
+  if (a.n >= 2) {
+    const double mean = a.sum / a.n;
+    const double m2 = std::max(0.0, a.sum2 / a.n - mean * mean);
+    const double sd = std::sqrt(m2);
+    // A flat account has rounding-level variance; below 1e-12 per bar it is treated as no variance at all.
+    if (sd > 1e-12) {
+      m.sr_bar = mean / sd;
+      m.sharpe = m.sr_bar * std::sqrt(bars_per_year);
+      const double m3 = a.sum3 / a.n - 3 * mean * a.sum2 / a.n + 2 * mean * mean * mean;
+      const double m4 = a.sum4 / a.n - 4 * mean * a.sum3 / a.n + 6 * mean * mean * a.sum2 / a.n - 3 * mean * mean * mean * mean;
+      m.skew = m3 / (m2 * sd);
+      m.kurtosis = m4 / (m2 * m2);
+    }
+    const double dd = std::sqrt(a.down2 / a.n);
+    m.sortino = dd > 1e-12 ? mean / dd * std::sqrt(bars_per_year) : 0.0;
+  }
+  return m;
+}
+
+BacktestRequest backtest_request_check(BacktestRequest r) {
+  const PanelView& p = r.panel;
+  if (p.n_symbols < 0 || p.n_bars < 0 || p.stride < p.n_bars)
+    throw std::invalid_argument("backtest: malformed panel view (" + std::to_string(p.n_symbols) + " symbols, " +
+                                std::to_string(p.n_bars) + " bars)");
+  if (r.t_end < 0) r.t_end = p.n_bars;
+  if (r.t_begin < 0 || r.t_begin > r.t_end || r.t_end > p.n_bars)
+    throw std::invalid_argument("backtest window [" + std::to_string(r.t_begin) + ", " + std::to_string(r.t_end) +
+                                ") is not inside the panel's " + std::to_string(p.n_bars) + " bars");
+  if (r.features == nullptr || r.features->plane_size != p.n_symbols * p.stride ||
+      r.features->f32.size() != static_cast<std::size_t>(r.features->plane_size) * kernels::kStrategyFeatureCount)
+    throw std::invalid_argument("backtest: the feature bank does not belong to this panel (use strategy_features_compute)");
+  const auto& c = r.costs;
+  if (!(c.fee >= 0 && c.fee < 0.1) || !(c.slippage >= 0 && c.slippage < 0.1))
+    throw std::invalid_argument("backtest costs: fee " + std::to_string(c.fee) + " and slippage " + std::to_string(c.slippage) +
+                                " must be fractions in [0, 0.1)");
+  if (!(c.capital > 0) || !std::isfinite(c.capital) || !(c.bars_per_year > 0))
+    throw std::invalid_argument("backtest costs: capital and bars_per_year must be positive");
+  for (std::size_t i = 0; i < r.genomes.size(); ++i) {
+    const Genome n = kernels::genome_normalize(r.genomes[i]);
+    if (std::memcmp(&n, &r.genomes[i], sizeof(Genome)) != 0)
+      throw std::invalid_argument("backtest: genome " + std::to_string(i) + " is not normalised (pass it through genome_normalize)");
+  }
+  return r;
+}
+
+BacktestResult BacktestBackend::run(const BacktestRequest& req) const {
+  const BacktestRequest r = backtest_request_check(req);
+  BacktestResult out;
+  if (r.genomes.empty()) return out;
+  if (r.panel.n_symbols == 0) {
+    out.genome.assign(r.genomes.size(), BacktestAccum{});
+    return out;
+  }
+  run_checked(r, out);
+  if (!r.per_symbol) out.genome_symbol.clear();
+  return out;
+}
+
+std::vector<std::unique_ptr<BacktestBackend>> backtest_backends() {
+  std::vector<std::unique_ptr<BacktestBackend>> v;
+  v.push_back(std::make_unique<BacktestCpu>());
+  return v;
+}
+
+namespace detail {
+std::unique_ptr<BacktestBackend> backtest_cpu_backend() { return std::make_unique<BacktestCpu>(); }
+}  // namespace detail
+
+BacktestResult backtest_serial(const BacktestRequest& req) {
+  const BacktestRequest r = backtest_request_check(req);
+  if (r.features->f64.size() != r.features->f32.size())
+    throw std::invalid_argument("backtest_serial: the feature bank has no double planes (strategy_features_compute(panel, true))");
+  BacktestResult out;
+  const std::size_t P = r.genomes.size(), S = static_cast<std::size_t>(r.panel.n_symbols);
+  out.genome_symbol.assign(P * S, BacktestAccum{});
+  kernels::NoTradeSink sink;
+  for (std::size_t g = 0; g < P; ++g)
+    for (std::size_t s = 0; s < S; ++s)
+      out.genome_symbol[g * S + s] = run_one<double>(r, r.features->f64.data(), r.genomes[g], static_cast<std::int32_t>(s), sink);
+  merge_genomes(r, out);
+  if (!r.per_symbol) out.genome_symbol.clear();
+  return out;
+}
+
+std::vector<TradeRecord> backtest_trades(const BacktestRequest& req, std::size_t genome_index, BacktestAccum* accum_out) {
+  const BacktestRequest r = backtest_request_check(req);
+  if (genome_index >= r.genomes.size())
+    throw std::invalid_argument("backtest_trades: genome index " + std::to_string(genome_index) + " is out of range (" +
+                                std::to_string(r.genomes.size()) + " genomes)");
+  if (r.features->f64.size() != r.features->f32.size())
+    throw std::invalid_argument("backtest_trades: the feature bank has no double planes (strategy_features_compute(panel, true))");
+  std::vector<TradeRecord> trades;
+  BacktestAccum total;
+  for (std::int32_t s = 0; s < r.panel.n_symbols; ++s) {
+    auto sink = [&](const kernels::TradeEvent& e) { trades.push_back(TradeRecord{s, e}); };
+    total.merge(run_one<double>(r, r.features->f64.data(), r.genomes[genome_index], s, sink));
+  }
+  if (accum_out != nullptr) *accum_out = total;
+  return trades;
+}
+
+const char* exit_reason_name(kernels::ExitReason r) {
+  switch (r) {
+    case kernels::ExitReason::signal: return "signal";
+    case kernels::ExitReason::stop: return "stop";
+    case kernels::ExitReason::target: return "target";
+    case kernels::ExitReason::trail: return "trail";
+    case kernels::ExitReason::max_hold: return "max_hold";
+    case kernels::ExitReason::gap: return "gap";
+    case kernels::ExitReason::end: return "end";
+  }
+  return "?";
+}
+
+}  // namespace qtos
