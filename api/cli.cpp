@@ -42,6 +42,8 @@ int cli_main(int argc, char** argv) {
   verbs_events_register(app, ctx);
   verbs_rank_register(app, ctx);
   verbs_indicators_register(app, ctx);
+  verbs_evolve_register(app, ctx);
+  verbs_backtest_strategy_register(app, ctx);
 
   // Name an unknown verb instead of CLI11's generic "a subcommand is required".
   for (int i = 1; i < argc; ++i) {

@@ -25,6 +25,8 @@ struct SynthArgs {
   std::uint64_t seed = 42;
   std::string start = "2024-01-01";
   std::string out;
+  double planted_momentum = 0.0;
+  bool random_walk = false;
 };
 
 struct ImportArgs {
@@ -89,6 +91,10 @@ void verbs_data_register(CLI::App& app, CliContext&) {
   synth->add_option("--seed", sa->seed, "random seed")->capture_default_str();
   synth->add_option("--start", sa->start, "open time of the first bar (YYYY-MM-DD[THH:MM:SSZ])")->capture_default_str();
   synth->add_option("--out", sa->out, "output directory (writes DIR/panel.qtp)")->required();
+  synth->add_option("--planted-momentum", sa->planted_momentum,
+                    "plant a tradeable momentum edge of this strength (x bar volatility; 0 = none, 0.15 = clear)")
+      ->capture_default_str();
+  synth->add_flag("--random-walk", sa->random_walk, "a pure random walk: no regime drift or mean reversion (nothing to find)");
   synth->callback([sa] {
     SynthOptions opt;
     opt.n_symbols = sa->symbols;
@@ -96,6 +102,8 @@ void verbs_data_register(CLI::App& app, CliContext&) {
     opt.interval_ms = interval_parse_ms(sa->interval, "--interval");
     opt.seed = sa->seed;
     opt.t0_ms = time_parse(sa->start, "--start");
+    opt.planted_momentum = sa->planted_momentum;
+    opt.random_walk = sa->random_walk;
     Progress progress("synth", static_cast<std::uint64_t>(std::max(opt.n_symbols, 0)));
     auto market = synth_generate(opt, [&](std::int32_t done) { progress.update(static_cast<std::uint64_t>(done)); });
     progress.finish();

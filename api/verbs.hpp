@@ -30,5 +30,7 @@ void verbs_demo_register(CLI::App& app, CliContext& ctx);     ///< `qtos demo`, 
 void verbs_events_register(CLI::App& app, CliContext& ctx);   ///< `qtos events dump FILE`
 void verbs_rank_register(CLI::App& app, CliContext& ctx);        ///< `qtos rank`
 void verbs_indicators_register(CLI::App& app, CliContext& ctx);  ///< `qtos indicators`
+void verbs_evolve_register(CLI::App& app, CliContext& ctx);             ///< `qtos evolve`
+void verbs_backtest_strategy_register(CLI::App& app, CliContext& ctx);  ///< `qtos backtest-strategy`
 
 }  // namespace qtos::api
