@@ -337,6 +337,8 @@ struct BacktestState {
 
   /// Records the bar's closing equity.
   QTOS_HD void mark(T close) {
+    // Flat with unchanged equity: r = 0 exactly, so only the count moves (bit-identical to the full update).
+    if (pos == 0 && cash == eq_prev) { acc.n += 1; return; }
     const T eq = cash + qty * close;
     const double r = double(eq) / double(eq_prev) - 1.0;
     acc.n += 1; acc.sum += r; acc.sum2 += r * r; acc.sum3 += r * r * r; acc.sum4 += r * r * r * r;
