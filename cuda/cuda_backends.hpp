@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cpu/backend/device.hpp"
+#include "cpu/backtest/backtest.hpp"
 #include "cpu/backend/indicator_backend.hpp"
 #include "cpu/backend/smoke_backend.hpp"
 
@@ -17,5 +18,8 @@ std::unique_ptr<SmokeBackend> smoke_backend_make();
 
 /// The CUDA indicator backend (one warp per symbol, panel kept resident on the device between calls).
 std::unique_ptr<IndicatorBackend> indicator_backend_make();
+
+/// The CUDA population-backtest backend (block per genome tile x symbol, bars staged in shared memory).
+std::unique_ptr<BacktestBackend> backtest_backend_make();
 
 }  // namespace qtos::cuda

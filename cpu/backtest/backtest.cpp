@@ -12,6 +12,9 @@
 #include <tbb/parallel_for.h>
 
 #include "cpu/kernels/indicators.hpp"
+#if QTOS_HAVE_CUDA
+#include "cuda/cuda_backends.hpp"
+#endif
 
 namespace qtos {
 
@@ -235,6 +238,9 @@ BacktestResult BacktestBackend::run(const BacktestRequest& req) const {
 
 std::vector<std::unique_ptr<BacktestBackend>> backtest_backends() {
   std::vector<std::unique_ptr<BacktestBackend>> v;
+#if QTOS_HAVE_CUDA
+  v.push_back(cuda::backtest_backend_make());
+#endif
   v.push_back(std::make_unique<BacktestCpu>());
   return v;
 }

@@ -77,7 +77,7 @@ class BacktestBackend : public BackendBase {
   virtual void run_checked(const BacktestRequest& req, BacktestResult& out) const = 0;
 };
 
-/// Every backtest backend compiled in (today the TBB one; the CUDA backend is not written yet).
+/// Every backtest backend compiled in, CUDA first when present (whether or not a device is available).
 std::vector<std::unique_ptr<BacktestBackend>> backtest_backends();
 
 /// Plain serial double-precision run of the same step function (the consistency reference); needs f64 planes.

@@ -1,0 +1,134 @@
+// CUDA population backtest: one block per (genome tile, symbol), one genome per thread, the symbol's bars and
+// feature planes staged in shared memory a chunk at a time, the step function of cpu/kernels/strategy.hpp.
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "cpu/backtest/backtest.hpp"
+#include "cpu/kernels/strategy.hpp"
+#include "cuda/check.cuh"
+#include "cuda/cuda_backends.hpp"
+
+namespace qtos::cuda {
+namespace {
+
+using kernels::BacktestAccum;
+using kernels::Genome;
+
+constexpr int kThreads = 128;  // genomes per block
+constexpr int kChunk = 64;     // bars staged per shared-memory round
+constexpr int kPlanes = 4 + kernels::kStrategyFeatureCount;  // open, high, low, close, features
+
+/// Reads feature plane p of the current bar from the staged chunk.
+struct SharedReader {
+  const float* base;  // &smem[4 * kChunk + (t - t0)]
+  __device__ float operator()(std::int32_t p) const { return base[p * kChunk]; }
+};
+
+struct DeviceView {
+  const float* open;
+  const float* high;
+  const float* low;
+  const float* close;
+  const float* feats;
+  std::int64_t stride, plane_size;
+  std::int32_t n_symbols;
+};
+
+static __global__ void backtest_kernel(DeviceView v, const Genome* genomes, std::int32_t n_genomes, kernels::BacktestCosts costs,
+                                       std::int32_t t_begin, std::int32_t t_end, BacktestAccum* out) {
+  __shared__ float smem[kPlanes * kChunk];
+  const std::int32_t s = static_cast<std::int32_t>(blockIdx.y);
+  const std::int32_t g = static_cast<std::int32_t>(blockIdx.x) * kThreads + static_cast<std::int32_t>(threadIdx.x);
+  const bool active = g < n_genomes;
+  Genome genome;
+  if (active) genome = genomes[g];
+  kernels::BacktestState<float> st;
+  st.init(float(costs.capital / v.n_symbols));
+  kernels::NoTradeSink sink;
+  const std::int64_t row = s * v.stride;
+  for (std::int32_t t0 = t_begin; t0 < t_end; t0 += kChunk) {
+    const std::int32_t n = min(kChunk, t_end - t0);
+    __syncthreads();  // the previous chunk is no longer read
+    for (int i = static_cast<int>(threadIdx.x); i < kPlanes * kChunk; i += kThreads) {
+      const int plane = i / kChunk, k = i % kChunk;
+      float x = 0.0f;
+      if (k < n) {
+        const std::int64_t at = row + t0 + k;
+        x = plane == 0 ? v.open[at] : plane == 1 ? v.high[at] : plane == 2 ? v.low[at] : plane == 3 ? v.close[at]
+                                                                                          : v.feats[(plane - 4) * v.plane_size + at];
+      }
+      smem[i] = x;
+    }
+    __syncthreads();
+    if (active) {
+      for (int k = 0; k < n; ++k) {
+        const SharedReader f{smem + 4 * kChunk + k};
+        const std::int32_t t = t0 + k;
+        st.step(genome, costs, t, smem[k], smem[kChunk + k], smem[2 * kChunk + k], smem[3 * kChunk + k], f, t == t_end - 1, sink);
+      }
+    }
+  }
+  if (active) {
+    st.finish();
+    out[static_cast<std::int64_t>(g) * v.n_symbols + s] = st.acc;
+  }
+}
+
+/// Merges each genome's symbols in symbol order (the same order as the CPU backend).
+static __global__ void merge_kernel(const BacktestAccum* cells, std::int32_t n_genomes, std::int32_t n_symbols, BacktestAccum* out) {
+  const std::int32_t g = static_cast<std::int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (g >= n_genomes) return;
+  BacktestAccum a;
+  for (std::int32_t s = 0; s < n_symbols; ++s) a.merge(cells[static_cast<std::int64_t>(g) * n_symbols + s]);
+  out[g] = a;
+}
+
+class BacktestCuda final : public BacktestBackend {
+ public:
+  std::string_view name() const override { return "cuda"; }
+  bool available() const override { return device_report().cuda_devices > 0; }
+
+ protected:
+  void run_checked(const BacktestRequest& r, BacktestResult& out) const override {
+    if (!stream_) stream_.emplace();
+    const cudaStream_t st = stream_->get();
+    const auto& p = r.panel;
+    const std::size_t n = static_cast<std::size_t>(p.n_symbols) * static_cast<std::size_t>(p.stride);
+    const std::size_t P = r.genomes.size(), S = static_cast<std::size_t>(p.n_symbols);
+    // Upload the four price columns, the feature bank and the genomes (no residency between calls yet).
+    DeviceBuffer<float> o(n), h(n), l(n), c(n), f(r.features->f32.size());
+    DeviceBuffer<Genome> gs(P);
+    DeviceBuffer<BacktestAccum> cells(P * S), merged(P);
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(o.data(), p.open, n * sizeof(float), cudaMemcpyHostToDevice, st));
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(h.data(), p.high, n * sizeof(float), cudaMemcpyHostToDevice, st));
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(l.data(), p.low, n * sizeof(float), cudaMemcpyHostToDevice, st));
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(c.data(), p.close, n * sizeof(float), cudaMemcpyHostToDevice, st));
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(f.data(), r.features->f32.data(), f.size() * sizeof(float), cudaMemcpyHostToDevice, st));
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(gs.data(), r.genomes.data(), P * sizeof(Genome), cudaMemcpyHostToDevice, st));
+    const DeviceView v{o.data(), h.data(), l.data(), c.data(), f.data(), p.stride, r.features->plane_size, p.n_symbols};
+    const dim3 grid(static_cast<unsigned>((P + kThreads - 1) / kThreads), static_cast<unsigned>(S));
+    backtest_kernel<<<grid, kThreads, 0, st>>>(v, gs.data(), static_cast<std::int32_t>(P), r.costs, r.t_begin, r.t_end, cells.data());
+    QTOS_CUDA_CHECK(cudaGetLastError());
+    merge_kernel<<<static_cast<unsigned>((P + 127) / 128), 128, 0, st>>>(cells.data(), static_cast<std::int32_t>(P),
+                                                                          static_cast<std::int32_t>(S), merged.data());
+    QTOS_CUDA_CHECK(cudaGetLastError());
+    out.genome.resize(P);
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(out.genome.data(), merged.data(), P * sizeof(BacktestAccum), cudaMemcpyDeviceToHost, st));
+    if (r.per_symbol) {
+      out.genome_symbol.resize(P * S);
+      QTOS_CUDA_CHECK(cudaMemcpyAsync(out.genome_symbol.data(), cells.data(), P * S * sizeof(BacktestAccum),
+                                      cudaMemcpyDeviceToHost, st));
+    }
+    stream_->synchronize();  // the host needs the accumulators
+  }
+
+ private:
+  mutable std::optional<Stream> stream_;  // created on first use: constructing the backend must work without a device
+};
+
+}  // namespace
+
+std::unique_ptr<BacktestBackend> backtest_backend_make() { return std::make_unique<BacktestCuda>(); }
+
+}  // namespace qtos::cuda
