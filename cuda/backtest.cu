@@ -65,7 +65,10 @@ static __global__ void backtest_kernel(DeviceView v, const Genome* genomes, std:
       for (int k = 0; k < n; ++k) {
         const SharedReader f{smem + 4 * kChunk + k};
         const std::int32_t t = t0 + k;
-        st.step(genome, costs, t, smem[k], smem[kChunk + k], smem[2 * kChunk + k], smem[3 * kChunk + k], f, t == t_end - 1, sink);
+        const float cl = smem[3 * kChunk + k];
+        const std::uint32_t sig = kernels::signals_eval<float>(genome, cl, f);
+        st.step(genome, costs, t, smem[k], smem[kChunk + k], smem[2 * kChunk + k], cl, sig,
+                f(static_cast<std::int32_t>(kernels::StrategyFeature::atr)), t == t_end - 1, sink);
       }
     }
   }

@@ -89,7 +89,8 @@ struct PlaneReader {
   T operator()(std::int32_t p) const { return base[p * plane_size]; }
 };
 
-/// Runs one genome on one symbol with the shared step (T = float in the backend, double in the reference).
+/// Runs one genome on one symbol with the shared step, evaluating the rules bar by bar (the reference form; T = double
+/// in the serial reference and the trade lists).
 template <class T, class Sink>
 BacktestAccum run_one(const BacktestRequest& r, const T* feats, const Genome& g, std::int32_t s, Sink& sink) {
   const PanelView& p = r.panel;
@@ -99,8 +100,131 @@ BacktestAccum run_one(const BacktestRequest& r, const T* feats, const Genome& g,
   for (std::int32_t t = r.t_begin; t < r.t_end; ++t) {
     const std::int64_t at = p.at(s, t);
     const PlaneReader<T> f{feats + at, ps};
-    st.step(g, r.costs, t, T(p.open[at]), T(p.high[at]), T(p.low[at]), T(p.close[at]), f, t == r.t_end - 1, sink);
+    const T cl = T(p.close[at]);
+    const std::uint32_t sig = kernels::signals_eval<T>(g, cl, f);
+    st.step(g, r.costs, t, T(p.open[at]), T(p.high[at]), T(p.low[at]), cl, sig, f(plane(StrategyFeature::atr)), t == r.t_end - 1, sink);
   }
+  st.finish();
+  return st.acc;
+}
+
+/// One condition over n bars into out[k] (0/1), one loop per kind so that the comparisons vectorise. Each loop
+/// computes exactly the expression of kernels::condition_eval<float> (the consistency suite holds them equal).
+void condition_series(const kernels::Condition& c, const float* close, const float* f0, std::int64_t ps, std::int32_t n,
+                      std::uint8_t* out) {
+  using kernels::CondKind;
+  auto pl = [&](std::int32_t p) { return f0 + p * ps; };
+  const float lv = c.level;
+  switch (static_cast<CondKind>(c.kind)) {
+    case CondKind::none:
+      for (std::int32_t k = 0; k < n; ++k) out[k] = 0;
+      return;
+    case CondKind::ma_above:
+    case CondKind::ma_below: {
+      const float* a = pl(plane(StrategyFeature::ema0) + c.p0);
+      const float* b = pl(plane(StrategyFeature::ema0) + c.p1);
+      if (c.kind == static_cast<std::int32_t>(CondKind::ma_above))
+        for (std::int32_t k = 0; k < n; ++k) out[k] = a[k] > b[k];
+      else
+        for (std::int32_t k = 0; k < n; ++k) out[k] = a[k] < b[k];
+      return;
+    }
+    case CondKind::close_above_bb:
+    case CondKind::close_below_bb: {
+      const float* mid = pl(plane(StrategyFeature::bb_mid0) + c.p0);
+      const float* sd = pl(plane(StrategyFeature::bb_sd0) + c.p0);
+      const float kk = c.p1 == 1 ? lv : (c.p1 == 2 ? -lv : 0.0f);
+      if (c.kind == static_cast<std::int32_t>(CondKind::close_above_bb))
+        for (std::int32_t k = 0; k < n; ++k) out[k] = close[k] > mid[k] + kk * sd[k];
+      else
+        for (std::int32_t k = 0; k < n; ++k) out[k] = close[k] < mid[k] + kk * sd[k];
+      return;
+    }
+    case CondKind::rsi_below:
+    case CondKind::rsi_above:
+    case CondKind::adx_above:
+    case CondKind::adx_below:
+    case CondKind::mom_up:
+    case CondKind::mom_down: {
+      const bool rsi = c.kind == static_cast<std::int32_t>(CondKind::rsi_below) || c.kind == static_cast<std::int32_t>(CondKind::rsi_above);
+      const bool adx = c.kind == static_cast<std::int32_t>(CondKind::adx_above) || c.kind == static_cast<std::int32_t>(CondKind::adx_below);
+      const float* x = pl((rsi ? plane(StrategyFeature::rsi0) : adx ? plane(StrategyFeature::adx0) : plane(StrategyFeature::roc0)) + c.p0);
+      const float th = rsi || adx ? lv : 0.0f;
+      const bool above = c.kind == static_cast<std::int32_t>(CondKind::rsi_above) || c.kind == static_cast<std::int32_t>(CondKind::adx_above) ||
+                         c.kind == static_cast<std::int32_t>(CondKind::mom_up);
+      if (above)
+        for (std::int32_t k = 0; k < n; ++k) out[k] = x[k] > th;
+      else
+        for (std::int32_t k = 0; k < n; ++k) out[k] = x[k] < th;
+      return;
+    }
+    case CondKind::vol_high:
+    case CondKind::vol_low: {
+      const float* atr = pl(plane(StrategyFeature::atr));
+      if (c.kind == static_cast<std::int32_t>(CondKind::vol_high))
+        for (std::int32_t k = 0; k < n; ++k) out[k] = 100.0f * atr[k] / close[k] > lv;
+      else
+        for (std::int32_t k = 0; k < n; ++k) out[k] = 100.0f * atr[k] / close[k] < lv;
+      return;
+    }
+  }
+}
+
+/// Scratch of the bulk form, reused across the cells of a task.
+struct BulkScratch {
+  std::vector<std::uint8_t> a, b, m, sig;
+};
+
+/// The entry rule (terms combined) over n bars into out.
+void entry_series(const kernels::Condition* terms, std::int32_t op, const float* close, const float* f0, std::int64_t ps,
+                  std::int32_t n, std::uint8_t* out, std::uint8_t* tmp) {
+  condition_series(terms[0], close, f0, ps, n, out);
+  if (op == static_cast<std::int32_t>(kernels::EntryOp::single)) return;
+  condition_series(terms[1], close, f0, ps, n, tmp);
+  if (op == static_cast<std::int32_t>(kernels::EntryOp::and_op))
+    for (std::int32_t k = 0; k < n; ++k) out[k] &= tmp[k];
+  else
+    for (std::int32_t k = 0; k < n; ++k) out[k] |= tmp[k];
+}
+
+/// The TBB form: signals_eval for a whole window by columns (vectorised comparisons), then the position state
+/// machine bar by bar with the shared step.
+BacktestAccum run_one_bulk(const BacktestRequest& r, const float* feats, const Genome& g, std::int32_t s, BulkScratch& w) {
+  using namespace kernels;
+  const PanelView& p = r.panel;
+  const std::int64_t ps = r.features->plane_size;
+  const std::int32_t n = r.t_end - r.t_begin;
+  const auto un = static_cast<std::size_t>(n);
+  w.a.resize(un); w.b.resize(un); w.m.resize(un); w.sig.resize(un);
+  const std::int64_t at0 = p.at(s, r.t_begin);
+  const float* close = p.close + at0;
+  const float* f0 = feats + at0;
+  std::uint8_t* sig = w.sig.data();
+  entry_series(g.entry, g.op, close, f0, ps, n, w.a.data(), w.b.data());  // the rule
+  if (g.side == static_cast<std::int32_t>(Side::both)) {
+    const Condition mirror[2] = {condition_mirror(g.entry[0]), condition_mirror(g.entry[1])};
+    entry_series(mirror, g.op, close, f0, ps, n, w.m.data(), w.b.data());
+    for (std::int32_t k = 0; k < n; ++k)
+      sig[k] = static_cast<std::uint8_t>((w.a[k] & !w.m[k]) * kSignalLong + (w.m[k] & !w.a[k]) * kSignalShort);
+    condition_series(g.exit_rule, close, f0, ps, n, w.a.data());
+    condition_series(condition_mirror(g.exit_rule), close, f0, ps, n, w.m.data());
+    for (std::int32_t k = 0; k < n; ++k)
+      sig[k] = static_cast<std::uint8_t>(sig[k] | w.a[k] * kSignalExitLong | w.m[k] * kSignalExitShort);
+  } else {
+    const bool shorts = g.side == static_cast<std::int32_t>(Side::short_only);
+    const std::uint8_t in = shorts ? kSignalShort : kSignalLong, out = shorts ? kSignalExitShort : kSignalExitLong;
+    condition_series(g.exit_rule, close, f0, ps, n, w.b.data());
+    for (std::int32_t k = 0; k < n; ++k) sig[k] = static_cast<std::uint8_t>(w.a[k] * in | w.b[k] * out);
+  }
+  BacktestState<float> st;
+  st.init(float(r.costs.capital / p.n_symbols));
+  NoTradeSink sink;
+  const float* open = p.open + at0;
+  const float* high = p.high + at0;
+  const float* low = p.low + at0;
+  const float* atr = f0 + plane(StrategyFeature::atr) * ps;
+  for (std::int32_t k = 0; k < n; ++k)
+    st.step(g, r.costs, r.t_begin + k, open[k], high[k], low[k], close[k], sig[k], atr[k], k == n - 1, sink);
   st.finish();
   return st.acc;
 }
@@ -124,10 +248,10 @@ class BacktestCpu final : public BacktestBackend {
     // Genome tiles x symbols: each (genome, symbol) cell is written by exactly one task, so the result does not
     // depend on the schedule; the merge over symbols runs afterwards in symbol order.
     tbb::parallel_for(tbb::blocked_range2d<std::size_t>(0, P, 16, 0, S, 1), [&](const tbb::blocked_range2d<std::size_t>& br) {
-      kernels::NoTradeSink sink;
+      BulkScratch scratch;
       for (std::size_t s = br.cols().begin(); s != br.cols().end(); ++s)
         for (std::size_t g = br.rows().begin(); g != br.rows().end(); ++g)
-          out.genome_symbol[g * S + s] = run_one<float>(r, feats, r.genomes[g], static_cast<std::int32_t>(s), sink);
+          out.genome_symbol[g * S + s] = run_one_bulk(r, feats, r.genomes[g], static_cast<std::int32_t>(s), scratch);
     });
     merge_genomes(r, out);
   }

@@ -256,6 +256,38 @@ QTOS_HD inline bool entry_eval(const Condition* terms, std::int32_t op, T close,
   return op == static_cast<std::int32_t>(EntryOp::and_op) ? (a && b) : (a || b);
 }
 
+/// Bits of `signals_eval`: what the rules say at a bar's close.
+enum SignalBits : std::uint32_t {
+  kSignalLong = 1u,       ///< enter long at the next open (when flat)
+  kSignalShort = 2u,      ///< enter short at the next open (when flat)
+  kSignalExitLong = 4u,   ///< a long position's exit rule holds
+  kSignalExitShort = 8u,  ///< a short position's exit rule holds
+};
+
+/// The rules of genome `g` at one bar's close: entries by side (the rule and, for `both`, its mirror; nothing when
+/// both directions fire) and the exit rule for each direction. Depends only on the bar's close and features, so a
+/// backend may evaluate it for many bars at once.
+template <class T, class F>
+QTOS_HD inline std::uint32_t signals_eval(const Genome& g, T close, const F& f) {
+  std::uint32_t s = 0;
+  const bool rule = entry_eval<T>(g.entry, g.op, close, f);
+  if (g.side == static_cast<std::int32_t>(Side::short_only)) {
+    s |= rule ? kSignalShort : 0u;
+    s |= condition_eval<T>(g.exit_rule, close, f) ? kSignalExitShort : 0u;
+  } else if (g.side == static_cast<std::int32_t>(Side::long_only)) {
+    s |= rule ? kSignalLong : 0u;
+    s |= condition_eval<T>(g.exit_rule, close, f) ? kSignalExitLong : 0u;
+  } else {
+    const Condition m[2] = {condition_mirror(g.entry[0]), condition_mirror(g.entry[1])};
+    const bool mirror = entry_eval<T>(m, g.op, close, f);
+    s |= rule && !mirror ? kSignalLong : 0u;
+    s |= mirror && !rule ? kSignalShort : 0u;
+    s |= condition_eval<T>(g.exit_rule, close, f) ? kSignalExitLong : 0u;
+    s |= condition_eval<T>(condition_mirror(g.exit_rule), close, f) ? kSignalExitShort : 0u;
+  }
+  return s;
+}
+
 /// Trading costs and sizing of a backtest.
 struct BacktestCosts {
   double fee = 0.0004;          ///< taker fee per fill, fraction of notional (0.04%)
@@ -346,20 +378,30 @@ struct BacktestState {
     acc.bars_in_pos += pos != 0 ? 1 : 0;
     eq_prev = eq;
     if (eq > eq_peak) eq_peak = eq;
-    const double dd = 1.0 - double(eq) / double(eq_peak);
-    if (dd > acc.max_dd) acc.max_dd = dd;
+    if (eq < eq_peak) {
+      const double dd = 1.0 - double(eq) / double(eq_peak);
+      if (dd > acc.max_dd) acc.max_dd = dd;
+    }
   }
 
-  /// One bar t (open/high/low/close, NaN when missing); `f(plane)` reads the feature bank at t; `last` marks the
-  /// final bar of the window (open positions are closed at its close).
-  template <class F, class Sink>
-  QTOS_HD void step(const Genome& g, const BacktestCosts& c, std::int32_t t, T o, T h, T l, T cl, const F& f, bool last,
-                    Sink& sink) {
+  /// One bar t (open/high/low/close, NaN when missing); `sig` is signals_eval at this bar and `atr` the ATR plane at
+  /// this bar (both ignored on a missing bar); `last` marks the final bar of the window (open positions are closed
+  /// at its close).
+  template <class Sink>
+  QTOS_HD void step(const Genome& g, const BacktestCosts& c, std::int32_t t, T o, T h, T l, T cl, std::uint32_t sig, T atr,
+                    bool last, Sink& sink) {
     const bool valid = finite_value(o) && finite_value(h) && finite_value(l) && finite_value(cl);
     if (!valid) {
       // No position through a gap: flatten at the last known close and drop any order meant for this bar.
       if (pos != 0) close_position(last_close, c, t, ExitReason::gap, sink);
       pending = 0;
+      return;
+    }
+    // Flat, nothing to fill, equity already marked and no entry signal: the full step below would only count the
+    // bar (r = 0) and remember its close, so do just that (most bars of most genomes take this path).
+    if (started && pos == 0 && pending == 0 && cash == eq_prev && !last && (sig & (kSignalLong | kSignalShort)) == 0) {
+      acc.n += 1;
+      last_close = cl;
       return;
     }
     started = true;
@@ -411,26 +453,14 @@ struct BacktestState {
     last_close = cl;
     if (last) return;
     // 4. Signals on this bar's close, filled at the next open.
-    const bool mirrored = g.side == static_cast<std::int32_t>(Side::both);
     if (pos != 0) {
-      const Condition ex = pos < 0 && mirrored ? condition_mirror(g.exit_rule) : g.exit_rule;
-      if ((g.max_hold > 0 && held >= g.max_hold) || condition_eval<T>(ex, cl, f)) pending = 2;
-    } else {
-      bool go_long = false, go_short = false;
-      if (g.side == static_cast<std::int32_t>(Side::short_only)) {
-        go_short = entry_eval<T>(g.entry, g.op, cl, f);
-      } else {
-        go_long = entry_eval<T>(g.entry, g.op, cl, f);
-        if (mirrored) {
-          const Condition m[2] = {condition_mirror(g.entry[0]), condition_mirror(g.entry[1])};
-          go_short = entry_eval<T>(m, g.op, cl, f);
-        }
-      }
-      const T a = f(static_cast<std::int32_t>(StrategyFeature::atr));
+      const bool exit_rule = (sig & (pos > 0 ? kSignalExitLong : kSignalExitShort)) != 0;
+      if ((g.max_hold > 0 && held >= g.max_hold) || exit_rule) pending = 2;
+    } else if (sig & (kSignalLong | kSignalShort)) {
       const bool needs_atr = g.stop_atr > 0 || g.take_atr > 0 || g.trail_atr > 0;
-      if (go_long != go_short && (!needs_atr || (finite_value(a) && a > T(0)))) {
-        pending = go_long ? 1 : -1;
-        atr_signal = finite_value(a) ? a : T(0);
+      if (!needs_atr || (finite_value(atr) && atr > T(0))) {
+        pending = (sig & kSignalLong) ? 1 : -1;
+        atr_signal = finite_value(atr) ? atr : T(0);
       }
     }
   }
