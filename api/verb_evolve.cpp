@@ -1,5 +1,6 @@
 // `qtos evolve`: genetic search for strategies on a data directory, with walk-forward validation and a hall of fame.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -15,13 +16,14 @@
 #include "runtime/data/market_panel.hpp"
 #include "runtime/strategy/deflated_sharpe.hpp"
 #include "runtime/strategy/evolution.hpp"
+#include "runtime/strategy/strategy_repository.hpp"
 #include "runtime/util/progress.hpp"
 
 namespace qtos::api {
 namespace {
 
 struct EvolveArgs {
-  std::string data, device, symbols, out;
+  std::string data, device, symbols, out, repo;
   std::int64_t population = -1, generations = -1;  // -1: QT_SG_POPULATION_SIZE / QT_SG_GENERATIONS
   std::uint64_t seed = 1;
   double train = 0.7, test = 0.3;
@@ -55,6 +57,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--min-trades", a->min_trades, "train trades below this make a genome unfit")->capture_default_str();
   cmd->add_option("--top", a->top, "hall of fame size")->capture_default_str();
   cmd->add_option("--out", a->out, "also write the hall of fame as JSON to this file");
+  cmd->add_option("--repo", a->repo, "also store the hall of fame in this strategy repository (SQLite), status BACKTEST");
   cmd->callback([a, &ctx] {
     const Config& cfg = ctx.config();
     const DeviceKind kind = a->device.empty() ? cfg.device : device_parse(a->device, "--device");
@@ -120,6 +123,25 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                   num_cell(100 * h.test.win_rate, "%.0f%%").c_str(), h.test.trades, num_cell(h.test.profit_factor, "%.2f").c_str(),
                   num_cell(100 * h.test.exposure, "%.0f%%").c_str(), num_cell(h.deflated_sharpe, "%.3f").c_str());
       std::printf("      %s\n      %s\n", genome_rules(h.genome).c_str(), genome_encode(h.genome).c_str());
+    }
+    if (!a->repo.empty()) {
+      StrategyRepository repo(a->repo);
+      const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch()).count();
+      int added = 0;
+      for (const auto& h : r.hall_of_fame) {
+        StrategyRecord rec;
+        rec.genome = h.genome;
+        rec.generation = h.generation;
+        rec.origin = "evolve seed " + std::to_string(a->seed) + " on " + a->data;
+        const boost::json::object m{{"in_sample", metrics_json(h.train)}, {"out_of_sample", metrics_json(h.test)},
+                                    {"deflated_sharpe", h.deflated_sharpe}, {"trials", r.trials},
+                                    {"train", boost::json::array{opt.train_begin, opt.train_end}},
+                                    {"test", boost::json::array{opt.test_begin, opt.test_end}}};
+        rec.backtest_metrics = boost::json::serialize(m);
+        added += repo.upsert(rec, now) ? 1 : 0;
+      }
+      std::printf("stored %zu strategies in %s (%d new)\n", r.hall_of_fame.size(), a->repo.c_str(), added);
     }
     if (!a->out.empty()) {
       boost::json::array hof;

@@ -32,5 +32,6 @@ void verbs_rank_register(CLI::App& app, CliContext& ctx);        ///< `qtos rank
 void verbs_indicators_register(CLI::App& app, CliContext& ctx);  ///< `qtos indicators`
 void verbs_evolve_register(CLI::App& app, CliContext& ctx);             ///< `qtos evolve`
 void verbs_backtest_strategy_register(CLI::App& app, CliContext& ctx);  ///< `qtos backtest-strategy`
+void verbs_strategies_register(CLI::App& app, CliContext& ctx);         ///< `qtos strategies list|show|promote|retire`
 
 }  // namespace qtos::api

@@ -77,6 +77,35 @@ TEST_F(EvolveCli, EndToEndHallOfFameIsDeterministicAndReplayable) {
   EXPECT_TRUE(has(csv.out, "symbol,side,entry_time,exit_time")) << csv.out;
 }
 
+TEST_F(EvolveCli, RepositoryLifecycleThroughTheCli) {
+  const auto e = run_qtos("evolve --data syn --population 16 --generations 2 --seed 4 --device cpu --top 3 --repo s.db", dir_->path());
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_TRUE(has(e.out, "stored 3 strategies in s.db (3 new)")) << e.out;
+  const auto l = run_qtos("strategies --repo s.db list --status backtest", dir_->path());
+  ASSERT_EQ(l.exit_code, 0) << l.err;
+  EXPECT_TRUE(has(l.out, "3 strategies")) << l.out;
+  // The id of the first listed strategy (first column of the second line).
+  const std::string id = l.out.substr(l.out.find('\n') + 1, 16);
+  auto r = run_qtos("strategies --repo s.db promote " + id.substr(0, 6) + " --reason \"OOS ok\"", dir_->path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, id + ": BACKTEST -> SHADOW (OOS ok)")) << r.out;
+  r = run_qtos("strategies --repo s.db promote " + id + " --reason \"shadow ok\"", dir_->path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "SHADOW -> LIVE")) << r.out;
+  r = run_qtos("strategies --repo s.db promote " + id + " --reason again", dir_->path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.err, "is LIVE; it cannot move to LIVE")) << r.err;
+  r = run_qtos("strategies --repo s.db retire " + id + " --reason \"below floor\"", dir_->path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto s = run_qtos("strategies --repo s.db show " + id, dir_->path());
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  for (const char* w : {"status     RETIRED", "out_of_sample", "BACKTEST -> SHADOW  OOS ok", "LIVE -> RETIRED  below floor", "code       g1:"})
+    EXPECT_TRUE(has(s.out, w)) << w << "\n" << s.out;
+  r = run_qtos("strategies --repo s.db show ffff0000", dir_->path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.err, "not in s.db")) << r.err;
+}
+
 TEST_F(EvolveCli, BadInputsAreNamed) {
   auto r = run_qtos("evolve --data syn --population 2 --generations 1", dir_->path());
   EXPECT_NE(r.exit_code, 0);
