@@ -11,6 +11,7 @@
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
 
+#include "cpu/backtest/feature_state.hpp"
 #include "cpu/kernels/indicators.hpp"
 #if QTOS_HAVE_CUDA
 #include "cuda/cuda_backends.hpp"
@@ -27,60 +28,6 @@ using kernels::StrategyFeature;
 namespace {
 
 constexpr std::int32_t plane(StrategyFeature f) { return static_cast<std::int32_t>(f); }
-
-/// One symbol's feature planes in double (states restart after a missing bar).
-void features_symbol(const PanelView& p, std::int32_t s, double* out, std::int64_t plane_size) {
-  using namespace kernels;
-  EmaState<double> ema[6];
-  RsiState<double> rsi[3];
-  BbandsState<double> bb[3];
-  DmiState<double> dmi[3];
-  RocState<double> roc[4];
-  AtrState<double> atr;
-  auto init_all = [&] {
-    for (int i = 0; i < 6; ++i) ema[i].init_period(kEmaPeriods[i]);
-    for (int i = 0; i < 3; ++i) {
-      rsi[i].init(IndicatorParams{kRsiPeriods[i], 26, 9, 2.0});
-      bb[i].init(IndicatorParams{kBbPeriods[i], 26, 9, 1.0});  // k = 1: upper - middle is the standard deviation
-      dmi[i].init(IndicatorParams{kAdxPeriods[i], 26, 9, 2.0});
-    }
-    for (int i = 0; i < 4; ++i) roc[i].init(IndicatorParams{kRocPeriods[i], 26, 9, 2.0});
-    atr.init(IndicatorParams{kStrategyAtrPeriod, 26, 9, 2.0});
-  };
-  init_all();
-  const float* hi = p.high + p.at(s, 0);
-  const float* lo = p.low + p.at(s, 0);
-  const float* cl = p.close + p.at(s, 0);
-  std::int32_t seg = 0;  // first bar since the last reset
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  for (std::int32_t t = 0; t < p.n_bars; ++t) {
-    double* o = out + p.at(s, t);
-    auto put = [&](std::int32_t pl, double v) { o[pl * plane_size] = v; };
-    const double h = hi[t], l = lo[t], c = cl[t];
-    if (!(std::isfinite(h) && std::isfinite(l) && std::isfinite(c))) {
-      for (std::int32_t k = 0; k < kStrategyFeatureCount; ++k) put(k, nan);
-      init_all();
-      seg = t + 1;
-      continue;
-    }
-    auto lag = [&](std::int32_t n) { return t - n >= seg ? double(cl[t - n]) : 0.0; };
-    for (int i = 0; i < 6; ++i) put(plane(StrategyFeature::ema0) + i, ema[i].update(c));
-    double tmp[5];
-    for (int i = 0; i < 3; ++i) {
-      put(plane(StrategyFeature::rsi0) + i, rsi[i].update(c));
-      bb[i].update(c, lag(kBbPeriods[i]), tmp);
-      put(plane(StrategyFeature::bb_mid0) + i, tmp[0]);
-      put(plane(StrategyFeature::bb_sd0) + i, tmp[1] - tmp[0]);
-      dmi[i].update(h, l, c, tmp);
-      put(plane(StrategyFeature::adx0) + i, tmp[2]);
-    }
-    for (int i = 0; i < 4; ++i) {
-      roc[i].update(c, lag(kRocPeriods[i]), tmp);
-      put(plane(StrategyFeature::roc0) + i, tmp[0]);
-    }
-    put(plane(StrategyFeature::atr), atr.update(h, l, c));
-  }
-}
 
 template <class T>
 struct PlaneReader {
@@ -269,23 +216,18 @@ StrategyFeatures strategy_features_compute(const PanelView& panel, bool with_dou
   f.f32.assign(total, std::numeric_limits<float>::quiet_NaN());
   if (with_double) f.f64.assign(total, std::numeric_limits<double>::quiet_NaN());
   tbb::parallel_for(tbb::blocked_range<std::int32_t>(0, panel.n_symbols, 1), [&](const tbb::blocked_range<std::int32_t>& br) {
-    std::vector<double> tmp(total == 0 ? 0 : static_cast<std::size_t>(kernels::kStrategyFeatureCount) * static_cast<std::size_t>(panel.stride));
+    double v[kernels::kStrategyFeatureCount];
     for (std::int32_t s = br.begin(); s != br.end(); ++s) {
-      // Computed into a one-symbol scratch laid out like the bank (plane size = stride, symbol 0).
-      PanelView one = panel;
-      one.open = panel.open + panel.at(s, 0);
-      one.high = panel.high + panel.at(s, 0);
-      one.low = panel.low + panel.at(s, 0);
-      one.close = panel.close + panel.at(s, 0);
-      one.n_symbols = 1;
-      features_symbol(one, 0, tmp.data(), panel.stride);
-      for (std::int32_t k = 0; k < kernels::kStrategyFeatureCount; ++k)
-        for (std::int32_t t = 0; t < panel.n_bars; ++t) {
-          const double v = tmp[static_cast<std::size_t>(k * panel.stride + t)];
-          const auto at = static_cast<std::size_t>(k * f.plane_size + panel.at(s, t));
-          f.f32[at] = static_cast<float>(v);
-          if (with_double) f.f64[at] = v;
+      StrategyFeatureState st;
+      for (std::int32_t t = 0; t < panel.n_bars; ++t) {
+        const std::int64_t at = panel.at(s, t);
+        st.update(panel.high[at], panel.low[at], panel.close[at], v);
+        for (std::int32_t k = 0; k < kernels::kStrategyFeatureCount; ++k) {
+          const auto i = static_cast<std::size_t>(k * f.plane_size + at);
+          f.f32[i] = static_cast<float>(v[k]);
+          if (with_double) f.f64[i] = v[k];
         }
+      }
     }
   });
   return f;

@@ -1,0 +1,78 @@
+#pragma once
+/// @file The strategy feature bank of one symbol as a streaming state: the batch computation
+/// (strategy_features_compute) and the live/shadow paper trading both feed bars through this one object.
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "cpu/kernels/indicators.hpp"
+#include "cpu/kernels/strategy.hpp"
+
+namespace qtos {
+
+/// Streaming feature bank (kStrategyFeatureCount values per bar, double precision). A bar with a missing high, low
+/// or close resets every indicator: they restart after the gap.
+class StrategyFeatureState {
+ public:
+  StrategyFeatureState() { reset(); }
+
+  /// Forgets every bar.
+  void reset() {
+    using namespace kernels;
+    for (int i = 0; i < 6; ++i) ema_[i].init_period(kEmaPeriods[i]);
+    for (int i = 0; i < 3; ++i) {
+      rsi_[i].init(IndicatorParams{kRsiPeriods[i], 26, 9, 2.0});
+      bb_[i].init(IndicatorParams{kBbPeriods[i], 26, 9, 1.0});  // k = 1: upper - middle is the standard deviation
+      dmi_[i].init(IndicatorParams{kAdxPeriods[i], 26, 9, 2.0});
+    }
+    for (int i = 0; i < 4; ++i) roc_[i].init(IndicatorParams{kRocPeriods[i], 26, 9, 2.0});
+    atr_.init(IndicatorParams{kStrategyAtrPeriod, 26, 9, 2.0});
+    count_ = 0;
+  }
+
+  /// Adds one bar and writes the kStrategyFeatureCount features of it into `out` (NaN while warming up or when the
+  /// bar is missing).
+  void update(double h, double l, double c, double* out) {
+    using namespace kernels;
+    if (!(std::isfinite(h) && std::isfinite(l) && std::isfinite(c))) {
+      for (std::int32_t k = 0; k < kStrategyFeatureCount; ++k) out[k] = std::numeric_limits<double>::quiet_NaN();
+      reset();
+      return;
+    }
+    ring_[count_ & kRingMask] = c;
+    // The close n bars ago, once n bars were seen since the last reset (as the indicator states require).
+    auto lag = [&](std::int32_t n) { return count_ >= n ? ring_[(count_ - n) & kRingMask] : 0.0; };
+    const auto pl = [](StrategyFeature f) { return static_cast<std::int32_t>(f); };
+    for (int i = 0; i < 6; ++i) out[pl(StrategyFeature::ema0) + i] = ema_[i].update(c);
+    double tmp[5];
+    for (int i = 0; i < 3; ++i) {
+      out[pl(StrategyFeature::rsi0) + i] = rsi_[i].update(c);
+      bb_[i].update(c, lag(kBbPeriods[i]), tmp);
+      out[pl(StrategyFeature::bb_mid0) + i] = tmp[0];
+      out[pl(StrategyFeature::bb_sd0) + i] = tmp[1] - tmp[0];
+      dmi_[i].update(h, l, c, tmp);
+      out[pl(StrategyFeature::adx0) + i] = tmp[2];
+    }
+    for (int i = 0; i < 4; ++i) {
+      roc_[i].update(c, lag(kRocPeriods[i]), tmp);
+      out[pl(StrategyFeature::roc0) + i] = tmp[0];
+    }
+    out[pl(StrategyFeature::atr)] = atr_.update(h, l, c);
+    ++count_;
+  }
+
+ private:
+  static constexpr std::int64_t kRingMask = 63;  // longest lag read: 50 bars
+  static_assert(kernels::kBbPeriods[2] <= kRingMask && kernels::kRocPeriods[3] <= kRingMask);
+  kernels::EmaState<double> ema_[6];
+  kernels::RsiState<double> rsi_[3];
+  kernels::BbandsState<double> bb_[3];
+  kernels::DmiState<double> dmi_[3];
+  kernels::RocState<double> roc_[4];
+  kernels::AtrState<double> atr_;
+  double ring_[kRingMask + 1] = {};
+  std::int64_t count_ = 0;
+};
+
+}  // namespace qtos
