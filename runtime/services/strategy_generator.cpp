@@ -38,6 +38,14 @@ std::string metrics_text(const BacktestMetrics& m, double days) {
 
 }  // namespace
 
+StrategyGeneratorOptions strategy_generator_options(const Config& config) {
+  StrategyGeneratorOptions o;
+  o.shadow_days = static_cast<double>(config.sg_shadow_days);
+  return o;
+}
+
+SubsystemMode strategy_generator_mode(const Config& config) { return config.sg_enabled ? SubsystemMode::enforced : SubsystemMode::off; }
+
 StrategyGeneratorAI::StrategyGeneratorAI(EventBus& bus, SubsystemMode mode, StrategyRepository& repo, const PolicyStore& policy,
                                          const BacktestBackend& backend, StrategyGeneratorOptions options)
     : Service("strategy-generator", mode, bus), repo_(repo), policy_(policy), backend_(backend), opt_(options), rng_(options.seed, 0x56), clock_(bus.clock()) {}

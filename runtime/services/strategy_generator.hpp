@@ -33,6 +33,11 @@ struct StrategyGeneratorOptions {
   std::uint64_t seed = 1;              ///< generate_strategy's random stream
 };
 
+/// Options from the configuration: QT_SG_SHADOW_DAYS; the rest keep their defaults.
+StrategyGeneratorOptions strategy_generator_options(const Config& config);
+/// The service's mode from the configuration: ENFORCED when QT_SG_AI_ENABLED, OFF otherwise.
+SubsystemMode strategy_generator_mode(const Config& config);
+
 /// What evaluate_shadow_strategy found.
 struct ShadowEvaluation {
   std::string id;                ///< the strategy

@@ -183,6 +183,19 @@ TEST(StrategyGeneratorAI, ObserveModeEvaluatesAndChangesNothing) {
   EXPECT_EQ(would.size(), 2u);  // it would promote the good one and retire the bad one
 }
 
+TEST(StrategyGeneratorAI, ConfigurationSetsModeAndShadowPeriod) {
+  Config c;
+  EXPECT_EQ(strategy_generator_mode(c), SubsystemMode::off);  // QT_SG_AI_ENABLED defaults to false
+  c.sg_enabled = true;
+  c.sg_shadow_days = 3;
+  EXPECT_EQ(strategy_generator_mode(c), SubsystemMode::enforced);
+  EXPECT_EQ(strategy_generator_options(c).shadow_days, 3.0);
+  Fixture f;
+  StrategyGeneratorAI off(f.bus, strategy_generator_mode(Config{}), f.repo, *f.policy, *f.backend, StrategyGeneratorOptions{});
+  EXPECT_FALSE(off.start());  // OFF: not started, nothing tracked
+  EXPECT_EQ(off.tracked_count(), 0u);
+}
+
 TEST(StrategyGeneratorAI, GeneratesBacktestsAndEvolvesIntoTheRepository) {
   Fixture f;
   StrategyGeneratorAI sg(f.bus, SubsystemMode::enforced, f.repo, *f.policy, *f.backend, StrategyGeneratorOptions{});
