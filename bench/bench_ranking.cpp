@@ -11,6 +11,7 @@
 
 #include <benchmark/benchmark.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include "cpu/backend/indicator_backend.hpp"
 #include "cpu/indicators/streaming.hpp"
@@ -110,6 +111,25 @@ void BM_FullRecompute(benchmark::State& state) {
   meter.report(state, 50.0);
 }
 BENCHMARK(BM_FullRecompute)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+
+// The full recompute on one TBB thread: the per-core cost, unaffected by how much of the second core the
+// neighbours leave (on an idle 2-core machine the 2-thread wall time is about half of it).
+void BM_FullRecomputeOneThread(benchmark::State& state) {
+  const auto& p = panel();
+  const qtos::kernels::FeatureParams fp;
+  std::vector<qtos::kernels::FeatureRow> rows(kSymbols);
+  tbb::task_arena one(1);
+  const CpuMeter meter;
+  for (auto _ : state) {
+    one.execute([&] {
+      cpu_backend().features(p.view(), fp, 0, kLookback - 1, rows);
+      const auto r = qtos::opportunity_rank(rows, p.symbols, kLookback - 1, qtos::RankWeights{}, qtos::RankFilters{});
+      benchmark::DoNotOptimize(r.rows.data());
+    });
+  }
+  meter.report(state, 100.0);
+}
+BENCHMARK(BM_FullRecomputeOneThread)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
 // Only the features (no ranking), to show where the full recompute's time goes.
 void BM_FullRecomputeFeaturesOnly(benchmark::State& state) {

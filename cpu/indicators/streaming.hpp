@@ -16,7 +16,7 @@ namespace qtos {
 
 /// Ring capacity for lags up to `max_lag`: the next power of two above it, so that a slot is a mask, not a division.
 inline std::int64_t ring_capacity(std::int64_t max_lag) {
-  std::int64_t cap = 1;
+  std::int64_t cap = 1;  // smallest power of two above max_lag
   while (cap <= max_lag) cap *= 2;
   return cap;
 }

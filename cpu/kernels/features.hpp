@@ -68,15 +68,15 @@ struct FeatureRow {
 /// The indicator states of one symbol.
 template <class T>
 struct FeatureState {
-  EmaState<T> ema_fast, ema_slow;
-  DmiState<T> dmi;
-  AtrState<T> atr;
-  BbandsState<T> bb;
-  RocState<T> roc;
-  DollarVolumeState<T> dv;
-  SpreadState<T> spread;
-  MaxDrawdownState<T> dd;
-  FeatureRow row;
+  EmaState<T> ema_fast, ema_slow;  ///< alignment EMAs
+  DmiState<T> dmi;                 ///< ADX
+  AtrState<T> atr;                 ///< ATR
+  BbandsState<T> bb;               ///< Bollinger width
+  RocState<T> roc;                 ///< momentum
+  DollarVolumeState<T> dv;         ///< liquidity
+  SpreadState<T> spread;           ///< spread proxy
+  MaxDrawdownState<T> dd;          ///< window drawdown
+  FeatureRow row;                  ///< the features as of the last valid bar
   bool gap = false;  ///< a missing bar was seen: the next valid bar restarts every indicator
 
   /// Sets every window and clears the state.
