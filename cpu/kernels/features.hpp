@@ -77,9 +77,8 @@ struct FeatureState {
   EmaState<T> ema_fast, ema_slow;  ///< alignment EMAs
   DmiState<T> dmi;                 ///< ADX
   AtrState<T> atr;                 ///< ATR
-  RocState<T> roc;                 ///< momentum
   MaxDrawdownState<T> dd;          ///< window drawdown
-  std::int32_t bb_n = 20, liq_n = 20;  ///< Bollinger and liquidity windows
+  std::int32_t bb_n = 20, liq_n = 20, mom_n = 20;  ///< Bollinger, liquidity and momentum windows
   T prev_high = 0, prev_low = 0, prev_log_range = 0;  ///< the previous bar and ln(H/L) of it
   bool prev_log_range_valid = false;                  ///< prev_log_range holds ln(prev_high/prev_low)
   T pairs[kLiquidityWindowMax];    ///< Corwin-Schultz estimates; pair p (bars p, p+1 of the stretch) in slot p % liq_n
@@ -93,8 +92,8 @@ struct FeatureState {
     ema_slow.init_period(p.ema_slow);
     q.period = p.adx; dmi.init(q);
     q.period = p.atr; atr.init(q);
-    q.period = p.momentum; roc.init(q);
     q.period = p.drawdown; dd.init(q);
+    mom_n = p.momentum;
     bb_n = p.bbands;
     liq_n = p.liquidity;
     row.last_bar = -1;
@@ -103,7 +102,7 @@ struct FeatureState {
   }
   /// Forgets the history (a gap); keeps last_bar.
   QTOS_HD void reset() {
-    ema_fast.reset(); ema_slow.reset(); dmi.reset(); atr.reset(); roc.reset(); dd.reset();
+    ema_fast.reset(); ema_slow.reset(); dmi.reset(); atr.reset(); dd.reset();
     prev_log_range_valid = false;
     row.history = 0;
     for (int j = 0; j < kFeatureCount; ++j) row.value[j] = NAN;
@@ -143,21 +142,21 @@ struct FeatureState {
     dd.push(close);
     ++row.history;
     row.last_bar = t;
-    if (evaluate) {
-      roc.step(h, o);
-      row.value[int(Feature::roc)] = float(o[0]);
-      row.value[int(Feature::drawdown)] = float(dd.query(h));
-      evaluate_windows(h);
-    } else {
-      ++roc.count;
-    }
+    if (evaluate) evaluate_windows(h);
   }
 
-  /// Bollinger width (k = 2, population std, two-pass in double), mean quote volume and spread proxy over the
-  /// windows ending at the current bar, from the lags; NaN while the stretch is shorter than the window.
+  /// The window features as of the last valid bar (`h` positioned at it): ROC (as RocState), the drawdown query,
+  /// Bollinger width (k = 2, population std, two-pass in double), mean quote volume and the spread proxy; NaN while
+  /// the stretch is shorter than the window. Reads lags only, changes no indicator state.
   template <class H>
   QTOS_HD void evaluate_windows(const H& h) {
     const std::int32_t n = row.history;
+    if (n == 0) return;
+    if (n > mom_n) {
+      const T x = T(h.close(0)), x_old = T(h.close(mom_n));
+      row.value[int(Feature::roc)] = float(x_old != T(0) ? T(100) * (x / x_old - T(1)) : T(0));
+    }
+    row.value[int(Feature::drawdown)] = float(dd.query(h));
     float width = NAN, dollar = NAN, spread = NAN;
     if (n >= bb_n) {
       double mean = 0.0;
