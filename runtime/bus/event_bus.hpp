@@ -316,8 +316,10 @@ class EventBus {
   void wake_owner() {
     // Dekker handshake with wait_and_drain(), all seq_cst: the queue claim (a seq_cst CAS) precedes this load, and
     // the owner's store of the flag precedes its load of the queue size; so either the owner sees the event or we
-    // see that it sleeps. (On x86 none of this costs more than the plain operations.)
-    if (owner_waiting_.load(std::memory_order_seq_cst)) notify_owner();
+    // see that it sleeps. (On x86 none of this costs more than the plain operations.) The cheap load filters the
+    // common case; the exchange makes sure only one producer pays for the wake-up of a sleeping owner.
+    if (owner_waiting_.load(std::memory_order_seq_cst) && owner_waiting_.exchange(false, std::memory_order_seq_cst))
+      notify_owner();
   }
   void notify_owner();
 
