@@ -136,9 +136,10 @@ void sync_naive(benchmark::State& state) {
 
 constexpr std::int64_t kPostBatch = 1'000'000;
 
-void post_qtos(benchmark::State& state, bool spin) {
-  LiveClock clock;
-  EventBus bus(clock);
+void post_qtos(benchmark::State& state, bool spin, bool wall_clock) {
+  LiveClock live;
+  SimClock sim(0);
+  EventBus bus(wall_clock ? static_cast<Clock&>(live) : static_cast<Clock&>(sim));
   std::int64_t got = 0;
   auto sub = bus.subscribe<OrderFilled>("sink", [&got](const OrderFilled&) { ++got; });
   const SourceName source("exchange");
@@ -278,8 +279,9 @@ BENCHMARK_CAPTURE(sync_qtos, live, true)->Name("fanout_8_handlers/qtos")->Arg(8)
 BENCHMARK(sync_naive)->Name("fanout_8_handlers/naive")->Arg(8)->MinTime(1.0);
 // The owner sleeps when the queue is empty ("qtos", as bus_run does, and as the naive owner waits on its condition
 // variable) or spins on drain() ("qtos-spin", lowest latency when a core can be dedicated to it).
-BENCHMARK_CAPTURE(post_qtos, wait, false)->Name("post_1_producer/qtos")->Iterations(5)->UseRealTime();
-BENCHMARK_CAPTURE(post_qtos, spin, true)->Name("post_1_producer/qtos-spin")->Iterations(5)->UseRealTime();
+BENCHMARK_CAPTURE(post_qtos, wait, false, true)->Name("post_1_producer/qtos")->Iterations(5)->UseRealTime();
+BENCHMARK_CAPTURE(post_qtos, spin, true, true)->Name("post_1_producer/qtos-spin")->Iterations(5)->UseRealTime();
+BENCHMARK_CAPTURE(post_qtos, sim, false, false)->Name("post_1_producer/qtos-simclock")->Iterations(5)->UseRealTime();
 BENCHMARK(post_naive)->Name("post_1_producer/naive")->Iterations(3)->UseRealTime();
 BENCHMARK_CAPTURE(latency_qtos, spin, true)->Name("latency_1M_per_s/qtos")->Iterations(1)->UseRealTime();
 BENCHMARK_CAPTURE(latency_qtos, wait, false)->Name("latency_1M_per_s/qtos-wait")->Iterations(1)->UseRealTime();

@@ -236,8 +236,8 @@ class EventBus {
     }
   }
 
-  /// Delivers up to `max` queued events (local first, then posted, each in arrival order); returns how many.
-  /// Owner thread; not from inside a handler.
+  /// Delivers the events the owner posted to itself, then posted events (in the order they were enqueued) until
+  /// `max` events in all have been delivered; returns how many. Owner thread; not from inside a handler.
   std::size_t drain(std::size_t max = SIZE_MAX);
   /// Waits up to `timeout` for posted events, then drains; returns how many were delivered. Owner thread.
   std::size_t wait_and_drain(std::chrono::nanoseconds timeout);
