@@ -289,9 +289,20 @@ class EventBus {
     }
   }
 
+  // Marks the bus as delivering for its lifetime, even if something other than a handler throws.
+  struct DeliveringScope {
+    detail::BusCore& core;
+    explicit DeliveringScope(detail::BusCore& c) : core(c) { ++core.depth; }
+    DeliveringScope(const DeliveringScope&) = delete;
+    DeliveringScope& operator=(const DeliveringScope&) = delete;
+    ~DeliveringScope() {
+      if (--core.depth == 0 && !core.garbage.empty()) core.collect_garbage();
+    }
+  };
+
   template <BusEvent E>
   void dispatch_outermost(const E& event) {
-    ++core_->depth;
+    DeliveringScope scope(*core_);
     if (!pending_.empty()) deliver_pending();  // events the owner posted earlier go first
     if ((metrics_.published & sample_mask_) == 0) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -301,8 +312,6 @@ class EventBus {
       deliver(event);
     }
     if (!pending_.empty()) deliver_pending();
-    --core_->depth;
-    if (!core_->garbage.empty()) core_->collect_garbage();
   }
 
   void deliver_pending();
