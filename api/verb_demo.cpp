@@ -97,7 +97,7 @@ void verbs_demo_register(CLI::App& app, CliContext& ctx) {
     for (auto r : market.regimes) ++counts[static_cast<int>(r)];
     std::printf("regimes      : trend_up %.0f%%, trend_down %.0f%%, ranging %.0f%%, shock %.0f%% of bars; final regime: %s\n",
                 100.0 * counts[0] / opt.n_bars, 100.0 * counts[1] / opt.n_bars, 100.0 * counts[2] / opt.n_bars,
-                100.0 * counts[3] / opt.n_bars, regime_name(market.regimes.back()));
+                100.0 * counts[3] / opt.n_bars, synth_regime_name(market.regimes.back()));
 
     std::vector<SymbolPerf> perfs;
     for (std::int32_t s = 0; s < reloaded.n_symbols(); ++s)
