@@ -98,11 +98,17 @@ __global__ static void features_kernel(PanelView p, kernels::FeatureParams param
   kernels::FeatureState<float> st;
   st.init(params);
   const std::int32_t len = t_end - t_begin;
+  // As kernels::features_row_run: window features are read at the last bar and before each gap (next_eval), and
+  // spread pair estimates are needed only within liq_n bars of such a bar. Every lane scans alike (uniform).
+  std::int32_t next_eval = -1;
   warp_walk<true, true>(p, base, 0, len, [&](const WarpHist& h, std::int32_t t, int) {
-    // The window drawdown is queried only where the features are read: the last bar, or before a gap.
-    const bool evaluate =
-        t == len || !kernels::bar_valid(p.high[base + t + 1], p.low[base + t + 1], p.close[base + t + 1]);
-    st.step(h, t + t_begin, evaluate);
+    if (t > next_eval) {
+      next_eval = t;
+      while (next_eval < len &&
+             kernels::bar_valid(p.high[base + next_eval + 1], p.low[base + next_eval + 1], p.close[base + next_eval + 1]))
+        ++next_eval;
+    }
+    st.step(h, t + t_begin, t == next_eval, next_eval - t < st.liq_n);
   });
   if ((threadIdx.x & 31u) == 0) out[s] = st.row;
 }

@@ -105,7 +105,8 @@ void feature_params_check(const kernels::FeatureParams& p) {
   require(p.atr >= 1 && p.atr <= 100000, "atr window", p.atr, "an integer in [1, 100000]");
   require(p.bbands >= 2 && p.bbands <= 100000, "bbands window", p.bbands, "an integer in [2, 100000]");
   require(p.momentum >= 1 && p.momentum <= 100000, "momentum window", p.momentum, "an integer in [1, 100000]");
-  require(p.liquidity >= 1 && p.liquidity <= 100000, "liquidity window", p.liquidity, "an integer in [1, 100000]");
+  require(p.liquidity >= 1 && p.liquidity <= kernels::kLiquidityWindowMax, "liquidity window", p.liquidity,
+          "an integer in [1, " + std::to_string(kernels::kLiquidityWindowMax) + "]");
   require(p.drawdown >= 2 && p.drawdown <= kernels::kMaxDrawdownWindowMax, "drawdown window", p.drawdown,
           "an integer in [2, " + std::to_string(kernels::kMaxDrawdownWindowMax) + "]");
 }

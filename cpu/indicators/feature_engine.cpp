@@ -17,9 +17,23 @@ FeatureEngine::FeatureEngine(std::int32_t n_symbols, const kernels::FeatureParam
   states_.assign(static_cast<std::size_t>(n_symbols), proto);
   rows_.assign(static_cast<std::size_t>(n_symbols), proto.row);
   ring_.assign(static_cast<std::size_t>(n_symbols) * 4 * static_cast<std::size_t>(cap_), 0.0f);
+  dirty_.assign(static_cast<std::size_t>(n_symbols), 0);
+}
+
+RingHist FeatureEngine::hist(std::size_t s, std::int64_t pos) const {
+  const auto c = static_cast<std::size_t>(cap_);
+  const float* r = ring_.data() + s * 4 * c;
+  return RingHist{r, r + c, r + 2 * c, r + 3 * c, cap_, pos};
 }
 
 void FeatureEngine::step_symbol(std::size_t s, std::int32_t t, float high, float low, float close, float qvol) {
+  auto& st = states_[s];
+  if (!kernels::bar_valid(high, low, close) && dirty_[s]) {
+    // A gap starts: evaluate the window features at the last valid bar while the ring still holds its window.
+    st.evaluate_windows(hist(s, st.row.last_bar));
+    rows_[s] = st.row;
+    dirty_[s] = 0;
+  }
   const auto c = static_cast<std::size_t>(cap_);
   float* r = ring_.data() + s * 4 * c;
   const auto i = static_cast<std::size_t>(t & (cap_ - 1));
@@ -27,8 +41,23 @@ void FeatureEngine::step_symbol(std::size_t s, std::int32_t t, float high, float
   r[c + i] = low;
   r[2 * c + i] = close;
   r[3 * c + i] = qvol;
-  states_[s].step(RingHist{r, r + c, r + 2 * c, r + 3 * c, cap_, t}, t);
-  rows_[s] = states_[s].row;
+  const std::int32_t before = st.row.last_bar;
+  st.step(hist(s, t), t, /*evaluate=*/false);
+  if (st.row.last_bar != before) dirty_[s] = 1;  // per symbol: written by one TBB task only
+}
+
+const std::vector<kernels::FeatureRow>& FeatureEngine::rows() const {
+  if (!any_dirty_) return rows_;
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, states_.size(), 256), [&](const auto& range) {
+    for (std::size_t s = range.begin(); s != range.end(); ++s) {
+      if (!dirty_[s]) continue;
+      states_[s].evaluate_windows(hist(s, states_[s].row.last_bar));
+      rows_[s] = states_[s].row;
+      dirty_[s] = 0;
+    }
+  });
+  any_dirty_ = false;
+  return rows_;
 }
 
 void FeatureEngine::replay(const kernels::PanelView& panel, std::int32_t t_begin, std::int32_t t_end) {
@@ -46,6 +75,7 @@ void FeatureEngine::replay(const kernels::PanelView& panel, std::int32_t t_begin
       const auto su = static_cast<std::size_t>(s);
       states_[su] = proto;
       rows_[su] = proto.row;
+      dirty_[su] = 0;
       for (std::int32_t t = t_begin; t <= t_end; ++t) {
         const std::int64_t o = panel.at(s, t);
         step_symbol(su, t, panel.high[o], panel.low[o], panel.close[o], panel.quote_volume[o]);
@@ -53,6 +83,7 @@ void FeatureEngine::replay(const kernels::PanelView& panel, std::int32_t t_begin
     }
   });
   last_t_ = t_end;
+  any_dirty_ = true;
 }
 
 void FeatureEngine::advance(std::int32_t t, std::span<const float> high, std::span<const float> low,
@@ -67,6 +98,7 @@ void FeatureEngine::advance(std::int32_t t, std::span<const float> high, std::sp
     for (std::size_t s = range.begin(); s != range.end(); ++s) step_symbol(s, t, high[s], low[s], close[s], quote_volume[s]);
   });
   last_t_ = t;
+  any_dirty_ = true;
 }
 
 void FeatureEngine::advance_from(const kernels::PanelView& panel, std::int32_t t) {
@@ -83,6 +115,7 @@ void FeatureEngine::advance_from(const kernels::PanelView& panel, std::int32_t t
     }
   });
   last_t_ = t;
+  any_dirty_ = true;
 }
 
 }  // namespace qtos

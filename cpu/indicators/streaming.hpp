@@ -16,7 +16,7 @@ namespace qtos {
 
 /// Ring capacity for lags up to `max_lag`: the next power of two above it, so that a slot is a mask, not a division.
 inline std::int64_t ring_capacity(std::int64_t max_lag) {
-  std::int64_t cap = 1;
+  std::int64_t cap = 1;  // smallest power of two above max_lag
   while (cap <= max_lag) cap *= 2;
   return cap;
 }
@@ -102,8 +102,10 @@ class FeatureEngine {
                std::span<const float> quote_volume);
   /// Adds bar `t` of `panel` for every symbol.
   void advance_from(const kernels::PanelView& panel, std::int32_t t);
-  /// Features of every symbol as of the last bar added.
-  const std::vector<kernels::FeatureRow>& rows() const { return rows_; }
+  /// Features of every symbol as of the last bar added. `advance` only updates the O(1) states; the window
+  /// features (ROC, drawdown, Bollinger width, dollar volume, spread) of the symbols that moved are evaluated here,
+  /// on first read after an advance (O(window) each, parallel over symbols). Owner thread only.
+  const std::vector<kernels::FeatureRow>& rows() const;
   /// Number of symbols.
   std::int32_t n_symbols() const { return static_cast<std::int32_t>(states_.size()); }
   /// The last bar added (-1 before any).
@@ -111,10 +113,13 @@ class FeatureEngine {
 
  private:
   void step_symbol(std::size_t s, std::int32_t t, float high, float low, float close, float qvol);
+  RingHist hist(std::size_t s, std::int64_t pos) const;
   kernels::FeatureParams params_;
   std::int64_t cap_;  // ring capacity, a power of two
-  std::vector<kernels::FeatureState<float>> states_;
-  std::vector<kernels::FeatureRow> rows_;
+  mutable std::vector<kernels::FeatureState<float>> states_;
+  mutable std::vector<kernels::FeatureRow> rows_;
+  mutable std::vector<std::uint8_t> dirty_;  // 1: a valid bar was added since the window features were evaluated
+  mutable bool any_dirty_ = false;
   std::vector<float> ring_;  // per symbol: high, low, close, quote volume rings of cap_ bars
   std::int32_t last_t_ = -1;
 };

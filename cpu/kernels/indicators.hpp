@@ -107,10 +107,10 @@ QTOS_HD inline T true_range(T high, T low, T prev_close) {
 /// so that float sums of prices far from zero do not lose the digits that matter.
 template <class T>
 struct SmaState {
-  static constexpr int kOutputs = 1;
+  static constexpr int kOutputs = 1;  ///< values written per bar
   static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
-  std::int32_t n = 0, count = 0;
-  T shift = 0, sum = 0;
+  std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
+  T shift = 0, sum = 0;  ///< the first input of the stretch; sum of (x - shift) over the window
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
@@ -138,10 +138,10 @@ struct SmaState {
 /// Exponential moving average, k = 2/(n+1), first value = SMA of the first n inputs (TA-Lib). Lookback n-1.
 template <class T>
 struct EmaState {
-  static constexpr int kOutputs = 1;
+  static constexpr int kOutputs = 1;  ///< values written per bar
   static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
-  std::int32_t n = 0, count = 0;
-  T k = 0, sum = 0, value = 0;
+  std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
+  T k = 0, sum = 0, value = 0;  ///< smoothing factor; seed sum; current EMA
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { init_period(p.period); }
   /// Sets the period and clears the state.
@@ -173,10 +173,10 @@ struct EmaState {
 /// avg = (avg*(n-1) + x)/n; RSI = 100*gain/(gain+loss), 0 when both are 0. Lookback n.
 template <class T>
 struct RsiState {
-  static constexpr int kOutputs = 1;
+  static constexpr int kOutputs = 1;  ///< values written per bar
   static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
-  std::int32_t n = 0, count = 0;
-  T prev = 0, gain = 0, loss = 0;
+  std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
+  T prev = 0, gain = 0, loss = 0;  ///< previous close; Wilder averages of gains and losses
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
@@ -217,10 +217,10 @@ struct RsiState {
 /// then ATR = (ATR*(n-1) + TR)/n. Lookback n.
 template <class T>
 struct AtrState {
-  static constexpr int kOutputs = 1;
+  static constexpr int kOutputs = 1;  ///< values written per bar
   static constexpr bool kUsesRange = true;  ///< reads high/low (a bar also needs them to be valid)
-  std::int32_t n = 0, count = 0;
-  T prev_close = 0, value = 0;
+  std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
+  T prev_close = 0, value = 0;  ///< previous close; current ATR (or the seed sum)
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
@@ -251,10 +251,11 @@ struct AtrState {
 /// Outputs: +DI, -DI, ADX; ADX lookback 2n-1.
 template <class T>
 struct DmiState {
-  static constexpr int kOutputs = 3;
+  static constexpr int kOutputs = 3;  ///< values written per bar
   static constexpr bool kUsesRange = true;  ///< reads high/low (a bar also needs them to be valid)
-  std::int32_t n = 0, count = 0;
-  T prev_high = 0, prev_low = 0, prev_close = 0, pdm = 0, mdm = 0, tr = 0, dx_sum = 0, adx = 0;
+  std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
+  T prev_high = 0, prev_low = 0, prev_close = 0;  ///< the previous bar
+  T pdm = 0, mdm = 0, tr = 0, dx_sum = 0, adx = 0;  ///< Wilder sums of +DM, -DM, TR; seed sum of DX; current ADX
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
@@ -315,8 +316,8 @@ struct DmiState {
 /// hundred bars costs a quiet symbol ~1% of its standard deviation (measured); inputs and outputs stay T.
 template <class T>
 struct WindowMoments {
-  std::int32_t n = 0, count = 0;
-  double mean = 0, m2 = 0;
+  std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
+  double mean = 0, m2 = 0;  ///< window mean; sum of squared deviations
   /// Forgets every input.
   QTOS_HD void reset() { count = 0; mean = m2 = 0.0; }
   /// Adds x; `old` (the input n steps ago) leaves once the window is full. Returns true when the window is full.
@@ -342,10 +343,10 @@ struct WindowMoments {
 /// (NaN when the bands coincide). Outputs: middle, upper, lower, width, %b. Lookback n-1.
 template <class T>
 struct BbandsState {
-  static constexpr int kOutputs = 5;
+  static constexpr int kOutputs = 5;  ///< values written per bar
   static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
-  T k = 2;
-  WindowMoments<T> w;
+  T k = 2;  ///< band width in standard deviations
+  WindowMoments<T> w;  ///< window mean and variance
   /// Sets the period and width and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { w.n = p.period; k = T(p.k); reset(); }
   /// Forgets every input.
@@ -381,11 +382,11 @@ struct BbandsState {
 /// Outputs: line, signal, histogram. Lookback slow+signal-2 (the line alone: slow-1).
 template <class T>
 struct MacdState {
-  static constexpr int kOutputs = 3;
+  static constexpr int kOutputs = 3;  ///< values written per bar
   static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
-  std::int32_t fast = 0, slow = 0, count = 0;
-  T fast_k = 0, fast_sum = 0, fast_value = 0;
-  EmaState<T> slow_ema, signal_ema;
+  std::int32_t fast = 0, slow = 0, count = 0;  ///< periods; inputs seen since the last reset
+  T fast_k = 0, fast_sum = 0, fast_value = 0;  ///< fast EMA: factor, seed sum, value
+  EmaState<T> slow_ema, signal_ema;  ///< slow EMA of close; signal EMA of the line
   /// Sets the three periods (fast < slow) and clears the state.
   QTOS_HD void init(const IndicatorParams& p) {
     fast = p.period;
@@ -435,9 +436,9 @@ struct MacdState {
 /// Outputs: roc, momentum. Lookback n.
 template <class T>
 struct RocState {
-  static constexpr int kOutputs = 2;
+  static constexpr int kOutputs = 2;  ///< values written per bar
   static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
-  std::int32_t n = 0, count = 0;
+  std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
@@ -461,11 +462,11 @@ struct RocState {
 /// per bar (not annualised). Needs n >= 2. Lookback n.
 template <class T>
 struct RvolState {
-  static constexpr int kOutputs = 1;
+  static constexpr int kOutputs = 1;  ///< values written per bar
   static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
-  bool started = false;
-  T prev = 0;
-  WindowMoments<T> w;  // of the log returns
+  bool started = false;  ///< a first close was seen
+  T prev = 0;          ///< previous close
+  WindowMoments<T> w;  ///< moments of the log returns
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { w.n = p.period; reset(); }
   /// Forgets every input.
@@ -496,9 +497,9 @@ struct RvolState {
 /// window's mean and population std (0 when the std is 0). Outputs: sum, z. Lookback n-1.
 template <class T>
 struct DollarVolumeState {
-  static constexpr int kOutputs = 2;
+  static constexpr int kOutputs = 2;  ///< values written per bar
   static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
-  WindowMoments<T> w;
+  WindowMoments<T> w;  ///< window mean and variance
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { w.n = p.period; reset(); }
   /// Forgets every input.
@@ -548,12 +549,12 @@ QTOS_HD inline T corwin_schultz(T high_a, T low_a, T high_b, T low_b) {
 /// the estimate that leaves the window from the lagged bars.
 template <class T>
 struct SpreadState {
-  static constexpr int kOutputs = 1;
+  static constexpr int kOutputs = 1;  ///< values written per bar
   static constexpr bool kUsesRange = true;  ///< reads high/low (a bar also needs them to be valid)
-  static constexpr std::int32_t kRing = 64;
-  std::int32_t n = 0, count = 0;
-  T prev_high = 0, prev_low = 0, prev_log_range = 0, sum = 0;
-  T ring[kRing];
+  static constexpr std::int32_t kRing = 64;  ///< longest window kept in the ring
+  std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
+  T prev_high = 0, prev_low = 0, prev_log_range = 0, sum = 0;  ///< previous bar; ln(H/L) of it; window sum
+  T ring[kRing];  ///< the last n pair estimates (n <= kRing)
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
@@ -597,7 +598,7 @@ struct SpreadState {
 /// adjacent stretches is associative. A division happens only when the ratio improves.
 template <class T>
 struct DrawdownSummary {
-  T max = 0, min = 0, ratio = 1;
+  T max = 0, min = 0, ratio = 1;  ///< extremes of the stretch; lowest x_j/x_i with i <= j
   /// Summary of a single close.
   QTOS_HD static DrawdownSummary point(T x) { return {x, x, T(1)}; }
   /// Appends one close.
@@ -630,12 +631,12 @@ struct DrawdownSummary {
 /// n <= kMaxDrawdownWindowMax. Lookback n-1.
 template <class T>
 struct MaxDrawdownState {
-  static constexpr int kOutputs = 1;
+  static constexpr int kOutputs = 1;  ///< values written per bar
   static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
-  static constexpr std::int32_t kBlock = 32;
-  static constexpr std::int32_t kSlots = kMaxDrawdownWindowMax / kBlock + 2;
-  std::int32_t n = 0, count = 0;
-  DrawdownSummary<T> blocks[kSlots];
+  static constexpr std::int32_t kBlock = 32;  ///< bars per block summary
+  static constexpr std::int32_t kSlots = kMaxDrawdownWindowMax / kBlock + 2;  ///< block ring size
+  std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
+  DrawdownSummary<T> blocks[kSlots];  ///< summaries of aligned kBlock-bar blocks, a ring
   /// Sets the window and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.

@@ -55,7 +55,7 @@ struct RankFilters {
 
 /// One symbol's place in the ranking.
 struct SymbolScore {
-  std::string symbol;
+  std::string symbol;                      ///< exchange symbol
   std::int32_t index = -1;                 ///< position in the panel
   FilterReason reason = FilterReason::none;
   std::string reason_text;                 ///< for a person: what was measured and the limit
@@ -70,7 +70,7 @@ struct SymbolScore {
 
 /// Result: ranked symbols first (best first, ties by symbol name), then the filtered ones in panel order.
 struct Ranking {
-  std::vector<SymbolScore> rows;
+  std::vector<SymbolScore> rows;  ///< ranked best first, then filtered
   std::int32_t eligible = 0;  ///< number of ranked symbols
   std::int32_t bar = -1;      ///< the evaluation bar
   /// The best `n` ranked symbols (fewer when fewer are eligible).

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "cpu/backend/indicator_backend.hpp"
+#include "cpu/indicators/reference.hpp"
 #include "cpu/indicators/streaming.hpp"
 #include "cpu/ranking/opportunity.hpp"
 #include "tests/support/synthetic_panel.hpp"
@@ -164,6 +165,32 @@ TEST(OpportunityRank, TopNAndExplain) {
   const std::string filtered = ranking_explain(r, sym[29], RankWeights{});
   EXPECT_NE(filtered.find("filtered (insufficient_history)"), std::string::npos) << filtered;
   EXPECT_THROW(ranking_explain(r, "NOPE", RankWeights{}), std::invalid_argument);
+}
+
+TEST(RankingFeatures, MatchTheIndependentReferencesAtTheEvaluationBar) {
+  const auto panel = testing::synthetic_panel(6, 180, 21, false);
+  const kernels::FeatureParams fp;
+  std::vector<FeatureRow> rows(6);
+  features_serial(panel.view(), fp, 0, 179, rows);  // double states, stored as float
+  for (std::int32_t s = 0; s < 6; ++s) {
+    const auto h = panel.row(panel.high, s, 0, 180), l = panel.row(panel.low, s, 0, 180);
+    const auto c = panel.row(panel.close, s, 0, 180), q = panel.row(panel.qvol, s, 0, 180);
+    const auto f = [&](Feature x) { return static_cast<double>(rows[static_cast<std::size_t>(s)].get(x)); };
+    const auto near = [](double got, double want, const char* what) {
+      EXPECT_NEAR(got, want, 2e-6 * std::fabs(want) + 1e-9) << what;  // features are stored as float
+    };
+    near(f(Feature::close), c.back(), "close");
+    near(f(Feature::ma_alignment), reference::ema(c, 20).back() / reference::ema(c, 50).back() - 1.0, "alignment");
+    near(f(Feature::adx), reference::dmi(h, l, c, 14)[2].back(), "adx");
+    near(f(Feature::atr_pct), reference::atr(h, l, c, 14).back() / c.back(), "atr%");
+    near(f(Feature::bb_width), reference::bbands(c, 20, 2.0)[3].back(), "bb width");
+    near(f(Feature::roc), reference::roc(c, 20)[0].back(), "roc");
+    near(f(Feature::dollar_volume), reference::dollar_volume(q, 20)[0].back() / 20.0, "dollar volume");
+    near(f(Feature::spread), reference::spread(h, l, 20).back(), "spread");
+    near(f(Feature::drawdown), reference::max_drawdown(c, 60).back(), "drawdown");
+    EXPECT_EQ(rows[static_cast<std::size_t>(s)].history, 180);
+    EXPECT_EQ(rows[static_cast<std::size_t>(s)].last_bar, 179);
+  }
 }
 
 TEST(OpportunityRank, IncrementalUpdateEqualsFullRecompute) {
