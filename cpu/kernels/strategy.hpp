@@ -256,13 +256,14 @@ QTOS_HD inline bool entry_eval(const Condition* terms, std::int32_t op, T close,
   return op == static_cast<std::int32_t>(EntryOp::and_op) ? (a && b) : (a || b);
 }
 
-/// Bits of `signals_eval`: what the rules say at a bar's close.
-enum SignalBits : std::uint32_t {
-  kSignalLong = 1u,       ///< enter long at the next open (when flat)
-  kSignalShort = 2u,      ///< enter short at the next open (when flat)
-  kSignalExitLong = 4u,   ///< a long position's exit rule holds
-  kSignalExitShort = 8u,  ///< a short position's exit rule holds
-};
+/// Bit of `signals_eval`: enter long at the next open (when flat).
+inline constexpr std::uint32_t kSignalLong = 1u;
+/// Bit of `signals_eval`: enter short at the next open (when flat).
+inline constexpr std::uint32_t kSignalShort = 2u;
+/// Bit of `signals_eval`: a long position's exit rule holds.
+inline constexpr std::uint32_t kSignalExitLong = 4u;
+/// Bit of `signals_eval`: a short position's exit rule holds.
+inline constexpr std::uint32_t kSignalExitShort = 8u;
 
 /// The rules of genome `g` at one bar's close: entries by side (the rule and, for `both`, its mirror; nothing when
 /// both directions fire) and the exit rule for each direction. Depends only on the bar's close and features, so a
