@@ -170,8 +170,22 @@ BacktestAccum run_one_bulk(const BacktestRequest& r, const float* feats, const G
   const float* high = p.high + at0;
   const float* low = p.low + at0;
   const float* atr = f0 + plane(StrategyFeature::atr) * ps;
-  for (std::int32_t k = 0; k < n; ++k)
+  for (std::int32_t k = 0; k < n; ++k) {
     st.step(g, r.costs, r.t_begin + k, open[k], high[k], low[k], close[k], sig[k], atr[k], k == n - 1, sink);
+    // Idle (flat, nothing pending, equity marked): while the next bars are valid and carry no entry signal, the
+    // step's own idle path would only count them and remember the close, so do that here without the calls.
+    if (st.started && st.pos == 0 && st.pending == 0 && st.cash == st.eq_prev) {
+      std::int32_t j = k + 1;
+      while (j < n - 1 && (sig[j] & (kSignalLong | kSignalShort)) == 0 && std::isfinite(close[j]) && std::isfinite(open[j]) &&
+             std::isfinite(high[j]) && std::isfinite(low[j]))
+        ++j;
+      if (j > k + 1) {
+        st.acc.n += j - (k + 1);
+        st.last_close = close[j - 1];
+        k = j - 1;
+      }
+    }
+  }
   st.finish();
   return st.acc;
 }
