@@ -18,7 +18,10 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 std::string lags_text(const std::vector<std::int32_t>& lags) {
   std::string s = "[";
-  for (std::size_t i = 0; i < lags.size(); ++i) s += (i ? "," : "") + std::to_string(lags[i]);
+  for (std::size_t i = 0; i < lags.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(lags[i]);
+  }
   return s + "]";
 }
 
