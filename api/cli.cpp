@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <string>
 
 #include <spdlog/spdlog.h>
 
@@ -36,8 +37,25 @@ int cli_main(int argc, char** argv) {
 
   verbs_version_register(app, ctx);
   verbs_config_register(app, ctx);
-  // verbs_data_register(app, ctx);
-  // verbs_demo_register(app, ctx);
+  verbs_data_register(app, ctx);
+  verbs_demo_register(app, ctx);
+
+  // Name an unknown verb instead of CLI11's generic "a subcommand is required".
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--env-file") {
+      ++i;
+      continue;
+    }
+    if (arg.empty() || arg[0] == '-') continue;
+    bool known = false;
+    for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) known |= sub->check_name(arg);
+    if (!known) {
+      std::fprintf(stderr, "qtos: error: unknown verb '%s'; run 'qtos --help' for the list\n", arg.c_str());
+      return 2;
+    }
+    break;
+  }
 
   try {
     app.parse(argc, argv);

@@ -33,11 +33,13 @@ void Progress::finish(const std::string& status) {
   if (finished_) return;
   done_ = total_;
   if (!status.empty()) status_ = status;
-  draw(true);
+  // In plain mode the 100% line may already be out; do not repeat it.
+  if (tty_ || last_drawn_done_ != done_ || !status.empty()) draw(true);
   finished_ = true;
 }
 
 void Progress::draw(bool final_line) {
+  last_drawn_done_ = done_;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double frac = total_ ? static_cast<double>(done_) / static_cast<double>(total_) : 1.0;
   if (tty_) {

@@ -21,6 +21,8 @@ class Progress {
   void update(std::uint64_t done, const std::string& status = {});
   /// Marks the work finished and prints the final line.
   void finish(const std::string& status = {});
+  /// Changes the total (when it becomes known after the bar was created).
+  void set_total(std::uint64_t total) { total_ = total; }
   /// Forces terminal or plain mode (tests); by default it follows isatty().
   void set_terminal(bool is_terminal) { tty_ = is_terminal; }
 
@@ -32,6 +34,7 @@ class Progress {
   std::FILE* out_;
   bool tty_ = false, finished_ = false;
   int last_decile_ = -1;
+  std::uint64_t last_drawn_done_ = UINT64_MAX;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 

@@ -1,0 +1,45 @@
+#pragma once
+/// @file A synthetic multi-symbol crypto market: the embedded default data of every verb.
+///
+/// A market-wide regime chain (trending up, trending down, ranging, volatility shock/crash) drives a common
+/// factor with GARCH(1,1) volatility; each symbol has a beta to it, its own fat-tailed GARCH noise, a price
+/// level, a liquidity level that sets dollar volume and the bid-ask spread, late listings and rare gaps.
+/// The same options and seed give the same panel bit for bit (docs/DATA.md).
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/data/market_panel.hpp"
+
+namespace qtos {
+
+/// The four market regimes of the generator.
+enum class Regime : std::uint8_t { trend_up = 0, trend_down = 1, ranging = 2, shock = 3 };
+/// "trend_up", "trend_down", "ranging", "shock".
+const char* regime_name(Regime r);
+
+/// What to generate.
+struct SynthOptions {
+  std::int32_t n_symbols = 50;
+  std::int32_t n_bars = 2000;
+  std::int64_t interval_ms = 3'600'000;
+  std::uint64_t seed = 42;
+  std::int64_t t0_ms = 1'704'067'200'000;  ///< 2024-01-01T00:00:00Z
+  double late_listing_fraction = 0.15;      ///< share of symbols listed after the first bar
+  double gap_rate = 0.0005;                 ///< chance per symbol and bar of a missing bar (exchange outage)
+};
+
+/// A generated market: the panel and the regime of every bar.
+struct SynthMarket {
+  MarketPanel panel;
+  std::vector<Regime> regimes;  ///< one per bar
+  std::vector<float> betas;     ///< each symbol's beta to the market factor
+};
+
+/// Generates a market (parallel over symbols, deterministic). `progress(done_symbols)` is called from one
+/// thread at a time if given. Throws std::invalid_argument naming a bad option.
+SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std::int32_t)>& progress = {});
+
+}  // namespace qtos

@@ -1,0 +1,169 @@
+// The typed configuration: defaults, stage presets, precedence, caps and every kind of bad value.
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "runtime/config/config.hpp"
+#include "tests/support/run_command.hpp"
+
+namespace qtos {
+namespace {
+
+Config load(std::map<std::string, std::string> env, std::map<std::string, std::string> file = {}) {
+  ConfigSources s;
+  s.environment = std::move(env);
+  s.env_file = std::move(file);
+  s.env_file_path = "test.env";
+  return config_load(s);
+}
+
+std::string load_error(std::map<std::string, std::string> env, std::map<std::string, std::string> file = {}) {
+  try {
+    load(std::move(env), std::move(file));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsAreEverythingOffObservationSafe) {
+  const Config c = load({});
+  EXPECT_EQ(c.stage, IntegrationStage::observation);
+  for (const auto& s : c.subsystems) {
+    EXPECT_FALSE(s.enabled);
+    EXPECT_EQ(s.mode, SubsystemMode::off);
+  }
+  EXPECT_TRUE(c.fail_safe);
+  EXPECT_FALSE(c.emergency_brake);
+  EXPECT_TRUE(c.risk_os_enabled);
+  EXPECT_TRUE(c.orchestrator_enabled);
+  EXPECT_EQ(c.hfos_update_interval, 60);
+  EXPECT_EQ(c.self_healing_check_interval, 120);
+  EXPECT_EQ(c.model_supervisor_eval_interval, 3600);
+  EXPECT_DOUBLE_EQ(c.max_daily_dd_pct, 5.0);
+  EXPECT_DOUBLE_EQ(c.max_open_dd_pct, 10.0);
+  EXPECT_EQ(c.sg_population_size, 50);
+  EXPECT_EQ(c.sg_generations, 100);
+  EXPECT_EQ(c.opp_ranker_top_n, 20);
+  EXPECT_EQ(c.clm_retrain_schedule.text(), "0 2 * * 0");
+  EXPECT_FALSE(c.retraining_auto_deploy);
+  EXPECT_EQ(c.exchange, ExchangeKind::paper);
+  EXPECT_EQ(c.entries.at("QT_AI_HFOS_UPDATE_INTERVAL").source, ValueSource::default_value);
+}
+
+TEST(Config, StagePresetsMatchTheTable) {
+  using M = SubsystemMode;
+  const std::map<IntegrationStage, std::vector<M>> want = {
+      {IntegrationStage::partial, {M::advisory, M::off, M::off, M::advisory, M::observe, M::off, M::off, M::advisory, M::off}},
+      {IntegrationStage::coordination,
+       {M::enforced, M::advisory, M::advisory, M::advisory, M::protective, M::advisory, M::advisory, M::enforced, M::off}},
+      {IntegrationStage::autonomy,
+       {M::enforced, M::enforced, M::enforced, M::enforced, M::protective, M::enforced, M::enforced, M::enforced, M::advisory}},
+  };
+  for (const auto& [stage, modes] : want) {
+    const Config c = load({{"QT_AI_INTEGRATION_STAGE", std::string(stage_name(stage))}});
+    for (std::size_t i = 0; i < kSubsystemCount; ++i) {
+      EXPECT_EQ(c.subsystems[i].mode, modes[i]) << stage_name(stage) << " " << subsystem_name(static_cast<Subsystem>(i));
+      EXPECT_EQ(c.subsystems[i].enabled, modes[i] != M::off);
+    }
+  }
+}
+
+TEST(Config, ObservationCapsEveryModeAtObserve) {
+  const Config c = load({{"QT_AI_HFOS_ENABLED", "true"}, {"QT_AI_HFOS_MODE", "ENFORCED"}, {"QT_AI_PIL_ENABLED", "1"}});
+  EXPECT_EQ(c.subsystem(Subsystem::hfos).mode, SubsystemMode::observe);
+  EXPECT_EQ(c.subsystem(Subsystem::hfos).source, ValueSource::stage_cap);
+  EXPECT_NE(c.subsystem(Subsystem::hfos).note.find("capped"), std::string::npos);
+  EXPECT_EQ(c.subsystem(Subsystem::pil).mode, SubsystemMode::observe);  // enabled, no mode, no preset
+}
+
+TEST(Config, ExplicitVariableWinsOverPresetAndEnvWinsOverFile) {
+  const Config c = load({{"QT_AI_INTEGRATION_STAGE", "COORDINATION"}, {"QT_AI_HFOS_MODE", "advisory"}, {"QT_AI_PBA_ENABLED", "false"}},
+                        {{"QT_AI_HFOS_MODE", "OBSERVE"}, {"QT_OPP_RANKER_TOP_N", "7"}});
+  EXPECT_EQ(c.subsystem(Subsystem::hfos).mode, SubsystemMode::advisory);
+  EXPECT_EQ(c.subsystem(Subsystem::hfos).source, ValueSource::environment);
+  EXPECT_FALSE(c.subsystem(Subsystem::pba).enabled);
+  EXPECT_EQ(c.subsystem(Subsystem::pba).mode, SubsystemMode::off);
+  EXPECT_EQ(c.subsystem(Subsystem::pil).source, ValueSource::stage_preset);
+  EXPECT_EQ(c.opp_ranker_top_n, 7);
+  EXPECT_EQ(c.entries.at("QT_OPP_RANKER_TOP_N").source, ValueSource::env_file);
+}
+
+TEST(Config, ModeWithoutEnableChangesNothingButWarns) {
+  const Config c = load({{"QT_AI_INTEGRATION_STAGE", "PARTIAL"}, {"QT_AI_PIL_MODE", "ADVISORY"}});
+  EXPECT_FALSE(c.subsystem(Subsystem::pil).enabled);
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_NE(c.warnings[0].find("QT_AI_PIL_ENABLED=true"), std::string::npos);
+}
+
+TEST(Config, AutonomyRefusedOnLiveExchange) {
+  const std::string err = load_error({{"QT_AI_INTEGRATION_STAGE", "AUTONOMY"}, {"QT_EXCHANGE", "binance-futures"}});
+  EXPECT_NE(err.find("AUTONOMY is refused with QT_EXCHANGE=binance-futures"), std::string::npos) << err;
+  EXPECT_NO_THROW(load({{"QT_AI_INTEGRATION_STAGE", "AUTONOMY"}, {"QT_EXCHANGE", "binance-futures-testnet"}}));
+}
+
+TEST(Config, BadValuesNameVariableValueAndAllowed) {
+  struct Case {
+    std::string var, value, expect;
+  };
+  const std::vector<Case> cases = {
+      {"QT_AI_HFOS_MODE", "FOO", "QT_AI_HFOS_MODE='FOO' (from environment) is not allowed: expected OFF, OBSERVE, ADVISORY or ENFORCED"},
+      {"QT_AI_PIL_MODE", "PROTECTIVE", "PROTECTIVE is for SELF_HEALING only"},
+      {"QT_AI_MAX_DAILY_DD", "-3", "QT_AI_MAX_DAILY_DD='-3' (from environment) is not allowed: expected a percentage in (0, 100]"},
+      {"QT_AI_MAX_OPEN_DD", "nan", "QT_AI_MAX_OPEN_DD='nan'"},
+      {"QT_AI_PBA_REBALANCE_INTERVAL", "abc", "QT_AI_PBA_REBALANCE_INTERVAL='abc' (from environment) is not allowed: expected an integer of seconds"},
+      {"QT_AI_PBA_REBALANCE_INTERVAL", "0", "QT_AI_PBA_REBALANCE_INTERVAL='0'"},
+      {"QT_CLM_RETRAIN_SCHEDULE", "0 25 * * *", "QT_CLM_RETRAIN_SCHEDULE='0 25 * * *' (from environment) is not allowed: expected a 5-field cron"},
+      {"QT_AI_FAIL_SAFE", "maybe", "QT_AI_FAIL_SAFE='maybe'"},
+      {"QT_AI_INTEGRATION_STAGE", "FULL", "expected OBSERVATION, PARTIAL, COORDINATION or AUTONOMY"},
+      {"QT_DEVICE", "tpu", "QT_DEVICE='tpu'"},
+      {"QT_EXCHANGE", "kraken", "QT_EXCHANGE='kraken'"},
+      {"QT_SG_POPULATION_SIZE", "1", "QT_SG_POPULATION_SIZE='1'"},
+      {"QT_AI_HFOS_MODEE", "ADVISORY", "QT_AI_HFOS_MODEE (from environment) is not a qtos setting: did you mean QT_AI_HFOS_MODE?"},
+      {"QT_OPP_RANKR_TOP_N", "5", "did you mean QT_OPP_RANKER_TOP_N?"},
+  };
+  for (const auto& c : cases) {
+    const std::string err = load_error({{c.var, c.value}});
+    EXPECT_NE(err.find(c.expect), std::string::npos) << c.var << "=" << c.value << " gave: " << err;
+  }
+}
+
+TEST(Config, AllErrorsReportedTogetherAndFileNamed) {
+  const std::string err = load_error({{"QT_AI_HFOS_MODE", "FOO"}}, {{"QT_AI_MAX_DAILY_DD", "-3"}});
+  EXPECT_NE(err.find("QT_AI_HFOS_MODE"), std::string::npos);
+  EXPECT_NE(err.find("QT_AI_MAX_DAILY_DD='-3' (from test.env)"), std::string::npos) << err;
+}
+
+TEST(Config, UnrelatedQtVariablesAreOnlyWarnings) {
+  const Config c = load({{"QT_QPA_PLATFORM", "offscreen"}});  // Qt's own variable
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_NE(c.warnings[0].find("QT_QPA_PLATFORM"), std::string::npos);
+}
+
+TEST(EnvFile, ParsesExportsQuotesAndComments) {
+  test::TempDir dir;
+  const auto path = dir / "a.env";
+  std::ofstream(path) << "# comment\n\nexport QT_AI_HFOS_ENABLED=true\nQT_STATE_DIR=\"/var/lib/qtos state\"\n"
+                         "QT_OPP_RANKER_TOP_N=12 # trailing\nOTHER=ignored\n";
+  const auto m = env_file_read(path.string());
+  EXPECT_EQ(m.at("QT_AI_HFOS_ENABLED"), "true");
+  EXPECT_EQ(m.at("QT_STATE_DIR"), "/var/lib/qtos state");
+  EXPECT_EQ(m.at("QT_OPP_RANKER_TOP_N"), "12");
+  EXPECT_EQ(m.count("OTHER"), 0u);
+}
+
+TEST(EnvFile, MalformedLineNamesFileAndLine) {
+  test::TempDir dir;
+  const auto path = dir / "b.env";
+  std::ofstream(path) << "QT_AI_HFOS_ENABLED=true\nthis is not an assignment\n";
+  try {
+    env_file_read(path.string());
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("b.env:2: expected KEY=VALUE"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(env_file_read((dir / "missing.env").string()), ConfigError);
+}
+
+}  // namespace
+}  // namespace qtos

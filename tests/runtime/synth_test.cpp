@@ -1,0 +1,129 @@
+// The synthetic market: deterministic per seed, valid bars, regimes, a common factor with per-symbol beta.
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include <gtest/gtest.h>
+
+#include "runtime/data/synth.hpp"
+
+namespace qtos {
+namespace {
+
+SynthOptions opts(std::uint64_t seed) {
+  SynthOptions o;
+  o.n_symbols = 40;
+  o.n_bars = 3000;
+  o.seed = seed;
+  return o;
+}
+
+TEST(Synth, SameSeedSamePanelBitForBit) {
+  const auto a = synth_generate(opts(11)), b = synth_generate(opts(11)), c = synth_generate(opts(12));
+  bool differs = false;
+  for (std::int32_t s = 0; s < a.panel.n_symbols(); ++s) {
+    for (int col = 0; col < kColumnCount; ++col) {
+      const auto x = a.panel.series(static_cast<Column>(col), s), y = b.panel.series(static_cast<Column>(col), s),
+                 z = c.panel.series(static_cast<Column>(col), s);
+      EXPECT_EQ(0, std::memcmp(x.data(), y.data(), x.size_bytes())) << "symbol " << s << " column " << col;
+      differs |= std::memcmp(x.data(), z.data(), x.size_bytes()) != 0;
+    }
+  }
+  EXPECT_TRUE(differs) << "another seed must give another market";
+  EXPECT_EQ(a.regimes, b.regimes);
+}
+
+TEST(Synth, EveryBarIsAValidKline) {
+  const auto m = synth_generate(opts(3));
+  std::int64_t bars = 0;
+  for (std::int32_t s = 0; s < m.panel.n_symbols(); ++s) {
+    for (std::int32_t t = 0; t < m.panel.n_bars(); ++t) {
+      const auto i = static_cast<std::size_t>(t);
+      const float o = m.panel.series(Column::open, s)[i], h = m.panel.series(Column::high, s)[i],
+                  l = m.panel.series(Column::low, s)[i], c = m.panel.series(Column::close, s)[i];
+      const float v = m.panel.series(Column::volume, s)[i], qv = m.panel.series(Column::quote_volume, s)[i];
+      if (!m.panel.has_bar(s, t)) {
+        EXPECT_TRUE(std::isnan(o) && std::isnan(h) && std::isnan(l));
+        EXPECT_EQ(v, 0.0f);
+        continue;
+      }
+      ++bars;
+      ASSERT_GT(l, 0.0f);
+      ASSERT_LE(l, std::min(o, c)) << s << "," << t;
+      ASSERT_GE(h, std::max(o, c)) << s << "," << t;
+      ASSERT_GT(v, 0.0f);
+      ASSERT_GT(qv, 0.0f);
+      ASSERT_GE(m.panel.series(Column::trades, s)[i], 1.0f);
+    }
+  }
+  EXPECT_GT(bars, 40 * 3000 / 2);
+}
+
+TEST(Synth, HasAllRegimesLateListingsAndGapsOverALongRun) {
+  SynthOptions o = opts(5);
+  o.n_bars = 20000;
+  o.n_symbols = 20;
+  o.gap_rate = 0.001;
+  const auto m = synth_generate(o);
+  std::size_t counts[4] = {};
+  for (auto r : m.regimes) ++counts[static_cast<int>(r)];
+  for (int r = 0; r < 4; ++r) EXPECT_GT(counts[r], 0u) << regime_name(static_cast<Regime>(r));
+  int late = 0, gaps = 0;
+  for (std::int32_t s = 0; s < m.panel.n_symbols(); ++s) {
+    late += m.panel.first_bar(s) > 0;
+    for (std::int32_t t = m.panel.first_bar(s); t <= m.panel.last_bar(s); ++t) gaps += !m.panel.has_bar(s, t);
+  }
+  EXPECT_GT(late, 0);
+  EXPECT_GT(gaps, 0);
+}
+
+// Returns co-move with a common factor: the cross-sectional mean return explains a large part of each symbol's,
+// and high-beta symbols move more with it than low-beta ones.
+TEST(Synth, CommonFactorWithPerSymbolBeta) {
+  SynthOptions o = opts(9);
+  o.late_listing_fraction = 0;
+  o.gap_rate = 0;
+  const auto m = synth_generate(o);
+  const auto T = static_cast<std::size_t>(o.n_bars);
+  std::vector<double> mkt(T, 0.0);
+  std::vector<std::vector<double>> r(static_cast<std::size_t>(o.n_symbols), std::vector<double>(T, 0.0));
+  for (std::int32_t s = 0; s < o.n_symbols; ++s) {
+    const auto c = m.panel.series(Column::close, s);
+    for (std::size_t t = 1; t < T; ++t) {
+      r[static_cast<std::size_t>(s)][t] = std::log(c[t] / c[t - 1]);
+      mkt[t] += r[static_cast<std::size_t>(s)][t] / o.n_symbols;
+    }
+  }
+  const double mv = std::inner_product(mkt.begin(), mkt.end(), mkt.begin(), 0.0);
+  std::vector<std::pair<float, double>> beta_vs_est;
+  double mean_corr = 0;
+  for (std::int32_t s = 0; s < o.n_symbols; ++s) {
+    const auto& x = r[static_cast<std::size_t>(s)];
+    const double cov = std::inner_product(x.begin(), x.end(), mkt.begin(), 0.0);
+    const double xv = std::inner_product(x.begin(), x.end(), x.begin(), 0.0);
+    mean_corr += cov / std::sqrt(xv * mv) / o.n_symbols;
+    beta_vs_est.emplace_back(m.betas[static_cast<std::size_t>(s)], cov / mv);
+  }
+  EXPECT_GT(mean_corr, 0.4);
+  std::sort(beta_vs_est.begin(), beta_vs_est.end());
+  double low = 0, high = 0;
+  for (std::size_t i = 0; i < 10; ++i) low += beta_vs_est[i].second, high += beta_vs_est[beta_vs_est.size() - 1 - i].second;
+  EXPECT_GT(high, low * 1.5);
+}
+
+TEST(Synth, BadOptionsNameTheOption) {
+  SynthOptions o;
+  o.n_symbols = 0;
+  try {
+    synth_generate(o);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--symbols: 0"), std::string::npos) << e.what();
+  }
+  o.n_symbols = 3;
+  o.n_bars = 1;
+  EXPECT_THROW(synth_generate(o), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace qtos
