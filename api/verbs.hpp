@@ -27,5 +27,10 @@ void verbs_version_register(CLI::App& app, CliContext& ctx);  ///< `qtos version
 void verbs_config_register(CLI::App& app, CliContext& ctx);   ///< `qtos config show`
 void verbs_data_register(CLI::App& app, CliContext& ctx);     ///< `qtos data synth|import|info`
 void verbs_demo_register(CLI::App& app, CliContext& ctx);     ///< `qtos demo`, the main job of `make run`
+void verbs_retrain_register(CLI::App& app, CliContext& ctx);  ///< `qtos retrain`
+void verbs_models_register(CLI::App& app, CliContext& ctx);   ///< `qtos models list|show|promote|retire`
+
+/// The model registry directory: `given` when not empty, else $QT_STATE_DIR/models.
+std::string models_registry_dir(CliContext& ctx, const std::string& given);
 
 }  // namespace qtos::api
