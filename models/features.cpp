@@ -151,17 +151,26 @@ FeatureTable features_build(const kernels::PanelView& p, const FeatureSpec& spec
     const float* lo = p.low + p.at(s, 0);
     const float* vol = p.volume + p.at(s, 0);
     auto price_ok = [&](std::int32_t t) { return std::isfinite(c[t]) && c[t] > 0.0F; };
-    for (std::int32_t t = std::max(t_begin, warm); t < t_end; ++t) {
+    // 1-bar log returns of the bars the volatility windows need, each computed once; NaN where a price is missing.
+    const std::int32_t t_first = std::max(t_begin, warm);
+    if (t_first >= t_end) return;
+    const std::int32_t r0 = t_first - spec.vol_window + 1;
+    std::vector<double> lr(static_cast<std::size_t>(t_end - r0));
+    for (std::int32_t u = r0; u < t_end; ++u)
+      lr[static_cast<std::size_t>(u - r0)] = price_ok(u) && price_ok(u - 1) ? std::log(static_cast<double>(c[u]) / c[u - 1])
+                                                                             : std::numeric_limits<double>::quiet_NaN();
+    for (std::int32_t t = t_first; t < t_end; ++t) {
       if (!price_ok(t)) continue;
-      // Realised volatility of the last vol_window 1-bar log returns, all at or before t.
+      // Realised volatility of the last vol_window 1-bar log returns, all at or before t (same summation order for
+      // every t and every range, so a bar's value never depends on where the build started).
       double sum = 0.0, sumsq = 0.0;
       bool ok = true;
-      for (std::int32_t j = 0; j < spec.vol_window && ok; ++j) {
-        if (!price_ok(t - j - 1)) {
+      for (std::int32_t j = 0; j < spec.vol_window; ++j) {
+        const double r = lr[static_cast<std::size_t>(t - j - r0)];
+        if (!std::isfinite(r)) {
           ok = false;
           break;
         }
-        const double r = std::log(static_cast<double>(c[t - j]) / c[t - j - 1]);
         sum += r;
         sumsq += r * r;
       }
@@ -222,16 +231,20 @@ FeatureTable features_build(const kernels::PanelView& p, const FeatureSpec& spec
   return tab;
 }
 
-std::vector<SampleRef> samples_select(const FeatureTable& tab, std::int32_t t_begin, std::int32_t t_end, bool need_target) {
+std::vector<SampleRef> samples_select(const FeatureTable& tab, std::int32_t t_begin, std::int32_t t_end, bool need_target,
+                                      std::int32_t window) {
+  if (window < 0) window = tab.spec.window;
+  if (window < 1 || window > tab.spec.window)
+    throw std::invalid_argument("samples_select: window " + std::to_string(window) + " (expected 1.." +
+                                std::to_string(tab.spec.window) + ")");
   std::vector<SampleRef> out;
-  const std::int32_t lo = std::max(t_begin, tab.t_begin + tab.spec.window - 1);
+  const std::int32_t lo = std::max(t_begin, tab.t_begin + window - 1);
   const std::int32_t hi = std::min(t_end, tab.t_begin + tab.n_bars);
-  // finite[s][t]: every feature of the bar is finite; a window is valid when its `window` bars all are.
   for (std::int32_t t = lo; t < hi; ++t) {
     for (std::int32_t s = 0; s < tab.n_symbols; ++s) {
       if (need_target && !std::isfinite(tab.forward[static_cast<std::size_t>(tab.at(s, t))])) continue;
       bool ok = true;
-      for (std::int32_t w = 0; w < tab.spec.window && ok; ++w) {
+      for (std::int32_t w = 0; w < window && ok; ++w) {
         const float* r = tab.row(s, t - w);
         for (std::int32_t f = 0; f < tab.n_features; ++f)
           if (!std::isfinite(r[f])) {

@@ -71,10 +71,10 @@ struct SampleRef {
   std::int32_t t = 0;
 };
 
-/// Samples at bars [t_begin, t_end) whose whole window of `spec.window` bars has finite features (and, when
-/// `need_target`, a finite target). Ordered by bar, then symbol.
+/// Samples at bars [t_begin, t_end) whose whole window of `window` bars (-1: `spec.window`) has finite features
+/// (and, when `need_target`, a finite target). Ordered by bar, then symbol.
 std::vector<SampleRef> samples_select(const FeatureTable& table, std::int32_t t_begin, std::int32_t t_end,
-                                      bool need_target);
+                                      bool need_target, std::int32_t window = -1);
 
 /// Bars of the three periods, half-open, in time order with `purge` bars left out between them.
 struct TimeSplit {

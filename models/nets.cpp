@@ -163,12 +163,14 @@ Result<Predictions> Model::predict(const kernels::PanelView& panel, std::int32_t
   const auto& spec = impl_->meta.spec;
   if (t < 0 || t >= panel.n_bars)
     return Error{"bad_bar", "bar " + std::to_string(t) + " is outside the panel's " + std::to_string(panel.n_bars) + " bars"};
-  const std::int32_t need = spec.warmup() + spec.window - 1;
+  const std::int32_t w = input_window();
+  const std::int32_t need = spec.warmup() + w - 1;
   if (t < need)
     return Error{"not_enough_history", name() + " needs " + std::to_string(need) + " bars before the predicted bar; bar " +
                                            std::to_string(t) + " has " + std::to_string(t)};
-  const auto table = features_build(panel, spec, t - spec.window + 1, t + 1);
-  const auto samples = samples_select(table, t, t + 1, false);
+  // Only the bars the network reads are built: a symbol needs complete features over its input window.
+  const auto table = features_build(panel, spec, t - w + 1, t + 1);
+  const auto samples = samples_select(table, t, t + 1, false, w);
   Predictions p;
   p.bar = t;
   p.horizon = spec.horizon;

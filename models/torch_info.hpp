@@ -16,4 +16,8 @@ struct TorchInfo {
 /// Queries LibTorch (cheap; no model is loaded).
 TorchInfo torch_info();
 
+/// Sets LibTorch's intra-op CPU threads (benchmarks pin it to match their peer); throws std::invalid_argument when
+/// `n` < 1.
+void torch_threads_set(int n);
+
 }  // namespace qtos::models
