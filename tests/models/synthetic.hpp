@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cpu/kernels/panel_view.hpp"
+#include "runtime/data/market_panel.hpp"
 
 namespace qtos::models::testing {
 
@@ -50,6 +52,22 @@ struct SyntheticMarket {
     const float nan = std::nanf("");
     open[i] = high[i] = low[i] = close[i] = nan;
     volume[i] = quote_volume[i] = trades[i] = 0.0F;
+  }
+
+  /// The first `bars` bars as a MarketPanel on an hourly grid from 2024-01-01 (symbols SYN000.., same values).
+  MarketPanel to_panel(std::int32_t bars) const {
+    std::vector<std::string> names;
+    for (std::int32_t s = 0; s < n_symbols; ++s) names.push_back("SYN" + std::to_string(1000 + s).substr(1));
+    MarketPanel p(names, bars, 1'704'067'200'000, 3'600'000);
+    const std::vector<float>* cols[] = {&open, &high, &low, &close, &volume, &quote_volume, &trades};
+    for (int c = 0; c < kColumnCount; ++c)
+      for (std::int32_t s = 0; s < n_symbols; ++s) {
+        auto dst = p.series_mut(static_cast<Column>(c), s);
+        const float* src = cols[c]->data() + s * stride;
+        for (std::int32_t t = 0; t < bars; ++t) dst[static_cast<std::size_t>(t)] = src[t];
+      }
+    p.valid_ranges_recompute();
+    return p;
   }
 
   kernels::PanelView view() const {
