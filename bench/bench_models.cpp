@@ -100,6 +100,25 @@ void BM_train_samples_per_s(benchmark::State& st, ModelKind kind, const char* pe
   if (!peer().why.empty()) st.SetLabel(peer().why);
 }
 
+/// GPU: train steps/s with and without CUDA-graph capture of forward+backward (skipped without a CUDA LibTorch).
+void BM_train_cuda_steps_per_s(benchmark::State& st, ModelKind kind, bool graph) {
+  if (!torch_info().cuda_available) {
+    st.SkipWithError("no CUDA device visible to LibTorch (CPU build or no GPU)");
+    return;
+  }
+  TrainBench tb(kind, hyper_for(kind), kFeatures, kWindow, kBatch, 1, DeviceKind::cuda, graph);
+  if (graph && !tb.graphed()) {
+    st.SkipWithError("CUDA-graph capture failed (see the warning above)");
+    return;
+  }
+  for (int i = 0; i < 5; ++i) tb.step();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : st) benchmark::DoNotOptimize(tb.step());
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  st.counters["steps/s"] = static_cast<double>(st.iterations()) / secs;
+  st.counters["samples/s"] = static_cast<double>(st.iterations()) * kBatch / secs;
+}
+
 /// A small trained MLP of the benchmark's width (weights do not change the cost) and a 5,000-symbol panel.
 struct InferenceFixture {
   std::unique_ptr<Model> model;
@@ -165,6 +184,12 @@ BENCHMARK_CAPTURE(BM_train_samples_per_s, gru, ModelKind::gru, "train_gru")->Uni
 BENCHMARK_CAPTURE(BM_train_samples_per_s, transformer, ModelKind::transformer, "train_transformer")
     ->Unit(benchmark::kMillisecond)
     ->MinTime(1.0);
+BENCHMARK_CAPTURE(BM_train_cuda_steps_per_s, mlp_eager, ModelKind::mlp, false)->MinTime(0.5);
+BENCHMARK_CAPTURE(BM_train_cuda_steps_per_s, mlp_graph, ModelKind::mlp, true)->MinTime(0.5);
+BENCHMARK_CAPTURE(BM_train_cuda_steps_per_s, gru_eager, ModelKind::gru, false)->MinTime(0.5);
+BENCHMARK_CAPTURE(BM_train_cuda_steps_per_s, gru_graph, ModelKind::gru, true)->MinTime(0.5);
+BENCHMARK_CAPTURE(BM_train_cuda_steps_per_s, transformer_eager, ModelKind::transformer, false)->MinTime(0.5);
+BENCHMARK_CAPTURE(BM_train_cuda_steps_per_s, transformer_graph, ModelKind::transformer, true)->MinTime(0.5);
 BENCHMARK(BM_mlp_predict_5000_symbols)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(BM_mlp_forward_5000_symbols)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 

@@ -58,6 +58,7 @@ struct TrainOptions {
   std::int32_t patience = 4;   ///< epochs without validation improvement before stopping
   std::uint64_t seed = 42;
   DeviceKind device = DeviceKind::cpu;
+  bool cuda_graph = true;  ///< on CUDA, replay forward+backward from a captured CUDA graph (full batches only)
   std::int64_t t0_ms = 0;                ///< open time of panel bar 0 (recorded as the training window)
   std::int64_t interval_ms = 3'600'000;  ///< bar length (annualises the Sharpe)
   std::function<void(const EpochReport&)> on_epoch;  ///< called after every epoch
@@ -77,7 +78,7 @@ struct ModelMeta {
   Metrics val, test, baseline_test;       ///< baseline: the training mean return as a constant prediction
   std::int32_t epochs_run = 0, best_epoch = 0;
   std::uint64_t seed = 0;
-  std::string device;                     ///< where it was trained
+  std::string device;                     ///< where it was trained: "cpu", "cuda" or "cuda+graph"
   std::string torch_version, qtos_version;
   std::int64_t created_ms = 0;
   /// The whole record as JSON text.
@@ -134,14 +135,18 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& table, const Time
 /// Repeats one optimiser step on a fixed random batch: the training-throughput benchmark (same as the Python peer).
 class TrainBench {
  public:
-  /// A network of `kind` on inputs [batch][window][n_features] (the MLP reads the last bar), AdamW, clipping.
+  /// A network of `kind` on inputs [batch][window][n_features] (the MLP reads the last bar), AdamW, clipping, on
+  /// `device`; `cuda_graph` captures forward+backward (CUDA only: std::invalid_argument otherwise). Throws
+  /// std::runtime_error when CUDA is asked for and LibTorch has none.
   TrainBench(ModelKind kind, const ModelHyper& hyper, std::int32_t n_features, std::int32_t window, std::int32_t batch,
-             std::uint64_t seed);
+             std::uint64_t seed, DeviceKind device = DeviceKind::cpu, bool cuda_graph = false);
   ~TrainBench();
   TrainBench(const TrainBench&) = delete;
   TrainBench& operator=(const TrainBench&) = delete;
   /// One forward, backward, clip and AdamW step; returns the loss.
   double step();
+  /// True when the step replays a captured CUDA graph.
+  bool graphed() const;
 
  private:
   struct Impl;

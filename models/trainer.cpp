@@ -6,9 +6,17 @@
 #include <random>
 #include <stdexcept>
 
+#include <spdlog/spdlog.h>
 #include <torch/version.h>
 
 #include "models/detail/nets.hpp"
+
+#ifdef QTOS_TORCH_CUDA  // a CUDA LibTorch (defined by models/CMakeLists.txt); the CPU build never sees these headers
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 #ifndef QTOS_VERSION
 #define QTOS_VERSION "unknown"
@@ -54,6 +62,102 @@ PeriodTensors period_gather(const FeatureTable& tab, const Normalizer& norm, std
 torch::Tensor loss_of(const torch::Tensor& out, const torch::Tensor& y_ret, const torch::Tensor& y_up) {
   return torch::mse_loss(out.select(1, 0), y_ret) + torch::binary_cross_entropy_with_logits(out.select(1, 1), y_up);
 }
+
+/// One optimiser step: forward and backward (replayed from a CUDA graph when one was captured), then gradient
+/// clipping and AdamW eagerly. C++ AdamW keeps its step count on the host, so the optimiser step itself cannot be
+/// captured; forward and backward are the bulk of the kernels.
+class StepRunner {
+ public:
+  StepRunner(detail::NetBase& net, torch::optim::AdamW& opt, double clip_norm) : net_(net), opt_(opt), clip_(clip_norm) {}
+  StepRunner(const StepRunner&) = delete;
+  StepRunner& operator=(const StepRunner&) = delete;
+
+  /// Tries to capture forward+backward for batches of `batch` rows of [window][n_features] on `dev` (CUDA only;
+  /// a CPU device or a CPU LibTorch returns false). On failure training goes on eagerly.
+  bool capture(const torch::Device& dev, std::int64_t batch, std::int64_t window, std::int64_t n_features) {
+#ifdef QTOS_TORCH_CUDA
+    if (!dev.is_cuda()) return false;
+    try {
+      const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(dev);
+      sx_ = torch::zeros({batch, window, n_features}, f32);
+      syr_ = torch::zeros({batch}, f32);
+      syu_ = torch::zeros({batch}, f32);
+      auto side = c10::cuda::getStreamFromPool();
+      auto main = c10::cuda::getCurrentCUDAStream();
+      at::cuda::CUDAEvent ready;
+      ready.record(main);
+      ready.block(side);
+      {
+        c10::cuda::CUDAStreamGuard on_side(side);
+        for (int i = 0; i < 3; ++i) {  // cuBLAS/cuDNN handles and workspaces are created here, outside the capture
+          opt_.zero_grad();
+          loss_of(net_.forward(sx_), syr_, syu_).backward();
+        }
+        // With no gradient tensors, backward allocates them in the graph's private pool: static addresses that every
+        // replay overwrites and that clipping and AdamW then read. The warm-up took no optimiser step.
+        for (auto& p : net_.parameters()) p.mutable_grad() = torch::Tensor();
+        graph_ = std::make_unique<at::cuda::CUDAGraph>();
+        graph_->capture_begin();
+        sloss_ = loss_of(net_.forward(sx_), syr_, syu_);
+        sloss_.backward();
+        graph_->capture_end();
+      }
+      at::cuda::CUDAEvent captured;
+      captured.record(side);
+      captured.block(main);
+      return true;
+    } catch (const c10::Error& e) {
+      graph_.reset();
+      for (auto& p : net_.parameters()) p.mutable_grad() = torch::Tensor();
+      spdlog::warn("CUDA-graph capture of the train step failed, training eagerly: {}", e.what_without_backtrace());
+      return false;
+    }
+#else
+    (void)dev, (void)batch, (void)window, (void)n_features;
+    return false;
+#endif
+  }
+
+  /// True when steps replay a captured graph (only batches of the captured size may then be stepped).
+  bool graphed() const {
+#ifdef QTOS_TORCH_CUDA
+    return graph_ != nullptr;
+#else
+    return false;
+#endif
+  }
+
+  /// One step on a batch already on the training device; returns the loss.
+  double step(const torch::Tensor& xb, const torch::Tensor& yr, const torch::Tensor& yu) {
+#ifdef QTOS_TORCH_CUDA
+    if (graph_) {
+      QTOS_ASSERT(xb.size(0) == sx_.size(0), "a graphed train step needs the captured batch size");
+      sx_.copy_(xb, true);
+      syr_.copy_(yr, true);
+      syu_.copy_(yu, true);
+      graph_->replay();
+      torch::nn::utils::clip_grad_norm_(net_.parameters(), clip_);
+      opt_.step();
+      return sloss_.item<double>();
+    }
+#endif
+    opt_.zero_grad();
+    auto loss = loss_of(net_.forward(xb), yr, yu);
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(net_.parameters(), clip_);
+    opt_.step();
+    return loss.item<double>();
+  }
+
+ private:
+  detail::NetBase& net_;
+  torch::optim::AdamW& opt_;
+  double clip_;
+#ifdef QTOS_TORCH_CUDA
+  std::unique_ptr<at::cuda::CUDAGraph> graph_;
+  torch::Tensor sx_, syr_, syu_, sloss_;
+#endif
+};
 
 /// Loss and directional accuracy of `net` on a whole period, in eval mode.
 std::pair<double, double> period_score(detail::NetBase& net, const torch::Device& dev, const PeriodTensors& p) {
@@ -119,7 +223,7 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSp
   meta.spec = tab.spec;
   meta.split = split;
   meta.seed = opts.seed;
-  meta.device = cuda ? "cuda" : "cpu";
+  meta.device = cuda ? "cuda" : "cpu";  // "+graph" is appended below when the train step was captured
   meta.torch_version = TORCH_VERSION;
   meta.qtos_version = QTOS_VERSION;
   meta.created_ms = now_ms();
@@ -136,6 +240,12 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSp
   auto net = detail::net_create(kind, hyper, tab.n_features, window);
   net->to(dev);
   torch::optim::AdamW opt(net->parameters(), torch::optim::AdamWOptions(opts.lr).weight_decay(opts.weight_decay));
+  StepRunner runner(*net, opt, opts.clip_norm);
+  // Graph replays need one static batch shape: the last partial batch of an epoch is then dropped (the shuffle
+  // changes which samples fall in it every epoch).
+  const bool graphed = opts.cuda_graph && static_cast<std::int64_t>(train_s.size()) >= opts.batch_size &&
+                       runner.capture(dev, opts.batch_size, window, tab.n_features);
+  if (graphed) meta.device += "+graph";
   std::mt19937_64 rng(opts.seed);
   std::vector<std::int64_t> order(train.samples.size());
   std::iota(order.begin(), order.end(), std::int64_t{0});
@@ -159,28 +269,26 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSp
     net->train();
     const auto t_start = std::chrono::steady_clock::now();
     double loss_sum = 0.0;
-    for (std::int64_t i = 0; i < n; i += opts.batch_size) {
+    std::int64_t stepped = 0;
+    const std::int64_t n_steps = graphed ? n / opts.batch_size * opts.batch_size : n;
+    for (std::int64_t i = 0; i < n_steps; i += opts.batch_size) {
       if (opts.cancelled && opts.cancelled()) return Error{"cancelled", "training of " + meta.name + " was cancelled in epoch " + std::to_string(epoch)};
       auto idx = order_t.slice(0, i, std::min(n, i + opts.batch_size));
       auto xb = train.x.index_select(0, idx).to(dev, cuda);
       auto yr = train.y_ret.index_select(0, idx).to(dev, cuda);
       auto yu = train.y_up.index_select(0, idx).to(dev, cuda);
-      opt.zero_grad();
-      auto loss = loss_of(net->forward(xb), yr, yu);
-      loss.backward();
-      torch::nn::utils::clip_grad_norm_(net->parameters(), opts.clip_norm);
-      opt.step();
-      loss_sum += loss.item<double>() * static_cast<double>(idx.size(0));
+      loss_sum += runner.step(xb, yr, yu) * static_cast<double>(idx.size(0));
+      stepped += idx.size(0);
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     const auto [val_loss, val_acc] = period_score(*net, dev, val);
     EpochReport rep;
     rep.epoch = epoch;
     rep.epochs = opts.epochs;
-    rep.train_loss = loss_sum / static_cast<double>(n);
+    rep.train_loss = loss_sum / static_cast<double>(stepped);
     rep.val_loss = val_loss;
     rep.val_accuracy = val_acc;
-    rep.samples_per_s = secs > 0.0 ? static_cast<double>(n) / secs : 0.0;
+    rep.samples_per_s = secs > 0.0 ? static_cast<double>(stepped) / secs : 0.0;
     rep.lr = lr;
     rep.improved = val_loss < best_loss - 1e-6;
     meta.epochs_run = epoch;
@@ -234,11 +342,13 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSp
 struct TrainBench::Impl {
   std::shared_ptr<detail::NetBase> net;
   std::unique_ptr<torch::optim::AdamW> opt;
+  std::unique_ptr<StepRunner> runner;
   torch::Tensor x, y_ret, y_up;
+  bool graphed = false;
 };
 
 TrainBench::TrainBench(ModelKind kind, const ModelHyper& hyper, std::int32_t n_features, std::int32_t window,
-                       std::int32_t batch, std::uint64_t seed)
+                       std::int32_t batch, std::uint64_t seed, DeviceKind device, bool cuda_graph)
     : impl_(std::make_unique<Impl>()) {
   if (n_features < 1 || window < 1 || batch < 1)
     throw std::invalid_argument("TrainBench: features " + std::to_string(n_features) + ", window " + std::to_string(window) +
@@ -247,23 +357,26 @@ TrainBench::TrainBench(ModelKind kind, const ModelHyper& hyper, std::int32_t n_f
   spec.window = window;
   hyper.validate(kind, spec);
   torch::manual_seed(seed);
-  impl_->net = detail::net_create(kind, hyper, n_features, kind == ModelKind::mlp ? 1 : window);
+  const torch::Device dev = detail::device_resolve(device);
+  const std::int32_t w = kind == ModelKind::mlp ? 1 : window;
+  impl_->net = detail::net_create(kind, hyper, n_features, w);
+  impl_->net->to(dev);
   impl_->net->train();
   impl_->opt = std::make_unique<torch::optim::AdamW>(impl_->net->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(1e-4));
-  impl_->x = torch::randn({batch, kind == ModelKind::mlp ? 1 : window, n_features});
-  impl_->y_ret = torch::randn({batch});
-  impl_->y_up = (torch::rand({batch}) > 0.5).to(torch::kFloat32);
+  impl_->x = torch::randn({batch, w, n_features}).to(dev);
+  impl_->y_ret = torch::randn({batch}).to(dev);
+  impl_->y_up = (torch::rand({batch}) > 0.5).to(torch::kFloat32).to(dev);
+  impl_->runner = std::make_unique<StepRunner>(*impl_->net, *impl_->opt, 1.0);
+  if (cuda_graph) {
+    if (!dev.is_cuda()) throw std::invalid_argument("TrainBench: CUDA-graph capture needs --device cuda");
+    impl_->graphed = impl_->runner->capture(dev, batch, w, n_features);
+  }
 }
 
 TrainBench::~TrainBench() = default;
 
-double TrainBench::step() {
-  impl_->opt->zero_grad();
-  auto loss = loss_of(impl_->net->forward(impl_->x), impl_->y_ret, impl_->y_up);
-  loss.backward();
-  torch::nn::utils::clip_grad_norm_(impl_->net->parameters(), 1.0);
-  impl_->opt->step();
-  return loss.item<double>();
-}
+double TrainBench::step() { return impl_->runner->step(impl_->x, impl_->y_ret, impl_->y_up); }
+
+bool TrainBench::graphed() const { return impl_->graphed; }
 
 }  // namespace qtos::models

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <stdexcept>
 #include <thread>
@@ -183,12 +184,19 @@ TEST_F(Registry, ReadersNeverSeeAHalfLoadedModelDuringSwaps) {
         else ++bad;
       }
     });
-  // The writer loads each version from disk (a fresh Model each time) and swaps it in, again and again.
-  for (int k = 0; k < 30; ++k) ens.members_set({{reg.load(k % 2 ? ra : rb), 1.0}});
-  while (seen_a.load() == 0 || seen_b.load() == 0) std::this_thread::yield();
+  // The writer loads each version from disk (a fresh Model each time) and swaps it in, at least 30 times and until
+  // the readers have seen both (bounded: a reader that sees neither for 60 s fails the test instead of hanging).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (int k = 0; k < 30 || seen_a.load() == 0 || seen_b.load() == 0; ++k) {
+    if (std::chrono::steady_clock::now() > deadline) break;
+    ens.members_set({{reg.load(k % 2 ? ra : rb), 1.0}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   stop = true;
   for (auto& r : readers) r.join();
   EXPECT_EQ(bad.load(), 0);
+  EXPECT_GT(seen_a.load(), 0);
+  EXPECT_GT(seen_b.load(), 0);
   EXPECT_GT(seen_a.load() + seen_b.load(), 10);
 }
 
