@@ -29,6 +29,7 @@ void verbs_data_register(CLI::App& app, CliContext& ctx);     ///< `qtos data sy
 void verbs_demo_register(CLI::App& app, CliContext& ctx);     ///< `qtos demo`, the main job of `make run`
 void verbs_retrain_register(CLI::App& app, CliContext& ctx);  ///< `qtos retrain`
 void verbs_models_register(CLI::App& app, CliContext& ctx);   ///< `qtos models list|show|promote|retire`
+void verbs_events_register(CLI::App& app, CliContext& ctx);   ///< `qtos events dump FILE`
 
 /// The model registry directory: `given` when not empty, else $QT_STATE_DIR/models.
 std::string models_registry_dir(CliContext& ctx, const std::string& given);
