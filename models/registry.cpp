@@ -84,9 +84,9 @@ class Transaction {
 };
 
 void name_check(const std::string& name) {
-  const bool ok = !name.empty() && name.size() <= 64 &&
+  const bool ok = !name.empty() && name.size() <= 31 &&
                   std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
-  if (!ok) throw std::invalid_argument("model name '" + name + "' is not 1-64 characters of [A-Za-z0-9_-]");
+  if (!ok) throw std::invalid_argument("model name '" + name + "' is not 1-31 characters of [A-Za-z0-9_-] (31: it travels in bus events as a StrategyId)");
 }
 
 constexpr const char* kSelect =

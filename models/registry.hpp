@@ -60,7 +60,7 @@ class ModelRegistry {
   const std::string& root() const { return root_; }
   /// Saves `model` as the next version of `name` with status CANDIDATE (its test metrics recorded for that stage);
   /// the parent is the currently ACTIVE version. Throws std::invalid_argument on a name that is not
-  /// [A-Za-z0-9_-]{1,64}, std::runtime_error when the files cannot be written.
+  /// [A-Za-z0-9_-]{1,31}, std::runtime_error when the files cannot be written.
   ModelRecord register_candidate(const std::string& name, const Model& model);
   /// Every version (of `name`, or of all names when empty), ordered by name then version.
   std::vector<ModelRecord> list(const std::string& name = {}) const;
