@@ -319,6 +319,11 @@ void windows_gather(const FeatureTable& tab, const Normalizer& norm, std::span<c
     throw std::invalid_argument("windows_gather: output of " + std::to_string(out.size()) + " floats does not fit " +
                                 std::to_string(samples.size()) + " samples x " + std::to_string(window) + " bars x " +
                                 std::to_string(nf) + " features");
+  for (const auto& sr : samples)
+    if (sr.s < 0 || sr.s >= tab.n_symbols || sr.t - window + 1 < tab.t_begin || sr.t >= tab.t_begin + tab.n_bars)
+      throw std::invalid_argument("windows_gather: sample (symbol " + std::to_string(sr.s) + ", bar " + std::to_string(sr.t) +
+                                  ") with a window of " + std::to_string(window) + " bars is not inside the table's bars [" +
+                                  std::to_string(tab.t_begin) + ", " + std::to_string(tab.t_begin + tab.n_bars) + ")");
   for (std::size_t i = 0; i < samples.size(); ++i)
     for (std::size_t k = 0; k < w; ++k)
       norm.apply(tab.row(samples[i].s, samples[i].t - window + 1 + static_cast<std::int32_t>(k)), out.data() + (i * w + k) * nf);

@@ -158,6 +158,12 @@ TEST(Features, NormalizerUsesTrainingSamplesOnly) {
   float out[10];
   na.apply(ta.row(0, sp.train_begin), out);
   for (float v : out) EXPECT_LE(std::abs(v), na.clip);
+  std::vector<float> buf(4 * 10);
+  const std::vector<SampleRef> early{{0, 2}};  // its window would start before bar 0
+  EXPECT_THROW(windows_gather(ta, na, early, 4, std::span<float>(buf.data(), 40)), std::invalid_argument);
+  const std::vector<SampleRef> ok{{0, sp.train_begin}};
+  windows_gather(ta, na, ok, 4, std::span<float>(buf.data(), 40));
+  for (int f = 0; f < 10; ++f) EXPECT_EQ(buf[30 + f], out[f]);  // the last bar of the window is the sample's bar
 }
 
 TEST(Features, SpecValidationJsonAndDifferences) {
