@@ -17,9 +17,9 @@ namespace qtos::models {
 
 /// Settings of the service beyond those of its parts.
 struct ClmServiceOptions {
-  ClmOptions clm;
-  OrchestratorOptions orchestrator;
-  SupervisorOptions supervisor;
+  ClmOptions clm;                    ///< the manager
+  OrchestratorOptions orchestrator;  ///< QT_AI_RETRAINING_*
+  SupervisorOptions supervisor;      ///< QT_AI_MODEL_SUPERVISOR_*
   std::int64_t supervisor_eval_interval_s = 3600;  ///< QT_AI_MODEL_SUPERVISOR_EVAL_INTERVAL
   std::int32_t new_data_bars = 0;  ///< bars of growth that make a new_data trigger (0: the shadow window)
 };
@@ -39,9 +39,9 @@ class ContinuousLearningService final : public Service, private ClmSink {
   /// `new_data_bars` since the last retraining.
   void data_updated(std::shared_ptr<const MarketPanel> panel);
   /// The parts (for the API and tests).
-  ContinuousLearningManager& clm() { return clm_; }
-  ModelSupervisor& supervisor() { return supervisor_; }
-  RetrainingOrchestrator& orchestrator() { return orchestrator_; }
+  ContinuousLearningManager& clm() { return clm_; }               ///< the manager
+  ModelSupervisor& supervisor() { return supervisor_; }            ///< the supervisor
+  RetrainingOrchestrator& orchestrator() { return orchestrator_; }  ///< the orchestrator
 
  protected:
   void on_start() override;

@@ -61,9 +61,9 @@ struct ClmOptions {
   double margin = 0.15;                                         ///< candidate must beat active by 15%
   PromotionMetric metric = PromotionMetric::rank_ic;
   std::string model_name = "mlp";                               ///< registry name the manager maintains
-  ModelKind kind = ModelKind::mlp;
-  ModelHyper hyper;
-  FeatureSpec spec;
+  ModelKind kind = ModelKind::mlp;  ///< architecture of retrained versions
+  ModelHyper hyper;                 ///< their sizes
+  FeatureSpec spec;                 ///< the current feature spec
   TrainOptions train;                                           ///< on_epoch/cancelled are set by the manager
 };
 
@@ -71,7 +71,7 @@ struct ClmOptions {
 struct ShadowReport {
   std::int32_t candidate_version = 0, active_version = 0;  ///< active 0: no ACTIVE version
   std::int32_t bar_begin = 0, bar_end = 0;                 ///< bars evaluated, half-open
-  Metrics candidate, active;
+  Metrics candidate, active;  ///< both on the same bars
   bool passes = false;  ///< the promotion rule holds (always true when there is no ACTIVE version)
 };
 

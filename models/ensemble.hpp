@@ -20,8 +20,8 @@ class EnsembleManager final : public Predictor {
  public:
   /// One member model and its weight (> 0).
   struct Member {
-    std::shared_ptr<const Model> model;
-    double weight = 1.0;
+    std::shared_ptr<const Model> model;  ///< a fully loaded model
+    double weight = 1.0;                 ///< relative weight (> 0)
   };
 
   /// An empty ensemble whose members must all use `spec` (the current feature spec).
@@ -39,7 +39,9 @@ class EnsembleManager final : public Predictor {
   /// The current members (a consistent snapshot).
   std::vector<Member> members() const;
 
+  /// The ensemble's name.
   std::string name() const override { return name_; }
+  /// The feature spec's horizon, shared by every member.
   std::int32_t horizon() const override { return spec_.horizon; }
   /// Weighted mean of the members' predictions per symbol (members without a prediction for a symbol are left
   /// out of its mean). Error "no_model" when the ensemble is empty; a member's error is returned when every member fails.

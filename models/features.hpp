@@ -42,11 +42,11 @@ struct FeatureSpec {
 /// Features of bars [t_begin, t_end) of every symbol. Element (s, t, f) is x[((s * n_bars) + (t - t_begin)) * n_features + f].
 /// NaN marks a feature that is not defined (missing bars, not enough history).
 struct FeatureTable {
-  FeatureSpec spec;
-  std::int32_t n_symbols = 0;
+  FeatureSpec spec;          ///< what was built
+  std::int32_t n_symbols = 0;  ///< symbols, in panel order
   std::int32_t t_begin = 0;  ///< first panel bar covered
   std::int32_t n_bars = 0;   ///< bars covered
-  std::int32_t n_features = 0;
+  std::int32_t n_features = 0;  ///< spec.n_features()
   std::vector<float> x;        ///< features, [symbol][bar][feature]
   std::vector<float> forward;  ///< target: log(close[t+H] / close[t]); NaN when bar t+H is beyond the panel or missing
   std::vector<float> scale;    ///< realised volatility at t times sqrt(H): the unit the networks predict in
@@ -67,8 +67,8 @@ FeatureTable features_build(const kernels::PanelView& panel, const FeatureSpec& 
 
 /// One training or evaluation sample: a symbol at a bar.
 struct SampleRef {
-  std::int32_t s = 0;
-  std::int32_t t = 0;
+  std::int32_t s = 0;  ///< symbol index
+  std::int32_t t = 0;  ///< panel bar
 };
 
 /// Samples at bars [t_begin, t_end) whose whole window of `window` bars (-1: `spec.window`) has finite features
@@ -78,9 +78,9 @@ std::vector<SampleRef> samples_select(const FeatureTable& table, std::int32_t t_
 
 /// Bars of the three periods, half-open, in time order with `purge` bars left out between them.
 struct TimeSplit {
-  std::int32_t train_begin = 0, train_end = 0;
-  std::int32_t val_begin = 0, val_end = 0;
-  std::int32_t test_begin = 0, test_end = 0;
+  std::int32_t train_begin = 0, train_end = 0;  ///< training bars
+  std::int32_t val_begin = 0, val_end = 0;      ///< validation bars
+  std::int32_t test_begin = 0, test_end = 0;    ///< test bars
   std::int32_t purge = 0;  ///< bars dropped between periods (= horizon: no target overlaps the next period)
 };
 
@@ -91,9 +91,9 @@ TimeSplit split_by_time(const FeatureTable& table, double train_fraction = 0.6, 
 
 /// Per-feature affine normalisation fitted on training samples only, then clipped to [-clip, clip].
 struct Normalizer {
-  std::vector<float> mean;
-  std::vector<float> inv_std;
-  float clip = 5.0F;
+  std::vector<float> mean;     ///< per feature, over the training samples
+  std::vector<float> inv_std;  ///< per feature: 1 / standard deviation (0 for a constant feature)
+  float clip = 5.0F;           ///< normalised values are clipped to [-clip, clip]
   /// Fits on the last-bar features of `samples` (the training set).
   static Normalizer fit(const FeatureTable& table, std::span<const SampleRef> samples);
   /// Normalises one row of `mean.size()` features from `in` into `out` (NaN stays NaN).

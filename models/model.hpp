@@ -40,24 +40,24 @@ struct ModelHyper {
 struct EpochReport {
   std::int32_t epoch = 0;   ///< 1-based
   std::int32_t epochs = 0;  ///< the maximum
-  double train_loss = 0.0, val_loss = 0.0;
+  double train_loss = 0.0, val_loss = 0.0;  ///< mean loss (MSE + BCE) on the two periods
   double val_accuracy = 0.0;  ///< directional accuracy on validation
-  double samples_per_s = 0.0;
-  double lr = 0.0;
+  double samples_per_s = 0.0;  ///< training throughput of the epoch
+  double lr = 0.0;             ///< learning rate of the epoch
   bool improved = false;  ///< validation loss improved (this epoch's weights are kept so far)
 };
 
 /// How to train.
 struct TrainOptions {
-  std::int32_t epochs = 20;
-  std::int32_t batch_size = 256;
+  std::int32_t epochs = 20;       ///< maximum epochs
+  std::int32_t batch_size = 256;  ///< mini-batch size
   double lr = 2e-3;            ///< peak learning rate; cosine decay to lr * lr_final_factor over `epochs`
-  double lr_final_factor = 0.1;
+  double lr_final_factor = 0.1;  ///< the last epoch's learning rate is lr * this
   double weight_decay = 1e-4;  ///< AdamW decoupled weight decay
   double clip_norm = 1.0;      ///< gradient-norm clip
   std::int32_t patience = 4;   ///< epochs without validation improvement before stopping
-  std::uint64_t seed = 42;
-  DeviceKind device = DeviceKind::cpu;
+  std::uint64_t seed = 42;              ///< seeds initialisation and shuffling
+  DeviceKind device = DeviceKind::cpu;  ///< auto, cpu or cuda
   bool cuda_graph = true;  ///< on CUDA, replay forward+backward from a captured CUDA graph (full batches only)
   std::int64_t t0_ms = 0;                ///< open time of panel bar 0 (recorded as the training window)
   std::int64_t interval_ms = 3'600'000;  ///< bar length (annualises the Sharpe)
@@ -69,18 +69,18 @@ struct TrainOptions {
 struct ModelMeta {
   std::string name;          ///< registry name (defaults to the kind)
   std::int32_t version = 0;  ///< registry version, 0 before registration
-  ModelKind kind = ModelKind::mlp;
-  ModelHyper hyper;
-  FeatureSpec spec;
-  Normalizer normalizer;
+  ModelKind kind = ModelKind::mlp;  ///< architecture
+  ModelHyper hyper;                 ///< sizes
+  FeatureSpec spec;                 ///< the features it was trained on (checked at load)
+  Normalizer normalizer;            ///< fitted on its training samples
   TimeSplit split;                        ///< bars of the train/validation/test periods
   std::int64_t train_from_ms = 0, train_to_ms = 0, test_to_ms = 0;  ///< the same periods in time
   Metrics val, test, baseline_test;       ///< baseline: the training mean return as a constant prediction
-  std::int32_t epochs_run = 0, best_epoch = 0;
-  std::uint64_t seed = 0;
+  std::int32_t epochs_run = 0, best_epoch = 0;  ///< early stopping: epochs trained, epoch whose weights were kept
+  std::uint64_t seed = 0;                       ///< the training seed
   std::string device;                     ///< where it was trained: "cpu", "cuda" or "cuda+graph"
-  std::string torch_version, qtos_version;
-  std::int64_t created_ms = 0;
+  std::string torch_version, qtos_version;  ///< library versions at training
+  std::int64_t created_ms = 0;              ///< when it was trained (Unix ms)
   /// The whole record as JSON text.
   std::string to_json() const;
   /// Parses to_json()'s output; throws std::invalid_argument naming the missing or bad field.

@@ -28,22 +28,22 @@ std::optional<ModelStatus> model_status_parse(std::string_view text);
 
 /// One registered version.
 struct ModelRecord {
-  std::string name;
-  std::int32_t version = 0;
-  ModelStatus status = ModelStatus::candidate;
+  std::string name;                             ///< registry name
+  std::int32_t version = 0;                     ///< 1, 2, ... per name
+  ModelStatus status = ModelStatus::candidate;  ///< current stage
   std::string kind;                  ///< "mlp", "gru", "transformer"
   std::string dir;                   ///< absolute directory holding model.pt and meta.json
   std::int32_t parent_version = 0;   ///< lineage: the version that was ACTIVE when this one was registered (0: none)
-  std::int64_t created_ms = 0, updated_ms = 0;
+  std::int64_t created_ms = 0, updated_ms = 0;  ///< registration and last status change (Unix ms)
   std::map<std::string, std::string> stage_metrics;  ///< status name -> Metrics JSON recorded in that stage
 };
 
 /// A status change, for the history.
 struct ModelTransition {
-  std::string name;
-  std::int32_t version = 0;
-  std::string from, to;
-  std::int64_t at_ms = 0;
+  std::string name;          ///< registry name
+  std::int32_t version = 0;  ///< version
+  std::string from, to;      ///< status names (from is empty at registration)
+  std::int64_t at_ms = 0;    ///< when (Unix ms)
 };
 
 /// The registry rooted at a directory. Thread-safe; several processes may share a root (SQLite WAL, immediate

@@ -28,16 +28,16 @@ struct SupervisorOptions {
 
 /// One model's live record.
 struct LiveStats {
-  std::string model;
+  std::string model;          ///< the member's name ("name@vN")
   std::int64_t outcomes = 0;          ///< pairs in the window
-  double accuracy = 0.0, rank_ic = 0.0;
+  double accuracy = 0.0, rank_ic = 0.0;  ///< live directional accuracy and Spearman IC
   double weight = 0.0;                ///< recommended weight (normalised over judged models; 0 when not judged)
-  bool degraded = false;
+  bool degraded = false;  ///< judged and IC <= degraded_ic
 };
 
 /// What one evaluation found and did.
 struct SupervisorReport {
-  std::vector<LiveStats> models;
+  std::vector<LiveStats> models;  ///< one per ensemble member
   bool weights_applied = false;          ///< ENFORCED set them on the ensemble
   std::vector<std::string> retrain_requests;  ///< models found degraded
 };
@@ -72,8 +72,8 @@ std::string_view orchestrator_action_name(OrchestratorAction a);
 
 /// QT_AI_RETRAINING_* settings.
 struct OrchestratorOptions {
-  bool enabled = false;
-  SubsystemMode mode = SubsystemMode::observe;
+  bool enabled = false;                         ///< QT_AI_RETRAINING_ENABLED
+  SubsystemMode mode = SubsystemMode::observe;  ///< QT_AI_RETRAINING_MODE
   bool auto_deploy = false;  ///< QT_AI_RETRAINING_AUTO_DEPLOY
 };
 

@@ -9,7 +9,7 @@ namespace qtos::models {
 struct TorchInfo {
   std::string version;       ///< e.g. "1.13.1"
   bool cuda_available = false;  ///< LibTorch was built with CUDA and sees a device
-  int cuda_devices = 0;
+  int cuda_devices = 0;      ///< devices LibTorch sees
   int intra_op_threads = 0;  ///< CPU threads LibTorch uses for one operator
 };
 
