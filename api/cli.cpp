@@ -42,6 +42,8 @@ int cli_main(int argc, char** argv) {
   verbs_retrain_register(app, ctx);
   verbs_models_register(app, ctx);
   verbs_events_register(app, ctx);
+  verbs_rank_register(app, ctx);
+  verbs_indicators_register(app, ctx);
 
   // Name an unknown verb instead of CLI11's generic "a subcommand is required".
   for (int i = 1; i < argc; ++i) {

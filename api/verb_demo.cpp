@@ -7,9 +7,11 @@
 
 #include "api/verbs.hpp"
 #include "cpu/backend/device.hpp"
+#include "cpu/backend/indicator_backend.hpp"
 #include "runtime/data/interval.hpp"
 #include "runtime/data/panel_info.hpp"
 #include "runtime/data/synth.hpp"
+#include "runtime/ranking/panel_ranking.hpp"
 #include "runtime/util/progress.hpp"
 #include "runtime/util/time_format.hpp"
 
@@ -97,7 +99,7 @@ void verbs_demo_register(CLI::App& app, CliContext& ctx) {
     for (auto r : market.regimes) ++counts[static_cast<int>(r)];
     std::printf("regimes      : trend_up %.0f%%, trend_down %.0f%%, ranging %.0f%%, shock %.0f%% of bars; final regime: %s\n",
                 100.0 * counts[0] / opt.n_bars, 100.0 * counts[1] / opt.n_bars, 100.0 * counts[2] / opt.n_bars,
-                100.0 * counts[3] / opt.n_bars, regime_name(market.regimes.back()));
+                100.0 * counts[3] / opt.n_bars, synth_regime_name(market.regimes.back()));
 
     std::vector<SymbolPerf> perfs;
     for (std::int32_t s = 0; s < reloaded.n_symbols(); ++s)
@@ -118,7 +120,20 @@ void verbs_demo_register(CLI::App& app, CliContext& ctx) {
       const auto& p = perfs[i];
       std::printf("%-14s %+9.1f%% %9.1f%% %9.1f%%\n", p.symbol.c_str(), 100 * p.ret, 100 * p.vol, 100 * p.max_dd);
     }
-    std::printf("\nnext: qtos config show | qtos data info %s --symbols | qtos --help\n", dir.c_str());
+
+    // Opportunity ranking (Market Opportunity Ranker): indicators on the selected backend, robust z-scores, filters.
+    auto backends = indicator_backends();
+    const IndicatorBackend& backend = backend_select(backends, cfg.device);
+    RankRequest req;
+    const Ranking ranking = panel_rank(reloaded, req, backend);
+    std::printf("\nopportunity ranking on %s as of %s: %d of %d symbols eligible; top %lld (QT_OPP_RANKER_TOP_N):\n",
+                std::string(backend.name()).c_str(), time_format_iso(reloaded.time_ms(ranking.bar)).c_str(), ranking.eligible,
+                reloaded.n_symbols(), static_cast<long long>(cfg.opp_ranker_top_n));
+    std::printf("%-5s %-14s %8s\n", "RANK", "SYMBOL", "SCORE");
+    for (const auto& row : ranking.top(std::min<std::size_t>(5, static_cast<std::size_t>(cfg.opp_ranker_top_n))))
+      std::printf("%-5d %-14s %+8.3f\n", row.rank, row.symbol.c_str(), row.score);
+    std::printf("\nnext: qtos rank --data %s --explain %s | qtos config show | qtos --help\n", dir.c_str(),
+                ranking.eligible ? ranking.rows.front().symbol.c_str() : reloaded.symbols().front().c_str());
   });
 }
 

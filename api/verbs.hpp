@@ -30,6 +30,8 @@ void verbs_demo_register(CLI::App& app, CliContext& ctx);     ///< `qtos demo`, 
 void verbs_retrain_register(CLI::App& app, CliContext& ctx);  ///< `qtos retrain`
 void verbs_models_register(CLI::App& app, CliContext& ctx);   ///< `qtos models list|show|promote|retire`
 void verbs_events_register(CLI::App& app, CliContext& ctx);   ///< `qtos events dump FILE`
+void verbs_rank_register(CLI::App& app, CliContext& ctx);        ///< `qtos rank`
+void verbs_indicators_register(CLI::App& app, CliContext& ctx);  ///< `qtos indicators`
 
 /// The model registry directory: `given` when not empty, else $QT_STATE_DIR/models.
 std::string models_registry_dir(CliContext& ctx, const std::string& given);

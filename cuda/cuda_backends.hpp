@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cpu/backend/device.hpp"
+#include "cpu/backend/indicator_backend.hpp"
 #include "cpu/backend/smoke_backend.hpp"
 
 namespace qtos::cuda {
@@ -13,5 +14,8 @@ DeviceReport devices_query();
 
 /// The CUDA twin of the smoke computation; `available()` is false when no device is present.
 std::unique_ptr<SmokeBackend> smoke_backend_make();
+
+/// The CUDA indicator backend (one warp per symbol, panel kept resident on the device between calls).
+std::unique_ptr<IndicatorBackend> indicator_backend_make();
 
 }  // namespace qtos::cuda

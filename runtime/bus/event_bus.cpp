@@ -248,10 +248,8 @@ std::size_t EventBus::drain(std::size_t max) {
   std::size_t n = 0;
   if (!pending_.empty()) {
     n = pending_.size();
-    ++core_->depth;
+    DeliveringScope scope(*core_);
     deliver_pending();
-    --core_->depth;
-    if (!core_->garbage.empty()) core_->collect_garbage();
   }
   metrics_.queue_high_water = std::max(metrics_.queue_high_water, queue_.size_approx());
   auto dispatch = [this](detail::Posted& item) {

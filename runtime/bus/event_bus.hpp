@@ -236,8 +236,8 @@ class EventBus {
     }
   }
 
-  /// Delivers up to `max` queued events (local first, then posted, each in arrival order); returns how many.
-  /// Owner thread; not from inside a handler.
+  /// Delivers the events the owner posted to itself, then posted events (in the order they were enqueued) until
+  /// `max` events in all have been delivered; returns how many. Owner thread; not from inside a handler.
   std::size_t drain(std::size_t max = SIZE_MAX);
   /// Waits up to `timeout` for posted events, then drains; returns how many were delivered. Owner thread.
   std::size_t wait_and_drain(std::chrono::nanoseconds timeout);
@@ -289,9 +289,20 @@ class EventBus {
     }
   }
 
+  // Marks the bus as delivering for its lifetime, even if something other than a handler throws.
+  struct DeliveringScope {
+    detail::BusCore& core;
+    explicit DeliveringScope(detail::BusCore& c) : core(c) { ++core.depth; }
+    DeliveringScope(const DeliveringScope&) = delete;
+    DeliveringScope& operator=(const DeliveringScope&) = delete;
+    ~DeliveringScope() {
+      if (--core.depth == 0 && !core.garbage.empty()) core.collect_garbage();
+    }
+  };
+
   template <BusEvent E>
   void dispatch_outermost(const E& event) {
-    ++core_->depth;
+    DeliveringScope scope(*core_);
     if (!pending_.empty()) deliver_pending();  // events the owner posted earlier go first
     if ((metrics_.published & sample_mask_) == 0) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -301,8 +312,6 @@ class EventBus {
       deliver(event);
     }
     if (!pending_.empty()) deliver_pending();
-    --core_->depth;
-    if (!core_->garbage.empty()) core_->collect_garbage();
   }
 
   void deliver_pending();
@@ -316,8 +325,10 @@ class EventBus {
   void wake_owner() {
     // Dekker handshake with wait_and_drain(), all seq_cst: the queue claim (a seq_cst CAS) precedes this load, and
     // the owner's store of the flag precedes its load of the queue size; so either the owner sees the event or we
-    // see that it sleeps. (On x86 none of this costs more than the plain operations.)
-    if (owner_waiting_.load(std::memory_order_seq_cst)) notify_owner();
+    // see that it sleeps. (On x86 none of this costs more than the plain operations.) The cheap load filters the
+    // common case; the exchange makes sure only one producer pays for the wake-up of a sleeping owner.
+    if (owner_waiting_.load(std::memory_order_seq_cst) && owner_waiting_.exchange(false, std::memory_order_seq_cst))
+      notify_owner();
   }
   void notify_owner();
 

@@ -420,9 +420,13 @@ Result<std::optional<AnyEvent>> EventLogReader::next() {
 
 // ---- recorder and replay ----------------------------------------------------------------------------------------
 
-EventRecorder::EventRecorder(EventBus& bus, std::string path)
+EventRecorder::EventRecorder(EventBus& bus, std::string path, TimeNs flush_period)
     : writer_(std::move(path)),
-      sub_(bus.subscribe_topics("event-recorder", "#", [this](const EventRef& e) { writer_.append(e.to_any()); })) {}
+      sub_(bus.subscribe_topics("event-recorder", "#", [this](const EventRef& e) { writer_.append(e.to_any()); })) {
+  if (flush_period < 0)
+    throw std::invalid_argument("EventRecorder: flush period " + std::to_string(flush_period) + " ns is negative");
+  if (flush_period > 0) flush_timer_ = bus.clock().schedule_every(flush_period, [this](TimeNs) { writer_.flush(); });
+}
 
 Result<ReplayStats> event_log_replay(const std::string& path, EventBus& bus, SimClock* clock,
                                      const std::function<bool(EventType)>& filter) {

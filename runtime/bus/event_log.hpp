@@ -87,8 +87,10 @@ class EventLogReader {
 /// Records every event of a bus into a log (a `#` subscription). Owner thread.
 class EventRecorder {
  public:
-  /// Starts recording `bus` into `path` (see EventLogWriter).
-  EventRecorder(EventBus& bus, std::string path);
+  /// Starts recording `bus` into `path` (see EventLogWriter). Buffered records are written to the file every
+  /// `flush_period` of bus-clock time (0: only when the buffer fills, on flush() and on destruction), so a crashed
+  /// process loses at most that much of its log.
+  EventRecorder(EventBus& bus, std::string path, TimeNs flush_period = kNsPerSecond);
   /// Writes buffered records (durable: fsync too).
   void flush(bool durable = false) { writer_.flush(durable); }
   /// Events recorded so far.
@@ -97,6 +99,7 @@ class EventRecorder {
  private:
   EventLogWriter writer_;
   Subscription sub_;
+  Timer flush_timer_;
 };
 
 /// What a replay did.

@@ -150,20 +150,20 @@ struct MarketBarClosed {
   static constexpr EventType kType = EventType::market_bar_closed;  ///< type tag
   static constexpr std::string_view kTopic = topics::kMarketBarClosed;  ///< topic
   static constexpr bool kDroppable = true;  ///< market data: dropped (and counted) when the post queue is full
-  EventHeader header;
-  Symbol symbol;
-  std::int32_t interval_s = 60;
-  TimeNs open_time = 0;
-  double open = 0, high = 0, low = 0, close = 0, volume = 0;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  Symbol symbol;  ///< exchange symbol
+  std::int32_t interval_s = 60;  ///< bar length in seconds
+  TimeNs open_time = 0;  ///< bar open time (Unix ns)
+  double open = 0, high = 0, low = 0, close = 0, volume = 0;  ///< OHLCV: open, high, low, close, base-asset volume
   QTOS_EVENT_FIELDS(symbol, interval_s, open_time, open, high, low, close, volume);
   friend bool operator==(const MarketBarClosed&, const MarketBarClosed&) = default;
 };
 
 /// One ranked symbol inside OpportunitiesUpdated.
 struct Opportunity {
-  Symbol symbol;
-  double score = 0;
-  double volume_24h = 0;
+  Symbol symbol;  ///< exchange symbol
+  double score = 0;  ///< ranking score, higher is better
+  double volume_24h = 0;  ///< 24 h quote volume
   QTOS_EVENT_FIELDS(symbol, score, volume_24h);
   friend bool operator==(const Opportunity&, const Opportunity&) = default;
 };
@@ -173,9 +173,9 @@ struct OpportunitiesUpdated {
   static constexpr EventType kType = EventType::opportunities_updated;  ///< type tag
   static constexpr std::string_view kTopic = topics::kMarketOpportunities;  ///< topic
   static constexpr bool kDroppable = true;  ///< market data
-  EventHeader header;
-  std::vector<Opportunity> top;
-  std::uint32_t universe_size = 0;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  std::vector<Opportunity> top;  ///< best-ranked symbols, best first
+  std::uint32_t universe_size = 0;  ///< symbols that were ranked
   QTOS_EVENT_FIELDS(top, universe_size);
   friend bool operator==(const OpportunitiesUpdated&, const OpportunitiesUpdated&) = default;
 };
@@ -185,11 +185,11 @@ struct RegimeChanged {
   static constexpr EventType kType = EventType::regime_changed;  ///< type tag
   static constexpr std::string_view kTopic = topics::kMarketRegime;  ///< topic
   static constexpr bool kDroppable = false;  ///< feeds risk decisions: never dropped
-  EventHeader header;
-  Symbol symbol;
-  Regime previous = Regime::unknown;
-  Regime current = Regime::unknown;
-  double confidence = 0;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  Symbol symbol;  ///< exchange symbol
+  Regime previous = Regime::unknown;  ///< state before the change
+  Regime current = Regime::unknown;  ///< state after the change
+  double confidence = 0;  ///< confidence in [0, 1]
   QTOS_EVENT_FIELDS(symbol, previous, current, confidence);
   friend bool operator==(const RegimeChanged&, const RegimeChanged&) = default;
 };
@@ -199,13 +199,13 @@ struct PolicyUpdated {
   static constexpr EventType kType = EventType::policy_updated;  ///< type tag
   static constexpr std::string_view kTopic = topics::kPolicyUpdated;  ///< topic
   static constexpr bool kDroppable = false;  ///< control
-  EventHeader header;
-  std::uint64_t version = 0;
-  std::uint64_t previous_version = 0;
-  RiskMode risk_mode = RiskMode::normal;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  std::uint64_t version = 0;  ///< version after the change
+  std::uint64_t previous_version = 0;  ///< version before the change
+  RiskMode risk_mode = RiskMode::normal;  ///< risk mode after the change
   std::string changed_fields;  ///< comma-separated names of the fields that changed
-  std::string updated_by;
-  std::string reason;
+  std::string updated_by;  ///< who made the change
+  std::string reason;  ///< why
   QTOS_EVENT_FIELDS(version, previous_version, risk_mode, changed_fields, updated_by, reason);
   friend bool operator==(const PolicyUpdated&, const PolicyUpdated&) = default;
 };
@@ -215,11 +215,11 @@ struct StrategyPromoted {
   static constexpr EventType kType = EventType::strategy_promoted;  ///< type tag
   static constexpr std::string_view kTopic = topics::kStrategiesPromoted;  ///< topic
   static constexpr bool kDroppable = false;  ///< control
-  EventHeader header;
-  StrategyId strategy;
-  StrategyStage from = StrategyStage::candidate;
-  StrategyStage to = StrategyStage::shadow;
-  double fitness = 0;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  StrategyId strategy;  ///< strategy id
+  StrategyStage from = StrategyStage::candidate;  ///< stage before
+  StrategyStage to = StrategyStage::shadow;  ///< stage after
+  double fitness = 0;  ///< fitness score that earned the promotion
   QTOS_EVENT_FIELDS(strategy, from, to, fitness);
   friend bool operator==(const StrategyPromoted&, const StrategyPromoted&) = default;
 };
@@ -229,9 +229,9 @@ struct StrategyRetired {
   static constexpr EventType kType = EventType::strategy_retired;  ///< type tag
   static constexpr std::string_view kTopic = topics::kStrategiesRetired;  ///< topic
   static constexpr bool kDroppable = false;  ///< control
-  EventHeader header;
-  StrategyId strategy;
-  std::string reason;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  StrategyId strategy;  ///< strategy id
+  std::string reason;  ///< why
   QTOS_EVENT_FIELDS(strategy, reason);
   friend bool operator==(const StrategyRetired&, const StrategyRetired&) = default;
 };
@@ -241,11 +241,11 @@ struct ModelPromoted {
   static constexpr EventType kType = EventType::model_promoted;  ///< type tag
   static constexpr std::string_view kTopic = topics::kModelsPromoted;  ///< topic
   static constexpr bool kDroppable = false;  ///< control
-  EventHeader header;
-  StrategyId model;
-  std::uint32_t version = 0;
-  std::uint32_t previous_version = 0;
-  double validation_score = 0;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  StrategyId model;  ///< model name
+  std::uint32_t version = 0;  ///< version after the change
+  std::uint32_t previous_version = 0;  ///< version before the change
+  double validation_score = 0;  ///< score on the validation set
   QTOS_EVENT_FIELDS(model, version, previous_version, validation_score);
   friend bool operator==(const ModelPromoted&, const ModelPromoted&) = default;
 };
@@ -255,12 +255,12 @@ struct HealthStatusChanged {
   static constexpr EventType kType = EventType::health_status_changed;  ///< type tag
   static constexpr std::string_view kTopic = topics::kHealthStatus;  ///< topic
   static constexpr bool kDroppable = false;  ///< control
-  EventHeader header;
-  SourceName component;
-  HealthLevel previous = HealthLevel::healthy;
-  HealthLevel current = HealthLevel::healthy;
-  std::uint64_t error_count = 0;
-  std::string detail;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  SourceName component;  ///< the component (or subscriber) concerned
+  HealthLevel previous = HealthLevel::healthy;  ///< state before the change
+  HealthLevel current = HealthLevel::healthy;  ///< state after the change
+  std::uint64_t error_count = 0;  ///< errors counted so far
+  std::string detail;  ///< human-readable detail
   QTOS_EVENT_FIELDS(component, previous, current, error_count, detail);
   friend bool operator==(const HealthStatusChanged&, const HealthStatusChanged&) = default;
 };
@@ -270,14 +270,14 @@ struct SignalGenerated {
   static constexpr EventType kType = EventType::signal_generated;  ///< type tag
   static constexpr std::string_view kTopic = topics::kSignalsGenerated;  ///< topic
   static constexpr bool kDroppable = false;  ///< leads to orders
-  EventHeader header;
-  StrategyId strategy;
-  Symbol symbol;
-  Side side = Side::buy;
-  double confidence = 0;
-  double price = 0;
-  double stop_loss = 0;
-  double take_profit = 0;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  StrategyId strategy;  ///< strategy id
+  Symbol symbol;  ///< exchange symbol
+  Side side = Side::buy;  ///< buy or sell
+  double confidence = 0;  ///< confidence in [0, 1]
+  double price = 0;  ///< price
+  double stop_loss = 0;  ///< stop-loss price (0: none)
+  double take_profit = 0;  ///< take-profit price (0: none)
   QTOS_EVENT_FIELDS(strategy, symbol, side, confidence, price, stop_loss, take_profit);
   friend bool operator==(const SignalGenerated&, const SignalGenerated&) = default;
 };
@@ -287,15 +287,15 @@ struct OrderSubmitted {
   static constexpr EventType kType = EventType::order_submitted;  ///< type tag
   static constexpr std::string_view kTopic = topics::kOrdersSubmitted;  ///< topic
   static constexpr bool kDroppable = false;  ///< orders: the poster blocks when the queue is full
-  EventHeader header;
-  std::uint64_t order_id = 0;
-  StrategyId strategy;
-  Symbol symbol;
-  Side side = Side::buy;
-  OrderType type = OrderType::market;
-  double qty = 0;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  std::uint64_t order_id = 0;  ///< order id
+  StrategyId strategy;  ///< strategy id
+  Symbol symbol;  ///< exchange symbol
+  Side side = Side::buy;  ///< buy or sell
+  OrderType type = OrderType::market;  ///< order type
+  double qty = 0;  ///< quantity in base asset
   double price = 0;  ///< limit or trigger price; 0 for market orders
-  double leverage = 1;
+  double leverage = 1;  ///< leverage
   QTOS_EVENT_FIELDS(order_id, strategy, symbol, side, type, qty, price, leverage);
   friend bool operator==(const OrderSubmitted&, const OrderSubmitted&) = default;
 };
@@ -305,16 +305,16 @@ struct OrderDenied {
   static constexpr EventType kType = EventType::order_denied;  ///< type tag
   static constexpr std::string_view kTopic = topics::kOrdersDenied;  ///< topic
   static constexpr bool kDroppable = false;  ///< orders
-  EventHeader header;
-  std::uint64_t order_id = 0;
-  StrategyId strategy;
-  Symbol symbol;
-  Side side = Side::buy;
-  double qty = 0;
-  double price = 0;
-  DenyReason reason = DenyReason::risk_mode;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  std::uint64_t order_id = 0;  ///< order id
+  StrategyId strategy;  ///< strategy id
+  Symbol symbol;  ///< exchange symbol
+  Side side = Side::buy;  ///< buy or sell
+  double qty = 0;  ///< quantity in base asset
+  double price = 0;  ///< price
+  DenyReason reason = DenyReason::risk_mode;  ///< why
   std::uint64_t policy_version = 0;  ///< the policy the decision was taken under
-  std::string detail;
+  std::string detail;  ///< human-readable detail
   QTOS_EVENT_FIELDS(order_id, strategy, symbol, side, qty, price, reason, policy_version, detail);
   friend bool operator==(const OrderDenied&, const OrderDenied&) = default;
 };
@@ -324,13 +324,13 @@ struct OrderFilled {
   static constexpr EventType kType = EventType::order_filled;  ///< type tag
   static constexpr std::string_view kTopic = topics::kOrdersFilled;  ///< topic
   static constexpr bool kDroppable = false;  ///< orders
-  EventHeader header;
-  std::uint64_t order_id = 0;
-  Symbol symbol;
-  Side side = Side::buy;
-  double qty = 0;
-  double price = 0;
-  double fee = 0;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  std::uint64_t order_id = 0;  ///< order id
+  Symbol symbol;  ///< exchange symbol
+  Side side = Side::buy;  ///< buy or sell
+  double qty = 0;  ///< quantity in base asset
+  double price = 0;  ///< price
+  double fee = 0;  ///< fee paid, in quote asset
   double remaining_qty = 0;  ///< 0 when the order is completely filled
   QTOS_EVENT_FIELDS(order_id, symbol, side, qty, price, fee, remaining_qty);
   friend bool operator==(const OrderFilled&, const OrderFilled&) = default;
@@ -341,13 +341,13 @@ struct OrderRejected {
   static constexpr EventType kType = EventType::order_rejected;  ///< type tag
   static constexpr std::string_view kTopic = topics::kOrdersRejected;  ///< topic
   static constexpr bool kDroppable = false;  ///< orders
-  EventHeader header;
-  std::uint64_t order_id = 0;
-  Symbol symbol;
-  Side side = Side::buy;
-  double qty = 0;
-  std::int32_t exchange_code = 0;
-  std::string message;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  std::uint64_t order_id = 0;  ///< order id
+  Symbol symbol;  ///< exchange symbol
+  Side side = Side::buy;  ///< buy or sell
+  double qty = 0;  ///< quantity in base asset
+  std::int32_t exchange_code = 0;  ///< exchange error code
+  std::string message;  ///< exchange error message
   QTOS_EVENT_FIELDS(order_id, symbol, side, qty, exchange_code, message);
   friend bool operator==(const OrderRejected&, const OrderRejected&) = default;
 };
@@ -357,14 +357,14 @@ struct PositionOpened {
   static constexpr EventType kType = EventType::position_opened;  ///< type tag
   static constexpr std::string_view kTopic = topics::kPositionsOpened;  ///< topic
   static constexpr bool kDroppable = false;  ///< orders
-  EventHeader header;
-  std::uint64_t position_id = 0;
-  StrategyId strategy;
-  Symbol symbol;
-  Side side = Side::buy;
-  double qty = 0;
-  double entry_price = 0;
-  double leverage = 1;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  std::uint64_t position_id = 0;  ///< position id
+  StrategyId strategy;  ///< strategy id
+  Symbol symbol;  ///< exchange symbol
+  Side side = Side::buy;  ///< buy or sell
+  double qty = 0;  ///< quantity in base asset
+  double entry_price = 0;  ///< average entry price
+  double leverage = 1;  ///< leverage
   QTOS_EVENT_FIELDS(position_id, strategy, symbol, side, qty, entry_price, leverage);
   friend bool operator==(const PositionOpened&, const PositionOpened&) = default;
 };
@@ -374,15 +374,15 @@ struct PositionClosed {
   static constexpr EventType kType = EventType::position_closed;  ///< type tag
   static constexpr std::string_view kTopic = topics::kPositionsClosed;  ///< topic
   static constexpr bool kDroppable = false;  ///< orders
-  EventHeader header;
-  std::uint64_t position_id = 0;
-  Symbol symbol;
-  Side side = Side::buy;
-  double qty = 0;
-  double entry_price = 0;
-  double exit_price = 0;
-  double realized_pnl = 0;
-  CloseReason reason = CloseReason::signal_exit;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  std::uint64_t position_id = 0;  ///< position id
+  Symbol symbol;  ///< exchange symbol
+  Side side = Side::buy;  ///< buy or sell
+  double qty = 0;  ///< quantity in base asset
+  double entry_price = 0;  ///< average entry price
+  double exit_price = 0;  ///< average exit price
+  double realized_pnl = 0;  ///< realized profit and loss, in quote asset
+  CloseReason reason = CloseReason::signal_exit;  ///< why
   QTOS_EVENT_FIELDS(position_id, symbol, side, qty, entry_price, exit_price, realized_pnl, reason);
   friend bool operator==(const PositionClosed&, const PositionClosed&) = default;
 };
@@ -392,11 +392,11 @@ struct RiskLimitBreached {
   static constexpr EventType kType = EventType::risk_limit_breached;  ///< type tag
   static constexpr std::string_view kTopic = topics::kRiskLimitBreached;  ///< topic
   static constexpr bool kDroppable = false;  ///< control
-  EventHeader header;
-  RiskLimit limit = RiskLimit::daily_drawdown;
-  double value = 0;
-  double threshold = 0;
-  std::uint64_t policy_version = 0;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  RiskLimit limit = RiskLimit::daily_drawdown;  ///< which limit
+  double value = 0;  ///< observed value
+  double threshold = 0;  ///< the policy limit it crossed
+  std::uint64_t policy_version = 0;  ///< policy version in force
   QTOS_EVENT_FIELDS(limit, value, threshold, policy_version);
   friend bool operator==(const RiskLimitBreached&, const RiskLimitBreached&) = default;
 };
@@ -406,10 +406,10 @@ struct EmergencyBrakeChanged {
   static constexpr EventType kType = EventType::emergency_brake_changed;  ///< type tag
   static constexpr std::string_view kTopic = topics::kControlEmergencyBrake;  ///< topic
   static constexpr bool kDroppable = false;  ///< control
-  EventHeader header;
-  bool engaged = false;
-  std::string actor;
-  std::string reason;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  bool engaged = false;  ///< true: trading halted
+  std::string actor;  ///< who pulled or released it
+  std::string reason;  ///< why
   QTOS_EVENT_FIELDS(engaged, actor, reason);
   friend bool operator==(const EmergencyBrakeChanged&, const EmergencyBrakeChanged&) = default;
 };
@@ -419,12 +419,12 @@ struct ServiceStateChanged {
   static constexpr EventType kType = EventType::service_state_changed;  ///< type tag
   static constexpr std::string_view kTopic = topics::kServicesLifecycle;  ///< topic
   static constexpr bool kDroppable = false;  ///< control
-  EventHeader header;
-  SourceName service;
-  ServiceState previous = ServiceState::created;
-  ServiceState current = ServiceState::created;
-  SubsystemMode mode = SubsystemMode::off;
-  std::string reason;
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  SourceName service;  ///< service name
+  ServiceState previous = ServiceState::created;  ///< state before the change
+  ServiceState current = ServiceState::created;  ///< state after the change
+  SubsystemMode mode = SubsystemMode::off;  ///< the service mode
+  std::string reason;  ///< why
   QTOS_EVENT_FIELDS(service, previous, current, mode, reason);
   friend bool operator==(const ServiceStateChanged&, const ServiceStateChanged&) = default;
 };

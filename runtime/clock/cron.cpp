@@ -1,4 +1,5 @@
 #include "runtime/clock/cron.hpp"
+#include "runtime/util/time_format.hpp"
 
 #include <array>
 #include <charconv>
@@ -71,19 +72,6 @@ bool parse_field(std::string_view expr, const Field& f, std::string_view text, s
   return any;
 }
 
-// Days since 1970-01-01 to civil date (Howard Hinnant's algorithm).
-void civil_from_days(std::int64_t z, int& y, int& m, int& d) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-  m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-  y = static_cast<int>(yoe + era * 400 + (m <= 2));
-}
-
 }  // namespace
 
 CronSchedule CronSchedule::parse(std::string_view expr) {
@@ -111,7 +99,8 @@ CronSchedule CronSchedule::parse(std::string_view expr) {
 bool CronSchedule::matches(std::int64_t t) const {
   const std::int64_t days = (t >= 0 ? t : t - 86399) / 86400;
   const std::int64_t sod = t - days * 86400;
-  int y = 0, m = 0, d = 0;
+  std::int64_t y = 0;
+  unsigned m = 0, d = 0;
   civil_from_days(days, y, m, d);
   const int dow = static_cast<int>(((days % 7) + 11) % 7);  // 1970-01-01 was a Thursday (4)
   if (!minute_[static_cast<std::size_t>(sod / 60 % 60)] || !hour_[static_cast<std::size_t>(sod / 3600)]) return false;

@@ -48,12 +48,12 @@ std::string symbol_name(std::int32_t i, std::int32_t n) {
 
 }  // namespace
 
-const char* regime_name(Regime r) {
+const char* synth_regime_name(SynthRegime r) {
   switch (r) {
-    case Regime::trend_up: return "trend_up";
-    case Regime::trend_down: return "trend_down";
-    case Regime::ranging: return "ranging";
-    case Regime::shock: return "shock";
+    case SynthRegime::trend_up: return "trend_up";
+    case SynthRegime::trend_down: return "trend_down";
+    case SynthRegime::ranging: return "ranging";
+    case SynthRegime::shock: return "shock";
   }
   return "?";
 }
@@ -77,12 +77,12 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
 
   // Market factor and regimes: one serial stream.
   Rng mrng(opt.seed, 0);
-  std::vector<Regime> regimes(static_cast<std::size_t>(T));
+  std::vector<SynthRegime> regimes(static_cast<std::size_t>(T));
   std::vector<double> factor(static_cast<std::size_t>(T)), factor_sigma(static_cast<std::size_t>(T));
   const double base_var = 0.70 * 0.70 * dt;  // long-run per-bar variance at 70% annualised
   const double ga = 0.08, gb = 0.90, gw = base_var * (1.0 - ga - gb);
   double var = base_var, prev_r = 0.0;
-  auto regime = static_cast<Regime>(mrng.below(3));  // start in a non-shock regime
+  auto regime = static_cast<SynthRegime>(mrng.below(3));  // start in a non-shock regime
   for (std::int32_t t = 0; t < T; ++t) {
     const auto& rp = kRegimes[static_cast<int>(regime)];
     if (t > 0 && mrng.uniform() < 1.0 / std::max(1.0, rp.mean_days * bars_per_day)) {
@@ -91,7 +91,7 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
       for (int j = 0; j < 4; ++j) {
         acc += kTransitions[static_cast<int>(regime)][j];
         if (u < acc) {
-          regime = static_cast<Regime>(j);
+          regime = static_cast<SynthRegime>(j);
           break;
         }
       }
@@ -147,7 +147,7 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
         const double e = std::sqrt(ivar) * tail * rng.normal();
         prev_e = e / tail;
         double r = beta * factor[ti] + e;
-        if (m.regimes[ti] == Regime::ranging) r -= 0.02 * (log_p - anchor);  // mean reversion while ranging
+        if (m.regimes[ti] == SynthRegime::ranging) r -= 0.02 * (log_p - anchor);  // mean reversion while ranging
         anchor += 0.01 * (log_p - anchor);
         const bool gap = rng.uniform() < opt.gap_rate;
         const double log_open = log_p + 0.05 * std::sqrt(ivar) * rng.normal();

@@ -15,10 +15,10 @@
 
 namespace qtos {
 
-/// The four market regimes of the generator.
-enum class Regime : std::uint8_t { trend_up = 0, trend_down = 1, ranging = 2, shock = 3 };
+/// The four market regimes of the generator (the bus has its own, coarser-grained Regime for RegimeChanged).
+enum class SynthRegime : std::uint8_t { trend_up = 0, trend_down = 1, ranging = 2, shock = 3 };
 /// "trend_up", "trend_down", "ranging", "shock".
-const char* regime_name(Regime r);
+const char* synth_regime_name(SynthRegime r);
 
 /// What to generate.
 struct SynthOptions {
@@ -34,7 +34,7 @@ struct SynthOptions {
 /// A generated market: the panel and the regime of every bar.
 struct SynthMarket {
   MarketPanel panel;
-  std::vector<Regime> regimes;  ///< one per bar
+  std::vector<SynthRegime> regimes;  ///< one per bar
   std::vector<float> betas;     ///< each symbol's beta to the market factor
 };
 

@@ -42,7 +42,10 @@ PolicyStore::PolicyStore(std::unique_ptr<PolicyBackend> backend, Clock& clock, E
 
 void PolicyStore::install(std::shared_ptr<const Policy> p) {
   const std::uint64_t v = p->version;
-  current_.store(std::move(p), std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(current_mutex_);
+    current_ = std::move(p);
+  }
   version_.store(v, std::memory_order_release);
 }
 

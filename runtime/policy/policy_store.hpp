@@ -29,7 +29,10 @@ class PolicyStore {
   PolicyStore(std::unique_ptr<PolicyBackend> backend, Clock& clock, EventBus* bus = nullptr, Policy initial = {});
 
   /// The current policy (a shared immutable snapshot). Any thread.
-  std::shared_ptr<const Policy> current() const { return current_.load(std::memory_order_acquire); }
+  std::shared_ptr<const Policy> current() const {
+    std::lock_guard<std::mutex> lock(current_mutex_);
+    return current_;
+  }
   /// The current version (one atomic load). Any thread.
   std::uint64_t version() const { return version_.load(std::memory_order_acquire); }
 
@@ -54,7 +57,10 @@ class PolicyStore {
   Clock& clock_;
   EventBus* bus_;
   std::mutex write_mutex_;
-  std::atomic<std::shared_ptr<const Policy>> current_;
+  // A plain mutex, not std::atomic<shared_ptr>: libstdc++ 12's lock-bit implementation is opaque to TSan, and hot
+  // readers use PolicyView, which only loads version_.
+  mutable std::mutex current_mutex_;
+  std::shared_ptr<const Policy> current_;
   std::atomic<std::uint64_t> version_{0};
 };
 

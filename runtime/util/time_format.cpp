@@ -5,9 +5,6 @@
 #include <stdexcept>
 
 namespace qtos {
-namespace {
-
-// Howard Hinnant's civil calendar algorithms.
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;
   const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -28,8 +25,6 @@ void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) 
   m = mp < 10 ? mp + 3 : mp - 9;
   y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2);
 }
-
-}  // namespace
 
 std::string time_format_iso(std::int64_t ms) {
   const std::int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;

@@ -123,6 +123,7 @@ TEST(Cli, DemoRunsOnEmbeddedDefaults) {
   EXPECT_TRUE(has(r.out, "configuration: stage OBSERVATION, exchange paper"));
   EXPECT_TRUE(has(r.out, "market data  : 20 symbols x 500 bars of 1h"));
   EXPECT_TRUE(has(r.out, "RETURN"));
+  EXPECT_TRUE(has(r.out, "opportunity ranking on cpu")) << r.out;
   EXPECT_TRUE(std::filesystem::exists(dir / "state/demo-data/panel.qtp"));
 }
 

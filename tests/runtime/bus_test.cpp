@@ -330,10 +330,11 @@ TEST(EventBus, FullQueueBlocksOrdersUntilTheOwnerDrains) {
       posted.fetch_add(1);
     }
   });
-  // The producer fills the queue and must then wait: it cannot have posted all 10 while nobody drains.
-  while (bus.metrics().queue_depth < 4) std::this_thread::yield();
+  // The producer fills the queue and must then wait: it cannot post the fifth while nobody drains.
+  while (posted.load() < 4) std::this_thread::yield();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(posted.load(), 4);
+  EXPECT_EQ(bus.metrics().queue_depth, 4u);
   while (ids.size() < 10) bus.wait_and_drain(std::chrono::milliseconds(10));
   producer.join();
   std::vector<std::uint64_t> expected{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};

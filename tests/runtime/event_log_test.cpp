@@ -254,6 +254,20 @@ TEST(EventLog, ReplayDrivesPeriodicJobsAtSimulatedTimes) {
   EXPECT_LT(wall_s, 5.0);
 }
 
+TEST(EventLog, RecorderFlushesOnItsPeriod) {
+  TempDir dir;
+  const std::string path = dir.file("flush.qlog");
+  SimClock clock(0);
+  EventBus bus(clock);
+  EventRecorder recorder(bus, path, kNsPerSecond);
+  bus.publish("x", OrderFilled{.order_id = 1});
+  EXPECT_EQ(read_all(path).size(), 0u);  // still buffered
+  clock.advance_by(kNsPerSecond);
+  const auto after = read_all(path);
+  ASSERT_EQ(after.size(), 1u);  // written by the periodic flush, while the recorder is still open
+  EXPECT_EQ(event_header(after[0]).id, 1u);
+}
+
 TEST(EventLog, ReplayFilterSkipsTypes) {
   TempDir dir;
   const std::string path = dir.file("f.qlog");

@@ -67,7 +67,7 @@ TEST(Synth, HasAllRegimesLateListingsAndGapsOverALongRun) {
   const auto m = synth_generate(o);
   std::size_t counts[4] = {};
   for (auto r : m.regimes) ++counts[static_cast<int>(r)];
-  for (int r = 0; r < 4; ++r) EXPECT_GT(counts[r], 0u) << regime_name(static_cast<Regime>(r));
+  for (int r = 0; r < 4; ++r) EXPECT_GT(counts[r], 0u) << synth_regime_name(static_cast<SynthRegime>(r));
   int late = 0, gaps = 0;
   for (std::int32_t s = 0; s < m.panel.n_symbols(); ++s) {
     late += m.panel.first_bar(s) > 0;

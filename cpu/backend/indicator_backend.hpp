@@ -1,0 +1,67 @@
+#pragma once
+/// @file Indicators and ranking features behind the backend interface (TBB on CPU, CUDA on the GPU).
+/// Both backends run the QTOS_HD states of cpu/kernels/indicators.hpp and cpu/kernels/features.hpp.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cpu/backend/device.hpp"
+#include "cpu/kernels/features.hpp"
+#include "cpu/kernels/indicators.hpp"
+#include "cpu/kernels/panel_view.hpp"
+
+namespace qtos {
+
+/// Lower-case name of an indicator family ("sma", "dmi", ...).
+std::string_view indicator_name(kernels::IndicatorKind kind);
+/// Names of the outputs of a family, in output order ("middle", "upper", ... for bbands).
+std::vector<std::string> indicator_output_names(kernels::IndicatorKind kind);
+/// Leading bars without a value of output `output` of a family with these parameters.
+std::int32_t indicator_lookback(kernels::IndicatorKind kind, const kernels::IndicatorParams& params, int output = 0);
+/// Throws std::invalid_argument naming the parameter and the allowed range when `params` do not suit `kind`.
+void indicator_params_check(kernels::IndicatorKind kind, const kernels::IndicatorParams& params);
+/// Throws std::invalid_argument naming the window when a feature window is out of range.
+void feature_params_check(const kernels::FeatureParams& params);
+
+/// Floats one indicator run writes: outputs * n_symbols * stride (output j of (s, t) at j*plane + s*stride + t).
+std::size_t indicator_out_size(kernels::IndicatorKind kind, const kernels::PanelView& panel);
+
+/// Runs indicators and ranking features over a whole panel on one backend.
+class IndicatorBackend : public BackendBase {
+ public:
+  /// Every output of `kind` for every symbol and bar into `out` (indicator_out_size floats, same layout as the
+  /// panel, one plane per output). Checks the arguments, then forwards to the backend.
+  void series(const kernels::PanelView& panel, kernels::IndicatorKind kind, const kernels::IndicatorParams& params,
+              std::span<float> out) const;
+  /// Features of every symbol as of bar `t_end`, running the states over bars [t_begin, t_end].
+  void features(const kernels::PanelView& panel, const kernels::FeatureParams& params, std::int32_t t_begin,
+                std::int32_t t_end, std::span<kernels::FeatureRow> out) const;
+  /// Tells a backend that keeps the panel resident (CUDA) that the host data behind the same pointers changed.
+  virtual void panel_changed() const {}
+
+ protected:
+  /// Backend part of series(); arguments already checked and the panel non-empty.
+  virtual void series_run(const kernels::PanelView& panel, kernels::IndicatorKind kind,
+                          const kernels::IndicatorParams& params, std::span<float> out) const = 0;
+  /// Backend part of features(); arguments already checked and the panel non-empty.
+  virtual void features_run(const kernels::PanelView& panel, const kernels::FeatureParams& params, std::int32_t t_begin,
+                            std::int32_t t_end, std::span<kernels::FeatureRow> out) const = 0;
+};
+
+/// Every indicator backend compiled in, CUDA first when present (whether or not a device is available).
+std::vector<std::unique_ptr<IndicatorBackend>> indicator_backends();
+
+/// Plain serial double-precision run of the same states: what the consistency suite compares backends with.
+/// `out` has indicator_out_size doubles.
+void indicator_series_serial(const kernels::PanelView& panel, kernels::IndicatorKind kind,
+                             const kernels::IndicatorParams& params, std::span<double> out);
+
+/// Serial double-precision features (same layout as IndicatorBackend::features).
+void features_serial(const kernels::PanelView& panel, const kernels::FeatureParams& params, std::int32_t t_begin,
+                     std::int32_t t_end, std::span<kernels::FeatureRow> out);
+
+}  // namespace qtos

@@ -1,0 +1,220 @@
+// CUDA backend of the indicators and ranking features. One warp per symbol: the warp loads 32 bars of each column
+// with one coalesced access, every lane runs the same sequential state update on the bars broadcast by shuffles
+// (the recurrence is serial in time), and lane j keeps bar j's outputs so the stores are coalesced too.
+// The math is cpu/kernels/indicators.hpp and cpu/kernels/features.hpp, shared verbatim with the TBB backend.
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+
+#include "cpu/kernels/features.hpp"
+#include "cpu/kernels/indicators.hpp"
+#include "cuda/check.cuh"
+#include "cuda/cuda_backends.hpp"
+
+namespace qtos::cuda {
+namespace {
+
+using kernels::IndicatorKind;
+using kernels::IndicatorParams;
+using kernels::PanelView;
+
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kWarpsPerBlock = 4;
+
+/// History accessor of a warp: bar t comes from registers (shuffled), older bars from global memory (cached).
+struct WarpHist {
+  float h0, l0, c0, q0;
+  const float* hi;
+  const float* lo;
+  const float* cl;
+  const float* qv;
+  std::int64_t t;
+  __device__ float high(std::int32_t k) const { return k == 0 ? h0 : hi[t - k]; }
+  __device__ float low(std::int32_t k) const { return k == 0 ? l0 : lo[t - k]; }
+  __device__ float close(std::int32_t k) const { return k == 0 ? c0 : cl[t - k]; }
+  __device__ float qvol(std::int32_t k) const { return k == 0 ? q0 : qv[t - k]; }
+};
+
+/// Walks bars [t_begin, t_end] of one symbol in 32-bar tiles; calls f(hist, t, j) for each bar on every lane, j being
+/// the lane that owns bar t. Only the columns asked for are loaded (the others read as NaN / 0).
+template <bool kRange, bool kVolume, class F>
+__device__ void warp_walk(const PanelView& p, std::int64_t base, std::int32_t t_begin, std::int32_t t_end, F&& f) {
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  for (std::int32_t t0 = t_begin; t0 <= t_end; t0 += 32) {
+    const std::int32_t t = t0 + lane;
+    const bool in = t <= t_end;
+    const float h = in && kRange ? p.high[base + t] : NAN;
+    const float l = in && kRange ? p.low[base + t] : NAN;
+    const float c = in ? p.close[base + t] : 0.0f;
+    const float q = in && kVolume ? p.quote_volume[base + t] : 0.0f;
+    const int count = t_end - t0 + 1 < 32 ? t_end - t0 + 1 : 32;
+    for (int j = 0; j < count; ++j) {
+      const WarpHist hist{__shfl_sync(kFullMask, h, j), __shfl_sync(kFullMask, l, j), __shfl_sync(kFullMask, c, j),
+                          __shfl_sync(kFullMask, q, j), p.high + base,  p.low + base,
+                          p.close + base,               p.quote_volume + base,        t0 + j};
+      f(hist, t0 + j, j);
+    }
+  }
+}
+
+template <class Ind>
+__global__ static void series_kernel(PanelView p, IndicatorParams params, float* out, std::int64_t plane) {
+  const std::int32_t s = static_cast<std::int32_t>((blockIdx.x * blockDim.x + threadIdx.x) / 32u);
+  if (s >= p.n_symbols) return;  // the whole warp leaves together
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const std::int64_t base = p.at(s, 0);
+  Ind st;
+  st.init(params);
+  float mine[Ind::kOutputs];
+  for (int k = 0; k < Ind::kOutputs; ++k) mine[k] = NAN;
+  constexpr bool kVolume = std::is_same_v<Ind, kernels::DollarVolumeState<float>>;
+  warp_walk<Ind::kUsesRange, kVolume>(p, base, 0, p.n_bars - 1, [&](const WarpHist& h, std::int32_t t, int j) {
+    float o[Ind::kOutputs];
+    const bool valid = Ind::kUsesRange ? kernels::bar_valid(h.h0, h.l0, h.c0) : kernels::finite_value(h.c0);
+    if (!valid) {
+      st.reset();
+      for (int k = 0; k < Ind::kOutputs; ++k) o[k] = NAN;
+    } else {
+      st.step(h, o);
+    }
+    if (lane == j) {
+      for (int k = 0; k < Ind::kOutputs; ++k) mine[k] = o[k];
+    }
+    if (j == 31 || t == p.n_bars - 1) {  // tile complete: coalesced store of the lanes that own a bar
+      const std::int32_t tl = t - j + lane;
+      if (lane <= j) {
+        for (int k = 0; k < Ind::kOutputs; ++k) out[k * plane + base + tl] = mine[k];
+      }
+    }
+  });
+}
+
+__global__ static void features_kernel(PanelView p, kernels::FeatureParams params, std::int32_t t_begin,
+                                       std::int32_t t_end, kernels::FeatureRow* out) {
+  const std::int32_t s = static_cast<std::int32_t>((blockIdx.x * blockDim.x + threadIdx.x) / 32u);
+  if (s >= p.n_symbols) return;
+  const std::int64_t base = p.at(s, t_begin);
+  kernels::FeatureState<float> st;
+  st.init(params);
+  const std::int32_t len = t_end - t_begin;
+  // As kernels::features_row_run: window features are read at the last bar and before each gap (next_eval), and
+  // spread pair estimates are needed only within liq_n bars of such a bar. Every lane scans alike (uniform).
+  std::int32_t next_eval = -1;
+  warp_walk<true, true>(p, base, 0, len, [&](const WarpHist& h, std::int32_t t, int) {
+    if (t > next_eval) {
+      next_eval = t;
+      while (next_eval < len &&
+             kernels::bar_valid(p.high[base + next_eval + 1], p.low[base + next_eval + 1], p.close[base + next_eval + 1]))
+        ++next_eval;
+    }
+    st.step(h, t + t_begin, t == next_eval, next_eval - t < st.liq_n);
+  });
+  if ((threadIdx.x & 31u) == 0) out[s] = st.row;
+}
+
+/// The panel columns the indicators read, kept on the device while the host view stays the same.
+struct ResidentPanel {
+  DeviceBuffer<float> high, low, close, qvol;
+  const float* key[4] = {};
+  std::int32_t n_symbols = -1, n_bars = -1;
+  std::int64_t stride = -1;
+};
+
+class IndicatorCuda final : public IndicatorBackend {
+ public:
+  std::string_view name() const override { return "cuda"; }
+  bool available() const override { return device_report().cuda_devices > 0; }
+  void panel_changed() const override {
+    std::lock_guard lock(mutex_);
+    resident_.n_symbols = -1;
+  }
+
+ protected:
+  void series_run(const PanelView& panel, IndicatorKind kind, const IndicatorParams& params,
+                  std::span<float> out) const override {
+    std::lock_guard lock(mutex_);
+    const PanelView d = upload(panel);
+    if (out_.size() < out.size()) out_ = DeviceBuffer<float>(out.size());
+    const std::int64_t plane = static_cast<std::int64_t>(panel.n_symbols) * panel.stride;
+    const dim3 grid(static_cast<unsigned>((panel.n_symbols + kWarpsPerBlock - 1) / kWarpsPerBlock));
+    const dim3 block(32 * kWarpsPerBlock);
+    switch (kind) {
+      case IndicatorKind::sma: series_kernel<kernels::SmaState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
+      case IndicatorKind::ema: series_kernel<kernels::EmaState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
+      case IndicatorKind::rsi: series_kernel<kernels::RsiState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
+      case IndicatorKind::atr: series_kernel<kernels::AtrState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
+      case IndicatorKind::dmi: series_kernel<kernels::DmiState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
+      case IndicatorKind::bbands: series_kernel<kernels::BbandsState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
+      case IndicatorKind::macd: series_kernel<kernels::MacdState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
+      case IndicatorKind::roc: series_kernel<kernels::RocState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
+      case IndicatorKind::rvol: series_kernel<kernels::RvolState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
+      case IndicatorKind::dollar_volume: series_kernel<kernels::DollarVolumeState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
+      case IndicatorKind::spread: series_kernel<kernels::SpreadState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
+      case IndicatorKind::max_drawdown: series_kernel<kernels::MaxDrawdownState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
+    }
+    QTOS_CUDA_CHECK(cudaGetLastError());
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(out.data(), out_.data(), out.size_bytes(), cudaMemcpyDeviceToHost, stream().get()));
+    stream().synchronize();
+  }
+
+  void features_run(const PanelView& panel, const kernels::FeatureParams& params, std::int32_t t_begin,
+                    std::int32_t t_end, std::span<kernels::FeatureRow> out) const override {
+    std::lock_guard lock(mutex_);
+    const PanelView d = upload(panel);
+    DeviceBuffer<kernels::FeatureRow> rows(out.size());
+    const dim3 grid(static_cast<unsigned>((panel.n_symbols + kWarpsPerBlock - 1) / kWarpsPerBlock));
+    features_kernel<<<grid, dim3(32 * kWarpsPerBlock), 0, stream().get()>>>(d, params, t_begin, t_end, rows.data());
+    QTOS_CUDA_CHECK(cudaGetLastError());
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(out.data(), rows.data(), out.size_bytes(), cudaMemcpyDeviceToHost, stream().get()));
+    stream().synchronize();
+  }
+
+ private:
+  /// Device view of `host`, uploading the columns only when the host view changed since the last call.
+  PanelView upload(const PanelView& host) const {
+    const std::size_t n = static_cast<std::size_t>(host.n_symbols) * static_cast<std::size_t>(host.stride);
+    const float* key[4] = {host.high, host.low, host.close, host.quote_volume};
+    const bool same = resident_.n_symbols == host.n_symbols && resident_.n_bars == host.n_bars &&
+                      resident_.stride == host.stride && std::memcmp(key, resident_.key, sizeof key) == 0;
+    if (!same) {
+      DeviceBuffer<float>* cols[4] = {&resident_.high, &resident_.low, &resident_.close, &resident_.qvol};
+      for (int c = 0; c < 4; ++c) {
+        if (cols[c]->size() < n) *cols[c] = DeviceBuffer<float>(n);
+        QTOS_CUDA_CHECK(cudaMemcpyAsync(cols[c]->data(), key[c], n * sizeof(float), cudaMemcpyHostToDevice, stream().get()));
+        resident_.key[c] = key[c];
+      }
+      resident_.n_symbols = host.n_symbols;
+      resident_.n_bars = host.n_bars;
+      resident_.stride = host.stride;
+    }
+    PanelView d = host;
+    d.open = nullptr;
+    d.volume = nullptr;
+    d.trades = nullptr;
+    d.first_bar = nullptr;
+    d.last_bar = nullptr;
+    d.high = resident_.high.data();
+    d.low = resident_.low.data();
+    d.close = resident_.close.data();
+    d.quote_volume = resident_.qvol.data();
+    return d;
+  }
+
+  /// The backend's stream, created on first use (constructing the backend must work without a device).
+  Stream& stream() const {
+    if (!stream_) stream_.emplace();
+    return *stream_;
+  }
+
+  mutable std::mutex mutex_;
+  mutable std::optional<Stream> stream_;
+  mutable ResidentPanel resident_;
+  mutable DeviceBuffer<float> out_;
+};
+
+}  // namespace
+
+std::unique_ptr<IndicatorBackend> indicator_backend_make() { return std::make_unique<IndicatorCuda>(); }
+
+}  // namespace qtos::cuda
