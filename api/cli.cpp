@@ -39,6 +39,8 @@ int cli_main(int argc, char** argv) {
   verbs_config_register(app, ctx);
   verbs_data_register(app, ctx);
   verbs_demo_register(app, ctx);
+  verbs_retrain_register(app, ctx);
+  verbs_models_register(app, ctx);
   verbs_events_register(app, ctx);
   verbs_rank_register(app, ctx);
   verbs_indicators_register(app, ctx);

@@ -27,11 +27,16 @@ void verbs_version_register(CLI::App& app, CliContext& ctx);  ///< `qtos version
 void verbs_config_register(CLI::App& app, CliContext& ctx);   ///< `qtos config show`
 void verbs_data_register(CLI::App& app, CliContext& ctx);     ///< `qtos data synth|import|info`
 void verbs_demo_register(CLI::App& app, CliContext& ctx);     ///< `qtos demo`, the main job of `make run`
+void verbs_retrain_register(CLI::App& app, CliContext& ctx);  ///< `qtos retrain`
+void verbs_models_register(CLI::App& app, CliContext& ctx);   ///< `qtos models list|show|promote|retire`
 void verbs_events_register(CLI::App& app, CliContext& ctx);   ///< `qtos events dump FILE`
 void verbs_rank_register(CLI::App& app, CliContext& ctx);        ///< `qtos rank`
 void verbs_indicators_register(CLI::App& app, CliContext& ctx);  ///< `qtos indicators`
 void verbs_evolve_register(CLI::App& app, CliContext& ctx);             ///< `qtos evolve`
 void verbs_backtest_strategy_register(CLI::App& app, CliContext& ctx);  ///< `qtos backtest-strategy`
 void verbs_strategies_register(CLI::App& app, CliContext& ctx);         ///< `qtos strategies list|show|promote|retire`
+
+/// The model registry directory: `given` when not empty, else $QT_STATE_DIR/models.
+std::string models_registry_dir(CliContext& ctx, const std::string& given);
 
 }  // namespace qtos::api

@@ -1,0 +1,332 @@
+#include "models/features.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+
+#include <boost/json.hpp>
+#include <tbb/parallel_for.h>
+
+namespace qtos::models {
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+std::string lags_text(const std::vector<std::int32_t>& lags) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < lags.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(lags[i]);
+  }
+  return s + "]";
+}
+
+std::int32_t json_int(const boost::json::object& o, const char* key) {
+  const auto* v = o.if_contains(key);
+  if (!v || !v->is_int64()) throw std::invalid_argument(std::string("feature spec JSON: missing or non-integer field '") + key + "'");
+  return static_cast<std::int32_t>(v->as_int64());
+}
+
+}  // namespace
+
+std::int32_t FeatureSpec::n_features() const {
+  return static_cast<std::int32_t>(return_lags.size()) + 3 + (cross_sectional_ranks ? 2 : 0);
+}
+
+std::vector<std::string> FeatureSpec::names() const {
+  std::vector<std::string> n;
+  for (auto k : return_lags) n.push_back("ret_" + std::to_string(k));
+  n.insert(n.end(), {"log_vol", "volume_ratio", "range"});
+  if (cross_sectional_ranks) {
+    n.push_back("rank_ret_" + std::to_string(return_lags.front()));
+    n.push_back("rank_ret_" + std::to_string(return_lags.back()));
+  }
+  return n;
+}
+
+std::int32_t FeatureSpec::warmup() const {
+  const std::int32_t max_lag = return_lags.empty() ? 0 : *std::max_element(return_lags.begin(), return_lags.end());
+  return std::max({max_lag, vol_window, volume_window - 1});
+}
+
+void FeatureSpec::validate() const {
+  auto bad = [](const std::string& field, const std::string& what) {
+    throw std::invalid_argument("feature spec: " + field + " " + what);
+  };
+  if (return_lags.empty()) bad("return_lags", "is empty (expected at least one lag)");
+  for (auto k : return_lags)
+    if (k < 1 || k > 10000) bad("return_lags", "contains " + std::to_string(k) + " (expected 1..10000)");
+  if (!std::is_sorted(return_lags.begin(), return_lags.end())) bad("return_lags", lags_text(return_lags) + " is not ascending");
+  if (vol_window < 2 || vol_window > 10000) bad("vol_window", "= " + std::to_string(vol_window) + " (expected 2..10000)");
+  if (volume_window < 1 || volume_window > 10000)
+    bad("volume_window", "= " + std::to_string(volume_window) + " (expected 1..10000)");
+  if (horizon < 1 || horizon > 10000) bad("horizon", "= " + std::to_string(horizon) + " (expected 1..10000)");
+  if (window < 1 || window > 4096) bad("window", "= " + std::to_string(window) + " (expected 1..4096)");
+}
+
+std::string FeatureSpec::differences(const FeatureSpec& o) const {
+  std::ostringstream d;
+  auto field = [&](const char* name, const std::string& a, const std::string& b) {
+    if (a != b) d << (d.tellp() > 0 ? "; " : "") << name << " " << a << " vs " << b;
+  };
+  field("version", std::to_string(version), std::to_string(o.version));
+  field("return_lags", lags_text(return_lags), lags_text(o.return_lags));
+  field("vol_window", std::to_string(vol_window), std::to_string(o.vol_window));
+  field("volume_window", std::to_string(volume_window), std::to_string(o.volume_window));
+  field("cross_sectional_ranks", cross_sectional_ranks ? "true" : "false", o.cross_sectional_ranks ? "true" : "false");
+  field("horizon", std::to_string(horizon), std::to_string(o.horizon));
+  field("window", std::to_string(window), std::to_string(o.window));
+  return d.str();
+}
+
+std::string FeatureSpec::to_json() const {
+  boost::json::object o;
+  o["version"] = version;
+  boost::json::array lags;
+  for (auto k : return_lags) lags.emplace_back(k);
+  o["return_lags"] = std::move(lags);
+  o["vol_window"] = vol_window;
+  o["volume_window"] = volume_window;
+  o["cross_sectional_ranks"] = cross_sectional_ranks;
+  o["horizon"] = horizon;
+  o["window"] = window;
+  return boost::json::serialize(o);
+}
+
+FeatureSpec FeatureSpec::from_json(const std::string& text) {
+  boost::json::value v;
+  try {
+    v = boost::json::parse(text);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(std::string("feature spec JSON does not parse: ") + e.what());
+  }
+  if (!v.is_object()) throw std::invalid_argument("feature spec JSON: expected an object");
+  const auto& o = v.as_object();
+  FeatureSpec s;
+  s.version = json_int(o, "version");
+  const auto* lags = o.if_contains("return_lags");
+  if (!lags || !lags->is_array()) throw std::invalid_argument("feature spec JSON: missing array 'return_lags'");
+  s.return_lags.clear();
+  for (const auto& k : lags->as_array()) {
+    if (!k.is_int64()) throw std::invalid_argument("feature spec JSON: 'return_lags' holds a non-integer");
+    s.return_lags.push_back(static_cast<std::int32_t>(k.as_int64()));
+  }
+  s.vol_window = json_int(o, "vol_window");
+  s.volume_window = json_int(o, "volume_window");
+  const auto* r = o.if_contains("cross_sectional_ranks");
+  if (!r || !r->is_bool()) throw std::invalid_argument("feature spec JSON: missing boolean 'cross_sectional_ranks'");
+  s.cross_sectional_ranks = r->as_bool();
+  s.horizon = json_int(o, "horizon");
+  s.window = json_int(o, "window");
+  return s;
+}
+
+FeatureTable features_build(const kernels::PanelView& p, const FeatureSpec& spec, std::int32_t t_begin, std::int32_t t_end) {
+  spec.validate();
+  if (t_end < 0) t_end = p.n_bars;
+  if (t_begin < 0 || t_begin > t_end || t_end > p.n_bars)
+    throw std::invalid_argument("features_build: bar range [" + std::to_string(t_begin) + ", " + std::to_string(t_end) +
+                                ") is not inside the panel's " + std::to_string(p.n_bars) + " bars");
+  FeatureTable tab;
+  tab.spec = spec;
+  tab.n_symbols = p.n_symbols;
+  tab.t_begin = t_begin;
+  tab.n_bars = t_end - t_begin;
+  tab.n_features = spec.n_features();
+  const auto cells = static_cast<std::size_t>(tab.n_symbols) * static_cast<std::size_t>(tab.n_bars);
+  tab.x.assign(cells * static_cast<std::size_t>(tab.n_features), kNaN);
+  tab.forward.assign(cells, kNaN);
+  tab.scale.assign(cells, kNaN);
+  const std::int32_t n_lags = static_cast<std::int32_t>(spec.return_lags.size());
+  const std::int32_t warm = spec.warmup();
+  const double sqrt_h = std::sqrt(static_cast<double>(spec.horizon));
+
+  tbb::parallel_for(std::int32_t{0}, p.n_symbols, [&](std::int32_t s) {
+    const float* c = p.close + p.at(s, 0);
+    const float* hi = p.high + p.at(s, 0);
+    const float* lo = p.low + p.at(s, 0);
+    const float* vol = p.volume + p.at(s, 0);
+    auto price_ok = [&](std::int32_t t) { return std::isfinite(c[t]) && c[t] > 0.0F; };
+    // 1-bar log returns of the bars the volatility windows need, each computed once; NaN where a price is missing.
+    const std::int32_t t_first = std::max(t_begin, warm);
+    if (t_first >= t_end) return;
+    const std::int32_t r0 = t_first - spec.vol_window + 1;
+    std::vector<double> lr(static_cast<std::size_t>(t_end - r0));
+    for (std::int32_t u = r0; u < t_end; ++u)
+      lr[static_cast<std::size_t>(u - r0)] = price_ok(u) && price_ok(u - 1) ? std::log(static_cast<double>(c[u]) / c[u - 1])
+                                                                             : std::numeric_limits<double>::quiet_NaN();
+    for (std::int32_t t = t_first; t < t_end; ++t) {
+      if (!price_ok(t)) continue;
+      // Realised volatility of the last vol_window 1-bar log returns, all at or before t (same summation order for
+      // every t and every range, so a bar's value never depends on where the build started).
+      double sum = 0.0, sumsq = 0.0;
+      bool ok = true;
+      for (std::int32_t j = 0; j < spec.vol_window; ++j) {
+        const double r = lr[static_cast<std::size_t>(t - j - r0)];
+        if (!std::isfinite(r)) {
+          ok = false;
+          break;
+        }
+        sum += r;
+        sumsq += r * r;
+      }
+      if (!ok) continue;
+      const double n = spec.vol_window;
+      const double sigma = std::max(std::sqrt(std::max(0.0, (sumsq - sum * sum / n) / (n - 1.0))), 1e-8);
+      float* row = tab.x.data() + tab.at(s, t) * tab.n_features;
+      for (std::int32_t k = 0; k < n_lags && ok; ++k) {
+        const std::int32_t lag = spec.return_lags[static_cast<std::size_t>(k)];
+        if (!price_ok(t - lag)) {
+          ok = false;
+          break;
+        }
+        row[k] = static_cast<float>(std::log(static_cast<double>(c[t]) / c[t - lag]) / (sigma * std::sqrt(double(lag))));
+      }
+      if (!ok) {
+        std::fill(row, row + tab.n_features, kNaN);
+        continue;
+      }
+      row[n_lags] = static_cast<float>(std::log(sigma));
+      double vsum = 0.0;
+      for (std::int32_t j = 0; j < spec.volume_window; ++j) vsum += vol[t - j];
+      row[n_lags + 1] = static_cast<float>(std::log((vol[t] + 1.0) / (vsum / spec.volume_window + 1.0)));
+      const double range = (static_cast<double>(hi[t]) - lo[t]) / (c[t] * sigma);
+      row[n_lags + 2] = std::isfinite(range) && range >= 0.0 ? static_cast<float>(std::log1p(range)) : kNaN;
+      if (!std::isfinite(row[n_lags + 2])) {
+        std::fill(row, row + tab.n_features, kNaN);
+        continue;
+      }
+      tab.scale[static_cast<std::size_t>(tab.at(s, t))] = static_cast<float>(sigma * sqrt_h);
+      // The target: the only read past bar t, kept out of the features.
+      if (t + spec.horizon < p.n_bars && price_ok(t + spec.horizon))
+        tab.forward[static_cast<std::size_t>(tab.at(s, t))] =
+            static_cast<float>(std::log(static_cast<double>(c[t + spec.horizon]) / c[t]));
+    }
+  });
+
+  if (spec.cross_sectional_ranks) {
+    const std::int32_t f_rank = n_lags + 3;
+    tbb::parallel_for(t_begin, t_end, [&](std::int32_t t) {
+      std::vector<std::pair<float, std::int32_t>> v;
+      v.reserve(static_cast<std::size_t>(tab.n_symbols));
+      for (int which = 0; which < 2; ++which) {
+        const std::int32_t f_src = which == 0 ? 0 : n_lags - 1;
+        v.clear();
+        for (std::int32_t s = 0; s < tab.n_symbols; ++s) {
+          const float x = tab.row(s, t)[f_src];
+          if (std::isfinite(x)) v.emplace_back(x, s);
+        }
+        std::sort(v.begin(), v.end());  // ties broken by symbol index: deterministic
+        const auto m = v.size();
+        for (std::size_t i = 0; i < m; ++i)
+          tab.row(v[i].second, t)[f_rank + which] =
+              m > 1 ? static_cast<float>(static_cast<double>(i) / static_cast<double>(m - 1) - 0.5) : 0.0F;
+      }
+    });
+  }
+  return tab;
+}
+
+std::vector<SampleRef> samples_select(const FeatureTable& tab, std::int32_t t_begin, std::int32_t t_end, bool need_target,
+                                      std::int32_t window) {
+  if (window < 0) window = tab.spec.window;
+  if (window < 1 || window > tab.spec.window)
+    throw std::invalid_argument("samples_select: window " + std::to_string(window) + " (expected 1.." +
+                                std::to_string(tab.spec.window) + ")");
+  std::vector<SampleRef> out;
+  const std::int32_t lo = std::max(t_begin, tab.t_begin + window - 1);
+  const std::int32_t hi = std::min(t_end, tab.t_begin + tab.n_bars);
+  for (std::int32_t t = lo; t < hi; ++t) {
+    for (std::int32_t s = 0; s < tab.n_symbols; ++s) {
+      if (need_target && !std::isfinite(tab.forward[static_cast<std::size_t>(tab.at(s, t))])) continue;
+      bool ok = true;
+      for (std::int32_t w = 0; w < window && ok; ++w) {
+        const float* r = tab.row(s, t - w);
+        for (std::int32_t f = 0; f < tab.n_features; ++f)
+          if (!std::isfinite(r[f])) {
+            ok = false;
+            break;
+          }
+      }
+      if (ok) out.push_back({s, t});
+    }
+  }
+  return out;
+}
+
+TimeSplit split_by_time(const FeatureTable& tab, double train_fraction, double val_fraction) {
+  if (!(train_fraction > 0.0) || !(val_fraction > 0.0) || train_fraction + val_fraction >= 1.0)
+    throw std::invalid_argument("split_by_time: fractions train " + std::to_string(train_fraction) + ", validation " +
+                                std::to_string(val_fraction) + " must be positive and sum to less than 1");
+  const auto all = samples_select(tab, tab.t_begin, tab.t_begin + tab.n_bars, true);
+  if (all.empty()) throw std::invalid_argument("split_by_time: no bar has both complete features and a target");
+  const std::int32_t first = all.front().t, last = all.back().t;
+  TimeSplit sp;
+  sp.purge = tab.spec.horizon;
+  const std::int32_t usable = last - first + 1 - 2 * sp.purge;
+  const auto n_train = static_cast<std::int32_t>(usable * train_fraction);
+  const auto n_val = static_cast<std::int32_t>(usable * val_fraction);
+  const std::int32_t n_test = usable - n_train - n_val;
+  if (n_train < 1 || n_val < 1 || n_test < 1)
+    throw std::invalid_argument("split_by_time: " + std::to_string(last - first + 1) +
+                                " bars with targets are too few for train/validation/test periods with a purge of " +
+                                std::to_string(sp.purge) + " bars");
+  sp.train_begin = first;
+  sp.train_end = first + n_train;
+  sp.val_begin = sp.train_end + sp.purge;
+  sp.val_end = sp.val_begin + n_val;
+  sp.test_begin = sp.val_end + sp.purge;
+  sp.test_end = last + 1;
+  return sp;
+}
+
+Normalizer Normalizer::fit(const FeatureTable& tab, std::span<const SampleRef> samples) {
+  const auto nf = static_cast<std::size_t>(tab.n_features);
+  std::vector<double> sum(nf, 0.0), sumsq(nf, 0.0);
+  for (const auto& sr : samples) {
+    const float* r = tab.row(sr.s, sr.t);
+    for (std::size_t f = 0; f < nf; ++f) {
+      sum[f] += r[f];
+      sumsq[f] += static_cast<double>(r[f]) * r[f];
+    }
+  }
+  Normalizer nz;
+  nz.mean.resize(nf);
+  nz.inv_std.resize(nf);
+  const double n = std::max<double>(1.0, static_cast<double>(samples.size()));
+  for (std::size_t f = 0; f < nf; ++f) {
+    const double m = sum[f] / n;
+    const double sd = std::sqrt(std::max(0.0, sumsq[f] / n - m * m));
+    nz.mean[f] = static_cast<float>(m);
+    nz.inv_std[f] = sd > 1e-12 ? static_cast<float>(1.0 / sd) : 0.0F;
+  }
+  return nz;
+}
+
+void Normalizer::apply(const float* in, float* out) const {
+  for (std::size_t f = 0; f < mean.size(); ++f) out[f] = std::clamp((in[f] - mean[f]) * inv_std[f], -clip, clip);
+}
+
+void windows_gather(const FeatureTable& tab, const Normalizer& norm, std::span<const SampleRef> samples,
+                    std::int32_t window, std::span<float> out) {
+  const auto nf = static_cast<std::size_t>(tab.n_features);
+  const auto w = static_cast<std::size_t>(window);
+  if (out.size() != samples.size() * w * nf || norm.mean.size() != nf || window > tab.spec.window)
+    throw std::invalid_argument("windows_gather: output of " + std::to_string(out.size()) + " floats does not fit " +
+                                std::to_string(samples.size()) + " samples x " + std::to_string(window) + " bars x " +
+                                std::to_string(nf) + " features");
+  for (const auto& sr : samples)
+    if (sr.s < 0 || sr.s >= tab.n_symbols || sr.t - window + 1 < tab.t_begin || sr.t >= tab.t_begin + tab.n_bars)
+      throw std::invalid_argument("windows_gather: sample (symbol " + std::to_string(sr.s) + ", bar " + std::to_string(sr.t) +
+                                  ") with a window of " + std::to_string(window) + " bars is not inside the table's bars [" +
+                                  std::to_string(tab.t_begin) + ", " + std::to_string(tab.t_begin + tab.n_bars) + ")");
+  for (std::size_t i = 0; i < samples.size(); ++i)
+    for (std::size_t k = 0; k < w; ++k)
+      norm.apply(tab.row(samples[i].s, samples[i].t - window + 1 + static_cast<std::int32_t>(k)), out.data() + (i * w + k) * nf);
+}
+
+}  // namespace qtos::models

@@ -1,0 +1,107 @@
+#pragma once
+/// @file Features and targets over a market panel, the time split with purge gaps, and train-only normalisation.
+/// No LibTorch here: features are plain float arrays so tests and the runtime can build them cheaply.
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cpu/kernels/panel_view.hpp"
+
+namespace qtos::models {
+
+/// What the feature builder computes. Two specs that differ produce incompatible inputs: a model is refused at load
+/// when its spec differs from the current one (see FeatureSpec::differences).
+struct FeatureSpec {
+  std::int32_t version = 1;                             ///< bumped whenever the computation itself changes
+  std::vector<std::int32_t> return_lags{1, 2, 4, 8, 16};  ///< bars of each lagged log return (volatility-normalised)
+  std::int32_t vol_window = 20;     ///< 1-bar log returns in the realised-volatility estimate
+  std::int32_t volume_window = 20;  ///< bars in the volume baseline
+  bool cross_sectional_ranks = true;  ///< add ranks of the shortest and longest lagged return across symbols
+  std::int32_t horizon = 4;         ///< H: the target is the log return from bar t to bar t+H
+  std::int32_t window = 16;         ///< bars of history per sample for the sequence models
+
+  /// Number of features per bar.
+  std::int32_t n_features() const;
+  /// Feature names in column order.
+  std::vector<std::string> names() const;
+  /// Bars of history before the first bar whose features are defined.
+  std::int32_t warmup() const;
+  /// Throws std::invalid_argument naming the bad field when the spec cannot be built.
+  void validate() const;
+  /// Empty when equal; otherwise a description of every field that differs ("horizon 4 vs 8; ...").
+  std::string differences(const FeatureSpec& other) const;
+  /// A compact JSON text of the spec.
+  std::string to_json() const;
+  /// Parses to_json()'s output; throws std::invalid_argument naming the missing or bad field.
+  static FeatureSpec from_json(const std::string& text);
+  friend bool operator==(const FeatureSpec&, const FeatureSpec&) = default;
+};
+
+/// Features of bars [t_begin, t_end) of every symbol. Element (s, t, f) is x[((s * n_bars) + (t - t_begin)) * n_features + f].
+/// NaN marks a feature that is not defined (missing bars, not enough history).
+struct FeatureTable {
+  FeatureSpec spec;          ///< what was built
+  std::int32_t n_symbols = 0;  ///< symbols, in panel order
+  std::int32_t t_begin = 0;  ///< first panel bar covered
+  std::int32_t n_bars = 0;   ///< bars covered
+  std::int32_t n_features = 0;  ///< spec.n_features()
+  std::vector<float> x;        ///< features, [symbol][bar][feature]
+  std::vector<float> forward;  ///< target: log(close[t+H] / close[t]); NaN when bar t+H is beyond the panel or missing
+  std::vector<float> scale;    ///< realised volatility at t times sqrt(H): the unit the networks predict in
+
+  /// Index of (s, t) in forward/scale (t is a panel bar).
+  std::int64_t at(std::int32_t s, std::int32_t t) const { return static_cast<std::int64_t>(s) * n_bars + (t - t_begin); }
+  /// Features of (s, t).
+  const float* row(std::int32_t s, std::int32_t t) const { return x.data() + at(s, t) * n_features; }
+  float* row(std::int32_t s, std::int32_t t) { return x.data() + at(s, t) * n_features; }
+};
+
+/// Builds features for panel bars [t_begin, t_end) (t_end = -1: to the last bar). Features at bar t read only bars
+/// <= t of every symbol; `forward` alone reads bar t+H. Each bar is computed from its own window (no running sums),
+/// so the features of a bar are bit-identical whatever range they are built in. Throws std::invalid_argument on a
+/// bad spec or range.
+FeatureTable features_build(const kernels::PanelView& panel, const FeatureSpec& spec, std::int32_t t_begin = 0,
+                            std::int32_t t_end = -1);
+
+/// One training or evaluation sample: a symbol at a bar.
+struct SampleRef {
+  std::int32_t s = 0;  ///< symbol index
+  std::int32_t t = 0;  ///< panel bar
+};
+
+/// Samples at bars [t_begin, t_end) whose whole window of `window` bars (-1: `spec.window`) has finite features
+/// (and, when `need_target`, a finite target). Ordered by bar, then symbol.
+std::vector<SampleRef> samples_select(const FeatureTable& table, std::int32_t t_begin, std::int32_t t_end,
+                                      bool need_target, std::int32_t window = -1);
+
+/// Bars of the three periods, half-open, in time order with `purge` bars left out between them.
+struct TimeSplit {
+  std::int32_t train_begin = 0, train_end = 0;  ///< training bars
+  std::int32_t val_begin = 0, val_end = 0;      ///< validation bars
+  std::int32_t test_begin = 0, test_end = 0;    ///< test bars
+  std::int32_t purge = 0;  ///< bars dropped between periods (= horizon: no target overlaps the next period)
+};
+
+/// Splits the bars that have samples with targets into train/validation/test by time, leaving H bars out between
+/// them so that no training target's window reaches into validation and none of validation's into test.
+/// Throws std::invalid_argument when there are too few bars for three non-empty periods.
+TimeSplit split_by_time(const FeatureTable& table, double train_fraction = 0.6, double val_fraction = 0.2);
+
+/// Per-feature affine normalisation fitted on training samples only, then clipped to [-clip, clip].
+struct Normalizer {
+  std::vector<float> mean;     ///< per feature, over the training samples
+  std::vector<float> inv_std;  ///< per feature: 1 / standard deviation (0 for a constant feature)
+  float clip = 5.0F;           ///< normalised values are clipped to [-clip, clip]
+  /// Fits on the last-bar features of `samples` (the training set).
+  static Normalizer fit(const FeatureTable& table, std::span<const SampleRef> samples);
+  /// Normalises one row of `mean.size()` features from `in` into `out` (NaN stays NaN).
+  void apply(const float* in, float* out) const;
+};
+
+/// Copies the normalised window of `window` bars ending at each sample into `out` ([n][window][n_features]).
+void windows_gather(const FeatureTable& table, const Normalizer& norm, std::span<const SampleRef> samples,
+                    std::int32_t window, std::span<float> out);
+
+}  // namespace qtos::models

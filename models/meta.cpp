@@ -1,0 +1,171 @@
+// Model kinds, sizes and the meta.json record (no LibTorch here).
+#include <stdexcept>
+
+#include <boost/json.hpp>
+
+#include "models/model.hpp"
+
+namespace qtos::models {
+
+namespace {
+
+const boost::json::value& need(const boost::json::object& o, const char* key) {
+  const auto* v = o.if_contains(key);
+  if (!v) throw std::invalid_argument(std::string("model metadata: missing field '") + key + "'");
+  return *v;
+}
+
+std::int64_t need_int(const boost::json::object& o, const char* key) {
+  const auto& v = need(o, key);
+  if (!v.is_int64() && !v.is_uint64()) throw std::invalid_argument(std::string("model metadata: field '") + key + "' is not an integer");
+  return v.to_number<std::int64_t>();
+}
+
+std::string need_string(const boost::json::object& o, const char* key) {
+  const auto& v = need(o, key);
+  if (!v.is_string()) throw std::invalid_argument(std::string("model metadata: field '") + key + "' is not a string");
+  return std::string(v.as_string());
+}
+
+const boost::json::object& need_object(const boost::json::object& o, const char* key) {
+  const auto& v = need(o, key);
+  if (!v.is_object()) throw std::invalid_argument(std::string("model metadata: field '") + key + "' is not an object");
+  return v.as_object();
+}
+
+std::vector<float> need_floats(const boost::json::object& o, const char* key) {
+  const auto& v = need(o, key);
+  if (!v.is_array()) throw std::invalid_argument(std::string("model metadata: field '") + key + "' is not an array");
+  std::vector<float> out;
+  for (const auto& x : v.as_array()) {
+    if (!x.is_number()) throw std::invalid_argument(std::string("model metadata: '") + key + "' holds a non-number");
+    out.push_back(static_cast<float>(x.to_number<double>()));
+  }
+  return out;
+}
+
+boost::json::array floats(const std::vector<float>& v) {
+  boost::json::array a;
+  for (float x : v) a.emplace_back(static_cast<double>(x));
+  return a;
+}
+
+}  // namespace
+
+std::string_view model_kind_name(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::mlp: return "mlp";
+    case ModelKind::gru: return "gru";
+    case ModelKind::transformer: return "transformer";
+  }
+  return "?";
+}
+
+ModelKind model_kind_parse(std::string_view text, std::string_view what) {
+  for (auto k : {ModelKind::mlp, ModelKind::gru, ModelKind::transformer})
+    if (text == model_kind_name(k)) return k;
+  throw std::invalid_argument(std::string(what) + ": unknown model '" + std::string(text) +
+                              "' (expected mlp, gru or transformer)");
+}
+
+void ModelHyper::validate(ModelKind kind, const FeatureSpec& spec) const {
+  auto bad = [](const std::string& what) { throw std::invalid_argument("model sizes: " + what); };
+  if (hidden < 1 || hidden > 4096) bad("hidden = " + std::to_string(hidden) + " (expected 1..4096)");
+  if (layers < 1 || layers > 16) bad("layers = " + std::to_string(layers) + " (expected 1..16)");
+  if (kind == ModelKind::transformer) {
+    if (d_model < 1 || d_model > 4096) bad("d_model = " + std::to_string(d_model) + " (expected 1..4096)");
+    if (heads < 1 || d_model % heads != 0)
+      bad("heads = " + std::to_string(heads) + " must divide d_model = " + std::to_string(d_model));
+    if (patch < 1 || spec.window % patch != 0)
+      bad("patch = " + std::to_string(patch) + " must divide the feature window " + std::to_string(spec.window));
+  }
+}
+
+std::string ModelMeta::to_json() const {
+  boost::json::object o;
+  o["format"] = 1;
+  o["name"] = name;
+  o["version"] = version;
+  o["kind"] = model_kind_name(kind);
+  o["hyper"] = {{"hidden", hyper.hidden}, {"layers", hyper.layers}, {"d_model", hyper.d_model},
+                {"heads", hyper.heads}, {"patch", hyper.patch}};
+  o["feature_spec"] = boost::json::parse(spec.to_json());
+  o["feature_names"] = boost::json::value_from(spec.names());
+  o["target"] = {{"kind", "forward log return over horizon bars, and its sign"}, {"horizon", spec.horizon}};
+  o["normalizer"] = {{"mean", floats(normalizer.mean)}, {"inv_std", floats(normalizer.inv_std)},
+                     {"clip", static_cast<double>(normalizer.clip)}};
+  o["split"] = {{"train_begin", split.train_begin}, {"train_end", split.train_end}, {"val_begin", split.val_begin},
+                {"val_end", split.val_end},         {"test_begin", split.test_begin}, {"test_end", split.test_end},
+                {"purge", split.purge}};
+  o["training_window"] = {{"train_from_ms", train_from_ms}, {"train_to_ms", train_to_ms}, {"test_to_ms", test_to_ms}};
+  o["metrics"] = {{"validation", boost::json::parse(val.to_json())},
+                  {"test", boost::json::parse(test.to_json())},
+                  {"baseline_test", boost::json::parse(baseline_test.to_json())}};
+  o["epochs_run"] = epochs_run;
+  o["best_epoch"] = best_epoch;
+  o["seed"] = seed;
+  o["device"] = device;
+  o["versions"] = {{"torch", torch_version}, {"qtos", qtos_version}};
+  o["created_ms"] = created_ms;
+  return boost::json::serialize(o);
+}
+
+ModelMeta ModelMeta::from_json(const std::string& text) {
+  boost::json::value v;
+  try {
+    v = boost::json::parse(text);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(std::string("model metadata does not parse as JSON: ") + e.what());
+  }
+  if (!v.is_object()) throw std::invalid_argument("model metadata: expected a JSON object");
+  const auto& o = v.as_object();
+  if (need_int(o, "format") != 1)
+    throw std::invalid_argument("model metadata: format " + std::to_string(need_int(o, "format")) + " (this build reads 1)");
+  ModelMeta m;
+  m.name = need_string(o, "name");
+  m.version = static_cast<std::int32_t>(need_int(o, "version"));
+  m.kind = model_kind_parse(need_string(o, "kind"), "model metadata 'kind'");
+  const auto& h = need_object(o, "hyper");
+  m.hyper.hidden = static_cast<std::int32_t>(need_int(h, "hidden"));
+  m.hyper.layers = static_cast<std::int32_t>(need_int(h, "layers"));
+  m.hyper.d_model = static_cast<std::int32_t>(need_int(h, "d_model"));
+  m.hyper.heads = static_cast<std::int32_t>(need_int(h, "heads"));
+  m.hyper.patch = static_cast<std::int32_t>(need_int(h, "patch"));
+  m.spec = FeatureSpec::from_json(boost::json::serialize(need_object(o, "feature_spec")));
+  const auto& nz = need_object(o, "normalizer");
+  m.normalizer.mean = need_floats(nz, "mean");
+  m.normalizer.inv_std = need_floats(nz, "inv_std");
+  m.normalizer.clip = static_cast<float>(need(nz, "clip").to_number<double>());
+  if (m.normalizer.mean.size() != static_cast<std::size_t>(m.spec.n_features()) ||
+      m.normalizer.inv_std.size() != m.normalizer.mean.size())
+    throw std::invalid_argument("model metadata: normalizer has " + std::to_string(m.normalizer.mean.size()) +
+                                " features, the feature spec " + std::to_string(m.spec.n_features()));
+  const auto& sp = need_object(o, "split");
+  m.split.train_begin = static_cast<std::int32_t>(need_int(sp, "train_begin"));
+  m.split.train_end = static_cast<std::int32_t>(need_int(sp, "train_end"));
+  m.split.val_begin = static_cast<std::int32_t>(need_int(sp, "val_begin"));
+  m.split.val_end = static_cast<std::int32_t>(need_int(sp, "val_end"));
+  m.split.test_begin = static_cast<std::int32_t>(need_int(sp, "test_begin"));
+  m.split.test_end = static_cast<std::int32_t>(need_int(sp, "test_end"));
+  m.split.purge = static_cast<std::int32_t>(need_int(sp, "purge"));
+  const auto& tw = need_object(o, "training_window");
+  m.train_from_ms = need_int(tw, "train_from_ms");
+  m.train_to_ms = need_int(tw, "train_to_ms");
+  m.test_to_ms = need_int(tw, "test_to_ms");
+  const auto& mt = need_object(o, "metrics");
+  m.val = Metrics::from_json(boost::json::serialize(need_object(mt, "validation")));
+  m.test = Metrics::from_json(boost::json::serialize(need_object(mt, "test")));
+  m.baseline_test = Metrics::from_json(boost::json::serialize(need_object(mt, "baseline_test")));
+  m.epochs_run = static_cast<std::int32_t>(need_int(o, "epochs_run"));
+  m.best_epoch = static_cast<std::int32_t>(need_int(o, "best_epoch"));
+  m.seed = need(o, "seed").to_number<std::uint64_t>();
+  m.device = need_string(o, "device");
+  const auto& ver = need_object(o, "versions");
+  m.torch_version = need_string(ver, "torch");
+  m.qtos_version = need_string(ver, "qtos");
+  m.created_ms = need_int(o, "created_ms");
+  m.hyper.validate(m.kind, m.spec);
+  return m;
+}
+
+}  // namespace qtos::models
