@@ -13,7 +13,7 @@ EnsembleManager::EnsembleManager(FeatureSpec spec, std::string name)
   spec_.validate();
 }
 
-void EnsembleManager::members_set(std::vector<Member> members) {
+void EnsembleManager::members_check(const std::vector<Member>& members) const {
   for (const auto& m : members) {
     if (!m.model) throw std::invalid_argument("ensemble " + name_ + ": a member has no model");
     if (!std::isfinite(m.weight) || m.weight <= 0.0)
@@ -23,11 +23,27 @@ void EnsembleManager::members_set(std::vector<Member> members) {
       throw std::invalid_argument("ensemble " + name_ + ": member " + m.model->name() +
                                   " was trained on another feature spec (" + m.model->meta().spec.differences(spec_) + ")");
   }
-  snapshot_.store(std::make_shared<const Snapshot>(Snapshot{std::move(members)}));
+}
+
+void EnsembleManager::members_set(std::vector<Member> members) {
+  members_check(members);
+  std::lock_guard lock(write_mutex_);
+  snapshot_store(std::make_shared<const Snapshot>(Snapshot{std::move(members)}));
+}
+
+std::shared_ptr<const EnsembleManager::Snapshot> EnsembleManager::snapshot_load() const {
+  std::lock_guard lock(snapshot_mutex_);
+  return snapshot_;
+}
+
+void EnsembleManager::snapshot_store(std::shared_ptr<const Snapshot> next) {
+  std::lock_guard lock(snapshot_mutex_);
+  snapshot_.swap(next);  // the old set is released outside the lock when `next` goes out of scope
 }
 
 std::size_t EnsembleManager::reload(const ModelRegistry& registry) {
-  const auto current = snapshot_.load();
+  std::lock_guard lock(write_mutex_);
+  const auto current = snapshot_load();
   std::map<std::string, double> weights;
   for (const auto& m : current->members) weights[m.model->meta().name] = m.weight;
   std::vector<Member> next;
@@ -43,7 +59,8 @@ std::size_t EnsembleManager::reload(const ModelRegistry& registry) {
     next.push_back({std::move(model), w == weights.end() ? 1.0 : w->second});
   }
   const auto n = next.size();
-  members_set(std::move(next));  // all loaded: only now do readers see them
+  members_check(next);
+  snapshot_store(std::make_shared<const Snapshot>(Snapshot{std::move(next)}));  // all loaded: only now do readers see them
   return n;
 }
 
@@ -51,7 +68,8 @@ std::vector<std::string> EnsembleManager::weights_set(const std::map<std::string
   for (const auto& [n, w] : weights)
     if (!std::isfinite(w) || w <= 0.0)
       throw std::invalid_argument("ensemble " + name_ + ": weight " + std::to_string(w) + " for " + n + " (expected a finite weight > 0)");
-  auto members = snapshot_.load()->members;
+  std::lock_guard lock(write_mutex_);
+  auto members = snapshot_load()->members;
   std::vector<std::string> unknown;
   for (const auto& [n, w] : weights) {
     bool found = false;
@@ -62,14 +80,14 @@ std::vector<std::string> EnsembleManager::weights_set(const std::map<std::string
       }
     if (!found) unknown.push_back(n);
   }
-  members_set(std::move(members));
+  snapshot_store(std::make_shared<const Snapshot>(Snapshot{std::move(members)}));  // weights only: members already checked
   return unknown;
 }
 
-std::vector<EnsembleManager::Member> EnsembleManager::members() const { return snapshot_.load()->members; }
+std::vector<EnsembleManager::Member> EnsembleManager::members() const { return snapshot_load()->members; }
 
 Result<Predictions> EnsembleManager::predict(const kernels::PanelView& panel, std::int32_t t) const {
-  const auto snap = snapshot_.load();  // this reader keeps the whole set alive until it is done
+  const auto snap = snapshot_load();  // this reader keeps the whole set alive until it is done
   if (snap->members.empty()) return Error{"no_model", "ensemble " + name_ + " has no active model"};
   const auto n = static_cast<std::size_t>(panel.n_symbols);
   std::vector<double> sum_r(n, 0.0), sum_u(n, 0.0), sum_w(n, 0.0);

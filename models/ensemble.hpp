@@ -3,7 +3,7 @@
 /// models' predictions with weights; the member set is swapped atomically, so a reader sees either the old set or
 /// the new one, each made of fully loaded models.
 
-#include <atomic>
+#include <mutex>
 #include <map>
 #include <memory>
 #include <string>
@@ -51,9 +51,17 @@ class EnsembleManager final : public Predictor {
   struct Snapshot {
     std::vector<Member> members;
   };
+  std::shared_ptr<const Snapshot> snapshot_load() const;
+  void snapshot_store(std::shared_ptr<const Snapshot> next);
+  void members_check(const std::vector<Member>& members) const;
   FeatureSpec spec_;
   std::string name_;
-  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  // Readers copy the pointer under snapshot_mutex_ (a few ns) and use the set unlocked; writers also hold
+  // write_mutex_ across read-modify-write so concurrent reweighting and reloading never lose an update.
+  // (A mutex rather than std::atomic<shared_ptr>: libstdc++'s lock-bit implementation is invisible to TSan.)
+  mutable std::mutex snapshot_mutex_;
+  std::mutex write_mutex_;
+  std::shared_ptr<const Snapshot> snapshot_;
 };
 
 }  // namespace qtos::models
