@@ -29,6 +29,9 @@ inline CommandResult run_qtos(const std::string& args, const std::filesystem::pa
                               const std::map<std::string, std::string>& env = {}) {
   const auto out = cwd / ".cmd_out", err = cwd / ".cmd_err";
   std::string cmd = "cd '" + cwd.string() + "' && env -i PATH=\"$PATH\" HOME=\"$HOME\"";
+  // Sanitizer settings (suppressions, halt_on_error) must reach the child under the asan/tsan presets.
+  for (const char* var : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"})
+    if (const char* v = std::getenv(var)) cmd += std::string(" ") + var + "='" + v + "'";
   for (const auto& [k, v] : env) cmd += " " + k + "='" + v + "'";
   cmd += " '" + std::string(QTOS_BIN) + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
   const int status = std::system(cmd.c_str());
