@@ -204,7 +204,7 @@ void panel_save(const MarketPanel& panel, const std::string& path) {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw std::runtime_error("cannot write panel file '" + tmp + "'");
     const std::vector<char> zeros(4096, 0);
-    out.write(zeros.data(), kHeaderSize);  // header placeholder, rewritten at the end
+    out.write(zeros.data(), kHeaderSize);  // the header needs the payload checksum: written last, at offset 0
     auto put = [&](const void* data, std::uint64_t n) {
       out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
       XXH3_64bits_update(st, data, n);

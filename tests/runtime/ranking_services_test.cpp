@@ -24,8 +24,8 @@ constexpr std::int32_t kSymbols = 24;
 constexpr std::int32_t kBars = 260;
 
 /// A synthetic hourly market (late listings, a gap, a delisting) whose quote volume is exactly what the ranker
-/// derives from a bar event (volume x close). Built from the test generator: runtime/data/synth.hpp cannot be
-/// included beside the bus (both declare qtos::Regime).
+/// derives from a bar event (volume x close), which synth_generate's panels do not satisfy (their quote volume uses
+/// the bar's typical price).
 MarketPanel market() {
   const testing::OwnedPanel o = testing::synthetic_panel(kSymbols, kBars, 5);
   std::vector<std::string> names;
