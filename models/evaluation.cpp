@@ -9,6 +9,8 @@
 
 #include <boost/json.hpp>
 
+#include "models/json_fields.hpp"
+
 namespace qtos::models {
 
 namespace {
@@ -28,11 +30,6 @@ std::vector<double> ranks_average(std::span<const float> v) {
   return r;
 }
 
-double json_number(const boost::json::object& o, const char* key) {
-  const auto* v = o.if_contains(key);
-  if (!v || !v->is_number()) throw std::invalid_argument(std::string("metrics JSON: missing number '") + key + "'");
-  return v->to_number<double>();
-}
 
 }  // namespace
 
@@ -112,22 +109,18 @@ std::string Metrics::to_json() const {
   return boost::json::serialize(o);
 }
 
-Metrics Metrics::from_json(const std::string& text) {
-  boost::json::value v;
-  try {
-    v = boost::json::parse(text);
-  } catch (const std::exception& e) {
-    throw std::invalid_argument(std::string("metrics JSON does not parse: ") + e.what());
-  }
-  if (!v.is_object()) throw std::invalid_argument("metrics JSON: expected an object");
-  const auto& o = v.as_object();
+Metrics Metrics::from_json(const std::string& text) { return from_json_object(json::parse_object(text, "metrics JSON")); }
+
+Metrics Metrics::from_json_object(const boost::json::object& o) {
+  constexpr std::string_view what = "metrics JSON";
+  const auto json_number = [&](const char* key) { return json::field_number(o, key, what); };
   Metrics m;
-  m.samples = static_cast<std::int64_t>(json_number(o, "samples"));
-  m.directional_accuracy = json_number(o, "directional_accuracy");
-  m.rank_ic = json_number(o, "rank_ic");
-  m.calibration_error = json_number(o, "calibration_error");
-  m.sharpe = json_number(o, "sharpe");
-  m.mse = json_number(o, "mse");
+  m.samples = static_cast<std::int64_t>(json_number("samples"));
+  m.directional_accuracy = json_number("directional_accuracy");
+  m.rank_ic = json_number("rank_ic");
+  m.calibration_error = json_number("calibration_error");
+  m.sharpe = json_number("sharpe");
+  m.mse = json_number("mse");
   return m;
 }
 

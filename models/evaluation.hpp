@@ -7,6 +7,10 @@
 
 #include "models/features.hpp"
 
+namespace boost::json {
+class object;
+}  // namespace boost::json
+
 namespace qtos::models {
 
 /// Evaluation of one set of predictions against realised forward returns.
@@ -21,6 +25,8 @@ struct Metrics {
   std::string to_json() const;
   /// Parses to_json()'s output; throws std::invalid_argument naming a missing field.
   static Metrics from_json(const std::string& text);
+  /// The same from an already parsed JSON object (a field of a larger document).
+  static Metrics from_json_object(const boost::json::object& o);
 };
 
 /// Evaluates predictions (`pred_return`, `prob_up`) of `samples` against `realised` log returns over `horizon` bars.

@@ -1,4 +1,5 @@
 #include "models/features.hpp"
+#include "models/json_fields.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -25,11 +26,6 @@ std::string lags_text(const std::vector<std::int32_t>& lags) {
   return s + "]";
 }
 
-std::int32_t json_int(const boost::json::object& o, const char* key) {
-  const auto* v = o.if_contains(key);
-  if (!v || !v->is_int64()) throw std::invalid_argument(std::string("feature spec JSON: missing or non-integer field '") + key + "'");
-  return static_cast<std::int32_t>(v->as_int64());
-}
 
 }  // namespace
 
@@ -98,30 +94,24 @@ std::string FeatureSpec::to_json() const {
 }
 
 FeatureSpec FeatureSpec::from_json(const std::string& text) {
-  boost::json::value v;
-  try {
-    v = boost::json::parse(text);
-  } catch (const std::exception& e) {
-    throw std::invalid_argument(std::string("feature spec JSON does not parse: ") + e.what());
-  }
-  if (!v.is_object()) throw std::invalid_argument("feature spec JSON: expected an object");
-  const auto& o = v.as_object();
+  return from_json_object(json::parse_object(text, "feature spec JSON"));
+}
+
+FeatureSpec FeatureSpec::from_json_object(const boost::json::object& o) {
+  constexpr std::string_view what = "feature spec JSON";
+  const auto json_int = [&](const char* key) { return static_cast<std::int32_t>(json::field_int(o, key, what)); };
   FeatureSpec s;
-  s.version = json_int(o, "version");
-  const auto* lags = o.if_contains("return_lags");
-  if (!lags || !lags->is_array()) throw std::invalid_argument("feature spec JSON: missing array 'return_lags'");
+  s.version = json_int("version");
   s.return_lags.clear();
-  for (const auto& k : lags->as_array()) {
+  for (const auto& k : json::field_array(o, "return_lags", what)) {
     if (!k.is_int64()) throw std::invalid_argument("feature spec JSON: 'return_lags' holds a non-integer");
     s.return_lags.push_back(static_cast<std::int32_t>(k.as_int64()));
   }
-  s.vol_window = json_int(o, "vol_window");
-  s.volume_window = json_int(o, "volume_window");
-  const auto* r = o.if_contains("cross_sectional_ranks");
-  if (!r || !r->is_bool()) throw std::invalid_argument("feature spec JSON: missing boolean 'cross_sectional_ranks'");
-  s.cross_sectional_ranks = r->as_bool();
-  s.horizon = json_int(o, "horizon");
-  s.window = json_int(o, "window");
+  s.vol_window = json_int("vol_window");
+  s.volume_window = json_int("volume_window");
+  s.cross_sectional_ranks = json::field_bool(o, "cross_sectional_ranks", what);
+  s.horizon = json_int("horizon");
+  s.window = json_int("window");
   return s;
 }
 

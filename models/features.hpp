@@ -9,6 +9,10 @@
 
 #include "cpu/kernels/panel_view.hpp"
 
+namespace boost::json {
+class object;
+}  // namespace boost::json
+
 namespace qtos::models {
 
 /// What the feature builder computes. Two specs that differ produce incompatible inputs: a model is refused at load
@@ -36,6 +40,8 @@ struct FeatureSpec {
   std::string to_json() const;
   /// Parses to_json()'s output; throws std::invalid_argument naming the missing or bad field.
   static FeatureSpec from_json(const std::string& text);
+  /// The same from an already parsed JSON object (a field of a larger document).
+  static FeatureSpec from_json_object(const boost::json::object& o);
   friend bool operator==(const FeatureSpec&, const FeatureSpec&) = default;
 };
 

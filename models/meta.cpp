@@ -3,41 +3,25 @@
 
 #include <boost/json.hpp>
 
+#include "models/json_fields.hpp"
 #include "models/model.hpp"
 
 namespace qtos::models {
 
 namespace {
 
-const boost::json::value& need(const boost::json::object& o, const char* key) {
-  const auto* v = o.if_contains(key);
-  if (!v) throw std::invalid_argument(std::string("model metadata: missing field '") + key + "'");
-  return *v;
-}
 
-std::int64_t need_int(const boost::json::object& o, const char* key) {
-  const auto& v = need(o, key);
-  if (!v.is_int64() && !v.is_uint64()) throw std::invalid_argument(std::string("model metadata: field '") + key + "' is not an integer");
-  return v.to_number<std::int64_t>();
-}
 
-std::string need_string(const boost::json::object& o, const char* key) {
-  const auto& v = need(o, key);
-  if (!v.is_string()) throw std::invalid_argument(std::string("model metadata: field '") + key + "' is not a string");
-  return std::string(v.as_string());
-}
 
-const boost::json::object& need_object(const boost::json::object& o, const char* key) {
-  const auto& v = need(o, key);
-  if (!v.is_object()) throw std::invalid_argument(std::string("model metadata: field '") + key + "' is not an object");
-  return v.as_object();
-}
+
+constexpr std::string_view kWhat = "model metadata";
+std::int64_t need_int(const boost::json::object& o, const char* key) { return json::field_int(o, key, kWhat); }
+std::string need_string(const boost::json::object& o, const char* key) { return json::field_string(o, key, kWhat); }
+const boost::json::object& need_object(const boost::json::object& o, const char* key) { return json::field_object(o, key, kWhat); }
 
 std::vector<float> need_floats(const boost::json::object& o, const char* key) {
-  const auto& v = need(o, key);
-  if (!v.is_array()) throw std::invalid_argument(std::string("model metadata: field '") + key + "' is not an array");
   std::vector<float> out;
-  for (const auto& x : v.as_array()) {
+  for (const auto& x : json::field_array(o, key, kWhat)) {
     if (!x.is_number()) throw std::invalid_argument(std::string("model metadata: '") + key + "' holds a non-number");
     out.push_back(static_cast<float>(x.to_number<double>()));
   }
@@ -111,14 +95,7 @@ std::string ModelMeta::to_json() const {
 }
 
 ModelMeta ModelMeta::from_json(const std::string& text) {
-  boost::json::value v;
-  try {
-    v = boost::json::parse(text);
-  } catch (const std::exception& e) {
-    throw std::invalid_argument(std::string("model metadata does not parse as JSON: ") + e.what());
-  }
-  if (!v.is_object()) throw std::invalid_argument("model metadata: expected a JSON object");
-  const auto& o = v.as_object();
+  const boost::json::object o = json::parse_object(text, kWhat);
   if (need_int(o, "format") != 1)
     throw std::invalid_argument("model metadata: format " + std::to_string(need_int(o, "format")) + " (this build reads 1)");
   ModelMeta m;
@@ -131,11 +108,11 @@ ModelMeta ModelMeta::from_json(const std::string& text) {
   m.hyper.d_model = static_cast<std::int32_t>(need_int(h, "d_model"));
   m.hyper.heads = static_cast<std::int32_t>(need_int(h, "heads"));
   m.hyper.patch = static_cast<std::int32_t>(need_int(h, "patch"));
-  m.spec = FeatureSpec::from_json(boost::json::serialize(need_object(o, "feature_spec")));
+  m.spec = FeatureSpec::from_json_object(need_object(o, "feature_spec"));
   const auto& nz = need_object(o, "normalizer");
   m.normalizer.mean = need_floats(nz, "mean");
   m.normalizer.inv_std = need_floats(nz, "inv_std");
-  m.normalizer.clip = static_cast<float>(need(nz, "clip").to_number<double>());
+  m.normalizer.clip = static_cast<float>(json::field_number(nz, "clip", kWhat));
   if (m.normalizer.mean.size() != static_cast<std::size_t>(m.spec.n_features()) ||
       m.normalizer.inv_std.size() != m.normalizer.mean.size())
     throw std::invalid_argument("model metadata: normalizer has " + std::to_string(m.normalizer.mean.size()) +
@@ -153,12 +130,12 @@ ModelMeta ModelMeta::from_json(const std::string& text) {
   m.train_to_ms = need_int(tw, "train_to_ms");
   m.test_to_ms = need_int(tw, "test_to_ms");
   const auto& mt = need_object(o, "metrics");
-  m.val = Metrics::from_json(boost::json::serialize(need_object(mt, "validation")));
-  m.test = Metrics::from_json(boost::json::serialize(need_object(mt, "test")));
-  m.baseline_test = Metrics::from_json(boost::json::serialize(need_object(mt, "baseline_test")));
+  m.val = Metrics::from_json_object(need_object(mt, "validation"));
+  m.test = Metrics::from_json_object(need_object(mt, "test"));
+  m.baseline_test = Metrics::from_json_object(need_object(mt, "baseline_test"));
   m.epochs_run = static_cast<std::int32_t>(need_int(o, "epochs_run"));
   m.best_epoch = static_cast<std::int32_t>(need_int(o, "best_epoch"));
-  m.seed = need(o, "seed").to_number<std::uint64_t>();
+  m.seed = json::field(o, "seed", kWhat).to_number<std::uint64_t>();
   m.device = need_string(o, "device");
   const auto& ver = need_object(o, "versions");
   m.torch_version = need_string(ver, "torch");
