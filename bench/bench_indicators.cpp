@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -17,6 +17,7 @@
 
 #include "cpu/backend/indicator_backend.hpp"
 #include "cpu/indicators/reference.hpp"
+#include "runtime/data/synth.hpp"
 
 namespace {
 
@@ -28,42 +29,24 @@ constexpr std::int32_t kBars = 2520;
 constexpr std::int32_t kRefSymbols = 100;  // the scalar reference runs on a slice; its rate is per bar update
 constexpr int kPeriods[10] = {5, 10, 14, 20, 30, 40, 50, 75, 100, 200};
 
-/// The benchmark panel: random-walk OHLCV in the MarketPanel layout (symbol-major, stride a multiple of 16).
+/// The benchmark panel: the project's synthetic market (runtime/data/synth.hpp), every symbol listed from the
+/// first bar and no gaps, so every symbol contributes kBars bar updates.
 struct BenchPanel {
-  std::int64_t stride = (kBars + 15) / 16 * 16;
-  std::vector<float> high, low, close, qvol;
-  BenchPanel() {
-    const std::size_t n = static_cast<std::size_t>(kSymbols) * static_cast<std::size_t>(stride);
-    high.assign(n, NAN);
-    low.assign(n, NAN);
-    close.assign(n, NAN);
-    qvol.assign(n, 0.0f);
-    tbb::parallel_for(0, kSymbols, [&](std::int32_t s) {
-      std::mt19937_64 rng(static_cast<std::uint64_t>(s) + 1);
-      std::normal_distribution<double> g(0.0, 1.0);
-      std::uniform_real_distribution<double> u(0.0, 1.0);
-      double p = 20.0 + 100.0 * u(rng);
-      const double vol = 0.005 + 0.02 * u(rng);
-      for (std::int32_t t = 0; t < kBars; ++t) {
-        const double o = p;
-        p *= std::exp(vol * g(rng));
-        const std::size_t i = static_cast<std::size_t>(s * stride + t);
-        high[i] = static_cast<float>(std::max(o, p) * (1 + vol * u(rng)));
-        low[i] = static_cast<float>(std::min(o, p) * (1 - vol * u(rng)));
-        close[i] = static_cast<float>(p);
-        qvol[i] = static_cast<float>(1e5 * p * std::exp(g(rng)));
-      }
-    });
+  qtos::MarketPanel panel = make();
+  std::int64_t stride = panel.stride();
+  static qtos::MarketPanel make() {
+    qtos::SynthOptions o;
+    o.n_symbols = kSymbols;
+    o.n_bars = kBars;
+    o.seed = 1;
+    o.late_listing_fraction = 0;
+    o.gap_rate = 0;
+    return qtos::synth_generate(o).panel;
   }
+  std::span<const float> row(qtos::Column c, std::int32_t s) const { return panel.series(c, s); }
   qtos::kernels::PanelView view(std::int32_t n_symbols = kSymbols) const {
-    qtos::kernels::PanelView v;
-    v.high = high.data();
-    v.low = low.data();
-    v.close = close.data();
-    v.quote_volume = qvol.data();
+    auto v = panel.view();
     v.n_symbols = n_symbols;
-    v.n_bars = kBars;
-    v.stride = stride;
     return v;
   }
 };
@@ -131,10 +114,10 @@ void BM_Reference(benchmark::State& state, Case c) {
     const auto t0 = std::chrono::steady_clock::now();
     for (int period : kPeriods) {
       for (std::int32_t s = 0; s < kRefSymbols; ++s) {
-        const std::size_t o = static_cast<std::size_t>(s * p.stride);
-        const std::vector<double> h(p.high.begin() + o, p.high.begin() + o + kBars);
-        const std::vector<double> l(p.low.begin() + o, p.low.begin() + o + kBars);
-        const std::vector<double> cl(p.close.begin() + o, p.close.begin() + o + kBars);
+        const auto hs = p.row(qtos::Column::high, s), ls = p.row(qtos::Column::low, s), cs = p.row(qtos::Column::close, s);
+        const std::vector<double> h(hs.begin(), hs.end());
+        const std::vector<double> l(ls.begin(), ls.end());
+        const std::vector<double> cl(cs.begin(), cs.end());
         switch (c.kind) {
           case IndicatorKind::sma: benchmark::DoNotOptimize(qtos::reference::sma(cl, period)); break;
           case IndicatorKind::ema: benchmark::DoNotOptimize(qtos::reference::ema(cl, period)); break;

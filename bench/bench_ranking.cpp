@@ -5,7 +5,6 @@
 #include <chrono>
 #include <ctime>
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -16,6 +15,7 @@
 #include "cpu/backend/indicator_backend.hpp"
 #include "cpu/indicators/streaming.hpp"
 #include "cpu/ranking/opportunity.hpp"
+#include "runtime/data/synth.hpp"
 
 namespace {
 
@@ -23,52 +23,20 @@ constexpr std::int32_t kSymbols = 5000;
 constexpr std::int32_t kLookback = 252;
 constexpr std::int32_t kExtra = 4096;  // bars after the lookback fed one at a time by the incremental benchmark
 
+/// The benchmark panel: the project's synthetic market (runtime/data/synth.hpp), all symbols listed from bar 0.
 struct BenchPanel {
-  std::int32_t n_bars = kLookback + kExtra;
-  std::int64_t stride = (kLookback + kExtra + 15) / 16 * 16;
-  std::vector<float> high, low, close, qvol;
-  std::vector<std::string> symbols;
-  BenchPanel() {
-    const std::size_t n = static_cast<std::size_t>(kSymbols) * static_cast<std::size_t>(stride);
-    high.assign(n, NAN);
-    low.assign(n, NAN);
-    close.assign(n, NAN);
-    qvol.assign(n, 0.0f);
-    for (std::int32_t s = 0; s < kSymbols; ++s) {
-      std::string name = std::to_string(s);  // built by appending: GCC 12 warns falsely (-Wrestrict) on "S" + string
-      name.insert(0, 1, 'S');
-      name.append("USDT");
-      symbols.push_back(name);
-    }
-    tbb::parallel_for(0, kSymbols, [&](std::int32_t s) {
-      std::mt19937_64 rng(static_cast<std::uint64_t>(s) + 99);
-      std::normal_distribution<double> g(0.0, 1.0);
-      std::uniform_real_distribution<double> u(0.0, 1.0);
-      double p = 1.0 + 100.0 * u(rng);
-      const double vol = 0.005 + 0.03 * u(rng);
-      const double liq = std::exp(6.0 + 8.0 * u(rng));
-      for (std::int32_t t = 0; t < n_bars; ++t) {
-        const double o = p;
-        p *= std::exp(vol * g(rng));
-        const std::size_t i = static_cast<std::size_t>(s * stride + t);
-        high[i] = static_cast<float>(std::max(o, p) * (1 + vol * u(rng)));
-        low[i] = static_cast<float>(std::min(o, p) * (1 - vol * u(rng)));
-        close[i] = static_cast<float>(p);
-        qvol[i] = static_cast<float>(liq * p * std::exp(g(rng)));
-      }
-    });
+  qtos::MarketPanel panel = make();
+  std::int32_t n_bars = panel.n_bars();
+  const std::vector<std::string>& symbols = panel.symbols();
+  static qtos::MarketPanel make() {
+    qtos::SynthOptions o;
+    o.n_symbols = kSymbols;
+    o.n_bars = kLookback + kExtra;
+    o.seed = 99;
+    o.late_listing_fraction = 0;
+    return qtos::synth_generate(o).panel;
   }
-  qtos::kernels::PanelView view() const {
-    qtos::kernels::PanelView v;
-    v.high = high.data();
-    v.low = low.data();
-    v.close = close.data();
-    v.quote_volume = qvol.data();
-    v.n_symbols = kSymbols;
-    v.n_bars = n_bars;
-    v.stride = stride;
-    return v;
-  }
+  qtos::kernels::PanelView view() const { return panel.view(); }
 };
 
 const BenchPanel& panel() {
