@@ -51,6 +51,7 @@ const Fixture& fixture() {
 }
 
 std::map<std::string, double> rates;
+double exposure = 0;  // fraction of valid bars the population spent in a position
 
 /// CPU time of the calling thread: per-core rates that do not depend on what else loads the machine.
 double thread_cpu_seconds() {
@@ -96,14 +97,18 @@ void BM_Tbb(benchmark::State& state, int threads) {
     // One thread on the whole population would take minutes: time the reference's genome count times four.
     r.genomes = std::span<const qtos::kernels::Genome>(f.genomes.data(), std::min<std::size_t>(f.genomes.size(), 4 * kRefP));
   }
-  double steps = 0, secs = 0, trades = 0, cpu_secs = 0;
+  double steps = 0, secs = 0, trades = 0, cpu_secs = 0, in_pos = 0, valid = 0;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
     arena.execute([&] {
       const double c0 = thread_cpu_seconds();  // with one thread the arena runs the work on this thread
       const auto res = cpu->run(r);
       cpu_secs += thread_cpu_seconds() - c0;
-      for (const auto& a : res.genome) trades += a.trades;
+      for (const auto& a : res.genome) {
+        trades += a.trades;
+        in_pos += a.bars_in_pos;
+        valid += a.n;
+      }
     });
     secs += seconds_since(t0);
     steps += static_cast<double>(r.genomes.size()) * kS * kT;
@@ -112,6 +117,7 @@ void BM_Tbb(benchmark::State& state, int threads) {
   if (threads == 1) rates["tbb float (per CPU-second)"] = steps / cpu_secs;
   state.counters["bar_steps_per_s"] = steps / secs;
   state.counters["trades"] = trades;
+  exposure = valid > 0 ? in_pos / valid : 0.0;
 }
 
 }  // namespace
@@ -128,6 +134,7 @@ int main(int argc, char** argv) {
   const double ref_cpu = rates.count("serial double reference (per CPU-second)") ? rates["serial double reference (per CPU-second)"] : 0;
   std::printf("\nP=%d genomes x S=%d symbols x T=%d bars (reference and 1-thread on %d and %d genomes), %u hardware threads\n",
               kP, kS, kT, kRefP, 4 * kRefP, std::thread::hardware_concurrency());
+  std::printf("population exposure (bars in a position / valid bars): %.3f\n", exposure);
   std::printf("%-36s %16s %14s %12s\n", "implementation", "bar-steps/s", "x reference", "target 3e8");
   for (const auto& [name, v] : rates)
     std::printf("%-36s %16.4g %14.2f %12s\n", name.c_str(), v,

@@ -47,6 +47,9 @@ static __global__ void backtest_kernel(DeviceView v, const Genome* genomes, std:
   st.init(float(costs.capital / v.n_symbols));
   kernels::NoTradeSink sink;
   const std::int64_t row = s * v.stride;
+  const std::int64_t spread_plane = static_cast<std::int64_t>(kernels::StrategyFeature::spread) * v.plane_size;
+  // Fills on bar t pay the slippage of bar t-1's spread proxy (kernels::fill_slippage).
+  float prev_spread = t_begin > 0 ? v.feats[spread_plane + row + t_begin - 1] : kernels::qnan<float>();
   for (std::int32_t t0 = t_begin; t0 < t_end; t0 += kChunk) {
     const std::int32_t n = min(kChunk, t_end - t0);
     __syncthreads();  // the previous chunk is no longer read
@@ -67,8 +70,10 @@ static __global__ void backtest_kernel(DeviceView v, const Genome* genomes, std:
         const std::int32_t t = t0 + k;
         const float cl = smem[3 * kChunk + k];
         const std::uint32_t sig = kernels::signals_eval<float>(genome, cl, f);
-        st.step(genome, costs, t, smem[k], smem[kChunk + k], smem[2 * kChunk + k], cl, sig,
-                f(static_cast<std::int32_t>(kernels::StrategyFeature::atr)), t == t_end - 1, sink);
+        st.step(genome, costs, t, smem[k], smem[kChunk + k], smem[2 * kChunk + k], cl, static_cast<std::int32_t>(sig),
+                f(static_cast<std::int32_t>(kernels::StrategyFeature::atr)), kernels::fill_slippage<float>(costs, prev_spread),
+                t == t_end - 1, sink);
+        prev_spread = f(static_cast<std::int32_t>(kernels::StrategyFeature::spread));
       }
     }
   }

@@ -1,6 +1,11 @@
+// The lane kernel below passes GCC vector types between internal inline functions only, so the ABI note GCC attaches
+// to vector arguments and returns (-Wpsabi) does not apply to anything callable from outside this file.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 #include "cpu/backtest/backtest.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -29,6 +34,72 @@ namespace {
 
 constexpr std::int32_t plane(StrategyFeature f) { return static_cast<std::int32_t>(f); }
 
+// The lane form of the step: eight genomes in the lanes of GCC vector types (one AVX2 register of floats, one AVX-512
+// register of doubles; GCC splits them into narrower registers where the CPU has none that wide). Sixteen lanes
+// measured 5x slower: g++ lowers 128-byte vectors of doubles element by element.
+constexpr int kLanes = 8;
+typedef float VF __attribute__((vector_size(4 * kLanes)));
+typedef std::int32_t VI __attribute__((vector_size(4 * kLanes)));
+typedef double VD __attribute__((vector_size(8 * kLanes)));
+typedef std::int64_t VL __attribute__((vector_size(8 * kLanes)));
+typedef std::uint8_t VB __attribute__((vector_size(kLanes)));
+
+/// The genome fields the step reads, one genome per lane.
+struct GenomeLanes {
+  VF stop_atr, take_atr, trail_atr, size;
+  VI max_hold;
+};
+
+/// Lane arithmetic of kernels::BacktestLaneState for kLanes genomes (see kernels::ScalarLanes).
+struct VecLanes {
+  using S = float;
+  using F = VF;
+  using I = VI;
+  using M = VI;
+  using D = VD;
+  using MD = VL;
+  using Params = GenomeLanes;
+  static constexpr bool kScalar = false;
+  [[gnu::always_inline]] static F bc(S x) { return F{} + x; }
+  [[gnu::always_inline]] static I bi(std::int32_t x) { return I{} + x; }
+  [[gnu::always_inline]] static F to_f(I x) { return __builtin_convertvector(x, VF); }
+  [[gnu::always_inline]] static D to_d(F x) { return __builtin_convertvector(x, VD); }
+  [[gnu::always_inline]] static MD wide(M m) { return __builtin_convertvector(m, VL); }
+  [[gnu::always_inline]] static F abs(F x) { return x < 0.0f ? -x : x; }
+  [[gnu::always_inline]] static D count(MD m) { return m ? D{} + 1.0 : D{}; }
+  [[gnu::always_inline]] static M lnot(M m) { return ~m; }
+  [[gnu::always_inline]] static bool any(M m) {
+    std::uint64_t w[sizeof(M) / 8];
+    std::memcpy(w, &m, sizeof w);
+    std::uint64_t x = 0;
+    for (std::uint64_t v : w) x |= v;
+    return x != 0;
+  }
+  /// The kLanes signal bytes of one bar.
+  [[gnu::always_inline]] static I load_signals(const std::uint8_t* p) {
+    VB b;
+    std::memcpy(&b, p, sizeof b);
+    return __builtin_convertvector(b, VI);
+  }
+  /// Lane `i` of a lane accumulator.
+  static kernels::BacktestAccum extract(const kernels::BacktestAccumT<VD>& a, int i) {
+    kernels::BacktestAccum o;
+    o.n = a.n[i]; o.sum = a.sum[i]; o.sum2 = a.sum2[i]; o.sum3 = a.sum3[i]; o.sum4 = a.sum4[i]; o.down2 = a.down2[i];
+    o.ret_sum = a.ret_sum[i]; o.accounts = a.accounts[i]; o.max_dd = a.max_dd[i]; o.trades = a.trades[i]; o.wins = a.wins[i];
+    o.gross_win = a.gross_win[i]; o.gross_loss = a.gross_loss[i]; o.trade_ret_sum = a.trade_ret_sum[i];
+    o.bars_in_pos = a.bars_in_pos[i];
+    return o;
+  }
+};
+
+// The lane kernel is compiled for AVX-512 (x86-64-v4), AVX2 (v3) and baseline x86-64; the loader picks the best the
+// CPU has (GCC function multi-versioning), so one binary runs everywhere and uses the wide registers where they are.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
+#define QTOS_LANE_CLONES [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]]
+#else
+#define QTOS_LANE_CLONES
+#endif
+
 template <class T>
 struct PlaneReader {
   const T* base;
@@ -49,7 +120,9 @@ BacktestAccum run_one(const BacktestRequest& r, const T* feats, const Genome& g,
     const PlaneReader<T> f{feats + at, ps};
     const T cl = T(p.close[at]);
     const std::uint32_t sig = kernels::signals_eval<T>(g, cl, f);
-    st.step(g, r.costs, t, T(p.open[at]), T(p.high[at]), T(p.low[at]), cl, sig, f(plane(StrategyFeature::atr)), t == r.t_end - 1, sink);
+    const T prev_spread = t > 0 ? feats[plane(StrategyFeature::spread) * ps + at - 1] : kernels::qnan<T>();
+    st.step(g, r.costs, t, T(p.open[at]), T(p.high[at]), T(p.low[at]), cl, static_cast<std::int32_t>(sig),
+            f(plane(StrategyFeature::atr)), kernels::fill_slippage<T>(r.costs, prev_spread), t == r.t_end - 1, sink);
   }
   st.finish();
   return st.acc;
@@ -57,7 +130,7 @@ BacktestAccum run_one(const BacktestRequest& r, const T* feats, const Genome& g,
 
 /// One condition over n bars into out[k] (0/1), one loop per kind so that the comparisons vectorise. Each loop
 /// computes exactly the expression of kernels::condition_eval<float> (the consistency suite holds them equal).
-void condition_series(const kernels::Condition& c, const float* close, const float* f0, std::int64_t ps, std::int32_t n,
+[[gnu::always_inline]] inline void condition_series(const kernels::Condition& c, const float* close, const float* f0, std::int64_t ps, std::int32_t n,
                       std::uint8_t* out) {
   using kernels::CondKind;
   auto pl = [&](std::int32_t p) { return f0 + p * ps; };
@@ -119,11 +192,42 @@ void condition_series(const kernels::Condition& c, const float* close, const flo
 
 /// Scratch of the bulk form, reused across the cells of a task.
 struct BulkScratch {
-  std::vector<std::uint8_t> a, b, m, sig;
+  std::vector<std::uint8_t> a, b, m;       ///< condition series of one genome
+  std::vector<std::uint8_t> sig;           ///< signals of a lane group, bar-major: sig[k * kLanes + lane]
+  std::int32_t symbol = -1, t_begin = -1, n = -1;  ///< what the per-symbol arrays below describe
+  std::vector<std::int32_t> valid_before;  ///< n + 1: valid bars in [0, k) of the window
+  std::vector<std::int32_t> last_valid;    ///< n: the last valid bar <= k, -1 when none
+  std::vector<float> slip;                 ///< n: slippage of fills on each bar (fill_slippage)
+
+  /// Fills the per-symbol arrays for window [t0, t0 + len) of symbol s (once per symbol and task).
+  void prepare_symbol(const BacktestRequest& r, std::int32_t s, std::int32_t t0, std::int32_t len) {
+    if (symbol == s && t_begin == t0 && n == len) return;
+    symbol = s; t_begin = t0; n = len;
+    const PanelView& p = r.panel;
+    const auto un = static_cast<std::size_t>(len);
+    valid_before.resize(un + 1);
+    last_valid.resize(un);
+    slip.resize(un);
+    const std::int64_t at0 = p.at(s, t0);
+    const float* spread = r.features->f32.data() + plane(StrategyFeature::spread) * r.features->plane_size;
+    std::int32_t count = 0, last = -1;
+    for (std::int32_t k = 0; k < len; ++k) {
+      const auto uk = static_cast<std::size_t>(k);
+      valid_before[uk] = count;
+      const std::int64_t i = at0 + k;
+      if (std::isfinite(p.open[i]) && std::isfinite(p.high[i]) && std::isfinite(p.low[i]) && std::isfinite(p.close[i])) {
+        ++count;
+        last = k;
+      }
+      last_valid[uk] = last;
+      slip[uk] = kernels::fill_slippage<float>(r.costs, t0 + k > 0 ? spread[i - 1] : kernels::qnan<float>());
+    }
+    valid_before[un] = count;
+  }
 };
 
 /// The entry rule (terms combined) over n bars into out.
-void entry_series(const kernels::Condition* terms, std::int32_t op, const float* close, const float* f0, std::int64_t ps,
+[[gnu::always_inline]] inline void entry_series(const kernels::Condition* terms, std::int32_t op, const float* close, const float* f0, std::int64_t ps,
                   std::int32_t n, std::uint8_t* out, std::uint8_t* tmp) {
   condition_series(terms[0], close, f0, ps, n, out);
   if (op == static_cast<std::int32_t>(kernels::EntryOp::single)) return;
@@ -134,60 +238,108 @@ void entry_series(const kernels::Condition* terms, std::int32_t op, const float*
     for (std::int32_t k = 0; k < n; ++k) out[k] |= tmp[k];
 }
 
-/// The TBB form: signals_eval for a whole window by columns (vectorised comparisons), then the position state
-/// machine bar by bar with the shared step.
-BacktestAccum run_one_bulk(const BacktestRequest& r, const float* feats, const Genome& g, std::int32_t s, BulkScratch& w) {
+/// signals_eval of genome g over the whole window by columns (vectorised comparisons), written to lane `lane` of the
+/// group's bar-major signal array.
+[[gnu::always_inline]] inline void signals_series(const BacktestRequest& r, const float* feats, const Genome& g, std::int32_t s, BulkScratch& w, int lane) {
   using namespace kernels;
   const PanelView& p = r.panel;
   const std::int64_t ps = r.features->plane_size;
   const std::int32_t n = r.t_end - r.t_begin;
   const auto un = static_cast<std::size_t>(n);
-  w.a.resize(un); w.b.resize(un); w.m.resize(un); w.sig.resize(un);
+  w.a.resize(un); w.b.resize(un); w.m.resize(un);
   const std::int64_t at0 = p.at(s, r.t_begin);
   const float* close = p.close + at0;
   const float* f0 = feats + at0;
-  std::uint8_t* sig = w.sig.data();
-  entry_series(g.entry, g.op, close, f0, ps, n, w.a.data(), w.b.data());  // the rule
+  std::uint8_t* a = w.a.data();
+  std::uint8_t* b = w.b.data();
+  std::uint8_t* m = w.m.data();
+  std::uint8_t* sig = w.sig.data() + lane;
+  entry_series(g.entry, g.op, close, f0, ps, n, a, b);  // the rule
   if (g.side == static_cast<std::int32_t>(Side::both)) {
     const Condition mirror[2] = {condition_mirror(g.entry[0]), condition_mirror(g.entry[1])};
-    entry_series(mirror, g.op, close, f0, ps, n, w.m.data(), w.b.data());
+    entry_series(mirror, g.op, close, f0, ps, n, m, b);
+    for (std::int32_t k = 0; k < n; ++k)  // long: rule and not mirror; short: mirror and not rule (into b)
+      b[k] = static_cast<std::uint8_t>((a[k] & !m[k]) * kSignalLong + (m[k] & !a[k]) * kSignalShort);
+    condition_series(g.exit_rule, close, f0, ps, n, a);
+    condition_series(condition_mirror(g.exit_rule), close, f0, ps, n, m);
     for (std::int32_t k = 0; k < n; ++k)
-      sig[k] = static_cast<std::uint8_t>((w.a[k] & !w.m[k]) * kSignalLong + (w.m[k] & !w.a[k]) * kSignalShort);
-    condition_series(g.exit_rule, close, f0, ps, n, w.a.data());
-    condition_series(condition_mirror(g.exit_rule), close, f0, ps, n, w.m.data());
-    for (std::int32_t k = 0; k < n; ++k)
-      sig[k] = static_cast<std::uint8_t>(sig[k] | w.a[k] * kSignalExitLong | w.m[k] * kSignalExitShort);
+      sig[k * kLanes] = static_cast<std::uint8_t>(b[k] | a[k] * kSignalExitLong | m[k] * kSignalExitShort);
   } else {
     const bool shorts = g.side == static_cast<std::int32_t>(Side::short_only);
     const std::uint8_t in = shorts ? kSignalShort : kSignalLong, out = shorts ? kSignalExitShort : kSignalExitLong;
-    condition_series(g.exit_rule, close, f0, ps, n, w.b.data());
-    for (std::int32_t k = 0; k < n; ++k) sig[k] = static_cast<std::uint8_t>(w.a[k] * in | w.b[k] * out);
+    condition_series(g.exit_rule, close, f0, ps, n, b);
+    for (std::int32_t k = 0; k < n; ++k) sig[k * kLanes] = static_cast<std::uint8_t>(a[k] * in | b[k] * out);
   }
-  BacktestState<float> st;
-  st.init(float(r.costs.capital / p.n_symbols));
-  NoTradeSink sink;
+}
+
+/// The first bar k in [from, to) at which some lane of the group has an entry signal, or `to`.
+std::int32_t next_entry_bar(const std::uint8_t* sig, std::int32_t from, std::int32_t to) {
+  static_assert(kLanes % 8 == 0, "whole 8-byte words per bar");
+  constexpr std::uint64_t kEntryBits = 0x0101010101010101ull * (kernels::kSignalLong | kernels::kSignalShort);
+  for (std::int32_t k = from; k < to; ++k) {
+    std::uint64_t w[kLanes / 8];
+    std::memcpy(w, sig + static_cast<std::ptrdiff_t>(k) * kLanes, sizeof w);
+    std::uint64_t x = 0;
+    for (std::uint64_t v : w) x |= v;
+    if ((x & kEntryBits) != 0) return k;
+  }
+  return to;
+}
+
+/// Runs a group of up to kLanes genomes on symbol s: their signals by columns, then the shared step over the bars
+/// with one genome per SIMD lane. Compiled for AVX-512, AVX2 and baseline x86-64, chosen at load time (the signal
+/// builders above are forced inline so that their comparisons use the wide registers too).
+QTOS_LANE_CLONES void run_group(const BacktestRequest& r, const float* feats, const Genome* genomes, int count, std::int32_t s,
+                                BulkScratch& w, BacktestAccum* out) {
+  using namespace kernels;
+  const PanelView& p = r.panel;
+  const std::int64_t ps = r.features->plane_size;
+  const std::int32_t n = r.t_end - r.t_begin;
+  w.sig.resize(static_cast<std::size_t>(n) * kLanes);
+  GenomeLanes gl{};
+  for (int lane = 0; lane < kLanes; ++lane) {
+    const Genome& g = genomes[lane < count ? lane : 0];  // spare lanes repeat the first genome; their results are dropped
+    if (lane < count) {
+      signals_series(r, feats, g, s, w, lane);
+    } else {
+      for (std::size_t k = 0; k < static_cast<std::size_t>(n); ++k) w.sig[k * kLanes + static_cast<std::size_t>(lane)] = w.sig[k * kLanes];
+    }
+    gl.stop_atr[lane] = g.stop_atr;
+    gl.take_atr[lane] = g.take_atr;
+    gl.trail_atr[lane] = g.trail_atr;
+    gl.size[lane] = g.size;
+    gl.max_hold[lane] = g.max_hold;
+  }
+  w.prepare_symbol(r, s, r.t_begin, n);
+  const std::int64_t at0 = p.at(s, r.t_begin);
   const float* open = p.open + at0;
   const float* high = p.high + at0;
   const float* low = p.low + at0;
-  const float* atr = f0 + plane(StrategyFeature::atr) * ps;
+  const float* close = p.close + at0;
+  const float* atr = feats + at0 + plane(StrategyFeature::atr) * ps;
+  const float* slip = w.slip.data();
+  const std::uint8_t* sig = w.sig.data();
+  BacktestLaneState<VecLanes> st;
+  st.init(float(r.costs.capital / p.n_symbols));
+  NoTradeSink sink;
   for (std::int32_t k = 0; k < n; ++k) {
-    st.step(g, r.costs, r.t_begin + k, open[k], high[k], low[k], close[k], sig[k], atr[k], k == n - 1, sink);
-    // Idle (flat, nothing pending, equity marked): while the next bars are valid and carry no entry signal, the
-    // step's own idle path would only count them and remember the close, so do that here without the calls.
-    if (st.started && st.pos == 0 && st.pending == 0 && st.cash == st.eq_prev) {
-      std::int32_t j = k + 1;
-      while (j < n - 1 && (sig[j] & (kSignalLong | kSignalShort)) == 0 && std::isfinite(close[j]) && std::isfinite(open[j]) &&
-             std::isfinite(high[j]) && std::isfinite(low[j]))
-        ++j;
+    st.step(gl, r.costs, r.t_begin + k, open[k], high[k], low[k], close[k], VecLanes::load_signals(sig + static_cast<std::ptrdiff_t>(k) * kLanes),
+            atr[k], slip[k], k == n - 1, sink);
+    // Every lane idle (flat, nothing pending, equity marked): up to the next bar where some lane may enter (or the
+    // last bar) the step would only count each valid bar (r = 0), remember its close and do nothing on a missing
+    // one, in every lane, so do exactly that here.
+    if (st.started && !VecLanes::any(st.pos != 0 || st.pending != 0 || st.cash != st.eq_prev)) {
+      const std::int32_t j = next_entry_bar(sig, k + 1, n - 1);
       if (j > k + 1) {
-        st.acc.n += j - (k + 1);
-        st.last_close = close[j - 1];
+        st.acc.n += static_cast<double>(w.valid_before[static_cast<std::size_t>(j)] - w.valid_before[static_cast<std::size_t>(k + 1)]);
+        const std::int32_t lv = w.last_valid[static_cast<std::size_t>(j - 1)];
+        if (lv > k) st.last_close = close[lv];
         k = j - 1;
       }
     }
   }
   st.finish();
-  return st.acc;
+  for (int lane = 0; lane < count; ++lane) out[lane] = VecLanes::extract(st.acc, lane);
 }
 
 void merge_genomes(const BacktestRequest& r, BacktestResult& out) {
@@ -206,13 +358,19 @@ class BacktestCpu final : public BacktestBackend {
     const std::size_t P = r.genomes.size(), S = static_cast<std::size_t>(r.panel.n_symbols);
     out.genome_symbol.assign(P * S, BacktestAccum{});
     const float* feats = r.features->f32.data();
-    // Genome tiles x symbols: each (genome, symbol) cell is written by exactly one task, so the result does not
+    // Lane groups x symbols: each (genome, symbol) cell is written by exactly one task, so the result does not
     // depend on the schedule; the merge over symbols runs afterwards in symbol order.
-    tbb::parallel_for(tbb::blocked_range2d<std::size_t>(0, P, 16, 0, S, 1), [&](const tbb::blocked_range2d<std::size_t>& br) {
+    const std::size_t groups = (P + kLanes - 1) / kLanes;
+    tbb::parallel_for(tbb::blocked_range2d<std::size_t>(0, groups, 2, 0, S, 1), [&](const tbb::blocked_range2d<std::size_t>& br) {
       BulkScratch scratch;
+      BacktestAccum cell[kLanes];
       for (std::size_t s = br.cols().begin(); s != br.cols().end(); ++s)
-        for (std::size_t g = br.rows().begin(); g != br.rows().end(); ++g)
-          out.genome_symbol[g * S + s] = run_one_bulk(r, feats, r.genomes[g], static_cast<std::int32_t>(s), scratch);
+        for (std::size_t grp = br.rows().begin(); grp != br.rows().end(); ++grp) {
+          const std::size_t g0 = grp * kLanes;
+          const int count = static_cast<int>(std::min<std::size_t>(kLanes, P - g0));
+          run_group(r, feats, r.genomes.data() + g0, count, static_cast<std::int32_t>(s), scratch, cell);
+          for (int lane = 0; lane < count; ++lane) out.genome_symbol[(g0 + static_cast<std::size_t>(lane)) * S + s] = cell[lane];
+        }
     });
     merge_genomes(r, out);
   }
@@ -293,6 +451,9 @@ BacktestRequest backtest_request_check(BacktestRequest r) {
   if (!(c.fee >= 0 && c.fee < 0.1) || !(c.slippage >= 0 && c.slippage < 0.1))
     throw std::invalid_argument("backtest costs: fee " + std::to_string(c.fee) + " and slippage " + std::to_string(c.slippage) +
                                 " must be fractions in [0, 0.1)");
+  if (!(c.slippage_spread >= 0 && c.slippage_spread <= 10))
+    throw std::invalid_argument("backtest costs: slippage_spread " + std::to_string(c.slippage_spread) +
+                                " must be a fraction of the spread proxy in [0, 10]");
   if (!(c.capital > 0) || !std::isfinite(c.capital) || !(c.bars_per_year > 0))
     throw std::invalid_argument("backtest costs: capital and bars_per_year must be positive");
   for (std::size_t i = 0; i < r.genomes.size(); ++i) {

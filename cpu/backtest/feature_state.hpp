@@ -28,6 +28,7 @@ class StrategyFeatureState {
     }
     for (int i = 0; i < 4; ++i) roc_[i].init(IndicatorParams{kRocPeriods[i], 26, 9, 2.0});
     atr_.init(IndicatorParams{kStrategyAtrPeriod, 26, 9, 2.0});
+    spread_.init(IndicatorParams{kStrategySpreadPeriod, 26, 9, 2.0});
     count_ = 0;
   }
 
@@ -59,6 +60,7 @@ class StrategyFeatureState {
       out[pl(StrategyFeature::roc0) + i] = tmp[0];
     }
     out[pl(StrategyFeature::atr)] = atr_.update(h, l, c);
+    out[pl(StrategyFeature::spread)] = spread_.update(h, l, 0.0);  // a 20-bar window lives in the state's ring
     ++count_;
   }
 
@@ -71,6 +73,8 @@ class StrategyFeatureState {
   kernels::DmiState<double> dmi_[3];
   kernels::RocState<double> roc_[4];
   kernels::AtrState<double> atr_;
+  kernels::SpreadState<double> spread_;
+  static_assert(kernels::kStrategySpreadPeriod <= kernels::SpreadState<double>::kRing);
   double ring_[kRingMask + 1] = {};
   std::int64_t count_ = 0;
 };

@@ -7,3 +7,13 @@
 #else
 #define QTOS_HD
 #endif
+
+#if defined(__CUDACC__)
+/// Forces a function inline into its caller: the lane form of the backtest step must be inlined into the
+/// multi-versioned (AVX2 / AVX-512) CPU kernel, or its vector arguments would cross an ABI boundary.
+#define QTOS_FORCE_INLINE __forceinline__
+#elif defined(__GNUC__)
+#define QTOS_FORCE_INLINE __attribute__((always_inline)) inline
+#else
+#define QTOS_FORCE_INLINE inline
+#endif

@@ -36,9 +36,12 @@ enum class StrategyFeature : std::int32_t {
   adx0 = 15,     ///< ADX(kAdxPeriods[i])
   roc0 = 18,     ///< ROC(kRocPeriods[i]) in percent
   atr = 22,      ///< ATR(kStrategyAtrPeriod)
+  spread = 23,   ///< Corwin-Schultz spread proxy over kStrategySpreadPeriod bars, fraction of price (slippage costs)
 };
 /// Number of feature planes.
-inline constexpr std::int32_t kStrategyFeatureCount = 23;
+inline constexpr std::int32_t kStrategyFeatureCount = 24;
+/// Bars of pair estimates in the spread proxy that spread-proportional slippage uses.
+inline constexpr std::int32_t kStrategySpreadPeriod = 20;
 
 /// Condition families of the grammar.
 enum class CondKind : std::int32_t {
@@ -291,36 +294,48 @@ QTOS_HD inline std::uint32_t signals_eval(const Genome& g, T close, const F& f) 
 
 /// Trading costs and sizing of a backtest.
 struct BacktestCosts {
-  double fee = 0.0004;          ///< taker fee per fill, fraction of notional (0.04%)
-  double slippage = 0.0002;     ///< adverse price move per fill, fraction of the price (2 bps)
-  double capital = 10'000.0;    ///< initial capital of each genome, split equally over the symbols
-  double bars_per_year = 8760;  ///< for annualising Sharpe and Sortino
+  double fee = 0.0004;            ///< taker fee per fill, fraction of notional (0.04%)
+  double slippage = 0.0002;       ///< adverse price move per fill, fraction of the price (2 bps)
+  double slippage_spread = 0.0;   ///< plus this fraction of the spread proxy of the bar before the fill (0.5 = half)
+  double capital = 10'000.0;      ///< initial capital of each genome, split equally over the symbols
+  double bars_per_year = 8760;    ///< for annualising Sharpe and Sortino
 };
+
+/// The slippage (fraction of the price) of fills on a bar whose previous bar's spread proxy is `prev_spread`: the
+/// fixed part plus `slippage_spread` times the proxy; the fixed part alone while the proxy is undefined (NaN: the
+/// first bars, warm-up, after a gap).
+template <class T>
+QTOS_HD inline T fill_slippage(const BacktestCosts& c, T prev_spread) {
+  return finite_value(prev_spread) ? T(c.slippage) + T(c.slippage_spread) * prev_spread : T(c.slippage);
+}
 
 /// Why a position was closed.
 enum class ExitReason : std::int32_t { signal = 0, stop = 1, target = 2, trail = 3, max_hold = 4, gap = 5, end = 6 };
 
 /// Mergeable statistics of one (genome, symbol) sub-account; merging over symbols pools the bar returns.
-struct BacktestAccum {
-  double n = 0;              ///< bar returns recorded (valid bars)
-  double sum = 0, sum2 = 0, sum3 = 0, sum4 = 0;  ///< power sums of the per-bar returns
-  double down2 = 0;          ///< sum of min(r, 0)^2
-  double ret_sum = 0;        ///< sum over sub-accounts of final equity / initial equity - 1
-  double accounts = 0;       ///< sub-accounts with at least one bar
-  double max_dd = 0;         ///< worst peak-to-trough fall of a sub-account's equity, fraction
-  double trades = 0, wins = 0;     ///< closed trades and those with a positive result
-  double gross_win = 0, gross_loss = 0;  ///< summed positive and (absolute) negative trade P&L in money
-  double trade_ret_sum = 0;  ///< sum of trade returns (P&L / equity before the entry)
-  double bars_in_pos = 0;    ///< valid bars that closed with a position open
+/// `D` is double; the CPU backend instantiates it with a vector of doubles (one genome per lane).
+template <class D>
+struct BacktestAccumT {
+  D n{}, sum{}, sum2{}, sum3{}, sum4{};  ///< bar returns recorded (valid bars) and their power sums
+  D down2{};          ///< sum of min(r, 0)^2
+  D ret_sum{};        ///< sum over sub-accounts of final equity / initial equity - 1
+  D accounts{};       ///< sub-accounts with at least one bar
+  D max_dd{};         ///< worst peak-to-trough fall of a sub-account's equity, fraction
+  D trades{}, wins{}; ///< closed trades and those with a positive result
+  D gross_win{}, gross_loss{};  ///< summed positive and (absolute) negative trade P&L in money
+  D trade_ret_sum{};  ///< sum of trade returns (P&L / equity before the entry)
+  D bars_in_pos{};    ///< valid bars that closed with a position open
 
   /// Adds another accumulator (another symbol of the same genome).
-  QTOS_HD void merge(const BacktestAccum& o) {
+  QTOS_HD void merge(const BacktestAccumT& o) {
     n += o.n; sum += o.sum; sum2 += o.sum2; sum3 += o.sum3; sum4 += o.sum4; down2 += o.down2;
     ret_sum += o.ret_sum; accounts += o.accounts; max_dd = o.max_dd > max_dd ? o.max_dd : max_dd;
     trades += o.trades; wins += o.wins; gross_win += o.gross_win; gross_loss += o.gross_loss;
     trade_ret_sum += o.trade_ret_sum; bars_in_pos += o.bars_in_pos;
   }
 };
+/// The accumulator of one genome.
+using BacktestAccum = BacktestAccumT<double>;
 
 /// A closed trade as reported to a trade sink.
 struct TradeEvent {
@@ -337,141 +352,197 @@ struct NoTradeSink {
   QTOS_HD void operator()(const TradeEvent&) const {}
 };
 
-/// State of one genome on one symbol. `step` consumes one bar; call `finish` after the last bar.
+/// Lane arithmetic of the bar step for one genome: `T` float (backends) or double (reference, paper trading).
+/// The step below is written once over a lane type L; the CPU backend supplies a vector form (cpu/backtest) that
+/// runs eight genomes in SIMD lanes with the same code. Masks come from comparisons (bool here, -1/0 lanes there);
+/// every update is a select, so the step is branch-free apart from what all lanes share (a missing bar, the last bar).
 template <class T>
-struct BacktestState {
-  T cash = 0, qty = 0, eq_prev = 0, eq_peak = 0, eq0 = 0;
-  T entry_eq = 0, entry_px = 0, atr_signal = 0, stop_px = 0, take_px = 0, best = 0, last_close = 0;
-  std::int32_t pos = 0, pending = 0, held = 0, entry_bar = 0;  // pending: 0 none, +1/-1 enter, 2 exit
-  bool started = false;
-  BacktestAccum acc;
+struct ScalarLanes {
+  using S = T;             ///< what all lanes share: the bar's prices, ATR, slippage
+  using F = T;             ///< per-lane prices and money
+  using I = std::int32_t;  ///< per-lane integers
+  using M = bool;          ///< mask of F or I comparisons
+  using D = double;        ///< per-lane accumulators
+  using MD = bool;         ///< mask of D comparisons
+  using Params = Genome;   ///< per-lane genome fields the step reads (stop_atr, take_atr, trail_atr, max_hold, size)
+  static constexpr bool kScalar = true;  ///< one genome: trade sinks are called
+  QTOS_HD static F bc(S x) { return x; }                     ///< a shared value in every lane
+  QTOS_HD static I bi(std::int32_t x) { return x; }          ///< an integer in every lane
+  QTOS_HD static F to_f(I x) { return F(x); }                ///< integer lanes as F
+  QTOS_HD static D to_d(F x) { return double(x); }           ///< F lanes as D
+  QTOS_HD static MD wide(M m) { return m; }                  ///< an F/I mask as a D mask
+  QTOS_HD static F abs(F x) { return qabs(x); }              ///< |x| per lane
+  QTOS_HD static D count(MD m) { return m ? 1.0 : 0.0; }     ///< 1 in the lanes of m, else 0
+  QTOS_HD static bool any(M m) { return m; }                 ///< some lane set
+  QTOS_HD static M lnot(M m) { return !m; }                  ///< lanes not in m
+};
+
+/// State of one genome (or one lane group) on one symbol. `step` consumes one bar; call `finish` after the last.
+template <class L>
+struct BacktestLaneState {
+  using S = typename L::S;
+  using F = typename L::F;
+  using I = typename L::I;
+  using M = typename L::M;
+  using D = typename L::D;
+  F cash{}, qty{}, eq_prev{}, eq_peak{}, eq0{};
+  F entry_eq{}, entry_px{}, atr_signal{}, stop_px{}, take_px{}, best{};
+  // pending: 0 none, +1/-1 enter, 2 exit. pos and pending are kept apart on purpose: next to each other, g++ merges
+  // `pos == 0 && pending == 0` into one 8-byte load right after two 4-byte stores, a store-forwarding stall that
+  // cost half the scalar loop's time.
+  I pos{}, held{}, pending{}, entry_bar{};
+  S last_close = S(0);   ///< close of the last valid bar (shared: every lane sees the same bars)
+  bool started = false;  ///< a valid bar was seen (shared)
+  BacktestAccumT<D> acc;
 
   /// Starts a sub-account with `capital`.
-  QTOS_HD void init(T capital) { *this = BacktestState{}; cash = eq_prev = eq_peak = eq0 = capital; }
+  QTOS_HD QTOS_FORCE_INLINE void init(S capital) {
+    *this = BacktestLaneState{};
+    cash = eq_prev = eq_peak = eq0 = L::bc(capital);
+  }
 
-  /// Closes the position at `px` (before slippage) on bar t.
+  /// Closes the positions of the lanes in `m` at `px` (before slippage) on bar t.
   template <class Sink>
-  QTOS_HD void close_position(T px, const BacktestCosts& c, std::int32_t t, ExitReason why, Sink& sink) {
-    const T fill = pos > 0 ? px * T(1 - c.slippage) : px * T(1 + c.slippage);
-    const T notional = qabs(qty) * fill;
-    cash += qty * fill - notional * T(c.fee);
-    const double pnl = double(cash) - double(entry_eq);
-    const double ret = pnl / double(entry_eq);
-    acc.trades += 1;
-    acc.wins += pnl > 0 ? 1 : 0;
-    acc.gross_win += pnl > 0 ? pnl : 0;
-    acc.gross_loss += pnl < 0 ? -pnl : 0;
-    acc.trade_ret_sum += ret;
-    sink(TradeEvent{entry_bar, t, pos, double(entry_px), double(fill), pnl, ret, why});
-    qty = T(0);
-    pos = 0;
-    held = 0;
+  QTOS_HD QTOS_FORCE_INLINE void close_masked(M m, F px, S slip, const BacktestCosts& c, std::int32_t t, I why, Sink& sink) {
+    const F fill = pos > 0 ? px * (S(1) - slip) : px * (S(1) + slip);
+    const F notional = L::abs(qty) * fill;
+    const F cash_after = cash + (qty * fill - notional * S(c.fee));
+    const D pnl = L::to_d(cash_after) - L::to_d(entry_eq);
+    const D ret = pnl / L::to_d(entry_eq);
+    const auto w = L::wide(m);
+    acc.trades += L::count(w);
+    const auto won = w & (pnl > 0.0);
+    acc.wins += L::count(won);
+    acc.gross_win = won ? acc.gross_win + pnl : acc.gross_win;
+    acc.gross_loss = (w & (pnl < 0.0)) ? acc.gross_loss - pnl : acc.gross_loss;
+    acc.trade_ret_sum = w ? acc.trade_ret_sum + ret : acc.trade_ret_sum;
+    if constexpr (L::kScalar) {
+      if (m) sink(TradeEvent{entry_bar, t, pos, double(entry_px), double(fill), pnl, ret, static_cast<ExitReason>(why)});
+    }
+    cash = m ? cash_after : cash;
+    qty = m ? F(qty - qty) : qty;  // 0 in the closed lanes (qty is finite)
+    pos = m ? L::bi(0) : pos;
+    held = m ? L::bi(0) : held;
   }
 
   /// Records the bar's closing equity.
-  QTOS_HD void mark(T close) {
-    // Flat with unchanged equity: r = 0 exactly, so only the count moves (bit-identical to the full update).
-    if (pos == 0 && cash == eq_prev) { acc.n += 1; return; }
-    const T eq = cash + qty * close;
-    const double r = double(eq) / double(eq_prev) - 1.0;
-    acc.n += 1; acc.sum += r; acc.sum2 += r * r; acc.sum3 += r * r * r; acc.sum4 += r * r * r * r;
-    acc.down2 += r < 0 ? r * r : 0.0;
-    acc.bars_in_pos += pos != 0 ? 1 : 0;
-    eq_prev = eq;
-    if (eq > eq_peak) eq_peak = eq;
-    if (eq < eq_peak) {
-      const double dd = 1.0 - double(eq) / double(eq_peak);
-      if (dd > acc.max_dd) acc.max_dd = dd;
+  QTOS_HD QTOS_FORCE_INLINE void mark(S close) {
+    if constexpr (L::kScalar) {
+      // Flat with unchanged equity: r = 0 exactly, so only the count moves (bit-identical to the full update).
+      if (pos == 0 && cash == eq_prev) { acc.n += 1; return; }
     }
+    const F eq = cash + qty * close;
+    const D r = L::to_d(eq) / L::to_d(eq_prev) - 1.0;
+    acc.n += 1.0; acc.sum += r; acc.sum2 += r * r; acc.sum3 += r * r * r; acc.sum4 += r * r * r * r;
+    acc.down2 = r < 0.0 ? acc.down2 + r * r : acc.down2;
+    acc.bars_in_pos += L::count(L::wide(pos != 0));
+    eq_prev = eq;
+    eq_peak = eq > eq_peak ? eq : eq_peak;
+    const D dd = 1.0 - L::to_d(eq) / L::to_d(eq_peak);  // 0 at a new peak
+    acc.max_dd = dd > acc.max_dd ? dd : acc.max_dd;
   }
 
-  /// One bar t (open/high/low/close, NaN when missing); `sig` is signals_eval at this bar and `atr` the ATR plane at
-  /// this bar (both ignored on a missing bar); `last` marks the final bar of the window (open positions are closed
-  /// at its close).
-  template <class Sink>
-  QTOS_HD void step(const Genome& g, const BacktestCosts& c, std::int32_t t, T o, T h, T l, T cl, std::uint32_t sig, T atr,
-                    bool last, Sink& sink) {
+  /// One bar t (open/high/low/close, NaN when missing): `sig` is signals_eval at this bar, `atr` the ATR plane at
+  /// this bar (both ignored on a missing bar), `slip` the slippage of fills on this bar (fill_slippage), `last`
+  /// marks the final bar of the window (open positions are closed at its close). Semantics (docs/EVOLUTION.md):
+  /// orders decided at a close fill at the next open; stops and targets are checked against the bar's range, the
+  /// adverse one first; a missing bar flattens at the last known close.
+  template <class G, class Sink>
+  QTOS_HD QTOS_FORCE_INLINE void step(const G& g, const BacktestCosts& c, std::int32_t t, S o, S h, S l, S cl, I sig, S atr, S slip, bool last,
+                    Sink& sink) {
     const bool valid = finite_value(o) && finite_value(h) && finite_value(l) && finite_value(cl);
     if (!valid) {
       // No position through a gap: flatten at the last known close and drop any order meant for this bar.
-      if (pos != 0) close_position(last_close, c, t, ExitReason::gap, sink);
-      pending = 0;
+      close_masked(pos != 0, L::bc(last_close), slip, c, t, L::bi(static_cast<std::int32_t>(ExitReason::gap)), sink);
+      pending = L::bi(0);
       return;
     }
-    // Flat, nothing to fill, equity already marked and no entry signal: the full step below would only count the
-    // bar (r = 0) and remember its close, so do just that (most bars of most genomes take this path).
-    if (started && pos == 0 && pending == 0 && cash == eq_prev && !last && (sig & (kSignalLong | kSignalShort)) == 0) {
-      acc.n += 1;
-      last_close = cl;
-      return;
+    if constexpr (L::kScalar) {
+      // Flat, nothing to fill, equity already marked and no entry signal: the full step below would only count the
+      // bar (r = 0) and remember its close, so do just that (most bars of most genomes take this path).
+      if (started && pos == 0 && pending == 0 && cash == eq_prev && !last && (sig & (kSignalLong | kSignalShort)) == 0) {
+        acc.n += 1;
+        last_close = cl;
+        return;
+      }
     }
     started = true;
-    // 1. Orders decided at the previous close fill at this open.
-    if (pending == 2 && pos != 0) {
-      close_position(o, c, t, held >= g.max_hold && g.max_hold > 0 ? ExitReason::max_hold : ExitReason::signal, sink);
-    } else if ((pending == 1 || pending == -1) && pos == 0) {
-      const T fill = pending > 0 ? o * T(1 + c.slippage) : o * T(1 - c.slippage);
-      entry_eq = cash;
-      qty = T(pending) * T(g.size) * cash / fill;
-      cash -= qty * fill + qabs(qty) * fill * T(c.fee);
-      pos = pending;
-      entry_px = fill;
-      entry_bar = t;
-      held = 0;
-      best = fill;
-      stop_px = g.stop_atr > 0 ? fill - T(pos) * T(g.stop_atr) * atr_signal : T(0);
-      take_px = g.take_atr > 0 ? fill + T(pos) * T(g.take_atr) * atr_signal : T(0);
+    // 1. Orders decided at the previous close fill at this open: an exit, or an entry.
+    const M exit_fill = (pending == 2) & (pos != 0);
+    const M enter = ((pending == 1) | (pending == -1)) & (pos == 0);
+    if (L::any(enter)) {
+      const F fill = pending > 0 ? L::bc(o * (S(1) + slip)) : L::bc(o * (S(1) - slip));
+      const F q = L::to_f(pending) * g.size * cash / fill;
+      entry_eq = enter ? cash : entry_eq;
+      cash = enter ? F(cash - (q * fill + L::abs(q) * fill * S(c.fee))) : cash;
+      qty = enter ? q : qty;
+      pos = enter ? pending : pos;
+      entry_px = enter ? fill : entry_px;
+      entry_bar = enter ? L::bi(t) : entry_bar;
+      held = enter ? L::bi(0) : held;
+      best = enter ? fill : best;
+      const F dir = L::to_f(pending);
+      stop_px = enter ? (g.stop_atr > 0.0f ? F(fill - dir * g.stop_atr * atr_signal) : F(fill - fill)) : stop_px;
+      take_px = enter ? (g.take_atr > 0.0f ? F(fill + dir * g.take_atr * atr_signal) : F(fill - fill)) : take_px;
     }
-    pending = 0;
-    // 2. Stops and targets against this bar's range; the adverse one wins when both are touched.
-    if (pos != 0) {
-      const T dirp = T(pos);
-      bool have_stop = g.stop_atr > 0;
-      T stop = stop_px;
-      ExitReason stop_why = ExitReason::stop;
-      if (g.trail_atr > 0) {
-        const T trail = best - dirp * T(g.trail_atr) * atr_signal;  // from bars before this one
-        if (!have_stop || dirp * (trail - stop) > T(0)) { stop = trail; stop_why = ExitReason::trail; }
-        have_stop = true;
-      }
-      const bool stop_hit = have_stop && (pos > 0 ? l <= stop : h >= stop);
-      const bool take_hit = g.take_atr > 0 && (pos > 0 ? h >= take_px : l <= take_px);
-      if (stop_hit) {
-        // A gap through the stop fills at the open, the worse price.
-        const T px = pos > 0 ? (o < stop ? o : stop) : (o > stop ? o : stop);
-        close_position(px, c, t, stop_why, sink);
-      } else if (take_hit) {
-        const T px = pos > 0 ? (o > take_px ? o : take_px) : (o < take_px ? o : take_px);
-        close_position(px, c, t, ExitReason::target, sink);
-      } else {
-        best = pos > 0 ? (h > best ? h : best) : (l < best ? l : best);
-        ++held;
-      }
+    // 2. Stops and targets of the open positions against this bar's range; the adverse one wins when both are hit.
+    const M live = (pos != 0) & L::lnot(exit_fill);
+    const F dirp = L::to_f(pos);
+    const M stop_on = g.stop_atr > 0.0f;
+    const F trail = best - dirp * g.trail_atr * atr_signal;  // from bars before this one
+    const M use_trail = (g.trail_atr > 0.0f) & (L::lnot(stop_on) | (dirp * (trail - stop_px) > S(0)));
+    const F stop = use_trail ? trail : stop_px;
+    const M have_stop = stop_on | (g.trail_atr > 0.0f);
+    const M is_long = pos > 0;
+    const M stop_hit = live & have_stop & (is_long ? M(l <= stop) : M(h >= stop));
+    const M take_hit = live & L::lnot(stop_hit) & (g.take_atr > 0.0f) & (is_long ? M(h >= take_px) : M(l <= take_px));
+    // A gap through the stop (or target) fills at the open, the worse (better) price.
+    const F stop_fill = pos > 0 ? (o < stop ? L::bc(o) : stop) : (o > stop ? L::bc(o) : stop);
+    const F take_fill = pos > 0 ? (o > take_px ? L::bc(o) : take_px) : (o < take_px ? L::bc(o) : take_px);
+    const M hold = live & L::lnot(stop_hit | take_hit);
+    best = hold ? (pos > 0 ? (h > best ? L::bc(h) : best) : (l < best ? L::bc(l) : best)) : best;
+    held = hold ? held + 1 : held;
+    // 3. One close at most per lane: the exit order, a stop or target, or the end of the window.
+    const M end_close = last ? hold : M(hold & L::lnot(hold));
+    const M closing = exit_fill | stop_hit | take_hit | end_close;
+    if (L::any(closing)) {
+      const F px = exit_fill ? L::bc(o) : (stop_hit ? stop_fill : (take_hit ? take_fill : L::bc(cl)));
+      const I exit_why = ((held >= g.max_hold) & (g.max_hold > 0)) ? L::bi(static_cast<std::int32_t>(ExitReason::max_hold))
+                                                              : L::bi(static_cast<std::int32_t>(ExitReason::signal));
+      const I stop_why = use_trail ? L::bi(static_cast<std::int32_t>(ExitReason::trail)) : L::bi(static_cast<std::int32_t>(ExitReason::stop));
+      const I why = exit_fill ? exit_why
+                              : (stop_hit ? stop_why
+                                          : (take_hit ? L::bi(static_cast<std::int32_t>(ExitReason::target))
+                                                      : L::bi(static_cast<std::int32_t>(ExitReason::end))));
+      close_masked(closing, px, slip, c, t, why, sink);
     }
-    if (last && pos != 0) close_position(cl, c, t, ExitReason::end, sink);
-    // 3. Closing equity.
+    // 4. Closing equity.
     mark(cl);
     last_close = cl;
     if (last) return;
-    // 4. Signals on this bar's close, filled at the next open.
-    if (pos != 0) {
-      const bool exit_rule = (sig & (pos > 0 ? kSignalExitLong : kSignalExitShort)) != 0;
-      if ((g.max_hold > 0 && held >= g.max_hold) || exit_rule) pending = 2;
-    } else if (sig & (kSignalLong | kSignalShort)) {
-      const bool needs_atr = g.stop_atr > 0 || g.take_atr > 0 || g.trail_atr > 0;
-      if (!needs_atr || (finite_value(atr) && atr > T(0))) {
-        pending = (sig & kSignalLong) ? 1 : -1;
-        atr_signal = finite_value(atr) ? atr : T(0);
-      }
-    }
+    // 5. Signals on this bar's close, filled at the next open.
+    constexpr std::int32_t kLong = kSignalLong, kEntry = kSignalLong | kSignalShort;
+    constexpr std::int32_t kExitLong = kSignalExitLong, kExitShort = kSignalExitShort;
+    const M in_pos = pos != 0;
+    const M exit_rule = ((pos > 0) & ((sig & kExitLong) != 0)) | ((pos < 0) & ((sig & kExitShort) != 0));
+    const M want_exit = in_pos & (((g.max_hold > 0) & (held >= g.max_hold)) | exit_rule);
+    M go = L::lnot(in_pos) & ((sig & kEntry) != 0);
+    const bool atr_ok = finite_value(atr) && atr > S(0);
+    if (!atr_ok) go = go & L::lnot((g.stop_atr > 0.0f) | (g.take_atr > 0.0f) | (g.trail_atr > 0.0f));  // stops need a defined ATR
+    pending = want_exit ? L::bi(2) : (go ? ((sig & kLong) != 0 ? L::bi(1) : L::bi(-1)) : L::bi(0));
+    atr_signal = go ? L::bc(finite_value(atr) ? atr : S(0)) : atr_signal;
   }
 
   /// Ends the window: books the sub-account's total return.
-  QTOS_HD void finish() {
+  QTOS_HD QTOS_FORCE_INLINE void finish() {
     if (!started) return;
-    acc.ret_sum += double(eq_prev) / double(eq0) - 1.0;
-    acc.accounts += 1;
+    acc.ret_sum += L::to_d(eq_prev) / L::to_d(eq0) - 1.0;
+    acc.accounts += 1.0;
   }
 };
+
+/// State of one genome on one symbol.
+template <class T>
+using BacktestState = BacktestLaneState<ScalarLanes<T>>;
 
 }  // namespace qtos::kernels

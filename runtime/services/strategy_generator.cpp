@@ -109,6 +109,8 @@ void StrategyGeneratorAI::sync_with_repository() {
 
 void StrategyGeneratorAI::feed(const std::string& symbol, double o, double h, double l, double c) {
   SymbolFeed& sf = symbols_[symbol];
+  // Fills on this bar pay the slippage of the previous bar's spread proxy, as in the backtest.
+  const double slip = kernels::fill_slippage<double>(opt_.costs, sf.values[static_cast<std::int32_t>(kernels::StrategyFeature::spread)]);
   sf.features.update(h, l, c, sf.values);
   const auto f = [&sf](std::int32_t p) { return sf.values[p]; };
   const double atr = sf.values[static_cast<std::int32_t>(kernels::StrategyFeature::atr)];
@@ -117,7 +119,7 @@ void StrategyGeneratorAI::feed(const std::string& symbol, double o, double h, do
     auto [it, fresh] = tr.accounts.try_emplace(symbol);
     if (fresh) it->second.init(opt_.costs.capital);
     const std::uint32_t sig = std::isfinite(c) ? kernels::signals_eval<double>(tr.genome, c, f) : 0u;
-    it->second.step(tr.genome, opt_.costs, bar_index_, o, h, l, c, sig, atr, false, sink);
+    it->second.step(tr.genome, opt_.costs, bar_index_, o, h, l, c, static_cast<std::int32_t>(sig), atr, slip, false, sink);
   }
 }
 
