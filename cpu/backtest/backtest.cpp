@@ -64,9 +64,9 @@ struct VecLanes {
   [[gnu::always_inline]] static I bi(std::int32_t x) { return I{} + x; }
   [[gnu::always_inline]] static F to_f(I x) { return __builtin_convertvector(x, VF); }
   [[gnu::always_inline]] static D to_d(F x) { return __builtin_convertvector(x, VD); }
+  [[gnu::always_inline]] static D i_to_d(I x) { return __builtin_convertvector(x, VD); }
   [[gnu::always_inline]] static MD wide(M m) { return __builtin_convertvector(m, VL); }
   [[gnu::always_inline]] static F abs(F x) { return x < 0.0f ? -x : x; }
-  [[gnu::always_inline]] static D count(MD m) { return m ? D{} + 1.0 : D{}; }
   [[gnu::always_inline]] static M lnot(M m) { return ~m; }
   [[gnu::always_inline]] static bool any(M m) {
     std::uint64_t w[sizeof(M) / 8];

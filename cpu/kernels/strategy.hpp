@@ -370,9 +370,9 @@ struct ScalarLanes {
   QTOS_HD static I bi(std::int32_t x) { return x; }          ///< an integer in every lane
   QTOS_HD static F to_f(I x) { return F(x); }                ///< integer lanes as F
   QTOS_HD static D to_d(F x) { return double(x); }           ///< F lanes as D
+  QTOS_HD static D i_to_d(I x) { return double(x); }         ///< integer lanes as D
   QTOS_HD static MD wide(M m) { return m; }                  ///< an F/I mask as a D mask
   QTOS_HD static F abs(F x) { return qabs(x); }              ///< |x| per lane
-  QTOS_HD static D count(MD m) { return m ? 1.0 : 0.0; }     ///< 1 in the lanes of m, else 0
   QTOS_HD static bool any(M m) { return m; }                 ///< some lane set
   QTOS_HD static M lnot(M m) { return !m; }                  ///< lanes not in m
 };
@@ -391,14 +391,17 @@ struct BacktestLaneState {
   // `pos == 0 && pending == 0` into one 8-byte load right after two 4-byte stores, a store-forwarding stall that
   // cost half the scalar loop's time.
   I pos{}, held{}, pending{}, entry_bar{};
+  I n_trades{}, n_wins{}, n_in_pos{};  ///< counts that finish() adds to acc (integer lanes are cheaper than double)
+  F low_ratio{};         ///< lowest equity / running peak so far (max drawdown = 1 - low_ratio, booked by finish())
   S last_close = S(0);   ///< close of the last valid bar (shared: every lane sees the same bars)
   bool started = false;  ///< a valid bar was seen (shared)
-  BacktestAccumT<D> acc;
+  BacktestAccumT<D> acc;  ///< complete after finish(): trades, wins, exposure and drawdown are booked there
 
   /// Starts a sub-account with `capital`.
   QTOS_HD QTOS_FORCE_INLINE void init(S capital) {
     *this = BacktestLaneState{};
     cash = eq_prev = eq_peak = eq0 = L::bc(capital);
+    low_ratio = L::bc(S(1));
   }
 
   /// Closes the positions of the lanes in `m` at `px` (before slippage) on bar t.
@@ -409,11 +412,10 @@ struct BacktestLaneState {
     const F cash_after = cash + (qty * fill - notional * S(c.fee));
     const D pnl = L::to_d(cash_after) - L::to_d(entry_eq);
     const D ret = pnl / L::to_d(entry_eq);
+    n_trades = m ? n_trades + 1 : n_trades;
+    n_wins = (m & (cash_after > entry_eq)) ? n_wins + 1 : n_wins;  // the sign of pnl, exactly
     const auto w = L::wide(m);
-    acc.trades += L::count(w);
-    const auto won = w & (pnl > 0.0);
-    acc.wins += L::count(won);
-    acc.gross_win = won ? acc.gross_win + pnl : acc.gross_win;
+    acc.gross_win = (w & (pnl > 0.0)) ? acc.gross_win + pnl : acc.gross_win;
     acc.gross_loss = (w & (pnl < 0.0)) ? acc.gross_loss - pnl : acc.gross_loss;
     acc.trade_ret_sum = w ? acc.trade_ret_sum + ret : acc.trade_ret_sum;
     if constexpr (L::kScalar) {
@@ -432,14 +434,17 @@ struct BacktestLaneState {
       if (pos == 0 && cash == eq_prev) { acc.n += 1; return; }
     }
     const F eq = cash + qty * close;
-    const D r = L::to_d(eq) / L::to_d(eq_prev) - 1.0;
-    acc.n += 1.0; acc.sum += r; acc.sum2 += r * r; acc.sum3 += r * r * r; acc.sum4 += r * r * r * r;
-    acc.down2 = r < 0.0 ? acc.down2 + r * r : acc.down2;
-    acc.bars_in_pos += L::count(L::wide(pos != 0));
+    // The bar return from the equity ratio in the lane's precision (float equity carries that rounding anyway), its
+    // power sums in double.
+    const D r = L::to_d(eq / eq_prev) - 1.0;
+    const D r2 = r * r;
+    acc.n += 1.0; acc.sum += r; acc.sum2 += r2; acc.sum3 += r2 * r; acc.sum4 += r2 * r2;
+    acc.down2 = r < 0.0 ? acc.down2 + r2 : acc.down2;
+    n_in_pos = pos != 0 ? n_in_pos + 1 : n_in_pos;
     eq_prev = eq;
     eq_peak = eq > eq_peak ? eq : eq_peak;
-    const D dd = 1.0 - L::to_d(eq) / L::to_d(eq_peak);  // 0 at a new peak
-    acc.max_dd = dd > acc.max_dd ? dd : acc.max_dd;
+    const F ratio = eq / eq_peak;  // 1 at a new peak
+    low_ratio = ratio < low_ratio ? ratio : low_ratio;
   }
 
   /// One bar t (open/high/low/close, NaN when missing): `sig` is signals_eval at this bar, `atr` the ATR plane at
@@ -538,6 +543,11 @@ struct BacktestLaneState {
     if (!started) return;
     acc.ret_sum += L::to_d(eq_prev) / L::to_d(eq0) - 1.0;
     acc.accounts += 1.0;
+    acc.trades += L::i_to_d(n_trades);
+    acc.wins += L::i_to_d(n_wins);
+    acc.bars_in_pos += L::i_to_d(n_in_pos);
+    const D dd = 1.0 - L::to_d(low_ratio);
+    acc.max_dd = dd > acc.max_dd ? dd : acc.max_dd;
   }
 };
 
