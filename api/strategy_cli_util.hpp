@@ -49,15 +49,21 @@ inline MarketPanel panel_select(const MarketPanel& src, const std::string& list,
   return out;
 }
 
-/// Costs from the CLI: fee and slippage in basis points, annualised for the panel's interval.
-inline kernels::BacktestCosts costs_from(double fee_bps, double slippage_bps, double capital, const MarketPanel& panel) {
+/// Costs from the CLI: fee and fixed slippage in basis points plus a fraction of the spread proxy, annualised for the
+/// panel's interval.
+inline kernels::BacktestCosts costs_from(double fee_bps, double slippage_bps, double slippage_spread, double capital,
+                                         const MarketPanel& panel) {
   if (!(fee_bps >= 0 && fee_bps < 1000)) throw std::invalid_argument("--fee-bps " + std::to_string(fee_bps) + ": expected 0 to 1000");
   if (!(slippage_bps >= 0 && slippage_bps < 1000))
     throw std::invalid_argument("--slippage-bps " + std::to_string(slippage_bps) + ": expected 0 to 1000");
+  if (!(slippage_spread >= 0 && slippage_spread <= 10))
+    throw std::invalid_argument("--slippage-spread " + std::to_string(slippage_spread) +
+                                ": expected a fraction of the spread proxy from 0 to 10 (0.5 = half the spread)");
   if (!(capital > 0 && std::isfinite(capital))) throw std::invalid_argument("--capital: expected a positive amount");
   kernels::BacktestCosts c;
   c.fee = fee_bps * 1e-4;
   c.slippage = slippage_bps * 1e-4;
+  c.slippage_spread = slippage_spread;
   c.capital = capital;
   c.bars_per_year = interval_bars_per_year(panel.interval_ms());
   return c;

@@ -18,7 +18,7 @@ namespace {
 
 struct BacktestArgs {
   std::string data, genome, rules_file, symbols, format = "table";
-  double fee_bps = 4.0, slippage_bps = 2.0, capital = 10'000.0;
+  double fee_bps = 4.0, slippage_bps = 2.0, slippage_spread = 0.0, capital = 10'000.0;
   double from = 0.0, to = 1.0;
   std::int64_t max_trades = 50;
 };
@@ -51,6 +51,9 @@ void verbs_backtest_strategy_register(CLI::App& app, CliContext&) {
   cmd->add_option("--to", a->to, "end of the window as a fraction of the bars")->capture_default_str();
   cmd->add_option("--fee-bps", a->fee_bps, "taker fee per fill in basis points")->capture_default_str();
   cmd->add_option("--slippage-bps", a->slippage_bps, "slippage per fill in basis points")->capture_default_str();
+  cmd->add_option("--slippage-spread", a->slippage_spread,
+                  "plus this fraction of the spread proxy (Corwin-Schultz, 20 bars) of the bar before each fill")
+      ->capture_default_str();
   cmd->add_option("--capital", a->capital, "initial capital (split over the symbols)")->capture_default_str();
   cmd->add_option("--max-trades", a->max_trades, "trades to list (-1: all)")->capture_default_str();
   cmd->add_option("--format", a->format, "table|csv (csv: the trade list only)")->check(CLI::IsMember({"table", "csv"}))->capture_default_str();
@@ -70,7 +73,7 @@ void verbs_backtest_strategy_register(CLI::App& app, CliContext&) {
     req.panel = panel.view();
     req.features = &features;
     req.genomes = one;
-    req.costs = costs_from(a->fee_bps, a->slippage_bps, a->capital, panel);
+    req.costs = costs_from(a->fee_bps, a->slippage_bps, a->slippage_spread, a->capital, panel);
     req.t_begin = static_cast<std::int32_t>(std::floor(a->from * panel.n_bars()));
     req.t_end = static_cast<std::int32_t>(std::floor(a->to * panel.n_bars()));
     kernels::BacktestAccum acc;
@@ -79,9 +82,9 @@ void verbs_backtest_strategy_register(CLI::App& app, CliContext&) {
     const bool csv = a->format == "csv";
     if (!csv) {
       std::printf("strategy %s: %s\n", genome_id(genome).c_str(), genome_rules(genome).c_str());
-      std::printf("%d symbols, bars [%d, %d) (%s .. %s), fee %.1f bps, slippage %.1f bps, capital %.0f\n", panel.n_symbols(),
+      std::printf("%d symbols, bars [%d, %d) (%s .. %s), fee %.1f bps, slippage %.1f bps + %.2f x spread, capital %.0f\n", panel.n_symbols(),
                   req.t_begin, req.t_end, time_format_iso(panel.time_ms(req.t_begin)).c_str(),
-                  time_format_iso(panel.time_ms(std::max(req.t_begin, req.t_end - 1))).c_str(), a->fee_bps, a->slippage_bps, a->capital);
+                  time_format_iso(panel.time_ms(std::max(req.t_begin, req.t_end - 1))).c_str(), a->fee_bps, a->slippage_bps, a->slippage_spread, a->capital);
       std::printf("total return %s  Sharpe %s  Sortino %s  max drawdown %s  win rate %s  trades %.0f  profit factor %s  "
                   "avg trade %s  exposure %s\n",
                   num_cell(100 * m.total_return, "%+.2f%%").c_str(), num_cell(m.sharpe, "%.2f").c_str(),

@@ -27,7 +27,7 @@ struct EvolveArgs {
   std::int64_t population = -1, generations = -1;  // -1: QT_SG_POPULATION_SIZE / QT_SG_GENERATIONS
   std::uint64_t seed = 1;
   double train = 0.7, test = 0.3;
-  double fee_bps = 4.0, slippage_bps = 2.0, capital = 10'000.0, min_trades = 20;
+  double fee_bps = 4.0, slippage_bps = 2.0, slippage_spread = 0.0, capital = 10'000.0, min_trades = 20;
   std::int32_t top = 10;
 };
 
@@ -53,6 +53,9 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--symbols", a->symbols, "comma-separated symbols (default: all)");
   cmd->add_option("--fee-bps", a->fee_bps, "taker fee per fill in basis points")->capture_default_str();
   cmd->add_option("--slippage-bps", a->slippage_bps, "slippage per fill in basis points")->capture_default_str();
+  cmd->add_option("--slippage-spread", a->slippage_spread,
+                  "plus this fraction of the spread proxy (Corwin-Schultz, 20 bars) of the bar before each fill")
+      ->capture_default_str();
   cmd->add_option("--capital", a->capital, "initial capital per genome (split over the symbols)")->capture_default_str();
   cmd->add_option("--min-trades", a->min_trades, "train trades below this make a genome unfit")->capture_default_str();
   cmd->add_option("--top", a->top, "hall of fame size")->capture_default_str();
@@ -81,7 +84,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
     opt.seed = a->seed;
     opt.min_trades = a->min_trades;
     opt.hall_of_fame = a->top;
-    opt.costs = costs_from(a->fee_bps, a->slippage_bps, a->capital, panel);
+    opt.costs = costs_from(a->fee_bps, a->slippage_bps, a->slippage_spread, a->capital, panel);
     opt.train_begin = 0;
     opt.train_end = static_cast<std::int32_t>(std::floor(a->train * T));
     opt.test_begin = opt.train_end;
@@ -94,8 +97,8 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
     std::printf("evolving %d genomes x %d generations on %d symbols (%s), device %s, seed %llu\n", opt.population,
                 opt.generations, panel.n_symbols(), a->data.c_str(), std::string(backend.name()).c_str(),
                 static_cast<unsigned long long>(opt.seed));
-    std::printf("train bars [%d, %d), test bars [%d, %d) of %d; fee %.1f bps, slippage %.1f bps\n", opt.train_begin, opt.train_end,
-                opt.test_begin, opt.test_end, T, a->fee_bps, a->slippage_bps);
+    std::printf("train bars [%d, %d), test bars [%d, %d) of %d; fee %.1f bps, slippage %.1f bps + %.2f x spread\n", opt.train_begin, opt.train_end,
+                opt.test_begin, opt.test_end, T, a->fee_bps, a->slippage_bps, a->slippage_spread);
     std::fflush(stdout);
     const StrategyFeatures features = strategy_features_compute(panel.view());
     Progress progress("evolve", static_cast<std::uint64_t>(opt.generations));

@@ -122,6 +122,9 @@ TEST_F(EvolveCli, BadInputsAreNamed) {
   r = run_qtos("backtest-strategy --data syn", dir_->path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "--genome CODE or --rules FILE")) << r.err;
+  r = run_qtos("evolve --data syn --population 8 --generations 1 --slippage-spread -0.5", dir_->path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.err, "--slippage-spread -0.5")) << r.err;
 }
 
 }  // namespace

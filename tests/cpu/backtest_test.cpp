@@ -197,6 +197,74 @@ TEST(BacktestSemantics, SignalOnCloseFillsAtNextOpenWithCosts) {
   EXPECT_EQ(tr.back().trade.exit_bar, 39);
 }
 
+TEST(BacktestSemantics, SlippageAddsAFractionOfThePreviousBarsSpreadProxy) {
+  OwnedPanel p = zigzag(60);
+  for (std::int32_t t = 0; t < 60; t += 3) {  // uneven ranges: the proxy changes from bar to bar
+    p.high[t] *= 1.004f;
+    p.low[t] *= 0.996f;
+  }
+  const StrategyFeatures f = strategy_features_compute(p.view(), true);
+  // The spread plane is the Corwin-Schultz proxy of the indicator kernels over 20 pairs of bars (NaN before).
+  kernels::SpreadState<double> cs;
+  cs.init(kernels::IndicatorParams{kernels::kStrategySpreadPeriod, 26, 9, 2.0});
+  const auto spread_plane = static_cast<std::size_t>(kernels::StrategyFeature::spread) * static_cast<std::size_t>(f.plane_size);
+  for (std::int32_t t = 0; t < 60; ++t) {
+    const double want = cs.update(p.high[t], p.low[t], 0.0);
+    const double got = f.f64[spread_plane + static_cast<std::size_t>(t)];
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(got)) << t;
+    } else {
+      EXPECT_DOUBLE_EQ(got, want) << t;
+      EXPECT_GT(got, 0.0) << t;  // the zigzag's two-bar range is narrower than twice one bar's: a spread shows
+    }
+  }
+  kernels::BacktestCosts c;
+  c.slippage = 0.0002;
+  c.slippage_spread = 0.5;
+  const auto tr = trades_of(p, always_long(3), c);
+  ASSERT_GE(tr.size(), 3u);
+  for (const auto& r : tr) {
+    if (r.trade.exit_bar == 59) continue;  // closed at the final close
+    const auto prev = [&](std::int32_t t) { return f.f64[spread_plane + static_cast<std::size_t>(t - 1)]; };
+    // Fills on bar t pay 2 bps plus half the proxy of bar t-1; before the proxy exists, 2 bps alone.
+    const double in = std::isnan(prev(r.trade.entry_bar)) ? c.slippage : c.slippage + 0.5 * prev(r.trade.entry_bar);
+    const double out = std::isnan(prev(r.trade.exit_bar)) ? c.slippage : c.slippage + 0.5 * prev(r.trade.exit_bar);
+    EXPECT_DOUBLE_EQ(r.trade.entry_price, double(p.open[r.trade.entry_bar]) * (1 + in)) << r.trade.entry_bar;
+    EXPECT_DOUBLE_EQ(r.trade.exit_price, double(p.open[r.trade.exit_bar]) * (1 - out)) << r.trade.exit_bar;
+  }
+  // The proxy does change from bar to bar, so reading bar t instead of t-1 would fail the checks above.
+  EXPECT_NE(f.f64[spread_plane + 40], f.f64[spread_plane + 41]);
+  // Both kinds of fill occur: before the proxy's warm-up ends (bar 20) and after it.
+  EXPECT_LT(tr.front().trade.entry_bar, kernels::kStrategySpreadPeriod);
+  EXPECT_GT(tr.back().trade.entry_bar, kernels::kStrategySpreadPeriod + 1);
+  // More spread cost, less return; the population backends agree with the reference on it.
+  BacktestAccum cheap, dear;
+  kernels::BacktestCosts c0 = c;
+  c0.slippage_spread = 0.0;
+  trades_of(p, always_long(3), c0, &cheap);
+  trades_of(p, always_long(3), c, &dear);
+  EXPECT_LT(dear.ret_sum, cheap.ret_sum);
+  const std::vector<Genome> gs = {kernels::genome_normalize(always_long(3))};
+  BacktestRequest r;
+  r.panel = p.view();
+  r.features = &f;
+  r.genomes = gs;
+  r.costs = c;
+  for (const auto& backend : backtest_backends()) {
+    if (!backend->available()) continue;
+    const BacktestResult got = backend->run(r);
+    EXPECT_EQ(got.genome[0].trades, dear.trades) << backend->name();
+    EXPECT_NEAR(got.genome[0].ret_sum, dear.ret_sum, 1e-5) << backend->name();
+  }
+  r.costs.slippage_spread = -0.5;
+  try {
+    (void)backtest_serial(r);
+    ADD_FAILURE() << "a negative spread fraction was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("slippage_spread"), std::string::npos) << e.what();
+  }
+}
+
 TEST(BacktestSemantics, StopWinsWhenStopAndTargetShareABar) {
   OwnedPanel p = zigzag(40);
   // Bar 16 (the first full bar of the position opened at 15) spans far beyond both levels.
@@ -298,6 +366,7 @@ TEST(BacktestConsistency, TbbFloatMatchesSerialDoubleAcrossSizes) {
       r.genomes = gs;
       r.t_begin = 50;
       r.per_symbol = true;
+      r.costs.slippage_spread = n % 2 ? 0.5 : 0.0;  // odd sizes also pay half the spread proxy per fill
       const BacktestResult got = backend->run(r);
       const BacktestResult ref = backtest_serial(r);
       ASSERT_EQ(got.genome.size(), n);
