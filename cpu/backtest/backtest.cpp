@@ -1,7 +1,3 @@
-// The lane kernel below passes GCC vector types between internal inline functions only, so the ABI note GCC attaches
-// to vector arguments and returns (-Wpsabi) does not apply to anything callable from outside this file.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 #include "cpu/backtest/backtest.hpp"
 
 #include <algorithm>

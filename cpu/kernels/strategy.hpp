@@ -453,7 +453,7 @@ struct BacktestLaneState {
   /// orders decided at a close fill at the next open; stops and targets are checked against the bar's range, the
   /// adverse one first; a missing bar flattens at the last known close.
   template <class G, class Sink>
-  QTOS_HD QTOS_FORCE_INLINE void step(const G& g, const BacktestCosts& c, std::int32_t t, S o, S h, S l, S cl, I sig, S atr, S slip, bool last,
+  QTOS_HD QTOS_FORCE_INLINE void step(const G& g, const BacktestCosts& c, std::int32_t t, S o, S h, S l, S cl, const I& sig, S atr, S slip, bool last,
                     Sink& sink) {
     const bool valid = finite_value(o) && finite_value(h) && finite_value(l) && finite_value(cl);
     if (!valid) {
