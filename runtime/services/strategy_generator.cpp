@@ -41,6 +41,11 @@ std::string metrics_text(const BacktestMetrics& m, double days) {
 StrategyGeneratorOptions strategy_generator_options(const Config& config) {
   StrategyGeneratorOptions o;
   o.shadow_days = static_cast<double>(config.sg_shadow_days);
+  o.promote_min_sharpe = config.sg_promote_min_sharpe;
+  o.promote_min_win_rate = config.sg_promote_min_win_rate;
+  o.min_trades = static_cast<double>(config.sg_promote_min_trades);
+  o.live_floor_sharpe = config.sg_live_floor_sharpe;
+  o.review_period = config.sg_review_interval * TimeNs{1'000'000'000};
   return o;
 }
 
