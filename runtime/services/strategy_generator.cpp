@@ -80,6 +80,7 @@ EvolveResult StrategyGeneratorAI::evolve_population(const MarketPanel& panel, co
     rec.genome = h.genome;
     rec.generation = h.generation;
     rec.origin = "StrategyGeneratorAI evolve seed " + std::to_string(options.seed);
+    for (std::uint64_t p : h.parents) rec.parents.push_back(genome_id_of_hash(p));
     char buf[256];
     std::snprintf(buf, sizeof buf, "{\"in_sample_sharpe\":%.6g,\"out_of_sample_sharpe\":%.6g,\"out_of_sample_return\":%.6g,"
                                    "\"deflated_sharpe\":%.6g,\"trials\":%lld}",
