@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -29,7 +30,16 @@ struct EvolveArgs {
   double train = 0.7, test = 0.3;
   double fee_bps = 4.0, slippage_bps = 2.0, slippage_spread = 0.0, capital = 10'000.0, min_trades = 20;
   std::int32_t top = 10;
+  std::int32_t folds = 0, purge = 200;  // --folds K: walk-forward in time instead of one train/test split
+  bool rolling = false;
+  std::string objective = "sharpe";
 };
+
+boost::json::array parents_json(const HallOfFameEntry& h) {
+  boost::json::array out;
+  for (std::uint64_t p : h.parents) out.push_back(boost::json::value(genome_id_of_hash(p)));
+  return out;
+}
 
 boost::json::object metrics_json(const BacktestMetrics& m) {
   auto n = [](double v) { return std::isfinite(v) ? boost::json::value(v) : boost::json::value(nullptr); };
@@ -48,8 +58,19 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--generations", a->generations, "generations (default: QT_SG_GENERATIONS, 100)");
   cmd->add_option("--device", a->device, "auto|cpu|cuda (default: QT_DEVICE, auto)");
   cmd->add_option("--seed", a->seed, "random seed (same seed, same hall of fame)")->capture_default_str();
-  cmd->add_option("--train", a->train, "fraction of the bars for the train (in-sample) window, from the start")->capture_default_str();
-  cmd->add_option("--test", a->test, "fraction of the bars for the test (out-of-sample) window, right after train")->capture_default_str();
+  auto* train_opt = cmd->add_option("--train", a->train, "fraction of the bars for the train (in-sample) window, from the start")
+                        ->capture_default_str();
+  auto* test_opt = cmd->add_option("--test", a->test, "fraction of the bars for the test (out-of-sample) window, right after train")
+                       ->capture_default_str();
+  auto* folds_opt = cmd->add_option("--folds", a->folds,
+                                    "walk-forward with K folds in time: K+1 blocks, fold k trains before block k and tests on it "
+                                    "(replaces --train/--test)");
+  folds_opt->excludes(train_opt)->excludes(test_opt);
+  cmd->add_option("--purge", a->purge, "with --folds: bars left out between each train window and its test block")
+      ->capture_default_str()->needs(folds_opt);
+  cmd->add_flag("--rolling", a->rolling, "with --folds: train on the previous block only (default: everything before)")->needs(folds_opt);
+  cmd->add_option("--objective", a->objective, "selection: sharpe (train Sharpe) or pareto (train return vs max drawdown, NSGA-II)")
+      ->capture_default_str();
   cmd->add_option("--symbols", a->symbols, "comma-separated symbols (default: all)");
   cmd->add_option("--fee-bps", a->fee_bps, "taker fee per fill in basis points")->capture_default_str();
   cmd->add_option("--slippage-bps", a->slippage_bps, "slippage per fill in basis points")->capture_default_str();
@@ -72,6 +93,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
       throw std::invalid_argument("--train " + std::to_string(a->train) + " --test " + std::to_string(a->test) +
                                   ": expected fractions in (0, 1) with train + test <= 1");
     if (a->top < 1) throw std::invalid_argument("--top " + std::to_string(a->top) + ": expected >= 1");
+    const EvolveObjective objective = evolve_objective_parse(a->objective, "--objective");
     auto backends = backtest_backends();
     const BacktestBackend& backend = backend_select(backends, kind);
 
@@ -84,12 +106,25 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
     opt.seed = a->seed;
     opt.min_trades = a->min_trades;
     opt.hall_of_fame = a->top;
+    opt.objective = objective;
     opt.costs = costs_from(a->fee_bps, a->slippage_bps, a->slippage_spread, a->capital, panel);
     opt.train_begin = 0;
     opt.train_end = static_cast<std::int32_t>(std::floor(a->train * T));
     opt.test_begin = opt.train_end;
     opt.test_end = std::min(T, opt.train_end + static_cast<std::int32_t>(std::floor(a->test * T)));
-    if (opt.train_end < 50 || opt.test_end - opt.test_begin < 20)
+    std::optional<WalkForwardOptions> wf;
+    std::vector<FoldWindow> windows;
+    if (a->folds != 0) {
+      wf.emplace();
+      wf->folds = a->folds;
+      wf->purge = a->purge;
+      wf->rolling = a->rolling;
+      windows = walk_forward_windows(T, *wf);  // names --folds / --purge when the data is too short
+      opt.train_begin = windows.back().train_begin;
+      opt.train_end = windows.back().train_end;
+      opt.test_begin = windows.back().test_begin;
+      opt.test_end = windows.back().test_end;
+    } else if (opt.train_end < 50 || opt.test_end - opt.test_begin < 20)
       throw std::invalid_argument(a->data + ": " + std::to_string(T) + " bars give a train window of " + std::to_string(opt.train_end) +
                                   " and a test window of " + std::to_string(opt.test_end - opt.test_begin) +
                                   " bars; expected at least 50 and 20 (more data or other --train/--test)");
@@ -97,19 +132,61 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
     std::printf("evolving %d genomes x %d generations on %d symbols (%s), device %s, seed %llu\n", opt.population,
                 opt.generations, panel.n_symbols(), a->data.c_str(), std::string(backend.name()).c_str(),
                 static_cast<unsigned long long>(opt.seed));
-    std::printf("train bars [%d, %d), test bars [%d, %d) of %d; fee %.1f bps, slippage %.1f bps + %.2f x spread\n", opt.train_begin, opt.train_end,
-                opt.test_begin, opt.test_end, T, a->fee_bps, a->slippage_bps, a->slippage_spread);
+    if (wf) {
+      std::printf("walk-forward: %d folds (%s), purge %d bars, objective %s; fee %.1f bps, slippage %.1f bps + %.2f x spread\n", wf->folds,
+                  wf->rolling ? "rolling" : "anchored", wf->purge, evolve_objective_name(objective), a->fee_bps, a->slippage_bps,
+                  a->slippage_spread);
+      for (std::size_t k = 0; k < windows.size(); ++k)
+        std::printf("  fold %zu: train bars [%d, %d), test bars [%d, %d)\n", k + 1, windows[k].train_begin, windows[k].train_end,
+                    windows[k].test_begin, windows[k].test_end);
+    } else {
+      std::printf("train bars [%d, %d), test bars [%d, %d) of %d; fee %.1f bps, slippage %.1f bps + %.2f x spread\n", opt.train_begin,
+                  opt.train_end, opt.test_begin, opt.test_end, T, a->fee_bps, a->slippage_bps, a->slippage_spread);
+    }
     std::fflush(stdout);
     const StrategyFeatures features = strategy_features_compute(panel.view());
-    Progress progress("evolve", static_cast<std::uint64_t>(opt.generations));
-    const EvolveResult r = evolve(panel.view(), features, backend, opt, [&](const GenerationReport& g) {
+    const std::int32_t n_folds = wf ? wf->folds : 1;
+    Progress progress("evolve", static_cast<std::uint64_t>(opt.generations) * static_cast<std::uint64_t>(n_folds));
+    auto on_generation = [&](std::int32_t fold, const GenerationReport& g) {
       char status[160];
-      std::snprintf(status, sizeof status, "gen %d best %.3f median %.3f diversity %.2f trials %lld %.3g bar-steps/s",
-                    g.generation + 1, g.best_fitness, g.median_fitness, g.diversity, static_cast<long long>(g.trials),
-                    g.seconds > 0 ? g.bar_steps / g.seconds : 0.0);
-      progress.update(static_cast<std::uint64_t>(g.generation + 1), status);
-    });
+      std::snprintf(status, sizeof status, "%sgen %d best %.3f median %.3f diversity %.2f trials %lld %.3g bar-steps/s",
+                    wf ? ("fold " + std::to_string(fold) + " ").c_str() : "", g.generation + 1, g.best_fitness, g.median_fitness,
+                    g.diversity, static_cast<long long>(g.trials), g.seconds > 0 ? g.bar_steps / g.seconds : 0.0);
+      progress.update(static_cast<std::uint64_t>(fold - 1) * static_cast<std::uint64_t>(opt.generations) +
+                          static_cast<std::uint64_t>(g.generation + 1),
+                      status);
+    };
+    std::optional<WalkForwardResult> wr;
+    EvolveResult r;
+    if (wf) {
+      wf->evolve = opt;
+      wr = evolve_walk_forward(panel.view(), features, backend, *wf, on_generation);
+      r = wr->last;
+    } else {
+      r = evolve(panel.view(), features, backend, opt, [&](const GenerationReport& g) { on_generation(1, g); });
+    }
     progress.finish();
+    if (wr) {
+      std::printf("\nwalk-forward folds (each fold's genome is its best train fitness, chosen before its test block):\n");
+      std::printf("%4s %-15s %-15s %7s  %-16s %8s | %8s %8s %6s | %8s\n", "FOLD", "TRAIN", "TEST", "TRIALS", "CHOSEN", "IS SHRP",
+                  "OOS SHRP", "OOS RET", "TRADES", "BEST OOS");
+      for (const auto& f : wr->folds) {
+        const std::string tr = "[" + std::to_string(f.window.train_begin) + "," + std::to_string(f.window.train_end) + ")";
+        const std::string te = "[" + std::to_string(f.window.test_begin) + "," + std::to_string(f.window.test_end) + ")";
+        std::printf("%4d %-15s %-15s %7lld  %-16s %8s | %8s %8s %6.0f | %8s\n", f.fold, tr.c_str(), te.c_str(),
+                    static_cast<long long>(f.trials), genome_id(f.chosen.genome).c_str(), num_cell(f.chosen.train.sharpe, "%.2f").c_str(),
+                    num_cell(f.chosen.test.sharpe, "%.2f").c_str(), num_cell(100 * f.chosen.test.total_return, "%+.1f%%").c_str(),
+                    f.chosen.test.trades, num_cell(f.best_oos_sharpe, "%.2f").c_str());
+      }
+      std::printf("walk-forward OOS (chosen genomes, test blocks joined): Sharpe %s, return %s, worst fold drawdown %s, trades %.0f; "
+                  "mean IS Sharpe %s, efficiency %s; DSR %s over %lld trials in all folds\n",
+                  num_cell(wr->pooled_oos.sharpe, "%.2f").c_str(), num_cell(100 * wr->pooled_oos.total_return, "%+.1f%%").c_str(),
+                  num_cell(100 * wr->pooled_oos.max_drawdown, "%.1f%%").c_str(), wr->pooled_oos.trades,
+                  num_cell(wr->mean_is_sharpe, "%.2f").c_str(), num_cell(wr->efficiency, "%.2f").c_str(),
+                  num_cell(wr->deflated_sharpe, "%.3f").c_str(), static_cast<long long>(wr->trials));
+      std::printf("final hall of fame: the last fold's (train [%d, %d), test [%d, %d))\n", opt.train_begin, opt.train_end,
+                  opt.test_begin, opt.test_end);
+    }
 
     std::printf("\n%lld distinct genomes tried; %.3g bar-steps in %.2f s (%.3g bar-steps/s); expected max Sharpe of that many "
                 "zero-skill trials: %.2f annualised\n",
@@ -126,6 +203,9 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                   num_cell(100 * h.test.win_rate, "%.0f%%").c_str(), h.test.trades, num_cell(h.test.profit_factor, "%.2f").c_str(),
                   num_cell(100 * h.test.exposure, "%.0f%%").c_str(), num_cell(h.deflated_sharpe, "%.3f").c_str());
       std::printf("      %s\n      %s\n", genome_rules(h.genome).c_str(), genome_encode(h.genome).c_str());
+      std::string parents;
+      for (std::uint64_t p : h.parents) parents += (parents.empty() ? "" : ", ") + genome_id_of_hash(p);
+      std::printf("      parents: %s\n", parents.empty() ? "none (random genome)" : parents.c_str());
     }
     if (!a->repo.empty()) {
       StrategyRepository repo(a->repo);
@@ -136,7 +216,8 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
         StrategyRecord rec;
         rec.genome = h.genome;
         rec.generation = h.generation;
-        rec.origin = "evolve seed " + std::to_string(a->seed) + " on " + a->data;
+        rec.origin = "evolve seed " + std::to_string(a->seed) + " on " + a->data + (wf ? " (last walk-forward fold)" : "");
+        for (std::uint64_t p : h.parents) rec.parents.push_back(genome_id_of_hash(p));
         const boost::json::object m{{"in_sample", metrics_json(h.train)}, {"out_of_sample", metrics_json(h.test)},
                                     {"deflated_sharpe", h.deflated_sharpe}, {"trials", r.trials},
                                     {"train", boost::json::array{opt.train_begin, opt.train_end}},
@@ -150,7 +231,8 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
       boost::json::array hof;
       for (const auto& h : r.hall_of_fame)
         hof.push_back({{"id", genome_id(h.genome)}, {"code", genome_encode(h.genome)}, {"rules", genome_rules(h.genome)},
-                       {"generation", h.generation}, {"fitness", h.fitness}, {"in_sample", metrics_json(h.train)},
+                       {"generation", h.generation}, {"parents", parents_json(h)}, {"fitness", h.fitness},
+                       {"in_sample", metrics_json(h.train)},
                        {"out_of_sample", metrics_json(h.test)}, {"deflated_sharpe", h.deflated_sharpe}});
       boost::json::object doc{{"data", a->data},
                               {"seed", a->seed},
@@ -159,7 +241,29 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                               {"trials", r.trials},
                               {"train", boost::json::array{opt.train_begin, opt.train_end}},
                               {"test", boost::json::array{opt.test_begin, opt.test_end}},
+                              {"objective", evolve_objective_name(objective)},
                               {"hall_of_fame", std::move(hof)}};
+      if (wr) {
+        auto n = [](double v) { return std::isfinite(v) ? boost::json::value(v) : boost::json::value(nullptr); };
+        boost::json::array folds;
+        for (const auto& f : wr->folds)
+          folds.push_back({{"fold", f.fold},
+                           {"train", boost::json::array{f.window.train_begin, f.window.train_end}},
+                           {"test", boost::json::array{f.window.test_begin, f.window.test_end}},
+                           {"trials", f.trials},
+                           {"chosen", {{"id", genome_id(f.chosen.genome)}, {"code", genome_encode(f.chosen.genome)},
+                                       {"parents", parents_json(f.chosen)}, {"in_sample", metrics_json(f.chosen.train)},
+                                       {"out_of_sample", metrics_json(f.chosen.test)}}},
+                           {"best_oos_sharpe", n(f.best_oos_sharpe)}});
+        doc["walk_forward"] = {{"folds", std::move(folds)},
+                               {"purge", wf->purge},
+                               {"rolling", wf->rolling},
+                               {"pooled_out_of_sample", metrics_json(wr->pooled_oos)},
+                               {"mean_in_sample_sharpe", n(wr->mean_is_sharpe)},
+                               {"efficiency", n(wr->efficiency)},
+                               {"deflated_sharpe", n(wr->deflated_sharpe)},
+                               {"trials", wr->trials}};
+      }
       std::ofstream f(a->out);
       if (!f) throw std::runtime_error("--out " + a->out + ": cannot open the file for writing");
       f << boost::json::serialize(doc) << "\n";

@@ -56,6 +56,9 @@ void verbs_strategies_register(CLI::App& app, CliContext&) {
     std::printf("id         %s\nstatus     %s\nrules      %s\ncode       %s\ngeneration %d\norigin     %s\ncreated    %s\n",
                 r.id.c_str(), strategy_status_name(r.status), r.rules.c_str(), genome_encode(r.genome).c_str(), r.generation,
                 r.origin.c_str(), time_format_iso(r.created_ms).c_str());
+    std::string parents;
+    for (const auto& p : r.parents) parents += (parents.empty() ? "" : ", ") + p;
+    std::printf("parents    %s\n", parents.empty() ? "- (random genome)" : parents.c_str());
     std::printf("backtest   %s\n", r.backtest_metrics.empty() ? "-" : r.backtest_metrics.c_str());
     std::printf("shadow     %s\n", r.shadow_metrics.empty() ? "-" : r.shadow_metrics.c_str());
     std::printf("live       %s\n", r.live_metrics.empty() ? "-" : r.live_metrics.c_str());

@@ -140,6 +140,18 @@ Spec double_spec(std::string name, double Config::*field, double lo_exclusive, d
           [field](const Config& c) { return fmt_double(c.*field); }};
 }
 
+// A number in the closed range [lo, hi] (thresholds that may be 0 or negative).
+Spec double_range_spec(std::string name, double Config::*field, double lo, double hi, std::string what) {
+  return {std::move(name), std::move(what),
+          [=](Config& c, std::string_view t) {
+            auto v = parse_double(t);
+            if (!v || *v < lo || *v > hi) return false;
+            c.*field = *v;
+            return true;
+          },
+          [field](const Config& c) { return fmt_double(c.*field); }};
+}
+
 std::vector<Spec> make_specs() {
   std::vector<Spec> s;
   s.push_back(interval_spec("QT_AI_HFOS_UPDATE_INTERVAL", &Config::hfos_update_interval));
@@ -166,6 +178,13 @@ std::vector<Spec> make_specs() {
   s.push_back(int_spec("QT_SG_POPULATION_SIZE", &Config::sg_population_size, 2, 10'000'000));
   s.push_back(int_spec("QT_SG_GENERATIONS", &Config::sg_generations, 1, 1'000'000));
   s.push_back(int_spec("QT_SG_SHADOW_DAYS", &Config::sg_shadow_days, 1, 3650, " of days"));
+  s.push_back(double_range_spec("QT_SG_PROMOTE_MIN_SHARPE", &Config::sg_promote_min_sharpe, -10.0, 50.0,
+                                "an annualised Sharpe ratio in [-10, 50]"));
+  s.push_back(double_range_spec("QT_SG_PROMOTE_MIN_WIN_RATE", &Config::sg_promote_min_win_rate, 0.0, 1.0, "a fraction in [0, 1]"));
+  s.push_back(int_spec("QT_SG_PROMOTE_MIN_TRADES", &Config::sg_promote_min_trades, 0, 1'000'000, " of trades"));
+  s.push_back(double_range_spec("QT_SG_LIVE_FLOOR_SHARPE", &Config::sg_live_floor_sharpe, -50.0, 50.0,
+                                "an annualised Sharpe ratio in [-50, 50]"));
+  s.push_back(interval_spec("QT_SG_REVIEW_INTERVAL", &Config::sg_review_interval));
   s.push_back(bool_spec("QT_CLM_ENABLED", &Config::clm_enabled));
   s.push_back({"QT_CLM_RETRAIN_SCHEDULE", "a 5-field cron expression such as '0 2 * * 0'",
                [](Config& c, std::string_view t) {

@@ -80,6 +80,11 @@ struct Config {
   std::int64_t sg_population_size = 50;
   std::int64_t sg_generations = 100;
   std::int64_t sg_shadow_days = 7;
+  double sg_promote_min_sharpe = 2.0;     ///< annualised shadow Sharpe a strategy must beat to go LIVE
+  double sg_promote_min_win_rate = 0.65;  ///< shadow win rate it must beat
+  std::int64_t sg_promote_min_trades = 10;  ///< closed shadow trades it needs at least
+  double sg_live_floor_sharpe = 0.0;      ///< a LIVE strategy below this Sharpe is retired
+  std::int64_t sg_review_interval = 3600; ///< seconds between promotion/retirement reviews
   bool clm_enabled = false;
   CronSchedule clm_retrain_schedule = CronSchedule::parse("0 2 * * 0");
   std::int64_t clm_shadow_days = 7;

@@ -41,6 +41,11 @@ std::string metrics_text(const BacktestMetrics& m, double days) {
 StrategyGeneratorOptions strategy_generator_options(const Config& config) {
   StrategyGeneratorOptions o;
   o.shadow_days = static_cast<double>(config.sg_shadow_days);
+  o.promote_min_sharpe = config.sg_promote_min_sharpe;
+  o.promote_min_win_rate = config.sg_promote_min_win_rate;
+  o.min_trades = static_cast<double>(config.sg_promote_min_trades);
+  o.live_floor_sharpe = config.sg_live_floor_sharpe;
+  o.review_period = config.sg_review_interval * TimeNs{1'000'000'000};
   return o;
 }
 
@@ -75,6 +80,7 @@ EvolveResult StrategyGeneratorAI::evolve_population(const MarketPanel& panel, co
     rec.genome = h.genome;
     rec.generation = h.generation;
     rec.origin = "StrategyGeneratorAI evolve seed " + std::to_string(options.seed);
+    for (std::uint64_t p : h.parents) rec.parents.push_back(genome_id_of_hash(p));
     char buf[256];
     std::snprintf(buf, sizeof buf, "{\"in_sample_sharpe\":%.6g,\"out_of_sample_sharpe\":%.6g,\"out_of_sample_return\":%.6g,"
                                    "\"deflated_sharpe\":%.6g,\"trials\":%lld}",

@@ -23,17 +23,18 @@ namespace qtos {
 
 /// Thresholds and costs of the generator.
 struct StrategyGeneratorOptions {
-  double promote_min_sharpe = 2.0;     ///< a shadow strategy needs an annualised Sharpe above this
-  double promote_min_win_rate = 0.65;  ///< and a win rate above this
-  double min_trades = 10;              ///< and at least this many closed paper trades
+  double promote_min_sharpe = 2.0;     ///< a shadow strategy needs an annualised Sharpe above this (QT_SG_PROMOTE_MIN_SHARPE)
+  double promote_min_win_rate = 0.65;  ///< and a win rate above this (QT_SG_PROMOTE_MIN_WIN_RATE)
+  double min_trades = 10;              ///< and at least this many closed paper trades (QT_SG_PROMOTE_MIN_TRADES)
   double shadow_days = 7;              ///< observed at least this long (QT_SG_SHADOW_DAYS)
-  double live_floor_sharpe = 0.0;      ///< a live strategy below this Sharpe after shadow_days is retired
-  TimeNs review_period = 3'600'000'000'000;  ///< how often the promotion rules run (1 hour)
+  double live_floor_sharpe = 0.0;      ///< a live strategy below this Sharpe after shadow_days is retired (QT_SG_LIVE_FLOOR_SHARPE)
+  TimeNs review_period = 3'600'000'000'000;  ///< how often the promotion rules run (1 hour; QT_SG_REVIEW_INTERVAL)
   kernels::BacktestCosts costs;        ///< paper-trading costs; capital per symbol sub-account
   std::uint64_t seed = 1;              ///< generate_strategy's random stream
 };
 
-/// Options from the configuration: QT_SG_SHADOW_DAYS; the rest keep their defaults.
+/// Options from the configuration: QT_SG_SHADOW_DAYS, QT_SG_PROMOTE_MIN_SHARPE, QT_SG_PROMOTE_MIN_WIN_RATE,
+/// QT_SG_PROMOTE_MIN_TRADES, QT_SG_LIVE_FLOOR_SHARPE, QT_SG_REVIEW_INTERVAL; costs and seed keep their defaults.
 StrategyGeneratorOptions strategy_generator_options(const Config& config);
 /// The service's mode from the configuration: ENFORCED when QT_SG_AI_ENABLED, OFF otherwise.
 SubsystemMode strategy_generator_mode(const Config& config);

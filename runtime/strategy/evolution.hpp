@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "cpu/backtest/backtest.hpp"
@@ -27,6 +28,17 @@ kernels::Genome genome_crossover(const kernels::Genome& a, const kernels::Genome
 /// Structural diversity of a population: distinct (entry kinds, operator, exit kind, side) signatures / size.
 double population_diversity(const std::vector<kernels::Genome>& pop);
 
+/// What selection optimises: the train Sharpe, or train return against train max drawdown (NSGA-II fronts).
+enum class EvolveObjective { sharpe, pareto };
+
+/// "sharpe" or "pareto".
+const char* evolve_objective_name(EvolveObjective o);
+/// Parses "sharpe" or "pareto"; throws std::invalid_argument naming `what` otherwise.
+EvolveObjective evolve_objective_parse(const std::string& text, const std::string& what = "--objective");
+
+/// 16 lower-case hex digits of a genome hash (genome_id's format): the id of a parent in a lineage.
+std::string genome_id_of_hash(std::uint64_t hash);
+
 /// Search settings.
 struct EvolveOptions {
   std::int32_t population = 50;      ///< genomes per generation (>= 4)
@@ -44,6 +56,8 @@ struct EvolveOptions {
   std::int32_t test_begin = 0;       ///< out-of-sample window [test_begin, test_end), after the train window
   std::int32_t test_end = 0;         ///< end of the test window
   kernels::BacktestCosts costs;      ///< fees, slippage, capital, annualisation
+  double time_budget_seconds = 0;    ///< stop after the generation that uses up this wall time (0: no budget)
+  EvolveObjective objective = EvolveObjective::sharpe;  ///< selection objective
 };
 
 /// What one generation did.
@@ -66,6 +80,10 @@ struct HallOfFameEntry {
   BacktestMetrics train;      ///< in-sample metrics
   BacktestMetrics test;       ///< out-of-sample metrics
   double deflated_sharpe = 0; ///< DSR of the out-of-sample Sharpe, deflated for all trials
+  /// genome_hash of its parents: two for a crossover child, one for a mutated copy, none for a random genome
+  /// (initial population, or a random replacement of a duplicate). An elite copy keeps its first lineage.
+  std::vector<std::uint64_t> parents;
+  kernels::BacktestAccum test_accum;  ///< out-of-sample accumulator (walk-forward pools these over folds)
 };
 
 /// The outcome of a search.
@@ -74,6 +92,8 @@ struct EvolveResult {
   std::vector<GenerationReport> generations;  ///< one per generation
   std::int64_t trials = 0;                    ///< distinct genomes evaluated (the N of the deflated Sharpe)
   double sr_variance = 0;                     ///< variance of the per-bar train Sharpe over trading trials
+  double sr_mean = 0;                         ///< mean of the per-bar train Sharpe over trading trials
+  std::int64_t sr_count = 0;                  ///< trials that traded (the sample of sr_mean and sr_variance)
   double bar_steps = 0;                       ///< total bar steps backtested
   double seconds = 0;                         ///< total backtest wall time
 };
@@ -85,5 +105,75 @@ double evolve_fitness(const BacktestMetrics& m, double min_trades);
 /// generation. Throws std::invalid_argument naming a bad option (sizes, overlapping or out-of-range windows).
 EvolveResult evolve(const kernels::PanelView& panel, const StrategyFeatures& features, const BacktestBackend& backend,
                     const EvolveOptions& opt, const std::function<void(const GenerationReport&)>& on_generation = {});
+
+/// A point for multi-objective selection: both objectives are maximised.
+struct ObjectivePoint {
+  double a = 0;  ///< first objective (train total return)
+  double b = 0;  ///< second objective (minus the train max drawdown)
+};
+
+/// NSGA-II non-dominated sorting: the front index of each point (0 = not dominated by any point). A point dominates
+/// another when it is no worse in both objectives and better in one.
+std::vector<std::int32_t> pareto_fronts(const std::vector<ObjectivePoint>& pts);
+
+/// NSGA-II crowding distance of each point within its own front (infinite for a front's extremes).
+std::vector<double> crowding_distance(const std::vector<ObjectivePoint>& pts, const std::vector<std::int32_t>& front);
+
+/// Walk-forward with K folds in time (docs/EVOLUTION.md): bars [begin, end) are cut into K + 1 consecutive blocks;
+/// fold k (1..K) runs the whole search on the bars before block k (anchored) or on block k - 1 only (rolling), less
+/// `purge` bars just before block k, and tests on block k only.
+struct WalkForwardOptions {
+  EvolveOptions evolve;            ///< search settings; its train and test windows are set per fold
+  std::int32_t folds = 4;          ///< K (1 to 100)
+  std::int32_t begin = 0;          ///< first bar of the whole window
+  std::int32_t end = -1;           ///< one past its last bar; -1: the panel's end
+  std::int32_t purge = 200;        ///< bars between a train window's end and its test block (>= 0)
+  bool rolling = false;            ///< train on the previous block only (else everything before the test block)
+  std::int32_t min_train_bars = 50;  ///< a fold's train window must hold at least this many bars
+  std::int32_t min_test_bars = 20;   ///< and its test block at least this many
+};
+
+/// One fold's windows: train [train_begin, train_end), test [test_begin, test_end), train_end + purge == test_begin.
+struct FoldWindow {
+  std::int32_t train_begin = 0;  ///< first train bar
+  std::int32_t train_end = 0;    ///< one past the last train bar
+  std::int32_t test_begin = 0;   ///< first test bar (block k)
+  std::int32_t test_end = 0;     ///< one past the last test bar
+};
+
+/// The K fold windows for a panel of `n_bars`; throws std::invalid_argument naming --folds / --purge when K, the
+/// purge or the data leave a fold too short.
+std::vector<FoldWindow> walk_forward_windows(std::int32_t n_bars, const WalkForwardOptions& opt);
+
+/// What one fold found.
+struct FoldReport {
+  std::int32_t fold = 0;          ///< 1..K
+  FoldWindow window;              ///< its bars
+  std::int64_t trials = 0;        ///< distinct genomes its search tried
+  HallOfFameEntry chosen;         ///< its hall-of-fame genome with the best train fitness: chosen before the test
+  double best_oos_sharpe = 0;     ///< best OOS Sharpe in its hall of fame (hindsight; for information only)
+};
+
+/// The outcome of a walk-forward search.
+struct WalkForwardResult {
+  std::vector<FoldReport> folds;  ///< one per fold, in time order
+  /// The chosen genomes' test blocks joined (the walk-forward equity): Sharpe and the other ratios pooled over
+  /// every OOS bar return; total return compounded over the folds; max drawdown the worst fold's.
+  BacktestMetrics pooled_oos;
+  double mean_is_sharpe = 0;      ///< mean annualised train Sharpe of the chosen genomes
+  double efficiency = 0;          ///< walk-forward efficiency: pooled OOS Sharpe / mean IS Sharpe (NaN when IS <= 0)
+  std::int64_t trials = 0;        ///< distinct genomes tried, summed over folds (the N of the deflated Sharpe)
+  double sr_variance = 0;         ///< variance of the per-bar train Sharpe over every fold's trading trials
+  double deflated_sharpe = 0;     ///< DSR of the pooled OOS Sharpe with `trials` and `sr_variance`
+  EvolveResult last;              ///< the last fold's search; its hall of fame is the final one
+  double bar_steps = 0;           ///< bar steps backtested over all folds
+  double seconds = 0;             ///< backtest wall time over all folds
+};
+
+/// Runs the search once per fold (fold k's seed is derived from the options' seed and k) and pools the chosen
+/// genomes' out-of-sample blocks. `on_generation` gets the fold (1..K) and each generation's report.
+WalkForwardResult evolve_walk_forward(const kernels::PanelView& panel, const StrategyFeatures& features,
+                                      const BacktestBackend& backend, const WalkForwardOptions& opt,
+                                      const std::function<void(std::int32_t, const GenerationReport&)>& on_generation = {});
 
 }  // namespace qtos

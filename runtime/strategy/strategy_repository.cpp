@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS strategies (
   rules TEXT NOT NULL,
   generation INTEGER NOT NULL,
   origin TEXT NOT NULL,
+  parents TEXT NOT NULL DEFAULT '',
   status TEXT NOT NULL,
   created_ms INTEGER NOT NULL,
   updated_ms INTEGER NOT NULL,
@@ -36,7 +37,27 @@ CREATE TABLE IF NOT EXISTS strategy_transitions (
 )sql";
 
 constexpr const char* kColumns =
-    "id, code, rules, generation, origin, status, created_ms, updated_ms, backtest_metrics, shadow_metrics, live_metrics";
+    "id, code, rules, generation, origin, status, created_ms, updated_ms, backtest_metrics, shadow_metrics, live_metrics, parents";
+
+/// Schema versions (PRAGMA user_version): 0 = the first schema (no parents column), 2 = parents added.
+constexpr int kSchemaVersion = 2;
+
+std::string parents_join(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const auto& id : ids) out += (out.empty() ? "" : ",") + id;
+  return out;
+}
+
+std::vector<std::string> parents_split(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t a = 0;
+  while (a < text.size()) {
+    const std::size_t b = std::min(text.find(',', a), text.size());
+    if (b > a) out.push_back(text.substr(a, b - a));
+    a = b + 1;
+  }
+  return out;
+}
 
 struct StmtDeleter {
   void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
@@ -109,7 +130,22 @@ StrategyRepository::StrategyRepository(const std::string& path) : db_(std::make_
                              (db_->db ? sqlite3_errmsg(db_->db) : "out of memory") + ")");
   sqlite3_busy_timeout(db_->db, 5000);
   db_->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
-  db_->exec(kSchema);
+  db_->exec("BEGIN IMMEDIATE");
+  try {
+    db_->exec(kSchema);
+    // A file of the first schema has the table without `parents`: add it (old rows get no parents).
+    bool has_parents = false;
+    {
+      Stmt s = db_->prepare("SELECT name FROM pragma_table_info('strategies')");
+      while (sqlite3_step(s.get()) == SQLITE_ROW) has_parents = has_parents || text_col(s.get(), 0) == "parents";
+    }
+    if (!has_parents) db_->exec("ALTER TABLE strategies ADD COLUMN parents TEXT NOT NULL DEFAULT ''");
+    db_->exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+    db_->exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
 }
 
 StrategyRepository::~StrategyRepository() = default;
@@ -129,6 +165,7 @@ StrategyRecord read_row(sqlite3_stmt* s) {
   r.backtest_metrics = text_col(s, 8);
   r.shadow_metrics = text_col(s, 9);
   r.live_metrics = text_col(s, 10);
+  r.parents = parents_split(text_col(s, 11));
   return r;
 }
 
@@ -145,8 +182,8 @@ bool StrategyRepository::upsert(const StrategyRecord& rec, std::int64_t now_ms) 
   }
   Stmt s = db_->prepare(
       "INSERT INTO strategies (id, code, rules, generation, origin, status, created_ms, updated_ms, backtest_metrics, "
-      "shadow_metrics, live_metrics) VALUES (?1, ?2, ?3, ?4, ?5, 'BACKTEST', ?6, ?6, ?7, '', '')");
-  const std::string code = genome_encode(rec.genome), rules = genome_rules(rec.genome);
+      "shadow_metrics, live_metrics, parents) VALUES (?1, ?2, ?3, ?4, ?5, 'BACKTEST', ?6, ?6, ?7, '', '', ?8)");
+  const std::string code = genome_encode(rec.genome), rules = genome_rules(rec.genome), parents = parents_join(rec.parents);
   sqlite3_bind_text(s.get(), 1, id.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(s.get(), 2, code.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(s.get(), 3, rules.c_str(), -1, SQLITE_TRANSIENT);
@@ -154,6 +191,7 @@ bool StrategyRepository::upsert(const StrategyRecord& rec, std::int64_t now_ms) 
   sqlite3_bind_text(s.get(), 5, rec.origin.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(s.get(), 6, now_ms);
   sqlite3_bind_text(s.get(), 7, rec.backtest_metrics.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s.get(), 8, parents.c_str(), -1, SQLITE_TRANSIENT);
   db_->step_done(s.get());
   return true;
 }

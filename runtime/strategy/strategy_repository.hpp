@@ -29,6 +29,7 @@ struct StrategyRecord {
   std::string rules;              ///< genome_rules, stored for readers without the code
   std::int32_t generation = 0;    ///< generation that produced it
   std::string origin;             ///< where it came from (e.g. "evolve seed 3 on data/syn")
+  std::vector<std::string> parents;  ///< ids of the genomes it was bred from (none for a random genome)
   StrategyStatus status = StrategyStatus::backtest;  ///< lifecycle stage
   std::int64_t created_ms = 0;    ///< when first stored
   std::int64_t updated_ms = 0;    ///< last status change
@@ -52,14 +53,15 @@ bool strategy_transition_allowed(StrategyStatus from, StrategyStatus to);
 /// SQLite-backed repository (one file, WAL mode). Not thread-safe: one owner.
 class StrategyRepository {
  public:
-  /// Opens or creates the database at `path`; throws std::runtime_error naming the file on failure.
+  /// Opens or creates the database at `path`, migrating a file of an older schema (adds the `parents` column);
+  /// throws std::runtime_error naming the file on failure.
   explicit StrategyRepository(const std::string& path);
   ~StrategyRepository();
   StrategyRepository(const StrategyRepository&) = delete;
   StrategyRepository& operator=(const StrategyRepository&) = delete;
 
   /// Stores a new strategy in BACKTEST (its id is the genome's), or, when the id exists, replaces its backtest
-  /// metrics and keeps its status and history. Returns true when it was new.
+  /// metrics and keeps its status, history and lineage. Returns true when it was new.
   bool upsert(const StrategyRecord& rec, std::int64_t now_ms);
   /// The strategy with this id (a unique prefix of at least 4 hex digits also matches).
   std::optional<StrategyRecord> get(std::string_view id_or_prefix) const;

@@ -106,6 +106,80 @@ TEST_F(EvolveCli, RepositoryLifecycleThroughTheCli) {
   EXPECT_TRUE(has(r.err, "not in s.db")) << r.err;
 }
 
+TEST_F(EvolveCli, WalkForwardFoldsAndLineage) {
+  const std::string args = "evolve --data syn --population 24 --generations 3 --seed 3 --device cpu --top 3 --folds 3 --purge 100 ";
+  const auto a = run_qtos(args + "--out wf.json --repo wf.db", dir_->path());
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  for (const char* w : {"walk-forward: 3 folds (anchored), purge 100 bars, objective sharpe", "fold 1: train bars [0, 650), test bars [750, 1500)",
+                        "fold 3: train bars [0, 2150), test bars [2250, 3000)", "walk-forward OOS", "efficiency", "trials in all folds",
+                        "final hall of fame: the last fold's", "parents: "})
+    EXPECT_TRUE(has(a.out, w)) << w << "\n" << a.out;
+  EXPECT_TRUE(has(a.err, "fold 3 gen 3")) << a.err;
+  const auto j = read_json(dir_->path() / "wf.json");
+  const auto& wf = j.at("walk_forward").as_object();
+  const auto& folds = wf.at("folds").as_array();
+  ASSERT_EQ(folds.size(), 3u);
+  std::int64_t trials = 0;
+  for (std::size_t k = 0; k < 3; ++k) {
+    const auto& f = folds[k].as_object();
+    const auto& train = f.at("train").as_array();
+    const auto& test = f.at("test").as_array();
+    EXPECT_EQ(train[0].as_int64(), 0);
+    EXPECT_EQ(train[1].as_int64() + 100, test[0].as_int64());  // the purge gap: no train bar touches the test block
+    EXPECT_EQ(test[0].as_int64(), 750 * static_cast<std::int64_t>(k + 1));
+    trials += f.at("trials").as_int64();
+  }
+  EXPECT_EQ(wf.at("trials").as_int64(), trials);
+  EXPECT_TRUE(wf.at("pooled_out_of_sample").as_object().contains("sharpe"));
+  EXPECT_TRUE(wf.contains("efficiency") && wf.contains("deflated_sharpe"));
+  EXPECT_EQ(j.at("test").as_array()[0].as_int64(), 2250);  // the hall of fame is the last fold's
+  // Lineage in the JSON and the repository: parents are ids (16 hex digits); the repository shows the same ones.
+  const auto& hof = j.at("hall_of_fame").as_array();
+  ASSERT_EQ(hof.size(), 3u);
+  for (const auto& h : hof) {
+    const auto& o = h.as_object();
+    const auto& parents = o.at("parents").as_array();
+    EXPECT_LE(parents.size(), 2u);
+    if (o.at("generation").as_int64() == 0) {
+      EXPECT_TRUE(parents.empty());
+    }
+    std::string expect = "parents    ";
+    for (std::size_t i = 0; i < parents.size(); ++i) {
+      EXPECT_EQ(parents[i].as_string().size(), 16u);
+      expect += (i ? ", " : "") + std::string(parents[i].as_string());
+    }
+    if (parents.empty()) expect += "- (random genome)";
+    const auto s = run_qtos("strategies --repo wf.db show " + std::string(o.at("id").as_string()), dir_->path());
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    EXPECT_TRUE(has(s.out, expect)) << expect << "\n" << s.out;
+  }
+  // Same seed, same folds, same lineage.
+  const auto b = run_qtos(args + "--out wf2.json", dir_->path());
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const auto j2 = read_json(dir_->path() / "wf2.json");
+  EXPECT_EQ(boost::json::serialize(j.at("walk_forward")), boost::json::serialize(j2.at("walk_forward")));
+  EXPECT_EQ(boost::json::serialize(j.at("hall_of_fame")), boost::json::serialize(j2.at("hall_of_fame")));
+}
+
+TEST_F(EvolveCli, BadFoldsAndObjectiveAreNamed) {
+  const std::string base = "evolve --data syn --population 8 --generations 1 --device cpu ";
+  auto r = run_qtos(base + "--folds 200", dir_->path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.err, "--folds 200: expected 1 to 100")) << r.err;
+  r = run_qtos(base + "--folds 12", dir_->path());  // blocks of 230 bars leave fold 1 30 train bars after the purge
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.err, "--folds 12 with --purge 200 on 3000 bars: fold 1 would train on 30 bars")) << r.err;
+  r = run_qtos(base + "--folds 2 --train 0.5", dir_->path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.err, "--folds") && has(r.err, "--train")) << r.err;
+  r = run_qtos(base + "--purge 10", dir_->path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.err, "--purge") && has(r.err, "--folds")) << r.err;
+  r = run_qtos(base + "--objective calmar", dir_->path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.err, "--objective 'calmar': expected sharpe or pareto")) << r.err;
+}
+
 TEST_F(EvolveCli, BadInputsAreNamed) {
   auto r = run_qtos("evolve --data syn --population 2 --generations 1", dir_->path());
   EXPECT_NE(r.exit_code, 0);

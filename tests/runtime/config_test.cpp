@@ -165,5 +165,35 @@ TEST(EnvFile, MalformedLineNamesFileAndLine) {
   EXPECT_THROW(env_file_read((dir / "missing.env").string()), ConfigError);
 }
 
+TEST(Config, StrategyGeneratorThresholdsAndTheirRanges) {
+  const Config d = load({});
+  EXPECT_EQ(d.sg_promote_min_sharpe, 2.0);
+  EXPECT_EQ(d.sg_promote_min_win_rate, 0.65);
+  EXPECT_EQ(d.sg_promote_min_trades, 10);
+  EXPECT_EQ(d.sg_live_floor_sharpe, 0.0);
+  EXPECT_EQ(d.sg_review_interval, 3600);
+  for (const char* n : {"QT_SG_PROMOTE_MIN_SHARPE", "QT_SG_PROMOTE_MIN_WIN_RATE", "QT_SG_PROMOTE_MIN_TRADES", "QT_SG_LIVE_FLOOR_SHARPE",
+                        "QT_SG_REVIEW_INTERVAL"}) {
+    ASSERT_TRUE(d.entries.count(n)) << n;  // `qtos config show` lists every entry
+    EXPECT_EQ(d.entries.at(n).source, ValueSource::default_value);
+  }
+  const Config c = load({{"QT_SG_PROMOTE_MIN_SHARPE", "1.5"}, {"QT_SG_PROMOTE_MIN_WIN_RATE", "0.55"}, {"QT_SG_LIVE_FLOOR_SHARPE", "-0.5"},
+                         {"QT_SG_REVIEW_INTERVAL", "600"}},
+                        {{"QT_SG_PROMOTE_MIN_TRADES", "25"}});
+  EXPECT_EQ(c.sg_promote_min_sharpe, 1.5);
+  EXPECT_EQ(c.sg_promote_min_win_rate, 0.55);
+  EXPECT_EQ(c.sg_promote_min_trades, 25);
+  EXPECT_EQ(c.sg_live_floor_sharpe, -0.5);
+  EXPECT_EQ(c.sg_review_interval, 600);
+  EXPECT_EQ(c.entries.at("QT_SG_PROMOTE_MIN_TRADES").source, ValueSource::env_file);
+  EXPECT_EQ(c.entries.at("QT_SG_LIVE_FLOOR_SHARPE").value, "-0.5");
+  const std::string e = load_error({{"QT_SG_PROMOTE_MIN_SHARPE", "lots"}, {"QT_SG_PROMOTE_MIN_WIN_RATE", "1.2"},
+                                    {"QT_SG_PROMOTE_MIN_TRADES", "-3"}, {"QT_SG_LIVE_FLOOR_SHARPE", "nan"},
+                                    {"QT_SG_REVIEW_INTERVAL", "0"}});
+  for (const char* w : {"QT_SG_PROMOTE_MIN_SHARPE='lots'", "in [-10, 50]", "QT_SG_PROMOTE_MIN_WIN_RATE='1.2'", "a fraction in [0, 1]",
+                        "QT_SG_PROMOTE_MIN_TRADES='-3'", "QT_SG_LIVE_FLOOR_SHARPE='nan'", "QT_SG_REVIEW_INTERVAL='0'"})
+    EXPECT_NE(e.find(w), std::string::npos) << w << "\n" << e;
+}
+
 }  // namespace
 }  // namespace qtos

@@ -2,7 +2,9 @@
 // out of sample, and on a pure random walk its best genome's deflated Sharpe is not significant.
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <set>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -168,6 +170,236 @@ TEST(Evolution, BadOptionsAreNamed) {
   o = options(1);
   o.population = 2;
   EXPECT_THROW(evolve(mk.m.panel.view(), mk.f, *cpu, o), std::invalid_argument);
+}
+
+
+// Lineage: with crossover always on and no mutation a child is exactly a crossover of the two parents it names.
+TEST(Evolution, CrossoverChildrenNameBothParentsAndLineageIsSeeded) {
+  const Market mk = market(0.0, false, 5);
+  auto cpu = detail::backtest_cpu_backend();
+  EvolveOptions o = options(4);
+  o.population = 16;
+  o.generations = 5;
+  o.crossover_rate = 1.0;
+  o.mutation_rate = 0.0;
+  o.structure_rate = 0.0;
+  o.hall_of_fame = 100'000;  // every trial is in the hall of fame, so every parent can be looked up
+  const EvolveResult r = evolve(mk.m.panel.view(), mk.f, *cpu, o);
+  ASSERT_EQ(static_cast<std::int64_t>(r.hall_of_fame.size()), r.trials);
+  std::map<std::uint64_t, const HallOfFameEntry*> by_hash;
+  for (const auto& h : r.hall_of_fame) by_hash[h.hash] = &h;
+  auto same = [](const kernels::Condition& x, const kernels::Condition& y) { return std::memcmp(&x, &y, sizeof x) == 0; };
+  int two_parent = 0, exact = 0;
+  for (const auto& h : r.hall_of_fame) {
+    if (h.generation == 0) {
+      EXPECT_TRUE(h.parents.empty()) << genome_id_of_hash(h.hash);  // the random initial population
+    }
+    ASSERT_LE(h.parents.size(), 2u);
+    for (std::uint64_t p : h.parents) {
+      ASSERT_TRUE(by_hash.count(p)) << "unknown parent " << genome_id_of_hash(p);
+      EXPECT_LT(by_hash.at(p)->generation, h.generation);  // a parent is always older than its child
+      EXPECT_NE(p, h.hash);
+    }
+    if (h.parents.size() != 2) continue;
+    ++two_parent;
+    const Genome& c = h.genome;
+    const Genome& x = by_hash.at(h.parents[0])->genome;
+    const Genome& y = by_hash.at(h.parents[1])->genome;
+    // Every grammar block from one of the two parents (a duplicate child is mutated again, so most, not all).
+    const bool from_parents = (same(c.entry[0], x.entry[0]) || same(c.entry[0], y.entry[0])) &&
+                              ((same(c.entry[1], x.entry[1]) && c.op == x.op) || (same(c.entry[1], y.entry[1]) && c.op == y.op)) &&
+                              (same(c.exit_rule, x.exit_rule) || same(c.exit_rule, y.exit_rule)) &&
+                              (c.side == x.side || c.side == y.side) && (c.stop_atr == x.stop_atr || c.stop_atr == y.stop_atr) &&
+                              (c.take_atr == x.take_atr || c.take_atr == y.take_atr) &&
+                              (c.trail_atr == x.trail_atr || c.trail_atr == y.trail_atr) &&
+                              (c.max_hold == x.max_hold || c.max_hold == y.max_hold) && (c.size == x.size || c.size == y.size);
+    exact += from_parents ? 1 : 0;
+  }
+  EXPECT_GE(two_parent, 20);
+  EXPECT_GE(exact, two_parent * 8 / 10) << exact << " of " << two_parent;
+  // Same seed, same lineage.
+  const EvolveResult again = evolve(mk.m.panel.view(), mk.f, *cpu, o);
+  ASSERT_EQ(again.hall_of_fame.size(), r.hall_of_fame.size());
+  for (std::size_t i = 0; i < r.hall_of_fame.size(); ++i) {
+    EXPECT_EQ(again.hall_of_fame[i].hash, r.hall_of_fame[i].hash);
+    EXPECT_EQ(again.hall_of_fame[i].parents, r.hall_of_fame[i].parents);
+  }
+}
+
+TEST(Evolution, TimeBudgetStopsTheSearchEarly) {
+  const Market mk = market(0.0, false, 5);
+  auto cpu = detail::backtest_cpu_backend();
+  EvolveOptions o = options(2);
+  o.generations = 10'000;
+  o.time_budget_seconds = 1e-9;  // spent after the first generation
+  const EvolveResult r = evolve(mk.m.panel.view(), mk.f, *cpu, o);
+  EXPECT_EQ(r.generations.size(), 1u);
+  EXPECT_FALSE(r.hall_of_fame.empty());
+}
+
+TEST(Pareto, FrontsAndCrowdingOnHandMadePoints) {
+  // (return, -drawdown): A, B, C trade one for the other; D is dominated by B only; E by everything; F equals C.
+  const std::vector<ObjectivePoint> pts = {{0.30, -0.20}, {0.20, -0.10}, {0.10, -0.05}, {0.15, -0.12}, {0.0, -0.5}, {0.10, -0.05}};
+  const auto front = pareto_fronts(pts);
+  EXPECT_EQ(front, (std::vector<std::int32_t>{0, 0, 0, 1, 2, 0}));  // equal points do not dominate each other
+  const auto crowd = crowding_distance(pts, front);
+  EXPECT_TRUE(std::isinf(crowd[0]));  // the front's extremes
+  EXPECT_TRUE(std::isinf(crowd[2]) || std::isinf(crowd[5]));
+  // B sits between A and C/F: (0.30 - 0.10) / 0.20 + (-0.05 - -0.20) / 0.15 = 2.
+  EXPECT_NEAR(crowd[1], 2.0, 1e-12);
+  EXPECT_TRUE(std::isinf(crowd[3]));  // alone in its front
+  EXPECT_TRUE(pareto_fronts({}).empty());
+  EXPECT_THROW(crowding_distance(pts, {0, 1}), std::invalid_argument);
+  EXPECT_EQ(evolve_objective_parse("pareto"), EvolveObjective::pareto);
+  EXPECT_THROW(evolve_objective_parse("calmar"), std::invalid_argument);
+}
+
+TEST(Evolution, ParetoHallOfFameIsTheFirstFrontRankedOutOfSample) {
+  const Market mk = market(0.15, false, 17);
+  auto cpu = detail::backtest_cpu_backend();
+  EvolveOptions o = options(3);
+  o.objective = EvolveObjective::pareto;
+  const EvolveResult r = evolve(mk.m.panel.view(), mk.f, *cpu, o);
+  ASSERT_FALSE(r.hall_of_fame.empty());
+  for (std::size_t i = 1; i < r.hall_of_fame.size(); ++i) EXPECT_GE(r.hall_of_fame[i - 1].test.sharpe, r.hall_of_fame[i].test.sharpe);
+  // No two hall-of-fame members dominate each other on (train return, -train drawdown).
+  for (const auto& x : r.hall_of_fame)
+    for (const auto& y : r.hall_of_fame) {
+      const bool dom = x.train.total_return >= y.train.total_return && x.train.max_drawdown <= y.train.max_drawdown &&
+                       (x.train.total_return > y.train.total_return || x.train.max_drawdown < y.train.max_drawdown);
+      EXPECT_FALSE(dom) << genome_id_of_hash(x.hash) << " dominates " << genome_id_of_hash(y.hash);
+    }
+}
+
+// Records the window of every backtest request: proves which bars each fold trained and tested on.
+class RecordingBackend final : public BacktestBackend {
+ public:
+  explicit RecordingBackend(const BacktestBackend& inner) : inner_(inner) {}
+  std::string_view name() const override { return "recording"; }
+  mutable std::vector<std::pair<std::int32_t, std::int32_t>> windows;
+
+ protected:
+  void run_checked(const BacktestRequest& req, BacktestResult& out) const override {
+    windows.emplace_back(req.t_begin, req.t_end);
+    out = inner_.run(req);
+  }
+
+ private:
+  const BacktestBackend& inner_;
+};
+
+WalkForwardOptions wf_options(std::uint64_t seed, bool rolling) {
+  WalkForwardOptions w;
+  w.evolve = options(seed);
+  w.evolve.population = 24;
+  w.evolve.generations = 3;
+  w.evolve.hall_of_fame = 4;
+  w.folds = 3;
+  w.purge = 100;
+  w.rolling = rolling;
+  return w;
+}
+
+TEST(WalkForward, FoldsNeverTestOnBarsTheyTrainedOn) {
+  const Market mk = market(0.15, false, 17);
+  auto cpu = detail::backtest_cpu_backend();
+  for (bool rolling : {false, true}) {
+    SCOPED_TRACE(rolling ? "rolling" : "anchored");
+    const WalkForwardOptions w = wf_options(1, rolling);
+    const auto win = walk_forward_windows(3000, w);
+    ASSERT_EQ(win.size(), 3u);
+    for (std::size_t k = 0; k < win.size(); ++k) {
+      EXPECT_EQ(win[k].test_begin, 750 * static_cast<std::int32_t>(k + 1));  // 4 blocks of 750 bars
+      EXPECT_EQ(win[k].test_end, 750 * static_cast<std::int32_t>(k + 2));
+      EXPECT_EQ(win[k].train_end + w.purge, win[k].test_begin);
+      EXPECT_EQ(win[k].train_begin, rolling ? 750 * static_cast<std::int32_t>(k) : 0);
+      if (k > 0) {
+        EXPECT_EQ(win[k].test_begin, win[k - 1].test_end);  // the test blocks tile the rest of the data
+      }
+    }
+    RecordingBackend rec(*cpu);
+    const WalkForwardResult r = evolve_walk_forward(mk.m.panel.view(), mk.f, rec, w);
+    ASSERT_EQ(r.folds.size(), 3u);
+    // Requests come fold by fold: 3 train generations, then one test run of the hall of fame on block k only.
+    ASSERT_EQ(rec.windows.size(), 3u * 4u);
+    for (std::size_t k = 0; k < 3; ++k) {
+      for (std::size_t g = 0; g < 3; ++g) {
+        const auto [b, e] = rec.windows[4 * k + g];
+        EXPECT_EQ(b, win[k].train_begin);
+        EXPECT_EQ(e, win[k].train_end);
+        EXPECT_LE(e + w.purge, win[k].test_begin);  // never a bar of the test block, nor of the purge gap
+      }
+      EXPECT_EQ(rec.windows[4 * k + 3], std::make_pair(win[k].test_begin, win[k].test_end));
+      EXPECT_EQ(r.folds[k].window.test_begin, win[k].test_begin);
+    }
+    // Pooled OOS = the three chosen genomes' test blocks: every OOS bar return once, return compounded.
+    double obs = 0, trades = 0, growth = 1;
+    for (const auto& f : r.folds) obs += f.chosen.test.observations, trades += f.chosen.test.trades, growth *= 1 + f.chosen.test.total_return;
+    EXPECT_EQ(r.pooled_oos.observations, obs);
+    EXPECT_GT(obs, 8.0 * 2000);
+    EXPECT_EQ(r.pooled_oos.trades, trades);
+    EXPECT_NEAR(r.pooled_oos.total_return, growth - 1, 1e-12);
+    EXPECT_EQ(r.trials, r.folds[0].trials + r.folds[1].trials + r.folds[2].trials);
+    ASSERT_EQ(r.last.hall_of_fame.size(), 4u);  // the final hall of fame is the last fold's
+    bool chosen_in_last = false;
+    for (const auto& h : r.last.hall_of_fame) chosen_in_last = chosen_in_last || h.hash == r.folds.back().chosen.hash;
+    EXPECT_TRUE(chosen_in_last);
+    EXPECT_NEAR(r.efficiency, r.pooled_oos.sharpe / r.mean_is_sharpe, 1e-12);
+    EXPECT_GE(r.deflated_sharpe, 0.0);
+    EXPECT_LE(r.deflated_sharpe, 1.0);
+  }
+}
+
+TEST(WalkForward, DeterministicPerSeedAndFindsThePlantedEdge) {
+  const Market mk = market(0.15, false, 17);
+  auto cpu = detail::backtest_cpu_backend();
+  WalkForwardOptions w = wf_options(7, false);
+  w.evolve.population = 40;
+  w.evolve.generations = 5;
+  const WalkForwardResult a = evolve_walk_forward(mk.m.panel.view(), mk.f, *cpu, w);
+  const WalkForwardResult b = evolve_walk_forward(mk.m.panel.view(), mk.f, *cpu, w);
+  w.evolve.seed = 8;
+  const WalkForwardResult c = evolve_walk_forward(mk.m.panel.view(), mk.f, *cpu, w);
+  ASSERT_EQ(a.folds.size(), b.folds.size());
+  for (std::size_t k = 0; k < a.folds.size(); ++k) {
+    EXPECT_EQ(a.folds[k].chosen.hash, b.folds[k].chosen.hash);
+    EXPECT_EQ(a.folds[k].chosen.test.sharpe, b.folds[k].chosen.test.sharpe);
+  }
+  EXPECT_EQ(a.pooled_oos.sharpe, b.pooled_oos.sharpe);
+  EXPECT_EQ(a.deflated_sharpe, b.deflated_sharpe);
+  EXPECT_NE(a.folds[0].chosen.hash, c.folds[0].chosen.hash);
+  // Folds search independently (different seeds per fold), and the planted momentum survives out of sample.
+  EXPECT_NE(a.folds[0].chosen.hash, a.folds[1].chosen.hash);
+  EXPECT_GT(a.pooled_oos.sharpe, 1.0);
+  EXPECT_GT(a.pooled_oos.total_return, 0.0);
+}
+
+TEST(WalkForward, BadFoldsAndWindowsAreNamed) {
+  auto err = [](std::int32_t n_bars, WalkForwardOptions w) {
+    try {
+      walk_forward_windows(n_bars, w);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  WalkForwardOptions w = wf_options(1, false);
+  w.folds = 0;
+  EXPECT_NE(err(3000, w).find("--folds 0: expected 1 to 100"), std::string::npos) << err(3000, w);
+  w.folds = 20;  // blocks of 142 bars, fold 1 trains on 42 after the purge
+  EXPECT_NE(err(3000, w).find("--folds 20 with --purge 100 on 3000 bars: fold 1 would train on 42 bars"), std::string::npos)
+      << err(3000, w);
+  w.folds = 3;
+  w.purge = -1;
+  EXPECT_NE(err(3000, w).find("--purge -1"), std::string::npos);
+  w.purge = 700;  // rolling: block 750 - purge 700 = 50 bars: just enough; 701 is not
+  w.rolling = true;
+  EXPECT_EQ(err(3000, w), "");
+  w.purge = 701;
+  EXPECT_NE(err(3000, w).find("--rolling"), std::string::npos) << err(3000, w);
+  w = wf_options(1, false);
+  w.end = 4000;
+  EXPECT_NE(err(3000, w).find("within the data's 3000 bars"), std::string::npos);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/bus/event_bus.hpp"
 #include "runtime/clock/clock.hpp"
+#include "runtime/config/config.hpp"
 #include "runtime/data/market_panel.hpp"
 #include "runtime/policy/policy_backend.hpp"
 #include "runtime/policy/policy_store.hpp"
@@ -190,10 +191,41 @@ TEST(StrategyGeneratorAI, ConfigurationSetsModeAndShadowPeriod) {
   c.sg_shadow_days = 3;
   EXPECT_EQ(strategy_generator_mode(c), SubsystemMode::enforced);
   EXPECT_EQ(strategy_generator_options(c).shadow_days, 3.0);
+  c.sg_promote_min_sharpe = 1.25;
+  c.sg_promote_min_win_rate = 0.5;
+  c.sg_promote_min_trades = 30;
+  c.sg_live_floor_sharpe = -0.25;
+  c.sg_review_interval = 900;
+  const StrategyGeneratorOptions o = strategy_generator_options(c);
+  EXPECT_EQ(o.promote_min_sharpe, 1.25);
+  EXPECT_EQ(o.promote_min_win_rate, 0.5);
+  EXPECT_EQ(o.min_trades, 30.0);
+  EXPECT_EQ(o.live_floor_sharpe, -0.25);
+  EXPECT_EQ(o.review_period, TimeNs{900} * 1'000'000'000);
   Fixture f;
   StrategyGeneratorAI off(f.bus, strategy_generator_mode(Config{}), f.repo, *f.policy, *f.backend, StrategyGeneratorOptions{});
   EXPECT_FALSE(off.start());  // OFF: not started, nothing tracked
   EXPECT_EQ(off.tracked_count(), 0u);
+}
+
+TEST(StrategyGeneratorAI, ThresholdsComeFromQtVariables) {
+  ConfigSources src;
+  src.environment = {{"QT_SG_PROMOTE_MIN_SHARPE", "1.8"},  {"QT_SG_PROMOTE_MIN_WIN_RATE", "0.6"}, {"QT_SG_PROMOTE_MIN_TRADES", "12"},
+                     {"QT_SG_LIVE_FLOOR_SHARPE", "0.3"},   {"QT_SG_REVIEW_INTERVAL", "120"},     {"QT_SG_SHADOW_DAYS", "5"}};
+  const StrategyGeneratorOptions o = strategy_generator_options(config_load(src));
+  EXPECT_EQ(o.promote_min_sharpe, 1.8);
+  EXPECT_EQ(o.promote_min_win_rate, 0.6);
+  EXPECT_EQ(o.min_trades, 12.0);
+  EXPECT_EQ(o.live_floor_sharpe, 0.3);
+  EXPECT_EQ(o.review_period, TimeNs{120} * 1'000'000'000);
+  EXPECT_EQ(o.shadow_days, 5.0);
+  src.environment = {{"QT_SG_PROMOTE_MIN_WIN_RATE", "65%"}};
+  try {
+    config_load(src);
+    FAIL() << "65% accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("QT_SG_PROMOTE_MIN_WIN_RATE='65%'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(StrategyGeneratorAI, GeneratesBacktestsAndEvolvesIntoTheRepository) {

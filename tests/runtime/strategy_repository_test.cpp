@@ -2,6 +2,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/strategy/strategy_repository.hpp"
@@ -84,6 +85,82 @@ TEST(StrategyRepository, TransitionRulesAndStatusNames) {
   EXPECT_FALSE(strategy_transition_allowed(S::shadow, S::backtest));
   EXPECT_EQ(strategy_status_parse("shadow"), S::shadow);
   EXPECT_THROW(strategy_status_parse("paper"), std::invalid_argument);
+}
+
+TEST(StrategyRepository, StoresParents) {
+  test::TempDir dir;
+  const std::string path = dir.file("p.db");
+  StrategyRecord child = record(27.0f, 5);
+  child.parents = {"00000000000000aa", "00000000000000bb"};
+  const StrategyRecord orphan = record(33.0f, 0);
+  {
+    StrategyRepository repo(path);
+    EXPECT_TRUE(repo.upsert(child, 1000));
+    EXPECT_TRUE(repo.upsert(orphan, 1000));
+    StrategyRecord again = child;
+    again.parents = {"00000000000000cc"};
+    EXPECT_FALSE(repo.upsert(again, 2000));  // a known id keeps its first lineage
+  }
+  StrategyRepository reopened(path);
+  EXPECT_EQ(reopened.get(genome_id(child.genome))->parents, child.parents);
+  EXPECT_TRUE(reopened.get(genome_id(orphan.genome))->parents.empty());
+}
+
+// A file written by the first schema (no `parents` column) still opens: the column is added, old rows have none.
+TEST(StrategyRepository, OpensAndMigratesAFileOfTheOldSchema) {
+  test::TempDir dir;
+  const std::string path = dir.file("old.db");
+  const StrategyRecord old = record(22.0f, 7);
+  const std::string old_id = genome_id(old.genome);
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const std::string sql =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE strategies (id TEXT PRIMARY KEY, code TEXT NOT NULL, rules TEXT NOT NULL, generation INTEGER NOT NULL,"
+        " origin TEXT NOT NULL, status TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+        " backtest_metrics TEXT NOT NULL, shadow_metrics TEXT NOT NULL, live_metrics TEXT NOT NULL) STRICT;"
+        "CREATE TABLE strategy_transitions (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL REFERENCES strategies(id),"
+        " from_status TEXT NOT NULL, to_status TEXT NOT NULL, at_ms INTEGER NOT NULL, reason TEXT NOT NULL) STRICT;"
+        "INSERT INTO strategies VALUES ('" + old_id + "', '" + genome_encode(old.genome) + "', 'old rules', 7, 'old origin', 'SHADOW',"
+        " 100, 200, '{\"sharpe\":1}', '{\"days\":3}', '');"
+        "INSERT INTO strategy_transitions (id, from_status, to_status, at_ms, reason) VALUES ('" + old_id +
+        "', 'BACKTEST', 'SHADOW', 200, 'old promotion');";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_close(db);
+  }
+  const StrategyRecord fresh = [] {
+    StrategyRecord r = record(41.0f, 2);
+    r.parents = {genome_id(record(22.0f, 7).genome)};
+    return r;
+  }();
+  {
+    StrategyRepository repo(path);
+    const auto got = repo.get(old_id);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->status, StrategyStatus::shadow);
+    EXPECT_EQ(got->generation, 7);
+    EXPECT_EQ(got->origin, "old origin");
+    EXPECT_EQ(got->shadow_metrics, "{\"days\":3}");
+    EXPECT_TRUE(got->parents.empty());
+    ASSERT_EQ(repo.history(old_id).size(), 1u);
+    EXPECT_EQ(repo.history(old_id)[0].reason, "old promotion");
+    EXPECT_TRUE(repo.upsert(fresh, 300));
+    EXPECT_TRUE(repo.transition(old_id, StrategyStatus::live, "after migration", 400));
+  }
+  StrategyRepository again(path);  // opening a migrated file is a no-op
+  EXPECT_EQ(again.get(genome_id(fresh.genome))->parents, fresh.parents);
+  EXPECT_EQ(again.get(old_id)->status, StrategyStatus::live);
+  EXPECT_EQ(again.list().size(), 2u);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 2);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
 
 }  // namespace
