@@ -19,7 +19,8 @@ constexpr int kThreads = 128;  // genomes per block
 constexpr int kChunk = 64;     // bars staged per shared-memory round
 constexpr int kPlanes = 4 + kernels::kStrategyFeatureCount;  // open, high, low, close, features
 
-/// Reads feature plane p of the current bar from the staged chunk.
+/// Reads feature plane p of the current bar from the staged chunk; plane -1 is the close (staged just before the
+/// features), as kernels::condition_run expects.
 struct SharedReader {
   const float* base;  // &smem[4 * kChunk + (t - t0)]
   __device__ float operator()(std::int32_t p) const { return base[p * kChunk]; }
@@ -43,6 +44,9 @@ static __global__ void backtest_kernel(DeviceView v, const Genome* genomes, std:
   const bool active = g < n_genomes;
   Genome genome;
   if (active) genome = genomes[g];
+  // The rules compiled once per thread: per bar, every genome of a warp runs the same instructions whatever its
+  // condition kinds (kernels::signals_run), only the planes it reads differ.
+  const kernels::SignalProgram prog = kernels::signal_program(genome);
   kernels::BacktestState<float> st;
   st.init(float(costs.capital / v.n_symbols));
   kernels::NoTradeSink sink;
@@ -69,7 +73,7 @@ static __global__ void backtest_kernel(DeviceView v, const Genome* genomes, std:
         const SharedReader f{smem + 4 * kChunk + k};
         const std::int32_t t = t0 + k;
         const float cl = smem[3 * kChunk + k];
-        const std::uint32_t sig = kernels::signals_eval<float>(genome, cl, f);
+        const std::uint32_t sig = kernels::signals_run<float>(prog, cl, f);
         st.step(genome, costs, t, smem[k], smem[kChunk + k], smem[2 * kChunk + k], cl, static_cast<std::int32_t>(sig),
                 f(static_cast<std::int32_t>(kernels::StrategyFeature::atr)), kernels::fill_slippage<float>(costs, prev_spread),
                 t == t_end - 1, sink);

@@ -292,6 +292,127 @@ QTOS_HD inline std::uint32_t signals_eval(const Genome& g, T close, const F& f) 
   return s;
 }
 
+/// A condition compiled to one branch-free comparison, `lhs above/below rhs`, with
+/// lhs = scale * plane(a) [/ close] and rhs = (plane(b) or constant) + k * plane(c). Plane -1 is the close; `f` must
+/// answer it. Every condition kind fits, with the very operations of condition_eval, so the result is identical
+/// (CondProgramTest checks it for every kind, both widths and NaN inputs). The CUDA backend evaluates rules this way:
+/// the kind decides only which planes are read, never which instructions run.
+struct CondProgram {
+  std::int32_t a = -1;      ///< plane of the left-hand side (-1: the close)
+  std::int32_t b = -1;      ///< plane of the right-hand side, or -1 for the constant `c`
+  std::int32_t c_plane = -1;  ///< plane multiplied by `k` and added to the right-hand side, or -1 for none
+  std::int32_t cmp = 0;     ///< +1: lhs > rhs; -1: lhs < rhs; 0: never true (the `none` kind)
+  std::int32_t div_close = 0;  ///< 1: the left-hand side is divided by the close
+  float scale = 1.0f;       ///< multiplies the left-hand side
+  float c = 0.0f;           ///< the constant right-hand side when b is -1
+  float k = 0.0f;           ///< coefficient of c_plane
+};
+
+/// Compiles a (normalised) condition.
+QTOS_HD inline CondProgram condition_compile(const Condition& c) {
+  CondProgram p;
+  const auto plane = [](StrategyFeature f, std::int32_t i) { return static_cast<std::int32_t>(f) + i; };
+  switch (static_cast<CondKind>(c.kind)) {
+    case CondKind::none: break;
+    case CondKind::ma_above:
+    case CondKind::ma_below:
+      p.a = plane(StrategyFeature::ema0, c.p0);
+      p.b = plane(StrategyFeature::ema0, c.p1);
+      p.cmp = c.kind == static_cast<std::int32_t>(CondKind::ma_above) ? 1 : -1;
+      break;
+    case CondKind::close_above_bb:
+    case CondKind::close_below_bb:
+      p.a = -1;
+      p.b = plane(StrategyFeature::bb_mid0, c.p0);
+      p.c_plane = plane(StrategyFeature::bb_sd0, c.p0);  // read even for the mid band (k = 0): a NaN sd stays false
+      p.k = c.p1 == 1 ? c.level : (c.p1 == 2 ? -c.level : 0.0f);
+      p.cmp = c.kind == static_cast<std::int32_t>(CondKind::close_above_bb) ? 1 : -1;
+      break;
+    case CondKind::rsi_below:
+    case CondKind::rsi_above:
+      p.a = plane(StrategyFeature::rsi0, c.p0);
+      p.c = c.level;
+      p.cmp = c.kind == static_cast<std::int32_t>(CondKind::rsi_above) ? 1 : -1;
+      break;
+    case CondKind::adx_above:
+    case CondKind::adx_below:
+      p.a = plane(StrategyFeature::adx0, c.p0);
+      p.c = c.level;
+      p.cmp = c.kind == static_cast<std::int32_t>(CondKind::adx_above) ? 1 : -1;
+      break;
+    case CondKind::mom_up:
+    case CondKind::mom_down:
+      p.a = plane(StrategyFeature::roc0, c.p0);
+      p.cmp = c.kind == static_cast<std::int32_t>(CondKind::mom_up) ? 1 : -1;
+      break;
+    case CondKind::vol_high:
+    case CondKind::vol_low:
+      p.a = static_cast<std::int32_t>(StrategyFeature::atr);
+      p.scale = 100.0f;
+      p.div_close = 1;
+      p.c = c.level;
+      p.cmp = c.kind == static_cast<std::int32_t>(CondKind::vol_high) ? 1 : -1;
+      break;
+  }
+  return p;
+}
+
+/// Evaluates a compiled condition: every plane read and both comparisons happen whatever the kind.
+template <class T, class F>
+QTOS_HD inline bool condition_run(const CondProgram& p, T close, const F& f) {
+  T lhs = T(p.scale) * f(p.a);
+  lhs = p.div_close ? lhs / close : lhs;
+  const T base = f(p.b);
+  const T extra = T(p.k) * f(p.c_plane);
+  const T rhs = (p.b >= 0 ? base : T(p.c)) + (p.c_plane >= 0 ? extra : T(0));
+  const bool gt = lhs > rhs, lt = lhs < rhs;  // both false when either side is NaN
+  return (p.cmp > 0 && gt) || (p.cmp < 0 && lt);
+}
+
+/// A genome's rules compiled for signals_run: the entry terms, their mirrors and the exit rule and its mirror.
+struct SignalProgram {
+  CondProgram rule[2], mirror[2], exit_rule, exit_mirror;
+  std::int32_t op = 0;    ///< an EntryOp
+  std::int32_t side = 0;  ///< a Side
+};
+
+/// Compiles a (normalised) genome's rules.
+QTOS_HD inline SignalProgram signal_program(const Genome& g) {
+  SignalProgram s;
+  for (int i = 0; i < 2; ++i) {
+    s.rule[i] = condition_compile(g.entry[i]);
+    s.mirror[i] = condition_compile(condition_mirror(g.entry[i]));
+  }
+  s.exit_rule = condition_compile(g.exit_rule);
+  s.exit_mirror = condition_compile(condition_mirror(g.exit_rule));
+  s.op = g.op;
+  s.side = g.side;
+  return s;
+}
+
+/// signals_eval from a compiled genome, branch-free: all six comparisons are evaluated and combined by the operator
+/// and side (equal to signals_eval for every genome, bar and input).
+template <class T, class F>
+QTOS_HD inline std::uint32_t signals_run(const SignalProgram& s, T close, const F& f) {
+  const auto combine = [&](bool a, bool b) {
+    return s.op == static_cast<std::int32_t>(EntryOp::single) ? a
+                                                               : (s.op == static_cast<std::int32_t>(EntryOp::and_op) ? (a && b) : (a || b));
+  };
+  const bool rule = combine(condition_run<T>(s.rule[0], close, f), condition_run<T>(s.rule[1], close, f));
+  const bool mirror = combine(condition_run<T>(s.mirror[0], close, f), condition_run<T>(s.mirror[1], close, f));
+  const bool exit_rule = condition_run<T>(s.exit_rule, close, f);
+  const bool exit_mirror = condition_run<T>(s.exit_mirror, close, f);
+  const bool longs = s.side == static_cast<std::int32_t>(Side::long_only);
+  const bool shorts = s.side == static_cast<std::int32_t>(Side::short_only);
+  const bool both = !longs && !shorts;
+  std::uint32_t out = 0;
+  out |= ((longs && rule) || (both && rule && !mirror)) ? kSignalLong : 0u;
+  out |= ((shorts && rule) || (both && mirror && !rule)) ? kSignalShort : 0u;
+  out |= (longs || both) && exit_rule ? kSignalExitLong : 0u;
+  out |= (shorts && exit_rule) || (both && exit_mirror) ? kSignalExitShort : 0u;
+  return out;
+}
+
 /// Trading costs and sizing of a backtest.
 struct BacktestCosts {
   double fee = 0.0004;            ///< taker fee per fill, fraction of notional (0.04%)

@@ -135,6 +135,51 @@ TEST(Genome, MirrorFlipsDirectionalTerms) {
   EXPECT_EQ(kernels::condition_mirror({k(CondKind::adx_above), 1, 0, 25.0f}).kind, k(CondKind::adx_above));
 }
 
+// ---- compiled (branch-free) rules -----------------------------------------------------------------------------------
+
+template <class T>
+void expect_compiled_rules_match(std::uint64_t seed) {
+  Rng r(seed);
+  std::vector<Genome> gs = population(3000, seed);
+  // Hand-made genomes so that every kind appears in every slot and side.
+  for (std::int32_t kind = 0; kind < kernels::kCondKindCount; ++kind)
+    for (std::int32_t side = 0; side < 3; ++side) {
+      Genome g;
+      g.entry[0] = {kind, 1, 2, 1.5f};
+      g.entry[1] = {(kind + 5) % kernels::kCondKindCount, 0, 1, 30.0f};
+      g.op = kind % 3;
+      g.exit_rule = {(kind + 3) % kernels::kCondKindCount, 2, 1, 2.0f};
+      g.side = side;
+      gs.push_back(kernels::genome_normalize(g));
+    }
+  std::size_t fired = 0;
+  for (int row = 0; row < 400; ++row) {
+    T feats[kernels::kStrategyFeatureCount];
+    const T close = T(r.uniform(50, 150));
+    for (auto& x : feats) x = T(r.uniform(-20, 120));
+    // Plausible EMAs and bands around the close, and NaN inputs now and then (warm-up, gaps).
+    for (int i = 0; i < 6; ++i) feats[i] = close * T(r.uniform(0.95, 1.05));
+    for (int i = 9; i < 12; ++i) feats[i] = close * T(r.uniform(0.97, 1.03));
+    for (int i = 12; i < 15; ++i) feats[i] = close * T(r.uniform(0.0, 0.03));
+    feats[static_cast<int>(kernels::StrategyFeature::atr)] = close * T(r.uniform(0.0, 0.08));
+    if (row % 7 == 0) feats[r.next() % kernels::kStrategyFeatureCount] = std::numeric_limits<T>::quiet_NaN();
+    const T cl = row % 53 == 0 ? std::numeric_limits<T>::quiet_NaN() : close;
+    const auto f = [&](std::int32_t p) { return p < 0 ? cl : feats[p]; };
+    for (const Genome& g : gs) {
+      const std::uint32_t want = kernels::signals_eval<T>(g, cl, f);
+      const std::uint32_t got = kernels::signals_run<T>(kernels::signal_program(g), cl, f);
+      ASSERT_EQ(got, want) << "row " << row << " genome " << genome_hash(g);
+      fired += want != 0;
+    }
+  }
+  EXPECT_GT(fired, gs.size() * 400 / 10);  // the comparison is not between two all-zero answers
+}
+
+TEST(CondProgramTest, CompiledRulesEqualTheInterpretedRulesForEveryKind) {
+  expect_compiled_rules_match<float>(11);
+  expect_compiled_rules_match<double>(12);
+}
+
 // ---- fill semantics on hand-made bars ---------------------------------------------------------------------------
 
 /// One symbol of n bars: open = previous close, close alternating +-1% around 100, high/low 0.5% outside.
