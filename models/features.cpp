@@ -306,36 +306,39 @@ FeatureTable features_build(const kernels::PanelView& p, const FeatureSpec& spec
     const float* vol = p.volume + p.at(s, 0);
     const kernels::RowHist row_hist{hi, lo, c, vol, 0};
     auto price_ok = [&](std::int32_t t) { return std::isfinite(c[t]) && c[t] > 0.0F; };
-    detail::SymbolStates st;
+    // With a carry the replay runs in place on the carried states (no copy of them in and out).
+    detail::SymbolStates local;
+    detail::SymbolStates& kept = cy ? cy->states[static_cast<std::size_t>(s)] : local;
     std::int32_t t0 = 0;
     if (reuse) {
       const auto& last = cy->last[static_cast<std::size_t>(s)];
       const std::int32_t u = cy->t - 1;
       const std::array<float, 4> now{u >= 0 ? hi[u] : 0.0F, u >= 0 ? lo[u] : 0.0F, u >= 0 ? c[u] : 0.0F,
                                      u >= 0 ? vol[u] : 0.0F};
-      if (std::memcmp(now.data(), last.data(), sizeof(now)) == 0) {
-        st = cy->states[static_cast<std::size_t>(s)];
-        t0 = cy->t;
-      }
+      if (std::memcmp(now.data(), last.data(), sizeof(now)) == 0) t0 = cy->t;
     }
-    if (t0 == 0) st.init(spec);
+    if (t0 == 0) kept.init(spec);
     BarIndicators o;
     const std::int32_t n_own = n_lags + 3 + kIndicatorFeatures;  // every column but the ranks
-    std::vector<double> xs(static_cast<std::size_t>(n_own));
-    double* x = xs.data();
+    std::array<double, 64> x_small;
+    std::vector<double> x_big(n_own > 64 ? static_cast<std::size_t>(n_own) : 0U);
+    double* x = n_own > 64 ? x_big.data() : x_small.data();
     // The states always start at bar 0: bars before t_begin are replayed, not skipped.
     for (std::int32_t t = t0; t < t_begin; ++t) {
       auto h = row_hist;
       h.t = t;
-      states_step(st, h, o);
+      states_step(kept, h, o);
     }
     if (cy) {
-      cy->states[static_cast<std::size_t>(s)] = st;
       const std::int32_t u = t_begin - 1;
       cy->last[static_cast<std::size_t>(s)] = {u >= 0 ? hi[u] : 0.0F, u >= 0 ? lo[u] : 0.0F, u >= 0 ? c[u] : 0.0F,
                                                u >= 0 ? vol[u] : 0.0F};
     }
     replayed.fetch_add(t_end - t0, std::memory_order_relaxed);
+    // The emitted bars advance a copy when the carry must stay at t_begin.
+    detail::SymbolStates emitted;
+    if (cy && t_begin < t_end) emitted = kept;
+    detail::SymbolStates& st = cy ? emitted : local;
     for (std::int32_t t = t_begin; t < t_end; ++t) {
       auto h = row_hist;
       h.t = t;
