@@ -193,7 +193,15 @@ struct SymbolStates {
   }
 };
 
-/// What FeatureCarry holds: every symbol's states after bars [0, t) of the panel whose columns are named here.
+/// Every symbol's states after bars [0, t), and the bar t-1 each of them consumed last (to notice a rewrite).
+struct CarrySlot {
+  std::int32_t t = -1;  ///< -1: empty
+  std::vector<SymbolStates> states;
+  std::vector<std::array<float, 4>> last;  ///< bar t-1 of each symbol (high, low, close, volume) when it was replayed
+};
+
+/// What FeatureCarry holds: the states at the previous call's first bar and after its last bar (a repeated bar starts
+/// from the first, the next bar from the second), for the panel whose columns are named here.
 struct CarryImpl {
   FeatureSpec spec;
   const float* high = nullptr;
@@ -202,9 +210,7 @@ struct CarryImpl {
   const float* volume = nullptr;
   std::int64_t stride = 0;
   std::int32_t n_symbols = 0;
-  std::int32_t t = -1;  ///< -1: empty
-  std::vector<SymbolStates> states;
-  std::vector<std::array<float, 4>> last;  ///< bar t-1 of each symbol (high, low, close, volume) when it was replayed
+  CarrySlot slot[2];
   std::int64_t replayed = 0;
 };
 
@@ -276,27 +282,37 @@ FeatureTable features_build(const kernels::PanelView& p, const FeatureSpec& spec
   const std::int32_t warm = spec.warmup();
   const double sqrt_h = std::sqrt(static_cast<double>(spec.horizon));
 
-  // A carry is reused only for the same panel columns and spec, and never backwards; each symbol also checks that
-  // the last bar it replayed is still there unchanged (else that symbol alone starts over from bar 0).
+  // A carry is reused only for the same panel columns and spec, from its latest slot at or before t_begin; each symbol
+  // also checks that the last bar that slot consumed is unchanged (else that symbol alone starts over from bar 0).
   detail::CarryImpl* cy = carry ? carry->impl_.get() : nullptr;
   if (carry && !cy) {
     carry->impl_ = std::make_unique<detail::CarryImpl>();
     cy = carry->impl_.get();
   }
-  const bool reuse = cy && cy->t >= 0 && cy->t <= t_begin && cy->spec == spec && cy->high == p.high && cy->low == p.low &&
-                     cy->close == p.close && cy->volume == p.volume && cy->stride == p.stride &&
-                     cy->n_symbols == p.n_symbols;
-  if (cy && !reuse) {
-    cy->spec = spec;
-    cy->high = p.high;
-    cy->low = p.low;
-    cy->close = p.close;
-    cy->volume = p.volume;
-    cy->stride = p.stride;
-    cy->n_symbols = p.n_symbols;
-    cy->states.assign(static_cast<std::size_t>(p.n_symbols), detail::SymbolStates{});
-    cy->last.assign(static_cast<std::size_t>(p.n_symbols), {});
+  int base = 0;
+  if (cy) {
+    const bool same = cy->spec == spec && cy->high == p.high && cy->low == p.low && cy->close == p.close &&
+                      cy->volume == p.volume && cy->stride == p.stride && cy->n_symbols == p.n_symbols;
+    if (!same) {
+      cy->spec = spec;
+      cy->high = p.high;
+      cy->low = p.low;
+      cy->close = p.close;
+      cy->volume = p.volume;
+      cy->stride = p.stride;
+      cy->n_symbols = p.n_symbols;
+      for (auto& sl : cy->slot) {
+        sl.t = -1;
+        sl.states.assign(static_cast<std::size_t>(p.n_symbols), detail::SymbolStates{});
+        sl.last.assign(static_cast<std::size_t>(p.n_symbols), {});
+      }
+    }
+    auto usable = [&](int i) { return cy->slot[i].t >= 0 && cy->slot[i].t <= t_begin; };
+    base = usable(1) && (!usable(0) || cy->slot[1].t > cy->slot[0].t) ? 1 : 0;
   }
+  detail::CarrySlot* from = cy ? &cy->slot[base] : nullptr;
+  detail::CarrySlot* to = cy ? &cy->slot[1 - base] : nullptr;
+  const bool reuse = from && from->t >= 0 && from->t <= t_begin;
   std::atomic<std::int64_t> replayed{0};
 
   tbb::parallel_for(std::int32_t{0}, p.n_symbols, [&](std::int32_t s) {
@@ -306,16 +322,17 @@ FeatureTable features_build(const kernels::PanelView& p, const FeatureSpec& spec
     const float* vol = p.volume + p.at(s, 0);
     const kernels::RowHist row_hist{hi, lo, c, vol, 0};
     auto price_ok = [&](std::int32_t t) { return std::isfinite(c[t]) && c[t] > 0.0F; };
-    // With a carry the replay runs in place on the carried states (no copy of them in and out).
+    auto bar_bits = [&](std::int32_t u) {
+      return u >= 0 ? std::array<float, 4>{hi[u], lo[u], c[u], vol[u]} : std::array<float, 4>{};
+    };
+    const auto si = static_cast<std::size_t>(s);
+    // With a carry the replay runs in place on the carried states, then one copy goes on through the emitted bars.
     detail::SymbolStates local;
-    detail::SymbolStates& kept = cy ? cy->states[static_cast<std::size_t>(s)] : local;
+    detail::SymbolStates& kept = from ? from->states[si] : local;
     std::int32_t t0 = 0;
     if (reuse) {
-      const auto& last = cy->last[static_cast<std::size_t>(s)];
-      const std::int32_t u = cy->t - 1;
-      const std::array<float, 4> now{u >= 0 ? hi[u] : 0.0F, u >= 0 ? lo[u] : 0.0F, u >= 0 ? c[u] : 0.0F,
-                                     u >= 0 ? vol[u] : 0.0F};
-      if (std::memcmp(now.data(), last.data(), sizeof(now)) == 0) t0 = cy->t;
+      const auto now = bar_bits(from->t - 1);
+      if (std::memcmp(now.data(), from->last[si].data(), sizeof(now)) == 0) t0 = from->t;
     }
     if (t0 == 0) kept.init(spec);
     BarIndicators o;
@@ -329,16 +346,13 @@ FeatureTable features_build(const kernels::PanelView& p, const FeatureSpec& spec
       h.t = t;
       states_step(kept, h, o);
     }
-    if (cy) {
-      const std::int32_t u = t_begin - 1;
-      cy->last[static_cast<std::size_t>(s)] = {u >= 0 ? hi[u] : 0.0F, u >= 0 ? lo[u] : 0.0F, u >= 0 ? c[u] : 0.0F,
-                                               u >= 0 ? vol[u] : 0.0F};
-    }
     replayed.fetch_add(t_end - t0, std::memory_order_relaxed);
-    // The emitted bars advance a copy when the carry must stay at t_begin.
-    detail::SymbolStates emitted;
-    if (cy && t_begin < t_end) emitted = kept;
-    detail::SymbolStates& st = cy ? emitted : local;
+    if (from) {
+      from->last[si] = bar_bits(t_begin - 1);
+      to->states[si] = kept;
+      to->last[si] = bar_bits(t_end - 1);
+    }
+    detail::SymbolStates& st = to ? to->states[si] : local;
     for (std::int32_t t = t_begin; t < t_end; ++t) {
       auto h = row_hist;
       h.t = t;
@@ -375,28 +389,29 @@ FeatureTable features_build(const kernels::PanelView& p, const FeatureSpec& spec
     }
   });
   if (cy) {
-    cy->t = t_begin;
+    from->t = t_begin;
+    to->t = t_end;
     cy->replayed = replayed.load();
   }
 
   if (spec.cross_sectional_ranks) {
     const std::int32_t f_rank = n_lags + 3 + kIndicatorFeatures;
-    tbb::parallel_for(t_begin, t_end, [&](std::int32_t t) {
+    // One task per (bar, ranked column): inference asks for a single bar, whose two sorts then run side by side.
+    tbb::parallel_for(std::int64_t{0}, 2 * static_cast<std::int64_t>(t_end - t_begin), [&](std::int64_t job) {
+      const auto t = static_cast<std::int32_t>(t_begin + job / 2);
+      const auto which = static_cast<std::int32_t>(job % 2);
+      const std::int32_t f_src = which == 0 ? 0 : n_lags - 1;
       std::vector<std::pair<float, std::int32_t>> v;
       v.reserve(static_cast<std::size_t>(tab.n_symbols));
-      for (int which = 0; which < 2; ++which) {
-        const std::int32_t f_src = which == 0 ? 0 : n_lags - 1;
-        v.clear();
-        for (std::int32_t s = 0; s < tab.n_symbols; ++s) {
-          const float x = tab.row(s, t)[f_src];
-          if (std::isfinite(x)) v.emplace_back(x, s);
-        }
-        std::sort(v.begin(), v.end());  // ties broken by symbol index: deterministic
-        const auto m = v.size();
-        for (std::size_t i = 0; i < m; ++i)
-          tab.row(v[i].second, t)[f_rank + which] =
-              m > 1 ? static_cast<float>(static_cast<double>(i) / static_cast<double>(m - 1) - 0.5) : 0.0F;
+      for (std::int32_t s = 0; s < tab.n_symbols; ++s) {
+        const float x = tab.row(s, t)[f_src];
+        if (std::isfinite(x)) v.emplace_back(x, s);
       }
+      std::sort(v.begin(), v.end());  // ties broken by symbol index: deterministic
+      const auto m = v.size();
+      for (std::size_t i = 0; i < m; ++i)
+        tab.row(v[i].second, t)[f_rank + which] =
+            m > 1 ? static_cast<float>(static_cast<double>(i) / static_cast<double>(m - 1) - 0.5) : 0.0F;
     });
   }
   return tab;

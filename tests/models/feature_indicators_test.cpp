@@ -202,25 +202,32 @@ TEST(FeatureIndicators, TheCarryReplaysOnlyNewBarsAndChangesNoFeature) {
       for (std::int32_t f = 0; f < spec.n_features(); ++f)
         ASSERT_TRUE(same_bits(ref.row(s, t)[f], got.row(s, t)[f])) << "s " << s << " t " << t << " f " << f;
   };
-  // A cold call replays every symbol's history; each following bar replays two bars per symbol (the saved bar and
-  // the new one); asking for the same bar again replays one.
+  // A cold call replays every symbol's history; each following bar then costs one bar per symbol (the carry keeps
+  // the states after the last emitted bar), and so does asking for the same bar again (and the states at its start).
   check(full, features_build(m.view(), spec, 150, 151, &carry), 150);
   EXPECT_EQ(carry.bars_replayed(), 3 * 151);
   for (std::int32_t t = 151; t < 160; ++t) {
     check(full, features_build(m.view(), spec, t, t + 1, &carry), t);
-    EXPECT_EQ(carry.bars_replayed(), 3 * 2);
+    EXPECT_EQ(carry.bars_replayed(), 3 * 1);
   }
   check(full, features_build(m.view(), spec, 159, 160, &carry), 159);
   EXPECT_EQ(carry.bars_replayed(), 3 * 1);
+  // A jump forward replays the bars in between; a range of several bars emits them all.
+  check(full, features_build(m.view(), spec, 170, 171, &carry), 170);
+  EXPECT_EQ(carry.bars_replayed(), 3 * 11);
+  const auto range = features_build(m.view(), spec, 171, 180, &carry);
+  for (std::int32_t t = 171; t < 180; ++t) check(full, range, t);
+  EXPECT_EQ(carry.bars_replayed(), 3 * 9);
   // Going back starts over.
   check(full, features_build(m.view(), spec, 100, 101, &carry), 100);
   EXPECT_EQ(carry.bars_replayed(), 3 * 101);
-  // A bar rewritten in place under the carry: that symbol (only) starts over, and the features follow the new data.
+  // The last bar the carry consumed, rewritten in place: that symbol (only) starts over, and the features follow
+  // the new data.
   (void)features_build(m.view(), spec, 120, 121, &carry);
-  m.close[static_cast<std::size_t>(1 * m.stride + 119)] *= 1.01F;
+  m.close[static_cast<std::size_t>(1 * m.stride + 120)] *= 1.01F;
   const auto changed = features_build(m.view(), spec);
   check(changed, features_build(m.view(), spec, 121, 122, &carry), 121);
-  EXPECT_EQ(carry.bars_replayed(), 2 + 122 + 2);
+  EXPECT_EQ(carry.bars_replayed(), 1 + 122 + 1);
   // Another panel (same values, other columns) or another spec starts over too.
   const SyntheticMarket copy = m;
   check(changed, features_build(copy.view(), spec, 122, 123, &carry), 122);
