@@ -79,9 +79,10 @@ class FeatureCarry;
 /// Builds features for panel bars [t_begin, t_end) (t_end = -1: to the last bar). Features at bar t read only bars
 /// <= t of every symbol; `forward` alone reads bar t+H. The indicator states of a symbol always run from panel bar 0
 /// (restarting after every missing bar), whatever t_begin is, so the features of a bar are bit-identical whatever
-/// range they are built in. With `carry`, the states saved at the previous call's t_begin are reused when the panel's
-/// columns, the spec and the symbols' last replayed bar are unchanged and t_begin did not move back; the carry is
-/// then updated to this call's t_begin. Throws std::invalid_argument on a bad spec or range.
+/// range they are built in. With `carry`, the states saved by the previous call (at its t_begin and after its last bar)
+/// are reused when the panel's columns and the spec are the same, the saved bar is not after t_begin, and each
+/// symbol's last consumed bar is unchanged; the carry then holds this call's. Throws std::invalid_argument on a bad
+/// spec or range.
 FeatureTable features_build(const kernels::PanelView& panel, const FeatureSpec& spec, std::int32_t t_begin = 0,
                             std::int32_t t_end = -1, FeatureCarry* carry = nullptr);
 
