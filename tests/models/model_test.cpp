@@ -4,9 +4,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <unistd.h>
 #include <stdexcept>
 
+#include <boost/json.hpp>
 #include <gtest/gtest.h>
 
 #include "models/torch_info.hpp"
@@ -238,6 +240,25 @@ TEST_F(SavedModel, RoundTripPredictsTheSameAndRefusesAnotherFeatureSpec) {
     EXPECT_NE(msg.find("refusing"), std::string::npos) << msg;
     EXPECT_NE(msg.find("horizon 2 vs 4"), std::string::npos) << msg;
     EXPECT_NE(msg.find(dir_.string()), std::string::npos) << msg;
+  }
+  {
+    // A model saved before the indicator features (feature spec version 1, no periods) is refused by version.
+    const auto meta_path = (dir_ / "meta.json").string();
+    std::stringstream text;
+    text << std::ifstream(meta_path).rdbuf();
+    auto doc = boost::json::parse(text.str()).as_object();
+    auto& fs = doc["feature_spec"].as_object();
+    fs["version"] = 1;
+    for (const char* k : {"rsi_period", "atr_period", "adx_period", "bbands_period", "spread_window"}) fs.erase(k);
+    std::ofstream(meta_path, std::ios::trunc) << boost::json::serialize(doc);
+    try {
+      (void)Model::load(dir_.string(), &current);
+      FAIL() << "a version-1 model was loaded";
+    } catch (const std::runtime_error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("refusing"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("version 1 vs 2"), std::string::npos) << msg;
+    }
   }
   EXPECT_THROW((void)Model::load((dir_ / "nope").string()), std::runtime_error);
   std::ofstream((dir_ / "model.pt").string(), std::ios::trunc) << "garbage";
