@@ -159,13 +159,64 @@ void BM_mlp_predict_5000_symbols(benchmark::State& st) {
   }
   st.counters["symbols"] = valid;
   st.counters["target_ms"] = 5.0;
-  st.SetLabel("features + normalisation + forward, end to end");
+  st.SetLabel("features + normalisation + forward, end to end (same bar again: the feature carry replays one bar)");
+}
+
+/// A 5,000-symbol panel long enough to walk bar by bar (300 bars).
+const SynthMarket& long_market() {
+  static const SynthMarket m = [] {
+    SynthOptions o;
+    o.n_symbols = kSymbols;
+    o.n_bars = 300;
+    o.late_listing_fraction = 0.0;
+    o.seed = 5;
+    return synth_generate(o);
+  }();
+  return m;
+}
+
+/// The live case: each iteration predicts the next bar, so the feature states advance by one bar. When the walk
+/// reaches the panel's end it restarts (that cold call, which replays every symbol's history, is not timed).
+void BM_mlp_predict_5000_symbols_next_bar(benchmark::State& st) {
+  torch_threads_set(threads());
+  auto& f = InferenceFixture::get();
+  const auto view = long_market().panel.view();
+  const std::int32_t first = f.model->meta().spec.warmup() + f.model->input_window() - 1;
+  std::int32_t t = first, valid = 0;
+  (void)f.model->predict(view, t);  // outside the timed loop: the cold start
+  for (auto _ : st) {
+    if (++t == view.n_bars) {
+      st.PauseTiming();
+      t = first;
+      (void)f.model->predict(view, t++);
+      st.ResumeTiming();
+    }
+    auto p = f.model->predict(view, t);
+    valid = p.value().count_valid();
+    benchmark::DoNotOptimize(valid);
+  }
+  st.counters["symbols"] = valid;
+  st.counters["target_ms"] = 5.0;
+  st.SetLabel("features + normalisation + forward; one new bar per call");
+}
+
+/// Cold feature build for one bar of 5,000 symbols with no carry: every symbol's indicator states replay its history
+/// from bar 0 (arg = bars of history). What a first prediction, or one on another panel, costs.
+void BM_features_5000_symbols_cold(benchmark::State& st) {
+  const auto view = long_market().panel.view();
+  const FeatureSpec spec;
+  const auto t = static_cast<std::int32_t>(st.range(0)) - 1;
+  for (auto _ : st) benchmark::DoNotOptimize(features_build(view, spec, t, t + 1).x.data());
+  st.counters["symbol_bars/s"] =
+      benchmark::Counter(static_cast<double>(kSymbols) * static_cast<double>(t + 1), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_mlp_forward_5000_symbols(benchmark::State& st) {
   torch_threads_set(threads());
   auto& f = InferenceFixture::get();
-  std::vector<float> x(static_cast<std::size_t>(kSymbols) * kFeatures);
+  // The model's own feature count (FeatureSpec::n_features, 17 by default), not the training benchmarks' fixed 10.
+  const auto nf = static_cast<std::size_t>(f.model->meta().spec.n_features());
+  std::vector<float> x(static_cast<std::size_t>(kSymbols) * nf);
   std::mt19937 rng(1);
   std::normal_distribution<float> n(0.0F, 1.0F);
   for (auto& v : x) v = n(rng);
@@ -192,6 +243,8 @@ BENCHMARK_CAPTURE(BM_train_cuda_steps_per_s, transformer_eager, ModelKind::trans
 BENCHMARK_CAPTURE(BM_train_cuda_steps_per_s, transformer_graph, ModelKind::transformer, true)->MinTime(0.5);
 BENCHMARK(BM_mlp_predict_5000_symbols)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(BM_mlp_forward_5000_symbols)->Unit(benchmark::kMillisecond)->MinTime(1.0);
+BENCHMARK(BM_mlp_predict_5000_symbols_next_bar)->Unit(benchmark::kMillisecond)->MinTime(1.0);
+BENCHMARK(BM_features_5000_symbols_cold)->Arg(64)->Arg(300)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 
 }  // namespace
 

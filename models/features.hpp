@@ -3,6 +3,7 @@
 /// No LibTorch here: features are plain float arrays so tests and the runtime can build them cheaply.
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,10 +19,15 @@ namespace qtos::models {
 /// What the feature builder computes. Two specs that differ produce incompatible inputs: a model is refused at load
 /// when its spec differs from the current one (see FeatureSpec::differences).
 struct FeatureSpec {
-  std::int32_t version = 1;                             ///< bumped whenever the computation itself changes
+  std::int32_t version = 2;                             ///< bumped whenever the computation itself changes
   std::vector<std::int32_t> return_lags{1, 2, 4, 8, 16};  ///< bars of each lagged log return (volatility-normalised)
-  std::int32_t vol_window = 20;     ///< 1-bar log returns in the realised-volatility estimate
+  std::int32_t vol_window = 20;     ///< 1-bar log returns in the realised-volatility estimate (RvolState)
   std::int32_t volume_window = 20;  ///< bars in the volume baseline
+  std::int32_t rsi_period = 14;     ///< Wilder period of the RSI (RsiState)
+  std::int32_t atr_period = 14;     ///< Wilder period of the ATR (AtrState)
+  std::int32_t adx_period = 14;     ///< Wilder period of +DI, -DI and the ADX (DmiState)
+  std::int32_t bbands_period = 20;  ///< Bollinger window, k = 2, population std (BbandsState)
+  std::int32_t spread_window = 20;  ///< pairs of bars in the Corwin-Schultz spread proxy (SpreadState)
   bool cross_sectional_ranks = true;  ///< add ranks of the shortest and longest lagged return across symbols
   std::int32_t horizon = 4;         ///< H: the target is the log return from bar t to bar t+H
   std::int32_t window = 16;         ///< bars of history per sample for the sequence models
@@ -30,7 +36,8 @@ struct FeatureSpec {
   std::int32_t n_features() const;
   /// Feature names in column order.
   std::vector<std::string> names() const;
-  /// Bars of history before the first bar whose features are defined.
+  /// Bars of gap-free history before the first bar whose features are defined: features of bar t need bars
+  /// t - warmup() .. t all present (the longest indicator lookback, lag or window).
   std::int32_t warmup() const;
   /// Throws std::invalid_argument naming the bad field when the spec cannot be built.
   void validate() const;
@@ -64,12 +71,43 @@ struct FeatureTable {
   float* row(std::int32_t s, std::int32_t t) { return x.data() + at(s, t) * n_features; }
 };
 
+namespace detail {
+struct CarryImpl;
+}  // namespace detail
+class FeatureCarry;
+
 /// Builds features for panel bars [t_begin, t_end) (t_end = -1: to the last bar). Features at bar t read only bars
-/// <= t of every symbol; `forward` alone reads bar t+H. Each bar is computed from its own window (no running sums),
-/// so the features of a bar are bit-identical whatever range they are built in. Throws std::invalid_argument on a
-/// bad spec or range.
+/// <= t of every symbol; `forward` alone reads bar t+H. The indicator states of a symbol always run from panel bar 0
+/// (restarting after every missing bar), whatever t_begin is, so the features of a bar are bit-identical whatever
+/// range they are built in. With `carry`, the states saved by the previous call (at its t_begin and after its last bar)
+/// are reused when the panel's columns and the spec are the same, the saved bar is not after t_begin, and each
+/// symbol's last consumed bar is unchanged; the carry then holds this call's. Throws std::invalid_argument on a bad
+/// spec or range.
 FeatureTable features_build(const kernels::PanelView& panel, const FeatureSpec& spec, std::int32_t t_begin = 0,
-                            std::int32_t t_end = -1);
+                            std::int32_t t_end = -1, FeatureCarry* carry = nullptr);
+
+/// The indicator states of every symbol as of a bar, kept between features_build calls so that inference on the
+/// next bar advances them by one bar instead of replaying the symbol's history. An optimisation only: a build with a
+/// carry gives bit-identical features to one without. Not thread-safe (one builder at a time).
+class FeatureCarry {
+ public:
+  FeatureCarry();
+  ~FeatureCarry();
+  FeatureCarry(FeatureCarry&&) noexcept;
+  FeatureCarry& operator=(FeatureCarry&&) noexcept;
+  FeatureCarry(const FeatureCarry&) = delete;
+  FeatureCarry& operator=(const FeatureCarry&) = delete;
+  /// Forgets the states (the next build starts from bar 0).
+  void clear();
+  /// Bars replayed by the last build that used this carry, summed over symbols (tests and benchmarks).
+  std::int64_t bars_replayed() const;
+
+ private:
+  friend struct detail::CarryImpl;
+  friend FeatureTable features_build(const kernels::PanelView&, const FeatureSpec&, std::int32_t, std::int32_t,
+                                     FeatureCarry*);
+  std::unique_ptr<detail::CarryImpl> impl_;
+};
 
 /// One training or evaluation sample: a symbol at a bar.
 struct SampleRef {

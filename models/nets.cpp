@@ -169,7 +169,12 @@ Result<Predictions> Model::predict(const kernels::PanelView& panel, std::int32_t
     return Error{"not_enough_history", name() + " needs " + std::to_string(need) + " bars before the predicted bar; bar " +
                                            std::to_string(t) + " has " + std::to_string(t)};
   // Only the bars the network reads are built: a symbol needs complete features over its input window.
-  const auto table = features_build(panel, spec, t - w + 1, t + 1);
+  // The indicator states run from bar 0; the carry keeps them between calls, so a live tick replays one bar per
+  // symbol instead of the whole history. Concurrent callers that find the carry busy replay (same features).
+  std::unique_lock lock(impl_->inference.mutex, std::try_to_lock);
+  const auto table =
+      features_build(panel, spec, t - w + 1, t + 1, lock.owns_lock() ? &impl_->inference.carry : nullptr);
+  if (lock.owns_lock()) lock.unlock();
   const auto samples = samples_select(table, t, t + 1, false, w);
   Predictions p;
   p.bar = t;

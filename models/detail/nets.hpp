@@ -3,6 +3,7 @@
 /// models/trainer.cpp, so that no other translation unit pays for <torch/torch.h>.
 
 #include <memory>
+#include <mutex>
 
 #include <torch/torch.h>
 
@@ -29,9 +30,23 @@ torch::Tensor net_infer(NetBase& net, const torch::Device& device, const float* 
 
 }  // namespace qtos::models::detail
 
-/// Model's state: metadata plus the network (shared between renamed copies; never mutated after construction).
+namespace qtos::models::detail {
+/// The feature states of the last panel predicted on, so that predicting the next bar advances them by one bar. A copy
+/// starts empty (a mutex cannot be copied, and a renamed model may predict on another panel).
+struct InferenceCarry {
+  std::mutex mutex;    ///< held while `carry` is used; a caller that finds it held builds without it
+  FeatureCarry carry;  ///< see features_build
+  InferenceCarry() = default;
+  InferenceCarry(const InferenceCarry&) {}
+  InferenceCarry& operator=(const InferenceCarry&) { return *this; }
+};
+}  // namespace qtos::models::detail
+
+/// Model's state: metadata plus the network (shared between renamed copies; never mutated after construction), and
+/// the inference carry (mutable, behind its own mutex).
 struct qtos::models::Model::Impl {
   ModelMeta meta;
   std::shared_ptr<detail::NetBase> net;
   torch::Device device{torch::kCPU};
+  mutable detail::InferenceCarry inference;
 };

@@ -17,10 +17,14 @@ bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 
 
 TEST(Features, NamesMatchCountAndWarmup) {
   FeatureSpec spec;
-  EXPECT_EQ(spec.n_features(), 10);
+  EXPECT_EQ(spec.n_features(), 17);
   EXPECT_EQ(static_cast<std::int32_t>(spec.names().size()), spec.n_features());
   EXPECT_EQ(spec.names().front(), "ret_1");
-  EXPECT_EQ(spec.warmup(), 20);
+  EXPECT_EQ(spec.names()[8], "rsi");
+  EXPECT_EQ(spec.names()[14], "log_spread");
+  EXPECT_EQ(spec.names().back(), "rank_ret_16");
+  EXPECT_EQ(spec.warmup(), 27);  // ADX(14): lookback 2 * 14 - 1
+  EXPECT_EQ(spec.version, 2);
 }
 
 TEST(Features, PlantedFutureValueIsNeverSeen) {
@@ -56,8 +60,10 @@ TEST(Features, PlantedFutureValueIsNeverSeen) {
       EXPECT_TRUE(same_bits(before.forward[before.at(s, t)], after.forward[after.at(s, t)]));
     EXPECT_FALSE(same_bits(before.forward[before.at(s, t0 - spec.horizon + 1)], after.forward[after.at(s, t0 - spec.horizon + 1)]));
   }
-  // And the features after t0 do see the plant (the comparison above could fail).
-  EXPECT_FALSE(same_bits(before.row(0, t0 + 1)[0], after.row(0, t0 + 1)[0]));
+  // And the features after t0 do see the plant (the comparison above could fail): every column but the ranks (whose
+  // order may survive) differs at t0 + 1.
+  for (std::int32_t f = 0; f < spec.n_features() - 2; ++f)
+    EXPECT_FALSE(same_bits(before.row(0, t0 + 1)[f], after.row(0, t0 + 1)[f])) << spec.names()[static_cast<std::size_t>(f)];
 }
 
 TEST(Features, BarFeaturesDoNotDependOnTheBuiltRange) {
@@ -155,15 +161,16 @@ TEST(Features, NormalizerUsesTrainingSamplesOnly) {
   const auto nb = Normalizer::fit(tb, samples_select(tb, sp.train_begin, sp.train_end, true));
   EXPECT_EQ(na.mean, nb.mean);
   EXPECT_EQ(na.inv_std, nb.inv_std);
-  float out[10];
-  na.apply(ta.row(0, sp.train_begin), out);
+  const auto nf = static_cast<std::size_t>(spec.n_features());
+  std::vector<float> out(nf);
+  na.apply(ta.row(0, sp.train_begin), out.data());
   for (float v : out) EXPECT_LE(std::abs(v), na.clip);
-  std::vector<float> buf(4 * 10);
+  std::vector<float> buf(4 * nf);
   const std::vector<SampleRef> early{{0, 2}};  // its window would start before bar 0
-  EXPECT_THROW(windows_gather(ta, na, early, 4, std::span<float>(buf.data(), 40)), std::invalid_argument);
+  EXPECT_THROW(windows_gather(ta, na, early, 4, std::span<float>(buf)), std::invalid_argument);
   const std::vector<SampleRef> ok{{0, sp.train_begin}};
-  windows_gather(ta, na, ok, 4, std::span<float>(buf.data(), 40));
-  for (int f = 0; f < 10; ++f) EXPECT_EQ(buf[30 + f], out[f]);  // the last bar of the window is the sample's bar
+  windows_gather(ta, na, ok, 4, std::span<float>(buf));
+  for (std::size_t f = 0; f < nf; ++f) EXPECT_EQ(buf[3 * nf + f], out[f]);  // the last bar of the window is the sample's bar
 }
 
 TEST(Features, SpecValidationJsonAndDifferences) {

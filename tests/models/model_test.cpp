@@ -1,11 +1,14 @@
 #include "models/model.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <unistd.h>
 #include <stdexcept>
 
+#include <boost/json.hpp>
 #include <gtest/gtest.h>
 
 #include "models/torch_info.hpp"
@@ -238,6 +241,25 @@ TEST_F(SavedModel, RoundTripPredictsTheSameAndRefusesAnotherFeatureSpec) {
     EXPECT_NE(msg.find("horizon 2 vs 4"), std::string::npos) << msg;
     EXPECT_NE(msg.find(dir_.string()), std::string::npos) << msg;
   }
+  {
+    // A model saved before the indicator features (feature spec version 1, no periods) is refused by version.
+    const auto meta_path = (dir_ / "meta.json").string();
+    std::stringstream text;
+    text << std::ifstream(meta_path).rdbuf();
+    auto doc = boost::json::parse(text.str()).as_object();
+    auto& fs = doc["feature_spec"].as_object();
+    fs["version"] = 1;
+    for (const char* k : {"rsi_period", "atr_period", "adx_period", "bbands_period", "spread_window"}) fs.erase(k);
+    std::ofstream(meta_path, std::ios::trunc) << boost::json::serialize(doc);
+    try {
+      (void)Model::load(dir_.string(), &current);
+      FAIL() << "a version-1 model was loaded";
+    } catch (const std::runtime_error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("refusing"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("version 1 vs 2"), std::string::npos) << msg;
+    }
+  }
   EXPECT_THROW((void)Model::load((dir_ / "nope").string()), std::runtime_error);
   std::ofstream((dir_ / "model.pt").string(), std::ios::trunc) << "garbage";
   EXPECT_THROW((void)Model::load(dir_.string()), std::runtime_error);
@@ -266,6 +288,23 @@ TEST(Prediction, PanelPredictionMatchesSamplePredictionAndNeedsHistory) {
   for (std::size_t i = 0; i < 4; ++i) {
     EXPECT_EQ(p.value().expected_return[static_cast<std::size_t>(samples[i].s)], r[i]);
     EXPECT_EQ(p.value().prob_up[static_cast<std::size_t>(samples[i].s)], u[i]);
+  }
+  // Walking forward bar by bar (the feature carry replays one bar per call) predicts exactly what a model with no
+  // carried state does, and so does stepping back.
+  for (std::int32_t bar : {596, 597, 598, 599, 580}) {
+    const auto fresh = model.renamed("fresh", 1);  // a copy starts with an empty carry
+    const auto a = model.predict(m.view(), bar);
+    const auto b = fresh->predict(m.view(), bar);
+    ASSERT_TRUE(a.ok());
+    ASSERT_TRUE(b.ok());
+    const auto& ra = a.value().expected_return;
+    const auto& rb = b.value().expected_return;
+    const auto& ua = a.value().prob_up;
+    const auto& ub = b.value().prob_up;
+    ASSERT_EQ(ra.size(), rb.size());
+    EXPECT_EQ(std::memcmp(ra.data(), rb.data(), ra.size() * sizeof(float)), 0) << "bar " << bar;  // NaN included
+    EXPECT_EQ(std::memcmp(ua.data(), ub.data(), ua.size() * sizeof(float)), 0) << "bar " << bar;
+    EXPECT_EQ(a.value().count_valid(), bar == 580 ? 5 : 4);  // symbol 2 has a gap at 590
   }
   const auto early = model.predict(m.view(), 10);
   ASSERT_FALSE(early.ok());
