@@ -1,6 +1,7 @@
 // CUDA population backtest: one block per (genome tile, symbol), one genome per thread, the symbol's bars and
 // feature planes staged in shared memory a chunk at a time, the step function of cpu/kernels/strategy.hpp.
 #include <algorithm>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -103,22 +104,16 @@ class BacktestCuda final : public BacktestBackend {
 
  protected:
   void run_checked(const BacktestRequest& r, BacktestResult& out) const override {
+    const std::lock_guard<std::mutex> lock(mutex_);  // one run at a time on the backend's stream and buffers
     if (!stream_) stream_.emplace();
     const cudaStream_t st = stream_->get();
     const auto& p = r.panel;
-    const std::size_t n = static_cast<std::size_t>(p.n_symbols) * static_cast<std::size_t>(p.stride);
     const std::size_t P = r.genomes.size(), S = static_cast<std::size_t>(p.n_symbols);
-    // Upload the four price columns, the feature bank and the genomes (no residency between calls yet).
-    DeviceBuffer<float> o(n), h(n), l(n), c(n), f(r.features->f32.size());
+    const Resident& m = resident(r, st);
     DeviceBuffer<Genome> gs(P);
     DeviceBuffer<BacktestAccum> cells(P * S), merged(P);
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(o.data(), p.open, n * sizeof(float), cudaMemcpyHostToDevice, st));
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(h.data(), p.high, n * sizeof(float), cudaMemcpyHostToDevice, st));
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(l.data(), p.low, n * sizeof(float), cudaMemcpyHostToDevice, st));
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(c.data(), p.close, n * sizeof(float), cudaMemcpyHostToDevice, st));
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(f.data(), r.features->f32.data(), f.size() * sizeof(float), cudaMemcpyHostToDevice, st));
     QTOS_CUDA_CHECK(cudaMemcpyAsync(gs.data(), r.genomes.data(), P * sizeof(Genome), cudaMemcpyHostToDevice, st));
-    const DeviceView v{o.data(), h.data(), l.data(), c.data(), f.data(), p.stride, r.features->plane_size, p.n_symbols};
+    const DeviceView v{m.o.data(), m.h.data(), m.l.data(), m.c.data(), m.f.data(), p.stride, r.features->plane_size, p.n_symbols};
     const dim3 grid(static_cast<unsigned>((P + kThreads - 1) / kThreads), static_cast<unsigned>(S));
     backtest_kernel<<<grid, kThreads, 0, st>>>(v, gs.data(), static_cast<std::int32_t>(P), r.costs, r.t_begin, r.t_end, cells.data());
     QTOS_CUDA_CHECK(cudaGetLastError());
@@ -136,7 +131,47 @@ class BacktestCuda final : public BacktestBackend {
   }
 
  private:
+  /// The market on the device: four price columns and the feature bank.
+  struct Resident {
+    std::uint64_t features_id = 0;
+    const float* host[4] = {};
+    std::size_t n = 0, n_features = 0;
+    DeviceBuffer<float> o, h, l, c, f;
+  };
+
+  /// The request's market on the device, uploaded only when it is not the one already there: a genetic search runs
+  /// every generation on the same panel and feature bank, so only the genomes travel (a feature bank built by hand,
+  /// id 0, is uploaded every time).
+  const Resident& resident(const BacktestRequest& r, cudaStream_t st) const {
+    const auto& p = r.panel;
+    const std::size_t n = static_cast<std::size_t>(p.n_symbols) * static_cast<std::size_t>(p.stride);
+    const float* host[4] = {p.open, p.high, p.low, p.close};
+    const bool same = resident_ && r.features->id != 0 && resident_->features_id == r.features->id && resident_->n == n &&
+                      resident_->n_features == r.features->f32.size() && std::equal(host, host + 4, resident_->host);
+    if (same) return *resident_;
+    resident_.reset();  // free the old market before allocating the new one
+    Resident m;
+    m.features_id = r.features->id;
+    std::copy(host, host + 4, m.host);
+    m.n = n;
+    m.n_features = r.features->f32.size();
+    m.o = DeviceBuffer<float>(n);
+    m.h = DeviceBuffer<float>(n);
+    m.l = DeviceBuffer<float>(n);
+    m.c = DeviceBuffer<float>(n);
+    m.f = DeviceBuffer<float>(m.n_features);
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(m.o.data(), p.open, n * sizeof(float), cudaMemcpyHostToDevice, st));
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(m.h.data(), p.high, n * sizeof(float), cudaMemcpyHostToDevice, st));
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(m.l.data(), p.low, n * sizeof(float), cudaMemcpyHostToDevice, st));
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(m.c.data(), p.close, n * sizeof(float), cudaMemcpyHostToDevice, st));
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(m.f.data(), r.features->f32.data(), m.n_features * sizeof(float), cudaMemcpyHostToDevice, st));
+    resident_.emplace(std::move(m));
+    return *resident_;
+  }
+
+  mutable std::mutex mutex_;
   mutable std::optional<Stream> stream_;  // created on first use: constructing the backend must work without a device
+  mutable std::optional<Resident> resident_;
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "cpu/backtest/backtest.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -378,7 +379,9 @@ StrategyFeatures strategy_features_compute(const PanelView& panel, bool with_dou
   if (panel.n_symbols < 0 || panel.n_bars < 0 || panel.stride < panel.n_bars)
     throw std::invalid_argument("strategy features: malformed panel view (" + std::to_string(panel.n_symbols) + " symbols, " +
                                 std::to_string(panel.n_bars) + " bars, stride " + std::to_string(panel.stride) + ")");
+  static std::atomic<std::uint64_t> next_id{1};
   StrategyFeatures f;
+  f.id = next_id.fetch_add(1, std::memory_order_relaxed);
   f.plane_size = panel.n_symbols * panel.stride;
   const std::size_t total = static_cast<std::size_t>(f.plane_size) * kernels::kStrategyFeatureCount;
   f.f32.assign(total, std::numeric_limits<float>::quiet_NaN());

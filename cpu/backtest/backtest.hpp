@@ -17,6 +17,8 @@ namespace qtos {
 /// The indicator series every genome may read, computed once per symbol (kStrategyFeatureCount planes, each laid
 /// out like a panel column: plane p of (s, t) at p * plane_size + s * stride + t).
 struct StrategyFeatures {
+  std::uint64_t id = 0;         ///< unique per strategy_features_compute call in this process (0: built by hand);
+                                ///< a device backend keeps the bank resident between runs while the id is the same
   std::int64_t plane_size = 0;  ///< n_symbols * stride
   std::vector<float> f32;       ///< float planes (backends)
   std::vector<double> f64;      ///< double planes (serial reference); empty unless asked for

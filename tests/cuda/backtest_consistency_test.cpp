@@ -55,6 +55,9 @@ TEST(BacktestCuda, MatchesTbbAndTheSerialReference) {
       r.genomes = gs;
       r.t_begin = 20;
       r.per_symbol = true;
+      r.costs.slippage_spread = n % 2 ? 0.5 : 0.0;  // odd sizes also pay half the spread proxy per fill
+      // The market stays resident on the device across the sizes of one panel and is replaced for the next panel
+      // (a new feature bank id), so both paths of the residency cache run here.
       const BacktestResult a = gpu.run(r), b = cpu.run(r), ref = backtest_serial(r);
       ASSERT_EQ(a.genome.size(), n);
       ASSERT_EQ(a.genome_symbol.size(), n * static_cast<std::size_t>(S));
