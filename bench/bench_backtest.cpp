@@ -1,6 +1,7 @@
 // Population backtest throughput in bar-steps/s (genome x symbol x bar per second): the TBB backend on all cores and
 // on one thread, beside the plain serial double reference, all in one run. Sizes: QTOS_BENCH_P (genomes, 1024),
 // QTOS_BENCH_S (symbols, 100), QTOS_BENCH_T (hourly bars, 8760); the reference runs QTOS_BENCH_REF_P genomes (16).
+// With a CUDA device it also runs the CUDA backend at QTOS_BENCH_GPU_P/S/T (8,192 x 1,000 x 2,520 daily bars).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <benchmark/benchmark.h>
 #include <tbb/task_arena.h>
 
+#include "cpu/backend/device.hpp"
 #include "cpu/backtest/backtest.hpp"
 #include "runtime/data/synth.hpp"
 #include "runtime/strategy/evolution.hpp"
@@ -120,6 +122,85 @@ void BM_Tbb(benchmark::State& state, int threads) {
   exposure = valid > 0 ? in_pos / valid : 0.0;
 }
 
+// ---- GPU: the issue's size, when a device is present ----------------------------------------------------------------
+
+const std::int32_t kGpuP = env_int("QTOS_BENCH_GPU_P", 8192);
+const std::int32_t kGpuS = env_int("QTOS_BENCH_GPU_S", 1000);
+const std::int32_t kGpuT = env_int("QTOS_BENCH_GPU_T", 2520);
+
+struct GpuFigures {
+  double rate = 0, cpu_rate = 0, upload_s = 0, run_s = 0;
+  bool ran = false;
+} gpu;
+
+/// P=8,192 x S=1,000 x T=2,520 daily bars on the CUDA backend (the first run uploads the market and is timed apart),
+/// and the TBB backend on the same market with 64 genomes beside it.
+void BM_Cuda(benchmark::State& state) {
+  auto backends = qtos::backtest_backends();
+  const qtos::BacktestBackend* cuda = nullptr;
+  for (const auto& b : backends)
+    if (b->name() == "cuda" && b->available()) cuda = b.get();
+  if (cuda == nullptr) {
+    state.SkipWithError("no usable CUDA device");
+    return;
+  }
+  qtos::SynthOptions o;
+  o.n_symbols = kGpuS;
+  o.n_bars = kGpuT;
+  o.interval_ms = 86'400'000;
+  o.seed = 2025;
+  const qtos::SynthMarket market = qtos::synth_generate(o);
+  const qtos::StrategyFeatures features = qtos::strategy_features_compute(market.panel.view());
+  std::vector<qtos::kernels::Genome> genomes;
+  qtos::Rng rng(9);
+  for (std::int32_t i = 0; i < kGpuP; ++i) genomes.push_back(qtos::genome_random(rng));
+  qtos::BacktestRequest r;
+  r.panel = market.panel.view();
+  r.features = &features;
+  r.genomes = genomes;
+  r.costs.bars_per_year = 365;
+  auto t0 = std::chrono::steady_clock::now();
+  benchmark::DoNotOptimize(cuda->run(r));  // uploads the market, then runs
+  gpu.upload_s = seconds_since(t0);
+  const double steps = static_cast<double>(kGpuP) * kGpuS * kGpuT;
+  double secs = 0;
+  int runs = 0;
+  for (auto _ : state) {
+    t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(cuda->run(r));
+    secs += seconds_since(t0);
+    ++runs;
+  }
+  gpu.run_s = secs / runs;
+  gpu.rate = steps * runs / secs;
+  // The CPU backend on the same market, 64 genomes (the whole population would take minutes on two cores).
+  r.genomes = std::span<const qtos::kernels::Genome>(genomes.data(), 64);
+  t0 = std::chrono::steady_clock::now();
+  benchmark::DoNotOptimize(qtos::detail::backtest_cpu_backend()->run(r));
+  gpu.cpu_rate = 64.0 * kGpuS * kGpuT / seconds_since(t0);
+  gpu.ran = true;
+  state.counters["bar_steps_per_s"] = gpu.rate;
+}
+
+void print_gpu() {
+  const auto& d = qtos::device_report();
+  if (!gpu.ran) {
+    std::printf("\nGPU: not measured (%s)\n", d.cuda_error.empty() ? "no CUDA backend" : d.cuda_error.c_str());
+    return;
+  }
+  const double lanes = double(d.sm_count) * d.sm_clock_khz * 1e3 * d.fp32_lanes_per_sm;  // FP32 lane-cycles per s
+  std::printf("\nGPU %s (%d SMs, %.2f GHz): P=%d x S=%d x T=%d\n", d.cuda_name.c_str(), d.sm_count, d.sm_clock_khz * 1e-6, kGpuP,
+              kGpuS, kGpuT);
+  std::printf("%-36s %16.4g   target 1e11: %s\n", "cuda float (one run)", gpu.rate, gpu.rate >= 1e11 ? "MET" : "NOT MET");
+  std::printf("%-36s %16.4g   (x%.0f)\n", "tbb float, same market, 64 genomes", gpu.cpu_rate, gpu.rate / gpu.cpu_rate);
+  std::printf("run %.3f s; first run with the market upload %.3f s\n", gpu.run_s, gpu.upload_s);
+  if (lanes > 0)
+    std::printf("FP32 lane-cycles per bar-step: %.1f (the ceiling, one FP32 instruction per lane per cycle, is %.3g "
+                "instruction-steps/s; a bar-step issues tens of instructions, so the fraction of the ceiling is 1 over "
+                "this figure times the step's instruction count)\n",
+                lanes / gpu.rate, lanes);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,6 +209,8 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("BM_Backtest/reference", BM_Reference)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("BM_Backtest/tbb_1thread", BM_Tbb, 1)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("BM_Backtest/tbb", BM_Tbb, 0)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+  if (qtos::device_report().cuda_devices > 0)
+    benchmark::RegisterBenchmark("BM_Backtest/cuda_8192x1000x2520", BM_Cuda)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   const double ref = rates.count("serial double reference (1 thread)") ? rates["serial double reference (1 thread)"] : 0;
@@ -140,5 +223,6 @@ int main(int argc, char** argv) {
     std::printf("%-36s %16.4g %14.2f %12s\n", name.c_str(), v,
                 name.find("CPU-second") != std::string::npos ? (ref_cpu > 0 ? v / ref_cpu : 0.0) : (ref > 0 ? v / ref : 0.0),
                 name == "tbb float (all cores)" ? (v >= 3e8 ? "MET" : "NOT MET") : "");
+  print_gpu();
   return 0;
 }

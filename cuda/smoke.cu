@@ -50,7 +50,12 @@ DeviceReport devices_query() {
     return r;
   }
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) r.cuda_name = prop.name;
+  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+    r.cuda_name = prop.name;
+    r.sm_count = prop.multiProcessorCount;
+    r.fp32_lanes_per_sm = prop.major > 8 || (prop.major == 8 && prop.minor >= 6) ? 128 : 64;
+  }
+  if (cudaDeviceGetAttribute(&r.sm_clock_khz, cudaDevAttrClockRate, 0) != cudaSuccess) r.sm_clock_khz = 0;
   return r;
 }
 

@@ -24,6 +24,9 @@ struct DeviceReport {
   int cuda_devices = 0;         ///< devices the CUDA runtime sees (0 without a driver)
   std::string cuda_name;        ///< name of device 0, empty when none
   std::string cuda_error;       ///< why no device is usable, empty when one is
+  int sm_count = 0;             ///< streaming multiprocessors of device 0
+  int sm_clock_khz = 0;         ///< their peak clock
+  int fp32_lanes_per_sm = 0;    ///< FP32 lanes per SM (128 from compute capability 8.6 on, 64 before)
 };
 
 /// Queries the CUDA runtime once per process (cached); never throws.
