@@ -57,6 +57,9 @@ void dump(const DumpOptions& o) {
   }
   std::printf("# %llu events in %s, %llu shown", static_cast<unsigned long long>(total), o.file.c_str(),
               static_cast<unsigned long long>(shown));
+  if (reader.version() != kEventLogVersion)
+    std::printf("; format version %u (an older log: bar quote_volume and trades unknown, shown as nan and -1)",
+                static_cast<unsigned>(reader.version()));
   if (reader.torn_tail()) std::printf("; an incomplete last record of %llu bytes was ignored",
                                       static_cast<unsigned long long>(reader.torn_tail()));
   std::printf("\n");

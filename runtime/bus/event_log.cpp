@@ -199,13 +199,37 @@ struct Formatter {
   }
 };
 
+// ---- older format versions --------------------------------------------------------------------------------------
+// Version 1: 18 event types (no UniverseSuggested); MarketBarClosed ended at `volume` (no quote_volume, trades).
+
+template <class E>
+constexpr std::size_t kFieldCount = std::tuple_size_v<decltype(std::declval<const E&>().fields())>;
+
+/// Payload fields of E present in a version-1 record: a prefix of the current fields (fields are only appended).
+template <class E>
+constexpr std::size_t kV1FieldCount = kFieldCount<E>;
+template <>
+constexpr std::size_t kV1FieldCount<MarketBarClosed> = 8;
+static_assert(kFieldCount<MarketBarClosed> == 10, "MarketBarClosed changed: bump kEventLogVersion and describe the old layouts");
+
+std::size_t event_type_count(std::uint32_t version) { return version == 1 ? 18 : kEventTypeCount; }
+
+template <class E>
+bool decode_fields(Decoder& d, E& e, std::uint32_t version) {
+  auto f = e.fields();
+  auto prefix = [&]<std::size_t... I>(std::index_sequence<I...>) { return (d.get(std::get<I>(f)) && ...); };
+  if (version == 1) return prefix(std::make_index_sequence<kV1FieldCount<E>>{});
+  return prefix(std::make_index_sequence<kFieldCount<E>>{});
+}
+
 template <std::size_t... I>
-bool decode_payload(Decoder& d, std::size_t type, AnyEvent& out, const EventHeader& header, std::index_sequence<I...>) {
+bool decode_payload(Decoder& d, std::size_t type, std::uint32_t version, AnyEvent& out, const EventHeader& header,
+                    std::index_sequence<I...>) {
   bool ok = false;
   ((type == I ? (void)([&] {
      std::variant_alternative_t<I, AnyEvent> e;
      e.header = header;
-     ok = d.get(e);
+     ok = decode_fields(d, e, version);
      if (ok) out = std::move(e);
    }()) : (void)0), ...);
   return ok;
@@ -234,14 +258,14 @@ std::string file_header() {
   return h;
 }
 
-// Checks the 16-byte header of an open log; returns an empty string or what is wrong.
-std::string check_header(const char* buf, std::size_t n) {
+// Checks the 16-byte header of an open log and reads its version; returns an empty string or what is wrong.
+std::string check_header(const char* buf, std::size_t n, std::uint32_t& version) {
   if (n < kFileHeader) return "is " + std::to_string(n) + " bytes, shorter than the 16-byte event log header";
   if (std::memcmp(buf, kMagic, sizeof kMagic) != 0) return "does not start with the event log magic 'QTOSEVT'";
-  std::uint32_t version = 0;
   std::memcpy(&version, buf + 8, 4);
-  if (version != kEventLogVersion)
-    return "has format version " + std::to_string(version) + "; this build reads version " + std::to_string(kEventLogVersion);
+  if (version < kEventLogOldestVersion || version > kEventLogVersion)
+    return "has format version " + std::to_string(version) + "; this build reads versions " +
+           std::to_string(kEventLogOldestVersion) + " to " + std::to_string(kEventLogVersion);
   return {};
 }
 
@@ -263,15 +287,19 @@ std::string event_encode(const AnyEvent& event) {
   return out;
 }
 
-Result<AnyEvent> event_decode(std::string_view body) {
+Result<AnyEvent> event_decode(std::string_view body, std::uint32_t version) {
+  if (version < kEventLogOldestVersion || version > kEventLogVersion)
+    return Error{"unsupported", "format version " + std::to_string(version) + " is not one this build reads (" +
+                                    std::to_string(kEventLogOldestVersion) + " to " + std::to_string(kEventLogVersion) + ")"};
   Decoder d{body};
   std::uint16_t type = 0;
   EventHeader header;
   if (!d.get(type) || !d.get(header.id) || !d.get(header.ts) || !d.get(header.source))
     return Error{"corrupt", "event header: " + d.error};
-  if (type >= kEventTypeCount) return Error{"corrupt", "unknown event type " + std::to_string(type)};
+  if (type >= event_type_count(version))
+    return Error{"corrupt", "unknown event type " + std::to_string(type) + " in a version-" + std::to_string(version) + " log"};
   AnyEvent out;
-  if (!decode_payload(d, type, out, header, std::make_index_sequence<kEventTypeCount>{}))
+  if (!decode_payload(d, type, version, out, header, std::make_index_sequence<kEventTypeCount>{}))
     return Error{"corrupt", std::string(event_type_name(static_cast<EventType>(type))) + " payload: " + d.error};
   if (d.pos != body.size())
     return Error{"corrupt", std::to_string(body.size() - d.pos) + " unexpected bytes after the " +
@@ -312,6 +340,10 @@ EventLogWriter::EventLogWriter(std::string path) : path_(std::move(path)) {
     std::uint64_t good_end = kFileHeader;
     {
       EventLogReader reader(path_);
+      if (reader.version() != kEventLogVersion)
+        throw std::runtime_error("event log '" + path_ + "' has format version " + std::to_string(reader.version()) +
+                                 "; this build appends only to version-" + std::to_string(kEventLogVersion) +
+                                 " logs (it still reads and replays this one): record into a new file");
       for (;;) {
         auto r = reader.next();
         if (!r.ok()) throw std::runtime_error("event log '" + path_ + "': cannot append after a corrupt record: " + r.error().message);
@@ -373,7 +405,7 @@ EventLogReader::EventLogReader(std::string path) : path_(std::move(path)) {
   file_size_ = static_cast<std::uint64_t>(st.st_size);
   char buf[kFileHeader];
   const std::size_t n = std::fread(buf, 1, kFileHeader, file_);
-  if (const std::string why = check_header(buf, n); !why.empty()) {
+  if (const std::string why = check_header(buf, n, version_); !why.empty()) {
     std::fclose(file_);
     file_ = nullptr;
     throw std::runtime_error("event log '" + path_ + "' " + why);
@@ -410,7 +442,7 @@ Result<std::optional<AnyEvent>> EventLogReader::next() {
   }
   if (static_cast<std::uint32_t>(XXH32(body_.data(), body_.size(), 0)) != sum)
     return Error{"corrupt", "event log '" + path_ + "': checksum mismatch in the record at offset " + std::to_string(offset_)};
-  auto decoded = event_decode(body_);
+  auto decoded = event_decode(body_, version_);
   if (!decoded.ok())
     return Error{"corrupt", "event log '" + path_ + "': record at offset " + std::to_string(offset_) + ": " +
                                 decoded.error().message};

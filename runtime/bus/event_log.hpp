@@ -2,11 +2,15 @@
 /// @file The binary, append-only event log: every event published on a bus can be recorded, replayed in order
 /// (driving a SimClock so that timers fire at their simulated times) and dumped as text (`qtos events dump`).
 ///
-/// Format (little-endian): a 16-byte file header "QTOSEVT\0", u32 format version (1), u32 reserved; then records
+/// Format (little-endian): a 16-byte file header "QTOSEVT\0", u32 format version (2), u32 reserved; then records
 /// of u32 body length, u32 XXH32 of the body, and the body: u16 event type, u64 id, i64 timestamp (Unix ns),
 /// u8 source length + source bytes, then the payload fields in declaration order (numbers as their bytes, enums as
 /// their underlying integer, strings as u32 length + bytes, inline strings as u8 length + bytes, lists as u32
 /// count + elements). A record cut short at the end of the file (a crash mid-write) is a torn tail, not an error.
+///
+/// Versions: 2 added MarketBarClosed's quote_volume and trades (after volume) and the UniverseSuggested type (18).
+/// Readers decode version-1 logs too (their bars get quote_volume NaN and trades -1: unknown); writers append only
+/// to a log of the current version.
 
 #include <cstdint>
 #include <functional>
@@ -21,12 +25,14 @@
 
 namespace qtos {
 
-inline constexpr std::uint32_t kEventLogVersion = 1;  ///< format version written in the file header
+inline constexpr std::uint32_t kEventLogVersion = 2;  ///< format version written in the file header
+inline constexpr std::uint32_t kEventLogOldestVersion = 1;  ///< the oldest format version readers still decode
 
-/// The body of one record (type, header, payload) of `event`.
+/// The body of one record (type, header, payload) of `event`, in the current format version.
 std::string event_encode(const AnyEvent& event);
-/// Decodes a record body; an error names what is malformed.
-Result<AnyEvent> event_decode(std::string_view body);
+/// Decodes a record body written in format `version` (kEventLogOldestVersion..kEventLogVersion); an error names
+/// what is malformed. Fields an older version lacks keep their defaults (for MarketBarClosed: unknown).
+Result<AnyEvent> event_decode(std::string_view body, std::uint32_t version = kEventLogVersion);
 /// The payload of `event` as `name=value` pairs separated by spaces (strings quoted).
 std::string event_format_fields(const AnyEvent& event);
 /// One line: id, ISO time, type, topic, source and the payload fields.
@@ -36,8 +42,9 @@ std::string event_format_line(const AnyEvent& event);
 class EventLogWriter {
  public:
   /// Opens `path` for appending, writing the file header when the file is new. An existing file must start with a
-  /// valid header; a torn last record (from a crash) is cut off with a warning. Throws std::runtime_error naming
-  /// the path on any I/O error or a file that is not an event log.
+  /// valid header of the current version (records of two layouts never share a file); a torn last record (from a
+  /// crash) is cut off with a warning. Throws std::runtime_error naming the path on any I/O error, a file that is
+  /// not an event log, or one of another format version.
   explicit EventLogWriter(std::string path);
   EventLogWriter(const EventLogWriter&) = delete;
   EventLogWriter& operator=(const EventLogWriter&) = delete;
@@ -62,7 +69,8 @@ class EventLogWriter {
 /// Reads a log file record by record.
 class EventLogReader {
  public:
-  /// Opens `path`; throws std::runtime_error naming the path when it cannot be read or has no valid header.
+  /// Opens `path`; throws std::runtime_error naming the path when it cannot be read, has no valid header, or has a
+  /// format version outside kEventLogOldestVersion..kEventLogVersion (the message names the version).
   explicit EventLogReader(std::string path);
   EventLogReader(const EventLogReader&) = delete;
   EventLogReader& operator=(const EventLogReader&) = delete;
@@ -74,10 +82,13 @@ class EventLogReader {
   std::uint64_t torn_tail() const { return torn_tail_; }
   /// Offset of the next record.
   std::uint64_t offset() const { return offset_; }
+  /// The file's format version (older versions are decoded into the current event structs).
+  std::uint32_t version() const { return version_; }
 
  private:
   std::string path_;
   std::FILE* file_ = nullptr;
+  std::uint32_t version_ = 0;
   std::uint64_t offset_ = 0;
   std::uint64_t file_size_ = 0;
   std::uint64_t torn_tail_ = 0;

@@ -20,7 +20,7 @@ constexpr std::string_view kTypeNames[kEventTypeCount] = {
     "MarketBarClosed", "OpportunitiesUpdated", "RegimeChanged",  "PolicyUpdated",       "StrategyPromoted",
     "StrategyRetired", "ModelPromoted",        "HealthStatusChanged", "SignalGenerated", "OrderSubmitted",
     "OrderDenied",     "OrderFilled",          "OrderRejected",  "PositionOpened",      "PositionClosed",
-    "RiskLimitBreached", "EmergencyBrakeChanged", "ServiceStateChanged"};
+    "RiskLimitBreached", "EmergencyBrakeChanged", "ServiceStateChanged", "UniverseSuggested"};
 
 constexpr auto kInfo = make_info(std::make_index_sequence<kEventTypeCount>{});
 

@@ -4,9 +4,11 @@
 /// dump verb and equality all see the same fields. Events are immutable once published: handlers get `const E&`.
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -126,10 +128,10 @@ enum class EventType : std::uint16_t {
   market_bar_closed, opportunities_updated, regime_changed, policy_updated, strategy_promoted, strategy_retired,
   model_promoted, health_status_changed, signal_generated, order_submitted, order_denied, order_filled,
   order_rejected, position_opened, position_closed, risk_limit_breached, emergency_brake_changed,
-  service_state_changed
+  service_state_changed, universe_suggested  // new types go last: the value is the type code in event logs
 };
 /// Number of event types.
-inline constexpr std::size_t kEventTypeCount = 18;
+inline constexpr std::size_t kEventTypeCount = 19;
 
 /// Stamped on every event by the bus when it is published or posted.
 struct EventHeader {
@@ -145,6 +147,23 @@ struct EventHeader {
   auto fields() const { return std::tie(__VA_ARGS__); }              \
   static constexpr std::string_view kFieldNames = #__VA_ARGS__
 
+namespace detail {
+/// Field equality where two NaNs are equal: NaN marks a value as unknown, and an unknown value equals itself.
+template <class T>
+bool same_field(const T& a, const T& b) {
+  if constexpr (std::is_floating_point_v<T>)
+    return a == b || (std::isnan(a) && std::isnan(b));
+  else
+    return a == b;
+}
+}  // namespace detail
+
+/// MarketBarClosed::quote_volume when the publisher does not know it (a feed with base volume only, or a version-1
+/// event log): NaN. Consumers that need a dollar volume then estimate it, e.g. as volume x close.
+inline constexpr double kUnknownQuoteVolume = std::numeric_limits<double>::quiet_NaN();
+/// MarketBarClosed::trades when the publisher does not know it.
+inline constexpr std::int64_t kUnknownTrades = -1;
+
 /// A closed bar of one symbol and interval.
 struct MarketBarClosed {
   static constexpr EventType kType = EventType::market_bar_closed;  ///< type tag
@@ -155,8 +174,20 @@ struct MarketBarClosed {
   std::int32_t interval_s = 60;  ///< bar length in seconds
   TimeNs open_time = 0;  ///< bar open time (Unix ns)
   double open = 0, high = 0, low = 0, close = 0, volume = 0;  ///< OHLCV: open, high, low, close, base-asset volume
-  QTOS_EVENT_FIELDS(symbol, interval_s, open_time, open, high, low, close, volume);
-  friend bool operator==(const MarketBarClosed&, const MarketBarClosed&) = default;
+  double quote_volume = kUnknownQuoteVolume;  ///< quote-asset (dollar) volume; NaN (kUnknownQuoteVolume): unknown
+  std::int64_t trades = kUnknownTrades;  ///< number of trades in the bar; -1 (kUnknownTrades): unknown
+  QTOS_EVENT_FIELDS(symbol, interval_s, open_time, open, high, low, close, volume, quote_volume, trades);
+  /// True when the publisher knew the quote volume (it is not NaN).
+  bool quote_volume_known() const { return !std::isnan(quote_volume); }
+  /// Field by field, an unknown (NaN) value equal to an unknown one, so a bar equals its own log round trip.
+  friend bool operator==(const MarketBarClosed& a, const MarketBarClosed& b) {
+    if (!(a.header == b.header)) return false;
+    return std::apply(
+        [&](const auto&... x) {
+          return std::apply([&](const auto&... y) { return (detail::same_field(x, y) && ...); }, b.fields());
+        },
+        a.fields());
+  }
 };
 
 /// One ranked symbol inside OpportunitiesUpdated.
@@ -429,12 +460,34 @@ struct ServiceStateChanged {
   friend bool operator==(const ServiceStateChanged&, const ServiceStateChanged&) = default;
 };
 
+/// A symbol UniverseOS left out of a suggested universe, and why.
+struct UniverseExclusion {
+  Symbol symbol;  ///< exchange symbol
+  std::string reason;  ///< "blacklisted", "beyond top_n_universe (N)", ...
+  QTOS_EVENT_FIELDS(symbol, reason);
+  friend bool operator==(const UniverseExclusion&, const UniverseExclusion&) = default;
+};
+
+/// UniverseOS in ADVISORY mode suggests a tradable universe; nothing is enforced by it (ENFORCED installs the
+/// universe in the executor's filter instead, OBSERVE only logs).
+struct UniverseSuggested {
+  static constexpr EventType kType = EventType::universe_suggested;  ///< type tag
+  static constexpr std::string_view kTopic = topics::kUniverseSuggested;  ///< topic
+  static constexpr bool kDroppable = true;  ///< derived from market data; the next suggestion supersedes it
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  std::vector<Symbol> universe;  ///< the suggested tradable symbols, best first
+  std::vector<UniverseExclusion> filtered;  ///< candidates left out, with the reason
+  std::uint64_t policy_version = 0;  ///< the policy the suggestion was computed under
+  QTOS_EVENT_FIELDS(universe, filtered, policy_version);
+  friend bool operator==(const UniverseSuggested&, const UniverseSuggested&) = default;
+};
+
 /// Any event by value; the variant index equals the EventType value.
 using AnyEvent =
     std::variant<MarketBarClosed, OpportunitiesUpdated, RegimeChanged, PolicyUpdated, StrategyPromoted, StrategyRetired,
                  ModelPromoted, HealthStatusChanged, SignalGenerated, OrderSubmitted, OrderDenied, OrderFilled,
                  OrderRejected, PositionOpened, PositionClosed, RiskLimitBreached, EmergencyBrakeChanged,
-                 ServiceStateChanged>;
+                 ServiceStateChanged, UniverseSuggested>;
 static_assert(std::variant_size_v<AnyEvent> == kEventTypeCount);
 
 namespace detail {

@@ -24,5 +24,6 @@ inline constexpr std::string_view kPositionsClosed = "positions.closed";        
 inline constexpr std::string_view kRiskLimitBreached = "risk.limit_breached";      ///< RiskLimitBreached
 inline constexpr std::string_view kControlEmergencyBrake = "control.emergency_brake";  ///< EmergencyBrakeChanged
 inline constexpr std::string_view kServicesLifecycle = "services.lifecycle";       ///< ServiceStateChanged
+inline constexpr std::string_view kUniverseSuggested = "universe.suggested";       ///< UniverseSuggested
 
 }  // namespace qtos::topics

@@ -108,8 +108,13 @@ void MarketOpportunityRanker::on_bar(const MarketBarClosed& bar) {
   high_[s] = static_cast<float>(bar.high);
   low_[s] = static_cast<float>(bar.low);
   close_[s] = static_cast<float>(bar.close);
-  // The bar event carries base volume only: quote (dollar) volume is approximated as volume x close.
-  quote_volume_[s] = static_cast<float>(bar.volume * bar.close);
+  // The exchange's quote (dollar) volume when the publisher knew it; otherwise (NaN) estimated as volume x close.
+  if (bar.quote_volume_known()) {
+    quote_volume_[s] = static_cast<float>(bar.quote_volume);
+  } else {
+    quote_volume_[s] = static_cast<float>(bar.volume * bar.close);
+    ++bars_quote_volume_estimated_;
+  }
   if (pending_count_ == static_cast<std::int32_t>(options_.symbols.size())) flush_pending();
 }
 

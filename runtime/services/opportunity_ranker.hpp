@@ -1,7 +1,8 @@
 #pragma once
 /// @file MarketOpportunityRanker: keeps the streaming feature state of every symbol from MarketBarClosed events,
 /// re-ranks on its interval timer (QT_OPP_RANKER_UPDATE_INTERVAL) with weights from the policy, and publishes the
-/// TOP_N (QT_OPP_RANKER_TOP_N) as OpportunitiesUpdated.
+/// TOP_N (QT_OPP_RANKER_TOP_N) as OpportunitiesUpdated. Dollar volume is the bar's quote_volume; only a bar whose
+/// publisher did not know it (NaN) falls back to volume x close.
 
 #include <cstdint>
 #include <map>
@@ -54,6 +55,8 @@ class MarketOpportunityRanker final : public Service {
   std::int64_t bars_applied() const { return engine_.last_bar() + 1; }
   /// Bars ignored: unknown symbol, or an interval that was already closed.
   std::int64_t bars_ignored() const { return bars_ignored_; }
+  /// Bars whose quote volume was unknown (NaN) and was estimated as volume x close.
+  std::int64_t bars_quote_volume_estimated() const { return bars_quote_volume_estimated_; }
   /// The last ranking published (empty before the first).
   const std::optional<Ranking>& last_ranking() const { return last_; }
 
@@ -75,6 +78,7 @@ class MarketOpportunityRanker final : public Service {
   std::int32_t pending_count_ = 0;
   std::vector<float> high_, low_, close_, quote_volume_;  // the interval being collected, NaN = not yet seen
   std::int64_t bars_ignored_ = 0;
+  std::int64_t bars_quote_volume_estimated_ = 0;
   std::optional<Ranking> last_;
 };
 

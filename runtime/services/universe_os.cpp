@@ -2,6 +2,7 @@
 #include "runtime/services/universe_os.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
@@ -27,7 +28,12 @@ UniverseOS::UniverseOS(EventBus& bus, const Config& config, const PolicyStore& p
       config_(config),
       policy_(policy),
       options_(std::move(options)),
-      dynamic_(config.universe_dynamic) {}
+      dynamic_(config.universe_dynamic) {
+  for (const auto& sym : options_.static_universe)
+    if (sym.empty() || sym.size() > Symbol::kCapacity)
+      throw std::invalid_argument("UniverseOS: static universe symbol '" + sym + "' must be 1 to " +
+                                  std::to_string(Symbol::kCapacity) + " characters");
+}
 
 void UniverseOS::on_start() {
   subscribe<OpportunitiesUpdated>([this](const OpportunitiesUpdated& ev) { on_opportunities(ev); });
@@ -74,9 +80,15 @@ void UniverseOS::on_opportunities(const OpportunitiesUpdated& ev) {
       spdlog::info("universe-os (OBSERVE): would filter {} symbols and trade {} ({})", d.filtered.size(),
                    d.universe.size(), join(d.universe, 8));
       break;
-    case SubsystemMode::advisory:
+    case SubsystemMode::advisory: {
       spdlog::info("universe-os (ADVISORY): suggested universe of {} symbols: {}", d.universe.size(), join(d.universe, 20));
+      UniverseSuggested suggestion;
+      suggestion.universe.assign(d.universe.begin(), d.universe.end());
+      for (const auto& [sym, why] : d.filtered) suggestion.filtered.push_back(UniverseExclusion{sym, why});
+      suggestion.policy_version = d.policy_version;
+      publish(std::move(suggestion));  // from inside the OpportunitiesUpdated handler: delivered right after it
       break;
+    }
     case SubsystemMode::enforced:
     case SubsystemMode::protective:
       enforced_ = std::make_shared<const std::set<std::string>>(d.universe.begin(), d.universe.end());

@@ -1,7 +1,8 @@
 #pragma once
 /// @file UniverseOS: turns the ranker's OpportunitiesUpdated, a blacklist and the policy into the tradable universe.
-/// OBSERVE logs "would filter N symbols" and changes nothing; ADVISORY keeps (and logs) a suggested universe;
-/// ENFORCED installs it, and the executor's universe filter (`tradable`) then refuses every other symbol.
+/// OBSERVE logs "would filter N symbols" and publishes nothing; ADVISORY publishes the suggested universe as
+/// UniverseSuggested (and keeps it in last_decision()) without filtering anything; ENFORCED installs it, and the
+/// executor's universe filter (`tradable`) then refuses every other symbol.
 /// (QT_AI_UNIVERSE_OS_ENABLED, QT_AI_UNIVERSE_OS_MODE, QT_AI_UNIVERSE_DYNAMIC.)
 
 #include <cstdint>
@@ -37,7 +38,8 @@ struct UniverseDecision {
 /// The universe service (bus owner thread).
 class UniverseOS final : public Service {
  public:
-  /// Mode from QT_AI_UNIVERSE_OS_ENABLED/_MODE (OFF when disabled); `policy` must outlive the service.
+  /// Mode from QT_AI_UNIVERSE_OS_ENABLED/_MODE (OFF when disabled); `policy` must outlive the service. Throws
+  /// std::invalid_argument naming a static-universe symbol that is empty or longer than a Symbol holds.
   UniverseOS(EventBus& bus, const Config& config, const PolicyStore& policy, UniverseOptions options);
 
   /// The executor's universe filter: in ENFORCED, true only for symbols of the installed universe (none before the

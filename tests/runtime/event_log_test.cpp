@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -14,12 +16,17 @@
 
 #include "runtime/bus/event_log.hpp"
 #include "tests/runtime/test_util.hpp"
+#include "tests/support/event_log_v1.hpp"
 
 namespace qtos {
 namespace {
 
 using ::testing::HasSubstr;
 using test::TempDir;
+using test::log_header;
+using test::log_record;
+using test::v1_bar_body;
+using test::v1_fill_body;
 
 constexpr TimeNs kStart = 1'704'067'200LL * kNsPerSecond;
 
@@ -51,6 +58,28 @@ TEST(EventCodec, EveryEventTypeRoundTrips) {
     for (std::size_t cut = 0; cut < body.size(); cut += 7)
       EXPECT_FALSE(event_decode(std::string_view(body).substr(0, cut)).ok()) << event_type_name(event_type(e)) << " cut " << cut;
   }
+}
+
+TEST(EventCodec, BarQuoteVolumeAndTradesRoundTripKnownOrUnknown) {
+  MarketBarClosed known{.symbol = "BTCUSDT", .close = 100.0, .volume = 2.0, .quote_volume = 215.5, .trades = 9};
+  auto back = event_decode(event_encode(known));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  const auto& k = std::get<MarketBarClosed>(back.value());
+  EXPECT_TRUE(k.quote_volume_known());
+  EXPECT_EQ(k.quote_volume, 215.5);
+  EXPECT_EQ(k.trades, 9);
+
+  const MarketBarClosed unknown{.symbol = "BTCUSDT", .close = 100.0, .volume = 2.0};  // a publisher with base volume only
+  EXPECT_FALSE(unknown.quote_volume_known());
+  EXPECT_EQ(unknown.trades, kUnknownTrades);
+  back = event_decode(event_encode(unknown));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  const auto& u = std::get<MarketBarClosed>(back.value());
+  EXPECT_TRUE(std::isnan(u.quote_volume));
+  EXPECT_EQ(u.trades, -1);
+  EXPECT_EQ(u, unknown);  // an unknown value equals an unknown one
+  EXPECT_NE(u, known);
+  EXPECT_THAT(event_format_fields(back.value()), HasSubstr("volume=2 quote_volume=nan trades=-1"));
 }
 
 TEST(EventCodec, FormatsFieldsByName) {
@@ -148,6 +177,112 @@ TEST(EventLog, NonLogFilesAreRefusedNamingThePath) {
   }
   EXPECT_THROW(EventLogReader{dir.file("missing.qlog")}, std::runtime_error);
   EXPECT_THROW(EventLogWriter{path}, std::runtime_error);
+}
+
+std::string write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+TEST(EventLogVersions, Version1LogsAreReadWithQuoteVolumeAndTradesUnknown) {
+  TempDir dir;
+  const std::string path = write_file(dir.file("v1.qlog"), log_header(1) + log_record(v1_bar_body(1, kStart, "BTCUSDT", 42000, 3)) +
+                                                                log_record(v1_fill_body(2, kStart + 5)));
+  EventLogReader reader(path);
+  EXPECT_EQ(reader.version(), 1u);
+  const auto events = read_all(path);
+  ASSERT_EQ(events.size(), 2u);
+  const auto& bar = std::get<MarketBarClosed>(events[0]);
+  EXPECT_EQ(bar.header, (EventHeader{1, kStart, "feed"}));
+  EXPECT_EQ(bar.symbol.str(), "BTCUSDT");
+  EXPECT_EQ(bar.interval_s, 3600);
+  EXPECT_EQ(bar.open, 41999);
+  EXPECT_EQ(bar.high, 42002);
+  EXPECT_EQ(bar.low, 41997);
+  EXPECT_EQ(bar.close, 42000);
+  EXPECT_EQ(bar.volume, 3);
+  EXPECT_FALSE(bar.quote_volume_known());
+  EXPECT_EQ(bar.trades, kUnknownTrades);
+  const auto& fill = std::get<OrderFilled>(events[1]);
+  EXPECT_EQ(fill.order_id, 8u);
+  EXPECT_EQ(fill.side, Side::sell);
+  EXPECT_EQ(fill.price, 2000.0);
+
+  // A replay delivers the old bars, quote volume unknown.
+  SimClock clock(0);
+  EventBus bus(clock);
+  std::vector<MarketBarClosed> bars;
+  auto sub = bus.subscribe<MarketBarClosed>("bars", [&](const MarketBarClosed& e) { bars.push_back(e); });
+  auto stats = event_log_replay(path, bus, &clock);
+  ASSERT_TRUE(stats.ok()) << stats.error().message;
+  EXPECT_EQ(stats.value().events, 2u);
+  ASSERT_EQ(bars.size(), 1u);
+  EXPECT_TRUE(std::isnan(bars[0].quote_volume));
+
+  // Records of two layouts never share a file: appending to a version-1 log is refused, naming file and version.
+  try {
+    EventLogWriter w(path);
+    FAIL() << "appended to a version-1 log";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr(path));
+    EXPECT_THAT(e.what(), HasSubstr("format version 1"));
+  }
+  EXPECT_EQ(read_all(path).size(), 2u);  // untouched
+}
+
+TEST(EventLogVersions, Version1BodiesDecodeOnlyTheVersion1Layout) {
+  // A version-1 bar body read as version 2 is short (the quote volume is missing), and a version-2 body read as
+  // version 1 has bytes left over: the version in the header decides, never a guess.
+  const std::string v1 = v1_bar_body(1, kStart, "BTCUSDT", 100, 1);
+  EXPECT_TRUE(event_decode(v1, 1).ok());
+  EXPECT_FALSE(event_decode(v1, 2).ok());
+  const std::string v2 = event_encode(MarketBarClosed{.symbol = "BTCUSDT", .close = 1, .quote_volume = 5, .trades = 2});
+  EXPECT_FALSE(event_decode(v2, 1).ok());
+  // Version 1 had no UniverseSuggested (type 18).
+  const std::string suggested = event_encode(UniverseSuggested{.universe = {"BTCUSDT"}});
+  EXPECT_TRUE(event_decode(suggested, 2).ok());
+  const auto old = event_decode(suggested, 1);
+  ASSERT_FALSE(old.ok());
+  EXPECT_THAT(old.error().message, HasSubstr("unknown event type 18 in a version-1 log"));
+  EXPECT_FALSE(event_decode(v1, 0).ok());
+  EXPECT_FALSE(event_decode(v1, kEventLogVersion + 1).ok());
+}
+
+TEST(EventLogVersions, NewerVersionsAreRefusedNamingFileAndVersion) {
+  TempDir dir;
+  const std::string path = write_file(dir.file("future.qlog"), log_header(kEventLogVersion + 1));
+  for (int i = 0; i < 2; ++i) {
+    try {
+      if (i == 0)
+        EventLogReader r(path);
+      else
+        EventLogWriter w(path);
+      FAIL() << "accepted format version " << kEventLogVersion + 1;
+    } catch (const std::runtime_error& e) {
+      EXPECT_THAT(e.what(), HasSubstr(path));
+      EXPECT_THAT(e.what(), HasSubstr("format version " + std::to_string(kEventLogVersion + 1)));
+    }
+  }
+}
+
+TEST(EventLogVersions, NewLogsAreWrittenInTheCurrentVersion) {
+  TempDir dir;
+  const std::string path = dir.file("new.qlog");
+  {
+    EventLogWriter w(path);
+    w.append(MarketBarClosed{.symbol = "BTCUSDT", .close = 10, .volume = 3, .quote_volume = 29.5, .trades = 4});
+  }
+  std::ifstream in(path, std::ios::binary);
+  char header[16];
+  in.read(header, 16);
+  std::uint32_t version = 0;
+  std::memcpy(&version, header + 8, 4);
+  EXPECT_EQ(version, 2u);
+  EXPECT_EQ(EventLogReader(path).version(), kEventLogVersion);
+  const auto events = read_all(path);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::get<MarketBarClosed>(events[0]).quote_volume, 29.5);
+  EXPECT_EQ(std::get<MarketBarClosed>(events[0]).trades, 4);
 }
 
 // One observed handler call: who saw which event, exactly.

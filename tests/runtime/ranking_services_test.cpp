@@ -1,5 +1,6 @@
 // MarketOpportunityRanker and UniverseOS on a simulated clock and a real bus: bars in, OpportunitiesUpdated out,
-// policy weights, modes, and the executor's universe filter.
+// the bar's quote volume (or its volume x close estimate), policy weights, modes, UniverseSuggested, and the
+// executor's universe filter.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "cpu/backend/indicator_backend.hpp"
 #include "runtime/bus/event_bus.hpp"
 #include "runtime/clock/clock.hpp"
+#include "runtime/data/bar_event.hpp"
 #include "runtime/data/market_panel.hpp"
 #include "runtime/policy/policy_backend.hpp"
 #include "runtime/policy/policy_store.hpp"
@@ -23,10 +25,10 @@ namespace {
 constexpr std::int32_t kSymbols = 24;
 constexpr std::int32_t kBars = 260;
 
-/// A synthetic hourly market (late listings, a gap, a delisting) whose quote volume is exactly what the ranker
-/// derives from a bar event (volume x close), which synth_generate's panels do not satisfy (their quote volume uses
-/// the bar's typical price).
-MarketPanel market() {
+/// A synthetic hourly market (late listings, a gap, a delisting) whose quote volume deliberately differs from
+/// volume x close, by a factor that varies with the symbol (0.25 .. 2.55), so a ranker that estimated dollar volume
+/// from base volume would rank differently from the batch over the panel. `quote_factor0` scales symbol 0 again.
+MarketPanel market(double quote_factor0 = 1.0) {
   const testing::OwnedPanel o = testing::synthetic_panel(kSymbols, kBars, 5);
   std::vector<std::string> names;
   for (std::int32_t s = 0; s < kSymbols; ++s) {
@@ -47,28 +49,27 @@ MarketPanel market() {
     copy(Column::close, o.close);
     copy(Column::volume, o.volume);
     copy(Column::trades, o.trades);
+    const double factor = (0.25 + 0.1 * s) * (s == 0 ? quote_factor0 : 1.0);
     auto q = p.series_mut(Column::quote_volume, s);
     for (std::size_t t = 0; t < q.size(); ++t) {
       const float v = o.volume[base + t], c = o.close[base + t];
-      q[t] = std::isnan(c) ? 0.0f : static_cast<float>(static_cast<double>(v) * static_cast<double>(c));
+      q[t] = std::isnan(c) ? 0.0f : static_cast<float>(static_cast<double>(v) * static_cast<double>(c) * factor);
     }
   }
   p.valid_ranges_recompute();
   return p;
 }
 
-void publish_bar(EventBus& bus, const MarketPanel& p, std::int32_t s, std::int32_t t) {
-  if (!p.has_bar(s, t)) return;
-  MarketBarClosed b;
-  b.symbol = p.symbols()[static_cast<std::size_t>(s)];
-  b.interval_s = static_cast<std::int32_t>(p.interval_ms() / 1000);
-  b.open_time = p.time_ms(t) * kNsPerMillisecond;
-  b.open = p.series(Column::open, s)[static_cast<std::size_t>(t)];
-  b.high = p.series(Column::high, s)[static_cast<std::size_t>(t)];
-  b.low = p.series(Column::low, s)[static_cast<std::size_t>(t)];
-  b.close = p.series(Column::close, s)[static_cast<std::size_t>(t)];
-  b.volume = p.series(Column::volume, s)[static_cast<std::size_t>(t)];
-  bus.publish("feed", b);
+/// Publishes bar t of symbol s as the panel-to-bus conversion does (quote volume and trades included);
+/// `strip_quote_volume` imitates a feed that knows base volume only.
+void publish_bar(EventBus& bus, const MarketPanel& p, std::int32_t s, std::int32_t t, bool strip_quote_volume = false) {
+  auto b = market_bar_from_panel(p, s, t);
+  if (!b) return;
+  if (strip_quote_volume) {
+    b->quote_volume = kUnknownQuoteVolume;
+    b->trades = kUnknownTrades;
+  }
+  bus.publish("feed", *b);
 }
 
 struct Fixture {
@@ -99,6 +100,7 @@ TEST(OpportunityRankerService, StreamingStateFromBarEventsRanksLikeTheBatchOverT
   stranger.symbol = "NOTLISTEDUSDT";
   f.bus.publish("feed", stranger);
   EXPECT_EQ(ranker.bars_ignored(), 1);
+  EXPECT_EQ(ranker.bars_quote_volume_estimated(), 0);  // every bar carried its quote volume
   // The last interval is applied once every symbol reported it (or the next interval starts).
   const std::int32_t bar = static_cast<std::int32_t>(ranker.bars_applied()) - 1;
   ASSERT_GE(bar, kBars - 2);
@@ -120,6 +122,83 @@ TEST(OpportunityRankerService, StreamingStateFromBarEventsRanksLikeTheBatchOverT
   EXPECT_THROW(ranker.score_symbol("NOTLISTEDUSDT"), std::invalid_argument);
   EXPECT_EQ(ranker.get_top_n_opportunities().size(), 5u);
   EXPECT_EQ(ranker.get_top_n_opportunities(2).size(), 2u);
+}
+
+TEST(PanelBarEvent, CarriesQuoteVolumeAndTrades) {
+  const MarketPanel p = market();
+  const std::int32_t s = 3, t = p.last_bar(3);
+  const auto b = market_bar_from_panel(p, s, t);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->symbol.str(), p.symbols()[3]);
+  EXPECT_EQ(b->interval_s, 3600);
+  EXPECT_EQ(b->open_time, p.time_ms(t) * kNsPerMillisecond);
+  EXPECT_EQ(b->close, p.series(Column::close, s)[static_cast<std::size_t>(t)]);
+  EXPECT_TRUE(b->quote_volume_known());
+  EXPECT_EQ(b->quote_volume, p.series(Column::quote_volume, s)[static_cast<std::size_t>(t)]);
+  EXPECT_NE(b->quote_volume, b->volume * b->close);
+  EXPECT_EQ(b->trades, std::llround(p.series(Column::trades, s)[static_cast<std::size_t>(t)]));
+  for (std::int32_t u = 0; u < kBars; ++u)  // no event for a bar the symbol does not have
+    EXPECT_EQ(market_bar_from_panel(p, 0, u).has_value(), p.has_bar(0, u)) << u;
+  EXPECT_THROW(market_bar_from_panel(p, kSymbols, 0), std::invalid_argument);
+  EXPECT_THROW(market_bar_from_panel(p, 0, kBars), std::invalid_argument);
+}
+
+// The same bars reach two buses: one carries the exchange's quote volume, the other comes from a feed that knows
+// base volume only (quote volume NaN). Symbol 0's real quote volume is 1/4000 of volume x close, so a dollar-volume
+// floor between the two values filters it only where the event's quote volume is used, and its liquidity sub-score
+// is lower there.
+TEST(OpportunityRankerService, DollarVolumeIsTheBarsQuoteVolumeFallingBackToVolumeTimesClose) {
+  Fixture f;
+  f.panel = market(/*quote_factor0=*/1e-3);
+  const std::string sym0 = f.panel.symbols()[0];
+  EventBus feed_without_qv(f.clock);
+  PolicyStore policy2{std::make_unique<MemoryPolicyBackend>(), f.clock, &feed_without_qv};
+
+  RankerOptions floored = f.options();
+  MarketOpportunityRanker real(f.bus, f.config, f.policy, f.options());
+  MarketOpportunityRanker est(feed_without_qv, f.config, policy2, f.options());
+  ASSERT_TRUE(real.start());
+  ASSERT_TRUE(est.start());
+  for (std::int32_t t = 0; t < kBars; ++t)
+    for (std::int32_t s = 0; s < kSymbols; ++s) {
+      publish_bar(f.bus, f.panel, s, t);
+      publish_bar(feed_without_qv, f.panel, s, t, /*strip_quote_volume=*/true);
+    }
+  EXPECT_EQ(real.bars_quote_volume_estimated(), 0);
+  EXPECT_GT(est.bars_quote_volume_estimated(), static_cast<std::int64_t>(kSymbols) * (kBars / 2));
+
+  const SymbolScore with_qv = real.score_symbol(sym0);
+  const SymbolScore with_est = est.score_symbol(sym0);
+  ASSERT_TRUE(with_qv.eligible()) << with_qv.reason_text;
+  ASSERT_TRUE(with_est.eligible()) << with_est.reason_text;
+  const double dv_real = with_qv.features.get(kernels::Feature::dollar_volume);
+  const double dv_est = with_est.features.get(kernels::Feature::dollar_volume);
+  // Exactly the batch ranking over the panel's quote-volume column.
+  auto backends = indicator_backends();
+  RankRequest req;
+  req.bar = static_cast<std::int32_t>(real.bars_applied()) - 1;
+  const Ranking want = panel_rank(f.panel, req, *backends.back());
+  EXPECT_EQ(dv_real, want.find(sym0)->features.get(kernels::Feature::dollar_volume));
+  EXPECT_EQ(with_qv.score, want.find(sym0)->score);
+  EXPECT_NEAR(dv_real / dv_est, 0.25e-3, 0.25e-3 * 1e-4);  // the panel's quote/(volume x close) factor of symbol 0
+  const auto liq = static_cast<std::size_t>(Criterion::liquidity);
+  EXPECT_LT(with_qv.sub[liq], with_est.sub[liq]);
+  EXPECT_NE(with_qv.score, with_est.score);
+
+  // A floor between the two: filtered where the quote volume is used, ranked where it was estimated.
+  floored.filters.min_dollar_volume = std::sqrt(dv_real * dv_est);
+  MarketOpportunityRanker real_floor(f.bus, f.config, f.policy, floored);
+  MarketOpportunityRanker est_floor(feed_without_qv, f.config, policy2, floored);
+  ASSERT_TRUE(real_floor.start());
+  ASSERT_TRUE(est_floor.start());
+  for (std::int32_t t = 0; t < kBars; ++t)
+    for (std::int32_t s = 0; s < kSymbols; ++s) {
+      publish_bar(f.bus, f.panel, s, t);
+      publish_bar(feed_without_qv, f.panel, s, t, /*strip_quote_volume=*/true);
+    }
+  const SymbolScore filtered = real_floor.score_symbol(sym0);
+  EXPECT_EQ(filtered.reason, FilterReason::low_dollar_volume) << filtered.reason_text;
+  EXPECT_TRUE(est_floor.score_symbol(sym0).eligible());
 }
 
 TEST(OpportunityRankerService, PublishesTopNOnItsIntervalTimer) {
@@ -216,11 +295,31 @@ struct UniverseFixture {
   }
 };
 
+/// Every event the bus delivers after construction, except the service's own lifecycle and health reports.
+struct BusTap {
+  std::vector<AnyEvent> events;
+  Subscription sub;
+  explicit BusTap(EventBus& bus)
+      : sub(bus.subscribe_topics("tap", "#", [this](const EventRef& e) {
+          if (e.type() != EventType::service_state_changed && e.type() != EventType::health_status_changed)
+            events.push_back(e.to_any());
+        })) {}
+  std::vector<UniverseSuggested> suggestions() const {
+    std::vector<UniverseSuggested> out;
+    for (const auto& e : events)
+      if (const auto* u = std::get_if<UniverseSuggested>(&e)) out.push_back(*u);
+    return out;
+  }
+};
+
 TEST(UniverseOSService, ObserveOnlyReportsWhatItWouldFilter) {
   UniverseFixture f(SubsystemMode::observe);
   UniverseOS uos(f.bus, f.config, f.policy, {{"BUSDT"}, {}});
   ASSERT_TRUE(uos.start());
+  BusTap tap(f.bus);
   f.bus.publish("ranker", ranking_of({"AUSDT", "BUSDT", "CUSDT", "DUSDT", "EUSDT"}));
+  ASSERT_EQ(tap.events.size(), 1u);  // the ranking itself: OBSERVE publishes nothing
+  EXPECT_TRUE(tap.suggestions().empty());
   const auto& d = uos.last_decision();
   EXPECT_EQ(d.universe, (std::vector<std::string>{"AUSDT", "CUSDT", "DUSDT"}));
   ASSERT_EQ(d.filtered.size(), 2u);
@@ -241,6 +340,59 @@ TEST(UniverseOSService, AdvisorySuggestsWithoutBlocking) {
   EXPECT_EQ(uos.last_decision().mode, SubsystemMode::advisory);
   EXPECT_TRUE(uos.tradable("DUSDT"));
   EXPECT_EQ(uos.decisions(), 1u);
+}
+
+TEST(UniverseOSService, AdvisoryPublishesTheSuggestedUniverse) {
+  UniverseFixture f(SubsystemMode::advisory);
+  UniverseOS uos(f.bus, f.config, f.policy, {{"BUSDT"}, {}});
+  ASSERT_TRUE(uos.start());
+  BusTap tap(f.bus);
+  f.bus.publish("ranker", ranking_of({"AUSDT", "BUSDT", "CUSDT", "DUSDT", "EUSDT"}));
+  ASSERT_EQ(tap.events.size(), 2u);  // the ranking, then (re-entrantly, right after it) the suggestion
+  EXPECT_EQ(event_type(tap.events[0]), EventType::opportunities_updated);
+  const auto suggested = tap.suggestions();
+  ASSERT_EQ(suggested.size(), 1u);
+  const UniverseSuggested& u = suggested[0];
+  EXPECT_EQ(u.header.source.str(), "universe-os");
+  EXPECT_GT(u.header.id, event_header(tap.events[0]).id);
+  EXPECT_EQ(u.universe, (std::vector<Symbol>{"AUSDT", "CUSDT", "DUSDT"}));
+  ASSERT_EQ(u.filtered.size(), 2u);
+  EXPECT_EQ(u.filtered[0], (UniverseExclusion{"BUSDT", "blacklisted"}));
+  EXPECT_EQ(u.filtered[1].symbol.str(), "EUSDT");
+  EXPECT_EQ(u.filtered[1].reason, "beyond top_n_universe (3)");
+  EXPECT_EQ(u.policy_version, f.policy.version());
+  EXPECT_EQ(u.policy_version, uos.last_decision().policy_version);
+  EXPECT_FALSE(uos.last_decision().applied);
+  // A suggestion only: every symbol stays tradable, the blacklisted and the capped ones included.
+  EXPECT_TRUE(uos.tradable("BUSDT"));
+  EXPECT_TRUE(uos.tradable("EUSDT"));
+  // One suggestion per ranking.
+  f.bus.publish("ranker", ranking_of({"EUSDT"}));
+  ASSERT_EQ(tap.suggestions().size(), 2u);
+  EXPECT_EQ(tap.suggestions()[1].universe, (std::vector<Symbol>{"EUSDT"}));
+  EXPECT_TRUE(tap.suggestions()[1].filtered.empty());
+}
+
+TEST(UniverseOSService, EnforcedInstallsWithoutPublishingASuggestion) {
+  UniverseFixture f(SubsystemMode::enforced);
+  UniverseOS uos(f.bus, f.config, f.policy, {{"BUSDT"}, {}});
+  ASSERT_TRUE(uos.start());
+  BusTap tap(f.bus);
+  f.bus.publish("ranker", ranking_of({"AUSDT", "BUSDT", "CUSDT", "DUSDT", "EUSDT"}));
+  EXPECT_EQ(tap.events.size(), 1u);
+  EXPECT_TRUE(tap.suggestions().empty());
+  EXPECT_TRUE(uos.last_decision().applied);
+  EXPECT_FALSE(uos.tradable("EUSDT"));
+}
+
+TEST(UniverseOSService, StaticUniverseSymbolsMustFitTheEvent) {
+  UniverseFixture f(SubsystemMode::advisory, /*dynamic=*/false);
+  try {
+    UniverseOS uos(f.bus, f.config, f.policy, {{}, {"AUSDT", "AVERYLONGSYMBOLNAMEUSDT"}});
+    FAIL() << "accepted a 23-character symbol";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("AVERYLONGSYMBOLNAMEUSDT"), std::string::npos) << e.what();
+  }
 }
 
 TEST(UniverseOSService, EnforcedMakesTheUniverseFilterRefuseOthers) {

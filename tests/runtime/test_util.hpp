@@ -37,7 +37,8 @@ class TempDir {
 inline std::vector<AnyEvent> sample_events() {
   std::vector<AnyEvent> v;
   v.emplace_back(MarketBarClosed{.symbol = "BTCUSDT", .interval_s = 60, .open_time = 1'700'000'000'000'000'000,
-                                 .open = 100.5, .high = 101.25, .low = 99.75, .close = 100.0, .volume = 12.5});
+                                 .open = 100.5, .high = 101.25, .low = 99.75, .close = 100.0, .volume = 12.5,
+                                 .quote_volume = 1251.75, .trades = 37});
   v.emplace_back(OpportunitiesUpdated{.top = {{"BTCUSDT", 0.9, 1e9}, {"ETHUSDT", 0.7, 5e8}}, .universe_size = 120});
   v.emplace_back(RegimeChanged{.symbol = "ETHUSDT", .previous = Regime::ranging, .current = Regime::trending_up,
                                .confidence = 0.8});
@@ -71,6 +72,9 @@ inline std::vector<AnyEvent> sample_events() {
   v.emplace_back(ServiceStateChanged{.service = "self-healing", .previous = ServiceState::running,
                                      .current = ServiceState::degraded, .mode = SubsystemMode::protective,
                                      .reason = "2 checks failing"});
+  v.emplace_back(UniverseSuggested{.universe = {"BTCUSDT", "ETHUSDT"},
+                                   .filtered = {{"DOGEUSDT", "blacklisted"}, {"XRPUSDT", "beyond top_n_universe (2)"}},
+                                   .policy_version = 7});
   return v;
 }
 
