@@ -132,6 +132,16 @@ StrategyRepository::StrategyRepository(const std::string& path) : db_(std::make_
   db_->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
   db_->exec("BEGIN IMMEDIATE");
   try {
+    {
+      // A file written by a newer qtos may hold columns or meanings this build does not know: refuse it rather than
+      // write into it (and stamp it back to this build's schema version).
+      Stmt v = db_->prepare("PRAGMA user_version");
+      const int version = sqlite3_step(v.get()) == SQLITE_ROW ? sqlite3_column_int(v.get(), 0) : 0;
+      if (version > kSchemaVersion)
+        throw std::runtime_error("strategy repository " + path + ": schema version " + std::to_string(version) +
+                                 " was written by a newer qtos; this build reads versions up to " +
+                                 std::to_string(kSchemaVersion));
+    }
     db_->exec(kSchema);
     // A file of the first schema has the table without `parents`: add it (old rows get no parents).
     bool has_parents = false;

@@ -107,6 +107,35 @@ TEST(StrategyRepository, StoresParents) {
 }
 
 // A file written by the first schema (no `parents` column) still opens: the column is added, old rows have none.
+TEST(StrategyRepository, RefusesAFileOfANewerSchemaNamingIt) {
+  test::TempDir dir;
+  const std::string path = dir.file("future.db");
+  { StrategyRepository repo(path); }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 9", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  try {
+    StrategyRepository repo(path);
+    ADD_FAILURE() << "a newer schema was opened";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(path), std::string::npos) << what;
+    EXPECT_NE(what.find("schema version 9"), std::string::npos) << what;
+  }
+  // Nothing was written: the file still says 9.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 9);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
 TEST(StrategyRepository, OpensAndMigratesAFileOfTheOldSchema) {
   test::TempDir dir;
   const std::string path = dir.file("old.db");
