@@ -1,6 +1,7 @@
 // `qtos backtest-strategy`: one strategy over a data directory with its metrics and trade list.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -11,13 +12,14 @@
 #include "cpu/backtest/backtest.hpp"
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/data/market_panel.hpp"
+#include "runtime/strategy/strategy_repository.hpp"
 #include "runtime/util/time_format.hpp"
 
 namespace qtos::api {
 namespace {
 
 struct BacktestArgs {
-  std::string data, genome, rules_file, symbols, format = "table";
+  std::string data, genome, rules_file, symbols, format = "table", repo = "strategies.db";
   double fee_bps = 4.0, slippage_bps = 2.0, slippage_spread = 0.0, capital = 10'000.0;
   double from = 0.0, to = 1.0;
   std::int64_t max_trades = 50;
@@ -37,15 +39,32 @@ std::string code_from_file(const std::string& path) {
   throw std::invalid_argument("--rules " + path + ": no genome code in the file (expected a line like g1:5,1,0,30,...)");
 }
 
+/// The genome named by --genome: a genome code (g1:...), or a strategy id (or unique prefix of at least 4 hex
+/// digits) looked up in the repository.
+kernels::Genome genome_from_arg(const BacktestArgs& a) {
+  if (a.genome.rfind("g1:", 0) == 0) return genome_decode(a.genome, "--genome");
+  if (a.genome.size() < 4 || a.genome.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+    throw std::invalid_argument("--genome '" + a.genome +
+                                "': expected a genome code (g1:...) or a strategy id (at least 4 hex digits, see qtos strategies list)");
+  if (!std::filesystem::exists(a.repo))
+    throw std::invalid_argument("--genome " + a.genome + ": looks like a strategy id, but the repository '" + a.repo +
+                                "' does not exist (give --repo FILE, or a genome code g1:...)");
+  const StrategyRepository repo(a.repo);
+  const auto rec = repo.get(a.genome);
+  if (!rec) throw std::invalid_argument("--genome " + a.genome + ": no strategy with this id in " + a.repo + " (or the prefix matches several)");
+  return rec->genome;
+}
+
 }  // namespace
 
 void verbs_backtest_strategy_register(CLI::App& app, CliContext&) {
   auto a = std::make_shared<BacktestArgs>();
   auto* cmd = app.add_subcommand("backtest-strategy", "backtest one strategy genome and list its trades");
   cmd->add_option("--data", a->data, "data directory (DIR/panel.qtp)")->required();
-  auto* g = cmd->add_option("--genome", a->genome, "genome code (g1:..., as printed by qtos evolve)");
+  auto* g = cmd->add_option("--genome", a->genome, "genome code (g1:..., as printed by qtos evolve) or a strategy id in --repo");
   auto* r = cmd->add_option("--rules", a->rules_file, "file holding a genome code (first non-comment line)");
   g->excludes(r);
+  cmd->add_option("--repo", a->repo, "strategy repository for --genome ID (qtos evolve --repo writes it)")->capture_default_str();
   cmd->add_option("--symbols", a->symbols, "comma-separated symbols (default: all)");
   cmd->add_option("--from", a->from, "start of the window as a fraction of the bars")->capture_default_str();
   cmd->add_option("--to", a->to, "end of the window as a fraction of the bars")->capture_default_str();
@@ -59,9 +78,9 @@ void verbs_backtest_strategy_register(CLI::App& app, CliContext&) {
   cmd->add_option("--format", a->format, "table|csv (csv: the trade list only)")->check(CLI::IsMember({"table", "csv"}))->capture_default_str();
   cmd->callback([a] {
     if (a->genome.empty() && a->rules_file.empty())
-      throw std::invalid_argument("backtest-strategy: give --genome CODE or --rules FILE");
+      throw std::invalid_argument("backtest-strategy: give --genome CODE|ID or --rules FILE");
     const kernels::Genome genome = a->genome.empty() ? genome_decode(code_from_file(a->rules_file), "--rules " + a->rules_file)
-                                                     : genome_decode(a->genome, "--genome");
+                                                     : genome_from_arg(*a);
     if (!(a->from >= 0 && a->from < a->to && a->to <= 1))
       throw std::invalid_argument("--from " + std::to_string(a->from) + " --to " + std::to_string(a->to) +
                                   ": expected fractions with 0 <= from < to <= 1");

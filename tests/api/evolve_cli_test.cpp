@@ -101,6 +101,13 @@ TEST_F(EvolveCli, RepositoryLifecycleThroughTheCli) {
   ASSERT_EQ(s.exit_code, 0) << s.err;
   for (const char* w : {"status     RETIRED", "out_of_sample", "BACKTEST -> SHADOW  OOS ok", "LIVE -> RETIRED  below floor", "code       g1:"})
     EXPECT_TRUE(has(s.out, w)) << w << "\n" << s.out;
+  // backtest-strategy takes the repository id (a prefix is enough) as well as the genome code.
+  const auto byid = run_qtos("backtest-strategy --data syn --repo s.db --genome " + id.substr(0, 8) + " --max-trades 1", dir_->path());
+  ASSERT_EQ(byid.exit_code, 0) << byid.err;
+  EXPECT_TRUE(has(byid.out, "strategy " + id + ":")) << byid.out;
+  r = run_qtos("backtest-strategy --data syn --repo s.db --genome ffff0000", dir_->path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.err, "no strategy with this id in s.db")) << r.err;
   r = run_qtos("strategies --repo s.db show ffff0000", dir_->path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "not in s.db")) << r.err;
@@ -195,7 +202,13 @@ TEST_F(EvolveCli, BadInputsAreNamed) {
   EXPECT_TRUE(has(r.err, "19 comma-separated fields")) << r.err;
   r = run_qtos("backtest-strategy --data syn", dir_->path());
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_TRUE(has(r.err, "--genome CODE or --rules FILE")) << r.err;
+  EXPECT_TRUE(has(r.err, "--genome CODE|ID or --rules FILE")) << r.err;
+  r = run_qtos("backtest-strategy --data syn --genome abcd1234 --repo none.db", dir_->path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.err, "repository 'none.db' does not exist")) << r.err;
+  r = run_qtos("backtest-strategy --data syn --genome xyz", dir_->path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.err, "expected a genome code (g1:...) or a strategy id")) << r.err;
   r = run_qtos("evolve --data syn --population 8 --generations 1 --slippage-spread -0.5", dir_->path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "--slippage-spread -0.5")) << r.err;
