@@ -55,7 +55,6 @@ struct VecLanes {
   using M = VI;
   using D = VD;
   using MD = VL;
-  using Params = GenomeLanes;
   static constexpr bool kScalar = false;
   [[gnu::always_inline]] static F bc(S x) { return F{} + x; }
   [[gnu::always_inline]] static I bi(std::int32_t x) { return I{} + x; }
@@ -189,38 +188,49 @@ BacktestAccum run_one(const BacktestRequest& r, const T* feats, const Genome& g,
 
 /// Scratch of the bulk form, reused across the cells of a task.
 struct BulkScratch {
-  std::vector<std::uint8_t> a, b, m;       ///< condition series of one genome
-  std::vector<std::uint8_t> sig;           ///< signals of a lane group, bar-major: sig[k * kLanes + lane]
-  std::int32_t symbol = -1, t_begin = -1, n = -1;  ///< what the per-symbol arrays below describe
-  std::vector<std::int32_t> valid_before;  ///< n + 1: valid bars in [0, k) of the window
-  std::vector<std::int32_t> last_valid;    ///< n: the last valid bar <= k, -1 when none
-  std::vector<float> slip;                 ///< n: slippage of fills on each bar (fill_slippage)
+  std::vector<std::uint8_t> a, b, m;  ///< condition series of one genome
+  std::vector<std::uint8_t> sig;      ///< signals of a lane group, bar-major: sig[k * kLanes + lane]
+};
 
-  /// Fills the per-symbol arrays for window [t0, t0 + len) of symbol s (once per symbol and task).
-  void prepare_symbol(const BacktestRequest& r, std::int32_t s, std::int32_t t0, std::int32_t len) {
-    if (symbol == s && t_begin == t0 && n == len) return;
-    symbol = s; t_begin = t0; n = len;
+/// What every lane group of a symbol shares over the window, computed once per run (not once per task): valid-bar
+/// counts and the last valid bar (for the all-lanes-idle skip) and the slippage of fills on each bar.
+struct WindowTables {
+  std::int32_t n = 0;                      ///< bars in the window
+  std::vector<std::int32_t> valid_before;  ///< per symbol n + 1: valid bars in [0, k) of the window
+  std::vector<std::int32_t> last_valid;    ///< per symbol n: the last valid bar <= k, -1 when none
+  std::vector<float> slip;                 ///< per symbol n: fill_slippage of fills on bar k
+
+  explicit WindowTables(const BacktestRequest& r) : n(r.t_end - r.t_begin) {
     const PanelView& p = r.panel;
-    const auto un = static_cast<std::size_t>(len);
-    valid_before.resize(un + 1);
-    last_valid.resize(un);
-    slip.resize(un);
-    const std::int64_t at0 = p.at(s, t0);
+    const auto un = static_cast<std::size_t>(n), S = static_cast<std::size_t>(p.n_symbols);
+    valid_before.resize((un + 1) * S);
+    last_valid.resize(un * S);
+    slip.resize(un * S);
     const float* spread = r.features->f32.data() + plane(StrategyFeature::spread) * r.features->plane_size;
-    std::int32_t count = 0, last = -1;
-    for (std::int32_t k = 0; k < len; ++k) {
-      const auto uk = static_cast<std::size_t>(k);
-      valid_before[uk] = count;
-      const std::int64_t i = at0 + k;
-      if (std::isfinite(p.open[i]) && std::isfinite(p.high[i]) && std::isfinite(p.low[i]) && std::isfinite(p.close[i])) {
-        ++count;
-        last = k;
+    tbb::parallel_for(tbb::blocked_range<std::int32_t>(0, p.n_symbols), [&](const tbb::blocked_range<std::int32_t>& br) {
+      for (std::int32_t s = br.begin(); s != br.end(); ++s) {
+        std::int32_t* vb = valid_before.data() + static_cast<std::size_t>(s) * (un + 1);
+        std::int32_t* lv = last_valid.data() + static_cast<std::size_t>(s) * un;
+        float* sl = slip.data() + static_cast<std::size_t>(s) * un;
+        const std::int64_t at0 = p.at(s, r.t_begin);
+        std::int32_t count = 0, last = -1;
+        for (std::int32_t k = 0; k < n; ++k) {
+          vb[k] = count;
+          const std::int64_t i = at0 + k;
+          if (std::isfinite(p.open[i]) && std::isfinite(p.high[i]) && std::isfinite(p.low[i]) && std::isfinite(p.close[i])) {
+            ++count;
+            last = k;
+          }
+          lv[k] = last;
+          sl[k] = kernels::fill_slippage<float>(r.costs, r.t_begin + k > 0 ? spread[i - 1] : kernels::qnan<float>());
+        }
+        vb[n] = count;
       }
-      last_valid[uk] = last;
-      slip[uk] = kernels::fill_slippage<float>(r.costs, t0 + k > 0 ? spread[i - 1] : kernels::qnan<float>());
-    }
-    valid_before[un] = count;
+    });
   }
+  const std::int32_t* valid_before_of(std::int32_t s) const { return valid_before.data() + static_cast<std::size_t>(s) * (static_cast<std::size_t>(n) + 1); }
+  const std::int32_t* last_valid_of(std::int32_t s) const { return last_valid.data() + static_cast<std::size_t>(s) * static_cast<std::size_t>(n); }
+  const float* slip_of(std::int32_t s) const { return slip.data() + static_cast<std::size_t>(s) * static_cast<std::size_t>(n); }
 };
 
 /// The entry rule (terms combined) over n bars into out.
@@ -286,8 +296,8 @@ std::int32_t next_entry_bar(const std::uint8_t* sig, std::int32_t from, std::int
 /// Runs a group of up to kLanes genomes on symbol s: their signals by columns, then the shared step over the bars
 /// with one genome per SIMD lane. Compiled for AVX-512, AVX2 and baseline x86-64, chosen at load time (the signal
 /// builders above are forced inline so that their comparisons use the wide registers too).
-QTOS_LANE_CLONES void run_group(const BacktestRequest& r, const float* feats, const Genome* genomes, int count, std::int32_t s,
-                                BulkScratch& w, BacktestAccum* out) {
+QTOS_LANE_CLONES void run_group(const BacktestRequest& r, const WindowTables& wt, const float* feats, const Genome* genomes, int count,
+                                std::int32_t s, BulkScratch& w, BacktestAccum* out) {
   using namespace kernels;
   const PanelView& p = r.panel;
   const std::int64_t ps = r.features->plane_size;
@@ -307,14 +317,15 @@ QTOS_LANE_CLONES void run_group(const BacktestRequest& r, const float* feats, co
     gl.size[lane] = g.size;
     gl.max_hold[lane] = g.max_hold;
   }
-  w.prepare_symbol(r, s, r.t_begin, n);
   const std::int64_t at0 = p.at(s, r.t_begin);
   const float* open = p.open + at0;
   const float* high = p.high + at0;
   const float* low = p.low + at0;
   const float* close = p.close + at0;
   const float* atr = feats + at0 + plane(StrategyFeature::atr) * ps;
-  const float* slip = w.slip.data();
+  const float* slip = wt.slip_of(s);
+  const std::int32_t* valid_before = wt.valid_before_of(s);
+  const std::int32_t* last_valid = wt.last_valid_of(s);
   const std::uint8_t* sig = w.sig.data();
   BacktestLaneState<VecLanes> st;
   st.init(float(r.costs.capital / p.n_symbols));
@@ -325,11 +336,11 @@ QTOS_LANE_CLONES void run_group(const BacktestRequest& r, const float* feats, co
     // Every lane idle (flat, nothing pending, equity marked): up to the next bar where some lane may enter (or the
     // last bar) the step would only count each valid bar (r = 0), remember its close and do nothing on a missing
     // one, in every lane, so do exactly that here.
-    if (st.started && !VecLanes::any(st.pos != 0 || st.pending != 0 || st.cash != st.eq_prev)) {
+    if (st.started && !VecLanes::any((st.pos != 0) | (st.pending != 0) | (st.cash != st.eq_prev))) {
       const std::int32_t j = next_entry_bar(sig, k + 1, n - 1);
       if (j > k + 1) {
-        st.acc.n += static_cast<double>(w.valid_before[static_cast<std::size_t>(j)] - w.valid_before[static_cast<std::size_t>(k + 1)]);
-        const std::int32_t lv = w.last_valid[static_cast<std::size_t>(j - 1)];
+        st.acc.n += static_cast<double>(valid_before[j] - valid_before[k + 1]);
+        const std::int32_t lv = last_valid[j - 1];
         if (lv > k) st.last_close = close[lv];
         k = j - 1;
       }
@@ -358,6 +369,7 @@ class BacktestCpu final : public BacktestBackend {
     // Lane groups x symbols: each (genome, symbol) cell is written by exactly one task, so the result does not
     // depend on the schedule; the merge over symbols runs afterwards in symbol order.
     const std::size_t groups = (P + kLanes - 1) / kLanes;
+    const WindowTables wt(r);
     tbb::parallel_for(tbb::blocked_range2d<std::size_t>(0, groups, 2, 0, S, 1), [&](const tbb::blocked_range2d<std::size_t>& br) {
       BulkScratch scratch;
       BacktestAccum cell[kLanes];
@@ -365,7 +377,7 @@ class BacktestCpu final : public BacktestBackend {
         for (std::size_t grp = br.rows().begin(); grp != br.rows().end(); ++grp) {
           const std::size_t g0 = grp * kLanes;
           const int count = static_cast<int>(std::min<std::size_t>(kLanes, P - g0));
-          run_group(r, feats, r.genomes.data() + g0, count, static_cast<std::int32_t>(s), scratch, cell);
+          run_group(r, wt, feats, r.genomes.data() + g0, count, static_cast<std::int32_t>(s), scratch, cell);
           for (int lane = 0; lane < count; ++lane) out.genome_symbol[(g0 + static_cast<std::size_t>(lane)) * S + s] = cell[lane];
         }
     });

@@ -485,7 +485,6 @@ struct ScalarLanes {
   using M = bool;          ///< mask of F or I comparisons
   using D = double;        ///< per-lane accumulators
   using MD = bool;         ///< mask of D comparisons
-  using Params = Genome;   ///< per-lane genome fields the step reads (stop_atr, take_atr, trail_atr, max_hold, size)
   static constexpr bool kScalar = true;  ///< one genome: trade sinks are called
   QTOS_HD static F bc(S x) { return x; }                     ///< a shared value in every lane
   QTOS_HD static I bi(std::int32_t x) { return x; }          ///< an integer in every lane
