@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cpu/kernels/strategy.hpp"
+#include "runtime/store/sqlite_db.hpp"
 #include "runtime/util/result.hpp"
 
 namespace qtos {
@@ -53,9 +54,11 @@ bool strategy_transition_allowed(StrategyStatus from, StrategyStatus to);
 /// SQLite-backed repository (one file, WAL mode). Not thread-safe: one owner.
 class StrategyRepository {
  public:
-  /// Opens or creates the database at `path`, migrating a file of an older schema (adds the `parents` column);
-  /// throws std::runtime_error naming the file on failure.
-  explicit StrategyRepository(const std::string& path);
+  /// Opens the database at `path` (creating it unless `mode` is existing), migrating a file of an older schema (adds
+  /// the `parents` column). Throws store::StoreError naming the file when it is missing (existing), damaged, not a
+  /// strategy repository or of a newer version. Every later read or write that fails throws store::StoreError too: a
+  /// damaged page never reads as "no strategies".
+  explicit StrategyRepository(const std::string& path, store::OpenMode mode = store::OpenMode::create);
   ~StrategyRepository();
   StrategyRepository(const StrategyRepository&) = delete;
   StrategyRepository& operator=(const StrategyRepository&) = delete;
@@ -65,6 +68,8 @@ class StrategyRepository {
   bool upsert(const StrategyRecord& rec, std::int64_t now_ms);
   /// The strategy with this id (a unique prefix of at least 4 hex digits also matches).
   std::optional<StrategyRecord> get(std::string_view id_or_prefix) const;
+  /// How many strategies are stored.
+  std::int64_t count() const;
   /// Every strategy, or those in `status`, newest first.
   std::vector<StrategyRecord> list(std::optional<StrategyStatus> status = std::nullopt) const;
   /// Moves a strategy to `to`; an unknown id ("not_found") or a step the lifecycle does not allow ("conflict") is
@@ -77,8 +82,7 @@ class StrategyRepository {
   std::vector<StrategyTransition> history(std::string_view id) const;
 
  private:
-  struct Db;
-  std::unique_ptr<Db> db_;
+  std::unique_ptr<store::Db> db_;
   std::string path_;
 };
 
