@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "models/detail/nets.hpp"
+#include "runtime/util/atomic_file.hpp"
 
 namespace qtos::models {
 
@@ -204,21 +205,17 @@ void Model::save(const std::string& dir) const {
   fs::create_directories(dir, ec);
   if (ec) throw std::runtime_error("cannot create model directory '" + dir + "': " + ec.message());
   const std::string weights = dir + "/model.pt", meta_path = dir + "/meta.json";
+  const std::string tmp = atomic_temp_name(weights);
   try {
     torch::serialize::OutputArchive ar;
     impl_->net->save(ar);
-    ar.save_to(weights + ".tmp");
+    ar.save_to(tmp);
   } catch (const c10::Error& e) {
-    throw std::runtime_error("cannot write '" + weights + "': " + e.what_without_backtrace());
+    fs::remove(tmp, ec);
+    throw WriteError("cannot write '" + weights + "': " + e.what_without_backtrace());
   }
-  {
-    std::ofstream f(meta_path + ".tmp", std::ios::binary | std::ios::trunc);
-    f << impl_->meta.to_json() << "\n";
-    f.close();
-    if (!f) throw std::runtime_error("cannot write '" + meta_path + "'");
-  }
-  fs::rename(weights + ".tmp", weights);
-  fs::rename(meta_path + ".tmp", meta_path);
+  atomic_commit(tmp, weights);
+  atomic_write(meta_path, impl_->meta.to_json() + "\n");
 }
 
 std::unique_ptr<Model> Model::load(const std::string& dir, const FeatureSpec* expected) {

@@ -1,13 +1,19 @@
 #include "models/registry.hpp"
 
-#include <sqlite3.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "runtime/util/atomic_file.hpp"
 
 namespace qtos::models {
 
@@ -15,73 +21,30 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+using store::Stmt;
+
+/// The registry's schema versions: 1 = models, stage_metrics, transitions (files of it were stamped 0 before ids).
+const store::Schema& registry_schema() {
+  static const store::Schema schema{
+      "model registry",
+      store::kAppIdModels,
+      {"models", "stage_metrics", "transitions"},
+      {{1, [](store::Db& db) {
+          db.exec(
+              "CREATE TABLE IF NOT EXISTS models(name TEXT NOT NULL, version INTEGER NOT NULL, status TEXT NOT NULL,"
+              " kind TEXT NOT NULL, path TEXT NOT NULL, parent_version INTEGER NOT NULL DEFAULT 0,"
+              " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY(name, version));"
+              "CREATE TABLE IF NOT EXISTS stage_metrics(name TEXT NOT NULL, version INTEGER NOT NULL, stage TEXT NOT NULL,"
+              " metrics TEXT NOT NULL, recorded_ms INTEGER NOT NULL, PRIMARY KEY(name, version, stage));"
+              "CREATE TABLE IF NOT EXISTS transitions(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,"
+              " version INTEGER NOT NULL, from_status TEXT NOT NULL, to_status TEXT NOT NULL, at_ms INTEGER NOT NULL);");
+        }}}};
+  return schema;
 }
 
-/// A prepared statement with RAII finalisation; every failure throws std::runtime_error with SQLite's message.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK)
-      throw std::runtime_error(std::string("model registry: SQL error: ") + sqlite3_errmsg(db));
-  }
-  ~Stmt() { sqlite3_finalize(st_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  Stmt& bind(int i, const std::string& v) {
-    sqlite3_bind_text(st_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& bind(int i, std::int64_t v) {
-    sqlite3_bind_int64(st_, i, v);
-    return *this;
-  }
-  /// True while a row is available.
-  bool step() {
-    const int rc = sqlite3_step(st_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw std::runtime_error(std::string("model registry: SQL error: ") + sqlite3_errmsg(db_));
-  }
-  std::int64_t int_at(int i) const { return sqlite3_column_int64(st_, i); }
-  std::string text_at(int i) const {
-    const auto* p = sqlite3_column_text(st_, i);
-    return p ? reinterpret_cast<const char*>(p) : "";
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* st_ = nullptr;
-};
-
-void exec(sqlite3* db, const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown";
-    sqlite3_free(err);
-    throw std::runtime_error("model registry: SQL error: " + msg);
-  }
+bool all_digits(std::string_view s) {
+  return !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
-
-/// BEGIN IMMEDIATE ... COMMIT, rolled back when the scope is left by an exception or an early return.
-class Transaction {
- public:
-  explicit Transaction(sqlite3* db) : db_(db) { exec(db_, "BEGIN IMMEDIATE"); }
-  ~Transaction() {
-    if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  void commit() {
-    exec(db_, "COMMIT");
-    done_ = true;
-  }
-
- private:
-  sqlite3* db_;
-  bool done_ = false;
-};
 
 void name_check(const std::string& name) {
   const bool ok = !name.empty() && name.size() <= 31 &&
@@ -112,56 +75,106 @@ std::optional<ModelStatus> model_status_parse(std::string_view text) {
   return std::nullopt;
 }
 
-ModelRegistry::ModelRegistry(std::string root) : root_(std::move(root)), db_(nullptr, &sqlite3_close) {
+ModelRegistry::ModelRegistry(std::string root, RegistryOptions opts) : root_(std::move(root)), clock_(opts.clock) {
+  if (root_.empty()) throw store::StoreError("model registry: the directory is empty (expected a directory path)", 0);
+  if (opts.mode == store::OpenMode::existing && !fs::is_directory(root_))
+    throw store::StoreError("no model registry at '" + root_ + "' (the directory does not exist)", 0);
   std::error_code ec;
   fs::create_directories(root_, ec);
-  if (ec) throw std::runtime_error("model registry: cannot create directory '" + root_ + "': " + ec.message());
+  if (ec) throw store::StoreError("model registry: cannot create directory '" + root_ + "': " + ec.message(), 0);
   root_ = fs::absolute(root_).lexically_normal().string();
-  const std::string path = root_ + "/registry.db";
-  sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
-  db_.reset(raw);
-  if (rc != SQLITE_OK)
-    throw std::runtime_error("model registry: cannot open '" + path + "': " + (raw ? sqlite3_errmsg(raw) : "out of memory"));
-  sqlite3_busy_timeout(raw, 5000);
-  exec(raw, "PRAGMA journal_mode=WAL");
-  exec(raw,
-       "CREATE TABLE IF NOT EXISTS models(name TEXT NOT NULL, version INTEGER NOT NULL, status TEXT NOT NULL,"
-       " kind TEXT NOT NULL, path TEXT NOT NULL, parent_version INTEGER NOT NULL DEFAULT 0,"
-       " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY(name, version));"
-       "CREATE TABLE IF NOT EXISTS stage_metrics(name TEXT NOT NULL, version INTEGER NOT NULL, stage TEXT NOT NULL,"
-       " metrics TEXT NOT NULL, recorded_ms INTEGER NOT NULL, PRIMARY KEY(name, version, stage));"
-       "CREATE TABLE IF NOT EXISTS transitions(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,"
-       " version INTEGER NOT NULL, from_status TEXT NOT NULL, to_status TEXT NOT NULL, at_ms INTEGER NOT NULL);");
+  if (!clock_) {
+    own_clock_ = std::make_unique<LiveClock>();
+    clock_ = own_clock_.get();
+  }
+  db_ = std::make_unique<store::Db>(root_ + "/registry.db", registry_schema(), store::OpenOptions{.mode = opts.mode});
+  recover();
 }
 
 ModelRegistry::~ModelRegistry() = default;
 
+std::int64_t ModelRegistry::now_ms() const { return clock_->now() / kNsPerMillisecond; }
+
+void ModelRegistry::recover() {
+  std::lock_guard lock(mutex_);
+  // Under the write lock: a registration in another process holds it from its folder rename to its commit, so a
+  // folder seen here without a row is an orphan of a crash, never one being registered right now.
+  store::Transaction tx(*db_);
+  std::error_code ec;
+  for (const auto& name_dir : fs::directory_iterator(root_, ec)) {
+    const std::string name = name_dir.path().filename().string();
+    if (!name_dir.is_directory() || name.empty() || name[0] == '.') continue;
+    atomic_temp_cleanup(name_dir.path().string());
+    std::error_code ec2;
+    for (const auto& entry : fs::directory_iterator(name_dir.path(), ec2)) {
+      const std::string leaf = entry.path().filename().string();
+      if (leaf.rfind(".tmp-", 0) == 0) {  // temporaries of qtos before the atomic-write helper
+        const auto dash = leaf.rfind('-');
+        const long pid = std::strtol(leaf.c_str() + dash + 1, nullptr, 10);
+        if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+          std::error_code rm;
+          fs::remove_all(entry.path(), rm);
+          spdlog::warn("model registry {}: removed '{}', left by a crashed registration", root_, entry.path().string());
+        }
+        continue;
+      }
+      if (!entry.is_directory() || !all_digits(leaf)) continue;
+      auto st = db_->prepare("SELECT 1 FROM models WHERE name = ?1 AND version = ?2");
+      st.bind(1, name).bind(2, std::int64_t{std::stoi(leaf)});
+      if (st.step()) continue;
+      const fs::path aside = fs::path(root_) / ".orphans" / (name + "-v" + leaf + "-" + std::to_string(now_ms()));
+      std::error_code mv;
+      fs::create_directories(aside.parent_path(), mv);
+      if (!mv) fs::rename(entry.path(), aside, mv);
+      if (mv)
+        throw store::StoreError("model registry " + root_ + ": folder '" + entry.path().string() +
+                                    "' has no registry row (left by a crash) and cannot be moved aside: " + mv.message(),
+                                0);
+      spdlog::warn("model registry {}: '{}/{}' has no registry row (a registration interrupted by a crash); moved aside to '{}'",
+                   root_, name, leaf, aside.string());
+    }
+  }
+  tx.commit();
+}
+
 namespace {
 
-ModelRecord record_read(sqlite3* db, const std::string& root, const Stmt& st) {
+ModelRecord record_read(const store::Db& db, const std::string& root, const Stmt& st) {
   ModelRecord r;
   r.name = st.text_at(0);
   r.version = static_cast<std::int32_t>(st.int_at(1));
-  r.status = model_status_parse(st.text_at(2)).value_or(ModelStatus::retired);
+  const std::string status = st.text_at(2);
+  const auto parsed = model_status_parse(status);
+  if (!parsed)
+    throw store::StoreError("model registry '" + db.path() + "': " + r.name + " v" + std::to_string(r.version) +
+                                " has status '" + status + "' (expected CANDIDATE, SHADOW, ACTIVE or RETIRED)",
+                            0);
+  r.status = *parsed;
   r.kind = st.text_at(3);
   r.dir = root + "/" + st.text_at(4);
   r.parent_version = static_cast<std::int32_t>(st.int_at(5));
   r.created_ms = st.int_at(6);
   r.updated_ms = st.int_at(7);
-  Stmt m(db, "SELECT stage, metrics FROM stage_metrics WHERE name = ? AND version = ?");
+  Stmt m = db.prepare("SELECT stage, metrics FROM stage_metrics WHERE name = ? AND version = ?");
   m.bind(1, r.name).bind(2, std::int64_t{r.version});
   while (m.step()) r.stage_metrics[m.text_at(0)] = m.text_at(1);
   return r;
 }
 
-std::vector<ModelRecord> records_query(sqlite3* db, const std::string& root, const std::string& where,
+std::vector<ModelRecord> records_query(const store::Db& db, const std::string& root, const std::string& where,
                                        const std::string& name) {
-  Stmt st(db, (std::string(kSelect) + where + " ORDER BY name, version").c_str());
+  Stmt st = db.prepare(std::string(kSelect) + where + " ORDER BY name, version");
   if (!name.empty()) st.bind(1, name);
   std::vector<ModelRecord> out;
   while (st.step()) out.push_back(record_read(db, root, st));
   return out;
+}
+
+std::optional<ModelRecord> record_get(const store::Db& db, const std::string& root, const std::string& name, std::int32_t version) {
+  Stmt st = db.prepare(std::string(kSelect) + "WHERE name = ? AND version = ?");
+  st.bind(1, name).bind(2, std::int64_t{version});
+  if (!st.step()) return std::nullopt;
+  return record_read(db, root, st);
 }
 
 }  // namespace
@@ -169,142 +182,206 @@ std::vector<ModelRecord> records_query(sqlite3* db, const std::string& root, con
 ModelRecord ModelRegistry::register_candidate(const std::string& name, const Model& model) {
   name_check(name);
   std::lock_guard lock(mutex_);
-  Transaction tx(db_.get());
-  std::int32_t version = 1, parent = 0;
+  store::Transaction tx(*db_);
+  std::int32_t next = 1, parent = 0;
   {
-    Stmt st(db_.get(), "SELECT COALESCE(MAX(version), 0) FROM models WHERE name = ?");
+    Stmt st = db_->prepare("SELECT COALESCE(MAX(version), 0) FROM models WHERE name = ?");
     st.bind(1, name);
-    if (st.step()) version = static_cast<std::int32_t>(st.int_at(0)) + 1;
-    Stmt act(db_.get(), "SELECT version FROM models WHERE name = ? AND status = 'ACTIVE'");
+    if (st.step()) next = static_cast<std::int32_t>(st.int_at(0)) + 1;
+    Stmt act = db_->prepare("SELECT version FROM models WHERE name = ? AND status = 'ACTIVE'");
     act.bind(1, name);
     if (act.step()) parent = static_cast<std::int32_t>(act.int_at(0));
   }
-  const std::string rel = name + "/" + std::to_string(version);
+  const std::string rel = name + "/" + std::to_string(next);
   const fs::path final_dir = fs::path(root_) / rel;
-  const fs::path tmp_dir = fs::path(root_) / name / (".tmp-" + std::to_string(version) + "-" + std::to_string(::getpid()));
-  fs::remove_all(tmp_dir);
-  if (fs::exists(final_dir))
-    throw std::runtime_error("model registry: directory '" + final_dir.string() + "' exists but is not in the index");
-  const auto stored = model.renamed(name, version);
-  stored->save(tmp_dir.string());
-  fs::rename(tmp_dir, final_dir);  // the directory appears complete or not at all
-  const auto t = now_ms();
+  std::error_code ec;
+  fs::create_directories(final_dir.parent_path(), ec);
+  if (ec) throw WriteError("cannot write '" + final_dir.parent_path().string() + "': " + ec.message());
+  if (fs::exists(final_dir)) {
+    // A folder without a row (we hold the write lock): left by a crash after the open's recovery ran. Move it aside.
+    const fs::path aside = fs::path(root_) / ".orphans" / (name + "-v" + std::to_string(next) + "-" + std::to_string(now_ms()));
+    fs::create_directories(aside.parent_path(), ec);
+    if (!ec) fs::rename(final_dir, aside, ec);
+    if (ec) throw WriteError("cannot write '" + final_dir.string() + "': it exists without a registry row and cannot be moved aside: " + ec.message());
+    spdlog::warn("model registry {}: '{}' had no registry row; moved aside to '{}'", root_, final_dir.string(), aside.string());
+  }
+  const std::string tmp_dir = atomic_temp_name(final_dir.string());
+  const auto stored = model.renamed(name, next);
   try {
-    Stmt ins(db_.get(),
-             "INSERT INTO models(name, version, status, kind, path, parent_version, created_ms, updated_ms)"
-             " VALUES(?, ?, 'CANDIDATE', ?, ?, ?, ?, ?)");
-    ins.bind(1, name).bind(2, std::int64_t{version}).bind(3, std::string(model_kind_name(model.meta().kind))).bind(4, rel);
-    ins.bind(5, std::int64_t{parent}).bind(6, t).bind(7, t);
-    ins.step();
-    Stmt met(db_.get(), "INSERT INTO stage_metrics(name, version, stage, metrics, recorded_ms) VALUES(?, ?, 'CANDIDATE', ?, ?)");
-    met.bind(1, name).bind(2, std::int64_t{version}).bind(3, model.meta().test.to_json()).bind(4, t);
-    met.step();
-    Stmt tr(db_.get(), "INSERT INTO transitions(name, version, from_status, to_status, at_ms) VALUES(?, ?, '', 'CANDIDATE', ?)");
-    tr.bind(1, name).bind(2, std::int64_t{version}).bind(3, t);
-    tr.step();
-    tx.commit();
+    stored->save(tmp_dir);
+    atomic_commit(tmp_dir, final_dir.string());  // the folder appears complete or not at all
   } catch (...) {
-    fs::remove_all(final_dir);
+    fs::remove_all(tmp_dir, ec);
     throw;
   }
-  Stmt st(db_.get(), (std::string(kSelect) + "WHERE name = ? AND version = ?").c_str());
-  st.bind(1, name).bind(2, std::int64_t{version});
-  st.step();
-  return record_read(db_.get(), root_, st);
+  const auto t = now_ms();
+  try {
+    db_->prepare(
+           "INSERT INTO models(name, version, status, kind, path, parent_version, created_ms, updated_ms)"
+           " VALUES(?, ?, 'CANDIDATE', ?, ?, ?, ?, ?)")
+        .bind(1, name)
+        .bind(2, next)
+        .bind(3, std::string(model_kind_name(model.meta().kind)))
+        .bind(4, rel)
+        .bind(5, parent)
+        .bind(6, t)
+        .bind(7, t)
+        .run();
+    db_->prepare("INSERT INTO stage_metrics(name, version, stage, metrics, recorded_ms) VALUES(?, ?, 'CANDIDATE', ?, ?)")
+        .bind(1, name)
+        .bind(2, next)
+        .bind(3, model.meta().test.to_json())
+        .bind(4, t)
+        .run();
+    db_->prepare("INSERT INTO transitions(name, version, from_status, to_status, at_ms) VALUES(?, ?, '', 'CANDIDATE', ?)")
+        .bind(1, name)
+        .bind(2, next)
+        .bind(3, t)
+        .run();
+    tx.commit();
+  } catch (...) {
+    fs::remove_all(final_dir, ec);
+    throw;
+  }
+  return *record_get(*db_, root_, name, next);
 }
 
 std::vector<ModelRecord> ModelRegistry::list(const std::string& name) const {
   std::lock_guard lock(mutex_);
-  return records_query(db_.get(), root_, name.empty() ? "" : "WHERE name = ?", name);
+  return records_query(*db_, root_, name.empty() ? "" : "WHERE name = ?", name);
 }
 
 Result<ModelRecord> ModelRegistry::get(const std::string& name, std::int32_t version) const {
   std::lock_guard lock(mutex_);
-  Stmt st(db_.get(), (std::string(kSelect) + "WHERE name = ? AND version = ?").c_str());
-  st.bind(1, name).bind(2, std::int64_t{version});
-  if (!st.step()) return Error{"not_found", "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
-  return record_read(db_.get(), root_, st);
+  auto r = record_get(*db_, root_, name, version);
+  if (!r) return Error{"not_found", "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
+  return *r;
 }
 
 std::optional<ModelRecord> ModelRegistry::active(const std::string& name) const {
   std::lock_guard lock(mutex_);
-  auto v = records_query(db_.get(), root_, "WHERE status = 'ACTIVE' AND name = ?", name);
+  auto v = records_query(*db_, root_, "WHERE status = 'ACTIVE' AND name = ?", name);
   if (v.empty()) return std::nullopt;
   return v.front();
 }
 
 std::vector<ModelRecord> ModelRegistry::active_all() const {
   std::lock_guard lock(mutex_);
-  return records_query(db_.get(), root_, "WHERE status = 'ACTIVE'", {});
+  return records_query(*db_, root_, "WHERE status = 'ACTIVE'", {});
 }
 
 Result<ModelRecord> ModelRegistry::promote(const std::string& name, std::int32_t version) {
-  return transition(name, version, false);
+  return transition(name, version, Move::promote);
 }
 
 Result<ModelRecord> ModelRegistry::retire(const std::string& name, std::int32_t version) {
-  return transition(name, version, true);
+  return transition(name, version, Move::retire);
 }
 
-Result<ModelRecord> ModelRegistry::transition(const std::string& name, std::int32_t version, bool to_retired) {
+Result<ModelRecord> ModelRegistry::reactivate(const std::string& name, std::int32_t version) {
+  return transition(name, version, Move::reactivate);
+}
+
+std::string ModelRegistry::check(const ModelRecord& record) const {
+  std::unique_ptr<Model> model;
+  try {
+    model = Model::load(record.dir);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  const auto& meta = model->meta();
+  if (meta.name != record.name || meta.version != record.version)
+    return "'" + record.dir + "/meta.json' names " + meta.name + " v" + std::to_string(meta.version) + ", not " + record.name +
+           " v" + std::to_string(record.version);
+  if (model_kind_name(meta.kind) != record.kind)
+    return "'" + record.dir + "/meta.json' is a " + std::string(model_kind_name(meta.kind)) + ", the registry says " + record.kind;
+  const std::int64_t width = std::int64_t{model->input_window()} * meta.spec.n_features();
+  const auto out = model->forward_inputs(std::vector<float>(static_cast<std::size_t>(width), 0.0f), 1);
+  for (float v : out)
+    if (!std::isfinite(v)) return "the network in '" + record.dir + "' gives a non-finite output on a zero input";
+  return {};
+}
+
+Result<ModelRecord> ModelRegistry::transition(const std::string& name, std::int32_t version, Move move) {
   std::lock_guard lock(mutex_);
-  Transaction tx(db_.get());
-  Stmt st(db_.get(), "SELECT status FROM models WHERE name = ? AND version = ?");
-  st.bind(1, name).bind(2, std::int64_t{version});
-  if (!st.step()) return Error{"not_found", "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
-  const auto from = model_status_parse(st.text_at(0)).value_or(ModelStatus::retired);
+  const auto rec = record_get(*db_, root_, name, version);
+  if (!rec) return Error{"not_found", "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
+  const ModelStatus from = rec->status;
+  const std::string label = name + " v" + std::to_string(version);
   ModelStatus to = ModelStatus::retired;
-  if (to_retired) {
-    if (from == ModelStatus::retired) return Error{"bad_transition", name + " v" + std::to_string(version) + " is already RETIRED"};
+  if (move == Move::retire) {
+    if (from == ModelStatus::retired) return Error{"bad_transition", label + " is already RETIRED"};
+  } else if (move == Move::reactivate) {
+    if (from != ModelStatus::retired)
+      return Error{"bad_transition", label + " is " + std::string(model_status_name(from)) +
+                                         "; only a RETIRED version can be reactivated (rollback)"};
+    to = ModelStatus::active;
   } else if (from == ModelStatus::candidate) {
     to = ModelStatus::shadow;
   } else if (from == ModelStatus::shadow) {
     to = ModelStatus::active;
   } else {
-    return Error{"bad_transition", name + " v" + std::to_string(version) + " is " + std::string(model_status_name(from)) +
+    return Error{"bad_transition", label + " is " + std::string(model_status_name(from)) +
                                        "; only CANDIDATE (to SHADOW) and SHADOW (to ACTIVE) can be promoted"};
   }
+  if (to != ModelStatus::retired) {
+    // A version that does not load never serves: refuse before any status changes.
+    if (const std::string problem = check(*rec); !problem.empty())
+      return Error{"broken_model", "refusing to move " + label + " to " + std::string(model_status_name(to)) + ": " + problem +
+                                       " (statuses unchanged)"};
+  }
+  store::Transaction tx(*db_);
+  const auto now = record_get(*db_, root_, name, version);  // another process may have moved it meanwhile
+  if (!now || now->status != from)
+    return Error{"conflict", label + " changed status while it was being checked; try again"};
   const auto t = now_ms();
-  auto move = [&](std::int32_t v, ModelStatus a, ModelStatus b) {
-    Stmt up(db_.get(), "UPDATE models SET status = ?, updated_ms = ? WHERE name = ? AND version = ?");
-    up.bind(1, std::string(model_status_name(b))).bind(2, t).bind(3, name).bind(4, std::int64_t{v});
-    up.step();
-    Stmt tr(db_.get(), "INSERT INTO transitions(name, version, from_status, to_status, at_ms) VALUES(?, ?, ?, ?, ?)");
-    tr.bind(1, name).bind(2, std::int64_t{v}).bind(3, std::string(model_status_name(a))).bind(4, std::string(model_status_name(b))).bind(5, t);
-    tr.step();
+  auto set_status = [&](std::int32_t v, ModelStatus a, ModelStatus b) {
+    db_->prepare("UPDATE models SET status = ?, updated_ms = ? WHERE name = ? AND version = ?")
+        .bind(1, model_status_name(b))
+        .bind(2, t)
+        .bind(3, name)
+        .bind(4, v)
+        .run();
+    db_->prepare("INSERT INTO transitions(name, version, from_status, to_status, at_ms) VALUES(?, ?, ?, ?, ?)")
+        .bind(1, name)
+        .bind(2, v)
+        .bind(3, model_status_name(a))
+        .bind(4, model_status_name(b))
+        .bind(5, t)
+        .run();
   };
   if (to == ModelStatus::active) {
-    Stmt act(db_.get(), "SELECT version FROM models WHERE name = ? AND status = 'ACTIVE'");
+    Stmt act = db_->prepare("SELECT version FROM models WHERE name = ? AND status = 'ACTIVE'");
     act.bind(1, name);
     std::vector<std::int32_t> old;
     while (act.step()) old.push_back(static_cast<std::int32_t>(act.int_at(0)));
-    for (auto v : old) move(v, ModelStatus::active, ModelStatus::retired);
+    for (auto v : old) set_status(v, ModelStatus::active, ModelStatus::retired);
   }
-  move(version, from, to);
+  set_status(version, from, to);
   tx.commit();
-  Stmt out(db_.get(), (std::string(kSelect) + "WHERE name = ? AND version = ?").c_str());
-  out.bind(1, name).bind(2, std::int64_t{version});
-  out.step();
-  return record_read(db_.get(), root_, out);
+  return *record_get(*db_, root_, name, version);
 }
 
 Result<Unit> ModelRegistry::metrics_record(const std::string& name, std::int32_t version, ModelStatus stage, const Metrics& m) {
   std::lock_guard lock(mutex_);
-  Stmt ex(db_.get(), "SELECT 1 FROM models WHERE name = ? AND version = ?");
-  ex.bind(1, name).bind(2, std::int64_t{version});
-  if (!ex.step()) return Error{"not_found", "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
-  Stmt st(db_.get(),
-          "INSERT INTO stage_metrics(name, version, stage, metrics, recorded_ms) VALUES(?, ?, ?, ?, ?)"
-          " ON CONFLICT(name, version, stage) DO UPDATE SET metrics = excluded.metrics, recorded_ms = excluded.recorded_ms");
-  st.bind(1, name).bind(2, std::int64_t{version}).bind(3, std::string(model_status_name(stage))).bind(4, m.to_json()).bind(5, now_ms());
-  st.step();
+  if (!record_get(*db_, root_, name, version))
+    return Error{"not_found", "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
+  db_->prepare(
+         "INSERT INTO stage_metrics(name, version, stage, metrics, recorded_ms) VALUES(?, ?, ?, ?, ?)"
+         " ON CONFLICT(name, version, stage) DO UPDATE SET metrics = excluded.metrics, recorded_ms = excluded.recorded_ms")
+      .bind(1, name)
+      .bind(2, version)
+      .bind(3, model_status_name(stage))
+      .bind(4, m.to_json())
+      .bind(5, now_ms())
+      .run();
   return Unit{};
 }
 
 std::vector<ModelTransition> ModelRegistry::history(const std::string& name) const {
   std::lock_guard lock(mutex_);
-  Stmt st(db_.get(), name.empty() ? "SELECT name, version, from_status, to_status, at_ms FROM transitions ORDER BY id"
-                                  : "SELECT name, version, from_status, to_status, at_ms FROM transitions WHERE name = ? ORDER BY id");
+  Stmt st = db_->prepare(name.empty() ? "SELECT name, version, from_status, to_status, at_ms FROM transitions ORDER BY id"
+                                      : "SELECT name, version, from_status, to_status, at_ms FROM transitions WHERE name = ? ORDER BY id");
   if (!name.empty()) st.bind(1, name);
   std::vector<ModelTransition> out;
   while (st.step())

@@ -13,9 +13,9 @@
 
 #include "models/evaluation.hpp"
 #include "models/model.hpp"
+#include "runtime/clock/clock.hpp"
+#include "runtime/store/sqlite_db.hpp"
 #include "runtime/util/result.hpp"
-
-struct sqlite3;
 
 namespace qtos::models {
 
@@ -46,12 +46,21 @@ struct ModelTransition {
   std::int64_t at_ms = 0;    ///< when (Unix ms)
 };
 
+/// How to open a registry.
+struct RegistryOptions {
+  store::OpenMode mode = store::OpenMode::create;  ///< existing: a missing registry is an error, nothing is created
+  const Clock* clock = nullptr;  ///< time of registrations and status changes (not owned); nullptr: the live clock
+};
+
 /// The registry rooted at a directory. Thread-safe; several processes may share a root (SQLite WAL, immediate
-/// transactions for every change).
+/// transactions for every change). A version's folder is written completely before its row is committed; a folder
+/// left without a row by a crash is moved aside to ROOT/.orphans/ at the next open (with a log line), and temporaries
+/// of dead processes are removed, so nothing left by a crash blocks a later registration.
 class ModelRegistry {
  public:
-  /// Opens (creating if needed) ROOT/registry.db; throws std::runtime_error naming the path when it cannot.
-  explicit ModelRegistry(std::string root);
+  /// Opens ROOT/registry.db (creating ROOT and the file unless `opts.mode` is existing) and recovers from a crash;
+  /// throws store::StoreError naming the path when it cannot (missing, damaged, not a model registry).
+  explicit ModelRegistry(std::string root, RegistryOptions opts = {});
   ~ModelRegistry();
   ModelRegistry(const ModelRegistry&) = delete;
   ModelRegistry& operator=(const ModelRegistry&) = delete;
@@ -71,8 +80,14 @@ class ModelRegistry {
   /// Every ACTIVE version, ordered by name.
   std::vector<ModelRecord> active_all() const;
   /// Moves a version one stage on: CANDIDATE -> SHADOW, SHADOW -> ACTIVE (the previous ACTIVE of the name becomes
-  /// RETIRED in the same transaction). Error "not_found", or "bad_transition" from ACTIVE or RETIRED.
+  /// RETIRED in the same transaction). The model is loaded and checked against its record first (files, name, version,
+  /// kind, a finite forward pass): Error "broken_model" leaves every status as it was. Error "not_found", or
+  /// "bad_transition" from ACTIVE or RETIRED.
   Result<ModelRecord> promote(const std::string& name, std::int32_t version);
+  /// Rollback: makes a RETIRED version ACTIVE again (the current ACTIVE, if any, becomes RETIRED in the same
+  /// transaction), after the same load check as promote(). Error "not_found", "bad_transition" when it is not RETIRED,
+  /// "broken_model".
+  Result<ModelRecord> reactivate(const std::string& name, std::int32_t version);
   /// Moves a version to RETIRED from any other status; Error "not_found" or "bad_transition" when already retired.
   Result<ModelRecord> retire(const std::string& name, std::int32_t version);
   /// Records metrics measured while the version is in `stage` (e.g. its shadow-window evaluation).
@@ -81,11 +96,18 @@ class ModelRegistry {
   std::vector<ModelTransition> history(const std::string& name = {}) const;
   /// Loads a registered version's model (see Model::load for `expected`).
   std::unique_ptr<Model> load(const ModelRecord& record, const FeatureSpec* expected = nullptr) const;
+  /// Loads a version and checks it against its record; an empty string when it is sound, else what is wrong.
+  std::string check(const ModelRecord& record) const;
 
  private:
-  Result<ModelRecord> transition(const std::string& name, std::int32_t version, bool to_retired);
+  enum class Move { promote, retire, reactivate };
+  Result<ModelRecord> transition(const std::string& name, std::int32_t version, Move move);
+  void recover();
+  std::int64_t now_ms() const;
   std::string root_;
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db_;
+  const Clock* clock_;
+  std::unique_ptr<LiveClock> own_clock_;
+  std::unique_ptr<store::Db> db_;
   mutable std::mutex mutex_;
 };
 
