@@ -72,6 +72,8 @@ struct FeatureTable {
 };
 
 namespace detail {
+/// Indicator columns of every row: rsi, log_atr, adx, di_diff, bb_pctb, log_bb_width, log_spread.
+inline constexpr std::int32_t kIndicatorFeatures = 7;
 struct CarryImpl;
 }  // namespace detail
 class FeatureCarry;
