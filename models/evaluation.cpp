@@ -13,6 +13,14 @@
 
 namespace qtos::models {
 
+template <>
+struct json::JsonFields<Metrics> {
+  static constexpr auto fields = std::make_tuple(
+      json::member("samples", &Metrics::samples), json::member("directional_accuracy", &Metrics::directional_accuracy),
+      json::member("rank_ic", &Metrics::rank_ic), json::member("calibration_error", &Metrics::calibration_error),
+      json::member("sharpe", &Metrics::sharpe), json::member("mse", &Metrics::mse));
+};
+
 namespace {
 
 std::vector<double> ranks_average(std::span<const float> v) {
@@ -98,29 +106,13 @@ Metrics metrics_evaluate(std::span<const float> pred, std::span<const float> pro
   return m;
 }
 
-std::string Metrics::to_json() const {
-  boost::json::object o;
-  o["samples"] = samples;
-  o["directional_accuracy"] = directional_accuracy;
-  o["rank_ic"] = rank_ic;
-  o["calibration_error"] = calibration_error;
-  o["sharpe"] = sharpe;
-  o["mse"] = mse;
-  return boost::json::serialize(o);
-}
+std::string Metrics::to_json() const { return boost::json::serialize(json::to_object(*this)); }
 
 Metrics Metrics::from_json(const std::string& text) { return from_json_object(json::parse_object(text, "metrics JSON")); }
 
 Metrics Metrics::from_json_object(const boost::json::object& o) {
-  constexpr std::string_view what = "metrics JSON";
-  const auto json_number = [&](const char* key) { return json::field_number(o, key, what); };
   Metrics m;
-  m.samples = static_cast<std::int64_t>(json_number("samples"));
-  m.directional_accuracy = json_number("directional_accuracy");
-  m.rank_ic = json_number("rank_ic");
-  m.calibration_error = json_number("calibration_error");
-  m.sharpe = json_number("sharpe");
-  m.mse = json_number("mse");
+  json::from_object(o, m, "metrics JSON");
   return m;
 }
 

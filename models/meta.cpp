@@ -8,31 +8,35 @@
 
 namespace qtos::models {
 
+template <>
+struct json::JsonFields<ModelHyper> {
+  static constexpr auto fields =
+      std::make_tuple(json::member("hidden", &ModelHyper::hidden), json::member("layers", &ModelHyper::layers),
+                      json::member("d_model", &ModelHyper::d_model), json::member("heads", &ModelHyper::heads),
+                      json::member("patch", &ModelHyper::patch));
+};
+
+template <>
+struct json::JsonFields<Normalizer> {
+  static constexpr auto fields = std::make_tuple(json::member("mean", &Normalizer::mean), json::member("inv_std", &Normalizer::inv_std),
+                                                 json::member("clip", &Normalizer::clip));
+};
+
+template <>
+struct json::JsonFields<TimeSplit> {
+  static constexpr auto fields = std::make_tuple(
+      json::member("train_begin", &TimeSplit::train_begin), json::member("train_end", &TimeSplit::train_end),
+      json::member("val_begin", &TimeSplit::val_begin), json::member("val_end", &TimeSplit::val_end),
+      json::member("test_begin", &TimeSplit::test_begin), json::member("test_end", &TimeSplit::test_end),
+      json::member("purge", &TimeSplit::purge));
+};
+
 namespace {
-
-
-
-
 
 constexpr std::string_view kWhat = "model metadata";
 std::int64_t need_int(const boost::json::object& o, const char* key) { return json::field_int(o, key, kWhat); }
 std::string need_string(const boost::json::object& o, const char* key) { return json::field_string(o, key, kWhat); }
 const boost::json::object& need_object(const boost::json::object& o, const char* key) { return json::field_object(o, key, kWhat); }
-
-std::vector<float> need_floats(const boost::json::object& o, const char* key) {
-  std::vector<float> out;
-  for (const auto& x : json::field_array(o, key, kWhat)) {
-    if (!x.is_number()) throw std::invalid_argument(std::string("model metadata: '") + key + "' holds a non-number");
-    out.push_back(static_cast<float>(x.to_number<double>()));
-  }
-  return out;
-}
-
-boost::json::array floats(const std::vector<float>& v) {
-  boost::json::array a;
-  for (float x : v) a.emplace_back(static_cast<double>(x));
-  return a;
-}
 
 }  // namespace
 
@@ -71,16 +75,12 @@ std::string ModelMeta::to_json() const {
   o["name"] = name;
   o["version"] = version;
   o["kind"] = model_kind_name(kind);
-  o["hyper"] = {{"hidden", hyper.hidden}, {"layers", hyper.layers}, {"d_model", hyper.d_model},
-                {"heads", hyper.heads}, {"patch", hyper.patch}};
+  o["hyper"] = json::to_object(hyper);
   o["feature_spec"] = boost::json::parse(spec.to_json());
   o["feature_names"] = boost::json::value_from(spec.names());
   o["target"] = {{"kind", "forward log return over horizon bars, and its sign"}, {"horizon", spec.horizon}};
-  o["normalizer"] = {{"mean", floats(normalizer.mean)}, {"inv_std", floats(normalizer.inv_std)},
-                     {"clip", static_cast<double>(normalizer.clip)}};
-  o["split"] = {{"train_begin", split.train_begin}, {"train_end", split.train_end}, {"val_begin", split.val_begin},
-                {"val_end", split.val_end},         {"test_begin", split.test_begin}, {"test_end", split.test_end},
-                {"purge", split.purge}};
+  o["normalizer"] = json::to_object(normalizer);
+  o["split"] = json::to_object(split);
   o["training_window"] = {{"train_from_ms", train_from_ms}, {"train_to_ms", train_to_ms}, {"test_to_ms", test_to_ms}};
   o["metrics"] = {{"validation", boost::json::parse(val.to_json())},
                   {"test", boost::json::parse(test.to_json())},
@@ -102,29 +102,14 @@ ModelMeta ModelMeta::from_json(const std::string& text) {
   m.name = need_string(o, "name");
   m.version = static_cast<std::int32_t>(need_int(o, "version"));
   m.kind = model_kind_parse(need_string(o, "kind"), "model metadata 'kind'");
-  const auto& h = need_object(o, "hyper");
-  m.hyper.hidden = static_cast<std::int32_t>(need_int(h, "hidden"));
-  m.hyper.layers = static_cast<std::int32_t>(need_int(h, "layers"));
-  m.hyper.d_model = static_cast<std::int32_t>(need_int(h, "d_model"));
-  m.hyper.heads = static_cast<std::int32_t>(need_int(h, "heads"));
-  m.hyper.patch = static_cast<std::int32_t>(need_int(h, "patch"));
+  json::from_object(need_object(o, "hyper"), m.hyper, "model metadata 'hyper'");
   m.spec = FeatureSpec::from_json_object(need_object(o, "feature_spec"));
-  const auto& nz = need_object(o, "normalizer");
-  m.normalizer.mean = need_floats(nz, "mean");
-  m.normalizer.inv_std = need_floats(nz, "inv_std");
-  m.normalizer.clip = static_cast<float>(json::field_number(nz, "clip", kWhat));
+  json::from_object(need_object(o, "normalizer"), m.normalizer, "model metadata 'normalizer'");
   if (m.normalizer.mean.size() != static_cast<std::size_t>(m.spec.n_features()) ||
       m.normalizer.inv_std.size() != m.normalizer.mean.size())
     throw std::invalid_argument("model metadata: normalizer has " + std::to_string(m.normalizer.mean.size()) +
                                 " features, the feature spec " + std::to_string(m.spec.n_features()));
-  const auto& sp = need_object(o, "split");
-  m.split.train_begin = static_cast<std::int32_t>(need_int(sp, "train_begin"));
-  m.split.train_end = static_cast<std::int32_t>(need_int(sp, "train_end"));
-  m.split.val_begin = static_cast<std::int32_t>(need_int(sp, "val_begin"));
-  m.split.val_end = static_cast<std::int32_t>(need_int(sp, "val_end"));
-  m.split.test_begin = static_cast<std::int32_t>(need_int(sp, "test_begin"));
-  m.split.test_end = static_cast<std::int32_t>(need_int(sp, "test_end"));
-  m.split.purge = static_cast<std::int32_t>(need_int(sp, "purge"));
+  json::from_object(need_object(o, "split"), m.split, "model metadata 'split'");
   const auto& tw = need_object(o, "training_window");
   m.train_from_ms = need_int(tw, "train_from_ms");
   m.train_to_ms = need_int(tw, "train_to_ms");
