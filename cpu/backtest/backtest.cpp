@@ -124,65 +124,44 @@ BacktestAccum run_one(const BacktestRequest& r, const T* feats, const Genome& g,
   return st.acc;
 }
 
-/// One condition over n bars into out[k] (0/1), one loop per kind so that the comparisons vectorise. Each loop
-/// computes exactly the expression of kernels::condition_eval<float> (the consistency suite holds them equal).
+/// One shape of compiled condition over n bars: lhs = scale * a [/ close], rhs = (b or cst) + (k * c or 0), compared
+/// as kernels::condition_run<float> does. The shape is a template so that each loop is branch-free and vectorises.
+template <bool HasB, bool HasC, bool DivClose, bool Above>
+[[gnu::always_inline]] inline void condition_loop(const float* __restrict a, const float* __restrict b, const float* __restrict cp,
+                                                  const float* __restrict close, float scale, float cst, float kk, std::int32_t n,
+                                                  std::uint8_t* __restrict out) {
+  for (std::int32_t k = 0; k < n; ++k) {
+    float lhs = scale * a[k];
+    if constexpr (DivClose) lhs = lhs / close[k];
+    float rhs = HasB ? b[k] : cst;
+    rhs = rhs + (HasC ? kk * cp[k] : 0.0f);
+    out[k] = Above ? lhs > rhs : lhs < rhs;
+  }
+}
+
+/// A compiled condition (kernels::condition_compile, the one definition of the rules) over n bars into out[k] (0/1);
+/// the program's shape picks the loop. The consistency suite holds the backends equal.
 [[gnu::always_inline]] inline void condition_series(const kernels::Condition& c, const float* close, const float* f0, std::int64_t ps, std::int32_t n,
                       std::uint8_t* out) {
-  using kernels::CondKind;
-  auto pl = [&](std::int32_t p) { return f0 + p * ps; };
-  const float lv = c.level;
-  switch (static_cast<CondKind>(c.kind)) {
-    case CondKind::none:
-      for (std::int32_t k = 0; k < n; ++k) out[k] = 0;
-      return;
-    case CondKind::ma_above:
-    case CondKind::ma_below: {
-      const float* a = pl(plane(StrategyFeature::ema0) + c.p0);
-      const float* b = pl(plane(StrategyFeature::ema0) + c.p1);
-      if (c.kind == static_cast<std::int32_t>(CondKind::ma_above))
-        for (std::int32_t k = 0; k < n; ++k) out[k] = a[k] > b[k];
-      else
-        for (std::int32_t k = 0; k < n; ++k) out[k] = a[k] < b[k];
-      return;
-    }
-    case CondKind::close_above_bb:
-    case CondKind::close_below_bb: {
-      const float* mid = pl(plane(StrategyFeature::bb_mid0) + c.p0);
-      const float* sd = pl(plane(StrategyFeature::bb_sd0) + c.p0);
-      const float kk = c.p1 == 1 ? lv : (c.p1 == 2 ? -lv : 0.0f);
-      if (c.kind == static_cast<std::int32_t>(CondKind::close_above_bb))
-        for (std::int32_t k = 0; k < n; ++k) out[k] = close[k] > mid[k] + kk * sd[k];
-      else
-        for (std::int32_t k = 0; k < n; ++k) out[k] = close[k] < mid[k] + kk * sd[k];
-      return;
-    }
-    case CondKind::rsi_below:
-    case CondKind::rsi_above:
-    case CondKind::adx_above:
-    case CondKind::adx_below:
-    case CondKind::mom_up:
-    case CondKind::mom_down: {
-      const bool rsi = c.kind == static_cast<std::int32_t>(CondKind::rsi_below) || c.kind == static_cast<std::int32_t>(CondKind::rsi_above);
-      const bool adx = c.kind == static_cast<std::int32_t>(CondKind::adx_above) || c.kind == static_cast<std::int32_t>(CondKind::adx_below);
-      const float* x = pl((rsi ? plane(StrategyFeature::rsi0) : adx ? plane(StrategyFeature::adx0) : plane(StrategyFeature::roc0)) + c.p0);
-      const float th = rsi || adx ? lv : 0.0f;
-      const bool above = c.kind == static_cast<std::int32_t>(CondKind::rsi_above) || c.kind == static_cast<std::int32_t>(CondKind::adx_above) ||
-                         c.kind == static_cast<std::int32_t>(CondKind::mom_up);
-      if (above)
-        for (std::int32_t k = 0; k < n; ++k) out[k] = x[k] > th;
-      else
-        for (std::int32_t k = 0; k < n; ++k) out[k] = x[k] < th;
-      return;
-    }
-    case CondKind::vol_high:
-    case CondKind::vol_low: {
-      const float* atr = pl(plane(StrategyFeature::atr));
-      if (c.kind == static_cast<std::int32_t>(CondKind::vol_high))
-        for (std::int32_t k = 0; k < n; ++k) out[k] = 100.0f * atr[k] / close[k] > lv;
-      else
-        for (std::int32_t k = 0; k < n; ++k) out[k] = 100.0f * atr[k] / close[k] < lv;
-      return;
-    }
+  const kernels::CondProgram p = kernels::condition_compile(c);
+  if (p.cmp == 0) {
+    for (std::int32_t k = 0; k < n; ++k) out[k] = 0;
+    return;
+  }
+  const float* a = p.a < 0 ? close : f0 + p.a * ps;
+  const float* b = p.b < 0 ? nullptr : f0 + p.b * ps;
+  const float* cp = p.c_plane < 0 ? nullptr : f0 + p.c_plane * ps;
+  const int shape = (b ? 1 : 0) | (cp ? 2 : 0) | (p.div_close ? 4 : 0) | (p.cmp > 0 ? 8 : 0);
+  switch (shape) {
+#define QTOS_CONDITION_SHAPE(S)                                                                                     \
+  case S:                                                                                                           \
+    condition_loop<(S & 1) != 0, (S & 2) != 0, (S & 4) != 0, (S & 8) != 0>(a, b, cp, close, p.scale, p.c, p.k, n, out); \
+    return;
+    QTOS_CONDITION_SHAPE(0) QTOS_CONDITION_SHAPE(1) QTOS_CONDITION_SHAPE(2) QTOS_CONDITION_SHAPE(3)
+    QTOS_CONDITION_SHAPE(4) QTOS_CONDITION_SHAPE(5) QTOS_CONDITION_SHAPE(6) QTOS_CONDITION_SHAPE(7)
+    QTOS_CONDITION_SHAPE(8) QTOS_CONDITION_SHAPE(9) QTOS_CONDITION_SHAPE(10) QTOS_CONDITION_SHAPE(11)
+    QTOS_CONDITION_SHAPE(12) QTOS_CONDITION_SHAPE(13) QTOS_CONDITION_SHAPE(14) QTOS_CONDITION_SHAPE(15)
+#undef QTOS_CONDITION_SHAPE
   }
 }
 

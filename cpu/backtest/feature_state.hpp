@@ -20,13 +20,11 @@ class StrategyFeatureState {
   /// Forgets every bar.
   void reset() {
     using namespace kernels;
-    for (int i = 0; i < 6; ++i) ema_[i].init_period(kEmaPeriods[i]);
-    for (int i = 0; i < 3; ++i) {
-      rsi_[i].init(IndicatorParams{kRsiPeriods[i], 26, 9, 2.0});
-      bb_[i].init(IndicatorParams{kBbPeriods[i], 26, 9, 1.0});  // k = 1: upper - middle is the standard deviation
-      dmi_[i].init(IndicatorParams{kAdxPeriods[i], 26, 9, 2.0});
-    }
-    for (int i = 0; i < 4; ++i) roc_[i].init(IndicatorParams{kRocPeriods[i], 26, 9, 2.0});
+    for (int i = 0; i < kEmaCount; ++i) ema_[i].init_period(kEmaPeriods[i]);
+    for (int i = 0; i < kRsiCount; ++i) rsi_[i].init(IndicatorParams{kRsiPeriods[i], 26, 9, 2.0});
+    for (int i = 0; i < kBbCount; ++i) bb_[i].init(IndicatorParams{kBbPeriods[i], 26, 9, 1.0});  // k = 1: upper - middle is the sd
+    for (int i = 0; i < kAdxCount; ++i) dmi_[i].init(IndicatorParams{kAdxPeriods[i], 26, 9, 2.0});
+    for (int i = 0; i < kRocCount; ++i) roc_[i].init(IndicatorParams{kRocPeriods[i], 26, 9, 2.0});
     atr_.init(IndicatorParams{kStrategyAtrPeriod, 26, 9, 2.0});
     spread_.init(IndicatorParams{kStrategySpreadPeriod, 26, 9, 2.0});
     count_ = 0;
@@ -45,17 +43,19 @@ class StrategyFeatureState {
     // The close n bars ago, once n bars were seen since the last reset (as the indicator states require).
     auto lag = [&](std::int32_t n) { return count_ >= n ? ring_[(count_ - n) & kRingMask] : 0.0; };
     const auto pl = [](StrategyFeature f) { return static_cast<std::int32_t>(f); };
-    for (int i = 0; i < 6; ++i) out[pl(StrategyFeature::ema0) + i] = ema_[i].update(c);
+    for (int i = 0; i < kEmaCount; ++i) out[pl(StrategyFeature::ema0) + i] = ema_[i].update(c);
     double tmp[5];
-    for (int i = 0; i < 3; ++i) {
-      out[pl(StrategyFeature::rsi0) + i] = rsi_[i].update(c);
+    for (int i = 0; i < kRsiCount; ++i) out[pl(StrategyFeature::rsi0) + i] = rsi_[i].update(c);
+    for (int i = 0; i < kBbCount; ++i) {
       bb_[i].update(c, lag(kBbPeriods[i]), tmp);
       out[pl(StrategyFeature::bb_mid0) + i] = tmp[0];
       out[pl(StrategyFeature::bb_sd0) + i] = tmp[1] - tmp[0];
+    }
+    for (int i = 0; i < kAdxCount; ++i) {
       dmi_[i].update(h, l, c, tmp);
       out[pl(StrategyFeature::adx0) + i] = tmp[2];
     }
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < kRocCount; ++i) {
       roc_[i].update(c, lag(kRocPeriods[i]), tmp);
       out[pl(StrategyFeature::roc0) + i] = tmp[0];
     }
@@ -66,12 +66,12 @@ class StrategyFeatureState {
 
  private:
   static constexpr std::int64_t kRingMask = 63;  // longest lag read: 50 bars
-  static_assert(kernels::kBbPeriods[2] <= kRingMask && kernels::kRocPeriods[3] <= kRingMask);
-  kernels::EmaState<double> ema_[6];
-  kernels::RsiState<double> rsi_[3];
-  kernels::BbandsState<double> bb_[3];
-  kernels::DmiState<double> dmi_[3];
-  kernels::RocState<double> roc_[4];
+  static_assert(kernels::kBbPeriods[kernels::kBbCount - 1] <= kRingMask && kernels::kRocPeriods[kernels::kRocCount - 1] <= kRingMask);
+  kernels::EmaState<double> ema_[kernels::kEmaCount];
+  kernels::RsiState<double> rsi_[kernels::kRsiCount];
+  kernels::BbandsState<double> bb_[kernels::kBbCount];
+  kernels::DmiState<double> dmi_[kernels::kAdxCount];
+  kernels::RocState<double> roc_[kernels::kRocCount];
   kernels::AtrState<double> atr_;
   kernels::SpreadState<double> spread_;
   static_assert(kernels::kStrategySpreadPeriod <= kernels::SpreadState<double>::kRing);

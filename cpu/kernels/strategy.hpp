@@ -15,31 +15,41 @@
 namespace qtos::kernels {
 
 /// EMA periods a moving-average condition may use.
-inline constexpr std::int32_t kEmaPeriods[6] = {5, 10, 20, 50, 100, 200};
+inline constexpr std::int32_t kEmaPeriods[] = {5, 10, 20, 50, 100, 200};
 /// RSI periods.
-inline constexpr std::int32_t kRsiPeriods[3] = {7, 14, 21};
+inline constexpr std::int32_t kRsiPeriods[] = {7, 14, 21};
 /// Bollinger periods (the width k is a continuous gene).
-inline constexpr std::int32_t kBbPeriods[3] = {10, 20, 50};
+inline constexpr std::int32_t kBbPeriods[] = {10, 20, 50};
 /// ADX periods.
-inline constexpr std::int32_t kAdxPeriods[3] = {7, 14, 28};
+inline constexpr std::int32_t kAdxPeriods[] = {7, 14, 28};
 /// Rate-of-change (momentum) periods.
-inline constexpr std::int32_t kRocPeriods[4] = {5, 10, 20, 50};
+inline constexpr std::int32_t kRocPeriods[] = {5, 10, 20, 50};
+/// Entries of each period table: what a condition's period index ranges over.
+inline constexpr std::int32_t kEmaCount = sizeof(kEmaPeriods) / sizeof(kEmaPeriods[0]);
+inline constexpr std::int32_t kRsiCount = sizeof(kRsiPeriods) / sizeof(kRsiPeriods[0]);  ///< RSI periods
+inline constexpr std::int32_t kBbCount = sizeof(kBbPeriods) / sizeof(kBbPeriods[0]);     ///< Bollinger periods
+inline constexpr std::int32_t kAdxCount = sizeof(kAdxPeriods) / sizeof(kAdxPeriods[0]);  ///< ADX periods
+inline constexpr std::int32_t kRocCount = sizeof(kRocPeriods) / sizeof(kRocPeriods[0]);  ///< ROC periods
+/// Bollinger band selectors of a condition: 0 the middle, 1 the upper, 2 the lower band.
+inline constexpr std::int32_t kBbBandCount = 3;
 /// Period of the ATR used by stops, targets, trailing stops and the volatility regime.
 inline constexpr std::int32_t kStrategyAtrPeriod = 14;
 
-/// Feature-bank planes: one series per indicator and period, computed once per symbol.
+/// Feature-bank planes: one series per indicator and period, computed once per symbol, laid out table by table.
 enum class StrategyFeature : std::int32_t {
-  ema0 = 0,      ///< EMA(kEmaPeriods[i]) at ema0 + i
-  rsi0 = 6,      ///< RSI(kRsiPeriods[i]) at rsi0 + i
-  bb_mid0 = 9,   ///< Bollinger middle (SMA) for kBbPeriods[i]
-  bb_sd0 = 12,   ///< population standard deviation for kBbPeriods[i]
-  adx0 = 15,     ///< ADX(kAdxPeriods[i])
-  roc0 = 18,     ///< ROC(kRocPeriods[i]) in percent
-  atr = 22,      ///< ATR(kStrategyAtrPeriod)
-  spread = 23,   ///< Corwin-Schultz spread proxy over kStrategySpreadPeriod bars, fraction of price (slippage costs)
+  ema0 = 0,                      ///< EMA(kEmaPeriods[i]) at ema0 + i
+  rsi0 = ema0 + kEmaCount,       ///< RSI(kRsiPeriods[i]) at rsi0 + i
+  bb_mid0 = rsi0 + kRsiCount,    ///< Bollinger middle (SMA) for kBbPeriods[i]
+  bb_sd0 = bb_mid0 + kBbCount,   ///< population standard deviation for kBbPeriods[i]
+  adx0 = bb_sd0 + kBbCount,      ///< ADX(kAdxPeriods[i])
+  roc0 = adx0 + kAdxCount,       ///< ROC(kRocPeriods[i]) in percent
+  atr = roc0 + kRocCount,        ///< ATR(kStrategyAtrPeriod)
+  spread = atr + 1,              ///< Corwin-Schultz spread proxy over kStrategySpreadPeriod bars, fraction of price (slippage costs)
 };
 /// Number of feature planes.
-inline constexpr std::int32_t kStrategyFeatureCount = 24;
+inline constexpr std::int32_t kStrategyFeatureCount = static_cast<std::int32_t>(StrategyFeature::spread) + 1;
+static_assert(static_cast<std::int32_t>(StrategyFeature::rsi0) == 6 && kStrategyFeatureCount == 24,
+              "the feature-bank layout is part of the feature bank's id: change both together");
 /// Bars of pair estimates in the spread proxy that spread-proportional slippage uses.
 inline constexpr std::int32_t kStrategySpreadPeriod = 20;
 
@@ -73,8 +83,12 @@ struct Condition {
 
 /// How the two entry terms combine.
 enum class EntryOp : std::int32_t { single = 0, and_op = 1, or_op = 2 };
+/// Number of entry operators.
+inline constexpr std::int32_t kEntryOpCount = 3;
 /// Which way a genome trades: the rule as written goes long (or short); `both` also shorts on the mirrored rule.
 enum class Side : std::int32_t { long_only = 0, short_only = 1, both = 2 };
+/// Number of sides.
+inline constexpr std::int32_t kSideCount = 3;
 
 /// A strategy genome (76 bytes, 4-byte fields only).
 struct Genome {
@@ -119,30 +133,30 @@ QTOS_HD inline Condition condition_normalize(Condition c) {
     case CondKind::none: break;
     case CondKind::ma_above:
     case CondKind::ma_below: {
-      std::int32_t a = detail::modi(c.p0, 6), b = detail::modi(c.p1, 6);
-      if (a == b) b = a == 5 ? 4 : a + 1;
+      std::int32_t a = detail::modi(c.p0, kEmaCount), b = detail::modi(c.p1, kEmaCount);
+      if (a == b) b = a == kEmaCount - 1 ? a - 1 : a + 1;
       r.p0 = a < b ? a : b;
       r.p1 = a < b ? b : a;
       break;
     }
     case CondKind::close_above_bb:
     case CondKind::close_below_bb:
-      r.p0 = detail::modi(c.p0, 3);
-      r.p1 = detail::modi(c.p1, 3);
+      r.p0 = detail::modi(c.p0, kBbCount);
+      r.p1 = detail::modi(c.p1, kBbBandCount);
       r.level = detail::clampf(c.level, GeneRanges::bbk_lo, GeneRanges::bbk_hi);
       break;
     case CondKind::rsi_below:
     case CondKind::rsi_above:
-      r.p0 = detail::modi(c.p0, 3);
+      r.p0 = detail::modi(c.p0, kRsiCount);
       r.level = detail::clampf(c.level, GeneRanges::rsi_lo, GeneRanges::rsi_hi);
       break;
     case CondKind::adx_above:
     case CondKind::adx_below:
-      r.p0 = detail::modi(c.p0, 3);
+      r.p0 = detail::modi(c.p0, kAdxCount);
       r.level = detail::clampf(c.level, GeneRanges::adx_lo, GeneRanges::adx_hi);
       break;
     case CondKind::mom_up:
-    case CondKind::mom_down: r.p0 = detail::modi(c.p0, 4); break;
+    case CondKind::mom_down: r.p0 = detail::modi(c.p0, kRocCount); break;
     case CondKind::vol_high:
     case CondKind::vol_low: r.level = detail::clampf(c.level, GeneRanges::vol_lo, GeneRanges::vol_hi); break;
   }
@@ -153,7 +167,7 @@ QTOS_HD inline Condition condition_normalize(Condition c) {
 /// A genome whose first entry term is `none` gets an RSI(14) < 30 term (a strategy must be able to enter).
 QTOS_HD inline Genome genome_normalize(const Genome& g) {
   Genome r;
-  r.op = detail::modi(g.op, 3);
+  r.op = detail::modi(g.op, kEntryOpCount);
   r.entry[0] = condition_normalize(g.entry[0]);
   if (r.entry[0].kind == static_cast<std::int32_t>(CondKind::none)) {
     r.entry[0].kind = static_cast<std::int32_t>(CondKind::rsi_below);
@@ -166,7 +180,7 @@ QTOS_HD inline Genome genome_normalize(const Genome& g) {
     r.entry[1] = Condition{};
   }
   r.exit_rule = condition_normalize(g.exit_rule);
-  r.side = detail::modi(g.side, 3);
+  r.side = detail::modi(g.side, kSideCount);
   r.stop_atr = detail::optional_gene(g.stop_atr, GeneRanges::stop_lo, GeneRanges::stop_hi);
   r.take_atr = detail::optional_gene(g.take_atr, GeneRanges::take_lo, GeneRanges::take_hi);
   r.trail_atr = detail::optional_gene(g.trail_atr, GeneRanges::trail_lo, GeneRanges::trail_hi);
@@ -198,105 +212,11 @@ QTOS_HD inline Condition condition_mirror(Condition c) {
   return c;
 }
 
-/// Evaluates a condition on the current bar. `f(plane)` returns feature plane `plane` at this bar; a NaN input
-/// (warm-up, after a gap) makes every condition false.
-template <class T, class F>
-QTOS_HD inline bool condition_eval(const Condition& c, T close, const F& f) {
-  T lhs = T(0), rhs = T(0);
-  bool above = true;
-  switch (static_cast<CondKind>(c.kind)) {
-    case CondKind::none: return false;
-    case CondKind::ma_above:
-    case CondKind::ma_below:
-      lhs = f(static_cast<std::int32_t>(StrategyFeature::ema0) + c.p0);
-      rhs = f(static_cast<std::int32_t>(StrategyFeature::ema0) + c.p1);
-      above = c.kind == static_cast<std::int32_t>(CondKind::ma_above);
-      break;
-    case CondKind::close_above_bb:
-    case CondKind::close_below_bb: {
-      const T mid = f(static_cast<std::int32_t>(StrategyFeature::bb_mid0) + c.p0);
-      const T sd = f(static_cast<std::int32_t>(StrategyFeature::bb_sd0) + c.p0);
-      const T k = c.p1 == 1 ? T(c.level) : (c.p1 == 2 ? -T(c.level) : T(0));
-      lhs = close;
-      rhs = mid + k * sd;
-      above = c.kind == static_cast<std::int32_t>(CondKind::close_above_bb);
-      break;
-    }
-    case CondKind::rsi_below:
-    case CondKind::rsi_above:
-      lhs = f(static_cast<std::int32_t>(StrategyFeature::rsi0) + c.p0);
-      rhs = T(c.level);
-      above = c.kind == static_cast<std::int32_t>(CondKind::rsi_above);
-      break;
-    case CondKind::adx_above:
-    case CondKind::adx_below:
-      lhs = f(static_cast<std::int32_t>(StrategyFeature::adx0) + c.p0);
-      rhs = T(c.level);
-      above = c.kind == static_cast<std::int32_t>(CondKind::adx_above);
-      break;
-    case CondKind::mom_up:
-    case CondKind::mom_down:
-      lhs = f(static_cast<std::int32_t>(StrategyFeature::roc0) + c.p0);
-      rhs = T(0);
-      above = c.kind == static_cast<std::int32_t>(CondKind::mom_up);
-      break;
-    case CondKind::vol_high:
-    case CondKind::vol_low:
-      lhs = T(100) * f(static_cast<std::int32_t>(StrategyFeature::atr)) / close;
-      rhs = T(c.level);
-      above = c.kind == static_cast<std::int32_t>(CondKind::vol_high);
-      break;
-  }
-  return above ? lhs > rhs : lhs < rhs;  // false when either side is NaN
-}
-
-/// The entry rule (both terms combined).
-template <class T, class F>
-QTOS_HD inline bool entry_eval(const Condition* terms, std::int32_t op, T close, const F& f) {
-  const bool a = condition_eval<T>(terms[0], close, f);
-  if (op == static_cast<std::int32_t>(EntryOp::single)) return a;
-  const bool b = condition_eval<T>(terms[1], close, f);
-  return op == static_cast<std::int32_t>(EntryOp::and_op) ? (a && b) : (a || b);
-}
-
-/// Bit of `signals_eval`: enter long at the next open (when flat).
-inline constexpr std::uint32_t kSignalLong = 1u;
-/// Bit of `signals_eval`: enter short at the next open (when flat).
-inline constexpr std::uint32_t kSignalShort = 2u;
-/// Bit of `signals_eval`: a long position's exit rule holds.
-inline constexpr std::uint32_t kSignalExitLong = 4u;
-/// Bit of `signals_eval`: a short position's exit rule holds.
-inline constexpr std::uint32_t kSignalExitShort = 8u;
-
-/// The rules of genome `g` at one bar's close: entries by side (the rule and, for `both`, its mirror; nothing when
-/// both directions fire) and the exit rule for each direction. Depends only on the bar's close and features, so a
-/// backend may evaluate it for many bars at once.
-template <class T, class F>
-QTOS_HD inline std::uint32_t signals_eval(const Genome& g, T close, const F& f) {
-  std::uint32_t s = 0;
-  const bool rule = entry_eval<T>(g.entry, g.op, close, f);
-  if (g.side == static_cast<std::int32_t>(Side::short_only)) {
-    s |= rule ? kSignalShort : 0u;
-    s |= condition_eval<T>(g.exit_rule, close, f) ? kSignalExitShort : 0u;
-  } else if (g.side == static_cast<std::int32_t>(Side::long_only)) {
-    s |= rule ? kSignalLong : 0u;
-    s |= condition_eval<T>(g.exit_rule, close, f) ? kSignalExitLong : 0u;
-  } else {
-    const Condition m[2] = {condition_mirror(g.entry[0]), condition_mirror(g.entry[1])};
-    const bool mirror = entry_eval<T>(m, g.op, close, f);
-    s |= rule && !mirror ? kSignalLong : 0u;
-    s |= mirror && !rule ? kSignalShort : 0u;
-    s |= condition_eval<T>(g.exit_rule, close, f) ? kSignalExitLong : 0u;
-    s |= condition_eval<T>(condition_mirror(g.exit_rule), close, f) ? kSignalExitShort : 0u;
-  }
-  return s;
-}
-
-/// A condition compiled to one branch-free comparison, `lhs above/below rhs`, with
-/// lhs = scale * plane(a) [/ close] and rhs = (plane(b) or constant) + k * plane(c). Plane -1 is the close; `f` must
-/// answer it. Every condition kind fits, with the very operations of condition_eval, so the result is identical
-/// (CondProgramTest checks it for every kind, both widths and NaN inputs). The CUDA backend evaluates rules this way:
-/// the kind decides only which planes are read, never which instructions run.
+/// A condition compiled to one comparison, `lhs above/below rhs`, with lhs = scale * plane(a) [/ close] and
+/// rhs = (plane(b) or constant) + k * plane(c). Plane -1 is the close. This is the single definition of what every
+/// condition kind compares: condition_eval runs it per bar, the CUDA kernel runs it branch-free (the kind decides
+/// only which planes are read, never which instructions run) and the TBB backend runs it over columns
+/// (condition_series).
 struct CondProgram {
   std::int32_t a = -1;      ///< plane of the left-hand side (-1: the close)
   std::int32_t b = -1;      ///< plane of the right-hand side, or -1 for the constant `c`
@@ -367,6 +287,56 @@ QTOS_HD inline bool condition_run(const CondProgram& p, T close, const F& f) {
   const T rhs = (p.b >= 0 ? base : T(p.c)) + (p.c_plane >= 0 ? extra : T(0));
   const bool gt = lhs > rhs, lt = lhs < rhs;  // both false when either side is NaN
   return (p.cmp > 0 && gt) || (p.cmp < 0 && lt);
+}
+
+/// Evaluates a condition on the current bar: the compiled form run once (condition_compile is the one definition of
+/// what each kind compares). `f(plane)` returns feature plane `plane` at this bar and the close for plane -1; a NaN
+/// input (warm-up, after a gap) makes every condition false.
+template <class T, class F>
+QTOS_HD inline bool condition_eval(const Condition& c, T close, const F& f) {
+  return condition_run<T>(condition_compile(c), close, [&](std::int32_t plane) { return plane < 0 ? close : f(plane); });
+}
+
+/// The entry rule (both terms combined).
+template <class T, class F>
+QTOS_HD inline bool entry_eval(const Condition* terms, std::int32_t op, T close, const F& f) {
+  const bool a = condition_eval<T>(terms[0], close, f);
+  if (op == static_cast<std::int32_t>(EntryOp::single)) return a;
+  const bool b = condition_eval<T>(terms[1], close, f);
+  return op == static_cast<std::int32_t>(EntryOp::and_op) ? (a && b) : (a || b);
+}
+
+/// Bit of `signals_eval`: enter long at the next open (when flat).
+inline constexpr std::uint32_t kSignalLong = 1u;
+/// Bit of `signals_eval`: enter short at the next open (when flat).
+inline constexpr std::uint32_t kSignalShort = 2u;
+/// Bit of `signals_eval`: a long position's exit rule holds.
+inline constexpr std::uint32_t kSignalExitLong = 4u;
+/// Bit of `signals_eval`: a short position's exit rule holds.
+inline constexpr std::uint32_t kSignalExitShort = 8u;
+
+/// The rules of genome `g` at one bar's close: entries by side (the rule and, for `both`, its mirror; nothing when
+/// both directions fire) and the exit rule for each direction. Depends only on the bar's close and features, so a
+/// backend may evaluate it for many bars at once.
+template <class T, class F>
+QTOS_HD inline std::uint32_t signals_eval(const Genome& g, T close, const F& f) {
+  std::uint32_t s = 0;
+  const bool rule = entry_eval<T>(g.entry, g.op, close, f);
+  if (g.side == static_cast<std::int32_t>(Side::short_only)) {
+    s |= rule ? kSignalShort : 0u;
+    s |= condition_eval<T>(g.exit_rule, close, f) ? kSignalExitShort : 0u;
+  } else if (g.side == static_cast<std::int32_t>(Side::long_only)) {
+    s |= rule ? kSignalLong : 0u;
+    s |= condition_eval<T>(g.exit_rule, close, f) ? kSignalExitLong : 0u;
+  } else {
+    const Condition m[2] = {condition_mirror(g.entry[0]), condition_mirror(g.entry[1])};
+    const bool mirror = entry_eval<T>(m, g.op, close, f);
+    s |= rule && !mirror ? kSignalLong : 0u;
+    s |= mirror && !rule ? kSignalShort : 0u;
+    s |= condition_eval<T>(g.exit_rule, close, f) ? kSignalExitLong : 0u;
+    s |= condition_eval<T>(condition_mirror(g.exit_rule), close, f) ? kSignalExitShort : 0u;
+  }
+  return s;
 }
 
 /// A genome's rules compiled for signals_run: the entry terms, their mirrors and the exit rule and its mirror.
