@@ -88,11 +88,13 @@ std::uint64_t seed_parse(const std::string& text) {
   return v;
 }
 
-/// Test seam: QTOS_TEST_STOP_AFTER_FILES=N makes an import send itself SIGINT once N files are read.
-std::size_t test_stop_after_files() {
+/// Test seam: QTOS_TEST_STOP_AFTER_FILES=N[:SIGTERM] makes an import send itself SIGINT (or SIGTERM) once N files are
+/// read, through the real signal handler. Returns {N, signal}; N = 0 when unset.
+std::pair<std::size_t, int> test_stop_after_files() {
   const char* env = std::getenv("QTOS_TEST_STOP_AFTER_FILES");
-  if (!env || !*env) return 0;
-  return static_cast<std::size_t>(std::strtoull(env, nullptr, 10));
+  if (!env || !*env) return {0, SIGINT};
+  const std::string v(env);
+  return {static_cast<std::size_t>(std::strtoull(v.c_str(), nullptr, 10)), v.ends_with(":SIGTERM") ? SIGTERM : SIGINT};
 }
 
 void print_info(const PanelInfo& info, bool per_symbol) {
@@ -199,13 +201,13 @@ void verbs_data_register(CLI::App& app, CliContext&) {
     opt.stop = process_stop_token();
     out_dir_check(ia->out, "--out");
     const std::string out_path = panel_path(ia->out);
-    const std::size_t stop_after = test_stop_after_files();
+    const auto stop_hook = test_stop_after_files();
     ImportReport rep;
     Progress progress("import", 0);
     auto panel = kline_import(ia->from, opt, rep, [&](std::size_t done, std::size_t total) {
       progress.set_total(total);
       progress.update(done);
-      if (stop_after > 0 && done == stop_after) std::raise(SIGINT);
+      if (stop_hook.first > 0 && done == stop_hook.first) std::raise(stop_hook.second);
     });
     auto stopped = [&](const char* when) {
       const int sig = opt.stop.signal();

@@ -330,9 +330,9 @@ KlineFileName kline_file_name_parse(const std::string& filename) {
 
 std::optional<MarketPanel> kline_import(const std::string& dir, const ImportOptions& opt, ImportReport& report,
                                         const std::function<void(std::size_t, std::size_t)>& progress) {
-  if (!fs::is_directory(dir)) throw ImportError("--from '" + dir + "' is not a directory");
-  std::vector<std::string> paths;
   std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw ImportError("--from '" + dir + "' is not a directory");
+  std::vector<std::string> paths;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
     if (it->is_regular_file() && it->path().extension() == ".csv") paths.push_back(it->path().string());
   if (ec) throw ImportError("--from '" + dir + "' cannot be listed: " + ec.message());
