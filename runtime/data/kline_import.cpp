@@ -395,6 +395,7 @@ std::optional<MarketPanel> kline_import(const std::string& dir, const ImportOpti
   for (auto& f : files) {
     auto& rows = by_symbol[f.name.symbol];
     rows.insert(rows.end(), f.rows.begin(), f.rows.end());
+    std::vector<Row>().swap(f.rows);  // each row is held once at a time
   }
   // The grid's phase: the most common open_time modulo the interval (Binance weeks open on Mondays, not at the epoch).
   std::map<std::int64_t, std::size_t> phases;
