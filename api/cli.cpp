@@ -68,7 +68,10 @@ int cli_main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);
+    // A bad, missing or unknown option is a usage error: exit 2 as documented (CLI11's own codes are 100 and up);
+    // help and a verb's CLI::RuntimeError keep their status.
+    return code == 0 || e.get_name() == "RuntimeError" ? code : 2;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "qtos: error: %s\n", e.what());

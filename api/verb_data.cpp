@@ -1,7 +1,11 @@
 // `qtos data synth|import|export|info`: make, import and inspect market data.
+#include <charconv>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <stdexcept>
 
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
@@ -12,7 +16,9 @@
 #include "runtime/data/kline_import.hpp"
 #include "runtime/data/panel_info.hpp"
 #include "runtime/data/synth.hpp"
+#include "runtime/util/atomic_file.hpp"
 #include "runtime/util/progress.hpp"
+#include "runtime/util/stop_token.hpp"
 #include "runtime/util/time_format.hpp"
 
 namespace qtos::api {
@@ -22,7 +28,7 @@ struct SynthArgs {
   std::int32_t symbols = 50;
   std::int32_t bars = 2000;
   std::string interval = "1h";
-  std::uint64_t seed = 42;
+  std::string seed = "42";
   std::string start = "2024-01-01";
   std::string out;
   double planted_momentum = 0.0;
@@ -37,6 +43,59 @@ struct InfoArgs {
   std::string dir, format = "table";
   bool per_symbol = false;
 };
+
+/// A usage error: printed like every error, exit status 2.
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "qtos: error: %s\n", message.c_str());
+  throw CLI::RuntimeError(2);
+}
+
+/// Refuses an empty path option.
+void path_option_check(const std::string& value, const char* option) {
+  if (value.empty()) usage_error(std::string(option) + ": must not be empty; expected a directory");
+}
+
+/// Refuses an output directory of `option` that is a file, and removes the temporaries a crashed earlier run left in it.
+void out_dir_check(const std::string& dir, const char* option) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec))
+    throw WriteError(std::string(option) + " '" + dir + "' is a file, expected a directory to write into");
+  atomic_temp_cleanup(dir);
+}
+
+/// Makes the output directory of `option` (just before the one file is written, so a failed run leaves nothing).
+void out_dir_make(const std::string& dir, const char* option) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw WriteError(std::string(option) + " '" + dir + "': cannot create the directory: " + ec.message());
+}
+
+/// The panel of a data directory given as `option`; a file given where the directory belongs is named as such.
+MarketPanel panel_of_dir(const std::string& dir, const char* option) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(dir, ec))
+    throw std::runtime_error(std::string(option) + " '" + dir + "' is a file; expected the data directory that holds panel.qtp");
+  return panel_load(panel_path(dir));
+}
+
+/// The value of --seed: a non-negative integer below 2^64.
+std::uint64_t seed_parse(const std::string& text) {
+  std::uint64_t v = 0;
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || r.ec != std::errc() || r.ptr != text.data() + text.size())
+    usage_error("--seed: '" + text + "' is out of range; expected an integer from 0 to 18446744073709551615");
+  return v;
+}
+
+/// Test seam: QTOS_TEST_STOP_AFTER_FILES=N[:SIGTERM] makes an import send itself SIGINT (or SIGTERM) once N files are
+/// read, through the real signal handler. Returns {N, signal}; N = 0 when unset.
+std::pair<std::size_t, int> test_stop_after_files() {
+  const char* env = std::getenv("QTOS_TEST_STOP_AFTER_FILES");
+  if (!env || !*env) return {0, SIGINT};
+  const std::string v(env);
+  return {static_cast<std::size_t>(std::strtoull(v.c_str(), nullptr, 10)), v.ends_with(":SIGTERM") ? SIGTERM : SIGINT};
+}
 
 void print_info(const PanelInfo& info, bool per_symbol) {
   std::printf("symbols   : %d\n", info.n_symbols);
@@ -97,17 +156,24 @@ void verbs_data_register(CLI::App& app, CliContext&) {
   synth->add_flag("--random-walk", sa->random_walk, "a pure random walk: no regime drift or mean reversion (nothing to find)");
   synth->callback([sa] {
     SynthOptions opt;
-    opt.n_symbols = sa->symbols;
-    opt.n_bars = sa->bars;
-    opt.interval_ms = interval_parse_ms(sa->interval, "--interval");
-    opt.seed = sa->seed;
-    opt.t0_ms = time_parse(sa->start, "--start");
-    opt.planted_momentum = sa->planted_momentum;
-    opt.random_walk = sa->random_walk;
+    path_option_check(sa->out, "--out");
+    try {
+      opt.n_symbols = sa->symbols;
+      opt.n_bars = sa->bars;
+      opt.interval_ms = interval_parse_ms(sa->interval, "--interval");
+      opt.seed = seed_parse(sa->seed);
+      opt.t0_ms = time_parse(sa->start, "--start");
+      opt.planted_momentum = sa->planted_momentum;
+      opt.random_walk = sa->random_walk;
+      synth_options_check(opt);
+    } catch (const std::invalid_argument& e) {
+      usage_error(e.what());
+    }
+    out_dir_check(sa->out, "--out");
     Progress progress("synth", static_cast<std::uint64_t>(std::max(opt.n_symbols, 0)));
     auto market = synth_generate(opt, [&](std::int32_t done) { progress.update(static_cast<std::uint64_t>(done)); });
     progress.finish();
-    std::filesystem::create_directories(sa->out);
+    out_dir_make(sa->out, "--out");
     panel_save(market.panel, panel_path(sa->out));
     std::size_t counts[4] = {};
     for (auto r : market.regimes) ++counts[static_cast<int>(r)];
@@ -126,24 +192,47 @@ void verbs_data_register(CLI::App& app, CliContext&) {
       ->check(CLI::IsMember({"skip", "fail"}))
       ->capture_default_str();
   imp->callback([ia] {
+    path_option_check(ia->from, "--from");
+    path_option_check(ia->out, "--out");
     ImportOptions opt;
     opt.on_bad_row = ia->on_bad_row == "fail" ? BadRowPolicy::fail : BadRowPolicy::skip;
+    // Ctrl-C or SIGTERM stops at the next file; nothing is written then (the panel would be partial).
+    stop_signals_install();
+    opt.stop = process_stop_token();
+    out_dir_check(ia->out, "--out");
+    const std::string out_path = panel_path(ia->out);
+    const auto stop_hook = test_stop_after_files();
     ImportReport rep;
     Progress progress("import", 0);
     auto panel = kline_import(ia->from, opt, rep, [&](std::size_t done, std::size_t total) {
       progress.set_total(total);
       progress.update(done);
+      if (stop_hook.first > 0 && done == stop_hook.first) std::raise(stop_hook.second);
     });
+    auto stopped = [&](const char* when) {
+      const int sig = opt.stop.signal();
+      std::fflush(stderr);
+      std::printf("import stopped by %s %s: read %zu of %zu files (%zu rows); nothing was written, '%s' is unchanged\n",
+                  sig == SIGTERM ? "SIGTERM" : (sig == SIGINT ? "SIGINT" : "a stop request"), when, rep.files_read, rep.files,
+                  rep.rows_read, out_path.c_str());
+      std::fflush(stdout);
+      throw CLI::RuntimeError(stop_exit_code(sig));
+    };
+    if (!panel) stopped("between files");
     progress.finish();
-    std::filesystem::create_directories(ia->out);
-    panel_save(panel, panel_path(ia->out));
+    if (opt.stop.stop_requested()) stopped("before writing the panel");
+    out_dir_make(ia->out, "--out");
+    panel_save(*panel, out_path);
     std::printf("imported %zu files, %zu rows read, %zu kept -> %s (%d symbols x %d bars of %s)\n", rep.files, rep.rows_read,
-                rep.rows_kept, panel_path(ia->out).c_str(), panel.n_symbols(), panel.n_bars(),
-                interval_name(panel.interval_ms()).c_str());
+                rep.rows_kept, out_path.c_str(), panel->n_symbols(), panel->n_bars(), interval_name(panel->interval_ms()).c_str());
     std::printf("bad rows skipped: %zu", rep.bad_rows());
-    for (const auto& [rule, n] : rep.bad_rows_by_rule)
-      std::printf("%s%s=%zu", rule == rep.bad_rows_by_rule.begin()->first ? " (" : ", ", rule.c_str(), n);
-    std::printf("%s\n", rep.bad_rows_by_rule.empty() ? "" : ")");
+    bool first_rule = true;
+    for (const auto& [rule, n] : rep.bad_rows_by_rule) {
+      if (rule == "empty_file" || rule == "unreadable_file") continue;
+      std::printf("%s%s=%zu", first_rule ? " (" : ", ", rule.c_str(), n);
+      first_rule = false;
+    }
+    std::printf("%s\n", first_rule ? "" : ")");
     std::printf("empty or unreadable files skipped: %zu\n", rep.bad_files);
     std::printf("duplicates: %zu identical dropped, %zu conflicting (first kept); out-of-order rows sorted: %zu\n",
                 rep.duplicates_identical, rep.duplicates_conflicting, rep.out_of_order);
@@ -153,6 +242,12 @@ void verbs_data_register(CLI::App& app, CliContext&) {
                   static_cast<long long>(rep.gaps[i].bars));
     if (rep.gaps.size() > 10) std::printf("  ... %zu more gaps (qtos data info %s --symbols)\n", rep.gaps.size() - 10, ia->out.c_str());
     for (const auto& m : rep.messages) std::printf("  %s\n", m.c_str());
+    if (opt.stop.stop_requested()) {
+      // The stop came while the panel was being written: the write completed, so say so and exit as stopped.
+      std::printf("stopped by a signal after the panel was written in full\n");
+      std::fflush(stdout);
+      throw CLI::RuntimeError(stop_exit_code(opt.stop.signal()));
+    }
   });
 
   auto ea = std::make_shared<std::pair<std::string, std::string>>();
@@ -162,7 +257,9 @@ void verbs_data_register(CLI::App& app, CliContext&) {
   exp->add_option("--out", ea->second, "output directory for the .csv files")->required();
   exp->add_flag("--header", *header, "write a header line");
   exp->callback([ea, header] {
-    const auto panel = panel_load(panel_path(ea->first));
+    path_option_check(ea->first, "--data");
+    path_option_check(ea->second, "--out");
+    const auto panel = panel_of_dir(ea->first, "--data");
     const auto files = kline_export(panel, ea->second, ExportOptions{*header, false});
     std::printf("wrote %zu files to %s\n", files, ea->second.c_str());
   });
@@ -173,7 +270,8 @@ void verbs_data_register(CLI::App& app, CliContext&) {
   info->add_option("--format", fa->format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
   info->add_flag("--symbols", fa->per_symbol, "one line per symbol");
   info->callback([fa] {
-    const auto panel = panel_load(panel_path(fa->dir));
+    path_option_check(fa->dir, "dir");
+    const auto panel = panel_of_dir(fa->dir, "dir");
     const auto pi = panel_info(panel);
     if (fa->format == "json")
       std::cout << boost::json::serialize(info_json(pi)) << "\n";

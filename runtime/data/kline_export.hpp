@@ -14,8 +14,10 @@ struct ExportOptions {
   bool microseconds = false;  ///< open/close times in microseconds (Binance spot files since 2025)
 };
 
-/// Writes DIR/SYMBOL-INTERVAL-YYYY-MM.csv for every symbol and month with data; returns the number of files.
-/// Throws std::runtime_error naming the file that cannot be written, or when the interval has no Binance name.
+/// Writes DIR/SYMBOL-INTERVAL-YYYY-MM.csv for every symbol and month with data; returns the number of files. Each file
+/// is written atomically (runtime/util/atomic_file.hpp); the taker-buy fields are left empty (a panel does not hold
+/// them). Throws WriteError naming the file and the reason (files written before it are complete, later ones are not
+/// created), or std::runtime_error when the interval has no Binance name.
 std::size_t kline_export(const MarketPanel& panel, const std::string& dir, const ExportOptions& opt = {});
 
 }  // namespace qtos

@@ -1,10 +1,13 @@
 #include "runtime/data/kline_import.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 #include <mutex>
 #include <regex>
 #include <sstream>
@@ -12,6 +15,7 @@
 #include <tbb/parallel_for.h>
 
 #include "runtime/data/interval.hpp"
+#include "runtime/util/time_format.hpp"
 
 namespace qtos {
 namespace fs = std::filesystem;
@@ -53,27 +57,103 @@ std::string fmt(double v) {
   return os.str();
 }
 
+/// A byte string as printable text for a message: control bytes (a NUL among them) and bytes above 0x7e become \xNN,
+/// and a long value is cut, so a message is never truncated or garbled by what it quotes.
+std::string printable(std::string_view text, std::size_t max_chars = 40) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (out.size() >= max_chars) {
+      out += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+/// Reads a file line by line through a fixed buffer: memory stays bounded whatever the file's size; a line longer
+/// than kMaxLine is cut there and flagged.
+class LineReader {
+ public:
+  static constexpr std::size_t kMaxLine = 4096;
+  explicit LineReader(std::FILE* f) : f_(f), buf_(1 << 16) {}
+  /// The next line without its newline; false at the end of the file or on a read error (see error()).
+  bool next(std::string_view& line, bool& too_long) {
+    line_.clear();
+    std::size_t length = 0;
+    bool any = false;
+    for (;;) {
+      if (pos_ == end_) {
+        end_ = std::fread(buf_.data(), 1, buf_.size(), f_);
+        pos_ = 0;
+        if (end_ == 0) break;
+      }
+      any = true;
+      const char* b = buf_.data() + pos_;
+      const auto* nl = static_cast<const char*>(std::memchr(b, '\n', end_ - pos_));
+      const std::size_t n = nl ? static_cast<std::size_t>(nl - b) : end_ - pos_;
+      if (line_.size() < kMaxLine) line_.append(b, std::min(n, kMaxLine - line_.size()));
+      length += n;
+      pos_ += n;
+      if (nl) {
+        ++pos_;
+        break;
+      }
+    }
+    too_long = length > kMaxLine;
+    line = line_;
+    return any;
+  }
+  /// errno of a failed read, 0 when none failed.
+  int error() const { return std::ferror(f_) ? (errno != 0 ? errno : EIO) : 0; }
+
+ private:
+  std::FILE* f_;
+  std::vector<char> buf_;
+  std::size_t pos_ = 0, end_ = 0;
+  std::string line_;
+};
+
+/// Normalises a Binance timestamp to milliseconds: values above 1e14 are microseconds (spot files since 2025).
+std::int64_t to_ms(std::int64_t t) { return t > 100'000'000'000'000LL ? t / 1000 : t; }
+
 void parse_file(FileResult& fr, std::uint32_t file_index, std::size_t max_messages) {
-  std::ifstream in(fr.path, std::ios::binary);
-  if (!in) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(fr.path.c_str(), "rb"), std::fclose);
+  auto unreadable = [&](int err) {
     fr.bad_file = true;
-    fr.first_error = fr.path + ": cannot be read";
+    fr.first_error = fr.path + ": unreadable_file: " + std::strerror(err);
     ++fr.bad["unreadable_file"];
-    fr.messages.push_back(fr.first_error);
+    if (fr.messages.size() < max_messages) fr.messages.push_back(fr.first_error);
+  };
+  if (!file) {
+    unreadable(errno);
     return;
   }
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::size_t pos = 0, line = 0;
-  bool any_line = false;
-  while (pos < text.size()) {
-    std::size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view ln(text.data() + pos, end - pos);
-    pos = end + 1;
+  LineReader reader(file.get());
+  // A row may open up to one bar outside its file's period (weekly bars, files cut at another hour).
+  const std::int64_t lo = fr.name.period_start_ms - fr.interval_ms, hi = fr.name.period_end_ms + fr.interval_ms;
+  std::size_t line = 0;
+  bool any_line = false, too_long = false;
+  std::string_view ln;
+  while (reader.next(ln, too_long)) {
     ++line;
+    if (line == 1 && ln.starts_with("\xEF\xBB\xBF")) ln.remove_prefix(3);  // a UTF-8 byte-order mark
     if (!ln.empty() && ln.back() == '\r') ln.remove_suffix(1);
     if (ln.empty()) continue;
     any_line = true;
+    if (too_long) {
+      ++fr.rows_read;
+      note(fr, max_messages, "line_too_long", line,
+           "longer than " + std::to_string(LineReader::kMaxLine) + " bytes (a kline row has about 150)");
+      continue;
+    }
     std::string_view fields[12];
     std::size_t nf = 0, start = 0;
     for (;;) {
@@ -95,12 +175,14 @@ void parse_file(FileResult& fr, std::uint32_t file_index, std::size_t max_messag
       continue;
     }
     double val[12] = {};
-    std::int64_t ts = 0;
+    std::int64_t ts = 0, close_ts = 0;
     bool ok = true;
     for (std::size_t i = 0; i < std::min<std::size_t>(nf, 11) && ok; ++i) {
       std::string_view f = fields[i];
       while (!f.empty() && f.front() == ' ') f.remove_prefix(1);
       while (!f.empty() && f.back() == ' ') f.remove_suffix(1);
+      // The taker-buy volumes are not kept in a panel; qtos's own export leaves them empty.
+      if (f.empty() && (i == 9 || i == 10)) continue;
       const char* b = f.data();
       const char* e = f.data() + f.size();
       std::from_chars_result r{};
@@ -108,18 +190,18 @@ void parse_file(FileResult& fr, std::uint32_t file_index, std::size_t max_messag
         std::int64_t iv = 0;
         r = std::from_chars(b, e, iv);
         val[i] = static_cast<double>(iv);
-        if (i == 0) ts = iv;
+        (i == 0 ? ts : close_ts) = iv;
       } else {
         r = std::from_chars(b, e, val[i]);
       }
       if (f.empty() || r.ec != std::errc() || r.ptr != e) {
         note(fr, max_messages, "non_numeric_field", line,
-             "field " + std::to_string(i + 1) + " (" + kFieldNames[i] + ") '" + std::string(f) + "' is not a number");
+             "field " + std::to_string(i + 1) + " (" + kFieldNames[i] + ") '" + printable(f) + "' is not a number");
         ok = false;
       }
     }
     if (!ok) continue;
-    if (ts > 100'000'000'000'000LL) ts /= 1000;  // microseconds (Binance spot since 2025) -> milliseconds
+    ts = to_ms(ts);
     const double o = val[1], h = val[2], l = val[3], c = val[4];
     const char* price_names[4] = {"open", "high", "low", "close"};
     bool prices_ok = true;
@@ -148,7 +230,7 @@ void parse_file(FileResult& fr, std::uint32_t file_index, std::size_t max_messag
     }
     bool vol_ok = true;
     for (int k : {5, 7, 8, 9, 10}) {
-      if (!std::isfinite(val[k]) || val[k] < 0) {
+      if (!std::isfinite(val[k]) || val[k] < 0 || val[k] > 3.0e38) {
         note(fr, max_messages, "negative_volume", line, std::string(kFieldNames[k]) + " is " + fmt(val[k]));
         vol_ok = false;
         break;
@@ -159,9 +241,31 @@ void parse_file(FileResult& fr, std::uint32_t file_index, std::size_t max_messag
       note(fr, max_messages, "bad_timestamp", line, "open_time " + std::to_string(ts) + " is negative");
       continue;
     }
+    if (ts < lo || ts >= hi) {
+      note(fr, max_messages, "outside_file_period", line,
+           "open_time " + std::to_string(ts) + " (" + time_format_iso(ts) + ") is outside " + fr.name.period +
+               ", the " + (fr.name.period.size() == 7 ? "month" : "day") + " the file name names (a row may open at most one " +
+               fr.name.interval + " bar before or after it)");
+      continue;
+    }
+    // The file name's interval against the row's own length: a 1m file named 1h would otherwise be stretched.
+    const std::int64_t length = to_ms(close_ts) - ts + 1;
+    if (length != fr.interval_ms && length != fr.interval_ms + 1) {
+      const std::string seen = length > 0 && !interval_name(length).ends_with("ms") ? interval_name(length)
+                                                                                      : std::to_string(length) + " ms";
+      note(fr, max_messages, "interval_mismatch", line,
+           "close_time " + std::to_string(close_ts) + " makes the bar " + seen + " long, but the file name says " +
+               fr.name.interval + " (expected close_time = open_time + " + std::to_string(fr.interval_ms - 1) + " ms)");
+      continue;
+    }
     fr.rows.push_back(Row{ts, static_cast<float>(o), static_cast<float>(h), static_cast<float>(l), static_cast<float>(c),
                           static_cast<float>(val[5]), static_cast<float>(val[7]), static_cast<float>(val[8]), file_index,
                           static_cast<std::uint32_t>(line)});
+  }
+  if (const int err = reader.error()) {
+    fr.rows.clear();  // a file read in part is skipped as a whole
+    unreadable(err);
+    return;
   }
   if (!any_line || (fr.rows_read == 0 && fr.rows.empty())) {
     fr.bad_file = true;
@@ -169,6 +273,17 @@ void parse_file(FileResult& fr, std::uint32_t file_index, std::size_t max_messag
     fr.first_error = fr.path + ": empty_file: no kline rows";
     if (fr.messages.size() < max_messages) fr.messages.push_back(fr.first_error);
   }
+}
+
+/// Why an import has nothing to keep: rows read, the count per rule and the first messages.
+std::string import_reasons(const ImportReport& report) {
+  std::string out = std::to_string(report.rows_read) + " rows read in " + std::to_string(report.files) + " files";
+  if (!report.bad_rows_by_rule.empty()) {
+    out += ", refused by rule:";
+    for (const auto& [rule, n] : report.bad_rows_by_rule) out += " " + rule + "=" + std::to_string(n);
+  }
+  for (std::size_t i = 0; i < report.messages.size() && i < 3; ++i) out += (i == 0 ? "; first: " : "; ") + report.messages[i];
+  return out;
 }
 
 }  // namespace
@@ -181,19 +296,46 @@ std::size_t ImportReport::bad_rows() const {
 }
 
 KlineFileName kline_file_name_parse(const std::string& filename) {
-  static const std::regex re(R"(^([A-Za-z0-9]+)-([0-9]+[smhdwM])-([0-9]{4})-([0-9]{2})(-[0-9]{2})?\.csv$)");
+  static const std::regex re(R"(^([A-Za-z0-9]+)-([0-9]+[smhdwM])-([0-9]{4})-([0-9]{2})(-([0-9]{2}))?\.csv$)");
   std::smatch m;
+  const std::string shown = printable(filename, 200);
   if (!std::regex_match(filename, m, re))
-    throw ImportError("file name '" + filename + "' does not follow SYMBOL-INTERVAL-YYYY-MM.csv (e.g. BTCUSDT-1h-2024-01.csv)");
-  return {m[1].str(), m[2].str()};
+    throw ImportError("file name '" + shown + "' does not follow SYMBOL-INTERVAL-YYYY-MM.csv (e.g. BTCUSDT-1h-2024-01.csv)");
+  KlineFileName out{m[1].str(), m[2].str(), {}, 0, 0};
+  if (out.symbol.size() > 64) throw ImportError("file name '" + shown + "': the symbol has more than 64 characters");
+  const int year = std::stoi(m[3].str());
+  const unsigned month = static_cast<unsigned>(std::stoi(m[4].str()));
+  if (year < 1970) throw ImportError("file name '" + shown + "': year " + m[3].str() + " is before 1970 (Unix time starts there)");
+  if (month < 1 || month > 12)
+    throw ImportError("file name '" + shown + "': month " + m[4].str() + " does not exist (expected 01 to 12)");
+  const std::int64_t day_ms = 86'400'000;
+  const std::int64_t month_start = days_from_civil(year, month, 1);
+  const std::int64_t next_month = month == 12 ? days_from_civil(year + 1, 1, 1) : days_from_civil(year, month + 1, 1);
+  if (m[6].matched) {
+    const unsigned day = static_cast<unsigned>(std::stoi(m[6].str()));
+    const auto days_in_month = static_cast<unsigned>(next_month - month_start);
+    if (day < 1 || day > days_in_month)
+      throw ImportError("file name '" + shown + "': day " + m[6].str() + " does not exist in " + m[3].str() + "-" + m[4].str() +
+                        " (expected 01 to " + std::to_string(days_in_month) + ")");
+    out.period = m[3].str() + "-" + m[4].str() + "-" + m[6].str();
+    out.period_start_ms = (month_start + day - 1) * day_ms;
+    out.period_end_ms = out.period_start_ms + day_ms;
+  } else {
+    out.period = m[3].str() + "-" + m[4].str();
+    out.period_start_ms = month_start * day_ms;
+    out.period_end_ms = next_month * day_ms;
+  }
+  return out;
 }
 
-MarketPanel kline_import(const std::string& dir, const ImportOptions& opt, ImportReport& report,
-                         const std::function<void(std::size_t, std::size_t)>& progress) {
-  if (!fs::is_directory(dir)) throw ImportError("--from '" + dir + "' is not a directory");
+std::optional<MarketPanel> kline_import(const std::string& dir, const ImportOptions& opt, ImportReport& report,
+                                        const std::function<void(std::size_t, std::size_t)>& progress) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw ImportError("--from '" + dir + "' is not a directory");
   std::vector<std::string> paths;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file() && e.path().extension() == ".csv") paths.push_back(e.path().string());
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file() && it->path().extension() == ".csv") paths.push_back(it->path().string());
+  if (ec) throw ImportError("--from '" + dir + "' cannot be listed: " + ec.message());
   std::sort(paths.begin(), paths.end());
   if (paths.empty()) throw ImportError("--from '" + dir + "' holds no .csv kline files");
 
@@ -213,17 +355,27 @@ MarketPanel kline_import(const std::string& dir, const ImportOptions& opt, Impor
                         f.name.interval + "; import one interval at a time");
   const std::int64_t interval = files[0].interval_ms;
 
+  // Files are the safe points of a stop: one already started is read to its end, none is started after the stop.
   std::mutex progress_mutex;
   std::size_t parsed = 0;
+  std::vector<char> done(files.size(), 0);
   tbb::parallel_for(std::size_t{0}, files.size(), [&](std::size_t i) {
+    if (opt.stop.stop_requested()) return;
     parse_file(files[i], static_cast<std::uint32_t>(i), opt.max_messages);
-    if (progress) {
-      std::lock_guard lock(progress_mutex);
-      progress(++parsed, files.size());
-    }
+    done[i] = 1;
+    std::lock_guard lock(progress_mutex);
+    ++parsed;
+    if (progress) progress(parsed, files.size());
   });
-
   report.files = files.size();
+  report.files_read = parsed;
+  if (opt.stop.stop_requested()) {
+    report.stopped = true;
+    for (std::size_t i = 0; i < files.size(); ++i)
+      if (done[i]) report.rows_read += files[i].rows_read;
+    return std::nullopt;
+  }
+
   for (const auto& f : files) {
     if (opt.on_bad_row == BadRowPolicy::fail && !f.first_error.empty()) throw ImportError(f.first_error + " (--on-bad-row fail)");
     report.rows_read += f.rows_read;
@@ -243,12 +395,13 @@ MarketPanel kline_import(const std::string& dir, const ImportOptions& opt, Impor
   for (auto& f : files) {
     auto& rows = by_symbol[f.name.symbol];
     rows.insert(rows.end(), f.rows.begin(), f.rows.end());
+    std::vector<Row>().swap(f.rows);  // each row is held once at a time
   }
   // The grid's phase: the most common open_time modulo the interval (Binance weeks open on Mondays, not at the epoch).
   std::map<std::int64_t, std::size_t> phases;
   for (const auto& [sym, rows] : by_symbol)
     for (const auto& r : rows) ++phases[r.t % interval];
-  if (phases.empty()) throw ImportError("--from '" + dir + "': no valid kline rows in " + std::to_string(files.size()) + " files");
+  if (phases.empty()) throw ImportError("--from '" + dir + "': no valid kline rows: " + import_reasons(report));
   const std::int64_t phase = std::max_element(phases.begin(), phases.end(), [](auto& a, auto& b) { return a.second < b.second; })->first;
 
   std::int64_t t_min = INT64_MAX, t_max = INT64_MIN;
@@ -285,14 +438,17 @@ MarketPanel kline_import(const std::string& dir, const ImportOptions& opt, Impor
       t_max = std::max(t_max, rows.back().t);
     }
   }
-  if (t_min > t_max) throw ImportError("--from '" + dir + "': no valid kline rows left after checks");
+  if (t_min > t_max) throw ImportError("--from '" + dir + "': no valid kline rows left after checks: " + import_reasons(report));
   const std::int64_t n_bars64 = (t_max - t_min) / interval + 1;
   std::vector<std::string> symbols;
   for (const auto& [sym, rows] : by_symbol)
     if (!rows.empty()) symbols.push_back(sym);
+  const std::string span = "the rows span " + time_format_iso(t_min) + " .. " + time_format_iso(t_max) + ", " +
+                           std::to_string(n_bars64) + " bars of " + interval_name(interval) + " x " +
+                           std::to_string(symbols.size()) + " symbols";
   if (n_bars64 > 50'000'000 || static_cast<double>(n_bars64) * static_cast<double>(symbols.size()) > 2.0e9)
-    throw ImportError("the files span " + std::to_string(n_bars64) + " bars of " + interval_name(interval) + " for " +
-                      std::to_string(symbols.size()) + " symbols: too large for one panel (at most 2e9 bars)");
+    throw ImportError(span + ": too large for one panel (at most 50000000 bars per symbol and 2e9 in all); import fewer files");
+  panel_memory_check(symbols.size(), n_bars64, span + ": the panel");
 
   MarketPanel panel(symbols, static_cast<std::int32_t>(n_bars64), t_min, interval);
   for (std::int32_t s = 0; s < panel.n_symbols(); ++s) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,9 +14,11 @@
 #include <fstream>
 #include <limits>
 #include <stdexcept>
+#include <string_view>
 
 #include <xxhash.h>
 
+#include "runtime/util/atomic_file.hpp"
 #include "runtime/util/result.hpp"
 
 namespace qtos {
@@ -56,7 +59,64 @@ std::uint64_t header_hash(FileHeader h) {
 
 void free_aligned(float* p) { std::free(p); }
 
+std::int64_t stride_for(std::int64_t n_bars) {
+  return std::max<std::int64_t>(kStrideAlign, (n_bars + kStrideAlign - 1) / kStrideAlign * kStrideAlign);
+}
+
+/// MemAvailable from /proc/meminfo in bytes, or the free physical pages where there is none.
+std::uint64_t meminfo_available() {
+  std::ifstream in("/proc/meminfo");
+  for (std::string key; in >> key;) {
+    std::uint64_t kb = 0;
+    in >> kb;
+    if (key == "MemAvailable:") return kb * 1024;
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  const long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page)
+                               : std::numeric_limits<std::uint64_t>::max();
+}
+
 }  // namespace
+
+std::uint64_t panel_bytes(std::uint64_t n_symbols, std::int64_t n_bars) {
+  const auto stride = static_cast<std::uint64_t>(stride_for(std::max<std::int64_t>(n_bars, 0)));
+  const long double bytes = static_cast<long double>(n_symbols) * stride * kColumnCount * sizeof(float);
+  return bytes >= static_cast<long double>(std::numeric_limits<std::uint64_t>::max()) ? std::numeric_limits<std::uint64_t>::max()
+                                                                                        : static_cast<std::uint64_t>(bytes);
+}
+
+std::uint64_t memory_available_bytes() {
+  std::uint64_t avail = meminfo_available();
+  for (int resource : {RLIMIT_AS, RLIMIT_DATA}) {
+    struct rlimit rl {};
+    if (::getrlimit(resource, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) avail = std::min<std::uint64_t>(avail, rl.rlim_cur);
+  }
+  if (const char* env = std::getenv("QTOS_TEST_MEMORY_BYTES"); env && *env) {
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(env, &end, 10);
+    if (end && *end == '\0') avail = std::min<std::uint64_t>(avail, v);
+  }
+  return avail;
+}
+
+std::string bytes_human(std::uint64_t bytes) {
+  char buf[48];
+  const double b = static_cast<double>(bytes);
+  if (b >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
+  else if (b >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.0f MB", b / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f kB", b / 1e3);
+  return buf;
+}
+
+void panel_memory_check(std::uint64_t n_symbols, std::int64_t n_bars, const std::string& what) {
+  const std::uint64_t need = panel_bytes(n_symbols, n_bars), have = memory_available_bytes();
+  if (need > have)
+    throw PanelTooLarge(what + " needs " + bytes_human(need) + " of memory, have " + bytes_human(have) + " available");
+}
 
 struct MarketPanel::Mapping {
   void* addr = nullptr;
@@ -68,25 +128,28 @@ struct MarketPanel::Mapping {
 
 MarketPanel::MarketPanel(std::vector<std::string> symbols, std::int32_t n_bars, std::int64_t t0_ms, std::int64_t interval_ms)
     : symbols_(std::move(symbols)), n_bars_(n_bars), t0_ms_(t0_ms), interval_ms_(interval_ms) {
-  if (n_bars < 0) throw std::invalid_argument("MarketPanel: n_bars must be >= 0, got " + std::to_string(n_bars));
-  if (interval_ms <= 0) throw std::invalid_argument("MarketPanel: interval_ms must be > 0, got " + std::to_string(interval_ms));
+  if (n_bars < 0) throw std::invalid_argument("panel: the number of bars must be >= 0, got " + std::to_string(n_bars));
+  if (interval_ms <= 0) throw std::invalid_argument("panel: the bar interval must be > 0 ms, got " + std::to_string(interval_ms));
   if (symbols_.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
-    throw std::invalid_argument("MarketPanel: too many symbols");
+    throw std::invalid_argument("panel: too many symbols (" + std::to_string(symbols_.size()) + ")");
   for (std::size_t i = 0; i < symbols_.size(); ++i) {
     if (symbols_[i].empty() || symbols_[i].size() > 64)
-      throw std::invalid_argument("MarketPanel: symbol #" + std::to_string(i) + " '" + symbols_[i] + "' must have 1 to 64 characters");
+      throw std::invalid_argument("panel: symbol #" + std::to_string(i) + " '" + symbols_[i] + "' must have 1 to 64 characters");
   }
   {
     auto sorted = symbols_;
     std::sort(sorted.begin(), sorted.end());
     if (auto it = std::adjacent_find(sorted.begin(), sorted.end()); it != sorted.end())
-      throw std::invalid_argument("MarketPanel: symbol '" + *it + "' appears twice");
+      throw std::invalid_argument("panel: symbol '" + *it + "' appears twice");
   }
-  stride_ = std::max<std::int64_t>(kStrideAlign, (n_bars + kStrideAlign - 1) / kStrideAlign * kStrideAlign);
+  const std::string shape = "a panel of " + std::to_string(symbols_.size()) + " symbols x " + std::to_string(n_bars) + " bars";
+  panel_memory_check(symbols_.size(), n_bars, shape);
+  stride_ = stride_for(n_bars);
   const std::size_t per_col = symbols_.size() * static_cast<std::size_t>(stride_);
   const std::size_t bytes = std::max<std::size_t>(64, per_col * kColumnCount * sizeof(float));
   auto* block = static_cast<float*>(std::aligned_alloc(64, align_up(bytes, 64)));
-  if (!block) throw std::bad_alloc();
+  if (!block)
+    throw PanelTooLarge(shape + " needs " + bytes_human(bytes) + " of memory, have less (allocation failed)");
   owned_ = std::unique_ptr<float, void (*)(float*)>(block, free_aligned);
   for (int c = 0; c < kColumnCount; ++c) {
     float* col = block + per_col * static_cast<std::size_t>(c);
@@ -196,38 +259,36 @@ void panel_save(const MarketPanel& panel, const std::string& path) {
     ranges[static_cast<std::size_t>(s)] = panel.first_bar(s);
     ranges[h.n_symbols + static_cast<std::size_t>(s)] = panel.last_bar(s);
   }
-  // The payload is hashed in the order it is written, so the checksum costs one streaming pass.
+  // The header holds the payload's checksum, so the payload is hashed first (a fast pass over memory) and the file is
+  // then written front to back through the one atomic-write helper.
+  const std::vector<char> zeros(4096, 0);
+  const std::uint64_t symbols_pad = h.columns_offset - (h.symbols_offset + h.symbols_size);
   XXH3_state_t* st = XXH3_createState();
+  if (!st) throw std::bad_alloc();
+  std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> state(st, XXH3_freeState);
   XXH3_64bits_reset(st);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write panel file '" + tmp + "'");
-    const std::vector<char> zeros(4096, 0);
-    out.write(zeros.data(), kHeaderSize);  // the header needs the payload checksum: written last, at offset 0
-    auto put = [&](const void* data, std::uint64_t n) {
-      out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
-      XXH3_64bits_update(st, data, n);
-    };
-    put(ranges.data(), ranges.size() * sizeof(std::int32_t));
-    put(symbols_blob.data(), symbols_blob.size());
-    put(zeros.data(), h.columns_offset - (h.symbols_offset + h.symbols_size));
-    for (int c = 0; c < kColumnCount; ++c) {
-      put(panel.column_data(static_cast<Column>(c)), col_bytes);
-      put(zeros.data(), h.column_bytes - col_bytes);
-    }
-    h.payload_xxh3 = XXH3_64bits_digest(st);
-    h.header_xxh3 = header_hash(h);
-    out.seekp(0);
-    out.write(reinterpret_cast<const char*>(&h), sizeof h);
-    out.flush();
-    if (!out) {
-      XXH3_freeState(st);
-      throw std::runtime_error("failed writing panel file '" + tmp + "' (disk full?)");
-    }
+  XXH3_64bits_update(st, ranges.data(), ranges.size() * sizeof(std::int32_t));
+  XXH3_64bits_update(st, symbols_blob.data(), symbols_blob.size());
+  XXH3_64bits_update(st, zeros.data(), symbols_pad);
+  for (int c = 0; c < kColumnCount; ++c) {
+    XXH3_64bits_update(st, panel.column_data(static_cast<Column>(c)), col_bytes);
+    XXH3_64bits_update(st, zeros.data(), h.column_bytes - col_bytes);
   }
-  XXH3_freeState(st);
-  std::filesystem::rename(tmp, path);
+  h.payload_xxh3 = XXH3_64bits_digest(st);
+  h.header_xxh3 = header_hash(h);
+
+  AtomicFile out(path);
+  std::vector<char> header(kHeaderSize, 0);
+  std::memcpy(header.data(), &h, sizeof h);
+  out.write(header.data(), header.size());
+  out.write(ranges.data(), ranges.size() * sizeof(std::int32_t));
+  out.write(symbols_blob);
+  out.write(zeros.data(), symbols_pad);
+  for (int c = 0; c < kColumnCount; ++c) {
+    out.write(panel.column_data(static_cast<Column>(c)), col_bytes);
+    out.write(zeros.data(), h.column_bytes - col_bytes);
+  }
+  out.commit();
 }
 
 MarketPanel panel_load(const std::string& path, bool verify_checksum) {
@@ -238,8 +299,17 @@ MarketPanel panel_load(const std::string& path, bool verify_checksum) {
   if (fd < 0) throw fail(std::string("cannot open: ") + std::strerror(errno));
   struct stat sb {};
   if (fstat(fd, &sb) != 0) {
+    const int err = errno;
     ::close(fd);
-    throw fail("cannot stat");
+    throw fail(std::string("cannot stat: ") + std::strerror(err));
+  }
+  if (S_ISDIR(sb.st_mode)) {
+    ::close(fd);
+    throw fail("is a directory, expected a panel file (a data directory holds it as panel.qtp)");
+  }
+  if (!S_ISREG(sb.st_mode)) {
+    ::close(fd);
+    throw fail("is not a regular file, expected a panel file");
   }
   const auto size = static_cast<std::uint64_t>(sb.st_size);
   if (size < kHeaderSize) {
@@ -248,7 +318,7 @@ MarketPanel panel_load(const std::string& path, bool verify_checksum) {
   }
   void* addr = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
-  if (addr == MAP_FAILED) throw fail(std::string("mmap failed: ") + std::strerror(errno));
+  if (addr == MAP_FAILED) throw fail(std::string("cannot map into memory: ") + std::strerror(errno));
   auto mapping = std::make_unique<MarketPanel::Mapping>();
   mapping->addr = addr;
   mapping->size = size;

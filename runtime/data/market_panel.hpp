@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cpu/kernels/panel_view.hpp"
@@ -24,7 +26,8 @@ inline constexpr int kColumnCount = 7;
 /// Symbols x bars of OHLCV. Move-only.
 class MarketPanel {
  public:
-  /// An all-missing panel (NaN prices, zero volume) of the given shape; throws std::invalid_argument on a bad shape.
+  /// An all-missing panel (NaN prices, zero volume) of the given shape; throws std::invalid_argument on a bad shape and
+  /// PanelTooLarge (before allocating) when it would not fit in the memory available.
   MarketPanel(std::vector<std::string> symbols, std::int32_t n_bars, std::int64_t t0_ms, std::int64_t interval_ms);
   MarketPanel(MarketPanel&&) noexcept;
   MarketPanel& operator=(MarketPanel&&) noexcept;
@@ -75,10 +78,27 @@ class MarketPanel {
   std::unique_ptr<Mapping> mapping_;
 };
 
-/// Writes `panel` to `path` in the native format (docs/DATA.md), atomically (temp file + rename).
+/// A panel would need more memory than this process has; what() says "needs N GB, have M GB".
+class PanelTooLarge : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Bytes of memory an owned panel of this shape takes (all columns, rows padded to the stride).
+std::uint64_t panel_bytes(std::uint64_t n_symbols, std::int64_t n_bars);
+/// Memory this process can still take: the smaller of MemAvailable and its address-space and data limits (and of
+/// QTOS_TEST_MEMORY_BYTES, a test seam, when set).
+std::uint64_t memory_available_bytes();
+/// "1.12 GB", "340 MB", "12 kB": a byte count for messages.
+std::string bytes_human(std::uint64_t bytes);
+/// Throws PanelTooLarge "`what` needs N GB, have M GB available" when a panel of this shape would not fit in memory.
+void panel_memory_check(std::uint64_t n_symbols, std::int64_t n_bars, const std::string& what);
+
+/// Writes `panel` to `path` in the native format (docs/DATA.md) through the atomic-write helper: a failure throws
+/// WriteError naming the path and the reason and leaves the previous file intact.
 void panel_save(const MarketPanel& panel, const std::string& path);
-/// Maps a native panel file. Throws std::runtime_error naming the file and the problem when it is missing,
-/// truncated, of another version, or fails its checksum (checked unless `verify_checksum` is false).
+/// Maps a native panel file. Throws std::runtime_error naming the file and the problem when it is missing, a
+/// directory, truncated, of another version, or fails its checksum (checked unless `verify_checksum` is false).
 MarketPanel panel_load(const std::string& path, bool verify_checksum = true);
 /// The panel file inside a data directory: DIR/panel.qtp.
 std::string panel_path(const std::string& dir);

@@ -58,19 +58,33 @@ const char* synth_regime_name(SynthRegime r) {
   return "?";
 }
 
-SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std::int32_t)>& progress) {
+void synth_options_check(const SynthOptions& opt) {
   if (opt.n_symbols < 1 || opt.n_symbols > 1'000'000)
     throw std::invalid_argument("--symbols: " + std::to_string(opt.n_symbols) + " is out of range; expected 1 to 1000000");
   if (opt.n_bars < 2 || opt.n_bars > 50'000'000)
     throw std::invalid_argument("--bars: " + std::to_string(opt.n_bars) + " is out of range; expected 2 to 50000000");
-  if (opt.interval_ms <= 0) throw std::invalid_argument("interval must be positive");
+  if (opt.interval_ms <= 0)
+    throw std::invalid_argument("--interval: " + std::to_string(opt.interval_ms) + " ms is out of range; expected a positive interval");
   if (static_cast<double>(opt.n_symbols) * opt.n_bars > 2.0e9)
-    throw std::invalid_argument("--symbols x --bars = " + std::to_string(static_cast<double>(opt.n_symbols) * opt.n_bars) +
-                                " bars is too large; expected at most 2e9");
-  if (!(opt.late_listing_fraction >= 0 && opt.late_listing_fraction <= 1) || !(opt.gap_rate >= 0 && opt.gap_rate < 0.5))
-    throw std::invalid_argument("synth: late_listing_fraction must be in [0,1] and gap_rate in [0,0.5)");
+    throw std::invalid_argument("--symbols x --bars = " + std::to_string(static_cast<std::int64_t>(opt.n_symbols) * opt.n_bars) +
+                                " bars is too large; expected at most 2000000000");
+  if (!(opt.late_listing_fraction >= 0 && opt.late_listing_fraction <= 1))
+    throw std::invalid_argument("late listing fraction " + std::to_string(opt.late_listing_fraction) + " is out of range; expected 0 to 1");
+  if (!(opt.gap_rate >= 0 && opt.gap_rate < 0.5))
+    throw std::invalid_argument("gap rate " + std::to_string(opt.gap_rate) + " is out of range; expected 0 to below 0.5");
   if (!(opt.planted_momentum >= 0 && opt.planted_momentum <= 2))
-    throw std::invalid_argument("synth: planted_momentum " + std::to_string(opt.planted_momentum) + " must be in [0, 2]");
+    throw std::invalid_argument("--planted-momentum: " + std::to_string(opt.planted_momentum) + " is out of range; expected 0 to 2");
+  // The last bar's open time must stay a valid timestamp (year 9999 at the latest).
+  constexpr std::int64_t kMaxMs = 253'402'300'799'999;  // 9999-12-31T23:59:59.999Z
+  if (opt.t0_ms < 0 || opt.t0_ms > kMaxMs ||
+      static_cast<double>(opt.t0_ms) + static_cast<double>(opt.n_bars) * static_cast<double>(opt.interval_ms) > static_cast<double>(kMaxMs))
+    throw std::invalid_argument("--start: the bars would run past the year 9999 or start before 1970");
+}
+
+SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std::int32_t)>& progress) {
+  synth_options_check(opt);
+  panel_memory_check(static_cast<std::uint64_t>(opt.n_symbols), opt.n_bars,
+                     "--symbols " + std::to_string(opt.n_symbols) + " x --bars " + std::to_string(opt.n_bars) + ": the panel");
 
   const std::int32_t T = opt.n_bars;
   const double bars_per_year = interval_bars_per_year(opt.interval_ms);

@@ -43,8 +43,13 @@ struct SynthMarket {
   std::vector<float> betas;     ///< each symbol's beta to the market factor
 };
 
+/// Throws std::invalid_argument naming the option (e.g. "--bars: 0 is out of range; expected 2 to 50000000") when one
+/// is out of range.
+void synth_options_check(const SynthOptions& opt);
+
 /// Generates a market (parallel over symbols, deterministic). `progress(done_symbols)` is called from one
-/// thread at a time if given. Throws std::invalid_argument naming a bad option.
+/// thread at a time if given. Throws std::invalid_argument naming a bad option, PanelTooLarge (before allocating)
+/// when the panel would not fit in memory.
 SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std::int32_t)>& progress = {});
 
 }  // namespace qtos

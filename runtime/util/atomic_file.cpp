@@ -124,8 +124,12 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   struct stat st {};
   if (::stat(path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     throw WriteError("cannot write '" + path_ + "': it is a directory (expected a file path)");
-  tmp_ = atomic_temp_name(path_);
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  // A temporary of the same name may be left by a dead process that had our PID: take the next name.
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    tmp_ = atomic_temp_name(path_);
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ >= 0 || errno != EEXIST) break;
+  }
   if (fd_ < 0) {
     const int err = errno;
     throw WriteError("cannot write '" + path_ + "': " + reason(err) +
@@ -148,10 +152,13 @@ void AtomicFile::fail(const std::string& what, int err) {
 }
 
 void AtomicFile::flush_buffer() {
-  if (buffer_.empty()) return;
+  write_all(buffer_.data(), buffer_.size());
+  buffer_.clear();
+}
+
+void AtomicFile::write_all(const char* p, std::size_t left) {
+  if (left == 0) return;
   if (const int err = fault_for(FaultPoint::write, path_)) fail("", err);
-  const char* p = buffer_.data();
-  std::size_t left = buffer_.size();
   while (left > 0) {
     const ssize_t n = ::write(fd_, p, left);
     if (n < 0) {
@@ -162,19 +169,17 @@ void AtomicFile::flush_buffer() {
     p += n;
     left -= static_cast<std::size_t>(n);
   }
-  buffer_.clear();
 }
 
 void AtomicFile::write(std::string_view bytes) {
   if (committed_) throw WriteError("cannot write '" + path_ + "': the file was already committed");
   size_ += bytes.size();
   if (buffer_.size() + bytes.size() > kBufferBytes) flush_buffer();
-  if (bytes.size() >= kBufferBytes) {
-    buffer_.assign(bytes);
-    flush_buffer();
-  } else {
+  // A large block goes straight to the file: copying it into the buffer would double the memory a big write takes.
+  if (bytes.size() >= kBufferBytes)
+    write_all(bytes.data(), bytes.size());
+  else
     buffer_.append(bytes);
-  }
 }
 
 void AtomicFile::commit() {

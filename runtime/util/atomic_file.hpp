@@ -45,6 +45,7 @@ class AtomicFile {
 
  private:
   void flush_buffer();
+  void write_all(const char* data, std::size_t size);
   [[noreturn]] void fail(const std::string& what, int err);
   std::string path_, tmp_;
   int fd_ = -1;

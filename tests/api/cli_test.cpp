@@ -70,7 +70,7 @@ TEST(Cli, SynthInfoExportImportRoundTrip) {
 TEST(Cli, BadDataInputsExitNonZeroWithAReason) {
   TempDir dir;
   auto r = run_qtos("data synth --symbols 3 --bars 100 --interval 7m --out x", dir.path());
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);  // a bad option value is a usage error
   EXPECT_TRUE(has(r.err, "--interval: '7m' is not a known interval")) << r.err;
   r = run_qtos("data info nowhere", dir.path());
   EXPECT_EQ(r.exit_code, 1);

@@ -1,5 +1,6 @@
 // MarketPanel layout and the native file format: round trip, alignment, and refusal of corrupt files.
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -7,6 +8,7 @@
 
 #include "runtime/data/market_panel.hpp"
 #include "runtime/data/synth.hpp"
+#include "runtime/util/atomic_file.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -136,6 +138,53 @@ TEST(PanelFile, OtherVersionIsRefused) {
   f.write(reinterpret_cast<const char*>(&v), 4);
   f.close();
   EXPECT_NE(load_error(path).find("format version 99, this qtos reads version 1"), std::string::npos) << load_error(path);
+}
+
+TEST(PanelFile, ADirectoryWhereThePanelShouldBeIsNamedAsSuch) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir / "panel.qtp");
+  const std::string e = load_error(dir / "panel.qtp");
+  EXPECT_NE(e.find("panel.qtp': is a directory, expected a panel file"), std::string::npos) << e;
+  EXPECT_EQ(e.find("mmap"), std::string::npos) << e;
+}
+
+TEST(PanelFile, AFailedSaveKeepsThePreviousPanel) {
+  test::TempDir dir;
+  const auto path = (dir / "panel.qtp").string();
+  const auto old = small_panel();
+  panel_save(old, path);
+  const std::string before = test::slurp(path);
+  MarketPanel other({"ZZZ"}, 10, 0, 60000);
+  for (const auto point : {FaultPoint::write, FaultPoint::rename}) {
+    atomic_fault_set(point, "panel.qtp");
+    try {
+      panel_save(other, path);
+      ADD_FAILURE() << "the injected fault did not fail the save";
+    } catch (const WriteError& e) {
+      EXPECT_NE(std::string(e.what()).find("cannot write '" + path + "'"), std::string::npos) << e.what();
+    }
+    atomic_fault_set(point, "");
+    EXPECT_EQ(test::slurp(path), before);
+    std::size_t entries = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++entries;
+    EXPECT_EQ(entries, 1u);  // no temporary left beside it
+  }
+  expect_same(old, panel_load(path));
+}
+
+TEST(MarketPanel, APanelLargerThanTheMemoryAvailableIsRefusedBeforeAllocating) {
+  ::setenv("QTOS_TEST_MEMORY_BYTES", "1000000", 1);
+  try {
+    MarketPanel p({"AAA", "BBB"}, 1'000'000, 0, 60000);
+    ADD_FAILURE() << "a 56 MB panel was allocated under a 1 MB limit";
+  } catch (const PanelTooLarge& e) {
+    EXPECT_NE(std::string(e.what()).find("a panel of 2 symbols x 1000000 bars needs 56 MB of memory, have 1 MB available"),
+              std::string::npos)
+        << e.what();
+  }
+  ::unsetenv("QTOS_TEST_MEMORY_BYTES");
+  EXPECT_EQ(panel_bytes(2, 1'000'000), 2u * 1'000'000u * 7u * 4u);
+  EXPECT_EQ(bytes_human(1'120'000'000), "1.12 GB");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The synthetic market: deterministic per seed, valid bars, regimes, a common factor with per-symbol beta.
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 
@@ -123,6 +124,32 @@ TEST(Synth, BadOptionsNameTheOption) {
   o.n_symbols = 3;
   o.n_bars = 1;
   EXPECT_THROW(synth_generate(o), std::invalid_argument);
+}
+
+TEST(Synth, OutOfRangeOptionsAndTooLargePanelsAreRefusedBeforeWork) {
+  SynthOptions o;
+  o.planted_momentum = 5;
+  try {
+    synth_options_check(o);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--planted-momentum: 5"), std::string::npos) << e.what();
+  }
+  o.planted_momentum = 0;
+  o.n_bars = 0;
+  EXPECT_THROW(synth_options_check(o), std::invalid_argument);
+  o.n_bars = 100'000;
+  o.n_symbols = 100;
+  ::setenv("QTOS_TEST_MEMORY_BYTES", "1000000", 1);
+  try {
+    synth_generate(o);
+    ADD_FAILURE() << "a 280 MB panel was generated under a 1 MB limit";
+  } catch (const PanelTooLarge& e) {
+    EXPECT_NE(std::string(e.what()).find("--symbols 100 x --bars 100000: the panel needs 280 MB of memory, have 1 MB"),
+              std::string::npos)
+        << e.what();
+  }
+  ::unsetenv("QTOS_TEST_MEMORY_BYTES");
 }
 
 }  // namespace
