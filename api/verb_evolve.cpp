@@ -194,6 +194,11 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
       wf->evolve = opt;
       wr = evolve_walk_forward(panel.view(), features, backend, *wf, on_generation);
       r = wr->last;
+      // The final hall of fame is the last fold that ran: fold K, or the fold a stop ended.
+      opt.train_begin = wr->folds.back().window.train_begin;
+      opt.train_end = wr->folds.back().window.train_end;
+      opt.test_begin = wr->folds.back().window.test_begin;
+      opt.test_end = wr->folds.back().window.test_end;
     } else {
       r = evolve(panel.view(), features, backend, opt, [&](const GenerationReport& g) { on_generation(1, g); });
     }
