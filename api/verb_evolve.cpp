@@ -171,11 +171,6 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                   opt.train_end, opt.test_begin, opt.test_end, T, a->fee_bps, a->slippage_bps, a->slippage_spread);
     }
     std::fflush(stdout);
-    if (stop.stop_requested()) {  // before the first generation there is nothing to keep
-      std::printf("stopped by %s before the search started; nothing was written\n", stop_signal_name(stop.signal()));
-      ctx.exit_code = stop_exit_code(stop.signal());
-      return;
-    }
     const StrategyFeatures features = strategy_features_compute(panel.view());
     const std::int32_t n_folds = wf ? wf->folds : 1;
     Progress progress("evolve", static_cast<std::uint64_t>(opt.generations) * static_cast<std::uint64_t>(n_folds));
