@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "api/cli_checks.hpp"
 #include "api/verbs.hpp"
 
 namespace qtos::api {
@@ -25,15 +26,43 @@ const Config& CliContext::config() {
   return *config_;
 }
 
+void CliContext::config_warnings_print() {
+  try {
+    for (const auto& w : config().warnings) std::fprintf(stderr, "qtos: warning: %s\n", w.c_str());
+  } catch (const ConfigError&) {
+    // A bad value is reported (exit 1) by the verbs that read the configuration; the others do not need it.
+  }
+}
+
+namespace {
+
+/// The verb (and sub-verb) being parsed, e.g. "strategies list", for the hint after a usage error.
+std::string verb_path(CLI::App& app) {
+  std::string path;
+  for (CLI::App* cur = &app;;) {
+    const auto subs = cur->get_subcommands();
+    if (subs.empty()) break;
+    cur = subs.front();
+    path += (path.empty() ? "" : " ") + cur->get_name();
+  }
+  return path;
+}
+
+}  // namespace
+
 int cli_main(int argc, char** argv) {
   CLI::App app{"qtos - GPU-accelerated AI hedge-fund operating system", "qtos"};
   app.require_subcommand(1);
   app.fallthrough();
   CliContext ctx;
-  app.add_option("--env-file", ctx.env_file, "read QT_* settings from this .env file (default: ./.env when present)");
+  app.add_option("--env-file", ctx.env_file, "read QT_* settings from this .env file (default: ./.env when present)")
+      ->check(CLI::ExistingFile);
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "log debug detail");
-  app.parse_complete_callback([&] { spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info); });
+  app.parse_complete_callback([&] {
+    spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+    ctx.config_warnings_print();
+  });
 
   verbs_version_register(app, ctx);
   verbs_config_register(app, ctx);
@@ -67,17 +96,25 @@ int cli_main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --version: printed, status 0
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    // A bad, missing or unknown option is a usage error: exit 2 as documented (CLI11's own codes are 100 and up);
-    // help and a verb's CLI::RuntimeError keep their status.
-    return code == 0 || e.get_name() == "RuntimeError" ? code : 2;
+    // Every usage error exits 2 (README), not CLI11's own codes (104-106, 109, ...).
+    const std::string verb = verb_path(app);
+    std::fflush(stdout);
+    std::fprintf(stderr, "qtos: error: %s\nrun 'qtos %s--help' for the options\n", e.what(), verb.empty() ? "" : (verb + " ").c_str());
+    return 2;
+  } catch (const UsageError& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "qtos: error: %s\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "qtos: error: %s\n", e.what());
     return 1;
   }
-  return 0;
+  std::fflush(stdout);
+  return ctx.exit_code;
 }
 
 }  // namespace qtos::api

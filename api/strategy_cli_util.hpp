@@ -7,6 +7,11 @@
 #include <string>
 #include <vector>
 
+#include <limits>
+
+#include <CLI/CLI.hpp>
+
+#include "api/cli_checks.hpp"
 #include "runtime/data/interval.hpp"
 #include "runtime/data/market_panel.hpp"
 #include "cpu/kernels/strategy.hpp"
@@ -49,12 +54,25 @@ inline MarketPanel panel_select(const MarketPanel& src, const std::string& list,
   return out;
 }
 
+/// Adds --fee-bps, --slippage-bps and --slippage-spread (ranges checked at parse time) bound to `a`'s fields.
+template <class Args>
+void cost_options_add(CLI::App* cmd, Args& a) {
+  cmd->add_option("--fee-bps", a.fee_bps, "taker fee per fill in basis points, 0 to 1000")->check(number_range(0, 1000))->capture_default_str();
+  cmd->add_option("--slippage-bps", a.slippage_bps, "slippage per fill in basis points, 0 to 1000")
+      ->check(number_range(0, 1000))
+      ->capture_default_str();
+  cmd->add_option("--slippage-spread", a.slippage_spread,
+                  "plus this fraction of the spread proxy (Corwin-Schultz, 20 bars) of the bar before each fill, 0 to 10")
+      ->check(number_range(0, 10))
+      ->capture_default_str();
+}
+
 /// Costs from the CLI: fee and fixed slippage in basis points plus a fraction of the spread proxy, annualised for the
 /// panel's interval.
 inline kernels::BacktestCosts costs_from(double fee_bps, double slippage_bps, double slippage_spread, double capital,
                                          const MarketPanel& panel) {
-  if (!(fee_bps >= 0 && fee_bps < 1000)) throw std::invalid_argument("--fee-bps " + std::to_string(fee_bps) + ": expected 0 to 1000");
-  if (!(slippage_bps >= 0 && slippage_bps < 1000))
+  if (!(fee_bps >= 0 && fee_bps <= 1000)) throw std::invalid_argument("--fee-bps " + std::to_string(fee_bps) + ": expected 0 to 1000");
+  if (!(slippage_bps >= 0 && slippage_bps <= 1000))
     throw std::invalid_argument("--slippage-bps " + std::to_string(slippage_bps) + ": expected 0 to 1000");
   if (!(slippage_spread >= 0 && slippage_spread <= 10))
     throw std::invalid_argument("--slippage-spread " + std::to_string(slippage_spread) +

@@ -3,16 +3,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "api/cli_checks.hpp"
 #include "api/strategy_cli_util.hpp"
 #include "api/verbs.hpp"
 #include "cpu/backtest/backtest.hpp"
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/data/market_panel.hpp"
 #include "runtime/strategy/strategy_repository.hpp"
+#include "runtime/util/stop_token.hpp"
 #include "runtime/util/time_format.hpp"
 
 namespace qtos::api {
@@ -57,7 +60,7 @@ kernels::Genome genome_from_arg(const BacktestArgs& a) {
 
 }  // namespace
 
-void verbs_backtest_strategy_register(CLI::App& app, CliContext&) {
+void verbs_backtest_strategy_register(CLI::App& app, CliContext& ctx) {
   auto a = std::make_shared<BacktestArgs>();
   auto* cmd = app.add_subcommand("backtest-strategy", "backtest one strategy genome and list its trades");
   cmd->add_option("--data", a->data, "data directory (DIR/panel.qtp)")->required();
@@ -66,24 +69,23 @@ void verbs_backtest_strategy_register(CLI::App& app, CliContext&) {
   g->excludes(r);
   cmd->add_option("--repo", a->repo, "strategy repository for --genome ID (qtos evolve --repo writes it)")->capture_default_str();
   cmd->add_option("--symbols", a->symbols, "comma-separated symbols (default: all)");
-  cmd->add_option("--from", a->from, "start of the window as a fraction of the bars")->capture_default_str();
-  cmd->add_option("--to", a->to, "end of the window as a fraction of the bars")->capture_default_str();
-  cmd->add_option("--fee-bps", a->fee_bps, "taker fee per fill in basis points")->capture_default_str();
-  cmd->add_option("--slippage-bps", a->slippage_bps, "slippage per fill in basis points")->capture_default_str();
-  cmd->add_option("--slippage-spread", a->slippage_spread,
-                  "plus this fraction of the spread proxy (Corwin-Schultz, 20 bars) of the bar before each fill")
+  cmd->add_option("--from", a->from, "start of the window as a fraction of the bars")->check(number_range(0, 1))->capture_default_str();
+  cmd->add_option("--to", a->to, "end of the window as a fraction of the bars")->check(number_range(0, 1, true))->capture_default_str();
+  cost_options_add(cmd, *a);
+  cmd->add_option("--capital", a->capital, "initial capital (split over the symbols)")
+      ->check(number_range(0, std::numeric_limits<double>::max(), true))
       ->capture_default_str();
-  cmd->add_option("--capital", a->capital, "initial capital (split over the symbols)")->capture_default_str();
-  cmd->add_option("--max-trades", a->max_trades, "trades to list (-1: all)")->capture_default_str();
+  cmd->add_option("--max-trades", a->max_trades, "trades to list (-1: all)")->check(integer_range(-1))->capture_default_str();
   cmd->add_option("--format", a->format, "table|csv (csv: the trade list only)")->check(CLI::IsMember({"table", "csv"}))->capture_default_str();
-  cmd->callback([a] {
-    if (a->genome.empty() && a->rules_file.empty())
-      throw std::invalid_argument("backtest-strategy: give --genome CODE|ID or --rules FILE");
+  cmd->callback([a, &ctx] {
+    stop_signals_install();  // SIGINT/SIGTERM: stop listing at the next trade, say so, exit 130/143
+    const StopToken stop = process_stop_token();
+    if (a->genome.empty() && a->rules_file.empty()) throw UsageError("backtest-strategy: give --genome CODE|ID or --rules FILE");
     const kernels::Genome genome = a->genome.empty() ? genome_decode(code_from_file(a->rules_file), "--rules " + a->rules_file)
                                                      : genome_from_arg(*a);
     if (!(a->from >= 0 && a->from < a->to && a->to <= 1))
-      throw std::invalid_argument("--from " + std::to_string(a->from) + " --to " + std::to_string(a->to) +
-                                  ": expected fractions with 0 <= from < to <= 1");
+      throw UsageError("--from " + std::to_string(a->from) + " --to " + std::to_string(a->to) +
+                       ": expected fractions with 0 <= from < to <= 1");
     const MarketPanel full = panel_load(panel_path(a->data));
     const MarketPanel panel = panel_select(full, a->symbols, a->data);
     const StrategyFeatures features = strategy_features_compute(panel.view(), true);
@@ -97,6 +99,11 @@ void verbs_backtest_strategy_register(CLI::App& app, CliContext&) {
     req.t_end = static_cast<std::int32_t>(std::floor(a->to * panel.n_bars()));
     kernels::BacktestAccum acc;
     const auto trades = backtest_trades(req, 0, &acc);
+    if (stop.stop_requested()) {  // the one safe point of a single backtest: after it, before any output
+      std::fprintf(stderr, "qtos: stopped by %s after the backtest, before printing its results\n", stop_signal_name(stop.signal()));
+      ctx.exit_code = stop_exit_code(stop.signal());
+      return;
+    }
     const BacktestMetrics m = backtest_metrics(acc, req.costs.bars_per_year);
     const bool csv = a->format == "csv";
     if (!csv) {
@@ -116,6 +123,12 @@ void verbs_backtest_strategy_register(CLI::App& app, CliContext&) {
     }
     const std::size_t limit = a->max_trades < 0 ? trades.size() : std::min(trades.size(), static_cast<std::size_t>(a->max_trades));
     for (std::size_t i = 0; i < limit; ++i) {
+      if (stop.stop_requested()) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "qtos: stopped by %s after listing %zu of %zu trades\n", stop_signal_name(stop.signal()), i, limit);
+        ctx.exit_code = stop_exit_code(stop.signal());
+        return;
+      }
       const auto& t = trades[i];
       const std::string& sym = panel.symbols()[static_cast<std::size_t>(t.symbol)];
       const std::string in = time_format_iso(panel.time_ms(t.trade.entry_bar)), out = time_format_iso(panel.time_ms(t.trade.exit_bar));

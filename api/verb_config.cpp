@@ -44,7 +44,7 @@ void verbs_config_register(CLI::App& app, CliContext& ctx) {
     std::printf("\n%-40s %-22s %s\n", "VARIABLE", "VALUE", "SOURCE");
     for (const auto& [name, e] : c.entries)
       std::printf("%-40s %-22s %s\n", name.c_str(), e.value.c_str(), std::string(source_name(e.source)).c_str());
-    for (const auto& w : c.warnings) std::printf("warning: %s\n", w.c_str());
+    // Warnings went to stderr before the verb ran (CliContext::config_warnings_print), as for every verb.
   });
 }
 

@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "api/cli_checks.hpp"
 #include "api/verbs.hpp"
 #include "runtime/data/interval.hpp"
 #include "runtime/data/kline_export.hpp"
@@ -45,11 +46,7 @@ struct InfoArgs {
 };
 
 /// A usage error: printed like every error, exit status 2.
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fflush(stdout);
-  std::fprintf(stderr, "qtos: error: %s\n", message.c_str());
-  throw CLI::RuntimeError(2);
-}
+[[noreturn]] void usage_error(const std::string& message) { throw UsageError(message); }
 
 /// Refuses an empty path option.
 void path_option_check(const std::string& value, const char* option) {
@@ -138,7 +135,7 @@ boost::json::object info_json(const PanelInfo& info) {
 
 }  // namespace
 
-void verbs_data_register(CLI::App& app, CliContext&) {
+void verbs_data_register(CLI::App& app, CliContext& ctx) {
   auto* data = app.add_subcommand("data", "make, import and inspect market data (native panel files)");
   data->require_subcommand(1);
 
@@ -191,7 +188,7 @@ void verbs_data_register(CLI::App& app, CliContext&) {
   imp->add_option("--on-bad-row", ia->on_bad_row, "skip: count bad rows and go on; fail: stop at the first")
       ->check(CLI::IsMember({"skip", "fail"}))
       ->capture_default_str();
-  imp->callback([ia] {
+  imp->callback([ia, &ctx] {
     path_option_check(ia->from, "--from");
     path_option_check(ia->out, "--out");
     ImportOptions opt;
@@ -216,11 +213,11 @@ void verbs_data_register(CLI::App& app, CliContext&) {
                   sig == SIGTERM ? "SIGTERM" : (sig == SIGINT ? "SIGINT" : "a stop request"), when, rep.files_read, rep.files,
                   rep.rows_read, out_path.c_str());
       std::fflush(stdout);
-      throw CLI::RuntimeError(stop_exit_code(sig));
+      ctx.exit_code = stop_exit_code(sig);
     };
-    if (!panel) stopped("between files");
+    if (!panel) return stopped("between files");
     progress.finish();
-    if (opt.stop.stop_requested()) stopped("before writing the panel");
+    if (opt.stop.stop_requested()) return stopped("before writing the panel");
     out_dir_make(ia->out, "--out");
     panel_save(*panel, out_path);
     std::printf("imported %zu files, %zu rows read, %zu kept -> %s (%d symbols x %d bars of %s)\n", rep.files, rep.rows_read,
@@ -246,7 +243,7 @@ void verbs_data_register(CLI::App& app, CliContext&) {
       // The stop came while the panel was being written: the write completed, so say so and exit as stopped.
       std::printf("stopped by a signal after the panel was written in full\n");
       std::fflush(stdout);
-      throw CLI::RuntimeError(stop_exit_code(opt.stop.signal()));
+      ctx.exit_code = stop_exit_code(opt.stop.signal());
     }
   });
 

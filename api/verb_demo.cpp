@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <numeric>
 
+#include "api/cli_checks.hpp"
 #include "api/verbs.hpp"
 #include "cpu/backend/device.hpp"
 #include "cpu/backend/indicator_backend.hpp"
@@ -59,9 +60,11 @@ SymbolPerf perf(const MarketPanel& p, std::int32_t s) {
 void verbs_demo_register(CLI::App& app, CliContext& ctx) {
   auto a = std::make_shared<DemoArgs>();
   auto* demo = app.add_subcommand("demo", "generate the embedded default market and report what every subsystem does with it");
-  demo->add_option("--symbols", a->symbols, "symbols in the synthetic market")->capture_default_str();
-  demo->add_option("--bars", a->bars, "hourly bars per symbol")->capture_default_str();
-  demo->add_option("--seed", a->seed, "random seed")->capture_default_str();
+  demo->add_option("--symbols", a->symbols, "symbols in the synthetic market, 1 to 1000000")
+      ->check(integer_range(1, 1'000'000))
+      ->capture_default_str();
+  demo->add_option("--bars", a->bars, "hourly bars per symbol, 2 to 50000000")->check(integer_range(2, 50'000'000))->capture_default_str();
+  demo->add_option("--seed", a->seed, "random seed")->check(unsigned_integer())->capture_default_str();
   demo->add_option("--out", a->out, "data directory (default: $QT_STATE_DIR/demo-data)");
   demo->callback([a, &ctx] {
     const Config& cfg = ctx.config();

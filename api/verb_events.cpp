@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "api/cli_checks.hpp"
 #include "api/verbs.hpp"
 #include "runtime/bus/event_log.hpp"
 
@@ -75,7 +76,7 @@ void verbs_events_register(CLI::App& app, CliContext& /*ctx*/) {
   d->add_option("FILE", o->file, "event log written by the bus recorder")->required();
   d->add_option("--type", o->types, "only events of this type, e.g. OrderDenied (repeatable)");
   d->add_option("--topic", o->topics, "only events whose topic matches this pattern, e.g. 'orders.*' (repeatable)");
-  d->add_option("--limit", o->limit, "print at most this many events (0: all)");
+  d->add_option("--limit", o->limit, "print at most this many events (0: all)")->check(integer_range(0));
   d->callback([o] { dump(*o); });
 }
 

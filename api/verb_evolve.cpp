@@ -3,13 +3,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <filesystem>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
 #include <boost/json.hpp>
 
+#include "api/cli_checks.hpp"
 #include "api/strategy_cli_util.hpp"
 #include "api/verbs.hpp"
 #include "cpu/backtest/backtest.hpp"
@@ -18,7 +20,9 @@
 #include "runtime/strategy/deflated_sharpe.hpp"
 #include "runtime/strategy/evolution.hpp"
 #include "runtime/strategy/strategy_repository.hpp"
+#include "runtime/util/atomic_file.hpp"
 #include "runtime/util/progress.hpp"
+#include "runtime/util/stop_token.hpp"
 
 namespace qtos::api {
 namespace {
@@ -54,48 +58,70 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
   auto a = std::make_shared<EvolveArgs>();
   auto* cmd = app.add_subcommand("evolve", "evolve trading strategies by genetic search; train in-sample, rank out-of-sample");
   cmd->add_option("--data", a->data, "data directory (DIR/panel.qtp, from qtos data synth|import)")->required();
-  cmd->add_option("--population", a->population, "genomes per generation (default: QT_SG_POPULATION_SIZE, 50)");
-  cmd->add_option("--generations", a->generations, "generations (default: QT_SG_GENERATIONS, 100)");
+  cmd->add_option("--population", a->population, "genomes per generation, 4 to 1000000 (default: QT_SG_POPULATION_SIZE, 50)")
+      ->check(integer_range(4, 1'000'000));
+  cmd->add_option("--generations", a->generations, "generations, 1 to 100000 (default: QT_SG_GENERATIONS, 100)")
+      ->check(integer_range(1, 100'000));
   cmd->add_option("--device", a->device, "auto|cpu|cuda (default: QT_DEVICE, auto)");
-  cmd->add_option("--seed", a->seed, "random seed (same seed, same hall of fame)")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "random seed (same seed, same hall of fame)")->check(unsigned_integer())->capture_default_str();
   auto* train_opt = cmd->add_option("--train", a->train, "fraction of the bars for the train (in-sample) window, from the start")
-                        ->capture_default_str();
+                        ->check(number_range(0, 1, true))->capture_default_str();
   auto* test_opt = cmd->add_option("--test", a->test, "fraction of the bars for the test (out-of-sample) window, right after train")
-                       ->capture_default_str();
+                       ->check(number_range(0, 1, true))->capture_default_str();
   auto* folds_opt = cmd->add_option("--folds", a->folds,
                                     "walk-forward with K folds in time: K+1 blocks, fold k trains before block k and tests on it "
-                                    "(replaces --train/--test)");
+                                    "(replaces --train/--test); 1 to 100")
+                        ->check(integer_range(1, 100));
   folds_opt->excludes(train_opt)->excludes(test_opt);
   cmd->add_option("--purge", a->purge, "with --folds: bars left out between each train window and its test block")
-      ->capture_default_str()->needs(folds_opt);
+      ->check(integer_range(0))->capture_default_str()->needs(folds_opt);
   cmd->add_flag("--rolling", a->rolling, "with --folds: train on the previous block only (default: everything before)")->needs(folds_opt);
   cmd->add_option("--objective", a->objective, "selection: sharpe (train Sharpe) or pareto (train return vs max drawdown, NSGA-II)")
       ->capture_default_str();
   cmd->add_option("--symbols", a->symbols, "comma-separated symbols (default: all)");
-  cmd->add_option("--fee-bps", a->fee_bps, "taker fee per fill in basis points")->capture_default_str();
-  cmd->add_option("--slippage-bps", a->slippage_bps, "slippage per fill in basis points")->capture_default_str();
-  cmd->add_option("--slippage-spread", a->slippage_spread,
-                  "plus this fraction of the spread proxy (Corwin-Schultz, 20 bars) of the bar before each fill")
-      ->capture_default_str();
-  cmd->add_option("--capital", a->capital, "initial capital per genome (split over the symbols)")->capture_default_str();
-  cmd->add_option("--min-trades", a->min_trades, "train trades below this make a genome unfit")->capture_default_str();
-  cmd->add_option("--top", a->top, "hall of fame size")->capture_default_str();
+  cost_options_add(cmd, *a);
+  cmd->add_option("--capital", a->capital, "initial capital per genome (split over the symbols)")
+      ->check(number_range(0, std::numeric_limits<double>::max(), true))->capture_default_str();
+  cmd->add_option("--min-trades", a->min_trades, "train trades below this make a genome unfit")
+      ->check(number_range(0, 1e9))->capture_default_str();
+  cmd->add_option("--top", a->top, "hall of fame size, 1 to 10000")->check(integer_range(1, 10'000))->capture_default_str();
   cmd->add_option("--out", a->out, "also write the hall of fame as JSON to this file");
   cmd->add_option("--repo", a->repo, "also store the hall of fame in this strategy repository (SQLite), status BACKTEST");
   cmd->callback([a, &ctx] {
+    stop_signals_install();  // from here on SIGINT/SIGTERM stop the search at the next generation instead of killing it
+    const StopToken stop = process_stop_token();
     const Config& cfg = ctx.config();
     const DeviceKind kind = a->device.empty() ? cfg.device : device_parse(a->device, "--device");
+    // Option values were range-checked at parse time; the defaults come from the configuration.
     const std::int64_t pop = a->population < 0 ? cfg.sg_population_size : a->population;
     const std::int64_t gens = a->generations < 0 ? cfg.sg_generations : a->generations;
-    if (pop < 4 || pop > 1'000'000) throw std::invalid_argument("--population " + std::to_string(pop) + ": expected 4 to 1000000");
-    if (gens < 1 || gens > 100'000) throw std::invalid_argument("--generations " + std::to_string(gens) + ": expected 1 to 100000");
-    if (!(a->train > 0 && a->train < 1) || !(a->test > 0 && a->test <= 1 - a->train + 1e-12))
-      throw std::invalid_argument("--train " + std::to_string(a->train) + " --test " + std::to_string(a->test) +
-                                  ": expected fractions in (0, 1) with train + test <= 1");
-    if (a->top < 1) throw std::invalid_argument("--top " + std::to_string(a->top) + ": expected >= 1");
+    if (pop < 4 || pop > 1'000'000)
+      throw std::invalid_argument("QT_SG_POPULATION_SIZE=" + std::to_string(pop) + " (the default of --population): expected 4 to 1000000");
+    if (gens < 1 || gens > 100'000)
+      throw std::invalid_argument("QT_SG_GENERATIONS=" + std::to_string(gens) + " (the default of --generations): expected 1 to 100000");
+    if (!(a->test <= 1 - a->train + 1e-12))
+      throw UsageError("--train " + std::to_string(a->train) + " --test " + std::to_string(a->test) +
+                       ": expected fractions in (0, 1) with train + test <= 1");
     const EvolveObjective objective = evolve_objective_parse(a->objective, "--objective");
     auto backends = backtest_backends();
     const BacktestBackend& backend = backend_select(backends, kind);
+
+    // Everything the end of the run needs is checked now, before minutes of search: the --out file's directory takes
+    // a new file, and the --repo repository opens (or, when new, can be created).
+    if (!a->out.empty()) output_path_check("--out", a->out);
+    std::optional<StrategyRepository> repo;
+    if (!a->repo.empty()) {
+      std::error_code ec;
+      if (std::filesystem::exists(a->repo, ec)) {
+        try {
+          repo.emplace(a->repo);
+        } catch (const std::exception& e) {
+          throw std::runtime_error(std::string("--repo ") + a->repo + ": " + e.what() + "; checked before starting, nothing was run");
+        }
+      } else {
+        output_path_check("--repo", a->repo);
+      }
+    }
 
     const MarketPanel full = panel_load(panel_path(a->data));
     const MarketPanel panel = panel_select(full, a->symbols, a->data);
@@ -107,6 +133,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
     opt.min_trades = a->min_trades;
     opt.hall_of_fame = a->top;
     opt.objective = objective;
+    opt.stop = stop;
     opt.costs = costs_from(a->fee_bps, a->slippage_bps, a->slippage_spread, a->capital, panel);
     opt.train_begin = 0;
     opt.train_end = static_cast<std::int32_t>(std::floor(a->train * T));
@@ -162,10 +189,25 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
       wf->evolve = opt;
       wr = evolve_walk_forward(panel.view(), features, backend, *wf, on_generation);
       r = wr->last;
+      // The final hall of fame is the last fold that ran: fold K, or the fold a stop ended.
+      opt.train_begin = wr->folds.back().window.train_begin;
+      opt.train_end = wr->folds.back().window.train_end;
+      opt.test_begin = wr->folds.back().window.test_begin;
+      opt.test_end = wr->folds.back().window.test_end;
     } else {
       r = evolve(panel.view(), features, backend, opt, [&](const GenerationReport& g) { on_generation(1, g); });
     }
-    progress.finish();
+    const bool partial = wr ? wr->partial : r.partial;
+    progress.finish(partial ? std::string("stopped by ") + stop_signal_name(stop.signal()) : std::string());
+    if (partial) {
+      std::printf("stopped by %s after generation %d of %d%s: the results below come from the completed generations only "
+                  "(a partial hall of fame)\n",
+                  stop_signal_name(stop.signal()), r.generations_completed, opt.generations,
+                  wr ? (" in fold " + std::to_string(wr->folds.size()) + " of " + std::to_string(wf->folds) + " (" +
+                        std::to_string(wr->folds_completed) + " folds complete)")
+                           .c_str()
+                     : "");
+    }
     if (wr) {
       std::printf("\nwalk-forward folds (each fold's genome is its best train fitness, chosen before its test block):\n");
       std::printf("%4s %-15s %-15s %7s  %-16s %8s | %8s %8s %6s | %8s\n", "FOLD", "TRAIN", "TEST", "TRIALS", "CHOSEN", "IS SHRP",
@@ -208,7 +250,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
       std::printf("      parents: %s\n", parents.empty() ? "none (random genome)" : parents.c_str());
     }
     if (!a->repo.empty()) {
-      StrategyRepository repo(a->repo);
+      if (!repo) repo.emplace(a->repo);
       const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::system_clock::now().time_since_epoch()).count();
       int added = 0;
@@ -216,14 +258,17 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
         StrategyRecord rec;
         rec.genome = h.genome;
         rec.generation = h.generation;
-        rec.origin = "evolve seed " + std::to_string(a->seed) + " on " + a->data + (wf ? " (last walk-forward fold)" : "");
+        rec.origin = "evolve seed " + std::to_string(a->seed) + " on " + a->data + (wf ? " (last walk-forward fold)" : "") +
+                     (partial ? " (partial: stopped after generation " + std::to_string(r.generations_completed) + " of " +
+                                    std::to_string(opt.generations) + ")"
+                              : "");
         for (std::uint64_t p : h.parents) rec.parents.push_back(genome_id_of_hash(p));
         const boost::json::object m{{"in_sample", metrics_json(h.train)}, {"out_of_sample", metrics_json(h.test)},
                                     {"deflated_sharpe", h.deflated_sharpe}, {"trials", r.trials},
                                     {"train", boost::json::array{opt.train_begin, opt.train_end}},
                                     {"test", boost::json::array{opt.test_begin, opt.test_end}}};
         rec.backtest_metrics = boost::json::serialize(m);
-        added += repo.upsert(rec, now) ? 1 : 0;
+        added += repo->upsert(rec, now) ? 1 : 0;
       }
       std::printf("stored %zu strategies in %s (%d new)\n", r.hall_of_fame.size(), a->repo.c_str(), added);
     }
@@ -242,7 +287,10 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                               {"train", boost::json::array{opt.train_begin, opt.train_end}},
                               {"test", boost::json::array{opt.test_begin, opt.test_end}},
                               {"objective", evolve_objective_name(objective)},
+                              {"partial", partial},
+                              {"generations_completed", r.generations_completed},
                               {"hall_of_fame", std::move(hof)}};
+      if (partial) doc["stopped_by"] = stop_signal_name(stop.signal());
       if (wr) {
         auto n = [](double v) { return std::isfinite(v) ? boost::json::value(v) : boost::json::value(nullptr); };
         boost::json::array folds;
@@ -262,13 +310,16 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                                {"mean_in_sample_sharpe", n(wr->mean_is_sharpe)},
                                {"efficiency", n(wr->efficiency)},
                                {"deflated_sharpe", n(wr->deflated_sharpe)},
-                               {"trials", wr->trials}};
+                               {"trials", wr->trials},
+                               {"folds_completed", wr->folds_completed}};
       }
-      std::ofstream f(a->out);
-      if (!f) throw std::runtime_error("--out " + a->out + ": cannot open the file for writing");
-      f << boost::json::serialize(doc) << "\n";
-      if (!f) throw std::runtime_error("--out " + a->out + ": write failed");
-      std::printf("wrote %s\n", a->out.c_str());
+      atomic_write(a->out, boost::json::serialize(doc) + "\n");  // throws naming the path and the reason; old file kept
+      std::printf("wrote %s%s\n", a->out.c_str(), partial ? " (partial hall of fame)" : "");
+    }
+    if (stop.stop_requested()) {
+      std::printf("stopped by %s: %s\n", stop_signal_name(stop.signal()),
+                  partial ? "the completed generations were written; exiting" : "the search had completed; everything was written");
+      ctx.exit_code = stop_exit_code(stop.signal());
     }
   });
 }

@@ -9,6 +9,7 @@
 
 #include <boost/json.hpp>
 
+#include "api/cli_checks.hpp"
 #include "api/verbs.hpp"
 #include "cpu/backend/indicator_backend.hpp"
 #include "runtime/data/interval.hpp"
@@ -64,7 +65,8 @@ void verbs_indicators_register(CLI::App& app, CliContext&) {
       ->check(CLI::IsMember(names));
   auto* period_opt = cmd->add_option("--period", a->period,
                   "period (default: sma/ema/bbands/rvol 20, rsi/atr/adx/plus_di/minus_di 14, roc 10; macd: the fast "
-                  "period, slow = 26 and signal = 9 at the default 12, else slow = 2*fast+2)");
+                  "period, slow = 26 and signal = 9 at the default 12, else slow = 2*fast+2)")
+                       ->check(integer_range(1));
   cmd->add_option("--format", a->format, "csv|json")->check(CLI::IsMember({"csv", "json"}))->capture_default_str();
   cmd->callback([a, period_opt] {
     const IndicatorChoice& choice = choices().at(a->indicator);
@@ -77,7 +79,7 @@ void verbs_indicators_register(CLI::App& app, CliContext&) {
     try {
       indicator_params_check(choice.kind, prm);
     } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument(std::string("--period: ") + e.what());
+      throw UsageError(std::string("--period: ") + e.what());
     }
     const MarketPanel panel = panel_load(panel_path(a->data));
     if (panel.n_symbols() == 0 || panel.n_bars() == 0)

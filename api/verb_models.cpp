@@ -1,5 +1,6 @@
 // `qtos models list|show|promote|retire`: inspect the model registry and move versions through their stages.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -8,6 +9,7 @@
 
 #include <boost/json.hpp>
 
+#include "api/cli_checks.hpp"
 #include "api/verbs.hpp"
 #include "models/registry.hpp"
 #include "runtime/util/time_format.hpp"
@@ -45,6 +47,19 @@ std::string metric_cell(const models::ModelRecord& r, const char* key) {
   return buf;
 }
 
+/// True when a registry has been created at `dir` (its index file exists); opening one that has not would create it.
+bool registry_exists(const std::string& dir) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(std::filesystem::path(dir) / "registry.db", ec);
+}
+
+/// The registry at `dir`, opened only when it exists: a mistyped --registry must not leave an empty store behind.
+std::unique_ptr<models::ModelRegistry> registry_open_existing(const std::string& dir) {
+  if (!registry_exists(dir))
+    throw std::runtime_error("no model registry at " + dir + " (expected DIR/registry.db; `qtos retrain` creates one)");
+  return std::make_unique<models::ModelRegistry>(dir);
+}
+
 models::ModelRecord record_or_throw(Result<models::ModelRecord> r) {
   if (!r.ok()) throw std::runtime_error(r.error().message);
   return std::move(r).value();
@@ -65,7 +80,18 @@ void verbs_models_register(CLI::App& app, CliContext& ctx) {
   list->add_option("--name", a->name, "only this model name");
   list->add_option("--format", a->format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
   list->callback([a, &ctx] {
-    const models::ModelRegistry reg(models_registry_dir(ctx, a->registry));
+    const std::string dir = models_registry_dir(ctx, a->registry);
+    // The default registry (under QT_STATE_DIR) not existing yet just means no model was trained; a --registry given
+    // by hand that does not exist is a mistake, named.
+    if (a->registry.empty() && !registry_exists(dir)) {
+      if (a->format == "json")
+        std::cout << "[]\n";
+      else
+        std::printf("no models in %s (train one with `qtos retrain`)\n", dir.c_str());
+      return;
+    }
+    const auto reg_ptr = registry_open_existing(dir);
+    const models::ModelRegistry& reg = *reg_ptr;
     const auto all = reg.list(a->name);
     if (a->format == "json") {
       boost::json::array arr;
@@ -89,9 +115,10 @@ void verbs_models_register(CLI::App& app, CliContext& ctx) {
   auto* show = cmd->add_subcommand("show", "one version's record and metadata (default: the ACTIVE version, else the latest)");
   add_registry(show);
   show->add_option("name", a->name, "model name")->required();
-  show->add_option("version", a->version, "version (default: ACTIVE, else latest)");
+  show->add_option("version", a->version, "version (default: ACTIVE, else latest)")->check(integer_range(1, 1'000'000'000));
   show->callback([a, &ctx] {
-    const models::ModelRegistry reg(models_registry_dir(ctx, a->registry));
+    const auto reg_ptr = registry_open_existing(models_registry_dir(ctx, a->registry));
+    const models::ModelRegistry& reg = *reg_ptr;
     models::ModelRecord rec;
     if (a->version > 0) {
       rec = record_or_throw(reg.get(a->name, a->version));
@@ -117,9 +144,10 @@ void verbs_models_register(CLI::App& app, CliContext& ctx) {
   auto* promote = cmd->add_subcommand("promote", "move a version one stage on: CANDIDATE -> SHADOW -> ACTIVE");
   add_registry(promote);
   promote->add_option("name", a->name, "model name")->required();
-  promote->add_option("version", a->version, "version")->required();
+  promote->add_option("version", a->version, "version")->required()->check(integer_range(1, 1'000'000'000));
   promote->callback([a, &ctx] {
-    models::ModelRegistry reg(models_registry_dir(ctx, a->registry));
+    const auto reg_ptr = registry_open_existing(models_registry_dir(ctx, a->registry));
+    models::ModelRegistry& reg = *reg_ptr;
     const auto before = record_or_throw(reg.get(a->name, a->version));
     const auto prev = reg.active(a->name);
     const auto after = record_or_throw(reg.promote(a->name, a->version));
@@ -132,9 +160,10 @@ void verbs_models_register(CLI::App& app, CliContext& ctx) {
   auto* retire = cmd->add_subcommand("retire", "move a version to RETIRED");
   add_registry(retire);
   retire->add_option("name", a->name, "model name")->required();
-  retire->add_option("version", a->version, "version")->required();
+  retire->add_option("version", a->version, "version")->required()->check(integer_range(1, 1'000'000'000));
   retire->callback([a, &ctx] {
-    models::ModelRegistry reg(models_registry_dir(ctx, a->registry));
+    const auto reg_ptr = registry_open_existing(models_registry_dir(ctx, a->registry));
+    models::ModelRegistry& reg = *reg_ptr;
     const auto before = record_or_throw(reg.get(a->name, a->version));
     const auto after = record_or_throw(reg.retire(a->name, a->version));
     std::printf("%s v%d: %s -> RETIRED\n", after.name.c_str(), after.version,

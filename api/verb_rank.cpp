@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include "api/cli_checks.hpp"
 #include "api/verbs.hpp"
 #include "cpu/backend/indicator_backend.hpp"
 #include "runtime/data/interval.hpp"
@@ -91,7 +92,7 @@ void verbs_rank_register(CLI::App& app, CliContext& ctx) {
   auto a = std::make_shared<RankArgs>();
   auto* cmd = app.add_subcommand("rank", "rank every symbol by opportunity score (trend, volatility, liquidity, performance, model)");
   cmd->add_option("--data", a->data, "data directory (DIR/panel.qtp, from qtos data synth|import)")->required();
-  cmd->add_option("--top", a->top, "how many ranked symbols to print (default: QT_OPP_RANKER_TOP_N, 20)");
+  cmd->add_option("--top", a->top, "how many ranked symbols to print, >= 1 (default: QT_OPP_RANKER_TOP_N, 20)")->check(integer_range(1));
   cmd->add_option("--device", a->device, "auto|cpu|cuda (default: QT_DEVICE, auto)");
   cmd->add_option("--format", a->format, "table|json|csv")->check(CLI::IsMember({"table", "json", "csv"}))->capture_default_str();
   cmd->add_option("--at", a->at, "rank as of this time (YYYY-MM-DD[THH:MM[:SS]Z] or Unix ms; default: the last bar)");
@@ -101,7 +102,7 @@ void verbs_rank_register(CLI::App& app, CliContext& ctx) {
     const DeviceKind kind = a->device.empty() ? cfg.device : device_parse(a->device, "--device");
     const std::int64_t top = a->top < 0 ? cfg.opp_ranker_top_n : a->top;
     if (top < 1)
-      throw std::invalid_argument("--top " + std::to_string(top) + ": expected an integer >= 1 (how many symbols to print)");
+      throw std::invalid_argument("QT_OPP_RANKER_TOP_N=" + std::to_string(top) + " (the default of --top): expected an integer >= 1");
     auto backends = indicator_backends();
     const IndicatorBackend& backend = backend_select(backends, kind);
 

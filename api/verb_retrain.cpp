@@ -1,9 +1,13 @@
 // `qtos retrain`: train a return model on a native panel and register it as a CANDIDATE.
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <memory>
 #include <stdexcept>
 
+#include "api/cli_checks.hpp"
 #include "api/verbs.hpp"
 #include "models/features.hpp"
 #include "models/model.hpp"
@@ -11,6 +15,7 @@
 #include "models/torch_info.hpp"
 #include "runtime/data/market_panel.hpp"
 #include "runtime/util/progress.hpp"
+#include "runtime/util/stop_token.hpp"
 #include "runtime/util/time_format.hpp"
 
 namespace qtos::api {
@@ -28,6 +33,29 @@ void print_metrics(const char* label, const models::Metrics& m) {
               static_cast<long long>(m.samples), m.directional_accuracy, m.rank_ic, m.calibration_error, m.sharpe, m.mse);
 }
 
+/// The registry's name rule ([A-Za-z0-9_-]{1,31}), checked before training rather than at registration.
+void model_name_check(const std::string& name, const std::string& given_as) {
+  const bool ok = !name.empty() && name.size() <= 31 && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+  if (!ok)
+    throw UsageError(given_as + " '" + name + "': expected a model name of 1 to 31 characters from A-Z, a-z, 0-9, '_' and '-'");
+}
+
+/// Runs `fn`, re-raising an std::invalid_argument from the feature code as an error about --data (the user's input)
+/// rather than about an internal function.
+template <class Fn>
+auto about_data(const std::string& data, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const std::invalid_argument& e) {
+    std::string what = e.what();
+    for (const char* internal : {"split_by_time: ", "features_build: ", "samples_select: "})
+      if (what.rfind(internal, 0) == 0) what = what.substr(std::char_traits<char>::length(internal));
+    throw std::invalid_argument("--data " + data + ": " + what);
+  }
+}
+
 }  // namespace
 
 std::string models_registry_dir(CliContext& ctx, const std::string& given) {
@@ -39,19 +67,35 @@ void verbs_retrain_register(CLI::App& app, CliContext& ctx) {
   auto* cmd = app.add_subcommand("retrain", "train a return model (mlp, gru, transformer) on a panel and register it as a CANDIDATE");
   cmd->add_option("--data", a->data, "data directory holding panel.qtp (see `qtos data synth|import`)")->required();
   cmd->add_option("--model", a->model, "mlp, gru or transformer")->required();
-  cmd->add_option("--epochs", a->epochs, "maximum epochs (early stopping on validation loss)")->capture_default_str();
+  cmd->add_option("--epochs", a->epochs, "maximum epochs (early stopping on validation loss), 1 to 100000")
+      ->check(integer_range(1, 100'000))
+      ->capture_default_str();
   cmd->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
-  cmd->add_option("--seed", a->seed, "seed of initialisation and shuffling (same seed, same model on CPU)")->capture_default_str();
-  cmd->add_option("--name", a->name, "registry name (default: the model kind)");
+  cmd->add_option("--seed", a->seed, "seed of initialisation and shuffling (same seed, same model on CPU)")
+      ->check(unsigned_integer())
+      ->capture_default_str();
+  cmd->add_option("--name", a->name, "registry name, [A-Za-z0-9_-]{1,31} (default: the model kind)");
   cmd->add_option("--registry", a->registry, "model registry directory (default: $QT_STATE_DIR/models)");
-  cmd->add_option("--horizon", a->horizon, "bars ahead of the target return")->capture_default_str();
-  cmd->add_option("--window", a->window, "bars of history per sample (GRU, transformer)")->capture_default_str();
-  cmd->add_option("--batch-size", a->batch_size, "mini-batch size")->capture_default_str();
-  cmd->add_option("--lr", a->lr, "peak learning rate (cosine decay)")->capture_default_str();
-  cmd->add_option("--hidden", a->hidden, "MLP/GRU width and transformer d_model")->capture_default_str();
-  cmd->add_option("--layers", a->layers, "hidden layers / GRU layers / encoder layers")->capture_default_str();
-  cmd->add_option("--patience", a->patience, "epochs without validation improvement before stopping")->capture_default_str();
+  cmd->add_option("--horizon", a->horizon, "bars ahead of the target return, 1 to 10000")
+      ->check(integer_range(1, 10'000))
+      ->capture_default_str();
+  cmd->add_option("--window", a->window, "bars of history per sample (GRU, transformer), 1 to 4096")
+      ->check(integer_range(1, 4096))
+      ->capture_default_str();
+  cmd->add_option("--batch-size", a->batch_size, "mini-batch size, 1 to 1048576")->check(integer_range(1, 1 << 20))->capture_default_str();
+  cmd->add_option("--lr", a->lr, "peak learning rate (cosine decay), above 0 to 10")->check(number_range(0, 10, true))->capture_default_str();
+  cmd->add_option("--hidden", a->hidden, "MLP/GRU width and transformer d_model, 1 to 4096")
+      ->check(integer_range(1, 4096))
+      ->capture_default_str();
+  cmd->add_option("--layers", a->layers, "hidden layers / GRU layers / encoder layers, 1 to 16")
+      ->check(integer_range(1, 16))
+      ->capture_default_str();
+  cmd->add_option("--patience", a->patience, "epochs without validation improvement before stopping, 1 to 100000")
+      ->check(integer_range(1, 100'000))
+      ->capture_default_str();
   cmd->callback([a, &ctx] {
+    stop_signals_install();  // SIGINT/SIGTERM end training at the next mini-batch; nothing is registered
+    const StopToken stop = process_stop_token();
     const auto kind = models::model_kind_parse(a->model, "--model");
     const auto device = device_parse(a->device, "--device");
     if (device == DeviceKind::cuda && !models::torch_info().cuda_available)
@@ -59,6 +103,19 @@ void verbs_retrain_register(CLI::App& app, CliContext& ctx) {
                                   ") has no CUDA device; use --device cpu or auto");
     if (!std::filesystem::is_directory(a->data))
       throw std::invalid_argument("--data: directory '" + a->data + "' does not exist");
+    const std::string name = a->name.empty() ? a->model : a->name;
+    model_name_check(name, a->name.empty() ? "--model" : "--name");
+    // The registry (under the state directory by default) is opened, created when new, before training: a registry
+    // that cannot be written is found now, not after the epochs.
+    const std::string registry_dir = models_registry_dir(ctx, a->registry);
+    std::optional<models::ModelRegistry> registry;
+    try {
+      registry.emplace(registry_dir);
+    } catch (const std::exception& e) {
+      throw std::runtime_error((a->registry.empty() ? "the model registry under QT_STATE_DIR (" + registry_dir + ")"
+                                                    : "--registry " + registry_dir) +
+                               ": " + e.what() + "; checked before training, nothing was trained");
+    }
     const MarketPanel panel = panel_load(panel_path(a->data));
 
     models::FeatureSpec spec;
@@ -80,8 +137,8 @@ void verbs_retrain_register(CLI::App& app, CliContext& ctx) {
     opts.t0_ms = panel.t0_ms();
     opts.interval_ms = panel.interval_ms();
 
-    const auto table = models::features_build(panel.view(), spec);
-    const auto split = models::split_by_time(table);
+    const auto table = about_data(a->data, [&] { return models::features_build(panel.view(), spec); });
+    const auto split = about_data(a->data, [&] { return models::split_by_time(table); });
     std::printf("retrain %s on %s: %d symbols x %d bars; train %s..%s, validation %s..%s, test %s..%s (purge %d bars)\n",
                 a->model.c_str(), a->data.c_str(), panel.n_symbols(), panel.n_bars(),
                 time_format_iso(panel.time_ms(split.train_begin)).c_str(), time_format_iso(panel.time_ms(split.train_end)).c_str(),
@@ -96,7 +153,16 @@ void verbs_retrain_register(CLI::App& app, CliContext& ctx) {
                     r.val_loss, r.val_accuracy, r.samples_per_s, r.improved ? " *" : "");
       progress.update(static_cast<std::uint64_t>(r.epoch), line);
     };
+    opts.stop = stop;
     auto trained = models::model_train(table, split, kind, hyper, opts);
+    if (!trained.ok() && trained.error().code == "stopped") {
+      progress.finish(std::string("stopped by ") + stop_signal_name(stop.signal()));
+      std::printf("retrain stopped by %s: %s; nothing was registered in %s (a stopped training registers no model; run it "
+                  "again to train one)\n",
+                  stop_signal_name(stop.signal()), trained.error().message.c_str(), registry_dir.c_str());
+      ctx.exit_code = stop_exit_code(stop.signal());
+      return;
+    }
     if (!trained.ok()) throw std::runtime_error(trained.error().message);
     const auto& model = *trained.value();
     const auto& m = model.meta();
@@ -106,9 +172,12 @@ void verbs_retrain_register(CLI::App& app, CliContext& ctx) {
     print_metrics("validation", m.val);
     print_metrics("test", m.test);
     print_metrics("baseline", m.baseline_test);
-    models::ModelRegistry registry(models_registry_dir(ctx, a->registry));
-    const auto rec = registry.register_candidate(a->name.empty() ? a->model : a->name, model);
+    const auto rec = registry->register_candidate(name, model);
     std::printf("registered %s v%d as CANDIDATE in %s\n", rec.name.c_str(), rec.version, rec.dir.c_str());
+    if (stop.stop_requested()) {  // the stop came after the last epoch: the model was complete and is registered
+      std::printf("stopped by %s after training had completed; the model above was registered\n", stop_signal_name(stop.signal()));
+      ctx.exit_code = stop_exit_code(stop.signal());
+    }
   });
 }
 

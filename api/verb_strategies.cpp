@@ -1,6 +1,8 @@
 // `qtos strategies list|show|promote|retire`: the strategy repository and its lifecycle from the command line.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -21,6 +23,14 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+/// The repository at --repo, opened only when the file exists: a mistyped path must not leave an empty store behind.
+std::unique_ptr<StrategyRepository> repo_open_existing(const StrategiesArgs& a) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(a.repo, ec))
+    throw std::runtime_error("no strategy repository at " + a.repo + " (`qtos evolve --repo " + a.repo + "` creates one)");
+  return std::make_unique<StrategyRepository>(a.repo);
+}
+
 StrategyRecord must_get(const StrategyRepository& repo, const StrategiesArgs& a) {
   auto rec = repo.get(a.id);
   if (!rec) throw std::invalid_argument("strategy '" + a.id + "': not in " + a.repo + " (or the prefix matches several ids)");
@@ -39,8 +49,8 @@ void verbs_strategies_register(CLI::App& app, CliContext&) {
   list->add_option("--status", a->status, "only BACKTEST, SHADOW, LIVE or RETIRED");
   list->callback([a] {
     const std::optional<StrategyStatus> st = a->status.empty() ? std::nullopt : std::optional(strategy_status_parse(a->status));
-    StrategyRepository repo(a->repo);
-    const auto rows = repo.list(st);
+    const auto repo = repo_open_existing(*a);
+    const auto rows = repo->list(st);
     std::printf("%-16s %-8s %4s %-20s %s\n", "ID", "STATUS", "GEN", "UPDATED", "RULES");
     for (const auto& r : rows)
       std::printf("%-16s %-8s %4d %-20s %s\n", r.id.c_str(), strategy_status_name(r.status), r.generation,
@@ -51,7 +61,8 @@ void verbs_strategies_register(CLI::App& app, CliContext&) {
   auto* show = cmd->add_subcommand("show", "one strategy: rules, code, metrics per stage, lifecycle history");
   show->add_option("id", a->id, "id or a unique prefix of at least 4 hex digits")->required();
   show->callback([a] {
-    StrategyRepository repo(a->repo);
+    const auto repo_ptr = repo_open_existing(*a);
+    const StrategyRepository& repo = *repo_ptr;
     const StrategyRecord r = must_get(repo, *a);
     std::printf("id         %s\nstatus     %s\nrules      %s\ncode       %s\ngeneration %d\norigin     %s\ncreated    %s\n",
                 r.id.c_str(), strategy_status_name(r.status), r.rules.c_str(), genome_encode(r.genome).c_str(), r.generation,
@@ -75,7 +86,8 @@ void verbs_strategies_register(CLI::App& app, CliContext&) {
     sub->add_option("id", a->id, "id or a unique prefix of at least 4 hex digits")->required();
     sub->add_option("--reason", a->reason, "why (recorded in the history)")->required();
     sub->callback([a, promote] {
-      StrategyRepository repo(a->repo);
+      const auto repo_ptr = repo_open_existing(*a);
+      StrategyRepository& repo = *repo_ptr;
       const StrategyRecord r = must_get(repo, *a);
       const StrategyStatus to = !promote ? StrategyStatus::retired
                                 : r.status == StrategyStatus::backtest ? StrategyStatus::shadow

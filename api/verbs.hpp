@@ -18,6 +18,11 @@ class CliContext {
   std::string env_file;
   /// The effective configuration; loaded on first use, throws ConfigError on a bad value.
   const Config& config();
+  /// Loads the configuration once before any verb runs and prints its warnings (an unknown QT_* name) to stderr, so
+  /// every verb reports them; a bad configuration is left for the verbs that read it to report.
+  void config_warnings_print();
+  /// Exit status the verb asks for when it returns normally (130/143 after a stop by SIGINT/SIGTERM).
+  int exit_code = 0;
 
  private:
   std::optional<Config> config_;

@@ -15,6 +15,7 @@
 #include "models/features.hpp"
 #include "runtime/predict/predictor.hpp"
 #include "runtime/util/result.hpp"
+#include "runtime/util/stop_token.hpp"
 
 namespace qtos::models {
 
@@ -63,6 +64,7 @@ struct TrainOptions {
   std::int64_t interval_ms = 3'600'000;  ///< bar length (annualises the Sharpe)
   std::function<void(const EpochReport&)> on_epoch;  ///< called after every epoch
   std::function<bool()> cancelled;                   ///< polled between mini-batches; true stops training
+  StopToken stop;  ///< polled between mini-batches and epochs (SIGINT/SIGTERM): training ends, nothing is returned
 };
 
 /// Everything recorded next to the weights (meta.json).
@@ -128,7 +130,8 @@ class Model final : public Predictor {
 
 /// Trains `kind` on the training period of `table` (raw features), early-stops on validation loss, keeps the best
 /// epoch's weights and evaluates on the test period. Throws std::invalid_argument on bad options or a period with
-/// no samples; returns an Error {"cancelled"} when `opts.cancelled` asked to stop.
+/// no samples; returns an Error {"cancelled"} when `opts.cancelled` asked to stop, and an Error {"stopped"} (naming the
+/// epoch reached and the best epoch so far) when `opts.stop` was requested: a stopped training yields no model.
 Result<std::unique_ptr<Model>> model_train(const FeatureTable& table, const TimeSplit& split, ModelKind kind,
                                            const ModelHyper& hyper, const TrainOptions& opts);
 

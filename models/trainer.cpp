@@ -259,6 +259,15 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSp
   double best_loss = std::numeric_limits<double>::infinity();
   std::int32_t bad_epochs = 0;
   const auto n = static_cast<std::int64_t>(order.size());
+  // A stop keeps nothing: a model cut short is not the model that was asked for, so the caller registers none.
+  auto stopped = [&](std::int32_t epoch) {
+    return Error{"stopped", "training of " + meta.name + " stopped in epoch " + std::to_string(epoch) + " of " +
+                                std::to_string(opts.epochs) + " (" + std::to_string(meta.epochs_run) + " complete" +
+                                (meta.best_epoch > 0 ? ", best validation loss " + std::to_string(best_loss) + " at epoch " +
+                                                           std::to_string(meta.best_epoch)
+                                                     : std::string()) +
+                                "); no model was kept"};
+  };
   for (std::int32_t epoch = 1; epoch <= opts.epochs; ++epoch) {
     const double pi = std::acos(-1.0);
     const double lr_min = opts.lr * opts.lr_final_factor;
@@ -273,6 +282,7 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSp
     const std::int64_t n_steps = graphed ? n / opts.batch_size * opts.batch_size : n;
     for (std::int64_t i = 0; i < n_steps; i += opts.batch_size) {
       if (opts.cancelled && opts.cancelled()) return Error{"cancelled", "training of " + meta.name + " was cancelled in epoch " + std::to_string(epoch)};
+      if (opts.stop.stop_requested()) return stopped(epoch);
       auto idx = order_t.slice(0, i, std::min(n, i + opts.batch_size));
       auto xb = train.x.index_select(0, idx).to(dev, cuda);
       auto yr = train.y_ret.index_select(0, idx).to(dev, cuda);
@@ -302,6 +312,7 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSp
     }
     if (opts.on_epoch) opts.on_epoch(rep);
     if (bad_epochs >= opts.patience) break;
+    if (opts.stop.stop_requested() && epoch < opts.epochs) return stopped(epoch + 1);
   }
   if (!best.empty()) {
     torch::NoGradGuard no_grad;

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -284,6 +285,9 @@ ConfigSources ConfigSources::from_process_environment() {
 }
 
 std::map<std::string, std::string> env_file_read(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw ConfigError(".env file '" + path + "' is a directory; expected a file of QT_NAME=VALUE lines");
   std::ifstream in(path);
   if (!in) throw ConfigError(".env file '" + path + "' cannot be read");
   std::map<std::string, std::string> out;

@@ -315,8 +315,13 @@ EvolveResult evolve(const kernels::PanelView& panel, const StrategyFeatures& fea
     result.bar_steps += rep.bar_steps;
     result.seconds += secs;
     result.generations.push_back(rep);
+    result.generations_completed = gen + 1;
     if (on_generation) on_generation(rep);
     if (gen + 1 == opt.generations) break;
+    if (opt.stop.stop_requested()) {  // the safe point: every generation so far is complete and cached
+      result.partial = true;
+      break;
+    }
     if (opt.time_budget_seconds > 0 &&
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() >= opt.time_budget_seconds)
       break;
@@ -495,12 +500,18 @@ WalkForwardResult evolve_walk_forward(const kernels::PanelView& panel, const Str
     r.bar_steps += er.bar_steps;
     r.seconds += er.seconds;
     r.folds.push_back(f);
-    if (k + 1 == windows.size()) r.last = std::move(er);
+    const bool stopped = er.partial || (opt.evolve.stop.stop_requested() && k + 1 < windows.size());
+    if (!er.partial) ++r.folds_completed;
+    if (k + 1 == windows.size() || stopped) {
+      r.partial = stopped;
+      r.last = std::move(er);
+      break;
+    }
   }
   r.pooled_oos = backtest_metrics(pooled, opt.evolve.costs.bars_per_year);
   r.pooled_oos.total_return = compounded - 1.0;
   r.pooled_oos.max_drawdown = worst_dd;
-  r.mean_is_sharpe = is_sum / static_cast<double>(windows.size());
+  r.mean_is_sharpe = is_sum / static_cast<double>(r.folds.size());
   r.efficiency = r.mean_is_sharpe > 0 ? r.pooled_oos.sharpe / r.mean_is_sharpe : std::numeric_limits<double>::quiet_NaN();
   r.sr_variance = n_all > 1 ? std::max(0.0, (ss_all - s_all * s_all / n_all) / (n_all - 1)) : 0.0;
   r.deflated_sharpe = r.pooled_oos.trades > 0

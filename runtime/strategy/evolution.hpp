@@ -10,6 +10,7 @@
 #include "cpu/backtest/backtest.hpp"
 #include "cpu/kernels/strategy.hpp"
 #include "runtime/util/rng.hpp"
+#include "runtime/util/stop_token.hpp"
 
 namespace qtos {
 
@@ -58,6 +59,7 @@ struct EvolveOptions {
   kernels::BacktestCosts costs;      ///< fees, slippage, capital, annualisation
   double time_budget_seconds = 0;    ///< stop after the generation that uses up this wall time (0: no budget)
   EvolveObjective objective = EvolveObjective::sharpe;  ///< selection objective
+  StopToken stop;                    ///< polled after each generation: a stop ends the search there (result marked partial)
 };
 
 /// What one generation did.
@@ -96,13 +98,16 @@ struct EvolveResult {
   std::int64_t sr_count = 0;                  ///< trials that traded (the sample of sr_mean and sr_variance)
   double bar_steps = 0;                       ///< total bar steps backtested
   double seconds = 0;                         ///< total backtest wall time
+  std::int32_t generations_completed = 0;     ///< generations evaluated in full (the hall of fame comes from these)
+  bool partial = false;                       ///< the stop token ended the search before its last generation
 };
 
 /// Train fitness of a genome: annualised Sharpe when it traded at least min_trades times, else -100 + trades.
 double evolve_fitness(const BacktestMetrics& m, double min_trades);
 
 /// Runs the search on `panel` (with its feature bank) on `backend`. `on_generation` is called after each
-/// generation. Throws std::invalid_argument naming a bad option (sizes, overlapping or out-of-range windows).
+/// generation. When `opt.stop` is requested the search ends after the generation in hand (at least one is always
+/// completed) and the hall of fame is built and tested from the completed generations, marked partial. Throws std::invalid_argument naming a bad option (sizes, overlapping or out-of-range windows).
 EvolveResult evolve(const kernels::PanelView& panel, const StrategyFeatures& features, const BacktestBackend& backend,
                     const EvolveOptions& opt, const std::function<void(const GenerationReport&)>& on_generation = {});
 
@@ -168,10 +173,14 @@ struct WalkForwardResult {
   EvolveResult last;              ///< the last fold's search; its hall of fame is the final one
   double bar_steps = 0;           ///< bar steps backtested over all folds
   double seconds = 0;             ///< backtest wall time over all folds
+  std::int32_t folds_completed = 0;  ///< folds whose search ran all its generations
+  bool partial = false;           ///< the stop token ended the run early: `folds` ends with the fold it stopped in
 };
 
 /// Runs the search once per fold (fold k's seed is derived from the options' seed and k) and pools the chosen
-/// genomes' out-of-sample blocks. `on_generation` gets the fold (1..K) and each generation's report.
+/// genomes' out-of-sample blocks. `on_generation` gets the fold (1..K) and each generation's report. A stop request
+/// (`opt.evolve.stop`) ends the fold in hand after its current generation and runs no further fold; the figures then
+/// pool the folds that ran and the result is marked partial.
 WalkForwardResult evolve_walk_forward(const kernels::PanelView& panel, const StrategyFeatures& features,
                                       const BacktestBackend& backend, const WalkForwardOptions& opt,
                                       const std::function<void(std::int32_t, const GenerationReport&)>& on_generation = {});

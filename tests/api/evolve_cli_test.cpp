@@ -171,8 +171,8 @@ TEST_F(EvolveCli, WalkForwardFoldsAndLineage) {
 TEST_F(EvolveCli, BadFoldsAndObjectiveAreNamed) {
   const std::string base = "evolve --data syn --population 8 --generations 1 --device cpu ";
   auto r = run_qtos(base + "--folds 200", dir_->path());
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_TRUE(has(r.err, "--folds 200: expected 1 to 100")) << r.err;
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "--folds: 200 is out of range; expected an integer from 1 to 100")) << r.err;
   r = run_qtos(base + "--folds 12", dir_->path());  // blocks of 230 bars leave fold 1 30 train bars after the purge
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "--folds 12 with --purge 200 on 3000 bars: fold 1 would train on 30 bars")) << r.err;
@@ -189,8 +189,8 @@ TEST_F(EvolveCli, BadFoldsAndObjectiveAreNamed) {
 
 TEST_F(EvolveCli, BadInputsAreNamed) {
   auto r = run_qtos("evolve --data syn --population 2 --generations 1", dir_->path());
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_TRUE(has(r.err, "--population 2")) << r.err;
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "--population: 2 is out of range; expected an integer from 4 to 1000000")) << r.err;
   r = run_qtos("evolve --data syn --train 0.8 --test 0.5 --population 8 --generations 1", dir_->path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "train + test <= 1")) << r.err;
@@ -210,8 +210,8 @@ TEST_F(EvolveCli, BadInputsAreNamed) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "expected a genome code (g1:...) or a strategy id")) << r.err;
   r = run_qtos("evolve --data syn --population 8 --generations 1 --slippage-spread -0.5", dir_->path());
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_TRUE(has(r.err, "--slippage-spread -0.5")) << r.err;
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "--slippage-spread: -0.5 is out of range; expected a number from 0 to 10")) << r.err;
 }
 
 }  // namespace

@@ -99,8 +99,8 @@ TEST_F(RankCli, ImportedBinanceFilesRankLikeTheSyntheticOriginal) {
 
 TEST_F(RankCli, BadInputsExitNonZeroWithAReason) {
   auto r = run_qtos("rank --data syn --top 0", dir_->path());
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_TRUE(has(r.err, "--top 0: expected an integer >= 1")) << r.err;
+  EXPECT_EQ(r.exit_code, 2);  // a usage error
+  EXPECT_TRUE(has(r.err, "--top: 0 is out of range; expected an integer >= 1")) << r.err;
   r = run_qtos("rank --data syn --device tpu", dir_->path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "--device: 'tpu' is not a device; expected auto, cpu or cuda")) << r.err;
@@ -177,8 +177,8 @@ TEST_F(RankCli, IndicatorBadInputsExitNonZeroWithAReason) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "--symbol NOPEUSDT: no such symbol in syn")) << r.err;
   r = run_qtos("indicators --data syn --symbol SYN001USDT --indicator rsi --period 0", dir_->path());
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_TRUE(has(r.err, "--period: rsi period = 0")) << r.err;
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "--period: 0 is out of range; expected an integer >= 1")) << r.err;
   r = run_qtos("indicators --data syn --symbol SYN001USDT --indicator vwap", dir_->path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "vwap")) << r.err;

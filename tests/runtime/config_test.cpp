@@ -165,6 +165,16 @@ TEST(EnvFile, MalformedLineNamesFileAndLine) {
   EXPECT_THROW(env_file_read((dir / "missing.env").string()), ConfigError);
 }
 
+TEST(EnvFile, ADirectoryIsAnErrorNamingIt) {
+  test::TempDir dir;
+  try {
+    env_file_read(dir.path().string());
+    FAIL() << "a directory was read as an empty .env file";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("is a directory; expected a file of QT_NAME=VALUE lines"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Config, StrategyGeneratorThresholdsAndTheirRanges) {
   const Config d = load({});
   EXPECT_EQ(d.sg_promote_min_sharpe, 2.0);

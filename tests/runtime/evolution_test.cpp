@@ -404,3 +404,62 @@ TEST(WalkForward, BadFoldsAndWindowsAreNamed) {
 
 }  // namespace
 }  // namespace qtos
+
+namespace qtos {
+namespace {
+
+TEST(Evolution, StopTokenEndsTheSearchAfterTheGenerationInHandAndMarksItPartial) {
+  const Market mk = market(0.0, false, 5);
+  auto cpu = detail::backtest_cpu_backend();
+  const StopSource source;
+  EvolveOptions o = options(3);
+  o.generations = 10'000;
+  o.stop = source.token();
+  // A stop requested during generation 3 (0-based 2) is seen after it: three complete generations, a tested hall of fame.
+  const EvolveResult r = evolve(mk.m.panel.view(), mk.f, *cpu, o, [&](const GenerationReport& g) {
+    if (g.generation == 2) source.request();
+  });
+  EXPECT_TRUE(r.partial);
+  EXPECT_EQ(r.generations_completed, 3);
+  EXPECT_EQ(r.generations.size(), 3u);
+  ASSERT_FALSE(r.hall_of_fame.empty());
+  EXPECT_GT(r.hall_of_fame.front().test.observations, 0.0);
+  // The same three generations, run to completion, give the same hall of fame: a stop changes where, not what.
+  EvolveOptions full = options(3);
+  full.generations = 3;
+  const EvolveResult f = evolve(mk.m.panel.view(), mk.f, *cpu, full);
+  EXPECT_FALSE(f.partial);
+  EXPECT_EQ(f.generations_completed, 3);
+  ASSERT_EQ(f.hall_of_fame.size(), r.hall_of_fame.size());
+  for (std::size_t i = 0; i < f.hall_of_fame.size(); ++i) EXPECT_EQ(f.hall_of_fame[i].hash, r.hall_of_fame[i].hash);
+  // Already requested: one generation is still completed, so there is always something to write.
+  const StopSource early;
+  early.request();
+  o.stop = early.token();
+  const EvolveResult one = evolve(mk.m.panel.view(), mk.f, *cpu, o);
+  EXPECT_TRUE(one.partial);
+  EXPECT_EQ(one.generations_completed, 1);
+  EXPECT_FALSE(one.hall_of_fame.empty());
+}
+
+TEST(WalkForward, StopTokenRunsNoFurtherFoldAndMarksTheResultPartial) {
+  const Market mk = market(0.0, false, 5);
+  auto cpu = detail::backtest_cpu_backend();
+  const StopSource source;
+  WalkForwardOptions w = wf_options(1, false);
+  w.evolve.generations = 1000;
+  w.evolve.stop = source.token();
+  const WalkForwardResult r = evolve_walk_forward(mk.m.panel.view(), mk.f, *cpu, w, [&](std::int32_t fold, const GenerationReport& g) {
+    if (fold == 2 && g.generation == 1) source.request();
+  });
+  EXPECT_TRUE(r.partial);
+  ASSERT_EQ(r.folds.size(), 2u);  // fold 1 complete, fold 2 stopped after its second generation, no fold 3
+  EXPECT_EQ(r.folds_completed, 1);
+  EXPECT_TRUE(r.last.partial);
+  EXPECT_EQ(r.last.generations_completed, 2);
+  EXPECT_FALSE(r.last.hall_of_fame.empty());
+  EXPECT_TRUE(std::isfinite(r.mean_is_sharpe));
+}
+
+}  // namespace
+}  // namespace qtos
