@@ -9,6 +9,7 @@
 #include "api/verbs.hpp"
 #include "cpu/backend/device.hpp"
 #include "cpu/backend/indicator_backend.hpp"
+#include "cpu/registry/backends.hpp"
 #include "runtime/data/interval.hpp"
 #include "runtime/data/panel_info.hpp"
 #include "runtime/data/synth.hpp"

@@ -15,6 +15,7 @@
 #include "api/strategy_cli_util.hpp"
 #include "api/verbs.hpp"
 #include "cpu/backtest/backtest.hpp"
+#include "cpu/registry/backends.hpp"
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/data/market_panel.hpp"
 #include "runtime/strategy/deflated_sharpe.hpp"

@@ -10,6 +10,7 @@
 #include "api/cli_checks.hpp"
 #include "api/verbs.hpp"
 #include "cpu/backend/indicator_backend.hpp"
+#include "cpu/registry/backends.hpp"
 #include "runtime/data/interval.hpp"
 #include "runtime/data/market_panel.hpp"
 #include "runtime/ranking/panel_ranking.hpp"

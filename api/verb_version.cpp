@@ -7,6 +7,7 @@
 
 #include "api/verbs.hpp"
 #include "cpu/backend/device.hpp"
+#include "cpu/registry/backends.hpp"
 #include "models/torch_info.hpp"
 
 namespace qtos::api {

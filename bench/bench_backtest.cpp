@@ -16,6 +16,7 @@
 
 #include "cpu/backend/device.hpp"
 #include "cpu/backtest/backtest.hpp"
+#include "cpu/registry/backends.hpp"
 #include "runtime/data/synth.hpp"
 #include "runtime/strategy/evolution.hpp"
 

@@ -16,6 +16,7 @@
 #include <benchmark/benchmark.h>
 
 #include "cpu/backtest/backtest.hpp"
+#include "cpu/registry/backends.hpp"
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/data/synth.hpp"
 #include "runtime/strategy/deflated_sharpe.hpp"

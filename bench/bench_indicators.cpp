@@ -17,6 +17,7 @@
 
 #include "cpu/backend/indicator_backend.hpp"
 #include "cpu/indicators/reference.hpp"
+#include "cpu/registry/backends.hpp"
 #include "runtime/data/synth.hpp"
 
 namespace {

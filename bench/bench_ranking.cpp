@@ -15,6 +15,7 @@
 #include "cpu/backend/indicator_backend.hpp"
 #include "cpu/indicators/streaming.hpp"
 #include "cpu/ranking/opportunity.hpp"
+#include "cpu/registry/backends.hpp"
 #include "runtime/data/synth.hpp"
 
 namespace {

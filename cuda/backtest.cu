@@ -1,6 +1,7 @@
 // CUDA population backtest: one block per (genome tile, symbol), one genome per thread, the symbol's bars and
 // feature planes staged in shared memory a chunk at a time, the step function of cpu/kernels/strategy.hpp.
 #include <algorithm>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -37,10 +38,11 @@ struct DeviceView {
   std::int32_t n_symbols;
 };
 
+/// Symbols s0 + blockIdx.y: the launch is tiled over symbols, gridDim.y being limited to 65535.
 static __global__ void backtest_kernel(DeviceView v, const Genome* genomes, std::int32_t n_genomes, kernels::BacktestCosts costs,
-                                       std::int32_t t_begin, std::int32_t t_end, BacktestAccum* out) {
+                                       std::int32_t t_begin, std::int32_t t_end, std::int32_t s0, BacktestAccum* out) {
   __shared__ float smem[kPlanes * kChunk];
-  const std::int32_t s = static_cast<std::int32_t>(blockIdx.y);
+  const std::int32_t s = s0 + static_cast<std::int32_t>(blockIdx.y);
   const std::int32_t g = static_cast<std::int32_t>(blockIdx.x) * kThreads + static_cast<std::int32_t>(threadIdx.x);
   const bool active = g < n_genomes;
   Genome genome;
@@ -100,7 +102,17 @@ static __global__ void merge_kernel(const BacktestAccum* cells, std::int32_t n_g
 class BacktestCuda final : public BacktestBackend {
  public:
   std::string_view name() const override { return "cuda"; }
-  bool available() const override { return device_report().cuda_devices > 0; }
+  bool available() const override { return devices_query().cuda_devices > 0; }
+  /// Declines a population whose index would overflow the kernel's int32 or whose market, genomes and accumulators
+  /// would not fit in the device's memory.
+  bool supports(const BacktestRequest& r) const override {
+    const std::uint64_t P = r.genomes.size(), S = static_cast<std::uint64_t>(r.panel.n_symbols);
+    if (P > static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max())) return false;
+    const std::uint64_t prices = 4 * S * static_cast<std::uint64_t>(r.panel.stride) * sizeof(float);
+    const std::uint64_t features = r.features ? r.features->f32.size() * sizeof(float) : 0;
+    const std::uint64_t population = P * sizeof(Genome) + (P * S + P) * sizeof(BacktestAccum);
+    return prices + features + population <= devices_query().global_mem_bytes;
+  }
 
  protected:
   void run_checked(const BacktestRequest& r, BacktestResult& out) const override {
@@ -109,69 +121,76 @@ class BacktestCuda final : public BacktestBackend {
     const cudaStream_t st = stream_->get();
     const auto& p = r.panel;
     const std::size_t P = r.genomes.size(), S = static_cast<std::size_t>(p.n_symbols);
-    const Resident& m = resident(r, st);
-    DeviceBuffer<Genome> gs(P);
-    DeviceBuffer<BacktestAccum> cells(P * S), merged(P);
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(gs.data(), r.genomes.data(), P * sizeof(Genome), cudaMemcpyHostToDevice, st));
-    const DeviceView v{m.o.data(), m.h.data(), m.l.data(), m.c.data(), m.f.data(), p.stride, r.features->plane_size, p.n_symbols};
-    const dim3 grid(static_cast<unsigned>((P + kThreads - 1) / kThreads), static_cast<unsigned>(S));
-    backtest_kernel<<<grid, kThreads, 0, st>>>(v, gs.data(), static_cast<std::int32_t>(P), r.costs, r.t_begin, r.t_end, cells.data());
-    QTOS_CUDA_CHECK(cudaGetLastError());
-    merge_kernel<<<static_cast<unsigned>((P + 127) / 128), 128, 0, st>>>(cells.data(), static_cast<std::int32_t>(P),
-                                                                          static_cast<std::int32_t>(S), merged.data());
-    QTOS_CUDA_CHECK(cudaGetLastError());
+    market_upload(r, st);
+    genomes_.grow(P);
+    cells_.grow(P * S);
+    merged_.grow(P);
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(genomes_.data(), r.genomes.data(), P * sizeof(Genome), cudaMemcpyHostToDevice, st));
+    const DeviceView v{market_.o.data(), market_.h.data(), market_.l.data(), market_.c.data(), market_.f.data(),
+                       p.stride, r.features->plane_size, p.n_symbols};
+    const dim3 tiles = grid_x((P + kThreads - 1) / kThreads, "backtest_kernel");
+    for (std::size_t s0 = 0; s0 < S; s0 += kGridMaxY) {
+      const dim3 grid(tiles.x, static_cast<unsigned>(std::min<std::size_t>(kGridMaxY, S - s0)));
+      launch("backtest_kernel", backtest_kernel, grid, dim3(kThreads), 0, st, v, genomes_.data(),
+             static_cast<std::int32_t>(P), r.costs, r.t_begin, r.t_end, static_cast<std::int32_t>(s0), cells_.data());
+    }
+    launch("merge_kernel", merge_kernel, grid_x((P + 127) / 128, "merge_kernel"), dim3(128), 0, st, cells_.data(),
+           static_cast<std::int32_t>(P), static_cast<std::int32_t>(S), merged_.data());
     out.genome.resize(P);
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(out.genome.data(), merged.data(), P * sizeof(BacktestAccum), cudaMemcpyDeviceToHost, st));
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(out.genome.data(), merged_.data(), P * sizeof(BacktestAccum), cudaMemcpyDeviceToHost, st));
     if (r.per_symbol) {
       out.genome_symbol.resize(P * S);
-      QTOS_CUDA_CHECK(cudaMemcpyAsync(out.genome_symbol.data(), cells.data(), P * S * sizeof(BacktestAccum),
+      QTOS_CUDA_CHECK(cudaMemcpyAsync(out.genome_symbol.data(), cells_.data(), P * S * sizeof(BacktestAccum),
                                       cudaMemcpyDeviceToHost, st));
     }
     stream_->synchronize();  // the host needs the accumulators
   }
 
  private:
-  /// The market on the device: four price columns and the feature bank.
-  struct Resident {
-    std::uint64_t features_id = 0;
-    const float* host[4] = {};
-    std::size_t n = 0, n_features = 0;
-    DeviceBuffer<float> o, h, l, c, f;
+  /// The market on the device: four price columns and the feature bank, each with the identity of its copy.
+  struct Market {
+    std::uint64_t panel_id = 0;     // PanelView::id of the prices; 0: nothing reusable
+    const float* host[4] = {};      // their host columns (the same panel may be viewed in slices)
+    std::size_t n = 0;              // floats per column
+    std::uint64_t features_id = 0;  // StrategyFeatures::id of the bank; 0: nothing reusable
+    std::size_t n_features = 0;
+    DeviceBuffer<float> o, h, l, c, f;  // grow-only
   };
 
-  /// The request's market on the device, uploaded only when it is not the one already there: a genetic search runs
-  /// every generation on the same panel and feature bank, so only the genomes travel (a feature bank built by hand,
-  /// id 0, is uploaded every time).
-  const Resident& resident(const BacktestRequest& r, cudaStream_t st) const {
+  /// Copies the request's market to the device unless it is already there: a genetic search runs every generation
+  /// on the same panel and feature bank, so only the genomes travel. Prices are keyed by the panel's id, the bank by
+  /// its own; an id of 0 (a view or bank built by hand) is copied every time.
+  void market_upload(const BacktestRequest& r, cudaStream_t st) const {
     const auto& p = r.panel;
     const std::size_t n = static_cast<std::size_t>(p.n_symbols) * static_cast<std::size_t>(p.stride);
     const float* host[4] = {p.open, p.high, p.low, p.close};
-    const bool same = resident_ && r.features->id != 0 && resident_->features_id == r.features->id && resident_->n == n &&
-                      resident_->n_features == r.features->f32.size() && std::equal(host, host + 4, resident_->host);
-    if (same) return *resident_;
-    resident_.reset();  // free the old market before allocating the new one
-    Resident m;
-    m.features_id = r.features->id;
-    std::copy(host, host + 4, m.host);
-    m.n = n;
-    m.n_features = r.features->f32.size();
-    m.o = DeviceBuffer<float>(n);
-    m.h = DeviceBuffer<float>(n);
-    m.l = DeviceBuffer<float>(n);
-    m.c = DeviceBuffer<float>(n);
-    m.f = DeviceBuffer<float>(m.n_features);
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(m.o.data(), p.open, n * sizeof(float), cudaMemcpyHostToDevice, st));
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(m.h.data(), p.high, n * sizeof(float), cudaMemcpyHostToDevice, st));
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(m.l.data(), p.low, n * sizeof(float), cudaMemcpyHostToDevice, st));
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(m.c.data(), p.close, n * sizeof(float), cudaMemcpyHostToDevice, st));
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(m.f.data(), r.features->f32.data(), m.n_features * sizeof(float), cudaMemcpyHostToDevice, st));
-    resident_.emplace(std::move(m));
-    return *resident_;
+    if (!(p.id != 0 && market_.panel_id == p.id && market_.n == n && std::equal(host, host + 4, market_.host))) {
+      market_.panel_id = 0;
+      DeviceBuffer<float>* dev[4] = {&market_.o, &market_.h, &market_.l, &market_.c};
+      for (int k = 0; k < 4; ++k) {
+        dev[k]->grow(n);
+        QTOS_CUDA_CHECK(cudaMemcpyAsync(dev[k]->data(), host[k], n * sizeof(float), cudaMemcpyHostToDevice, st));
+      }
+      std::copy(host, host + 4, market_.host);
+      market_.n = n;
+      market_.panel_id = p.id;
+    }
+    const StrategyFeatures& bank = *r.features;
+    if (!(bank.id != 0 && market_.features_id == bank.id && market_.n_features == bank.f32.size())) {
+      market_.features_id = 0;
+      market_.f.grow(bank.f32.size());
+      QTOS_CUDA_CHECK(cudaMemcpyAsync(market_.f.data(), bank.f32.data(), bank.f32.size() * sizeof(float),
+                                      cudaMemcpyHostToDevice, st));
+      market_.n_features = bank.f32.size();
+      market_.features_id = bank.id;
+    }
   }
 
   mutable std::mutex mutex_;
   mutable std::optional<Stream> stream_;  // created on first use: constructing the backend must work without a device
-  mutable std::optional<Resident> resident_;
+  mutable Market market_;
+  mutable DeviceBuffer<Genome> genomes_;  // per-run buffers: grow-only, reused across generations
+  mutable DeviceBuffer<BacktestAccum> cells_, merged_;
 };
 
 }  // namespace

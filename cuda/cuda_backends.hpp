@@ -1,5 +1,6 @@
 #pragma once
-/// @file Factories of the CUDA backends; plain C++ so the CPU registry can name them without nvcc.
+/// @file Factories of the CUDA backends; plain C++ so the registry (cpu/registry/backends.cpp), their only user,
+/// names them without nvcc.
 
 #include <memory>
 
@@ -10,13 +11,13 @@
 
 namespace qtos::cuda {
 
-/// Asks the CUDA runtime for devices; reports 0 devices with the reason instead of throwing.
-DeviceReport devices_query();
+/// Asks the CUDA runtime for devices once per process (cached); reports 0 devices with the reason instead of throwing.
+const DeviceReport& devices_query();
 
 /// The CUDA twin of the smoke computation; `available()` is false when no device is present.
 std::unique_ptr<SmokeBackend> smoke_backend_make();
 
-/// The CUDA indicator backend (one warp per symbol, panel kept resident on the device between calls).
+/// The CUDA indicator backend (one warp per symbol, panel kept resident on the device while its id is the same).
 std::unique_ptr<IndicatorBackend> indicator_backend_make();
 
 /// The CUDA population-backtest backend (block per genome tile x symbol, bars staged in shared memory).

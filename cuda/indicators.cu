@@ -2,7 +2,7 @@
 // with one coalesced access, every lane runs the same sequential state update on the bars broadcast by shuffles
 // (the recurrence is serial in time), and lane j keeps bar j's outputs so the stores are coalesced too.
 // The math is cpu/kernels/indicators.hpp and cpu/kernels/features.hpp, shared verbatim with the TBB backend.
-#include <cstring>
+#include <algorithm>
 #include <mutex>
 #include <optional>
 #include <type_traits>
@@ -58,10 +58,16 @@ __device__ void warp_walk(const PanelView& p, std::int64_t base, std::int32_t t_
   }
 }
 
+/// The symbol of this thread's warp, computed in 64 bits (blockIdx.x * blockDim.x overflows 32 bits past 2^27 symbols).
+__device__ inline std::int64_t warp_symbol() {
+  return static_cast<std::int64_t>(blockIdx.x) * (blockDim.x / 32u) + threadIdx.x / 32u;
+}
+
 template <class Ind>
 __global__ static void series_kernel(PanelView p, IndicatorParams params, float* out, std::int64_t plane) {
-  const std::int32_t s = static_cast<std::int32_t>((blockIdx.x * blockDim.x + threadIdx.x) / 32u);
-  if (s >= p.n_symbols) return;  // the whole warp leaves together
+  const std::int64_t s64 = warp_symbol();
+  if (s64 >= p.n_symbols) return;  // the whole warp leaves together
+  const auto s = static_cast<std::int32_t>(s64);
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const std::int64_t base = p.at(s, 0);
   Ind st;
@@ -92,8 +98,9 @@ __global__ static void series_kernel(PanelView p, IndicatorParams params, float*
 
 __global__ static void features_kernel(PanelView p, kernels::FeatureParams params, std::int32_t t_begin,
                                        std::int32_t t_end, kernels::FeatureRow* out) {
-  const std::int32_t s = static_cast<std::int32_t>((blockIdx.x * blockDim.x + threadIdx.x) / 32u);
-  if (s >= p.n_symbols) return;
+  const std::int64_t s64 = warp_symbol();
+  if (s64 >= p.n_symbols) return;
+  const auto s = static_cast<std::int32_t>(s64);
   const std::int64_t base = p.at(s, t_begin);
   kernels::FeatureState<float> st;
   st.init(params);
@@ -113,80 +120,83 @@ __global__ static void features_kernel(PanelView p, kernels::FeatureParams param
   if ((threadIdx.x & 31u) == 0) out[s] = st.row;
 }
 
-/// The panel columns the indicators read, kept on the device while the host view stays the same.
+/// The panel columns the indicators read, kept on the device while the panel's identity and shape are the same.
 struct ResidentPanel {
-  DeviceBuffer<float> high, low, close, qvol;
-  const float* key[4] = {};
-  std::int32_t n_symbols = -1, n_bars = -1;
-  std::int64_t stride = -1;
+  DeviceBuffer<float> high, low, close, qvol;  // grow-only
+  std::uint64_t id = 0;                        // PanelView::id of the copy; 0: nothing reusable
+  const float* host[4] = {};                   // the slice of that panel (a view may cover some of its symbols)
+  std::int32_t n_symbols = 0, n_bars = 0;
+  std::int64_t stride = 0;
 };
+
+/// The grid of one warp per symbol.
+dim3 warp_grid(std::int32_t n_symbols) {
+  return grid_x((static_cast<std::size_t>(n_symbols) + kWarpsPerBlock - 1) / kWarpsPerBlock, "indicator kernel");
+}
 
 class IndicatorCuda final : public IndicatorBackend {
  public:
   std::string_view name() const override { return "cuda"; }
-  bool available() const override { return device_report().cuda_devices > 0; }
-  void panel_changed() const override {
-    std::lock_guard lock(mutex_);
-    resident_.n_symbols = -1;
+  bool available() const override { return devices_query().cuda_devices > 0; }
+  /// Declines a panel that, with the outputs, would not fit in the device's memory.
+  bool supports(const IndicatorRequest& r) const override {
+    const auto cells = static_cast<std::uint64_t>(r.panel.n_symbols) * static_cast<std::uint64_t>(r.panel.stride);
+    const std::uint64_t out = r.kind ? static_cast<std::uint64_t>(kernels::indicator_output_count(*r.kind)) * cells * sizeof(float)
+                                     : static_cast<std::uint64_t>(r.panel.n_symbols) * sizeof(kernels::FeatureRow);
+    return 4 * cells * sizeof(float) + out <= devices_query().global_mem_bytes;
   }
 
  protected:
   void series_run(const PanelView& panel, IndicatorKind kind, const IndicatorParams& params,
                   std::span<float> out) const override {
     std::lock_guard lock(mutex_);
-    const PanelView d = upload(panel);
-    if (out_.size() < out.size()) out_ = DeviceBuffer<float>(out.size());
+    const cudaStream_t st = stream().get();
+    const PanelView d = upload(panel, st);
+    out_.grow(out.size());
     const std::int64_t plane = static_cast<std::int64_t>(panel.n_symbols) * panel.stride;
-    const dim3 grid(static_cast<unsigned>((panel.n_symbols + kWarpsPerBlock - 1) / kWarpsPerBlock));
-    const dim3 block(32 * kWarpsPerBlock);
-    switch (kind) {
-      case IndicatorKind::sma: series_kernel<kernels::SmaState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
-      case IndicatorKind::ema: series_kernel<kernels::EmaState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
-      case IndicatorKind::rsi: series_kernel<kernels::RsiState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
-      case IndicatorKind::atr: series_kernel<kernels::AtrState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
-      case IndicatorKind::dmi: series_kernel<kernels::DmiState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
-      case IndicatorKind::bbands: series_kernel<kernels::BbandsState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
-      case IndicatorKind::macd: series_kernel<kernels::MacdState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
-      case IndicatorKind::roc: series_kernel<kernels::RocState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
-      case IndicatorKind::rvol: series_kernel<kernels::RvolState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
-      case IndicatorKind::dollar_volume: series_kernel<kernels::DollarVolumeState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
-      case IndicatorKind::spread: series_kernel<kernels::SpreadState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
-      case IndicatorKind::max_drawdown: series_kernel<kernels::MaxDrawdownState<float>><<<grid, block, 0, stream().get()>>>(d, params, out_.data(), plane); break;
-    }
-    QTOS_CUDA_CHECK(cudaGetLastError());
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(out.data(), out_.data(), out.size_bytes(), cudaMemcpyDeviceToHost, stream().get()));
-    stream().synchronize();
+    // One launch site for every family: the kernel library's dispatcher names the state type of `kind`.
+    kernels::indicator_dispatch<float>(kind, params, [&](auto& state) {
+      using State = std::remove_cvref_t<decltype(state)>;
+      launch("series_kernel", series_kernel<State>, warp_grid(panel.n_symbols), dim3(32 * kWarpsPerBlock), 0, st, d,
+             params, out_.data(), plane);
+    });
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(out.data(), out_.data(), out.size_bytes(), cudaMemcpyDeviceToHost, st));
+    stream().synchronize();  // the host needs the series
   }
 
   void features_run(const PanelView& panel, const kernels::FeatureParams& params, std::int32_t t_begin,
                     std::int32_t t_end, std::span<kernels::FeatureRow> out) const override {
     std::lock_guard lock(mutex_);
-    const PanelView d = upload(panel);
-    DeviceBuffer<kernels::FeatureRow> rows(out.size());
-    const dim3 grid(static_cast<unsigned>((panel.n_symbols + kWarpsPerBlock - 1) / kWarpsPerBlock));
-    features_kernel<<<grid, dim3(32 * kWarpsPerBlock), 0, stream().get()>>>(d, params, t_begin, t_end, rows.data());
-    QTOS_CUDA_CHECK(cudaGetLastError());
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(out.data(), rows.data(), out.size_bytes(), cudaMemcpyDeviceToHost, stream().get()));
-    stream().synchronize();
+    const cudaStream_t st = stream().get();
+    const PanelView d = upload(panel, st);
+    rows_.grow(out.size());
+    launch("features_kernel", features_kernel, warp_grid(panel.n_symbols), dim3(32 * kWarpsPerBlock), 0, st, d, params,
+           t_begin, t_end, rows_.data());
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(out.data(), rows_.data(), out.size_bytes(), cudaMemcpyDeviceToHost, st));
+    stream().synchronize();  // the host needs the rows
   }
 
  private:
-  /// Device view of `host`, uploading the columns only when the host view changed since the last call.
-  PanelView upload(const PanelView& host) const {
+  /// Device view of `host`. The columns are copied unless the same panel (PanelView::id, never 0) with the same
+  /// rows is already resident; a view of fewer leading symbols of it reuses the copy too.
+  PanelView upload(const PanelView& host, cudaStream_t st) const {
     const std::size_t n = static_cast<std::size_t>(host.n_symbols) * static_cast<std::size_t>(host.stride);
-    const float* key[4] = {host.high, host.low, host.close, host.quote_volume};
-    const bool same = resident_.n_symbols == host.n_symbols && resident_.n_bars == host.n_bars &&
-                      resident_.stride == host.stride && std::memcmp(key, resident_.key, sizeof key) == 0;
+    const float* cols[4] = {host.high, host.low, host.close, host.quote_volume};
+    const bool same = host.id != 0 && resident_.id == host.id && std::equal(cols, cols + 4, resident_.host) &&
+                      resident_.n_bars == host.n_bars && resident_.stride == host.stride &&
+                      host.n_symbols <= resident_.n_symbols;
     if (!same) {
-      DeviceBuffer<float>* cols[4] = {&resident_.high, &resident_.low, &resident_.close, &resident_.qvol};
+      resident_.id = 0;  // nothing reusable until every column has been queued
+      DeviceBuffer<float>* dev[4] = {&resident_.high, &resident_.low, &resident_.close, &resident_.qvol};
       for (int c = 0; c < 4; ++c) {
-        if (cols[c]->size() < n) *cols[c] = DeviceBuffer<float>(n);
-        QTOS_CUDA_CHECK(cudaMemcpyAsync(cols[c]->data(), key[c], n * sizeof(float), cudaMemcpyHostToDevice, stream().get()));
-        resident_.key[c] = key[c];
+        dev[c]->grow(n);
+        QTOS_CUDA_CHECK(cudaMemcpyAsync(dev[c]->data(), cols[c], n * sizeof(float), cudaMemcpyHostToDevice, st));
       }
+      std::copy(cols, cols + 4, resident_.host);
       resident_.n_symbols = host.n_symbols;
       resident_.n_bars = host.n_bars;
       resident_.stride = host.stride;
+      resident_.id = host.id;
     }
     PanelView d = host;
     d.open = nullptr;
@@ -210,7 +220,8 @@ class IndicatorCuda final : public IndicatorBackend {
   mutable std::mutex mutex_;
   mutable std::optional<Stream> stream_;
   mutable ResidentPanel resident_;
-  mutable DeviceBuffer<float> out_;
+  mutable DeviceBuffer<float> out_;                // grow-only, reused across calls
+  mutable DeviceBuffer<kernels::FeatureRow> rows_;  // grow-only, reused across calls
 };
 
 }  // namespace

@@ -1,4 +1,6 @@
-// CUDA twin of the smoke computation and the device query; the math is cpu/kernels/smoke.hpp, shared verbatim.
+// CUDA twin of the smoke computation; the math is cpu/kernels/smoke.hpp, shared verbatim.
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 
 #include "cpu/kernels/smoke.hpp"
@@ -16,48 +18,34 @@ __global__ static void log_returns_kernel(const float* close, float* out, std::s
 class SmokeCuda final : public SmokeBackend {
  public:
   std::string_view name() const override { return "cuda"; }
-  bool available() const override { return device_report().cuda_devices > 0; }
+  bool available() const override { return devices_query().cuda_devices > 0; }
+  /// Declines a series whose input and output would not fit in the device's memory.
+  bool supports(std::span<const float> close) const override {
+    return 2 * close.size_bytes() <= devices_query().global_mem_bytes;
+  }
   void log_returns(std::span<const float> close, std::span<float> out) const override {
     if (out.size() != close.size()) throw std::invalid_argument("log_returns: out.size() must equal close.size()");
     if (close.empty()) return;
-    Stream stream;
-    DeviceBuffer<float> d_in(close.size()), d_out(close.size());
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(d_in.data(), close.data(), close.size_bytes(), cudaMemcpyHostToDevice, stream.get()));
+    const std::lock_guard<std::mutex> lock(mutex_);  // one call at a time on the backend's stream and buffers
+    if (!stream_) stream_.emplace();
+    const cudaStream_t st = stream_->get();
+    in_.grow(close.size());
+    out_.grow(close.size());
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(in_.data(), close.data(), close.size_bytes(), cudaMemcpyHostToDevice, st));
     const unsigned threads = 256;
-    const auto blocks = static_cast<unsigned>((close.size() + threads - 1) / threads);
-    log_returns_kernel<<<blocks, threads, 0, stream.get()>>>(d_in.data(), d_out.data(), close.size());
-    QTOS_CUDA_CHECK(cudaGetLastError());
-    QTOS_CUDA_CHECK(cudaMemcpyAsync(out.data(), d_out.data(), out.size_bytes(), cudaMemcpyDeviceToHost, stream.get()));
-    stream.synchronize();
+    launch("log_returns_kernel", log_returns_kernel, grid_x((close.size() + threads - 1) / threads, "log_returns_kernel"),
+           dim3(threads), 0, st, in_.data(), out_.data(), close.size());
+    QTOS_CUDA_CHECK(cudaMemcpyAsync(out.data(), out_.data(), out.size_bytes(), cudaMemcpyDeviceToHost, st));
+    stream_->synchronize();  // the host needs the result
   }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::optional<Stream> stream_;  // created on first use: constructing the backend must work without a device
+  mutable DeviceBuffer<float> in_, out_;  // grow-only, reused across calls
 };
 
 }  // namespace
-
-DeviceReport devices_query() {
-  DeviceReport r;
-  r.cuda_compiled = true;
-  int n = 0;
-  const cudaError_t err = cudaGetDeviceCount(&n);
-  if (err != cudaSuccess) {
-    r.cuda_error = cudaGetErrorString(err);
-    cudaGetLastError();  // clear the sticky-free error so later calls start clean
-    return r;
-  }
-  r.cuda_devices = n;
-  if (n == 0) {
-    r.cuda_error = "no CUDA device present";
-    return r;
-  }
-  cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
-    r.cuda_name = prop.name;
-    r.sm_count = prop.multiProcessorCount;
-    r.fp32_lanes_per_sm = prop.major > 8 || (prop.major == 8 && prop.minor >= 6) ? 128 : 64;
-  }
-  if (cudaDeviceGetAttribute(&r.sm_clock_khz, cudaDevAttrClockRate, 0) != cudaSuccess) r.sm_clock_khz = 0;
-  return r;
-}
 
 std::unique_ptr<SmokeBackend> smoke_backend_make() { return std::make_unique<SmokeCuda>(); }
 

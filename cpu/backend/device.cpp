@@ -3,10 +3,6 @@
 #include <algorithm>
 #include <cctype>
 
-#if QTOS_HAVE_CUDA
-#include "cuda/cuda_backends.hpp"
-#endif
-
 namespace qtos {
 
 DeviceKind device_parse(std::string_view text, std::string_view what) {
@@ -25,19 +21,6 @@ std::string_view device_name(DeviceKind kind) {
     case DeviceKind::cuda: return "cuda";
   }
   return "?";
-}
-
-const DeviceReport& device_report() {
-  static const DeviceReport report = [] {
-#if QTOS_HAVE_CUDA
-    return cuda::devices_query();
-#else
-    DeviceReport r;
-    r.cuda_error = "built without CUDA";
-    return r;
-#endif
-  }();
-  return report;
 }
 
 }  // namespace qtos

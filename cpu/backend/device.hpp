@@ -1,6 +1,7 @@
 #pragma once
 /// @file Device selection shared by every computation (`--device auto|cpu|cuda`, `QT_DEVICE`).
 
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -18,7 +19,7 @@ DeviceKind device_parse(std::string_view text, std::string_view what = "--device
 /// Lower-case name of a device kind.
 std::string_view device_name(DeviceKind kind);
 
-/// What this build and this machine offer.
+/// What this build and this machine offer (device_report() in cpu/registry/backends.hpp fills it in).
 struct DeviceReport {
   bool cuda_compiled = false;   ///< the binary contains the CUDA backends
   int cuda_devices = 0;         ///< devices the CUDA runtime sees (0 without a driver)
@@ -27,12 +28,12 @@ struct DeviceReport {
   int sm_count = 0;             ///< streaming multiprocessors of device 0
   int sm_clock_khz = 0;         ///< their peak clock
   int fp32_lanes_per_sm = 0;    ///< FP32 lanes per SM (128 from compute capability 8.6 on, 64 before)
+  std::uint64_t global_mem_bytes = 0;  ///< global memory of device 0 (what a CUDA backend may ever hold)
 };
 
-/// Queries the CUDA runtime once per process (cached); never throws.
-const DeviceReport& device_report();
-
-/// Common base of every backend: a name ("cpu", "cuda") and whether it can run at all on this machine.
+/// Common base of every backend: a name ("cpu", "cuda") and whether it can run at all on this machine. Each family
+/// (IndicatorBackend, BacktestBackend, SmokeBackend) adds `supports(request)`: whether this backend takes that
+/// request; the registry (cpu/registry/backends.hpp) sends a declined request to the TBB backend.
 class BackendBase {
  public:
   virtual ~BackendBase() = default;
@@ -41,21 +42,5 @@ class BackendBase {
   /// True when the backend can run here (the CUDA one needs a device).
   virtual bool available() const { return true; }
 };
-
-/// Picks a backend from a list ordered by preference (CUDA first). `auto` takes the first available one;
-/// `cpu`/`cuda` take that one or throw std::runtime_error saying why it cannot run.
-template <class Backend>
-Backend& backend_select(const std::vector<std::unique_ptr<Backend>>& backends, DeviceKind kind) {
-  for (const auto& b : backends) {
-    if (!b->available()) continue;
-    if (kind == DeviceKind::auto_select || b->name() == device_name(kind)) return *b;
-  }
-  if (kind == DeviceKind::cuda) {
-    const auto& r = device_report();
-    throw std::runtime_error(!r.cuda_compiled ? "--device cuda: this build has no CUDA backends (built with QTOS_CUDA=OFF)"
-                                              : "--device cuda: no usable CUDA device (" + r.cuda_error + ")");
-  }
-  throw std::runtime_error("no backend available for device '" + std::string(device_name(kind)) + "'");
-}
 
 }  // namespace qtos

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -30,9 +31,20 @@ void feature_params_check(const kernels::FeatureParams& params);
 /// Floats one indicator run writes: outputs * n_symbols * stride (output j of (s, t) at j*plane + s*stride + t).
 std::size_t indicator_out_size(kernels::IndicatorKind kind, const kernels::PanelView& panel);
 
+/// What an indicator backend is asked to run, as far as choosing a backend needs to know.
+struct IndicatorRequest {
+  kernels::PanelView panel;                    ///< the market
+  std::optional<kernels::IndicatorKind> kind;  ///< the family of a series() call; empty for features()
+};
+
 /// Runs indicators and ranking features over a whole panel on one backend.
 class IndicatorBackend : public BackendBase {
  public:
+  /// Whether this backend takes `request`; the registry runs a declined one on the TBB backend. TBB takes all.
+  virtual bool supports(const IndicatorRequest& request) const {
+    (void)request;
+    return true;
+  }
   /// Every output of `kind` for every symbol and bar into `out` (indicator_out_size floats, same layout as the
   /// panel, one plane per output). Checks the arguments, then forwards to the backend.
   void series(const kernels::PanelView& panel, kernels::IndicatorKind kind, const kernels::IndicatorParams& params,
@@ -40,8 +52,6 @@ class IndicatorBackend : public BackendBase {
   /// Features of every symbol as of bar `t_end`, running the states over bars [t_begin, t_end].
   void features(const kernels::PanelView& panel, const kernels::FeatureParams& params, std::int32_t t_begin,
                 std::int32_t t_end, std::span<kernels::FeatureRow> out) const;
-  /// Tells a backend that keeps the panel resident (CUDA) that the host data behind the same pointers changed.
-  virtual void panel_changed() const {}
 
  protected:
   /// Backend part of series(); arguments already checked and the panel non-empty.
@@ -52,8 +62,10 @@ class IndicatorBackend : public BackendBase {
                             std::int32_t t_end, std::span<kernels::FeatureRow> out) const = 0;
 };
 
-/// Every indicator backend compiled in, CUDA first when present (whether or not a device is available).
-std::vector<std::unique_ptr<IndicatorBackend>> indicator_backends();
+namespace detail {
+/// The TBB backend (the registry, cpu/registry/backends.hpp, lists it after CUDA; tests and benchmarks use it alone).
+std::unique_ptr<IndicatorBackend> indicator_cpu_backend();
+}  // namespace detail
 
 /// Plain serial double-precision run of the same states: what the consistency suite compares backends with.
 /// `out` has indicator_out_size doubles.

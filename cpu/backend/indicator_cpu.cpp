@@ -8,10 +8,6 @@
 
 #include "cpu/backend/indicator_backend.hpp"
 
-#if QTOS_HAVE_CUDA
-#include "cuda/cuda_backends.hpp"
-#endif
-
 namespace qtos {
 
 using kernels::IndicatorKind;
@@ -202,14 +198,7 @@ class IndicatorCpu final : public IndicatorBackend {
 
 }  // namespace
 
-std::vector<std::unique_ptr<IndicatorBackend>> indicator_backends() {
-  std::vector<std::unique_ptr<IndicatorBackend>> v;
-#if QTOS_HAVE_CUDA
-  v.push_back(cuda::indicator_backend_make());
-#endif
-  v.push_back(std::make_unique<IndicatorCpu>());
-  return v;
-}
+std::unique_ptr<IndicatorBackend> detail::indicator_cpu_backend() { return std::make_unique<IndicatorCpu>(); }
 
 void indicator_series_serial(const PanelView& panel, IndicatorKind kind, const IndicatorParams& params,
                              std::span<double> out) {

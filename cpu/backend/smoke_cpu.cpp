@@ -5,10 +5,6 @@
 #include "cpu/backend/smoke_backend.hpp"
 #include "cpu/kernels/smoke.hpp"
 
-#if QTOS_HAVE_CUDA
-#include "cuda/cuda_backends.hpp"
-#endif
-
 namespace qtos {
 namespace {
 
@@ -25,14 +21,7 @@ class SmokeCpu final : public SmokeBackend {
 
 }  // namespace
 
-std::vector<std::unique_ptr<SmokeBackend>> smoke_backends() {
-  std::vector<std::unique_ptr<SmokeBackend>> v;
-#if QTOS_HAVE_CUDA
-  v.push_back(cuda::smoke_backend_make());
-#endif
-  v.push_back(std::make_unique<SmokeCpu>());
-  return v;
-}
+std::unique_ptr<SmokeBackend> detail::smoke_cpu_backend() { return std::make_unique<SmokeCpu>(); }
 
 void smoke_log_returns_reference(std::span<const float> close, std::span<float> out) {
   for (std::size_t i = 0; i < close.size(); ++i) {

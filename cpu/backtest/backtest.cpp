@@ -15,9 +15,6 @@
 
 #include "cpu/backtest/feature_state.hpp"
 #include "cpu/kernels/indicators.hpp"
-#if QTOS_HAVE_CUDA
-#include "cuda/cuda_backends.hpp"
-#endif
 
 namespace qtos {
 
@@ -465,15 +462,6 @@ BacktestResult BacktestBackend::run(const BacktestRequest& req) const {
   run_checked(r, out);
   if (!r.per_symbol) out.genome_symbol.clear();
   return out;
-}
-
-std::vector<std::unique_ptr<BacktestBackend>> backtest_backends() {
-  std::vector<std::unique_ptr<BacktestBackend>> v;
-#if QTOS_HAVE_CUDA
-  v.push_back(cuda::backtest_backend_make());
-#endif
-  v.push_back(std::make_unique<BacktestCpu>());
-  return v;
 }
 
 namespace detail {

@@ -71,6 +71,11 @@ BacktestRequest backtest_request_check(BacktestRequest req);
 /// A population-backtest backend.
 class BacktestBackend : public BackendBase {
  public:
+  /// Whether this backend takes `request`; the registry runs a declined one on the TBB backend. TBB takes all.
+  virtual bool supports(const BacktestRequest& request) const {
+    (void)request;
+    return true;
+  }
   /// Checks the request, then runs it. Float arithmetic in the step, double accumulators.
   BacktestResult run(const BacktestRequest& req) const;
 
@@ -78,9 +83,6 @@ class BacktestBackend : public BackendBase {
   /// Backend part of run(); the request is checked and has at least one genome and one symbol.
   virtual void run_checked(const BacktestRequest& req, BacktestResult& out) const = 0;
 };
-
-/// Every backtest backend compiled in, CUDA first when present (whether or not a device is available).
-std::vector<std::unique_ptr<BacktestBackend>> backtest_backends();
 
 /// Plain serial double-precision run of the same step function (the consistency reference); needs f64 planes.
 BacktestResult backtest_serial(const BacktestRequest& req);
@@ -99,7 +101,7 @@ std::vector<TradeRecord> backtest_trades(const BacktestRequest& req, std::size_t
 const char* exit_reason_name(kernels::ExitReason r);
 
 namespace detail {
-/// The TBB backend (exposed for tests and the benchmark).
+/// The TBB backend (the registry, cpu/registry/backends.hpp, lists it after CUDA; tests and benchmarks use it alone).
 std::unique_ptr<BacktestBackend> backtest_cpu_backend();
 }  // namespace detail
 

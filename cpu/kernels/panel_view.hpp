@@ -23,6 +23,8 @@ struct PanelView {
   std::int32_t n_symbols = 0;
   std::int32_t n_bars = 0;
   std::int64_t stride = 0;  ///< floats between the starts of two symbols' rows (>= n_bars, multiple of 16)
+  std::uint64_t id = 0;     ///< identity of the panel's contents, new whenever they may change (MarketPanel sets it);
+                            ///< a device backend keeps its copy while the id is the same; 0: unknown, copied every call
 
   /// Offset of bar t of symbol s in every column.
   QTOS_HD std::int64_t at(std::int32_t s, std::int32_t t) const { return s * stride + t; }

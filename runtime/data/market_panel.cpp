@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -75,6 +76,12 @@ std::uint64_t meminfo_available() {
   const long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
   return pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page)
                                : std::numeric_limits<std::uint64_t>::max();
+}
+
+// Identities of panel contents (kernels::PanelView::id), unique in the process; 0 is never handed out.
+std::uint64_t panel_id_next() {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -159,6 +166,7 @@ MarketPanel::MarketPanel(std::vector<std::string> symbols, std::int32_t n_bars, 
   }
   first_.assign(symbols_.size(), 0);
   last_.assign(symbols_.size(), -1);
+  id_ = panel_id_next();
 }
 
 MarketPanel::MarketPanel(MarketPanel&&) noexcept = default;
@@ -185,6 +193,8 @@ std::span<const float> MarketPanel::series(Column c, std::int32_t s) const {
 std::span<float> MarketPanel::series_mut(Column c, std::int32_t s) {
   QTOS_ASSERT(owned_ != nullptr, "series_mut on a memory-mapped panel");
   QTOS_ASSERT(s >= 0 && s < n_symbols(), "symbol index out of range");
+  // The caller may change the contents: a new identity. Threads filling different rows call this at once.
+  std::atomic_ref<std::uint64_t>(id_).store(panel_id_next(), std::memory_order_relaxed);
   return {const_cast<float*>(cols_[static_cast<int>(c)]) + s * stride_, static_cast<std::size_t>(n_bars_)};
 }
 
@@ -193,6 +203,7 @@ bool MarketPanel::has_bar(std::int32_t s, std::int32_t t) const {
 }
 
 void MarketPanel::valid_ranges_recompute() {
+  std::atomic_ref<std::uint64_t>(id_).store(panel_id_next(), std::memory_order_relaxed);
   for (std::int32_t s = 0; s < n_symbols(); ++s) {
     const auto close = series(Column::close, s);
     std::int32_t first = 0, last = -1;
@@ -225,6 +236,7 @@ kernels::PanelView MarketPanel::view() const {
   v.n_symbols = n_symbols();
   v.n_bars = n_bars_;
   v.stride = stride_;
+  v.id = std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(id_)).load(std::memory_order_relaxed);
   return v;
 }
 
@@ -341,6 +353,7 @@ MarketPanel panel_load(const std::string& path, bool verify_checksum) {
     throw fail("payload checksum mismatch (file is corrupt)");
 
   MarketPanel p;
+  p.id_ = panel_id_next();
   p.n_bars_ = h.n_bars;
   p.stride_ = h.stride;
   p.t0_ms_ = h.t0_ms;

@@ -76,6 +76,8 @@ class MarketPanel {
   const float* cols_[kColumnCount] = {};
   std::unique_ptr<float, void (*)(float*)> owned_{nullptr, nullptr};  // one aligned block for all columns
   std::unique_ptr<Mapping> mapping_;
+  alignas(8) std::uint64_t id_ = 0;  // kernels::PanelView::id: new on construction, load, series_mut (threads may call it
+                                     // at once: accessed through std::atomic_ref) and valid_ranges_recompute
 };
 
 /// A panel would need more memory than this process has; what() says "needs N GB, have M GB".

@@ -12,6 +12,7 @@
 
 #include "cpu/backend/device.hpp"
 #include "cpu/indicators/reference.hpp"
+#include "cpu/registry/backends.hpp"
 #include "runtime/data/market_panel.hpp"
 #include "tests/support/run_command.hpp"
 

@@ -12,6 +12,7 @@
 
 #include "cpu/backtest/backtest.hpp"
 #include "cpu/kernels/strategy.hpp"
+#include "cpu/registry/backends.hpp"
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/util/rng.hpp"
 #include "tests/support/synthetic_panel.hpp"

@@ -10,6 +10,7 @@
 #include "cpu/backend/indicator_backend.hpp"
 #include "cpu/indicators/reference.hpp"
 #include "cpu/indicators/streaming.hpp"
+#include "cpu/registry/backends.hpp"
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {

@@ -10,6 +10,7 @@
 #include "cpu/indicators/reference.hpp"
 #include "cpu/indicators/streaming.hpp"
 #include "cpu/ranking/opportunity.hpp"
+#include "cpu/registry/backends.hpp"
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {

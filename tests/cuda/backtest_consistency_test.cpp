@@ -7,6 +7,7 @@
 
 #include "cpu/backend/device.hpp"
 #include "cpu/backtest/backtest.hpp"
+#include "cpu/registry/backends.hpp"
 #include "runtime/util/rng.hpp"
 #include "tests/support/synthetic_panel.hpp"
 

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "cpu/backend/indicator_backend.hpp"
+#include "cpu/registry/backends.hpp"
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "cpu/backend/smoke_backend.hpp"
+#include "cpu/registry/backends.hpp"
 
 namespace qtos {
 namespace {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "cpu/backend/indicator_backend.hpp"
+#include "cpu/registry/backends.hpp"
 #include "runtime/bus/event_bus.hpp"
 #include "runtime/clock/clock.hpp"
 #include "runtime/data/bar_event.hpp"
