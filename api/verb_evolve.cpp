@@ -254,7 +254,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
       if (!repo) repo.emplace(a->repo);
       const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::system_clock::now().time_since_epoch()).count();
-      int added = 0;
+      std::vector<StrategyRecord> records;
       for (const auto& h : r.hall_of_fame) {
         StrategyRecord rec;
         rec.genome = h.genome;
@@ -269,8 +269,9 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                                     {"train", boost::json::array{opt.train_begin, opt.train_end}},
                                     {"test", boost::json::array{opt.test_begin, opt.test_end}}};
         rec.backtest_metrics = boost::json::serialize(m);
-        added += repo->upsert(rec, now) ? 1 : 0;
+        records.push_back(std::move(rec));
       }
+      const int added = repo->upsert_all(records, now);  // the whole hall of fame or nothing
       std::printf("stored %zu strategies in %s (%d new)\n", r.hall_of_fame.size(), a->repo.c_str(), added);
     }
     if (!a->out.empty()) {

@@ -1,4 +1,4 @@
-// `qtos models list|show|promote|retire`: inspect the model registry and move versions through their stages.
+// `qtos models list|show|promote|rollback|retire`: inspect the model registry and move versions through their stages.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -57,7 +57,7 @@ bool registry_exists(const std::string& dir) {
 std::unique_ptr<models::ModelRegistry> registry_open_existing(const std::string& dir) {
   if (!registry_exists(dir))
     throw std::runtime_error("no model registry at " + dir + " (expected DIR/registry.db; `qtos retrain` creates one)");
-  return std::make_unique<models::ModelRegistry>(dir);
+  return std::make_unique<models::ModelRegistry>(dir, models::RegistryOptions{.mode = store::OpenMode::existing});
 }
 
 models::ModelRecord record_or_throw(Result<models::ModelRecord> r) {
@@ -68,7 +68,7 @@ models::ModelRecord record_or_throw(Result<models::ModelRecord> r) {
 }  // namespace
 
 void verbs_models_register(CLI::App& app, CliContext& ctx) {
-  auto* cmd = app.add_subcommand("models", "the model registry: list, show, promote and retire model versions");
+  auto* cmd = app.add_subcommand("models", "the model registry: list, show, promote, retire and roll back model versions");
   cmd->require_subcommand(1);
   auto a = std::make_shared<ModelsArgs>();
   auto add_registry = [a](CLI::App* sub) {
@@ -154,6 +154,20 @@ void verbs_models_register(CLI::App& app, CliContext& ctx) {
     std::printf("%s v%d: %s -> %s", after.name.c_str(), after.version, std::string(models::model_status_name(before.status)).c_str(),
                 std::string(models::model_status_name(after.status)).c_str());
     if (after.status == models::ModelStatus::active && prev) std::printf(" (v%d retired)", prev->version);
+    std::printf("\n");
+  });
+
+  auto* rollback = cmd->add_subcommand("rollback", "make a RETIRED version ACTIVE again (the ACTIVE one is retired)");
+  add_registry(rollback);
+  rollback->add_option("name", a->name, "model name")->required();
+  rollback->add_option("version", a->version, "the RETIRED version to reactivate")->required()->check(integer_range(1, 1'000'000'000));
+  rollback->callback([a, &ctx] {
+    const auto reg_ptr = registry_open_existing(models_registry_dir(ctx, a->registry));
+    models::ModelRegistry& reg = *reg_ptr;
+    const auto prev = reg.active(a->name);
+    const auto after = record_or_throw(reg.reactivate(a->name, a->version));
+    std::printf("%s v%d: RETIRED -> ACTIVE", after.name.c_str(), after.version);
+    if (prev) std::printf(" (v%d retired)", prev->version);
     std::printf("\n");
   });
 

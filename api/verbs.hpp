@@ -33,7 +33,7 @@ void verbs_config_register(CLI::App& app, CliContext& ctx);   ///< `qtos config 
 void verbs_data_register(CLI::App& app, CliContext& ctx);     ///< `qtos data synth|import|info`
 void verbs_demo_register(CLI::App& app, CliContext& ctx);     ///< `qtos demo`, the main job of `make run`
 void verbs_retrain_register(CLI::App& app, CliContext& ctx);  ///< `qtos retrain`
-void verbs_models_register(CLI::App& app, CliContext& ctx);   ///< `qtos models list|show|promote|retire`
+void verbs_models_register(CLI::App& app, CliContext& ctx);   ///< `qtos models list|show|promote|rollback|retire`
 void verbs_events_register(CLI::App& app, CliContext& ctx);   ///< `qtos events dump FILE`
 void verbs_rank_register(CLI::App& app, CliContext& ctx);        ///< `qtos rank`
 void verbs_indicators_register(CLI::App& app, CliContext& ctx);  ///< `qtos indicators`

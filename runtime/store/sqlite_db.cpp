@@ -12,10 +12,10 @@
 namespace qtos::store {
 namespace {
 
-std::string hint_for(int rc) {
+std::string hint_for(int rc, const std::string& path) {
   switch (rc & 0xff) {
     case SQLITE_CORRUPT:
-      return " (the file is damaged: restore it from a backup, or salvage rows with `sqlite3 FILE .recover`)";
+      return " (the file is damaged: restore it from a backup, or salvage rows with `sqlite3 " + path + " .recover`)";
     case SQLITE_NOTADB: return " (the file is not a SQLite database)";
     case SQLITE_FULL: return " (the disk is full: free space and retry; nothing was changed)";
     case SQLITE_READONLY: return " (the file or its directory is read-only)";
@@ -130,7 +130,7 @@ Db::Db(std::string path, const Schema& schema, const OpenOptions& opts) : path_(
     const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close_v2(db_);
     db_ = nullptr;
-    throw StoreError(kind_ + " '" + path_ + "': cannot open: " + msg + hint_for(rc), rc);
+    throw StoreError(kind_ + " '" + path_ + "': cannot open: " + msg + hint_for(rc, path_), rc);
   }
   try {
     sqlite3_extended_result_codes(db_, 1);
@@ -148,13 +148,20 @@ Db::Db(std::string path, const Schema& schema, const OpenOptions& opts) : path_(
       std::string problems;
       int n = 0;
       while (check.step()) {
-        const std::string line = check.text_at(0);
-        if (line == "ok") continue;
-        if (n++ < 3) problems += (problems.empty() ? "" : "; ") + line;
+        // One row may hold several lines; count and quote the first few real ones.
+        const std::string text = check.text_at(0);
+        std::size_t at = 0;
+        while (at < text.size()) {
+          const std::size_t nl = std::min(text.find('\n', at), text.size());
+          const std::string line = text.substr(at, nl - at);
+          at = nl + 1;
+          if (line.empty() || line == "ok" || line.rfind("*** in database", 0) == 0) continue;
+          if (n++ < 3) problems += (problems.empty() ? "" : "; ") + line;
+        }
       }
       if (n > 0)
         throw StoreError(kind_ + " '" + path_ + "' is damaged (" + std::to_string(n) + " problem" + (n > 1 ? "s" : "") +
-                             ": " + problems + ")" + hint_for(SQLITE_CORRUPT),
+                             ", first: " + problems + ")" + hint_for(SQLITE_CORRUPT, path_),
                          SQLITE_CORRUPT);
     }
     recognise(schema);
@@ -172,7 +179,7 @@ Db::~Db() {
 
 void Db::fail(int rc, std::string_view what) const {
   const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-  throw StoreError(kind_ + " '" + path_ + "': " + std::string(what) + ": " + msg + hint_for(rc), rc);
+  throw StoreError(kind_ + " '" + path_ + "': " + std::string(what) + ": " + msg + hint_for(rc, path_), rc);
 }
 
 Stmt Db::prepare(std::string_view sql) const {
@@ -192,7 +199,7 @@ void Db::exec(std::string_view sql) {
   if (rc != SQLITE_OK) {
     const std::string msg = err ? err : sqlite3_errmsg(db_);
     sqlite3_free(err);
-    throw StoreError(kind_ + " '" + path_ + "': '" + text.substr(0, 80) + "' failed: " + msg + hint_for(rc), rc);
+    throw StoreError(kind_ + " '" + path_ + "': '" + text.substr(0, 80) + "' failed: " + msg + hint_for(rc, path_), rc);
   }
 }
 

@@ -126,17 +126,18 @@ StrategyRecord read_row(const store::Stmt& s) {
 
 }  // namespace
 
-bool StrategyRepository::upsert(const StrategyRecord& rec, std::int64_t now_ms) {
+namespace {
+
+/// The upsert without its own transaction (the caller holds one).
+bool upsert_in(store::Db& db, const StrategyRecord& rec, std::int64_t now_ms) {
   const std::string id = genome_id(rec.genome);
-  store::Transaction tx(*db_);
-  if (get(id)) {
-    db_->prepare("UPDATE strategies SET backtest_metrics = ?1 WHERE id = ?2").bind(1, rec.backtest_metrics).bind(2, id).run();
-    tx.commit();
+  if (db.prepare("SELECT 1 FROM strategies WHERE id = ?1").bind(1, id).step()) {
+    db.prepare("UPDATE strategies SET backtest_metrics = ?1 WHERE id = ?2").bind(1, rec.backtest_metrics).bind(2, id).run();
     return false;
   }
-  db_->prepare(
-         "INSERT INTO strategies (id, code, rules, generation, origin, status, created_ms, updated_ms, backtest_metrics, "
-         "shadow_metrics, live_metrics, parents) VALUES (?1, ?2, ?3, ?4, ?5, 'BACKTEST', ?6, ?6, ?7, '', '', ?8)")
+  db.prepare(
+        "INSERT INTO strategies (id, code, rules, generation, origin, status, created_ms, updated_ms, backtest_metrics, "
+        "shadow_metrics, live_metrics, parents) VALUES (?1, ?2, ?3, ?4, ?5, 'BACKTEST', ?6, ?6, ?7, '', '', ?8)")
       .bind(1, id)
       .bind(2, genome_encode(rec.genome))
       .bind(3, genome_rules(rec.genome))
@@ -146,8 +147,24 @@ bool StrategyRepository::upsert(const StrategyRecord& rec, std::int64_t now_ms) 
       .bind(7, rec.backtest_metrics)
       .bind(8, parents_join(rec.parents))
       .run();
-  tx.commit();
   return true;
+}
+
+}  // namespace
+
+bool StrategyRepository::upsert(const StrategyRecord& rec, std::int64_t now_ms) {
+  store::Transaction tx(*db_);
+  const bool added = upsert_in(*db_, rec, now_ms);
+  tx.commit();
+  return added;
+}
+
+std::int32_t StrategyRepository::upsert_all(const std::vector<StrategyRecord>& records, std::int64_t now_ms) {
+  store::Transaction tx(*db_);
+  std::int32_t added = 0;
+  for (const auto& rec : records) added += upsert_in(*db_, rec, now_ms) ? 1 : 0;
+  tx.commit();
+  return added;
 }
 
 std::optional<StrategyRecord> StrategyRepository::get(std::string_view id_or_prefix) const {

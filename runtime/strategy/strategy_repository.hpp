@@ -66,6 +66,9 @@ class StrategyRepository {
   /// Stores a new strategy in BACKTEST (its id is the genome's), or, when the id exists, replaces its backtest
   /// metrics and keeps its status, history and lineage. Returns true when it was new.
   bool upsert(const StrategyRecord& rec, std::int64_t now_ms);
+  /// upsert() of every record in one transaction: all of them are stored or (on an error) none. Returns how many were
+  /// new.
+  std::int32_t upsert_all(const std::vector<StrategyRecord>& records, std::int64_t now_ms);
   /// The strategy with this id (a unique prefix of at least 4 hex digits also matches).
   std::optional<StrategyRecord> get(std::string_view id_or_prefix) const;
   /// How many strategies are stored.

@@ -133,7 +133,8 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   if (fd_ < 0) {
     const int err = errno;
     throw WriteError("cannot write '" + path_ + "': " + reason(err) +
-                     (err == ENOENT ? " (the directory '" + dir_of(path_) + "' does not exist)" : std::string()));
+                     (err == ENOENT && !std::filesystem::is_directory(dir_of(path_)) ? " (the directory '" + dir_of(path_) + "' does not exist)"
+                                                                                   : std::string()));
   }
   buffer_.reserve(kBufferBytes);
 }

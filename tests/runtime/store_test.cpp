@@ -194,5 +194,31 @@ TEST(Store, ARepositoryOfANewerVersionIsRefusedAndUntouched) {
   sqlite3_close(db);
 }
 
+TEST(Store, AHallOfFameIsStoredWholeOrNotAtAll) {
+  test::TempDir dir;
+  const std::string path = dir.file("s.db");
+  repository_fill(path, 1);
+  {
+    // A write that fails half-way (here: a trigger refusing the third record, as a full disk would).
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE INSERT ON strategies WHEN NEW.generation = 99 "
+                               "BEGIN SELECT RAISE(ABORT, 'disk full'); END;", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  StrategyRepository repo(path);
+  const std::vector<StrategyRecord> hof = {record(40.0f, 1), record(41.0f, 2), record(42.0f, 99)};
+  try {
+    repo.upsert_all(hof, 5000);
+    FAIL() << "the failing record was stored";
+  } catch (const store::StoreError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("disk full"));
+    EXPECT_THAT(e.what(), HasSubstr(path));
+  }
+  EXPECT_EQ(repo.count(), 1);  // none of the three
+  EXPECT_EQ(repo.upsert_all({record(40.0f, 1), record(41.0f, 2)}, 6000), 2);
+  EXPECT_EQ(repo.count(), 3);
+}
+
 }  // namespace
 }  // namespace qtos
