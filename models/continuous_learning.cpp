@@ -84,6 +84,7 @@ Result<ModelRecord> retrain_impl(ModelRegistry& registry, const ClmOptions& o, C
     train.interval_ms = panel.interval_ms();
     train.on_epoch = [&](const EpochReport& r) { sink.on_progress(o.model_name, r); };
     train.cancelled = [&] { return cancel.load(); };
+    if (!train.clock) train.clock = &registry.clock();  // the model's created_ms on the registry's (replay) clock
     const auto table = features_build(panel.view(), o.spec);
     auto trained = model_train(table, split_by_time(table), o.kind, o.hyper, train);
     if (!trained.ok()) return trained.error();  // cancelled: not a failure

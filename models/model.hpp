@@ -13,6 +13,7 @@
 #include "cpu/backend/device.hpp"
 #include "models/evaluation.hpp"
 #include "models/features.hpp"
+#include "runtime/clock/clock.hpp"
 #include "runtime/predict/predictor.hpp"
 #include "runtime/util/result.hpp"
 #include "runtime/util/stop_token.hpp"
@@ -65,6 +66,7 @@ struct TrainOptions {
   std::function<void(const EpochReport&)> on_epoch;  ///< called after every epoch
   std::function<bool()> cancelled;                   ///< polled between mini-batches; true stops training
   StopToken stop;  ///< polled between mini-batches and epochs (SIGINT/SIGTERM): training ends, nothing is returned
+  const Clock* clock = nullptr;  ///< stamps the model's created_ms (not owned); nullptr: the live clock
 };
 
 /// Everything recorded next to the weights (meta.json).

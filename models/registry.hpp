@@ -67,6 +67,8 @@ class ModelRegistry {
 
   /// The root directory.
   const std::string& root() const { return root_; }
+  /// The clock that stamps registrations and status changes (the trainer of a retrain uses it too).
+  const Clock& clock() const { return *clock_; }
   /// Saves `model` as the next version of `name` with status CANDIDATE (its test metrics recorded for that stage);
   /// the parent is the currently ACTIVE version. Throws std::invalid_argument on a name that is not
   /// [A-Za-z0-9_-]{1,31}, std::runtime_error when the files cannot be written.

@@ -192,8 +192,10 @@ void options_validate(const TrainOptions& o) {
   if (o.interval_ms < 1) bad("interval_ms = " + std::to_string(o.interval_ms) + " (expected >= 1)");
 }
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+std::int64_t now_ms(const Clock* clock) {
+  if (clock) return clock->now() / kNsPerMillisecond;
+  const LiveClock live;
+  return live.now() / kNsPerMillisecond;
 }
 
 }  // namespace
@@ -226,7 +228,7 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSp
   meta.device = cuda ? "cuda" : "cpu";  // "+graph" is appended below when the train step was captured
   meta.torch_version = TORCH_VERSION;
   meta.qtos_version = QTOS_VERSION;
-  meta.created_ms = now_ms();
+  meta.created_ms = now_ms(opts.clock);
   meta.train_from_ms = opts.t0_ms + split.train_begin * opts.interval_ms;
   meta.train_to_ms = opts.t0_ms + split.train_end * opts.interval_ms;
   meta.test_to_ms = opts.t0_ms + split.test_end * opts.interval_ms;

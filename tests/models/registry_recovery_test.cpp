@@ -164,6 +164,19 @@ TEST_F(RegistryRecovery, TimesComeFromTheInjectedClock) {
   clock.advance_by(5 * kNsPerSecond);
   EXPECT_EQ(reg.promote("alpha", 1).value().updated_ms, 1'700'000'005'000);
   EXPECT_EQ(reg.history("alpha").back().at_ms, 1'700'000'005'000);
+
+  // The trainer stamps the model on the injected clock too, so a replay's models carry replay time.
+  FeatureSpec spec;
+  spec.return_lags = {1, 2};
+  spec.horizon = 2;
+  spec.window = 4;
+  const auto tab = features_build(market_->view(), spec);
+  TrainOptions o;
+  o.epochs = 1;
+  o.clock = &clock;
+  auto trained = model_train(tab, split_by_time(tab), ModelKind::mlp, ModelHyper{.hidden = 4}, o);
+  ASSERT_TRUE(trained.ok());
+  EXPECT_EQ(trained.value()->meta().created_ms, 1'700'000'005'000);
 }
 
 }  // namespace
