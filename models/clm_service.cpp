@@ -90,7 +90,7 @@ void ContinuousLearningService::shadow_pending() {
   if (!version || !panel_) return;
   const auto report = clm_.run_shadow_evaluation(*version, *panel_);
   if (!report.ok()) {
-    if (report.error().code == "shadow_incomplete") return;  // wait for more data
+    if (report.error().code == ErrorCode::shadow_incomplete) return;  // wait for more data
     spdlog::warn("{}: shadow evaluation of v{} failed: {}", kName, *version, report.error().message);
   } else {
     spdlog::info("{}: v{} shadow: {}", kName, *version,

@@ -95,7 +95,7 @@ Result<ModelRecord> retrain_impl(ModelRegistry& registry, const ClmOptions& o, C
     const std::string msg = "retraining " + o.model_name + " (" + std::string(retrain_trigger_name(trigger)) +
                             ") failed; the active model is unchanged: " + e.what();
     sink.on_health(component, msg);
-    return Error{"training_failed", msg};
+    return Error{ErrorCode::training_failed, msg};
   }
 }
 
@@ -133,7 +133,7 @@ bool ContinuousLearningManager::running() const {
 Result<ModelRecord> ContinuousLearningManager::wait() {
   std::unique_lock lock(mutex_);
   done_cv_.wait(lock, [&] { return !running_; });
-  if (!last_) return Error{"no_job", "no retraining job has run"};
+  if (!last_) return Error{ErrorCode::no_job, "no retraining job has run"};
   return *last_;
 }
 
@@ -148,7 +148,7 @@ Result<Metrics> ContinuousLearningManager::evaluate_model(std::int32_t version, 
   const std::int32_t end = panel.n_bars() - options_.spec.horizon;
   const std::int32_t begin = std::max(options_.spec.warmup() + options_.spec.window - 1, end - shadow_bars(panel));
   if (end <= begin)
-    return Error{"not_enough_data", "the panel's " + std::to_string(panel.n_bars()) + " bars are too few to evaluate on"};
+    return Error{ErrorCode::not_enough_data, "the panel's " + std::to_string(panel.n_bars()) + " bars are too few to evaluate on"};
   return model_evaluate_window(*model, panel, begin, end);
 }
 
@@ -157,7 +157,7 @@ Result<ShadowReport> ContinuousLearningManager::run_shadow_evaluation(std::int32
   auto rec = registry_.get(name, version);
   if (!rec.ok()) return rec.error();
   if (rec.value().status != ModelStatus::candidate && rec.value().status != ModelStatus::shadow)
-    return Error{"bad_state", name + " v" + std::to_string(version) + " is " +
+    return Error{ErrorCode::bad_state, name + " v" + std::to_string(version) + " is " +
                                   std::string(model_status_name(rec.value().status)) + "; only a CANDIDATE or SHADOW version is shadow-evaluated"};
   const auto candidate = registry_.load(rec.value(), &options_.spec);
   // Bars after the candidate's data: its last target ended at bar test_end - 1 + H, so samples from test_end on
@@ -166,7 +166,7 @@ Result<ShadowReport> ContinuousLearningManager::run_shadow_evaluation(std::int32
   const std::int32_t end = panel.n_bars() - options_.spec.horizon;
   const std::int32_t need = shadow_bars(panel);
   if (panel.bar_at_or_before(candidate->meta().test_to_ms) < 0 || end - begin < need)
-    return Error{"shadow_incomplete", name + " v" + std::to_string(version) + " needs " + std::to_string(need) +
+    return Error{ErrorCode::shadow_incomplete, name + " v" + std::to_string(version) + " needs " + std::to_string(need) +
                                           " bars with outcomes after its training data; the panel has " +
                                           std::to_string(std::max(0, end - begin))};
   ShadowReport rep;
@@ -196,7 +196,7 @@ Result<ModelRecord> ContinuousLearningManager::promote_model(const ShadowReport&
   if (!report.passes && !force) {
     const auto c = promotion_metric_value(options_.metric, report.candidate);
     const auto a = promotion_metric_value(options_.metric, report.active);
-    return Error{"rule_failed", name + " v" + std::to_string(report.candidate_version) + " " +
+    return Error{ErrorCode::rule_failed, name + " v" + std::to_string(report.candidate_version) + " " +
                                     std::string(promotion_metric_name(options_.metric)) + " " + std::to_string(c) +
                                     " does not beat ACTIVE v" + std::to_string(report.active_version) + "'s " +
                                     std::to_string(a) + " by " + std::to_string(options_.margin * 100.0) + "%"};
@@ -204,13 +204,13 @@ Result<ModelRecord> ContinuousLearningManager::promote_model(const ShadowReport&
   auto rec = registry_.get(name, report.candidate_version);
   if (!rec.ok()) return rec.error();
   if (rec.value().status != ModelStatus::shadow)
-    return Error{"bad_state", name + " v" + std::to_string(report.candidate_version) + " is " +
+    return Error{ErrorCode::bad_state, name + " v" + std::to_string(report.candidate_version) + " is " +
                                   std::string(model_status_name(rec.value().status)) + "; only a SHADOW version is promoted"};
   try {
     (void)registry_.load(rec.value(), &options_.spec);  // refuse before the switch, not after it
   } catch (const std::exception& e) {
     sink_.on_health("clm/" + name, std::string("promotion refused: ") + e.what());
-    return Error{"load_failed", e.what()};
+    return Error{ErrorCode::load_failed, e.what()};
   }
   const auto previous = registry_.active(name);
   auto promoted = registry_.promote(name, report.candidate_version);

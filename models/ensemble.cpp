@@ -88,7 +88,7 @@ std::vector<EnsembleManager::Member> EnsembleManager::members() const { return s
 
 Result<Predictions> EnsembleManager::predict(const kernels::PanelView& panel, std::int32_t t) const {
   const auto snap = snapshot_load();  // this reader keeps the whole set alive until it is done
-  if (snap->members.empty()) return Error{"no_model", "ensemble " + name_ + " has no active model"};
+  if (snap->members.empty()) return Error{ErrorCode::no_model, "ensemble " + name_ + " has no active model"};
   const auto n = static_cast<std::size_t>(panel.n_symbols);
   std::vector<double> sum_r(n, 0.0), sum_u(n, 0.0), sum_w(n, 0.0);
   std::optional<Error> last_error;

@@ -163,11 +163,11 @@ void Model::predict_samples(const FeatureTable& table, std::span<const SampleRef
 Result<Predictions> Model::predict(const kernels::PanelView& panel, std::int32_t t) const {
   const auto& spec = impl_->meta.spec;
   if (t < 0 || t >= panel.n_bars)
-    return Error{"bad_bar", "bar " + std::to_string(t) + " is outside the panel's " + std::to_string(panel.n_bars) + " bars"};
+    return Error{ErrorCode::bad_bar, "bar " + std::to_string(t) + " is outside the panel's " + std::to_string(panel.n_bars) + " bars"};
   const std::int32_t w = input_window();
   const std::int32_t need = spec.warmup() + w - 1;
   if (t < need)
-    return Error{"not_enough_history", name() + " needs " + std::to_string(need) + " bars before the predicted bar; bar " +
+    return Error{ErrorCode::not_enough_history, name() + " needs " + std::to_string(need) + " bars before the predicted bar; bar " +
                                            std::to_string(t) + " has " + std::to_string(t)};
   // Only the bars the network reads are built: a symbol needs complete features over its input window.
   // The indicator states run from bar 0; the carry keeps them between calls, so a live tick replays one bar per

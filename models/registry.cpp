@@ -254,7 +254,7 @@ std::vector<ModelRecord> ModelRegistry::list(const std::string& name) const {
 Result<ModelRecord> ModelRegistry::get(const std::string& name, std::int32_t version) const {
   std::lock_guard lock(mutex_);
   auto r = record_get(*db_, root_, name, version);
-  if (!r) return Error{"not_found", "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
+  if (!r) return Error{ErrorCode::not_found, "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
   return *r;
 }
 
@@ -305,15 +305,15 @@ std::string ModelRegistry::check(const ModelRecord& record) const {
 Result<ModelRecord> ModelRegistry::transition(const std::string& name, std::int32_t version, Move move) {
   std::lock_guard lock(mutex_);
   const auto rec = record_get(*db_, root_, name, version);
-  if (!rec) return Error{"not_found", "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
+  if (!rec) return Error{ErrorCode::not_found, "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
   const ModelStatus from = rec->status;
   const std::string label = name + " v" + std::to_string(version);
   ModelStatus to = ModelStatus::retired;
   if (move == Move::retire) {
-    if (from == ModelStatus::retired) return Error{"bad_transition", label + " is already RETIRED"};
+    if (from == ModelStatus::retired) return Error{ErrorCode::bad_transition, label + " is already RETIRED"};
   } else if (move == Move::reactivate) {
     if (from != ModelStatus::retired)
-      return Error{"bad_transition", label + " is " + std::string(model_status_name(from)) +
+      return Error{ErrorCode::bad_transition, label + " is " + std::string(model_status_name(from)) +
                                          "; only a RETIRED version can be reactivated (rollback)"};
     to = ModelStatus::active;
   } else if (from == ModelStatus::candidate) {
@@ -321,19 +321,19 @@ Result<ModelRecord> ModelRegistry::transition(const std::string& name, std::int3
   } else if (from == ModelStatus::shadow) {
     to = ModelStatus::active;
   } else {
-    return Error{"bad_transition", label + " is " + std::string(model_status_name(from)) +
+    return Error{ErrorCode::bad_transition, label + " is " + std::string(model_status_name(from)) +
                                        "; only CANDIDATE (to SHADOW) and SHADOW (to ACTIVE) can be promoted"};
   }
   if (to != ModelStatus::retired) {
     // A version that does not load never serves: refuse before any status changes.
     if (const std::string problem = check(*rec); !problem.empty())
-      return Error{"broken_model", "refusing to move " + label + " to " + std::string(model_status_name(to)) + ": " + problem +
+      return Error{ErrorCode::broken_model, "refusing to move " + label + " to " + std::string(model_status_name(to)) + ": " + problem +
                                        " (statuses unchanged)"};
   }
   store::Transaction tx(*db_);
   const auto now = record_get(*db_, root_, name, version);  // another process may have moved it meanwhile
   if (!now || now->status != from)
-    return Error{"conflict", label + " changed status while it was being checked; try again"};
+    return Error{ErrorCode::conflict, label + " changed status while it was being checked; try again"};
   const auto t = now_ms();
   auto set_status = [&](std::int32_t v, ModelStatus a, ModelStatus b) {
     db_->prepare("UPDATE models SET status = ?, updated_ms = ? WHERE name = ? AND version = ?")
@@ -365,7 +365,7 @@ Result<ModelRecord> ModelRegistry::transition(const std::string& name, std::int3
 Result<Unit> ModelRegistry::metrics_record(const std::string& name, std::int32_t version, ModelStatus stage, const Metrics& m) {
   std::lock_guard lock(mutex_);
   if (!record_get(*db_, root_, name, version))
-    return Error{"not_found", "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
+    return Error{ErrorCode::not_found, "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
   db_->prepare(
          "INSERT INTO stage_metrics(name, version, stage, metrics, recorded_ms) VALUES(?, ?, ?, ?, ?)"
          " ON CONFLICT(name, version, stage) DO UPDATE SET metrics = excluded.metrics, recorded_ms = excluded.recorded_ms")

@@ -263,7 +263,7 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSp
   const auto n = static_cast<std::int64_t>(order.size());
   // A stop keeps nothing: a model cut short is not the model that was asked for, so the caller registers none.
   auto stopped = [&](std::int32_t epoch) {
-    return Error{"stopped", "training of " + meta.name + " stopped in epoch " + std::to_string(epoch) + " of " +
+    return Error{ErrorCode::stopped, "training of " + meta.name + " stopped in epoch " + std::to_string(epoch) + " of " +
                                 std::to_string(opts.epochs) + " (" + std::to_string(meta.epochs_run) + " complete" +
                                 (meta.best_epoch > 0 ? ", best validation loss " + std::to_string(best_loss) + " at epoch " +
                                                            std::to_string(meta.best_epoch)
@@ -283,7 +283,7 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSp
     std::int64_t stepped = 0;
     const std::int64_t n_steps = graphed ? n / opts.batch_size * opts.batch_size : n;
     for (std::int64_t i = 0; i < n_steps; i += opts.batch_size) {
-      if (opts.cancelled && opts.cancelled()) return Error{"cancelled", "training of " + meta.name + " was cancelled in epoch " + std::to_string(epoch)};
+      if (opts.cancelled && opts.cancelled()) return Error{ErrorCode::cancelled, "training of " + meta.name + " was cancelled in epoch " + std::to_string(epoch)};
       if (opts.stop.stop_requested()) return stopped(epoch);
       auto idx = order_t.slice(0, i, std::min(n, i + opts.batch_size));
       auto xb = train.x.index_select(0, idx).to(dev, cuda);

@@ -289,20 +289,20 @@ std::string event_encode(const AnyEvent& event) {
 
 Result<AnyEvent> event_decode(std::string_view body, std::uint32_t version) {
   if (version < kEventLogOldestVersion || version > kEventLogVersion)
-    return Error{"unsupported", "format version " + std::to_string(version) + " is not one this build reads (" +
+    return Error{ErrorCode::unsupported, "format version " + std::to_string(version) + " is not one this build reads (" +
                                     std::to_string(kEventLogOldestVersion) + " to " + std::to_string(kEventLogVersion) + ")"};
   Decoder d{body};
   std::uint16_t type = 0;
   EventHeader header;
   if (!d.get(type) || !d.get(header.id) || !d.get(header.ts) || !d.get(header.source))
-    return Error{"corrupt", "event header: " + d.error};
+    return Error{ErrorCode::corrupt, "event header: " + d.error};
   if (type >= event_type_count(version))
-    return Error{"corrupt", "unknown event type " + std::to_string(type) + " in a version-" + std::to_string(version) + " log"};
+    return Error{ErrorCode::corrupt, "unknown event type " + std::to_string(type) + " in a version-" + std::to_string(version) + " log"};
   AnyEvent out;
   if (!decode_payload(d, type, version, out, header, std::make_index_sequence<kEventTypeCount>{}))
-    return Error{"corrupt", std::string(event_type_name(static_cast<EventType>(type))) + " payload: " + d.error};
+    return Error{ErrorCode::corrupt, std::string(event_type_name(static_cast<EventType>(type))) + " payload: " + d.error};
   if (d.pos != body.size())
-    return Error{"corrupt", std::to_string(body.size() - d.pos) + " unexpected bytes after the " +
+    return Error{ErrorCode::corrupt, std::to_string(body.size() - d.pos) + " unexpected bytes after the " +
                                 std::string(event_type_name(static_cast<EventType>(type))) + " payload"};
   return out;
 }
@@ -429,7 +429,7 @@ Result<std::optional<AnyEvent>> EventLogReader::next() {
   std::memcpy(&len, rh, 4);
   std::memcpy(&sum, rh + 4, 4);
   if (len > kMaxBody)
-    return Error{"corrupt", "event log '" + path_ + "': record at offset " + std::to_string(offset_) + " claims " +
+    return Error{ErrorCode::corrupt, "event log '" + path_ + "': record at offset " + std::to_string(offset_) + " claims " +
                                 std::to_string(len) + " bytes (more than the 64 MiB limit)"};
   if (left - kRecordHeader < len) {
     torn_tail_ = left;
@@ -441,10 +441,10 @@ Result<std::optional<AnyEvent>> EventLogReader::next() {
     return std::optional<AnyEvent>{};
   }
   if (static_cast<std::uint32_t>(XXH32(body_.data(), body_.size(), 0)) != sum)
-    return Error{"corrupt", "event log '" + path_ + "': checksum mismatch in the record at offset " + std::to_string(offset_)};
+    return Error{ErrorCode::corrupt, "event log '" + path_ + "': checksum mismatch in the record at offset " + std::to_string(offset_)};
   auto decoded = event_decode(body_, version_);
   if (!decoded.ok())
-    return Error{"corrupt", "event log '" + path_ + "': record at offset " + std::to_string(offset_) + ": " +
+    return Error{ErrorCode::corrupt, "event log '" + path_ + "': record at offset " + std::to_string(offset_) + ": " +
                                 decoded.error().message};
   offset_ += kRecordHeader + len;
   return std::optional<AnyEvent>(std::move(decoded).value());

@@ -14,7 +14,7 @@ Result<Unit> MemoryPolicyBackend::append(const Policy& next) {
   std::lock_guard<std::mutex> lock(mutex_);
   const std::uint64_t latest = history_.empty() ? 0 : history_.back().version;
   if (next.version != latest + 1)
-    return Error{"conflict", "policy version " + std::to_string(next.version) + " cannot follow stored version " +
+    return Error{ErrorCode::conflict, "policy version " + std::to_string(next.version) + " cannot follow stored version " +
                                  std::to_string(latest)};
   history_.push_back(next);
   return Unit{};

@@ -14,7 +14,7 @@ std::string num(double v) {
 }
 
 Error invalid(std::string_view field, const std::string& value, std::string_view rule) {
-  return Error{"invalid_policy", std::string(field) + " = " + value + " is refused: " + std::string(rule)};
+  return Error{ErrorCode::invalid_policy, std::string(field) + " = " + value + " is refused: " + std::string(rule)};
 }
 
 }  // namespace

@@ -58,7 +58,7 @@ Result<std::shared_ptr<const Policy>> PolicyStore::update(std::uint64_t expected
   std::unique_lock<std::mutex> lock(write_mutex_);
   const std::shared_ptr<const Policy> cur = current();
   if (cur->version != expected_version)
-    return Error{"conflict", "policy update by '" + std::string(author) + "' expected version " +
+    return Error{ErrorCode::conflict, "policy update by '" + std::string(author) + "' expected version " +
                                  std::to_string(expected_version) + " but the current version is " +
                                  std::to_string(cur->version)};
   Policy next = *cur;
@@ -68,13 +68,13 @@ Result<std::shared_ptr<const Policy>> PolicyStore::update(std::uint64_t expected
   next.updated_by = std::string(author);
   next.reason = std::string(reason);
   if (auto ok = policy_validate(next); !ok.ok())
-    return Error{"invalid_policy", "policy update by '" + std::string(author) + "' refused: " + ok.error().message};
+    return Error{ErrorCode::invalid_policy, "policy update by '" + std::string(author) + "' refused: " + ok.error().message};
   if (auto r = backend_->append(next); !r.ok()) {
-    if (r.error().code == "conflict") {
+    if (r.error().code == ErrorCode::conflict) {
       // Another process or node wrote first: adopt its policy so the caller can re-read and retry.
       if (auto latest = backend_->load_latest(); latest.ok() && latest.value())
         install(std::make_shared<const Policy>(std::move(*latest.value())));
-      return Error{"conflict", "policy update by '" + std::string(author) + "' lost the race: " + r.error().message};
+      return Error{ErrorCode::conflict, "policy update by '" + std::string(author) + "' lost the race: " + r.error().message};
     }
     return r.error();
   }

@@ -131,7 +131,7 @@ Result<Policy> read_row(const store::Stmt& s, const std::string& path) {
   p.reason = s.text_at(3);
   const std::string mode = s.text_at(4);
   auto bad = [&](const std::string& field, const std::string& value) {
-    return Error{"corrupt", "policy database '" + path + "': version " + std::to_string(p.version) + " has " + field +
+    return Error{ErrorCode::corrupt, "policy database '" + path + "': version " + std::to_string(p.version) + " has " + field +
                                 " = '" + value + "', which cannot be decoded"};
   };
   try {
@@ -152,7 +152,7 @@ Result<Policy> read_row(const store::Stmt& s, const std::string& path) {
   return p;
 }
 
-Error storage_error(const store::StoreError& e) { return Error{"storage", e.what()}; }
+Error storage_error(const store::StoreError& e) { return Error{ErrorCode::storage, e.what()}; }
 
 }  // namespace
 
@@ -186,7 +186,7 @@ Result<Unit> SqlitePolicyBackend::append(const Policy& next) {
     store::Transaction tx(db_->db);
     const auto latest = static_cast<std::uint64_t>(db_->db.query_int("SELECT COALESCE(MAX(version), 0) FROM policy_history"));
     if (next.version != latest + 1)
-      return Error{"conflict", "policy version " + std::to_string(next.version) + " cannot follow stored version " +
+      return Error{ErrorCode::conflict, "policy version " + std::to_string(next.version) + " cannot follow stored version " +
                                    std::to_string(latest) + " in '" + path_ + "'"};
     db_->db
         .prepare(std::string("INSERT INTO policy_history (") + kColumns +

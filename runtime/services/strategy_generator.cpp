@@ -167,9 +167,9 @@ std::optional<ShadowEvaluation> StrategyGeneratorAI::evaluate_shadow_strategy(co
 
 Result<StrategyRecord> StrategyGeneratorAI::promote_strategy(const std::string& id, const std::string& reason) {
   const auto rec = repo_.get(id);
-  if (!rec) return Error{"not_found", "promote: no strategy '" + id + "' in the repository"};
+  if (!rec) return Error{ErrorCode::not_found, "promote: no strategy '" + id + "' in the repository"};
   if (rec->status == StrategyStatus::shadow && !policy_allows_strategy(*policy_.current(), rec->id))
-    return Error{"blocked", "promote: the policy does not allow strategy " + rec->id + " to trade live"};
+    return Error{ErrorCode::blocked, "promote: the policy does not allow strategy " + rec->id + " to trade live"};
   const StrategyStatus to = rec->status == StrategyStatus::backtest ? StrategyStatus::shadow : StrategyStatus::live;
   if (const auto ev = evaluate_shadow_strategy(rec->id); ev && to == StrategyStatus::live)
     (void)repo_.record_stage_metrics(rec->id, StrategyStatus::shadow, metrics_text(ev->metrics, ev->days));
@@ -188,7 +188,7 @@ Result<StrategyRecord> StrategyGeneratorAI::promote_strategy(const std::string& 
 
 Result<StrategyRecord> StrategyGeneratorAI::retire_strategy(const std::string& id, const std::string& reason) {
   const auto rec = repo_.get(id);
-  if (!rec) return Error{"not_found", "retire: no strategy '" + id + "' in the repository"};
+  if (!rec) return Error{ErrorCode::not_found, "retire: no strategy '" + id + "' in the repository"};
   if (const auto ev = evaluate_shadow_strategy(rec->id); ev && rec->status == StrategyStatus::live)
     (void)repo_.record_stage_metrics(rec->id, StrategyStatus::live, metrics_text(ev->metrics, ev->days));
   auto res = repo_.transition(rec->id, StrategyStatus::retired, reason, to_ms(clock_.now()));

@@ -196,9 +196,9 @@ Result<StrategyRecord> StrategyRepository::transition(std::string_view id_or_pre
                                                       std::int64_t now_ms) {
   store::Transaction tx(*db_);
   auto rec = get(id_or_prefix);
-  if (!rec) return Error{"not_found", "no strategy with id '" + std::string(id_or_prefix) + "' in " + path_ + " (or the prefix is ambiguous)"};
+  if (!rec) return Error{ErrorCode::not_found, "no strategy with id '" + std::string(id_or_prefix) + "' in " + path_ + " (or the prefix is ambiguous)"};
   if (!strategy_transition_allowed(rec->status, to))
-    return Error{"conflict", "strategy " + rec->id + " is " + strategy_status_name(rec->status) + "; it cannot move to " +
+    return Error{ErrorCode::conflict, "strategy " + rec->id + " is " + strategy_status_name(rec->status) + "; it cannot move to " +
                                  strategy_status_name(to) + " (lifecycle: BACKTEST -> SHADOW -> LIVE, LIVE -> SHADOW, any -> RETIRED)"};
   db_->prepare("UPDATE strategies SET status = ?1, updated_ms = ?2 WHERE id = ?3")
       .bind(1, strategy_status_name(to))
@@ -220,9 +220,9 @@ Result<StrategyRecord> StrategyRepository::transition(std::string_view id_or_pre
 
 Result<Unit> StrategyRepository::record_stage_metrics(std::string_view id_or_prefix, StrategyStatus stage, const std::string& json) {
   const auto rec = get(id_or_prefix);
-  if (!rec) return Error{"not_found", "no strategy with id '" + std::string(id_or_prefix) + "' in " + path_};
+  if (!rec) return Error{ErrorCode::not_found, "no strategy with id '" + std::string(id_or_prefix) + "' in " + path_};
   if (stage != StrategyStatus::shadow && stage != StrategyStatus::live)
-    return Error{"invalid", std::string("stage metrics are kept for SHADOW and LIVE, not ") + strategy_status_name(stage)};
+    return Error{ErrorCode::invalid, std::string("stage metrics are kept for SHADOW and LIVE, not ") + strategy_status_name(stage)};
   db_->prepare(stage == StrategyStatus::shadow ? "UPDATE strategies SET shadow_metrics = ?1 WHERE id = ?2"
                                                : "UPDATE strategies SET live_metrics = ?1 WHERE id = ?2")
       .bind(1, json)

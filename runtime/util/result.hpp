@@ -1,9 +1,12 @@
 #pragma once
 /// @file Expected outcomes as values (house style rule 3): a `Result<T>` holds a value or an `Error`.
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstdio>
+#include <ostream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -18,9 +21,25 @@
 
 namespace qtos {
 
+/// What kind of expected failure an Error is: code branches on this, a person reads the message.
+enum class ErrorCode : std::uint8_t {
+  bad_bar, bad_state, bad_transition, blocked, broken_model, cancelled, conflict, corrupt, invalid, invalid_policy, load_failed, no_job, no_model, not_enough_data, not_enough_history, not_found, rule_failed, shadow_incomplete, stopped, storage, training_failed, unsupported
+};
+
+/// The stable name of an error code ("conflict", "not_found"), as logs and the API show it.
+constexpr std::string_view error_code_name(ErrorCode c) {
+  constexpr std::string_view kNames[] = {"bad_bar", "bad_state", "bad_transition", "blocked", "broken_model", "cancelled", "conflict", "corrupt", "invalid", "invalid_policy", "load_failed", "no_job", "no_model", "not_enough_data", "not_enough_history", "not_found", "rule_failed", "shadow_incomplete", "stopped", "storage", "training_failed", "unsupported"};
+  const auto i = static_cast<std::size_t>(c);
+  return i < sizeof(kNames) / sizeof(kNames[0]) ? kNames[i] : std::string_view("?");
+}
+/// Compares a code with its name (for tests and logs that hold names).
+constexpr bool operator==(ErrorCode c, std::string_view name) { return error_code_name(c) == name; }
+/// Writes the code's name.
+inline std::ostream& operator<<(std::ostream& os, ErrorCode c) { return os << error_code_name(c); }
+
 /// An expected failure: a machine-readable code and a message for a person.
 struct Error {
-  std::string code;     ///< stable identifier, e.g. "conflict", "not_found"
+  ErrorCode code;       ///< what kind of failure (code branches on it)
   std::string message;  ///< what happened, naming the input
 };
 
