@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "cpu/util/enum_names.hpp"
 #include "runtime/bus/topics.hpp"
 #include "runtime/clock/clock.hpp"
 #include "runtime/config/config.hpp"
@@ -64,24 +65,6 @@ class FixedString {
 using Symbol = FixedString<20>;      ///< an exchange symbol, e.g. BTCUSDT
 using SourceName = FixedString<31>;  ///< the component that produced an event
 using StrategyId = FixedString<31>;  ///< a strategy's identifier
-
-/// Names of an enum's values, indexed by the underlying value; specialised for every enum an event carries.
-template <class E>
-struct EnumNames;
-
-#define QTOS_ENUM_NAMES(E, ...)                                                   \
-  template <>                                                                     \
-  struct EnumNames<E> {                                                           \
-    static constexpr std::string_view kNames[] = {__VA_ARGS__};                   \
-    static constexpr std::size_t kCount = sizeof(kNames) / sizeof(kNames[0]);     \
-  }
-
-/// The name of an enum value, or "?" for a value outside the enum.
-template <class E>
-constexpr std::string_view enum_name(E e) {
-  const auto i = static_cast<std::size_t>(e);
-  return i < EnumNames<E>::kCount ? EnumNames<E>::kNames[i] : std::string_view("?");
-}
 
 /// Order or position side.
 enum class Side : std::uint8_t { buy, sell };
