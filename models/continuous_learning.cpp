@@ -6,14 +6,7 @@
 
 namespace qtos::models {
 
-std::string_view promotion_metric_name(PromotionMetric m) {
-  switch (m) {
-    case PromotionMetric::rank_ic: return "rank_ic";
-    case PromotionMetric::sharpe: return "sharpe";
-    case PromotionMetric::directional_edge: return "directional_edge";
-  }
-  return "?";
-}
+std::string_view promotion_metric_name(PromotionMetric m) { return enum_name(m); }
 
 double promotion_metric_value(PromotionMetric metric, const Metrics& m) {
   switch (metric) {
@@ -28,16 +21,7 @@ bool promotion_rule_passes(double candidate, double active, double margin) {
   return std::isfinite(candidate) && candidate - active >= margin * std::max(std::abs(active), 0.01);
 }
 
-std::string_view retrain_trigger_name(RetrainTrigger t) {
-  switch (t) {
-    case RetrainTrigger::schedule: return "schedule";
-    case RetrainTrigger::degradation: return "degradation";
-    case RetrainTrigger::regime_change: return "regime_change";
-    case RetrainTrigger::new_data: return "new_data";
-    case RetrainTrigger::manual: return "manual";
-  }
-  return "?";
-}
+std::string_view retrain_trigger_name(RetrainTrigger t) { return enum_name(t); }
 
 Metrics model_evaluate_window(const Model& model, const MarketPanel& panel, std::int32_t t_begin, std::int32_t t_end) {
   const auto& spec = model.meta().spec;

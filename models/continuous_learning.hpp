@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "cpu/util/enum_names.hpp"
 #include "models/ensemble.hpp"
 #include "models/model.hpp"
 #include "models/registry.hpp"
@@ -25,6 +26,7 @@ namespace qtos::models {
 
 /// The metric the promotion rule compares.
 enum class PromotionMetric { rank_ic, sharpe, directional_edge };
+QTOS_ENUM_NAMES(PromotionMetric, "rank_ic", "sharpe", "directional_edge");
 /// "rank_ic", "sharpe" or "directional_edge".
 std::string_view promotion_metric_name(PromotionMetric m);
 /// The metric's value in `m` (directional_edge = accuracy - 0.5).
@@ -36,6 +38,7 @@ bool promotion_rule_passes(double candidate, double active, double margin);
 
 /// Why a retraining was asked for.
 enum class RetrainTrigger { schedule, degradation, regime_change, new_data, manual };
+QTOS_ENUM_NAMES(RetrainTrigger, "schedule", "degradation", "regime_change", "new_data", "manual");
 /// "schedule", "degradation", "regime_change", "new_data", "manual".
 std::string_view retrain_trigger_name(RetrainTrigger t);
 

@@ -40,20 +40,12 @@ const boost::json::object& need_object(const boost::json::object& o, const char*
 
 }  // namespace
 
-std::string_view model_kind_name(ModelKind kind) {
-  switch (kind) {
-    case ModelKind::mlp: return "mlp";
-    case ModelKind::gru: return "gru";
-    case ModelKind::transformer: return "transformer";
-  }
-  return "?";
-}
+std::string_view model_kind_name(ModelKind kind) { return enum_name(kind); }
 
 ModelKind model_kind_parse(std::string_view text, std::string_view what) {
-  for (auto k : {ModelKind::mlp, ModelKind::gru, ModelKind::transformer})
-    if (text == model_kind_name(k)) return k;
-  throw std::invalid_argument(std::string(what) + ": unknown model '" + std::string(text) +
-                              "' (expected mlp, gru or transformer)");
+  if (const auto k = enum_parse<ModelKind>(text); k && text == enum_name(*k)) return *k;  // exact case, as stored
+  throw std::invalid_argument(std::string(what) + ": unknown model '" + std::string(text) + "' (expected " +
+                              enum_names_joined<ModelKind>() + ")");
 }
 
 void ModelHyper::validate(ModelKind kind, const FeatureSpec& spec) const {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cpu/backend/device.hpp"
+#include "cpu/util/enum_names.hpp"
 #include "models/evaluation.hpp"
 #include "models/features.hpp"
 #include "runtime/clock/clock.hpp"
@@ -22,6 +23,7 @@ namespace qtos::models {
 
 /// The network architectures.
 enum class ModelKind { mlp, gru, transformer };
+QTOS_ENUM_NAMES(ModelKind, "mlp", "gru", "transformer");
 /// "mlp", "gru" or "transformer".
 std::string_view model_kind_name(ModelKind kind);
 /// Parses a model name; throws std::invalid_argument naming `what`, the value and the allowed names.

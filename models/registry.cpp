@@ -57,23 +57,9 @@ constexpr const char* kSelect =
 
 }  // namespace
 
-std::string_view model_status_name(ModelStatus s) {
-  switch (s) {
-    case ModelStatus::candidate: return "CANDIDATE";
-    case ModelStatus::shadow: return "SHADOW";
-    case ModelStatus::active: return "ACTIVE";
-    case ModelStatus::retired: return "RETIRED";
-  }
-  return "?";
-}
+std::string_view model_status_name(ModelStatus s) { return enum_name(s); }
 
-std::optional<ModelStatus> model_status_parse(std::string_view text) {
-  std::string up(text);
-  for (auto& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  for (auto s : {ModelStatus::candidate, ModelStatus::shadow, ModelStatus::active, ModelStatus::retired})
-    if (up == model_status_name(s)) return s;
-  return std::nullopt;
-}
+std::optional<ModelStatus> model_status_parse(std::string_view text) { return enum_parse<ModelStatus>(text); }
 
 ModelRegistry::ModelRegistry(std::string root, RegistryOptions opts) : root_(std::move(root)), clock_(opts.clock) {
   if (root_.empty()) throw store::StoreError("model registry: the directory is empty (expected a directory path)", 0);

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cpu/util/enum_names.hpp"
 #include "models/evaluation.hpp"
 #include "models/model.hpp"
 #include "runtime/clock/clock.hpp"
@@ -21,6 +22,7 @@ namespace qtos::models {
 
 /// Where a model version is in its life.
 enum class ModelStatus { candidate, shadow, active, retired };
+QTOS_ENUM_NAMES(ModelStatus, "CANDIDATE", "SHADOW", "ACTIVE", "RETIRED");
 /// "CANDIDATE", "SHADOW", "ACTIVE" or "RETIRED".
 std::string_view model_status_name(ModelStatus s);
 /// Parses a status name (case-insensitive); std::nullopt when unknown.

@@ -81,18 +81,7 @@ SupervisorReport ModelSupervisor::evaluate() {
   return rep;
 }
 
-std::string_view orchestrator_action_name(OrchestratorAction a) {
-  switch (a) {
-    case OrchestratorAction::ignored: return "ignored";
-    case OrchestratorAction::logged: return "logged";
-    case OrchestratorAction::retrain_started: return "retrain_started";
-    case OrchestratorAction::retrain_busy: return "retrain_busy";
-    case OrchestratorAction::promotion_recommended: return "promotion_recommended";
-    case OrchestratorAction::promoted: return "promoted";
-    case OrchestratorAction::promotion_refused: return "promotion_refused";
-  }
-  return "?";
-}
+std::string_view orchestrator_action_name(OrchestratorAction a) { return enum_name(a); }
 
 RetrainingOrchestrator::RetrainingOrchestrator(ContinuousLearningManager& clm, OrchestratorOptions options)
     : clm_(clm), options_(options) {}

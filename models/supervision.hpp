@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/util/enum_names.hpp"
 #include "models/continuous_learning.hpp"
 #include "models/ensemble.hpp"
 #include "runtime/config/config.hpp"
@@ -67,6 +68,8 @@ class ModelSupervisor {
 
 /// What the orchestrator did with a trigger or a shadow report.
 enum class OrchestratorAction { ignored, logged, retrain_started, retrain_busy, promotion_recommended, promoted, promotion_refused };
+QTOS_ENUM_NAMES(OrchestratorAction, "ignored", "logged", "retrain_started", "retrain_busy", "promotion_recommended", "promoted",
+                "promotion_refused");
 /// Lower-case name of an action.
 std::string_view orchestrator_action_name(OrchestratorAction a);
 

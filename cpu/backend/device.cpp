@@ -14,13 +14,6 @@ DeviceKind device_parse(std::string_view text, std::string_view what) {
   throw std::invalid_argument(std::string(what) + ": '" + std::string(text) + "' is not a device; expected auto, cpu or cuda");
 }
 
-std::string_view device_name(DeviceKind kind) {
-  switch (kind) {
-    case DeviceKind::auto_select: return "auto";
-    case DeviceKind::cpu: return "cpu";
-    case DeviceKind::cuda: return "cuda";
-  }
-  return "?";
-}
+std::string_view device_name(DeviceKind kind) { return enum_name(kind); }
 
 }  // namespace qtos

@@ -8,10 +8,13 @@
 #include <string_view>
 #include <vector>
 
+#include "cpu/util/enum_names.hpp"
+
 namespace qtos {
 
 /// Which backend a caller asks for.
 enum class DeviceKind { auto_select, cpu, cuda };
+QTOS_ENUM_NAMES(DeviceKind, "auto", "cpu", "cuda");
 
 /// Parses "auto", "cpu" or "cuda" (case-insensitive); throws std::invalid_argument naming `what` otherwise.
 DeviceKind device_parse(std::string_view text, std::string_view what = "--device");

@@ -11,8 +11,14 @@
 #include "cpu/backend/device.hpp"
 #include "cpu/kernels/panel_view.hpp"
 #include "cpu/kernels/strategy.hpp"
+#include "cpu/util/enum_names.hpp"
 
 namespace qtos {
+
+namespace kernels {
+// The kernels include nothing of the project; the exit reasons' names are listed here, beside their one reader.
+QTOS_ENUM_NAMES(ExitReason, "signal", "stop", "target", "trail", "max_hold", "gap", "end");
+}  // namespace kernels
 
 /// The indicator series every genome may read, computed once per symbol (kStrategyFeatureCount planes, each laid
 /// out like a panel column: plane p of (s, t) at p * plane_size + s * stride + t).

@@ -53,18 +53,7 @@ void backtest_merge_genomes(const BacktestRequest& r, BacktestResult& out) {
 
 }  // namespace detail
 
-const char* exit_reason_name(kernels::ExitReason r) {
-  switch (r) {
-    case kernels::ExitReason::signal: return "signal";
-    case kernels::ExitReason::stop: return "stop";
-    case kernels::ExitReason::target: return "target";
-    case kernels::ExitReason::trail: return "trail";
-    case kernels::ExitReason::max_hold: return "max_hold";
-    case kernels::ExitReason::gap: return "gap";
-    case kernels::ExitReason::end: return "end";
-  }
-  return "?";
-}
+const char* exit_reason_name(kernels::ExitReason r) { return enum_name(r).data(); }
 
 
 }  // namespace qtos

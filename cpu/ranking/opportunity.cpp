@@ -15,30 +15,9 @@ namespace qtos {
 
 using kernels::Feature;
 
-std::string_view criterion_name(Criterion c) {
-  switch (c) {
-    case Criterion::trend: return "trend";
-    case Criterion::volatility: return "volatility";
-    case Criterion::liquidity: return "liquidity";
-    case Criterion::performance: return "performance";
-    case Criterion::model: return "model";
-  }
-  return "?";
-}
+std::string_view criterion_name(Criterion c) { return enum_name(c); }
 
-std::string_view filter_reason_name(FilterReason r) {
-  switch (r) {
-    case FilterReason::none: return "none";
-    case FilterReason::blacklisted: return "blacklisted";
-    case FilterReason::not_whitelisted: return "not_whitelisted";
-    case FilterReason::no_data: return "no_data";
-    case FilterReason::stale: return "stale";
-    case FilterReason::insufficient_history: return "insufficient_history";
-    case FilterReason::low_dollar_volume: return "low_dollar_volume";
-    case FilterReason::wide_spread: return "wide_spread";
-  }
-  return "?";
-}
+std::string_view filter_reason_name(FilterReason r) { return enum_name(r); }
 
 namespace {
 

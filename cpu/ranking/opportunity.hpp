@@ -13,11 +13,13 @@
 #include <vector>
 
 #include "cpu/kernels/features.hpp"
+#include "cpu/util/enum_names.hpp"
 
 namespace qtos {
 
 /// The five criteria of the design documents.
 enum class Criterion { trend, volatility, liquidity, performance, model };
+QTOS_ENUM_NAMES(Criterion, "trend", "volatility", "liquidity", "performance", "model");
 /// Number of criteria.
 inline constexpr int kCriterionCount = 5;
 /// Lower-case name of a criterion ("trend", ...).
@@ -26,6 +28,8 @@ std::string_view criterion_name(Criterion c);
 /// Why a symbol is not ranked.
 enum class FilterReason { none, blacklisted, not_whitelisted, no_data, stale, insufficient_history, low_dollar_volume,
                           wide_spread };
+QTOS_ENUM_NAMES(FilterReason, "none", "blacklisted", "not_whitelisted", "no_data", "stale", "insufficient_history",
+                "low_dollar_volume", "wide_spread");
 /// Stable lower-case code of a reason ("stale", "low_dollar_volume", ...).
 std::string_view filter_reason_name(FilterReason r);
 

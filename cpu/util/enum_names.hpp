@@ -48,12 +48,12 @@ std::optional<E> enum_parse(std::string_view text) {
   return std::nullopt;
 }
 
-/// Every name joined with `sep` (for "expected A, B or C" messages and --help texts).
+/// Every name, joined with `sep` and `last` before the last one (for "expected A, B or C" messages and --help texts).
 template <class E>
-std::string enum_names_joined(std::string_view sep = ", ") {
+std::string enum_names_joined(std::string_view sep = ", ", std::string_view last = " or ") {
   std::string out;
   for (std::size_t i = 0; i < EnumNames<E>::kCount; ++i) {
-    if (i) out += sep;
+    if (i) out += i + 1 == EnumNames<E>::kCount ? last : sep;
     out += EnumNames<E>::kNames[i];
   }
   return out;

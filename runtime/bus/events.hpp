@@ -104,7 +104,6 @@ QTOS_ENUM_NAMES(ServiceState, "CREATED", "STARTING", "RUNNING", "DEGRADED", "FAU
 QTOS_ENUM_NAMES(CloseReason, "TAKE_PROFIT", "STOP_LOSS", "SIGNAL_EXIT", "TRAILING_STOP", "RISK_EXIT", "EMERGENCY_BRAKE",
                 "MANUAL");
 QTOS_ENUM_NAMES(RiskLimit, "DAILY_DRAWDOWN", "OPEN_DRAWDOWN", "LEVERAGE", "EXPOSURE", "OPEN_POSITIONS", "RISK_PER_TRADE");
-QTOS_ENUM_NAMES(SubsystemMode, "OFF", "OBSERVE", "ADVISORY", "ENFORCED", "PROTECTIVE");
 
 /// The type tag of every event; the value is also the event's index in AnyEvent.
 enum class EventType : std::uint16_t {

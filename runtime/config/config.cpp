@@ -15,9 +15,6 @@ extern char** environ;
 namespace qtos {
 namespace {
 
-constexpr std::array<const char*, kSubsystemCount> kSubsystemNames = {
-    "HFOS", "PIL", "PBA", "PAL", "SELF_HEALING", "MODEL_SUPERVISOR", "UNIVERSE_OS", "AELM", "RETRAINING"};
-
 using M = SubsystemMode;
 // The stage preset table of the foundation issue: rows are subsystems, columns stages; OFF means disabled.
 constexpr std::array<std::array<M, 4>, kSubsystemCount> kPresets = {{
@@ -250,24 +247,11 @@ const std::vector<Spec>& specs() {
 
 }  // namespace
 
-std::string_view stage_name(IntegrationStage s) {
-  constexpr std::array<std::string_view, 4> n = {"OBSERVATION", "PARTIAL", "COORDINATION", "AUTONOMY"};
-  return n[static_cast<std::size_t>(s)];
-}
-std::string_view mode_name(SubsystemMode m) {
-  constexpr std::array<std::string_view, 5> n = {"OFF", "OBSERVE", "ADVISORY", "ENFORCED", "PROTECTIVE"};
-  return n[static_cast<std::size_t>(m)];
-}
-std::string_view subsystem_name(Subsystem s) { return kSubsystemNames[static_cast<std::size_t>(s)]; }
-std::string_view exchange_name(ExchangeKind e) {
-  constexpr std::array<std::string_view, 5> n = {"paper", "binance-spot-testnet", "binance-futures-testnet", "binance-spot",
-                                                 "binance-futures"};
-  return n[static_cast<std::size_t>(e)];
-}
-std::string_view source_name(ValueSource s) {
-  constexpr std::array<std::string_view, 5> n = {"default", "stage preset", ".env file", "environment", "stage cap"};
-  return n[static_cast<std::size_t>(s)];
-}
+std::string_view stage_name(IntegrationStage s) { return enum_name(s); }
+std::string_view mode_name(SubsystemMode m) { return enum_name(m); }
+std::string_view subsystem_name(Subsystem s) { return enum_name(s); }
+std::string_view exchange_name(ExchangeKind e) { return enum_name(e); }
+std::string_view source_name(ValueSource s) { return enum_name(s); }
 bool exchange_is_simulated(ExchangeKind e) {
   return e == ExchangeKind::paper || e == ExchangeKind::binance_spot_testnet || e == ExchangeKind::binance_futures_testnet;
 }
@@ -318,9 +302,10 @@ std::map<std::string, std::string> env_file_read(const std::string& path) {
 
 std::vector<std::string> config_known_names() {
   std::vector<std::string> names = {"QT_AI_INTEGRATION_STAGE"};
-  for (const char* x : kSubsystemNames) {
-    names.push_back(std::string("QT_AI_") + x + "_ENABLED");
-    names.push_back(std::string("QT_AI_") + x + "_MODE");
+  for (std::size_t i = 0; i < kSubsystemCount; ++i) {
+    const std::string x(enum_name(static_cast<Subsystem>(i)));
+    names.push_back("QT_AI_" + x + "_ENABLED");
+    names.push_back("QT_AI_" + x + "_MODE");
   }
   for (const auto& s : specs()) names.push_back(s.name);
   return names;
@@ -367,7 +352,7 @@ Config config_load(const ConfigSources& src) {
   // Subsystems: preset, then explicit flag and mode, then the stage rules.
   const auto stage_col = static_cast<std::size_t>(c.stage);
   for (std::size_t i = 0; i < kSubsystemCount; ++i) {
-    const std::string x = kSubsystemNames[i];
+    const std::string x(enum_name(static_cast<Subsystem>(i)));
     const std::string en_name = "QT_AI_" + x + "_ENABLED", mode_name_var = "QT_AI_" + x + "_MODE";
     SubsystemConfig& sc = c.subsystems[i];
     const M preset = kPresets[i][stage_col];

@@ -12,21 +12,27 @@
 #include <vector>
 
 #include "cpu/backend/device.hpp"
+#include "cpu/util/enum_names.hpp"
 #include "runtime/clock/cron.hpp"
 
 namespace qtos {
 
 /// How far the AI subsystems may act on trades.
 enum class IntegrationStage { observation, partial, coordination, autonomy };
+QTOS_ENUM_NAMES(IntegrationStage, "OBSERVATION", "PARTIAL", "COORDINATION", "AUTONOMY");
 /// What a subsystem may do: nothing, log, soft adjustments, block/force; PROTECTIVE is Self-Healing's alone.
 enum class SubsystemMode { off, observe, advisory, enforced, protective };
+QTOS_ENUM_NAMES(SubsystemMode, "OFF", "OBSERVE", "ADVISORY", "ENFORCED", "PROTECTIVE");
 /// The subsystems with an enabled flag and a mode (QT_AI_<X>_ENABLED / QT_AI_<X>_MODE).
 enum class Subsystem { hfos, pil, pba, pal, self_healing, model_supervisor, universe_os, aelm, retraining };
-inline constexpr std::size_t kSubsystemCount = 9;
+QTOS_ENUM_NAMES(Subsystem, "HFOS", "PIL", "PBA", "PAL", "SELF_HEALING", "MODEL_SUPERVISOR", "UNIVERSE_OS", "AELM", "RETRAINING");
+inline constexpr std::size_t kSubsystemCount = EnumNames<Subsystem>::kCount;
 /// Where orders go.
 enum class ExchangeKind { paper, binance_spot_testnet, binance_futures_testnet, binance_spot, binance_futures };
+QTOS_ENUM_NAMES(ExchangeKind, "paper", "binance-spot-testnet", "binance-futures-testnet", "binance-spot", "binance-futures");
 /// Where an effective value came from, in increasing precedence (a stage cap is applied last).
 enum class ValueSource { default_value, stage_preset, env_file, environment, stage_cap };
+QTOS_ENUM_NAMES(ValueSource, "default", "stage preset", ".env file", "environment", "stage cap");
 
 std::string_view stage_name(IntegrationStage s);          ///< "OBSERVATION", ...
 std::string_view mode_name(SubsystemMode m);              ///< "OFF", "OBSERVE", ...

@@ -48,15 +48,7 @@ std::string symbol_name(std::int32_t i, std::int32_t n) {
 
 }  // namespace
 
-const char* synth_regime_name(SynthRegime r) {
-  switch (r) {
-    case SynthRegime::trend_up: return "trend_up";
-    case SynthRegime::trend_down: return "trend_down";
-    case SynthRegime::ranging: return "ranging";
-    case SynthRegime::shock: return "shock";
-  }
-  return "?";
-}
+const char* synth_regime_name(SynthRegime r) { return enum_name(r).data(); }
 
 void synth_options_check(const SynthOptions& opt) {
   if (opt.n_symbols < 1 || opt.n_symbols > 1'000'000)

@@ -11,12 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "cpu/util/enum_names.hpp"
 #include "runtime/data/market_panel.hpp"
 
 namespace qtos {
 
 /// The four market regimes of the generator (the bus has its own, coarser-grained Regime for RegimeChanged).
 enum class SynthRegime : std::uint8_t { trend_up = 0, trend_down = 1, ranging = 2, shock = 3 };
+QTOS_ENUM_NAMES(SynthRegime, "trend_up", "trend_down", "ranging", "shock");
 /// "trend_up", "trend_down", "ranging", "shock".
 const char* synth_regime_name(SynthRegime r);
 

@@ -76,22 +76,11 @@ bool is_hex_prefix(std::string_view s) {
 
 }  // namespace
 
-const char* strategy_status_name(StrategyStatus s) {
-  switch (s) {
-    case StrategyStatus::backtest: return "BACKTEST";
-    case StrategyStatus::shadow: return "SHADOW";
-    case StrategyStatus::live: return "LIVE";
-    case StrategyStatus::retired: return "RETIRED";
-  }
-  return "?";
-}
+const char* strategy_status_name(StrategyStatus s) { return enum_name(s).data(); }
 
 StrategyStatus strategy_status_parse(std::string_view text, std::string_view what) {
-  std::string up(text);
-  for (char& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  for (auto s : {StrategyStatus::backtest, StrategyStatus::shadow, StrategyStatus::live, StrategyStatus::retired})
-    if (up == strategy_status_name(s)) return s;
-  throw std::invalid_argument(std::string(what) + " '" + std::string(text) + "': expected BACKTEST, SHADOW, LIVE or RETIRED");
+  if (const auto s = enum_parse<StrategyStatus>(text)) return *s;
+  throw std::invalid_argument(std::string(what) + " '" + std::string(text) + "': expected " + enum_names_joined<StrategyStatus>());
 }
 
 bool strategy_transition_allowed(StrategyStatus from, StrategyStatus to) {

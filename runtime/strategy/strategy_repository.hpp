@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cpu/kernels/strategy.hpp"
+#include "cpu/util/enum_names.hpp"
 #include "runtime/store/sqlite_db.hpp"
 #include "runtime/util/result.hpp"
 
@@ -17,6 +18,7 @@ namespace qtos {
 
 /// Where a strategy is in its life.
 enum class StrategyStatus { backtest, shadow, live, retired };
+QTOS_ENUM_NAMES(StrategyStatus, "BACKTEST", "SHADOW", "LIVE", "RETIRED");
 
 /// "BACKTEST", "SHADOW", "LIVE", "RETIRED".
 const char* strategy_status_name(StrategyStatus s);
