@@ -16,11 +16,6 @@ constexpr std::array<TypeInfo, kEventTypeCount> make_info(std::index_sequence<I.
   return {TypeInfo{std::variant_alternative_t<I, AnyEvent>::kTopic, {}, std::variant_alternative_t<I, AnyEvent>::kDroppable}...};
 }
 
-constexpr std::string_view kTypeNames[kEventTypeCount] = {
-    "MarketBarClosed", "OpportunitiesUpdated", "RegimeChanged",  "PolicyUpdated",       "StrategyPromoted",
-    "StrategyRetired", "ModelPromoted",        "HealthStatusChanged", "SignalGenerated", "OrderSubmitted",
-    "OrderDenied",     "OrderFilled",          "OrderRejected",  "PositionOpened",      "PositionClosed",
-    "RiskLimitBreached", "EmergencyBrakeChanged", "ServiceStateChanged", "UniverseSuggested"};
 
 constexpr auto kInfo = make_info(std::make_index_sequence<kEventTypeCount>{});
 
@@ -33,7 +28,7 @@ std::size_t checked(EventType type) {
 }  // namespace
 
 std::string_view event_topic(EventType type) { return kInfo[checked(type)].topic; }
-std::string_view event_type_name(EventType type) { return kTypeNames[checked(type)]; }
+std::string_view event_type_name(EventType type) { return enum_name(static_cast<EventType>(checked(type))); }
 bool event_droppable(EventType type) { return kInfo[checked(type)].droppable; }
 
 }  // namespace qtos

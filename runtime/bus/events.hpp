@@ -112,8 +112,12 @@ enum class EventType : std::uint16_t {
   order_rejected, position_opened, position_closed, risk_limit_breached, emergency_brake_changed,
   service_state_changed, universe_suggested  // new types go last: the value is the type code in event logs
 };
+QTOS_ENUM_NAMES(EventType, "MarketBarClosed", "OpportunitiesUpdated", "RegimeChanged", "PolicyUpdated", "StrategyPromoted",
+                "StrategyRetired", "ModelPromoted", "HealthStatusChanged", "SignalGenerated", "OrderSubmitted", "OrderDenied",
+                "OrderFilled", "OrderRejected", "PositionOpened", "PositionClosed", "RiskLimitBreached",
+                "EmergencyBrakeChanged", "ServiceStateChanged", "UniverseSuggested");
 /// Number of event types.
-inline constexpr std::size_t kEventTypeCount = 19;
+inline constexpr std::size_t kEventTypeCount = EnumNames<EventType>::kCount;
 
 /// Stamped on every event by the bus when it is published or posted.
 struct EventHeader {
