@@ -199,7 +199,10 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
       r = evolve(panel.view(), features, backend, opt, [&](const GenerationReport& g) { on_generation(1, g); });
     }
     const bool partial = wr ? wr->partial : r.partial;
-    progress.finish(partial ? std::string("stopped by ") + stop_signal_name(stop.signal()) : std::string());
+    if (partial)
+      progress.stop(std::string("stopped by ") + stop_signal_name(stop.signal()));
+    else
+      progress.finish();
     if (partial) {
       std::printf("stopped by %s after generation %d of %d%s: the results below come from the completed generations only "
                   "(a partial hall of fame)\n",

@@ -156,7 +156,7 @@ void verbs_retrain_register(CLI::App& app, CliContext& ctx) {
     opts.stop = stop;
     auto trained = models::model_train(table, split, kind, hyper, opts);
     if (!trained.ok() && trained.error().code == ErrorCode::stopped) {
-      progress.finish(std::string("stopped by ") + stop_signal_name(stop.signal()));
+      progress.stop(std::string("stopped by ") + stop_signal_name(stop.signal()));
       std::printf("retrain stopped by %s: %s; nothing was registered in %s (a stopped training registers no model; run it "
                   "again to train one)\n",
                   stop_signal_name(stop.signal()), trained.error().message.c_str(), registry_dir.c_str());

@@ -29,6 +29,13 @@ void Progress::update(std::uint64_t done, const std::string& status) {
   draw(false);
 }
 
+void Progress::stop(const std::string& status) {
+  if (finished_) return;
+  status_ = status;
+  draw(true);
+  finished_ = true;
+}
+
 void Progress::finish(const std::string& status) {
   if (finished_) return;
   done_ = total_;

@@ -21,6 +21,8 @@ class Progress {
   void update(std::uint64_t done, const std::string& status = {});
   /// Marks the work finished and prints the final line.
   void finish(const std::string& status = {});
+  /// Marks the work stopped before its end (a stop request) and prints the final line at the amount done so far.
+  void stop(const std::string& status);
   /// Changes the total (when it becomes known after the bar was created).
   void set_total(std::uint64_t total) { total_ = total; }
   /// Forces terminal or plain mode (tests); by default it follows isatty().
