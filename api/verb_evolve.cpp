@@ -108,19 +108,15 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
     const BacktestBackend& backend = backend_select(backends, kind);
 
     // Everything the end of the run needs is checked now, before minutes of search: the --out file's directory takes
-    // a new file, and the --repo repository opens (or, when new, can be created).
+    // a new file, and the --repo repository opens (created when new). At the end --out is written before the
+    // repository, so a repository that fails then (a full disk) still leaves the hall of fame in the JSON file.
     if (!a->out.empty()) output_path_check("--out", a->out);
     std::optional<StrategyRepository> repo;
     if (!a->repo.empty()) {
-      std::error_code ec;
-      if (std::filesystem::exists(a->repo, ec)) {
-        try {
-          repo.emplace(a->repo);
-        } catch (const std::exception& e) {
-          throw std::runtime_error(std::string("--repo ") + a->repo + ": " + e.what() + "; checked before starting, nothing was run");
-        }
-      } else {
-        output_path_check("--repo", a->repo);
+      try {
+        repo.emplace(a->repo);  // opened (or created) now: a full disk or a damaged file stops the run before it starts
+      } catch (const std::exception& e) {
+        throw std::runtime_error(std::string("--repo ") + a->repo + ": " + e.what() + "; checked before starting, nothing was run");
       }
     }
 
@@ -253,30 +249,6 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
       for (std::uint64_t p : h.parents) parents += (parents.empty() ? "" : ", ") + genome_id_of_hash(p);
       std::printf("      parents: %s\n", parents.empty() ? "none (random genome)" : parents.c_str());
     }
-    if (!a->repo.empty()) {
-      if (!repo) repo.emplace(a->repo);
-      const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch()).count();
-      std::vector<StrategyRecord> records;
-      for (const auto& h : r.hall_of_fame) {
-        StrategyRecord rec;
-        rec.genome = h.genome;
-        rec.generation = h.generation;
-        rec.origin = "evolve seed " + std::to_string(a->seed) + " on " + a->data + (wf ? " (last walk-forward fold)" : "") +
-                     (partial ? " (partial: stopped after generation " + std::to_string(r.generations_completed) + " of " +
-                                    std::to_string(opt.generations) + ")"
-                              : "");
-        for (std::uint64_t p : h.parents) rec.parents.push_back(genome_id_of_hash(p));
-        const boost::json::object m{{"in_sample", metrics_json(h.train)}, {"out_of_sample", metrics_json(h.test)},
-                                    {"deflated_sharpe", h.deflated_sharpe}, {"trials", r.trials},
-                                    {"train", boost::json::array{opt.train_begin, opt.train_end}},
-                                    {"test", boost::json::array{opt.test_begin, opt.test_end}}};
-        rec.backtest_metrics = boost::json::serialize(m);
-        records.push_back(std::move(rec));
-      }
-      const int added = repo->upsert_all(records, now);  // the whole hall of fame or nothing
-      std::printf("stored %zu strategies in %s (%d new)\n", r.hall_of_fame.size(), a->repo.c_str(), added);
-    }
     if (!a->out.empty()) {
       boost::json::array hof;
       for (const auto& h : r.hall_of_fame)
@@ -320,6 +292,29 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
       }
       atomic_write(a->out, boost::json::serialize(doc) + "\n");  // throws naming the path and the reason; old file kept
       std::printf("wrote %s%s\n", a->out.c_str(), partial ? " (partial hall of fame)" : "");
+    }
+    if (!a->repo.empty()) {
+      const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch()).count();
+      std::vector<StrategyRecord> records;
+      for (const auto& h : r.hall_of_fame) {
+        StrategyRecord rec;
+        rec.genome = h.genome;
+        rec.generation = h.generation;
+        rec.origin = "evolve seed " + std::to_string(a->seed) + " on " + a->data + (wf ? " (last walk-forward fold)" : "") +
+                     (partial ? " (partial: stopped after generation " + std::to_string(r.generations_completed) + " of " +
+                                    std::to_string(opt.generations) + ")"
+                              : "");
+        for (std::uint64_t p : h.parents) rec.parents.push_back(genome_id_of_hash(p));
+        const boost::json::object m{{"in_sample", metrics_json(h.train)}, {"out_of_sample", metrics_json(h.test)},
+                                    {"deflated_sharpe", h.deflated_sharpe}, {"trials", r.trials},
+                                    {"train", boost::json::array{opt.train_begin, opt.train_end}},
+                                    {"test", boost::json::array{opt.test_begin, opt.test_end}}};
+        rec.backtest_metrics = boost::json::serialize(m);
+        records.push_back(std::move(rec));
+      }
+      const int added = repo->upsert_all(records, now);  // the whole hall of fame or nothing
+      std::printf("stored %zu strategies in %s (%d new)\n", r.hall_of_fame.size(), a->repo.c_str(), added);
     }
     if (stop.stop_requested()) {
       std::printf("stopped by %s: %s\n", stop_signal_name(stop.signal()),

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -18,6 +19,7 @@ std::string hint_for(int rc, const std::string& path) {
       return " (the file is damaged: restore it from a backup, or salvage rows with `sqlite3 " + path + " .recover`)";
     case SQLITE_NOTADB: return " (the file is not a SQLite database)";
     case SQLITE_FULL: return " (the disk is full: free space and retry; nothing was changed)";
+    case SQLITE_IOERR: return " (an I/O error: is the disk full or failing? nothing was changed)";
     case SQLITE_READONLY: return " (the file or its directory is read-only)";
     case SQLITE_BUSY: return " (another process holds the write lock; retry later)";
     case SQLITE_CANTOPEN: return " (check that the directory exists and is writable)";
@@ -169,6 +171,9 @@ Db::Db(std::string path, const Schema& schema, const OpenOptions& opts) : path_(
   } catch (...) {
     sqlite3_close_v2(db_);
     db_ = nullptr;
+    if (!exists) {  // a store this call created and could not set up is not left behind half made
+      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) ::unlink((path_ + suffix).c_str());
+    }
     throw;
   }
 }
