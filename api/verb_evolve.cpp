@@ -113,6 +113,8 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
     if (!a->out.empty()) output_path_check("--out", a->out);
     std::optional<StrategyRepository> repo;
     if (!a->repo.empty()) {
+      std::error_code ec;
+      if (!std::filesystem::exists(a->repo, ec)) output_path_check("--repo", a->repo);  // a usage error names the directory
       try {
         repo.emplace(a->repo);  // opened (or created) now: a full disk or a damaged file stops the run before it starts
       } catch (const std::exception& e) {
