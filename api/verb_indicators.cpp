@@ -88,7 +88,7 @@ std::string period_help() {
     s += (i ? "; " : " ") + groups[i].second + " " + std::to_string(groups[i].first);
   s += "; an output takes its family's default; macd: the fast period, slow = 26 and signal = 9 at the default 12, "
        "else slow = 2*fast+2";
-  if (!none.empty()) s += "; " + none + " take no period";
+  if (!none.empty()) s += "; " + none + (none.find(',') == std::string::npos ? " takes" : " take") + " no period";
   return s + ")";
 }
 

@@ -39,6 +39,7 @@ enum class IndicatorKind : std::int32_t {
   dollar_volume,  ///< rolling sum of quote volume, z-score of the bar's quote volume in the window
   spread,         ///< Corwin-Schultz high-low spread estimate, averaged over the window
   max_drawdown,   ///< largest peak-to-trough fall of close within the window, as a fraction
+  obv,            ///< on-balance volume (TA-Lib OBV) over the quote volume
 };
 
 /// Panel columns an indicator reads, a flag set. Whatever it reads, a bar counts only with a finite close (a NaN close
@@ -787,6 +788,44 @@ struct MaxDrawdownState {
   }
 };
 
+/// On-balance volume (TA-Lib OBV) of the quote volume: the first bar's volume, then plus the volume of a bar that
+/// closes above the previous close, minus that of one that closes below, unchanged on an equal close. Cumulative
+/// from the first bar of the gap-free stretch. No parameters; lookback 0.
+template <class T>
+struct ObvState {
+  static constexpr IndicatorKind kKind = IndicatorKind::obv;  ///< the family tag
+  static constexpr const char* kName = "obv";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"obv"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::close | IndicatorInputs::volume;  ///< columns read
+  static constexpr std::array<IndicatorParamSpec, 0> kParams{};  ///< parameters read: none
+  static constexpr IndicatorParams kDefaults{};  ///< CLI defaults (none read)
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams&, int) { return 0; }
+  bool started = false;  ///< a first bar was seen
+  T prev = 0, value = 0;  ///< previous close; current OBV
+  /// Clears the state (OBV has no parameters).
+  QTOS_HD void init(const IndicatorParams&) { reset(); }
+  /// Forgets every input.
+  QTOS_HD void reset() { started = false; prev = value = T(0); }
+  /// Oldest lag read.
+  QTOS_HD std::int32_t max_lag() const { return 0; }
+  /// Adds a close x with quote volume v and returns the OBV.
+  QTOS_HD T update(T x, T v) {
+    if (!started) {
+      started = true;
+      value = v;
+    } else {
+      value += x > prev ? v : (x < prev ? -v : T(0));  // a select: the sign of a change is unpredictable
+    }
+    prev = x;
+    return value;
+  }
+  /// One bar of close and quote volume.
+  template <class H>
+  QTOS_HD void step(const H& h, T* out) { out[0] = update(T(h.close(0)), T(h.qvol(0))); }
+};
+
 /// A list of indicator state templates (each takes the arithmetic type T).
 template <template <class> class... States>
 struct IndicatorList {
@@ -796,7 +835,7 @@ struct IndicatorList {
 /// Every indicator, in IndicatorKind order: the one list that the names, output tables, lookbacks and argument checks
 /// (cpu/backend/indicator_cpu.cpp), the TBB, serial and CUDA dispatch, the streaming form and the CLI derive from.
 using IndicatorTypes = IndicatorList<SmaState, EmaState, RsiState, AtrState, DmiState, BbandsState, MacdState, RocState,
-                                     RvolState, DollarVolumeState, SpreadState, MaxDrawdownState>;
+                                     RvolState, DollarVolumeState, SpreadState, MaxDrawdownState, ObvState>;
 
 /// Number of indicator families.
 inline constexpr int kIndicatorKindCount = IndicatorTypes::kCount;
@@ -825,10 +864,8 @@ constexpr bool indicator_order_ok(IndicatorList<S...>, std::index_sequence<I...>
 template <class S>
 constexpr bool indicator_traits_ok() {
   bool ok = S::kOutputs >= 1 && static_cast<std::uint8_t>(S::kInputs) != 0;
-  for (std::size_t i = 0; i < S::kParams.size(); ++i) {
-    const IndicatorParamSpec& p = S::kParams[i];
-    ok = ok && p.min <= p.max && p.above < static_cast<int>(i);
-  }
+  int i = 0;  // a range-for: an index loop over an empty kParams is a "pointless comparison" for nvcc
+  for (const IndicatorParamSpec& p : S::kParams) ok = ok && p.min <= p.max && p.above < i++;
   return ok;
 }
 template <template <class> class... S>

@@ -138,6 +138,14 @@ TEST(IndicatorsByHand, MaxDrawdownOverTheWindow) {
   expect_series(run_serial(p, IndicatorKind::max_drawdown, period(3), 0), {NAN, NAN, .2, 0, .5, .5}, "mdd3");
 }
 
+TEST(IndicatorsByHand, OnBalanceVolumeAddsOnUpClosesAndSubtractsOnDownCloses) {
+  // TA-Lib OBV: starts at the first volume; +v on a higher close, -v on a lower one, unchanged on an equal one.
+  const std::vector<double> c = {10, 11, 11, 10, 12};
+  expect_series(reference::obv(c, std::vector<double>{5, 3, 4, 2, 6}), {5, 8, 8, 6, 12}, "reference obv");
+  const auto p = panel_of(c, c, c);  // quote volume = close * 1000
+  expect_series(run_serial(p, IndicatorKind::obv, IndicatorParams{}, 0), {10000, 21000, 21000, 11000, 23000}, "obv");
+}
+
 /// The gap-free stretches [a, b) of symbol s's bars.
 std::vector<std::pair<std::int32_t, std::int32_t>> segments(const OwnedPanel& p, std::int32_t s) {
   std::vector<std::pair<std::int32_t, std::int32_t>> out;
