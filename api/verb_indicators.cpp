@@ -44,7 +44,8 @@ const std::map<std::string, IndicatorChoice>& choices() {
       r.emplace(std::string(indicator_name(kind)), IndicatorChoice{kind, {}});
       const auto outputs = indicator_output_names(kind);
       if (outputs.size() > 1)
-        for (std::size_t j = 0; j < outputs.size(); ++j) r.emplace(outputs[j], IndicatorChoice{kind, {static_cast<int>(j)}});
+        for (std::size_t j = 0; j < outputs.size(); ++j)
+          r.emplace(outputs[j], IndicatorChoice{kind, {static_cast<int>(j)}});
     }
     return r;
   }();
@@ -59,7 +60,8 @@ std::string choice_list(bool outputs) {
     const auto kind = static_cast<IndicatorKind>(k);
     const std::string family(indicator_name(kind));
     std::vector<std::string> names = {family};
-    if (outputs) names = indicator_output_names(kind).size() > 1 ? indicator_output_names(kind) : std::vector<std::string>{};
+    if (outputs) names = indicator_output_names(kind);
+    if (outputs && names.size() == 1) names.clear();
     for (const auto& n : names)
       if (!outputs || n != family) s += (s.empty() ? "" : "|") + n;
   }

@@ -327,7 +327,9 @@ struct DmiState {
   static constexpr std::array kParams{period_spec()};  ///< parameters read
   static constexpr IndicatorParams kDefaults{.period = 14};  ///< CLI defaults
   /// Leading bars without a value of output `output`.
-  static constexpr std::int32_t lookback(const IndicatorParams& p, int output) { return output == 2 ? 2 * p.period - 1 : p.period; }
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int output) {
+    return output == 2 ? 2 * p.period - 1 : p.period;
+  }
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
   T prev_high = 0, prev_low = 0, prev_close = 0;  ///< the previous bar
   T pdm = 0, mdm = 0, tr = 0, dx_sum = 0, adx = 0;  ///< Wilder sums of +DM, -DM, TR; seed sum of DX; current ADX
@@ -418,10 +420,12 @@ template <class T>
 struct BbandsState {
   static constexpr IndicatorKind kKind = IndicatorKind::bbands;  ///< the family tag
   static constexpr const char* kName = "bbands";  ///< name in tables, messages and the CLI
-  static constexpr std::array kOutputNames{"middle", "upper", "lower", "width", "percent_b"};  ///< output names, in output order
+  /// Output names, in output order.
+  static constexpr std::array kOutputNames{"middle", "upper", "lower", "width", "percent_b"};
   static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
   static constexpr IndicatorInputs kInputs = IndicatorInputs::close;  ///< columns read
-  static constexpr std::array kParams{period_spec(2), IndicatorParamSpec{"k", "k", IndicatorParamField::k, 0, 100}};  ///< parameters read
+  /// Parameters read.
+  static constexpr std::array kParams{period_spec(2), IndicatorParamSpec{"k", "k", IndicatorParamField::k, 0, 100}};
   static constexpr IndicatorParams kDefaults{.period = 20, .k = 2.0};  ///< CLI defaults
   /// Leading bars without a value of output `output`.
   static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period - 1; }
@@ -465,12 +469,16 @@ struct MacdState {
   static constexpr std::array kOutputNames{"macd", "signal", "histogram"};  ///< output names, in output order
   static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
   static constexpr IndicatorInputs kInputs = IndicatorInputs::close;  ///< columns read
-  static constexpr std::array kParams{IndicatorParamSpec{"period", "fast period", IndicatorParamField::period, 2, 100000},
+  /// Parameters read: fast, slow (above fast) and signal periods.
+  static constexpr std::array kParams{
+      IndicatorParamSpec{"period", "fast period", IndicatorParamField::period, 2, 100000},
       IndicatorParamSpec{"slow_period", "slow period", IndicatorParamField::period2, 1, 100000, 0},
-      IndicatorParamSpec{"signal_period", "signal period", IndicatorParamField::period3, 1, 100000}};  ///< parameters read
+      IndicatorParamSpec{"signal_period", "signal period", IndicatorParamField::period3, 1, 100000}};
   static constexpr IndicatorParams kDefaults{.period = 12, .period2 = 26, .period3 = 9};  ///< CLI defaults
   /// Leading bars without a value of output `output`.
-  static constexpr std::int32_t lookback(const IndicatorParams& p, int output) { return output == 0 ? p.period2 - 1 : p.period2 + p.period3 - 2; }
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int output) {
+    return output == 0 ? p.period2 - 1 : p.period2 + p.period3 - 2;
+  }
   std::int32_t fast = 0, slow = 0, count = 0;  ///< periods; inputs seen since the last reset
   T fast_k = 0, fast_sum = 0, fast_value = 0;  ///< fast EMA: factor, seed sum, value
   EmaState<T> slow_ema, signal_ema;  ///< slow EMA of close; signal EMA of the line
@@ -904,7 +912,8 @@ static_assert(detail::indicator_order_ok(IndicatorTypes{}, std::make_index_seque
               "IndicatorTypes must list the states in IndicatorKind order (each state's kKind is its index)");
 static_assert(detail::indicator_all_traits_ok(IndicatorTypes{}), "an indicator state has incoherent traits");
 
-/// Calls `f(IndicatorTag<State>{})` with the state type of `kind` (T = the arithmetic type); nothing for an unknown kind.
+/// Calls `f(IndicatorTag<State>{})` with the state type of `kind` (T: the arithmetic type); no call for an unknown
+/// kind.
 template <class T = float, class F>
 QTOS_HD inline void indicator_visit(IndicatorKind kind, F&& f) {
   detail::indicator_visit_in<T>(IndicatorTypes{}, std::make_index_sequence<kIndicatorKindCount>{}, kind, f);
