@@ -1,10 +1,12 @@
 // `qtos indicators`: one indicator's full series for one symbol, aligned to the bar times, so that it can be checked
 // against any other tool. Computed in double precision by the same step functions as the backends.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -26,22 +28,70 @@ struct IndicatorArgs {
   std::int32_t period = 0;  // used only when --period is given
 };
 
-/// A CLI indicator name: its family, which outputs it prints, and its default period.
+/// A CLI indicator name: its family and which outputs it prints.
 struct IndicatorChoice {
   IndicatorKind kind;
   std::vector<int> outputs;  // empty: every output of the family
-  std::int32_t default_period;
 };
 
+/// The CLI names, derived from the indicator list: every family name (all its outputs) and every output name of a
+/// family with several outputs (that output alone), e.g. "dmi", "adx", "plus_di". Names are unique (tested).
 const std::map<std::string, IndicatorChoice>& choices() {
-  static const std::map<std::string, IndicatorChoice> m = {
-      {"sma", {IndicatorKind::sma, {}, 20}},       {"ema", {IndicatorKind::ema, {}, 20}},
-      {"rsi", {IndicatorKind::rsi, {}, 14}},       {"atr", {IndicatorKind::atr, {}, 14}},
-      {"adx", {IndicatorKind::dmi, {2}, 14}},      {"plus_di", {IndicatorKind::dmi, {0}, 14}},
-      {"minus_di", {IndicatorKind::dmi, {1}, 14}}, {"bbands", {IndicatorKind::bbands, {}, 20}},
-      {"macd", {IndicatorKind::macd, {}, 12}},     {"roc", {IndicatorKind::roc, {}, 10}},
-      {"rvol", {IndicatorKind::rvol, {}, 20}}};
+  static const std::map<std::string, IndicatorChoice> m = [] {
+    std::map<std::string, IndicatorChoice> r;
+    for (int k = 0; k < kernels::kIndicatorKindCount; ++k) {
+      const auto kind = static_cast<IndicatorKind>(k);
+      r.emplace(std::string(indicator_name(kind)), IndicatorChoice{kind, {}});
+      const auto outputs = indicator_output_names(kind);
+      if (outputs.size() > 1)
+        for (std::size_t j = 0; j < outputs.size(); ++j)
+          r.emplace(outputs[j], IndicatorChoice{kind, {static_cast<int>(j)}});
+    }
+    return r;
+  }();
   return m;
+}
+
+/// "a|b|c" over the families (`outputs` false) or the names of single outputs other than a family's (true), in list
+/// order.
+std::string choice_list(bool outputs) {
+  std::string s;
+  for (int k = 0; k < kernels::kIndicatorKindCount; ++k) {
+    const auto kind = static_cast<IndicatorKind>(k);
+    const std::string family(indicator_name(kind));
+    std::vector<std::string> names = {family};
+    if (outputs) names = indicator_output_names(kind);
+    if (outputs && names.size() == 1) names.clear();
+    for (const auto& n : names)
+      if (!outputs || n != family) s += (s.empty() ? "" : "|") + n;
+  }
+  return s;
+}
+
+/// The --period help: each family's default period, grouped by value in list order; families without one named.
+std::string period_help() {
+  std::vector<std::pair<std::int32_t, std::string>> groups;
+  std::string none;
+  for (int k = 0; k < kernels::kIndicatorKindCount; ++k) {
+    const auto kind = static_cast<IndicatorKind>(k);
+    const auto specs = indicator_param_specs(kind);
+    const std::string name(indicator_name(kind));
+    if (specs.empty() || specs.front().field != kernels::IndicatorParamField::period) {
+      none += (none.empty() ? "" : ", ") + name;
+      continue;
+    }
+    const std::int32_t d = indicator_defaults(kind).period;
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == d; });
+    if (it == groups.end()) groups.emplace_back(d, name);
+    else it->second += "/" + name;
+  }
+  std::string s = "period (default:";
+  for (std::size_t i = 0; i < groups.size(); ++i)
+    s += (i ? "; " : " ") + groups[i].second + " " + std::to_string(groups[i].first);
+  s += "; an output takes its family's default; macd: the fast period, slow = 26 and signal = 9 at the default 12, "
+       "else slow = 2*fast+2";
+  if (!none.empty()) s += "; " + none + (none.find(',') == std::string::npos ? " takes" : " take") + " no period";
+  return s + ")";
 }
 
 std::string fmt_value(double v) {
@@ -60,21 +110,21 @@ void verbs_indicators_register(CLI::App& app, CliContext&) {
   cmd->add_option("--symbol", a->symbol, "symbol, e.g. BTCUSDT")->required();
   std::vector<std::string> names;
   for (const auto& [name, c] : choices()) names.push_back(name);
-  cmd->add_option("--indicator", a->indicator, "sma|ema|rsi|atr|adx|plus_di|minus_di|bbands|macd|roc|rvol")
+  cmd->add_option("--indicator", a->indicator,
+                  "a family, printing every output: " + choice_list(false) + "; or one output: " + choice_list(true))
       ->required()
       ->check(CLI::IsMember(names));
-  auto* period_opt = cmd->add_option("--period", a->period,
-                  "period (default: sma/ema/bbands/rvol 20, rsi/atr/adx/plus_di/minus_di 14, roc 10; macd: the fast "
-                  "period, slow = 26 and signal = 9 at the default 12, else slow = 2*fast+2)")
-                       ->check(integer_range(1));
+  auto* period_opt = cmd->add_option("--period", a->period, period_help())->check(integer_range(1));
   cmd->add_option("--format", a->format, "csv|json")->check(CLI::IsMember({"csv", "json"}))->capture_default_str();
   cmd->callback([a, period_opt] {
     const IndicatorChoice& choice = choices().at(a->indicator);
-    kernels::IndicatorParams prm;
-    prm.period = period_opt->count() > 0 ? a->period : choice.default_period;
-    if (choice.kind == IndicatorKind::macd) {
-      prm.period2 = prm.period == 12 ? 26 : 2 * prm.period + 2;
-      prm.period3 = 9;
+    const auto specs = indicator_param_specs(choice.kind);
+    kernels::IndicatorParams prm = indicator_defaults(choice.kind);
+    if (period_opt->count() > 0) {
+      if (specs.empty() || specs.front().field != kernels::IndicatorParamField::period)
+        throw UsageError("--period: " + a->indicator + " takes no period");
+      prm.period = a->period;
+      if (choice.kind == IndicatorKind::macd && prm.period != 12) prm.period2 = 2 * prm.period + 2;  // CLI convention
     }
     try {
       indicator_params_check(choice.kind, prm);
@@ -127,10 +177,10 @@ void verbs_indicators_register(CLI::App& app, CliContext&) {
     boost::json::object o;
     o["symbol"] = a->symbol;
     o["indicator"] = a->indicator;
-    o["period"] = prm.period;
-    if (choice.kind == IndicatorKind::macd) {
-      o["slow_period"] = prm.period2;
-      o["signal_period"] = prm.period3;
+    for (const auto& spec : specs) {
+      const double x = kernels::param_value(prm, spec.field);
+      if (spec.field == kernels::IndicatorParamField::k) o[spec.key] = x;
+      else o[spec.key] = static_cast<std::int64_t>(x);
     }
     o["interval"] = interval_name(panel.interval_ms());
     boost::json::object lookbacks;

@@ -37,7 +37,8 @@ struct WarpHist {
 };
 
 /// Walks bars [t_begin, t_end] of one symbol in 32-bar tiles; calls f(hist, t, j) for each bar on every lane, j being
-/// the lane that owns bar t. Only the columns asked for are loaded (the others read as NaN / 0).
+/// the lane that owns bar t. Only the columns asked for are loaded at k = 0 (the others read as NaN / 0), so a state
+/// must declare every column it reads in its kInputs trait.
 template <bool kRange, bool kVolume, class F>
 __device__ void warp_walk(const PanelView& p, std::int64_t base, std::int32_t t_begin, std::int32_t t_end, F&& f) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
@@ -74,10 +75,12 @@ __global__ static void series_kernel(PanelView p, IndicatorParams params, float*
   st.init(params);
   float mine[Ind::kOutputs];
   for (int k = 0; k < Ind::kOutputs; ++k) mine[k] = NAN;
-  constexpr bool kVolume = std::is_same_v<Ind, kernels::DollarVolumeState<float>>;
-  warp_walk<Ind::kUsesRange, kVolume>(p, base, 0, p.n_bars - 1, [&](const WarpHist& h, std::int32_t t, int j) {
+  // The columns this state declares it reads (its kInputs trait); the close is always loaded (a NaN close is a gap).
+  constexpr bool kRange = kernels::indicator_reads<Ind>(kernels::IndicatorInputs::range);
+  constexpr bool kVolume = kernels::indicator_reads<Ind>(kernels::IndicatorInputs::volume);
+  warp_walk<kRange, kVolume>(p, base, 0, p.n_bars - 1, [&](const WarpHist& h, std::int32_t t, int j) {
     float o[Ind::kOutputs];
-    const bool valid = Ind::kUsesRange ? kernels::bar_valid(h.h0, h.l0, h.c0) : kernels::finite_value(h.c0);
+    const bool valid = kernels::indicator_bar_valid<Ind>(h.h0, h.l0, h.c0);
     if (!valid) {
       st.reset();
       for (int k = 0; k < Ind::kOutputs; ++k) o[k] = NAN;

@@ -23,6 +23,12 @@ std::string_view indicator_name(kernels::IndicatorKind kind);
 std::vector<std::string> indicator_output_names(kernels::IndicatorKind kind);
 /// Leading bars without a value of output `output` of a family with these parameters.
 std::int32_t indicator_lookback(kernels::IndicatorKind kind, const kernels::IndicatorParams& params, int output = 0);
+/// The panel columns a family reads (its state's `kInputs`).
+kernels::IndicatorInputs indicator_inputs(kernels::IndicatorKind kind);
+/// The parameters a family reads and their ranges, in order (empty for one without parameters).
+std::span<const kernels::IndicatorParamSpec> indicator_param_specs(kernels::IndicatorKind kind);
+/// A family's default parameters (the CLI's defaults).
+kernels::IndicatorParams indicator_defaults(kernels::IndicatorKind kind);
 /// Throws std::invalid_argument naming the parameter and the allowed range when `params` do not suit `kind`.
 void indicator_params_check(kernels::IndicatorKind kind, const kernels::IndicatorParams& params);
 /// Throws std::invalid_argument naming the window when a feature window is out of range.

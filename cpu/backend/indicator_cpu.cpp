@@ -15,51 +15,41 @@ using kernels::IndicatorParams;
 using kernels::PanelView;
 
 std::string_view indicator_name(IndicatorKind kind) {
-  switch (kind) {
-    case IndicatorKind::sma: return "sma";
-    case IndicatorKind::ema: return "ema";
-    case IndicatorKind::rsi: return "rsi";
-    case IndicatorKind::atr: return "atr";
-    case IndicatorKind::dmi: return "dmi";
-    case IndicatorKind::bbands: return "bbands";
-    case IndicatorKind::macd: return "macd";
-    case IndicatorKind::roc: return "roc";
-    case IndicatorKind::rvol: return "rvol";
-    case IndicatorKind::dollar_volume: return "dollar_volume";
-    case IndicatorKind::spread: return "spread";
-    case IndicatorKind::max_drawdown: return "max_drawdown";
-  }
-  return "?";
+  std::string_view name = "?";
+  kernels::indicator_visit(kind, [&](auto tag) { name = decltype(tag)::type::kName; });
+  return name;
 }
 
 std::vector<std::string> indicator_output_names(IndicatorKind kind) {
-  switch (kind) {
-    case IndicatorKind::dmi: return {"plus_di", "minus_di", "adx"};
-    case IndicatorKind::bbands: return {"middle", "upper", "lower", "width", "percent_b"};
-    case IndicatorKind::macd: return {"macd", "signal", "histogram"};
-    case IndicatorKind::roc: return {"roc", "momentum"};
-    case IndicatorKind::dollar_volume: return {"dollar_volume", "dollar_volume_z"};
-    default: return {std::string(indicator_name(kind))};
-  }
+  std::vector<std::string> names;
+  kernels::indicator_visit(kind, [&](auto tag) {
+    for (const char* n : decltype(tag)::type::kOutputNames) names.emplace_back(n);
+  });
+  return names;
 }
 
 std::int32_t indicator_lookback(IndicatorKind kind, const IndicatorParams& p, int output) {
-  const std::int32_t n = p.period;
-  switch (kind) {
-    case IndicatorKind::sma:
-    case IndicatorKind::ema:
-    case IndicatorKind::bbands:
-    case IndicatorKind::dollar_volume:
-    case IndicatorKind::max_drawdown: return n - 1;
-    case IndicatorKind::rsi:
-    case IndicatorKind::atr:
-    case IndicatorKind::roc:
-    case IndicatorKind::rvol:
-    case IndicatorKind::spread: return n;
-    case IndicatorKind::dmi: return output == 2 ? 2 * n - 1 : n;
-    case IndicatorKind::macd: return output == 0 ? p.period2 - 1 : p.period2 + p.period3 - 2;
-  }
-  return 0;
+  std::int32_t lookback = 0;
+  kernels::indicator_visit(kind, [&](auto tag) { lookback = decltype(tag)::type::lookback(p, output); });
+  return lookback;
+}
+
+kernels::IndicatorInputs indicator_inputs(IndicatorKind kind) {
+  auto inputs = kernels::IndicatorInputs::close;
+  kernels::indicator_visit(kind, [&](auto tag) { inputs = decltype(tag)::type::kInputs; });
+  return inputs;
+}
+
+std::span<const kernels::IndicatorParamSpec> indicator_param_specs(IndicatorKind kind) {
+  std::span<const kernels::IndicatorParamSpec> specs;
+  kernels::indicator_visit(kind, [&](auto tag) { specs = decltype(tag)::type::kParams; });
+  return specs;
+}
+
+IndicatorParams indicator_defaults(IndicatorKind kind) {
+  IndicatorParams p;
+  kernels::indicator_visit(kind, [&](auto tag) { p = decltype(tag)::type::kDefaults; });
+  return p;
 }
 
 namespace {
@@ -68,29 +58,35 @@ void require(bool ok, const std::string& what, std::int32_t value, const std::st
   if (!ok) throw std::invalid_argument(what + " = " + std::to_string(value) + ": expected " + expected);
 }
 
+std::string integer_text(double x) { return std::to_string(static_cast<std::int64_t>(x)); }
+
 }  // namespace
 
 void indicator_params_check(IndicatorKind kind, const IndicatorParams& p) {
+  if (static_cast<int>(kind) < 0 || static_cast<int>(kind) >= kernels::kIndicatorKindCount)
+    throw std::invalid_argument("indicator kind " + std::to_string(static_cast<int>(kind)) + ": expected one of the " +
+                                std::to_string(kernels::kIndicatorKindCount) + " families");
   const std::string name(indicator_name(kind));
-  switch (kind) {
-    case IndicatorKind::macd:
-      require(p.period >= 2, name + " fast period", p.period, "an integer >= 2");
-      require(p.period2 > p.period && p.period2 <= 100000, name + " slow period", p.period2,
-              "an integer above the fast period (" + std::to_string(p.period) + ") and <= 100000");
-      require(p.period3 >= 1 && p.period3 <= 100000, name + " signal period", p.period3, "an integer in [1, 100000]");
-      return;
-    case IndicatorKind::rvol:
-    case IndicatorKind::bbands:
-      require(p.period >= 2 && p.period <= 100000, name + " period", p.period, "an integer in [2, 100000]");
-      if (kind == IndicatorKind::bbands && !(p.k > 0.0 && p.k < 100.0))
-        throw std::invalid_argument("bbands k = " + std::to_string(p.k) + ": expected a number in (0, 100)");
-      return;
-    case IndicatorKind::max_drawdown:
-      require(p.period >= 1 && p.period <= kernels::kMaxDrawdownWindowMax, name + " period", p.period,
-              "an integer in [1, " + std::to_string(kernels::kMaxDrawdownWindowMax) + "]");
-      return;
-    default:
-      require(p.period >= 1 && p.period <= 100000, name + " period", p.period, "an integer in [1, 100000]");
+  const auto specs = indicator_param_specs(kind);
+  for (const kernels::IndicatorParamSpec& s : specs) {
+    const double v = kernels::param_value(p, s.field);
+    if (s.field == kernels::IndicatorParamField::k) {
+      if (!(v > s.min && v < s.max))
+        throw std::invalid_argument(name + " " + s.label + " = " + std::to_string(v) + ": expected a number in (" +
+                                    integer_text(s.min) + ", " + integer_text(s.max) + ")");
+      continue;
+    }
+    const auto value = static_cast<std::int32_t>(v);
+    if (s.above >= 0) {
+      const kernels::IndicatorParamSpec& base = specs[static_cast<std::size_t>(s.above)];
+      const double floor = kernels::param_value(p, base.field);
+      require(v > floor && v <= s.max, name + " " + s.label, value,
+              "an integer above the " + std::string(base.label) + " (" + integer_text(floor) + ") and <= " +
+                  integer_text(s.max));
+    } else {
+      require(v >= s.min && v <= s.max, name + " " + s.label, value,
+              "an integer in [" + integer_text(s.min) + ", " + integer_text(s.max) + "]");
+    }
   }
 }
 

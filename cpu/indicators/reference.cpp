@@ -238,4 +238,41 @@ Series max_drawdown(std::span<const double> x, int n) {
   return out;
 }
 
+Series obv(std::span<const double> x, std::span<const double> v) {
+  // TA-Lib's loop: the running total starts at the first volume; each later bar adds or subtracts its volume by the
+  // direction of its close.
+  Series out = nans(x.size());
+  if (x.empty()) return out;
+  double total = v[0], prev = x[0];
+  for (std::size_t t = 0; t < x.size(); ++t) {
+    if (x[t] > prev) total += v[t];
+    else if (x[t] < prev) total -= v[t];
+    out[t] = total;
+    prev = x[t];
+  }
+  return out;
+}
+
+// No default: a family without a reference here is a -Wswitch error.
+std::vector<Series> series(kernels::IndicatorKind kind, const kernels::IndicatorParams& p, std::span<const double> h,
+                           std::span<const double> l, std::span<const double> c, std::span<const double> q) {
+  using kernels::IndicatorKind;
+  switch (kind) {
+    case IndicatorKind::sma: return {sma(c, p.period)};
+    case IndicatorKind::ema: return {ema(c, p.period)};
+    case IndicatorKind::rsi: return {rsi(c, p.period)};
+    case IndicatorKind::atr: return {atr(h, l, c, p.period)};
+    case IndicatorKind::dmi: return dmi(h, l, c, p.period);
+    case IndicatorKind::bbands: return bbands(c, p.period, p.k);
+    case IndicatorKind::macd: return macd(c, p.period, p.period2, p.period3);
+    case IndicatorKind::roc: return roc(c, p.period);
+    case IndicatorKind::rvol: return {rvol(c, p.period)};
+    case IndicatorKind::dollar_volume: return dollar_volume(q, p.period);
+    case IndicatorKind::spread: return {spread(h, l, p.period)};
+    case IndicatorKind::max_drawdown: return {max_drawdown(c, p.period)};
+    case IndicatorKind::obv: return {obv(c, q)};
+  }
+  return {};
+}
+
 }  // namespace qtos::reference

@@ -8,6 +8,8 @@
 #include <span>
 #include <vector>
 
+#include "cpu/kernels/indicators.hpp"
+
 namespace qtos::reference {
 
 /// One output series.
@@ -30,5 +32,10 @@ Series rvol(std::span<const double> x, int n);                                  
 std::vector<Series> dollar_volume(std::span<const double> q, int n);
 Series spread(std::span<const double> h, std::span<const double> l, int n);     ///< mean Corwin-Schultz estimate
 Series max_drawdown(std::span<const double> x, int n);                          ///< window max drawdown
+Series obv(std::span<const double> x, std::span<const double> v);              ///< on-balance volume (TA-Lib)
+
+/// Every output of family `kind` over one gap-free segment (high, low, close, quote volume), by the functions above.
+std::vector<Series> series(kernels::IndicatorKind kind, const kernels::IndicatorParams& p, std::span<const double> h,
+                           std::span<const double> l, std::span<const double> c, std::span<const double> q);
 
 }  // namespace qtos::reference

@@ -37,6 +37,15 @@ struct RingHist {
   float qvol(std::int32_t k) const { return qv[slot(k)]; }    ///< quote volume of bar pos-k
 };
 
+/// `std::variant` of the states of an IndicatorList, in list order.
+template <class T, class List>
+struct IndicatorVariant;
+/// `std::variant` of the states of an IndicatorList, in list order.
+template <class T, template <class> class... S>
+struct IndicatorVariant<T, kernels::IndicatorList<S...>> {
+  using type = std::variant<S<T>...>;  ///< the variant
+};
+
 /// One indicator of one symbol, updated bar by bar; `update` returns the same values as the batch form at that bar.
 template <class T>
 class IndicatorStream {
@@ -56,10 +65,7 @@ class IndicatorStream {
   /// Consumes one bar and returns its outputs (NaN inside the lookback; a missing price resets the state).
   std::span<const T> update(float high, float low, float close, float qvol) {
     const bool valid = std::visit(
-        [&](const auto& s) {
-          using Concrete = std::remove_cvref_t<decltype(s)>;
-          return Concrete::kUsesRange ? kernels::bar_valid(high, low, close) : kernels::finite_value(close);
-        },
+        [&](const auto& s) { return kernels::indicator_bar_valid<std::remove_cvref_t<decltype(s)>>(high, low, close); },
         state_);
     if (!valid) {
       std::visit([](auto& s) { s.reset(); }, state_);
@@ -79,10 +85,7 @@ class IndicatorStream {
   }
 
  private:
-  using State = std::variant<kernels::SmaState<T>, kernels::EmaState<T>, kernels::RsiState<T>, kernels::AtrState<T>,
-                             kernels::DmiState<T>, kernels::BbandsState<T>, kernels::MacdState<T>, kernels::RocState<T>,
-                             kernels::RvolState<T>, kernels::DollarVolumeState<T>, kernels::SpreadState<T>,
-                             kernels::MaxDrawdownState<T>>;
+  using State = typename IndicatorVariant<T, kernels::IndicatorTypes>::type;
   kernels::IndicatorKind kind_;
   State state_;
   std::int64_t cap_ = 1, pos_ = -1;

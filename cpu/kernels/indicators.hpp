@@ -1,24 +1,31 @@
 #pragma once
-/// @file Technical indicators as O(1) step states shared by the batch CPU, CUDA and streaming forms.
+/// @file Technical indicators as O(1) step states shared by the batch CPU, CUDA and streaming forms, and the one list
+/// of them (`IndicatorTypes`, at the end) that every table, check, dispatch and the CLI derive from.
 ///
 /// Every indicator is a trivially copyable struct templated on the arithmetic type T (float or double) with
-/// `init(params)`, `reset()`, `lookback()`, `max_lag()` and `step(hist, out)`. `step` consumes one bar and writes
-/// `kOutputs` values (NaN while the lookback has no value). `hist` is any accessor with `high(k)`, `low(k)`,
-/// `close(k)` and `qvol(k)` returning bar t-k (k = 0 is the new bar, k <= max_lag()): the batch form reads the
-/// panel, the streaming form a ring buffer, the CUDA form warp-shuffled registers. Lags are read only once the
-/// state has seen more than k bars since its last reset, so a ring of max_lag()+1 bars always suffices.
+/// `init(params)`, `reset()`, `max_lag()` and `step(hist, out)`, and static traits: `kKind`, `kName`,
+/// `kOutputNames` (so `kOutputs`), `kInputs` (the columns it reads), `kParams` (the parameters it reads and their
+/// ranges), `kDefaults` and `lookback(params, output)`. `step` consumes one bar and writes `kOutputs` values (NaN
+/// while the lookback has no value). `hist` is any accessor with `high(k)`, `low(k)`, `close(k)` and `qvol(k)`
+/// returning bar t-k (k = 0 is the new bar, k <= max_lag()): the batch form reads the panel, the streaming form a ring
+/// buffer, the CUDA form warp-shuffled registers (only the columns in `kInputs` are loaded there). Lags are read only
+/// once the state has seen more than k bars since its last reset, so a ring of max_lag()+1 bars always suffices.
 /// Seeding follows TA-Lib (docs/INDICATORS.md): an EMA starts from the SMA of its first `period` inputs, Wilder
-/// smoothing from the sum (or mean) over its first period; `lookback()` is the number of leading bars without a
-/// value. A bar with a missing (NaN) high, low or close resets the state: the indicator restarts after the gap.
+/// smoothing from the sum (or mean) over its first period; `lookback` is the number of leading bars without a
+/// value. A bar with a missing (NaN) close, or high or low for a state that reads the range, resets the state: the
+/// indicator restarts after the gap. docs/INDICATORS.md says how to add an indicator.
 
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "cpu/kernels/qtos_hd.hpp"
 
 namespace qtos::kernels {
 
-/// The indicator families; a family may have several outputs (see `indicator_output_count`).
+/// The indicator families; the value is the state's index in `IndicatorTypes` (a static_assert holds the two in step).
 enum class IndicatorKind : std::int32_t {
   sma,            ///< simple moving average of close
   ema,            ///< exponential moving average of close, SMA-seeded
@@ -32,9 +39,24 @@ enum class IndicatorKind : std::int32_t {
   dollar_volume,  ///< rolling sum of quote volume, z-score of the bar's quote volume in the window
   spread,         ///< Corwin-Schultz high-low spread estimate, averaged over the window
   max_drawdown,   ///< largest peak-to-trough fall of close within the window, as a fraction
+  obv,            ///< on-balance volume (TA-Lib OBV) over the quote volume
 };
-/// Number of indicator families.
-inline constexpr int kIndicatorKindCount = 12;
+
+/// Panel columns an indicator reads, a flag set. Whatever it reads, a bar counts only with a finite close (a NaN close
+/// is a missing bar), and with a finite high and low too when it reads the range. The CUDA kernel loads exactly these.
+enum class IndicatorInputs : std::uint8_t {
+  close = 1,   ///< close prices
+  range = 2,   ///< high and low
+  volume = 4,  ///< quote volume
+};
+/// The union of two sets of columns.
+QTOS_HD constexpr IndicatorInputs operator|(IndicatorInputs a, IndicatorInputs b) {
+  return static_cast<IndicatorInputs>(static_cast<std::uint8_t>(a) | static_cast<std::uint8_t>(b));
+}
+/// True when `set` holds every column of `what`.
+QTOS_HD constexpr bool inputs_include(IndicatorInputs set, IndicatorInputs what) {
+  return (static_cast<std::uint8_t>(set) & static_cast<std::uint8_t>(what)) == static_cast<std::uint8_t>(what);
+}
 
 /// Parameters of one indicator run; unused fields are ignored. Defaults are the textbook ones.
 struct IndicatorParams {
@@ -43,6 +65,32 @@ struct IndicatorParams {
   std::int32_t period3 = 9;   ///< MACD signal period
   double k = 2.0;             ///< Bollinger band width in standard deviations
 };
+
+/// A field of IndicatorParams.
+enum class IndicatorParamField : std::uint8_t { period, period2, period3, k };
+
+/// One parameter an indicator reads and its allowed values: the argument checks, the CLI and JSON derive from these.
+struct IndicatorParamSpec {
+  const char* key;            ///< JSON key: "period", "slow_period", "k"
+  const char* label;          ///< as named in messages: "period", "fast period", "k"
+  IndicatorParamField field;  ///< the field read
+  double min = 0, max = 0;    ///< an integer field: in [min, max]; k: in (min, max)
+  int above = -1;             ///< index of a parameter of the same list that this one must exceed, or -1
+};
+/// The usual `period` parameter, an integer in [min, max].
+constexpr IndicatorParamSpec period_spec(double min = 1, double max = 100000) {
+  return IndicatorParamSpec{"period", "period", IndicatorParamField::period, min, max};
+}
+/// Field `f` of `p` (the integers converted exactly to double).
+constexpr double param_value(const IndicatorParams& p, IndicatorParamField f) {
+  switch (f) {
+    case IndicatorParamField::period: return p.period;
+    case IndicatorParamField::period2: return p.period2;
+    case IndicatorParamField::period3: return p.period3;
+    case IndicatorParamField::k: return p.k;
+  }
+  return 0.0;
+}
 
 /// Largest window the max-drawdown state supports (its block summaries live in a fixed array).
 inline constexpr std::int32_t kMaxDrawdownWindowMax = 1024;
@@ -107,16 +155,21 @@ QTOS_HD inline T true_range(T high, T low, T prev_close) {
 /// so that float sums of prices far from zero do not lose the digits that matter.
 template <class T>
 struct SmaState {
-  static constexpr int kOutputs = 1;  ///< values written per bar
-  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
+  static constexpr IndicatorKind kKind = IndicatorKind::sma;  ///< the family tag
+  static constexpr const char* kName = "sma";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"sma"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::close;  ///< columns read
+  static constexpr std::array kParams{period_spec()};  ///< parameters read
+  static constexpr IndicatorParams kDefaults{.period = 20};  ///< CLI defaults
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period - 1; }
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
   T shift = 0, sum = 0;  ///< the first input of the stretch; sum of (x - shift) over the window
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
   QTOS_HD void reset() { count = 0; sum = T(0); shift = T(0); }
-  /// Leading bars without a value.
-  QTOS_HD std::int32_t lookback() const { return n - 1; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return n; }
   /// Adds x; `x_old` is the input n steps ago (read only once n inputs were seen). Returns the SMA or NaN.
@@ -138,8 +191,15 @@ struct SmaState {
 /// Exponential moving average, k = 2/(n+1), first value = SMA of the first n inputs (TA-Lib). Lookback n-1.
 template <class T>
 struct EmaState {
-  static constexpr int kOutputs = 1;  ///< values written per bar
-  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
+  static constexpr IndicatorKind kKind = IndicatorKind::ema;  ///< the family tag
+  static constexpr const char* kName = "ema";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"ema"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::close;  ///< columns read
+  static constexpr std::array kParams{period_spec()};  ///< parameters read
+  static constexpr IndicatorParams kDefaults{.period = 20};  ///< CLI defaults
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period - 1; }
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
   T k = 0, sum = 0, value = 0;  ///< smoothing factor; seed sum; current EMA
   /// Sets the period and clears the state.
@@ -148,8 +208,6 @@ struct EmaState {
   QTOS_HD void init_period(std::int32_t period) { n = period; k = T(2) / T(period + 1); reset(); }
   /// Forgets every input.
   QTOS_HD void reset() { count = 0; sum = T(0); value = T(0); }
-  /// Leading bars without a value.
-  QTOS_HD std::int32_t lookback() const { return n - 1; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return 0; }
   /// True once the seed is complete.
@@ -173,16 +231,21 @@ struct EmaState {
 /// avg = (avg*(n-1) + x)/n; RSI = 100*gain/(gain+loss), 0 when both are 0. Lookback n.
 template <class T>
 struct RsiState {
-  static constexpr int kOutputs = 1;  ///< values written per bar
-  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
+  static constexpr IndicatorKind kKind = IndicatorKind::rsi;  ///< the family tag
+  static constexpr const char* kName = "rsi";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"rsi"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::close;  ///< columns read
+  static constexpr std::array kParams{period_spec()};  ///< parameters read
+  static constexpr IndicatorParams kDefaults{.period = 14};  ///< CLI defaults
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period; }
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
   T prev = 0, gain = 0, loss = 0;  ///< previous close; Wilder averages of gains and losses
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
   QTOS_HD void reset() { count = 0; prev = gain = loss = T(0); }
-  /// Leading bars without a value.
-  QTOS_HD std::int32_t lookback() const { return n; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return 0; }
   /// Adds a close and returns the RSI or NaN.
@@ -217,16 +280,21 @@ struct RsiState {
 /// then ATR = (ATR*(n-1) + TR)/n. Lookback n.
 template <class T>
 struct AtrState {
-  static constexpr int kOutputs = 1;  ///< values written per bar
-  static constexpr bool kUsesRange = true;  ///< reads high/low (a bar also needs them to be valid)
+  static constexpr IndicatorKind kKind = IndicatorKind::atr;  ///< the family tag
+  static constexpr const char* kName = "atr";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"atr"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::close | IndicatorInputs::range;  ///< columns read
+  static constexpr std::array kParams{period_spec()};  ///< parameters read
+  static constexpr IndicatorParams kDefaults{.period = 14};  ///< CLI defaults
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period; }
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
   T prev_close = 0, value = 0;  ///< previous close; current ATR (or the seed sum)
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
   QTOS_HD void reset() { count = 0; prev_close = value = T(0); }
-  /// Leading bars without a value.
-  QTOS_HD std::int32_t lookback() const { return n; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return 0; }
   /// Adds a bar and returns the ATR or NaN.
@@ -251,8 +319,17 @@ struct AtrState {
 /// Outputs: +DI, -DI, ADX; ADX lookback 2n-1.
 template <class T>
 struct DmiState {
-  static constexpr int kOutputs = 3;  ///< values written per bar
-  static constexpr bool kUsesRange = true;  ///< reads high/low (a bar also needs them to be valid)
+  static constexpr IndicatorKind kKind = IndicatorKind::dmi;  ///< the family tag
+  static constexpr const char* kName = "dmi";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"plus_di", "minus_di", "adx"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::close | IndicatorInputs::range;  ///< columns read
+  static constexpr std::array kParams{period_spec()};  ///< parameters read
+  static constexpr IndicatorParams kDefaults{.period = 14};  ///< CLI defaults
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int output) {
+    return output == 2 ? 2 * p.period - 1 : p.period;
+  }
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
   T prev_high = 0, prev_low = 0, prev_close = 0;  ///< the previous bar
   T pdm = 0, mdm = 0, tr = 0, dx_sum = 0, adx = 0;  ///< Wilder sums of +DM, -DM, TR; seed sum of DX; current ADX
@@ -260,8 +337,6 @@ struct DmiState {
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
   QTOS_HD void reset() { count = 0; prev_high = prev_low = prev_close = pdm = mdm = tr = dx_sum = adx = T(0); }
-  /// Leading bars without an ADX (the DIs start at n).
-  QTOS_HD std::int32_t lookback() const { return 2 * n - 1; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return 0; }
   /// Adds a bar; writes +DI, -DI, ADX (NaN while in their lookbacks).
@@ -343,16 +418,23 @@ struct WindowMoments {
 /// (NaN when the bands coincide). Outputs: middle, upper, lower, width, %b. Lookback n-1.
 template <class T>
 struct BbandsState {
-  static constexpr int kOutputs = 5;  ///< values written per bar
-  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
+  static constexpr IndicatorKind kKind = IndicatorKind::bbands;  ///< the family tag
+  static constexpr const char* kName = "bbands";  ///< name in tables, messages and the CLI
+  /// Output names, in output order.
+  static constexpr std::array kOutputNames{"middle", "upper", "lower", "width", "percent_b"};
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::close;  ///< columns read
+  /// Parameters read.
+  static constexpr std::array kParams{period_spec(2), IndicatorParamSpec{"k", "k", IndicatorParamField::k, 0, 100}};
+  static constexpr IndicatorParams kDefaults{.period = 20, .k = 2.0};  ///< CLI defaults
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period - 1; }
   T k = 2;  ///< band width in standard deviations
   WindowMoments<T> w;  ///< window mean and variance
   /// Sets the period and width and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { w.n = p.period; k = T(p.k); reset(); }
   /// Forgets every input.
   QTOS_HD void reset() { w.reset(); }
-  /// Leading bars without a value.
-  QTOS_HD std::int32_t lookback() const { return w.n - 1; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return w.n; }
   /// Adds x (`x_old`: the input n steps ago); writes the five outputs.
@@ -382,8 +464,21 @@ struct BbandsState {
 /// Outputs: line, signal, histogram. Lookback slow+signal-2 (the line alone: slow-1).
 template <class T>
 struct MacdState {
-  static constexpr int kOutputs = 3;  ///< values written per bar
-  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
+  static constexpr IndicatorKind kKind = IndicatorKind::macd;  ///< the family tag
+  static constexpr const char* kName = "macd";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"macd", "signal", "histogram"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::close;  ///< columns read
+  /// Parameters read: fast, slow (above fast) and signal periods.
+  static constexpr std::array kParams{
+      IndicatorParamSpec{"period", "fast period", IndicatorParamField::period, 2, 100000},
+      IndicatorParamSpec{"slow_period", "slow period", IndicatorParamField::period2, 1, 100000, 0},
+      IndicatorParamSpec{"signal_period", "signal period", IndicatorParamField::period3, 1, 100000}};
+  static constexpr IndicatorParams kDefaults{.period = 12, .period2 = 26, .period3 = 9};  ///< CLI defaults
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int output) {
+    return output == 0 ? p.period2 - 1 : p.period2 + p.period3 - 2;
+  }
   std::int32_t fast = 0, slow = 0, count = 0;  ///< periods; inputs seen since the last reset
   T fast_k = 0, fast_sum = 0, fast_value = 0;  ///< fast EMA: factor, seed sum, value
   EmaState<T> slow_ema, signal_ema;  ///< slow EMA of close; signal EMA of the line
@@ -403,8 +498,6 @@ struct MacdState {
     slow_ema.reset();
     signal_ema.reset();
   }
-  /// Leading bars without a signal/histogram value.
-  QTOS_HD std::int32_t lookback() const { return slow + signal_ema.n - 2; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return 0; }
   /// Adds a close; writes line, signal, histogram.
@@ -436,15 +529,20 @@ struct MacdState {
 /// Outputs: roc, momentum. Lookback n.
 template <class T>
 struct RocState {
-  static constexpr int kOutputs = 2;  ///< values written per bar
-  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
+  static constexpr IndicatorKind kKind = IndicatorKind::roc;  ///< the family tag
+  static constexpr const char* kName = "roc";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"roc", "momentum"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::close;  ///< columns read
+  static constexpr std::array kParams{period_spec()};  ///< parameters read
+  static constexpr IndicatorParams kDefaults{.period = 10};  ///< CLI defaults
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period; }
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
   QTOS_HD void reset() { count = 0; }
-  /// Leading bars without a value.
-  QTOS_HD std::int32_t lookback() const { return n; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return n; }
   /// Adds x (`x_old`: the input n steps ago); writes roc and momentum.
@@ -462,8 +560,15 @@ struct RocState {
 /// per bar (not annualised). Needs n >= 2. Lookback n.
 template <class T>
 struct RvolState {
-  static constexpr int kOutputs = 1;  ///< values written per bar
-  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
+  static constexpr IndicatorKind kKind = IndicatorKind::rvol;  ///< the family tag
+  static constexpr const char* kName = "rvol";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"rvol"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::close;  ///< columns read
+  static constexpr std::array kParams{period_spec(2)};  ///< parameters read
+  static constexpr IndicatorParams kDefaults{.period = 20};  ///< CLI defaults
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period; }
   bool started = false;  ///< a first close was seen
   T prev = 0;          ///< previous close
   WindowMoments<T> w;  ///< moments of the log returns
@@ -471,8 +576,6 @@ struct RvolState {
   QTOS_HD void init(const IndicatorParams& p) { w.n = p.period; reset(); }
   /// Forgets every input.
   QTOS_HD void reset() { started = false; prev = T(0); w.reset(); }
-  /// Leading bars without a value.
-  QTOS_HD std::int32_t lookback() const { return w.n; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return w.n + 1; }
   /// True when the next return pushes one out of the window (the caller then supplies it).
@@ -497,8 +600,15 @@ struct RvolState {
 /// window's mean and population std (0 when the std is 0). Outputs: sum, z. Lookback n-1.
 template <class T>
 struct DollarVolumeState {
-  static constexpr int kOutputs = 2;  ///< values written per bar
-  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
+  static constexpr IndicatorKind kKind = IndicatorKind::dollar_volume;  ///< the family tag
+  static constexpr const char* kName = "dollar_volume";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"dollar_volume", "dollar_volume_z"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::volume;  ///< columns read
+  static constexpr std::array kParams{period_spec()};  ///< parameters read
+  static constexpr IndicatorParams kDefaults{.period = 20};  ///< CLI defaults
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period - 1; }
   WindowMoments<T> w;  ///< window mean and variance
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { w.n = p.period; reset(); }
@@ -506,8 +616,6 @@ struct DollarVolumeState {
   QTOS_HD void reset() { w.reset(); }
   /// Window length.
   QTOS_HD std::int32_t period() const { return w.n; }
-  /// Leading bars without a value.
-  QTOS_HD std::int32_t lookback() const { return w.n - 1; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return w.n; }
   /// Adds a bar's quote volume v (`v_old`: n bars ago); writes sum and z.
@@ -549,8 +657,15 @@ QTOS_HD inline T corwin_schultz(T high_a, T low_a, T high_b, T low_b) {
 /// the estimate that leaves the window from the lagged bars.
 template <class T>
 struct SpreadState {
-  static constexpr int kOutputs = 1;  ///< values written per bar
-  static constexpr bool kUsesRange = true;  ///< reads high/low (a bar also needs them to be valid)
+  static constexpr IndicatorKind kKind = IndicatorKind::spread;  ///< the family tag
+  static constexpr const char* kName = "spread";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"spread"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::range;  ///< columns read
+  static constexpr std::array kParams{period_spec()};  ///< parameters read
+  static constexpr IndicatorParams kDefaults{.period = 20};  ///< CLI defaults
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period; }
   static constexpr std::int32_t kRing = 64;  ///< longest window kept in the ring
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
   T prev_high = 0, prev_low = 0, prev_log_range = 0, sum = 0;  ///< previous bar; ln(H/L) of it; window sum
@@ -559,8 +674,6 @@ struct SpreadState {
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
   QTOS_HD void reset() { count = 0; prev_high = prev_low = prev_log_range = sum = T(0); }
-  /// Leading bars without a value.
-  QTOS_HD std::int32_t lookback() const { return n; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return n + 1; }
   /// True when the caller must supply the estimate leaving the window (window longer than the ring and full).
@@ -631,8 +744,15 @@ struct DrawdownSummary {
 /// n <= kMaxDrawdownWindowMax. Lookback n-1.
 template <class T>
 struct MaxDrawdownState {
-  static constexpr int kOutputs = 1;  ///< values written per bar
-  static constexpr bool kUsesRange = false;  ///< reads high/low (a bar also needs them to be valid)
+  static constexpr IndicatorKind kKind = IndicatorKind::max_drawdown;  ///< the family tag
+  static constexpr const char* kName = "max_drawdown";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"max_drawdown"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::close;  ///< columns read
+  static constexpr std::array kParams{period_spec(1, kMaxDrawdownWindowMax)};  ///< parameters read
+  static constexpr IndicatorParams kDefaults{.period = 60};  ///< CLI defaults
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period - 1; }
   static constexpr std::int32_t kBlock = 32;  ///< bars per block summary
   static constexpr std::int32_t kSlots = kMaxDrawdownWindowMax / kBlock + 2;  ///< block ring size
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
@@ -641,8 +761,6 @@ struct MaxDrawdownState {
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
   QTOS_HD void reset() { count = 0; }
-  /// Leading bars without a value.
-  QTOS_HD std::int32_t lookback() const { return n - 1; }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return n - 1; }
   /// Adds one close (O(1)).
@@ -678,16 +796,138 @@ struct MaxDrawdownState {
   }
 };
 
-/// Number of outputs of an indicator family.
-QTOS_HD inline int indicator_output_count(IndicatorKind kind) {
-  switch (kind) {
-    case IndicatorKind::dmi: return 3;
-    case IndicatorKind::bbands: return 5;
-    case IndicatorKind::macd: return 3;
-    case IndicatorKind::roc: return 2;
-    case IndicatorKind::dollar_volume: return 2;
-    default: return 1;
+/// On-balance volume (TA-Lib OBV) of the quote volume: the first bar's volume, then plus the volume of a bar that
+/// closes above the previous close, minus that of one that closes below, unchanged on an equal close. Cumulative
+/// from the first bar of the gap-free stretch. No parameters; lookback 0.
+template <class T>
+struct ObvState {
+  static constexpr IndicatorKind kKind = IndicatorKind::obv;  ///< the family tag
+  static constexpr const char* kName = "obv";  ///< name in tables, messages and the CLI
+  static constexpr std::array kOutputNames{"obv"};  ///< output names, in output order
+  static constexpr int kOutputs = static_cast<int>(kOutputNames.size());  ///< values written per bar
+  static constexpr IndicatorInputs kInputs = IndicatorInputs::close | IndicatorInputs::volume;  ///< columns read
+  static constexpr std::array<IndicatorParamSpec, 0> kParams{};  ///< parameters read: none
+  static constexpr IndicatorParams kDefaults{};  ///< CLI defaults (none read)
+  /// Leading bars without a value of output `output`.
+  static constexpr std::int32_t lookback(const IndicatorParams&, int) { return 0; }
+  bool started = false;  ///< a first bar was seen
+  T prev = 0, value = 0;  ///< previous close; current OBV
+  /// Clears the state (OBV has no parameters).
+  QTOS_HD void init(const IndicatorParams&) { reset(); }
+  /// Forgets every input.
+  QTOS_HD void reset() { started = false; prev = value = T(0); }
+  /// Oldest lag read.
+  QTOS_HD std::int32_t max_lag() const { return 0; }
+  /// Adds a close x with quote volume v and returns the OBV.
+  QTOS_HD T update(T x, T v) {
+    if (!started) {
+      started = true;
+      value = v;
+    } else {
+      value += x > prev ? v : (x < prev ? -v : T(0));  // a select: the sign of a change is unpredictable
+    }
+    prev = x;
+    return value;
   }
+  /// One bar of close and quote volume.
+  template <class H>
+  QTOS_HD void step(const H& h, T* out) { out[0] = update(T(h.close(0)), T(h.qvol(0))); }
+};
+
+/// A list of indicator state templates (each takes the arithmetic type T).
+template <template <class> class... States>
+struct IndicatorList {
+  static constexpr int kCount = sizeof...(States);  ///< number of states
+};
+
+/// Every indicator, in IndicatorKind order: the one list that the names, output tables, lookbacks and argument checks
+/// (cpu/backend/indicator_cpu.cpp), the TBB, serial and CUDA dispatch, the streaming form and the CLI derive from.
+using IndicatorTypes = IndicatorList<SmaState, EmaState, RsiState, AtrState, DmiState, BbandsState, MacdState, RocState,
+                                     RvolState, DollarVolumeState, SpreadState, MaxDrawdownState, ObvState>;
+
+/// Number of indicator families.
+inline constexpr int kIndicatorKindCount = IndicatorTypes::kCount;
+
+/// A state type handed to an `indicator_visit` callback (no state is built).
+template <class State>
+struct IndicatorTag {
+  using type = State;  ///< the state type
+};
+
+/// True when state `Ind` reads the columns `what` (its `kInputs` trait).
+template <class Ind>
+QTOS_HD constexpr bool indicator_reads(IndicatorInputs what) {
+  return inputs_include(Ind::kInputs, what);
+}
+
+namespace detail {
+
+/// True when every state's kKind is its index in the list.
+template <template <class> class... S, std::size_t... I>
+constexpr bool indicator_order_ok(IndicatorList<S...>, std::index_sequence<I...>) {
+  return ((static_cast<std::size_t>(S<float>::kKind) == I) && ...);
+}
+
+/// True when a state's traits are coherent: outputs named, a close or volume column read, parameter links in range.
+template <class S>
+constexpr bool indicator_traits_ok() {
+  bool ok = S::kOutputs >= 1 && static_cast<std::uint8_t>(S::kInputs) != 0;
+  int i = 0;  // a range-for: an index loop over an empty kParams is a "pointless comparison" for nvcc
+  for (const IndicatorParamSpec& p : S::kParams) ok = ok && p.min <= p.max && p.above < i++;
+  return ok;
+}
+template <template <class> class... S>
+constexpr bool indicator_all_traits_ok(IndicatorList<S...>) {
+  return (indicator_traits_ok<S<float>>() && ...);
+}
+
+template <class T, class F, template <class> class... S, std::size_t... I>
+QTOS_HD inline void indicator_visit_in(IndicatorList<S...>, std::index_sequence<I...>, IndicatorKind kind, F& f) {
+  (void)((static_cast<std::size_t>(kind) == I && (f(IndicatorTag<S<T>>{}), true)) || ...);
+}
+
+template <class State, class F>
+QTOS_HD inline void indicator_dispatch_one(const IndicatorParams& p, F& f) {
+  State s;
+  s.init(p);
+  f(s);
+}
+
+template <class T, class F, template <class> class... S, std::size_t... I>
+QTOS_HD inline void indicator_dispatch_in(IndicatorList<S...>, std::index_sequence<I...>, IndicatorKind kind,
+                                          const IndicatorParams& p, F& f) {
+  (void)((static_cast<std::size_t>(kind) == I && (indicator_dispatch_one<S<T>>(p, f), true)) || ...);
+}
+
+template <template <class> class... S, std::size_t... I>
+QTOS_HD constexpr int indicator_output_count_in(IndicatorList<S...>, std::index_sequence<I...>, IndicatorKind kind) {
+  int n = 0;
+  ((n = static_cast<std::size_t>(kind) == I ? S<float>::kOutputs : n), ...);
+  return n;
+}
+
+}  // namespace detail
+
+static_assert(detail::indicator_order_ok(IndicatorTypes{}, std::make_index_sequence<kIndicatorKindCount>{}),
+              "IndicatorTypes must list the states in IndicatorKind order (each state's kKind is its index)");
+static_assert(detail::indicator_all_traits_ok(IndicatorTypes{}), "an indicator state has incoherent traits");
+
+/// Calls `f(IndicatorTag<State>{})` with the state type of `kind` (T: the arithmetic type); no call for an unknown
+/// kind.
+template <class T = float, class F>
+QTOS_HD inline void indicator_visit(IndicatorKind kind, F&& f) {
+  detail::indicator_visit_in<T>(IndicatorTypes{}, std::make_index_sequence<kIndicatorKindCount>{}, kind, f);
+}
+
+/// Calls `f(state)` with a freshly initialised state of the family `kind`: the one dispatch every backend shares.
+template <class T, class F>
+QTOS_HD inline void indicator_dispatch(IndicatorKind kind, const IndicatorParams& p, F&& f) {
+  detail::indicator_dispatch_in<T>(IndicatorTypes{}, std::make_index_sequence<kIndicatorKindCount>{}, kind, p, f);
+}
+
+/// Number of outputs of an indicator family (0 for an unknown kind).
+QTOS_HD constexpr int indicator_output_count(IndicatorKind kind) {
+  return detail::indicator_output_count_in(IndicatorTypes{}, std::make_index_sequence<kIndicatorKindCount>{}, kind);
 }
 
 /// True when a bar can be used: finite high, low and close.
@@ -696,12 +936,19 @@ QTOS_HD inline bool bar_valid(T high, T low, T close) {
   return finite_value(high) && finite_value(low) && finite_value(close);
 }
 
-/// True when bar t can feed state `Ind`: a finite close, and a finite high and low when `Ind` reads them (so a
-/// close-only indicator never touches the high and low columns).
+/// True when a bar with these prices can feed state `Ind`: a finite close, and a finite high and low when `Ind` reads
+/// the range (so a close-only indicator never touches the high and low columns).
+template <class Ind, class V>
+QTOS_HD inline bool indicator_bar_valid(V high, V low, V close) {
+  if constexpr (indicator_reads<Ind>(IndicatorInputs::range)) return bar_valid(high, low, close);
+  else return finite_value(close);
+}
+
+/// True when bar t of a row can feed state `Ind` (see indicator_bar_valid); reads high and low only for a range reader.
 template <class Ind>
 QTOS_HD inline bool bar_valid_for(const float* high, const float* low, const float* close, std::int64_t t) {
-  if (Ind::kUsesRange) return bar_valid(high[t], low[t], close[t]);
-  return finite_value(close[t]);
+  if constexpr (indicator_reads<Ind>(IndicatorInputs::range)) return bar_valid(high[t], low[t], close[t]);
+  else return finite_value(close[t]);
 }
 
 /// History accessor over one symbol's row of a structure-of-arrays panel at bar t.
@@ -732,25 +979,6 @@ QTOS_HD inline void indicator_row_run(Ind& ind, const float* high, const float* 
     const RowHist h{high, low, close, qvol, t};
     ind.step(h, o);
     for (int j = 0; j < Ind::kOutputs; ++j) out[j * plane + t] = Out(o[j]);
-  }
-}
-
-/// Calls `f(state)` with a freshly initialised state of the family `kind`: one switch shared by every backend.
-template <class T, class F>
-QTOS_HD inline void indicator_dispatch(IndicatorKind kind, const IndicatorParams& p, F&& f) {
-  switch (kind) {
-    case IndicatorKind::sma: { SmaState<T> s; s.init(p); f(s); return; }
-    case IndicatorKind::ema: { EmaState<T> s; s.init(p); f(s); return; }
-    case IndicatorKind::rsi: { RsiState<T> s; s.init(p); f(s); return; }
-    case IndicatorKind::atr: { AtrState<T> s; s.init(p); f(s); return; }
-    case IndicatorKind::dmi: { DmiState<T> s; s.init(p); f(s); return; }
-    case IndicatorKind::bbands: { BbandsState<T> s; s.init(p); f(s); return; }
-    case IndicatorKind::macd: { MacdState<T> s; s.init(p); f(s); return; }
-    case IndicatorKind::roc: { RocState<T> s; s.init(p); f(s); return; }
-    case IndicatorKind::rvol: { RvolState<T> s; s.init(p); f(s); return; }
-    case IndicatorKind::dollar_volume: { DollarVolumeState<T> s; s.init(p); f(s); return; }
-    case IndicatorKind::spread: { SpreadState<T> s; s.init(p); f(s); return; }
-    case IndicatorKind::max_drawdown: { MaxDrawdownState<T> s; s.init(p); f(s); return; }
   }
 }
 

@@ -2,6 +2,7 @@
 // streaming == batch, gap handling and parameter errors.
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -137,6 +138,14 @@ TEST(IndicatorsByHand, MaxDrawdownOverTheWindow) {
   expect_series(run_serial(p, IndicatorKind::max_drawdown, period(3), 0), {NAN, NAN, .2, 0, .5, .5}, "mdd3");
 }
 
+TEST(IndicatorsByHand, OnBalanceVolumeAddsOnUpClosesAndSubtractsOnDownCloses) {
+  // TA-Lib OBV: starts at the first volume; +v on a higher close, -v on a lower one, unchanged on an equal one.
+  const std::vector<double> c = {10, 11, 11, 10, 12};
+  expect_series(reference::obv(c, std::vector<double>{5, 3, 4, 2, 6}), {5, 8, 8, 6, 12}, "reference obv");
+  const auto p = panel_of(c, c, c);  // quote volume = close * 1000
+  expect_series(run_serial(p, IndicatorKind::obv, IndicatorParams{}, 0), {10000, 21000, 21000, 11000, 23000}, "obv");
+}
+
 /// The gap-free stretches [a, b) of symbol s's bars.
 std::vector<std::pair<std::int32_t, std::int32_t>> segments(const OwnedPanel& p, std::int32_t s) {
   std::vector<std::pair<std::int32_t, std::int32_t>> out;
@@ -150,26 +159,6 @@ std::vector<std::pair<std::int32_t, std::int32_t>> segments(const OwnedPanel& p,
     }
   }
   return out;
-}
-
-std::vector<reference::Series> reference_of(IndicatorKind kind, const IndicatorParams& prm, const std::vector<double>& h,
-                                            const std::vector<double>& l, const std::vector<double>& c,
-                                            const std::vector<double>& q) {
-  switch (kind) {
-    case IndicatorKind::sma: return {reference::sma(c, prm.period)};
-    case IndicatorKind::ema: return {reference::ema(c, prm.period)};
-    case IndicatorKind::rsi: return {reference::rsi(c, prm.period)};
-    case IndicatorKind::atr: return {reference::atr(h, l, c, prm.period)};
-    case IndicatorKind::dmi: return reference::dmi(h, l, c, prm.period);
-    case IndicatorKind::bbands: return reference::bbands(c, prm.period, prm.k);
-    case IndicatorKind::macd: return reference::macd(c, prm.period, prm.period2, prm.period3);
-    case IndicatorKind::roc: return reference::roc(c, prm.period);
-    case IndicatorKind::rvol: return {reference::rvol(c, prm.period)};
-    case IndicatorKind::dollar_volume: return reference::dollar_volume(q, prm.period);
-    case IndicatorKind::spread: return {reference::spread(h, l, prm.period)};
-    case IndicatorKind::max_drawdown: return {reference::max_drawdown(c, prm.period)};
-  }
-  return {};
 }
 
 std::vector<IndicatorParams> params_for(IndicatorKind kind) {
@@ -204,7 +193,7 @@ TEST_P(IndicatorsVsReference, MatchesIndependentReferenceInDoubleIncludingGaps) 
       std::vector<std::vector<double>> want(static_cast<std::size_t>(kernels::indicator_output_count(kind)),
                                             std::vector<double>(static_cast<std::size_t>(p.n_bars), NAN));
       for (auto [a, b] : segments(p, s)) {
-        const auto ref = reference_of(kind, prm, p.row(p.high, s, a, b), p.row(p.low, s, a, b), p.row(p.close, s, a, b),
+        const auto ref = reference::series(kind, prm, p.row(p.high, s, a, b), p.row(p.low, s, a, b), p.row(p.close, s, a, b),
                                       p.row(p.qvol, s, a, b));
         for (std::size_t j = 0; j < ref.size(); ++j)
           for (std::int32_t t = a; t < b; ++t) want[j][static_cast<std::size_t>(t)] = ref[j][static_cast<std::size_t>(t - a)];
@@ -267,6 +256,48 @@ TEST_P(IndicatorsVsReference, StreamingFormEqualsBatchBarForBar) {
   }
 }
 
+/// Every output plane of a serial double run.
+std::vector<double> run_all(const OwnedPanel& p, IndicatorKind kind, const IndicatorParams& prm) {
+  std::vector<double> out(indicator_out_size(kind, p.view()));
+  indicator_series_serial(p.view(), kind, prm, out);
+  return out;
+}
+
+/// Equal values, NaN where NaN.
+bool same_values(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::isnan(a[i]) != std::isnan(b[i]) || (!std::isnan(a[i]) && a[i] != b[i])) return false;
+  return true;
+}
+
+TEST_P(IndicatorsVsReference, ReadsExactlyTheColumnsItsInputsTraitNames) {
+  // The CUDA kernel loads only the columns a state declares in kInputs: a column read but not declared would read as
+  // NaN or 0 on the GPU alone. Here an undeclared column is spoiled (the output must not move) and a declared one
+  // perturbed (the output must move), on the CPU, for every family.
+  const auto kind = static_cast<IndicatorKind>(GetParam());
+  const auto inputs = indicator_inputs(kind);
+  const OwnedPanel p = testing::synthetic_panel(6, 120, 5);
+  const IndicatorParams prm = params_for(kind)[1];
+  const auto base = run_all(p, kind, prm);
+  auto wobble = [](std::size_t i) { return 1.0 + 0.01 * std::sin(0.7 * static_cast<double>(i)); };
+  auto check = [&](kernels::IndicatorInputs column, const char* what, auto&& spoil, auto&& perturb) {
+    OwnedPanel q = p;
+    const bool declared = kernels::inputs_include(inputs, column);
+    for (std::size_t i = 0; i < q.close.size(); ++i) declared ? perturb(q, i) : spoil(q, i);
+    const bool same = same_values(run_all(q, kind, prm), base);
+    EXPECT_EQ(same, !declared) << indicator_name(kind) << (declared ? " declares " : " does not declare ") << what
+                               << (same ? " but ignores it" : " but reads it");
+  };
+  check(kernels::IndicatorInputs::close, "the close", [](OwnedPanel& q, std::size_t i) { q.close[i] *= 2.0f; },
+        [&](OwnedPanel& q, std::size_t i) { q.close[i] *= static_cast<float>(wobble(i)); });
+  check(kernels::IndicatorInputs::range, "high and low",
+        [](OwnedPanel& q, std::size_t i) { q.high[i] = q.low[i] = NAN; },
+        [&](OwnedPanel& q, std::size_t i) { q.high[i] *= static_cast<float>(1.0 + 0.5 * (wobble(i) - 0.99)); });
+  check(kernels::IndicatorInputs::volume, "the quote volume", [](OwnedPanel& q, std::size_t i) { q.qvol[i] = NAN; },
+        [&](OwnedPanel& q, std::size_t i) { q.qvol[i] *= static_cast<float>(30.0 * (wobble(i) - 0.98)); });
+}
+
 INSTANTIATE_TEST_SUITE_P(AllKinds, IndicatorsVsReference, ::testing::Range(0, kernels::kIndicatorKindCount),
                          [](const auto& test_info) { return std::string(indicator_name(static_cast<IndicatorKind>(test_info.param))); });
 
@@ -284,6 +315,23 @@ TEST(IndicatorParams, BadValuesNameTheParameterAndTheRange) {
   EXPECT_THROW(indicator_params_check(IndicatorKind::rvol, period(1)), std::invalid_argument);
   EXPECT_THROW(indicator_params_check(IndicatorKind::max_drawdown, period(5000)), std::invalid_argument);
   EXPECT_THROW(IndicatorStream<double>(IndicatorKind::ema, period(-3)), std::invalid_argument);
+}
+
+TEST(IndicatorTraits, FamilyAndOutputNamesAreUniqueSoTheCliCanOfferEach) {
+  std::map<std::string, int> owner;  // name -> family; a single-output family's output may repeat its own name
+  for (int k = 0; k < kernels::kIndicatorKindCount; ++k) {
+    const auto kind = static_cast<IndicatorKind>(k);
+    std::vector<std::string> names = {std::string(indicator_name(kind))};
+    for (const auto& o : indicator_output_names(kind))
+      if (o != names.front()) names.push_back(o);
+    for (const auto& n : names) {
+      const auto [it, fresh] = owner.emplace(n, k);
+      EXPECT_TRUE(fresh) << "'" << n << "' names both " << indicator_name(static_cast<IndicatorKind>(it->second))
+                         << " and " << indicator_name(kind);
+    }
+    EXPECT_EQ(static_cast<int>(indicator_output_names(kind).size()), kernels::indicator_output_count(kind));
+    EXPECT_NO_THROW(indicator_params_check(kind, indicator_defaults(kind))) << indicator_name(kind);
+  }
 }
 
 TEST(IndicatorBackendCpu, RejectsAnOutputBufferOfTheWrongSize) {
