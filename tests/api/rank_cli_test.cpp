@@ -171,6 +171,25 @@ TEST_F(RankCli, IndicatorSeriesIsAlignedToBarTimesAndMatchesTheReference) {
   EXPECT_EQ(lines(adx.out)[0], "time,adx");
   EXPECT_EQ(lines(adx.out)[12 + 1].back(), ',');  // bar 12 < 2*7-1: empty
   EXPECT_NE(lines(adx.out)[13 + 1].back(), ',');  // bar 13: the first ADX
+
+  // OBV, added by following docs/INDICATORS.md's recipe alone, reaches the CLI and matches its serial reference.
+  const auto v = panel.series(Column::quote_volume, s);
+  const auto want_obv = reference::obv(close, std::vector<double>(v.begin(), v.end()));
+  const auto obv = run_qtos("indicators --data syn --symbol " + sym + " --indicator obv", dir_->path());
+  ASSERT_EQ(obv.exit_code, 0) << obv.err;
+  const auto ol = lines(obv.out);
+  EXPECT_EQ(ol[0], "time,obv");
+  ASSERT_EQ(ol.size(), want_obv.size() + 1);
+  for (std::size_t t = 0; t < want_obv.size(); ++t) {
+    const std::string cell = ol[t + 1].substr(ol[t + 1].find(',') + 1);
+    if (std::isnan(want_obv[t])) {
+      EXPECT_EQ(cell, "") << "bar " << t;
+      continue;
+    }
+    ASSERT_FALSE(cell.empty()) << "bar " << t;
+    EXPECT_NEAR(std::stod(cell), want_obv[t], 1e-6 * std::fabs(want_obv[t]) + 1e-3) << "bar " << t;
+  }
+  EXPECT_EQ(run_qtos("indicators --data syn --symbol " + sym + " --indicator obv --period 5", dir_->path()).exit_code, 2);
 }
 
 TEST_F(RankCli, IndicatorBadInputsExitNonZeroWithAReason) {
