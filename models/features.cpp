@@ -13,6 +13,7 @@
 #include <tbb/parallel_for.h>
 
 #include "cpu/kernels/indicators.hpp"
+#include "cpu/util/parallel.hpp"
 
 namespace qtos::models {
 
@@ -185,7 +186,7 @@ FeatureTable features_build(const kernels::PanelView& p, const FeatureSpec& spec
   const bool reuse = from && from->t >= 0 && from->t <= t_begin;
   std::atomic<std::int64_t> replayed{0};
 
-  tbb::parallel_for(std::int32_t{0}, p.n_symbols, [&](std::int32_t s) {
+  qtos::parallel_for(std::int32_t{0}, p.n_symbols, [&](std::int32_t s) {
     const float* c = p.close + p.at(s, 0);
     const float* hi = p.high + p.at(s, 0);
     const float* lo = p.low + p.at(s, 0);
@@ -267,7 +268,7 @@ FeatureTable features_build(const kernels::PanelView& p, const FeatureSpec& spec
   if (spec.cross_sectional_ranks) {
     const std::int32_t f_rank = n_lags + 3 + detail::kIndicatorFeatures;
     // One task per (bar, ranked column): inference asks for a single bar, whose two sorts then run side by side.
-    tbb::parallel_for(std::int64_t{0}, 2 * static_cast<std::int64_t>(t_end - t_begin), [&](std::int64_t job) {
+    qtos::parallel_for(std::int64_t{0}, 2 * static_cast<std::int64_t>(t_end - t_begin), [&](std::int64_t job) {
       const auto t = static_cast<std::int32_t>(t_begin + job / 2);
       const auto which = static_cast<std::int32_t>(job % 2);
       const std::int32_t f_src = which == 0 ? 0 : n_lags - 1;

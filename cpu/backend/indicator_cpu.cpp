@@ -7,6 +7,7 @@
 #include <tbb/parallel_for.h>
 
 #include "cpu/backend/indicator_backend.hpp"
+#include "cpu/util/parallel.hpp"
 
 namespace qtos {
 
@@ -179,13 +180,13 @@ class IndicatorCpu final : public IndicatorBackend {
  protected:
   void series_run(const PanelView& panel, IndicatorKind kind, const IndicatorParams& params,
                   std::span<float> out) const override {
-    tbb::parallel_for(tbb::blocked_range<std::int32_t>(0, panel.n_symbols), [&](const auto& r) {
+    qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, panel.n_symbols), [&](const auto& r) {
       for (std::int32_t s = r.begin(); s != r.end(); ++s) series_symbol<float, float>(panel, s, kind, params, out.data());
     });
   }
   void features_run(const PanelView& panel, const kernels::FeatureParams& params, std::int32_t t_begin,
                     std::int32_t t_end, std::span<kernels::FeatureRow> out) const override {
-    tbb::parallel_for(tbb::blocked_range<std::int32_t>(0, panel.n_symbols), [&](const auto& r) {
+    qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, panel.n_symbols), [&](const auto& r) {
       for (std::int32_t s = r.begin(); s != r.end(); ++s)
         out[static_cast<std::size_t>(s)] = features_symbol<float>(panel, s, params, t_begin, t_end);
     });

@@ -4,6 +4,7 @@
 
 #include "cpu/backend/smoke_backend.hpp"
 #include "cpu/kernels/smoke.hpp"
+#include "cpu/util/parallel.hpp"
 
 namespace qtos {
 namespace {
@@ -13,7 +14,7 @@ class SmokeCpu final : public SmokeBackend {
   std::string_view name() const override { return "cpu"; }
   void log_returns(std::span<const float> close, std::span<float> out) const override {
     if (out.size() != close.size()) throw std::invalid_argument("log_returns: out.size() must equal close.size()");
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, close.size(), 4096), [&](const auto& r) {
+    qtos::parallel_for(tbb::blocked_range<std::size_t>(0, close.size(), 4096), [&](const auto& r) {
       for (std::size_t i = r.begin(); i != r.end(); ++i) out[i] = kernels::log_return_at(close.data(), i);
     });
   }

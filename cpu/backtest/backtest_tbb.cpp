@@ -15,6 +15,7 @@
 
 #include "cpu/backtest/backtest_detail.hpp"
 #include "cpu/kernels/strategy.hpp"
+#include "cpu/util/parallel.hpp"
 
 namespace qtos {
 
@@ -154,7 +155,7 @@ struct WindowTables {
     last_valid.resize(un * S);
     slip.resize(un * S);
     const float* spread = r.features->f32.data() + feature_plane(StrategyFeature::spread) * r.features->plane_size;
-    tbb::parallel_for(tbb::blocked_range<std::int32_t>(0, p.n_symbols), [&](const tbb::blocked_range<std::int32_t>& br) {
+    qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, p.n_symbols), [&](const tbb::blocked_range<std::int32_t>& br) {
       for (std::int32_t s = br.begin(); s != br.end(); ++s) {
         std::int32_t* vb = valid_before.data() + static_cast<std::size_t>(s) * (un + 1);
         std::int32_t* lv = last_valid.data() + static_cast<std::size_t>(s) * un;
@@ -310,7 +311,7 @@ class BacktestCpu final : public BacktestBackend {
     // depend on the schedule; the merge over symbols runs afterwards in symbol order.
     const std::size_t groups = (P + kLanes - 1) / kLanes;
     const WindowTables wt(r);
-    tbb::parallel_for(tbb::blocked_range2d<std::size_t>(0, groups, 2, 0, S, 1), [&](const tbb::blocked_range2d<std::size_t>& br) {
+    qtos::parallel_for(tbb::blocked_range2d<std::size_t>(0, groups, 2, 0, S, 1), [&](const tbb::blocked_range2d<std::size_t>& br) {
       BulkScratch scratch;
       BacktestAccum cell[kLanes];
       for (std::size_t s = br.cols().begin(); s != br.cols().end(); ++s)

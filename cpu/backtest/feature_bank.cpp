@@ -12,6 +12,7 @@
 #include <tbb/parallel_for.h>
 
 #include "cpu/backtest/feature_state.hpp"
+#include "cpu/util/parallel.hpp"
 
 namespace qtos {
 
@@ -28,7 +29,7 @@ StrategyFeatures strategy_features_compute(const PanelView& panel, bool with_dou
   const std::size_t total = static_cast<std::size_t>(f.plane_size) * kernels::kStrategyFeatureCount;
   f.f32.assign(total, std::numeric_limits<float>::quiet_NaN());
   if (with_double) f.f64.assign(total, std::numeric_limits<double>::quiet_NaN());
-  tbb::parallel_for(tbb::blocked_range<std::int32_t>(0, panel.n_symbols, 1), [&](const tbb::blocked_range<std::int32_t>& br) {
+  qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, panel.n_symbols, 1), [&](const tbb::blocked_range<std::int32_t>& br) {
     double v[kernels::kStrategyFeatureCount];
     for (std::int32_t s = br.begin(); s != br.end(); ++s) {
       StrategyFeatureState st;

@@ -5,6 +5,7 @@
 #include <tbb/parallel_for.h>
 
 #include "cpu/indicators/streaming.hpp"
+#include "cpu/util/parallel.hpp"
 
 namespace qtos {
 
@@ -48,7 +49,7 @@ void FeatureEngine::step_symbol(std::size_t s, std::int32_t t, float high, float
 
 const std::vector<kernels::FeatureRow>& FeatureEngine::rows() const {
   if (!any_dirty_) return rows_;
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, states_.size(), 256), [&](const auto& range) {
+  qtos::parallel_for(tbb::blocked_range<std::size_t>(0, states_.size(), 256), [&](const auto& range) {
     for (std::size_t s = range.begin(); s != range.end(); ++s) {
       if (!dirty_[s]) continue;
       states_[s].evaluate_windows(hist(s, states_[s].row.last_bar));
@@ -70,7 +71,7 @@ void FeatureEngine::replay(const kernels::PanelView& panel, std::int32_t t_begin
                                 " bars");
   kernels::FeatureState<float> proto;
   proto.init(params_);
-  tbb::parallel_for(tbb::blocked_range<std::int32_t>(0, n_symbols()), [&](const auto& range) {
+  qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, n_symbols()), [&](const auto& range) {
     for (std::int32_t s = range.begin(); s != range.end(); ++s) {
       const auto su = static_cast<std::size_t>(s);
       states_[su] = proto;
@@ -94,7 +95,7 @@ void FeatureEngine::advance(std::int32_t t, std::span<const float> high, std::sp
   if (last_t_ >= 0 && t != last_t_ + 1)
     throw std::invalid_argument("FeatureEngine::advance: bar " + std::to_string(t) + " does not follow bar " +
                                 std::to_string(last_t_));
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 256), [&](const auto& range) {
+  qtos::parallel_for(tbb::blocked_range<std::size_t>(0, n, 256), [&](const auto& range) {
     for (std::size_t s = range.begin(); s != range.end(); ++s) step_symbol(s, t, high[s], low[s], close[s], quote_volume[s]);
   });
   last_t_ = t;
@@ -108,7 +109,7 @@ void FeatureEngine::advance_from(const kernels::PanelView& panel, std::int32_t t
   if (last_t_ >= 0 && t != last_t_ + 1)
     throw std::invalid_argument("FeatureEngine::advance_from: bar " + std::to_string(t) + " does not follow bar " +
                                 std::to_string(last_t_));
-  tbb::parallel_for(tbb::blocked_range<std::int32_t>(0, n_symbols(), 256), [&](const auto& range) {
+  qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, n_symbols(), 256), [&](const auto& range) {
     for (std::int32_t s = range.begin(); s != range.end(); ++s) {
       const std::int64_t o = panel.at(s, t);
       step_symbol(static_cast<std::size_t>(s), t, panel.high[o], panel.low[o], panel.close[o], panel.quote_volume[o]);

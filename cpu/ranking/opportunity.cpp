@@ -11,6 +11,8 @@
 
 #include <tbb/parallel_for.h>
 
+#include "cpu/util/parallel.hpp"
+
 namespace qtos {
 
 using kernels::Feature;
@@ -182,7 +184,7 @@ Ranking opportunity_rank(std::span<const kernels::FeatureRow> features, std::spa
   // The nine normalised inputs; each column is independent, so they are normalised in parallel.
   enum Col { adx, align, atr, bbw, dv, spread, roc, dd, pred, kCols };
   std::array<std::vector<double>, kCols> z;
-  tbb::parallel_for(0, static_cast<int>(kCols), [&](int c) {
+  qtos::parallel_for(0, static_cast<int>(kCols), [&](int c) {
     std::vector<double> v(m);
     for (std::size_t k = 0; k < m; ++k) {
       switch (c) {

@@ -14,6 +14,7 @@
 
 #include <tbb/parallel_for.h>
 
+#include "cpu/util/parallel.hpp"
 #include "runtime/data/interval.hpp"
 #include "runtime/util/time_format.hpp"
 
@@ -359,7 +360,7 @@ std::optional<MarketPanel> kline_import(const std::string& dir, const ImportOpti
   std::mutex progress_mutex;
   std::size_t parsed = 0;
   std::vector<char> done(files.size(), 0);
-  tbb::parallel_for(std::size_t{0}, files.size(), [&](std::size_t i) {
+  qtos::parallel_for(std::size_t{0}, files.size(), [&](std::size_t i) {
     if (opt.stop.stop_requested()) return;
     parse_file(files[i], static_cast<std::uint32_t>(i), opt.max_messages);
     done[i] = 1;

@@ -1,4 +1,5 @@
 #include "runtime/data/panel_info.hpp"
+#include "cpu/util/parallel.hpp"
 
 #include <cmath>
 
@@ -14,7 +15,7 @@ PanelInfo panel_info(const MarketPanel& panel) {
   info.first_ms = panel.t0_ms();
   info.last_ms = panel.n_bars() ? panel.time_ms(panel.n_bars() - 1) : panel.t0_ms();
   info.symbols.resize(static_cast<std::size_t>(panel.n_symbols()));
-  tbb::parallel_for(std::int32_t{0}, panel.n_symbols(), [&](std::int32_t s) {
+  qtos::parallel_for(std::int32_t{0}, panel.n_symbols(), [&](std::int32_t s) {
     SymbolInfo& si = info.symbols[static_cast<std::size_t>(s)];
     si.symbol = panel.symbols()[static_cast<std::size_t>(s)];
     const std::int32_t first = panel.first_bar(s), last = panel.last_bar(s);

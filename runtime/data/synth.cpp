@@ -9,6 +9,7 @@
 
 #include <tbb/parallel_for.h>
 
+#include "cpu/util/parallel.hpp"
 #include "runtime/data/interval.hpp"
 #include "runtime/util/rng.hpp"
 
@@ -123,7 +124,7 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
 
   std::atomic<std::int32_t> done{0};
   std::mutex progress_mutex;
-  tbb::parallel_for(tbb::blocked_range<std::int32_t>(0, opt.n_symbols, 8), [&](const auto& range) {
+  qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, opt.n_symbols, 8), [&](const auto& range) {
     for (std::int32_t s = range.begin(); s != range.end(); ++s) {
       Rng rng(opt.seed, static_cast<std::uint64_t>(s) + 1);
       const double beta = rng.uniform(0.5, 1.8);
