@@ -4,7 +4,14 @@ BUILD_DIR := build/$(PRESET)
 QTOS := $(BUILD_DIR)/bin/qtos
 JOBS ?= 2
 
-.PHONY: run test deps configure build bench asan tsan clean
+# The sanitizer runs of CI: the suites (test folders) built and run under asan and tsan.
+SAN_SUITES ?= cpu runtime api
+empty :=
+space := $(empty) $(empty)
+SAN_LABELS := ^($(subst $(space),|,$(strip $(SAN_SUITES))))$$
+SAN_TARGETS := qtos $(addprefix qtos_test_,$(SAN_SUITES))
+
+.PHONY: run test deps configure build bench asan tsan sanitize ci clean
 
 run: build
 	$(QTOS) demo
@@ -23,6 +30,16 @@ build: configure
 
 bench: build
 	bash scripts/bench.sh $(BUILD_DIR)
+
+# `make sanitize PRESET=asan|tsan`: build and run SAN_SUITES (default cpu runtime api) under that sanitizer.
+sanitize: configure
+	cmake --build $(BUILD_DIR) -j$(JOBS) --target $(SAN_TARGETS)
+	ctest --preset $(PRESET) -L '$(SAN_LABELS)'
+
+# What CI runs (.ci/run): every test in the release build, then the sanitizer runs.
+ci: test
+	$(MAKE) sanitize PRESET=asan
+	$(MAKE) sanitize PRESET=tsan
 
 asan:
 	$(MAKE) test PRESET=asan
