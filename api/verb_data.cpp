@@ -1,5 +1,4 @@
 // `qtos data synth|import|export|info`: make, import and inspect market data.
-#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -29,7 +28,7 @@ struct SynthArgs {
   std::int32_t symbols = 50;
   std::int32_t bars = 2000;
   std::string interval = "1h";
-  std::string seed = "42";
+  std::uint64_t seed = 42;
   std::string start = "2024-01-01";
   std::string out;
   double planted_momentum = 0.0;
@@ -74,15 +73,6 @@ MarketPanel panel_of_dir(const std::string& dir, const char* option) {
   if (std::filesystem::is_regular_file(dir, ec))
     throw std::runtime_error(std::string(option) + " '" + dir + "' is a file; expected the data directory that holds panel.qtp");
   return panel_load(panel_path(dir));
-}
-
-/// The value of --seed: a non-negative integer below 2^64.
-std::uint64_t seed_parse(const std::string& text) {
-  std::uint64_t v = 0;
-  const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || r.ec != std::errc() || r.ptr != text.data() + text.size())
-    usage_error("--seed: '" + text + "' is out of range; expected an integer from 0 to 18446744073709551615");
-  return v;
 }
 
 /// Test seam: QTOS_TEST_STOP_AFTER_FILES=N[:SIGTERM] makes an import send itself SIGINT (or SIGTERM) once N files are
@@ -144,7 +134,7 @@ void verbs_data_register(CLI::App& app, CliContext& ctx) {
   synth->add_option("--symbols", sa->symbols, "number of symbols")->capture_default_str();
   synth->add_option("--bars", sa->bars, "bars per symbol")->capture_default_str();
   synth->add_option("--interval", sa->interval, "bar interval (1m, 5m, 15m, 1h, 4h, 1d, ...)")->capture_default_str();
-  synth->add_option("--seed", sa->seed, "random seed")->capture_default_str();
+  synth->add_option("--seed", sa->seed, "random seed")->capture_default_str()->check(unsigned_integer());
   synth->add_option("--start", sa->start, "open time of the first bar (YYYY-MM-DD[THH:MM:SSZ])")->capture_default_str();
   synth->add_option("--out", sa->out, "output directory (writes DIR/panel.qtp)")->required();
   synth->add_option("--planted-momentum", sa->planted_momentum,
@@ -158,7 +148,7 @@ void verbs_data_register(CLI::App& app, CliContext& ctx) {
       opt.n_symbols = sa->symbols;
       opt.n_bars = sa->bars;
       opt.interval_ms = interval_parse_ms(sa->interval, "--interval");
-      opt.seed = seed_parse(sa->seed);
+      opt.seed = sa->seed;
       opt.t0_ms = time_parse(sa->start, "--start");
       opt.planted_momentum = sa->planted_momentum;
       opt.random_walk = sa->random_walk;
