@@ -219,7 +219,7 @@ TEST(DataCli, OutOfRangeCountsAreUsageErrorsNamingTheOption) {
       {"data synth --bars 0 --out x", "--bars: 0 is out of range; expected 2 to 50000000"},
       {"data synth --bars -5 --out x", "--bars: -5 is out of range"},
       {"data synth --symbols -3 --out x", "--symbols: -3 is out of range; expected 1 to 1000000"},
-      {"data synth --seed -1 --out x", "--seed: '-1' is out of range"},
+      {"data synth --seed -1 --out x", "--seed: -1 is out of range"},
       {"data synth --bars abc --out x", "--bars"},
   });
 }
