@@ -9,7 +9,7 @@
 #include "cpu/backtest/backtest.hpp"
 #include "cpu/kernels/strategy.hpp"
 #include "cuda/check.cuh"
-#include "cuda/cuda_backends.hpp"
+#include "cpu/registry/accelerator.hpp"
 
 namespace qtos::cuda {
 namespace {

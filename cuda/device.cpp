@@ -1,7 +1,7 @@
 // The CUDA device query: host code only, so plain C++ against the CUDA runtime API.
 #include <cuda_runtime_api.h>
 
-#include "cuda/cuda_backends.hpp"
+#include "cpu/registry/accelerator.hpp"
 
 namespace qtos::cuda {
 namespace {

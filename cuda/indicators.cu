@@ -10,7 +10,7 @@
 #include "cpu/kernels/features.hpp"
 #include "cpu/kernels/indicators.hpp"
 #include "cuda/check.cuh"
-#include "cuda/cuda_backends.hpp"
+#include "cpu/registry/accelerator.hpp"
 
 namespace qtos::cuda {
 namespace {

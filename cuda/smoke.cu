@@ -5,7 +5,7 @@
 
 #include "cpu/kernels/smoke.hpp"
 #include "cuda/check.cuh"
-#include "cuda/cuda_backends.hpp"
+#include "cpu/registry/accelerator.hpp"
 
 namespace qtos::cuda {
 namespace {

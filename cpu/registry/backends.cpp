@@ -4,7 +4,7 @@
 #include <utility>
 
 #if QTOS_HAVE_CUDA
-#include "cuda/cuda_backends.hpp"
+#include "cpu/registry/accelerator.hpp"
 #endif
 
 namespace qtos {

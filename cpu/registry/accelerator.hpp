@@ -1,6 +1,7 @@
 #pragma once
-/// @file Factories of the CUDA backends; plain C++ so the registry (cpu/registry/backends.cpp), their only user,
-/// names them without nvcc.
+/// @file The accelerator factories the registry calls: declared here, below both layers, and defined by qtos_cuda
+/// (cuda/*.cu, cuda/device.cpp) when the build has CUDA. The registry links qtos_cuda but includes nothing of cuda/,
+/// and cuda/ implements an interface of cpu/ (the dependency points down, as everywhere else). Plain C++: no nvcc.
 
 #include <memory>
 
