@@ -105,7 +105,7 @@ void ModelRegistry::recover() {
         continue;
       }
       if (!entry.is_directory() || !all_digits(leaf)) continue;
-      auto st = db_->prepare("SELECT 1 FROM models WHERE name = ?1 AND version = ?2");
+      auto st = db_->cached("SELECT 1 FROM models WHERE name = ?1 AND version = ?2");
       st.bind(1, name).bind(2, std::int64_t{std::stoi(leaf)});
       if (st.step()) continue;
       const fs::path aside = fs::path(root_) / ".orphans" / (name + "-v" + leaf + "-" + std::to_string(now_ms()));
@@ -141,7 +141,7 @@ ModelRecord record_read(const store::Db& db, const std::string& root, const Stmt
   r.parent_version = static_cast<std::int32_t>(st.int_at(5));
   r.created_ms = st.int_at(6);
   r.updated_ms = st.int_at(7);
-  Stmt m = db.prepare("SELECT stage, metrics FROM stage_metrics WHERE name = ? AND version = ?");
+  Stmt m = db.cached("SELECT stage, metrics FROM stage_metrics WHERE name = ? AND version = ?");
   m.bind(1, r.name).bind(2, std::int64_t{r.version});
   while (m.step()) r.stage_metrics[m.text_at(0)] = m.text_at(1);
   return r;
@@ -149,7 +149,7 @@ ModelRecord record_read(const store::Db& db, const std::string& root, const Stmt
 
 std::vector<ModelRecord> records_query(const store::Db& db, const std::string& root, const std::string& where,
                                        const std::string& name) {
-  Stmt st = db.prepare(std::string(kSelect) + where + " ORDER BY name, version");
+  Stmt st = db.cached(std::string(kSelect) + where + " ORDER BY name, version");
   if (!name.empty()) st.bind(1, name);
   std::vector<ModelRecord> out;
   while (st.step()) out.push_back(record_read(db, root, st));
@@ -157,7 +157,7 @@ std::vector<ModelRecord> records_query(const store::Db& db, const std::string& r
 }
 
 std::optional<ModelRecord> record_get(const store::Db& db, const std::string& root, const std::string& name, std::int32_t version) {
-  Stmt st = db.prepare(std::string(kSelect) + "WHERE name = ? AND version = ?");
+  Stmt st = db.cached(std::string(kSelect) + "WHERE name = ? AND version = ?");
   st.bind(1, name).bind(2, std::int64_t{version});
   if (!st.step()) return std::nullopt;
   return record_read(db, root, st);
@@ -171,10 +171,10 @@ ModelRecord ModelRegistry::register_candidate(const std::string& name, const Mod
   store::Transaction tx(*db_);
   std::int32_t next = 1, parent = 0;
   {
-    Stmt st = db_->prepare("SELECT COALESCE(MAX(version), 0) FROM models WHERE name = ?");
+    Stmt st = db_->cached("SELECT COALESCE(MAX(version), 0) FROM models WHERE name = ?");
     st.bind(1, name);
     if (st.step()) next = static_cast<std::int32_t>(st.int_at(0)) + 1;
-    Stmt act = db_->prepare("SELECT version FROM models WHERE name = ? AND status = 'ACTIVE'");
+    Stmt act = db_->cached("SELECT version FROM models WHERE name = ? AND status = 'ACTIVE'");
     act.bind(1, name);
     if (act.step()) parent = static_cast<std::int32_t>(act.int_at(0));
   }
@@ -202,7 +202,7 @@ ModelRecord ModelRegistry::register_candidate(const std::string& name, const Mod
   }
   const auto t = now_ms();
   try {
-    db_->prepare(
+    db_->cached(
            "INSERT INTO models(name, version, status, kind, path, parent_version, created_ms, updated_ms)"
            " VALUES(?, ?, 'CANDIDATE', ?, ?, ?, ?, ?)")
         .bind(1, name)
@@ -213,13 +213,13 @@ ModelRecord ModelRegistry::register_candidate(const std::string& name, const Mod
         .bind(6, t)
         .bind(7, t)
         .run();
-    db_->prepare("INSERT INTO stage_metrics(name, version, stage, metrics, recorded_ms) VALUES(?, ?, 'CANDIDATE', ?, ?)")
+    db_->cached("INSERT INTO stage_metrics(name, version, stage, metrics, recorded_ms) VALUES(?, ?, 'CANDIDATE', ?, ?)")
         .bind(1, name)
         .bind(2, next)
         .bind(3, model.meta().test.to_json())
         .bind(4, t)
         .run();
-    db_->prepare("INSERT INTO transitions(name, version, from_status, to_status, at_ms) VALUES(?, ?, '', 'CANDIDATE', ?)")
+    db_->cached("INSERT INTO transitions(name, version, from_status, to_status, at_ms) VALUES(?, ?, '', 'CANDIDATE', ?)")
         .bind(1, name)
         .bind(2, next)
         .bind(3, t)
@@ -322,13 +322,13 @@ Result<ModelRecord> ModelRegistry::transition(const std::string& name, std::int3
     return Error{ErrorCode::conflict, label + " changed status while it was being checked; try again"};
   const auto t = now_ms();
   auto set_status = [&](std::int32_t v, ModelStatus a, ModelStatus b) {
-    db_->prepare("UPDATE models SET status = ?, updated_ms = ? WHERE name = ? AND version = ?")
+    db_->cached("UPDATE models SET status = ?, updated_ms = ? WHERE name = ? AND version = ?")
         .bind(1, model_status_name(b))
         .bind(2, t)
         .bind(3, name)
         .bind(4, v)
         .run();
-    db_->prepare("INSERT INTO transitions(name, version, from_status, to_status, at_ms) VALUES(?, ?, ?, ?, ?)")
+    db_->cached("INSERT INTO transitions(name, version, from_status, to_status, at_ms) VALUES(?, ?, ?, ?, ?)")
         .bind(1, name)
         .bind(2, v)
         .bind(3, model_status_name(a))
@@ -337,7 +337,7 @@ Result<ModelRecord> ModelRegistry::transition(const std::string& name, std::int3
         .run();
   };
   if (to == ModelStatus::active) {
-    Stmt act = db_->prepare("SELECT version FROM models WHERE name = ? AND status = 'ACTIVE'");
+    Stmt act = db_->cached("SELECT version FROM models WHERE name = ? AND status = 'ACTIVE'");
     act.bind(1, name);
     std::vector<std::int32_t> old;
     while (act.step()) old.push_back(static_cast<std::int32_t>(act.int_at(0)));
@@ -352,7 +352,7 @@ Result<Unit> ModelRegistry::metrics_record(const std::string& name, std::int32_t
   std::lock_guard lock(mutex_);
   if (!record_get(*db_, root_, name, version))
     return Error{ErrorCode::not_found, "no model '" + name + "' version " + std::to_string(version) + " in " + root_};
-  db_->prepare(
+  db_->cached(
          "INSERT INTO stage_metrics(name, version, stage, metrics, recorded_ms) VALUES(?, ?, ?, ?, ?)"
          " ON CONFLICT(name, version, stage) DO UPDATE SET metrics = excluded.metrics, recorded_ms = excluded.recorded_ms")
       .bind(1, name)
@@ -366,7 +366,7 @@ Result<Unit> ModelRegistry::metrics_record(const std::string& name, std::int32_t
 
 std::vector<ModelTransition> ModelRegistry::history(const std::string& name) const {
   std::lock_guard lock(mutex_);
-  Stmt st = db_->prepare(name.empty() ? "SELECT name, version, from_status, to_status, at_ms FROM transitions ORDER BY id"
+  Stmt st = db_->cached(name.empty() ? "SELECT name, version, from_status, to_status, at_ms FROM transitions ORDER BY id"
                                       : "SELECT name, version, from_status, to_status, at_ms FROM transitions WHERE name = ? ORDER BY id");
   if (!name.empty()) st.bind(1, name);
   std::vector<ModelTransition> out;

@@ -170,7 +170,8 @@ SqlitePolicyBackend::~SqlitePolicyBackend() = default;
 Result<std::optional<Policy>> SqlitePolicyBackend::load_latest() {
   std::lock_guard<std::mutex> lock(mutex_);
   try {
-    auto s = db_->db.prepare(std::string("SELECT ") + kColumns + " FROM policy_history ORDER BY version DESC LIMIT 1");
+    static const std::string sql = std::string("SELECT ") + kColumns + " FROM policy_history ORDER BY version DESC LIMIT 1";
+    auto s = db_->db.cached(sql);
     if (!s.step()) return std::optional<Policy>{};
     auto p = read_row(s, path_);
     if (!p.ok()) return p.error();
@@ -181,6 +182,8 @@ Result<std::optional<Policy>> SqlitePolicyBackend::load_latest() {
 }
 
 Result<Unit> SqlitePolicyBackend::append(const Policy& next) {
+  static const std::string kInsert = std::string("INSERT INTO policy_history (") + kColumns +
+                                     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
   std::lock_guard<std::mutex> lock(mutex_);
   try {
     store::Transaction tx(db_->db);
@@ -189,8 +192,7 @@ Result<Unit> SqlitePolicyBackend::append(const Policy& next) {
       return Error{ErrorCode::conflict, "policy version " + std::to_string(next.version) + " cannot follow stored version " +
                                    std::to_string(latest) + " in '" + path_ + "'"};
     db_->db
-        .prepare(std::string("INSERT INTO policy_history (") + kColumns +
-                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
+        .cached(kInsert)
         .bind(1, std::uint64_t{next.version})
         .bind(2, std::int64_t{next.updated_at})
         .bind(3, next.updated_by)
@@ -217,7 +219,9 @@ Result<Unit> SqlitePolicyBackend::append(const Policy& next) {
 Result<std::vector<Policy>> SqlitePolicyBackend::history(std::uint64_t from_version, std::size_t limit) {
   std::lock_guard<std::mutex> lock(mutex_);
   try {
-    auto s = db_->db.prepare(std::string("SELECT ") + kColumns + " FROM policy_history WHERE version >= ?1 ORDER BY version LIMIT ?2");
+    static const std::string sql =
+        std::string("SELECT ") + kColumns + " FROM policy_history WHERE version >= ?1 ORDER BY version LIMIT ?2";
+    auto s = db_->db.cached(sql);
     s.bind(1, std::int64_t(from_version > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(from_version)));
     s.bind(2, std::int64_t(limit > static_cast<std::size_t>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(limit)));
     std::vector<Policy> out;

@@ -50,9 +50,19 @@ std::string_view store_kind_of(std::uint32_t application_id) {
 
 // ---- Stmt ----------------------------------------------------------------------------------------------------
 
-Stmt::Stmt(const Db& db, sqlite3_stmt* stmt) : db_(&db), stmt_(stmt) {}
-Stmt::~Stmt() { sqlite3_finalize(stmt_); }
-Stmt::Stmt(Stmt&& other) noexcept : db_(other.db_), stmt_(other.stmt_) { other.stmt_ = nullptr; }
+Stmt::Stmt(const Db& db, sqlite3_stmt* stmt, bool* busy) : db_(&db), stmt_(stmt), busy_(busy) {}
+Stmt::~Stmt() {
+  if (!busy_) {
+    sqlite3_finalize(stmt_);
+  } else if (stmt_) {
+    sqlite3_reset(stmt_);  // ends the read the statement may hold open
+    *busy_ = false;
+  }
+}
+Stmt::Stmt(Stmt&& other) noexcept : db_(other.db_), stmt_(other.stmt_), busy_(other.busy_) {
+  other.stmt_ = nullptr;
+  other.busy_ = nullptr;
+}
 
 Stmt& Stmt::bind(int i, std::string_view text) {
   QTOS_ASSERT(text.size() <= static_cast<std::size_t>(std::numeric_limits<int>::max()), "text too long to bind");
@@ -106,12 +116,12 @@ std::string Stmt::text_at(int i) const {
 
 // ---- Transaction ---------------------------------------------------------------------------------------------
 
-Transaction::Transaction(Db& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+Transaction::Transaction(Db& db) : db_(db) { db_.cached("BEGIN IMMEDIATE").run(); }
 Transaction::~Transaction() {
   if (!done_ && !sqlite3_get_autocommit(db_.handle())) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
 }
 void Transaction::commit() {
-  db_.exec("COMMIT");
+  db_.cached("COMMIT").run();
   done_ = true;
 }
 
@@ -169,6 +179,8 @@ Db::Db(std::string path, const Schema& schema, const OpenOptions& opts) : path_(
     recognise(schema);
     migrate(schema);
   } catch (...) {
+    for (auto& [sql, c] : cache_) sqlite3_finalize(c.stmt);
+    cache_.clear();
     sqlite3_close_v2(db_);
     db_ = nullptr;
     if (!exists) {  // a store this call created and could not set up is not left behind half made
@@ -179,6 +191,7 @@ Db::Db(std::string path, const Schema& schema, const OpenOptions& opts) : path_(
 }
 
 Db::~Db() {
+  for (auto& [sql, c] : cache_) sqlite3_finalize(c.stmt);
   if (db_) sqlite3_close_v2(db_);
 }
 
@@ -197,6 +210,24 @@ Stmt Db::prepare(std::string_view sql) const {
   return Stmt(*this, s);
 }
 
+Stmt Db::cached(std::string_view sql) const {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    sqlite3_stmt* s = nullptr;
+    const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(s);
+      fail(rc, "cannot prepare '" + std::string(sql.substr(0, 80)) + "'");
+    }
+    it = cache_.emplace(std::string(sql), Cached{s, false}).first;
+  }
+  if (it->second.busy) return prepare(sql);  // the same SQL is still in use by a live handle
+  it->second.busy = true;
+  sqlite3_reset(it->second.stmt);
+  sqlite3_clear_bindings(it->second.stmt);
+  return Stmt(*this, it->second.stmt, &it->second.busy);
+}
+
 void Db::exec(std::string_view sql) {
   const std::string text(sql);
   char* err = nullptr;
@@ -209,7 +240,7 @@ void Db::exec(std::string_view sql) {
 }
 
 std::int64_t Db::query_int(std::string_view sql) const {
-  Stmt s = prepare(sql);
+  Stmt s = cached(sql);
   return s.step() ? s.int_at(0) : 0;
 }
 

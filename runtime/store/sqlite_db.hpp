@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -67,10 +68,12 @@ struct OpenOptions {
 };
 
 /// A prepared statement. bind() by 1-based index; step() returns true for a row and false when done, and throws
-/// StoreError naming the file on anything else. Columns by 0-based index.
+/// StoreError naming the file on anything else. Columns by 0-based index. A handle from Db::cached() borrows the
+/// connection's cached statement and resets it when it goes away; one from Db::prepare() owns its statement.
 class Stmt {
  public:
-  Stmt(const Db& db, sqlite3_stmt* stmt);
+  /// Owns `stmt` when `busy` is null; else borrows a cached statement and clears `*busy` when destroyed.
+  Stmt(const Db& db, sqlite3_stmt* stmt, bool* busy = nullptr);
   ~Stmt();
   Stmt(Stmt&& other) noexcept;
   Stmt& operator=(Stmt&&) = delete;
@@ -102,6 +105,7 @@ class Stmt {
  private:
   const Db* db_;
   sqlite3_stmt* stmt_;
+  bool* busy_;  ///< the cache entry's in-use flag of a borrowed statement, null for an owned one
 };
 
 /// BEGIN IMMEDIATE ... COMMIT; rolled back when the scope is left without commit() (an exception or an early return).
@@ -130,8 +134,12 @@ class Db {
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
 
-  /// Prepares `sql` (once per call; SQLite's own cache makes this cheap); throws StoreError naming the file.
+  /// Prepares `sql` into a statement of its own (for one-off statements); throws StoreError naming the file.
   Stmt prepare(std::string_view sql) const;
+  /// The connection's cached statement for `sql`, prepared on first use and reset (bindings cleared) for this use:
+  /// the form for statements a store runs again and again. A nested use of the same SQL while a handle is alive gets a
+  /// statement of its own, so handles never disturb each other.
+  Stmt cached(std::string_view sql) const;
   /// Runs one or more statements that return no rows; throws StoreError naming the file.
   void exec(std::string_view sql);
   /// The first column of the first row of `sql` as an integer (0 when there is no row).
@@ -155,8 +163,13 @@ class Db {
  private:
   void recognise(const Schema& schema);
   void migrate(const Schema& schema);
+  struct Cached {
+    sqlite3_stmt* stmt = nullptr;
+    bool busy = false;
+  };
   std::string path_, kind_;
   sqlite3* db_ = nullptr;
+  mutable std::map<std::string, Cached, std::less<>> cache_;
 };
 
 /// The store kind a qtos application id names ("policy database"), or empty when it is not one of ours.

@@ -120,11 +120,11 @@ namespace {
 /// The upsert without its own transaction (the caller holds one).
 bool upsert_in(store::Db& db, const StrategyRecord& rec, std::int64_t now_ms) {
   const std::string id = genome_id(rec.genome);
-  if (db.prepare("SELECT 1 FROM strategies WHERE id = ?1").bind(1, id).step()) {
-    db.prepare("UPDATE strategies SET backtest_metrics = ?1 WHERE id = ?2").bind(1, rec.backtest_metrics).bind(2, id).run();
+  if (db.cached("SELECT 1 FROM strategies WHERE id = ?1").bind(1, id).step()) {
+    db.cached("UPDATE strategies SET backtest_metrics = ?1 WHERE id = ?2").bind(1, rec.backtest_metrics).bind(2, id).run();
     return false;
   }
-  db.prepare(
+  db.cached(
         "INSERT INTO strategies (id, code, rules, generation, origin, status, created_ms, updated_ms, backtest_metrics, "
         "shadow_metrics, live_metrics, parents) VALUES (?1, ?2, ?3, ?4, ?5, 'BACKTEST', ?6, ?6, ?7, '', '', ?8)")
       .bind(1, id)
@@ -158,7 +158,7 @@ std::int32_t StrategyRepository::upsert_all(const std::vector<StrategyRecord>& r
 
 std::optional<StrategyRecord> StrategyRepository::get(std::string_view id_or_prefix) const {
   if (!is_hex_prefix(id_or_prefix)) return std::nullopt;
-  store::Stmt s = db_->prepare(std::string("SELECT ") + kColumns + " FROM strategies WHERE id LIKE ?1 || '%' LIMIT 2");
+  store::Stmt s = db_->cached(std::string("SELECT ") + kColumns + " FROM strategies WHERE id LIKE ?1 || '%' LIMIT 2");
   std::string lower(id_or_prefix);
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   s.bind(1, lower);
@@ -171,7 +171,7 @@ std::optional<StrategyRecord> StrategyRepository::get(std::string_view id_or_pre
 }
 
 std::vector<StrategyRecord> StrategyRepository::list(std::optional<StrategyStatus> status) const {
-  store::Stmt s = db_->prepare(std::string("SELECT ") + kColumns + " FROM strategies" + (status ? " WHERE status = ?1" : "") +
+  store::Stmt s = db_->cached(std::string("SELECT ") + kColumns + " FROM strategies" + (status ? " WHERE status = ?1" : "") +
                                " ORDER BY created_ms DESC, id");
   if (status) s.bind(1, strategy_status_name(*status));
   std::vector<StrategyRecord> out;
@@ -189,12 +189,12 @@ Result<StrategyRecord> StrategyRepository::transition(std::string_view id_or_pre
   if (!strategy_transition_allowed(rec->status, to))
     return Error{ErrorCode::conflict, "strategy " + rec->id + " is " + strategy_status_name(rec->status) + "; it cannot move to " +
                                  strategy_status_name(to) + " (lifecycle: BACKTEST -> SHADOW -> LIVE, LIVE -> SHADOW, any -> RETIRED)"};
-  db_->prepare("UPDATE strategies SET status = ?1, updated_ms = ?2 WHERE id = ?3")
+  db_->cached("UPDATE strategies SET status = ?1, updated_ms = ?2 WHERE id = ?3")
       .bind(1, strategy_status_name(to))
       .bind(2, now_ms)
       .bind(3, rec->id)
       .run();
-  db_->prepare("INSERT INTO strategy_transitions (id, from_status, to_status, at_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5)")
+  db_->cached("INSERT INTO strategy_transitions (id, from_status, to_status, at_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5)")
       .bind(1, rec->id)
       .bind(2, strategy_status_name(rec->status))
       .bind(3, strategy_status_name(to))
@@ -212,7 +212,7 @@ Result<Unit> StrategyRepository::record_stage_metrics(std::string_view id_or_pre
   if (!rec) return Error{ErrorCode::not_found, "no strategy with id '" + std::string(id_or_prefix) + "' in " + path_};
   if (stage != StrategyStatus::shadow && stage != StrategyStatus::live)
     return Error{ErrorCode::invalid, std::string("stage metrics are kept for SHADOW and LIVE, not ") + strategy_status_name(stage)};
-  db_->prepare(stage == StrategyStatus::shadow ? "UPDATE strategies SET shadow_metrics = ?1 WHERE id = ?2"
+  db_->cached(stage == StrategyStatus::shadow ? "UPDATE strategies SET shadow_metrics = ?1 WHERE id = ?2"
                                                : "UPDATE strategies SET live_metrics = ?1 WHERE id = ?2")
       .bind(1, json)
       .bind(2, rec->id)
@@ -224,7 +224,7 @@ std::vector<StrategyTransition> StrategyRepository::history(std::string_view id)
   const auto rec = get(id);
   std::vector<StrategyTransition> out;
   if (!rec) return out;
-  store::Stmt s = db_->prepare("SELECT from_status, to_status, at_ms, reason FROM strategy_transitions WHERE id = ?1 ORDER BY seq");
+  store::Stmt s = db_->cached("SELECT from_status, to_status, at_ms, reason FROM strategy_transitions WHERE id = ?1 ORDER BY seq");
   s.bind(1, rec->id);
   while (s.step())
     out.push_back({strategy_status_parse(s.text_at(0), "stored status"), strategy_status_parse(s.text_at(1), "stored status"),
