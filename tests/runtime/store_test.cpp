@@ -194,6 +194,28 @@ TEST(Store, ARepositoryOfANewerVersionIsRefusedAndUntouched) {
   sqlite3_close(db);
 }
 
+TEST(Store, CachedStatementsNeverDisturbEachOther) {
+  test::TempDir dir;
+  const std::string path = dir.file("s.db");
+  repository_fill(path, 3);
+  store::Db db(path, probe_schema());
+  const std::string sql = "SELECT generation FROM strategies ORDER BY generation";
+  auto outer = db.cached(sql);
+  ASSERT_TRUE(outer.step());
+  EXPECT_EQ(outer.int_at(0), 0);
+  {
+    auto inner = db.cached(sql);  // the same SQL while `outer` is mid-way: a statement of its own
+    int n = 0;
+    while (inner.step()) ++n;
+    EXPECT_EQ(n, 3);
+  }
+  ASSERT_TRUE(outer.step());  // undisturbed: the second row
+  EXPECT_EQ(outer.int_at(0), 1);
+  auto again = db.cached("SELECT COUNT(*) FROM strategies");
+  ASSERT_TRUE(again.step());
+  EXPECT_EQ(again.int_at(0), 3);
+}
+
 TEST(Store, AHallOfFameIsStoredWholeOrNotAtAll) {
   test::TempDir dir;
   const std::string path = dir.file("s.db");
