@@ -5,7 +5,7 @@ QTOS := $(BUILD_DIR)/bin/qtos
 JOBS ?= 2
 
 # The sanitizer runs of CI: the suites (test folders) built and run under asan and tsan.
-SAN_SUITES ?= cpu runtime api
+SAN_SUITES ?= cpu runtime models api
 empty :=
 space := $(empty) $(empty)
 SAN_LABELS := ^($(subst $(space),|,$(strip $(SAN_SUITES))))$$
