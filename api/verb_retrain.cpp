@@ -35,10 +35,7 @@ void print_metrics(const char* label, const models::Metrics& m) {
 
 /// The registry's name rule ([A-Za-z0-9_-]{1,31}), checked before training rather than at registration.
 void model_name_check(const std::string& name, const std::string& given_as) {
-  const bool ok = !name.empty() && name.size() <= 31 && std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-  });
-  if (!ok)
+  if (!models::model_name_valid(name))
     throw UsageError(given_as + " '" + name + "': expected a model name of 1 to 31 characters from A-Z, a-z, 0-9, '_' and '-'");
 }
 

@@ -47,15 +47,19 @@ bool all_digits(std::string_view s) {
 }
 
 void name_check(const std::string& name) {
-  const bool ok = !name.empty() && name.size() <= 31 &&
-                  std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
-  if (!ok) throw std::invalid_argument("model name '" + name + "' is not 1-31 characters of [A-Za-z0-9_-] (31: it travels in bus events as a StrategyId)");
+  if (!model_name_valid(name))
+    throw std::invalid_argument("model name '" + name + "' is not 1-31 characters of [A-Za-z0-9_-] (31: it travels in bus events as a StrategyId)");
 }
 
 constexpr const char* kSelect =
     "SELECT name, version, status, kind, path, parent_version, created_ms, updated_ms FROM models ";
 
 }  // namespace
+
+bool model_name_valid(std::string_view name) {
+  return !name.empty() && name.size() <= 31 &&
+         std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
+}
 
 std::string_view model_status_name(ModelStatus s) { return enum_name(s); }
 

@@ -28,6 +28,10 @@ std::string_view model_status_name(ModelStatus s);
 /// Parses a status name (case-insensitive); std::nullopt when unknown.
 std::optional<ModelStatus> model_status_parse(std::string_view text);
 
+/// True when `name` may name a model: 1 to 31 characters of [A-Za-z0-9_-] (it becomes a path and travels in bus
+/// events as a StrategyId).
+bool model_name_valid(std::string_view name);
+
 /// One registered version.
 struct ModelRecord {
   std::string name;                             ///< registry name
