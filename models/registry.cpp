@@ -87,6 +87,27 @@ std::int64_t ModelRegistry::now_ms() const { return clock_->now() / kNsPerMillis
 
 void ModelRegistry::recover() {
   std::lock_guard lock(mutex_);
+  // A look without the write lock first: an open (a `models list`, say) takes no lock unless something looks left
+  // behind, so it neither waits for a registration in another process nor needs a writable registry.
+  const auto in_index = [&](const std::string& name, const std::string& version) {
+    auto st = db_->cached("SELECT 1 FROM models WHERE name = ?1 AND version = ?2");
+    st.bind(1, name).bind(2, std::int64_t{std::stoi(version)});
+    return st.step();
+  };
+  bool suspect = false;
+  std::error_code scan_ec;
+  for (const auto& name_dir : fs::directory_iterator(root_, scan_ec)) {
+    const std::string name = name_dir.path().filename().string();
+    if (suspect || !name_dir.is_directory() || name.empty() || name[0] == '.') continue;
+    std::error_code ec2;
+    for (const auto& entry : fs::directory_iterator(name_dir.path(), ec2)) {
+      const std::string leaf = entry.path().filename().string();
+      suspect = atomic_temp_is(leaf) || leaf.rfind(".tmp-", 0) == 0 ||
+                (entry.is_directory() && all_digits(leaf) && !in_index(name, leaf));
+      if (suspect) break;
+    }
+  }
+  if (!suspect) return;
   // Under the write lock: a registration in another process holds it from its folder rename to its commit, so a
   // folder seen here without a row is an orphan of a crash, never one being registered right now.
   store::Transaction tx(*db_);
@@ -108,10 +129,7 @@ void ModelRegistry::recover() {
         }
         continue;
       }
-      if (!entry.is_directory() || !all_digits(leaf)) continue;
-      auto st = db_->cached("SELECT 1 FROM models WHERE name = ?1 AND version = ?2");
-      st.bind(1, name).bind(2, std::int64_t{std::stoi(leaf)});
-      if (st.step()) continue;
+      if (!entry.is_directory() || !all_digits(leaf) || in_index(name, leaf)) continue;
       const fs::path aside = fs::path(root_) / ".orphans" / (name + "-v" + leaf + "-" + std::to_string(now_ms()));
       std::error_code mv;
       fs::create_directories(aside.parent_path(), mv);

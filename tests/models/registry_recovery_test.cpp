@@ -3,6 +3,9 @@
 // missing registry is named, and time comes from the injected clock.
 #include <unistd.h>
 
+#include <sqlite3.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -134,6 +137,23 @@ TEST_F(RegistryRecovery, ACrashBetweenFolderAndCommitLeavesNoWedge) {
   fs::copy(root_ / "alpha" / "1", root_ / "alpha" / "3", fs::copy_options::recursive);
   EXPECT_EQ(reg.register_candidate("alpha", *models_[0]).version, 3);
   EXPECT_EQ(reg.list("alpha").size(), 3u);
+}
+
+TEST_F(RegistryRecovery, OpeningAHealthyRegistryTakesNoWriteLock) {
+  {
+    ModelRegistry reg(root_.string());
+    reg.register_candidate("alpha", *models_[0]);
+  }
+  // Another process in the middle of a registration holds the write lock; a `models list` must not wait for it.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open((root_ / "registry.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const auto t0 = std::chrono::steady_clock::now();
+  ModelRegistry reg(root_.string(), {.mode = store::OpenMode::existing});
+  EXPECT_EQ(reg.list().size(), 1u);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);  // the busy wait is 5 s
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
 }
 
 TEST_F(RegistryRecovery, ADamagedOrMissingRegistryIsNamed) {
