@@ -39,17 +39,14 @@ void model_name_check(const std::string& name, const std::string& given_as) {
     throw UsageError(given_as + " '" + name + "': expected a model name of 1 to 31 characters from A-Z, a-z, 0-9, '_' and '-'");
 }
 
-/// Runs `fn`, re-raising an std::invalid_argument from the feature code as an error about --data (the user's input)
-/// rather than about an internal function.
+/// Runs `fn`, reporting an std::invalid_argument of the feature code (data too short for the features, the horizon
+/// or the split) as an error about --data, the user's input.
 template <class Fn>
 auto about_data(const std::string& data, Fn&& fn) {
   try {
     return fn();
   } catch (const std::invalid_argument& e) {
-    std::string what = e.what();
-    for (const char* internal : {"split_by_time: ", "features_build: ", "samples_select: "})
-      if (what.rfind(internal, 0) == 0) what = what.substr(std::char_traits<char>::length(internal));
-    throw std::invalid_argument("--data " + data + ": " + what);
+    throw std::invalid_argument("--data " + data + ": " + e.what());
   }
 }
 

@@ -41,7 +41,7 @@ TimeSplit split_by_time(const FeatureTable& tab, double train_fraction, double v
     throw std::invalid_argument("split_by_time: fractions train " + std::to_string(train_fraction) + ", validation " +
                                 std::to_string(val_fraction) + " must be positive and sum to less than 1");
   const auto all = samples_select(tab, tab.t_begin, tab.t_begin + tab.n_bars, true);
-  if (all.empty()) throw std::invalid_argument("split_by_time: no bar has both complete features and a target");
+  if (all.empty()) throw std::invalid_argument("no bar has both complete features and a target (the data is shorter than the features' warm-up plus the horizon)");
   const std::int32_t first = all.front().t, last = all.back().t;
   TimeSplit sp;
   sp.purge = tab.spec.horizon;
@@ -50,7 +50,7 @@ TimeSplit split_by_time(const FeatureTable& tab, double train_fraction, double v
   const auto n_val = static_cast<std::int32_t>(usable * val_fraction);
   const std::int32_t n_test = usable - n_train - n_val;
   if (n_train < 1 || n_val < 1 || n_test < 1)
-    throw std::invalid_argument("split_by_time: " + std::to_string(last - first + 1) +
+    throw std::invalid_argument(std::to_string(last - first + 1) +
                                 " bars with targets are too few for train/validation/test periods with a purge of " +
                                 std::to_string(sp.purge) + " bars");
   sp.train_begin = first;
