@@ -69,14 +69,17 @@ using StrategyId = FixedString<31>;  ///< a strategy's identifier
 /// Order or position side.
 enum class Side : std::uint8_t { buy, sell };
 /// Order type.
-enum class OrderType : std::uint8_t { market, limit, stop_market, take_profit_market };
+enum class OrderType : std::uint8_t { market, limit, stop_market, take_profit_market, market_on_close };
 /// The global risk posture of the policy.
 enum class RiskMode : std::uint8_t { aggressive, normal, defensive };
 /// Why a trade was blocked before it reached the exchange.
 enum class DenyReason : std::uint8_t {
   emergency_brake, strategy_blocked, strategy_not_allowed, low_confidence, max_open_positions, max_risk_per_trade,
   max_leverage, daily_drawdown, open_drawdown, universe_filter, risk_mode, duplicate_position, insufficient_balance,
-  service_degraded
+  service_degraded,
+  // the Risk OS (docs/TRADING.md); new values go last: the value is stored in event logs and the ledger
+  invalid_order, trading_halted, reducing_only, max_notional, price_collar, order_rate, runaway, stop_out_cooldown,
+  stop_loss_guard, exchange_filter, fail_safe, hook_blocked
 };
 /// Market regime.
 enum class Regime : std::uint8_t { unknown, trending_up, trending_down, ranging, high_volatility, low_volatility };
@@ -87,22 +90,27 @@ enum class HealthLevel : std::uint8_t { healthy, degraded, failing };
 /// Lifecycle state of a service (see runtime/service/service.hpp for the transition table).
 enum class ServiceState : std::uint8_t { created, starting, running, degraded, faulted, stopped };
 /// Why a position was closed.
-enum class CloseReason : std::uint8_t { take_profit, stop_loss, signal_exit, trailing_stop, risk_exit, emergency_brake, manual };
+enum class CloseReason : std::uint8_t {
+  take_profit, stop_loss, signal_exit, trailing_stop, risk_exit, emergency_brake, manual,
+  max_hold, end_of_replay, liquidation  // new values go last
+};
 /// The risk limit that was breached.
 enum class RiskLimit : std::uint8_t { daily_drawdown, open_drawdown, leverage, exposure, open_positions, risk_per_trade };
 
 QTOS_ENUM_NAMES(Side, "BUY", "SELL");
-QTOS_ENUM_NAMES(OrderType, "MARKET", "LIMIT", "STOP_MARKET", "TAKE_PROFIT_MARKET");
+QTOS_ENUM_NAMES(OrderType, "MARKET", "LIMIT", "STOP_MARKET", "TAKE_PROFIT_MARKET", "MARKET_ON_CLOSE");
 QTOS_ENUM_NAMES(RiskMode, "AGGRESSIVE", "NORMAL", "DEFENSIVE");
 QTOS_ENUM_NAMES(DenyReason, "EMERGENCY_BRAKE", "STRATEGY_BLOCKED", "STRATEGY_NOT_ALLOWED", "LOW_CONFIDENCE",
                 "MAX_OPEN_POSITIONS", "MAX_RISK_PER_TRADE", "MAX_LEVERAGE", "DAILY_DRAWDOWN", "OPEN_DRAWDOWN",
-                "UNIVERSE_FILTER", "RISK_MODE", "DUPLICATE_POSITION", "INSUFFICIENT_BALANCE", "SERVICE_DEGRADED");
+                "UNIVERSE_FILTER", "RISK_MODE", "DUPLICATE_POSITION", "INSUFFICIENT_BALANCE", "SERVICE_DEGRADED",
+                "INVALID_ORDER", "TRADING_HALTED", "REDUCING_ONLY", "MAX_NOTIONAL", "PRICE_COLLAR", "ORDER_RATE", "RUNAWAY",
+                "STOP_OUT_COOLDOWN", "STOP_LOSS_GUARD", "EXCHANGE_FILTER", "FAIL_SAFE", "HOOK_BLOCKED");
 QTOS_ENUM_NAMES(Regime, "UNKNOWN", "TRENDING_UP", "TRENDING_DOWN", "RANGING", "HIGH_VOLATILITY", "LOW_VOLATILITY");
 QTOS_ENUM_NAMES(StrategyStage, "CANDIDATE", "SHADOW", "LIVE", "RETIRED");
 QTOS_ENUM_NAMES(HealthLevel, "HEALTHY", "DEGRADED", "FAILING");
 QTOS_ENUM_NAMES(ServiceState, "CREATED", "STARTING", "RUNNING", "DEGRADED", "FAULTED", "STOPPED");
 QTOS_ENUM_NAMES(CloseReason, "TAKE_PROFIT", "STOP_LOSS", "SIGNAL_EXIT", "TRAILING_STOP", "RISK_EXIT", "EMERGENCY_BRAKE",
-                "MANUAL");
+                "MANUAL", "MAX_HOLD", "END_OF_REPLAY", "LIQUIDATION");
 QTOS_ENUM_NAMES(RiskLimit, "DAILY_DRAWDOWN", "OPEN_DRAWDOWN", "LEVERAGE", "EXPOSURE", "OPEN_POSITIONS", "RISK_PER_TRADE");
 
 /// The type tag of every event; the value is also the event's index in AnyEvent.

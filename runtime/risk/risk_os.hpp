@@ -1,0 +1,119 @@
+#pragma once
+/// @file The Risk OS: pre-trade controls that are always on, like a broker's. A trading state (ACTIVE / REDUCING /
+/// HALTED), checks before every order with a reason code per denial, drawdown monitoring on every equity mark, the
+/// emergency brake, a runaway check (orders sent never exceed orders intended) and the stop-out guards.
+/// Reason codes and their order: docs/TRADING.md.
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cpu/util/enum_names.hpp"
+#include "runtime/bus/event_bus.hpp"
+#include "runtime/bus/events.hpp"
+#include "runtime/clock/clock.hpp"
+#include "runtime/config/config.hpp"
+#include "runtime/policy/policy.hpp"
+
+namespace qtos {
+
+/// What the Risk OS lets through.
+enum class TradingState : std::uint8_t {
+  active,    ///< every check applies, nothing more
+  reducing,  ///< only orders that reduce exposure pass (a drawdown limit was reached)
+  halted     ///< no new orders; cancels (and exits, when the brake allows them) pass
+};
+QTOS_ENUM_NAMES(TradingState, "ACTIVE", "REDUCING", "HALTED");
+
+/// The Risk OS's own limits (the policy supplies risk per trade, open positions, leverage and drawdown limits).
+struct RiskLimits {
+  double max_notional_per_order = 1e12;  ///< quote; an order above it is denied (MAX_NOTIONAL)
+  double price_collar_pct = 10.0;        ///< a limit/stop price more than this % from the last price is denied
+  std::int64_t max_orders_per_minute = 600;  ///< clock minute window, all orders (ORDER_RATE)
+  std::int64_t stop_out_cooldown_s = 0;  ///< no new entry on a symbol for this long after a stop-out there (0: off)
+  std::int64_t stop_guard_count = 0;     ///< this many stop-outs within stop_guard_window_s ... (0: off)
+  std::int64_t stop_guard_window_s = 3600;  ///< ... lock every new entry for stop_guard_lock_s
+  std::int64_t stop_guard_lock_s = 3600;    ///< how long the lock lasts
+  /// The limits from the configuration (QT_RISK_* variables, docs/CONFIG.md).
+  static RiskLimits from_config(const Config& config);
+};
+
+/// An order as the Risk OS checks it.
+struct RiskOrder {
+  std::string strategy;      ///< for the policy's allow/block lists
+  Symbol symbol;             ///< exchange symbol
+  Side side = Side::buy;     ///< buy or sell
+  OrderType type = OrderType::market;  ///< order type
+  double qty = 0;            ///< base quantity (> 0), or 0 with quote_qty
+  double quote_qty = 0;      ///< market entries sized in quote
+  double price = 0;          ///< limit/stop price (0 for market orders)
+  double last_price = 0;     ///< the last traded price of the symbol (> 0)
+  double stop_loss = 0;      ///< the entry's protective stop (0: none): risk = qty x |last_price - stop_loss|
+  double leverage = 1;       ///< leverage it opens with
+  bool reduces = false;      ///< an exit, stop, target or risk exit of an existing position
+};
+
+/// The account as the Risk OS sees it at a check or a mark.
+struct RiskAccount {
+  double equity = 0;               ///< account value now
+  double day_start_equity = 0;     ///< value at the start of the UTC day
+  double peak_equity = 0;          ///< highest value since the start of the run
+  std::int64_t open_positions = 0; ///< positions open (entries in flight count)
+  bool symbol_has_position = false;  ///< the order's symbol already has a position (entries)
+};
+
+/// A denial: the reason code and a sentence naming the value and the limit.
+struct RiskDenial {
+  DenyReason reason = DenyReason::risk_mode;  ///< the code
+  std::string detail;                         ///< "notional 12000 > max_notional_per_order 10000"
+};
+
+/// The Risk OS. Lives on the bus owner thread; publishes RiskLimitBreached and EmergencyBrakeChanged.
+class RiskOS {
+ public:
+  /// `bus` receives its events (source "risk_os"); the bus clock is its clock.
+  RiskOS(RiskLimits limits, EventBus& bus);
+
+  /// Checks an order under `policy` and `account`, in the documented order; nothing when it may go. Counts the
+  /// order as intended (see order_sent).
+  std::optional<RiskDenial> check(const RiskOrder& order, const RiskAccount& account, const Policy& policy);
+  /// The executor sends an order that check() let through: counts it. Sending more orders than were intended halts
+  /// trading (RUNAWAY) and returns false: the order must not be sent.
+  bool order_sent();
+  /// A mark of the account (every bar cycle): the daily and open drawdown against the policy. Reaching either limit
+  /// moves ACTIVE -> REDUCING and publishes RiskLimitBreached once per breach; a new UTC day with the drawdown back
+  /// under its limit returns to ACTIVE. Returns true when the open drawdown limit asks to close the worst positions.
+  bool mark(const RiskAccount& account, const Policy& policy);
+  /// A position was stopped out on `symbol` (cooldown and guard).
+  void stop_out(const Symbol& symbol);
+  /// Engages or releases the emergency brake (HALTED / back to the state the drawdowns imply) and publishes it.
+  void brake_set(bool engaged, const std::string& actor, const std::string& reason);
+  /// True while the brake is engaged.
+  bool brake_engaged() const { return brake_; }
+  /// The current state.
+  TradingState state() const;
+  /// Orders intended and sent so far.
+  std::uint64_t orders_intended() const { return intended_; }
+  std::uint64_t orders_sent() const { return sent_; }
+  /// The limits.
+  const RiskLimits& limits() const { return limits_; }
+
+ private:
+  RiskLimits limits_;
+  EventBus& bus_;
+  bool brake_ = false;
+  bool runaway_ = false;
+  bool reducing_daily_ = false;
+  bool reducing_open_ = false;
+  std::int64_t day_ = -1;
+  std::uint64_t intended_ = 0, sent_ = 0;
+  std::deque<TimeNs> recent_orders_;
+  std::deque<TimeNs> recent_stop_outs_;
+  std::map<std::string, TimeNs> symbol_cooldown_until_;
+  TimeNs guard_until_ = 0;
+};
+
+}  // namespace qtos
