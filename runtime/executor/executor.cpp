@@ -1,0 +1,967 @@
+// The event-driven executor: signals through the hooks and the Risk OS to the exchange, fills into positions and
+// the ledger, and the position monitor. docs/TRADING.md describes the flow.
+#include "runtime/executor/executor.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "cpu/strategy/genome_text.hpp"
+
+namespace qtos {
+
+namespace {
+
+constexpr std::int32_t kAtrPlane = static_cast<std::int32_t>(kernels::StrategyFeature::atr);
+
+std::string num(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.8g", v);
+  return buf;
+}
+
+std::string sleeve_key(const std::string& strategy, const Symbol& symbol) { return strategy + "|" + symbol.str(); }
+
+double signed_qty(Side side, double qty) { return side == Side::buy ? qty : -qty; }
+Side opposite(Side s) { return s == Side::buy ? Side::sell : Side::buy; }
+
+CloseReason close_reason(OrderPurpose p) {
+  switch (p) {
+    case OrderPurpose::stop_loss: return CloseReason::stop_loss;
+    case OrderPurpose::take_profit: return CloseReason::take_profit;
+    case OrderPurpose::trailing_stop: return CloseReason::trailing_stop;
+    case OrderPurpose::risk_exit: return CloseReason::risk_exit;
+    case OrderPurpose::end_of_replay: return CloseReason::end_of_replay;
+    case OrderPurpose::manual: return CloseReason::manual;
+    case OrderPurpose::entry:
+    case OrderPurpose::exit: break;
+  }
+  return CloseReason::signal_exit;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// AITradingEngine
+
+void AITradingEngine::strategy_add(LiveStrategy strategy) {
+  const kernels::Genome n = kernels::genome_normalize(strategy.genome);
+  if (std::memcmp(&n, &strategy.genome, sizeof n) != 0)
+    throw std::invalid_argument("strategy " + strategy.id + ": the genome is not normalised");
+  if (!(strategy.capital >= 0) || !std::isfinite(strategy.capital))
+    throw std::invalid_argument("strategy " + strategy.id + ": capital " + num(strategy.capital) + " must be >= 0");
+  for (const auto& s : strategies_)
+    if (s.id == strategy.id) throw std::invalid_argument("strategy " + strategy.id + " is already trading");
+  strategy_symbols_.emplace_back(strategy.symbols.begin(), strategy.symbols.end());
+  strategies_.push_back(std::move(strategy));
+}
+
+const double* AITradingEngine::bar_update(const MarketBarClosed& bar) {
+  SymbolState& st = symbols_[bar.symbol.str()];
+  const TimeNs interval = static_cast<TimeNs>(bar.interval_s) * kNsPerSecond;
+  // A missing bar restarts the indicators, as the batch feature bank does (its NaN bar resets the states).
+  if (st.seen && bar.open_time != st.open_time + interval) st.features.reset();
+  st.features.update(bar.high, bar.low, bar.close, st.f);
+  st.close = bar.close;
+  st.open_time = bar.open_time;
+  st.seen = true;
+  return st.f;
+}
+
+bool AITradingEngine::trades(std::size_t strategy, const Symbol& symbol) const {
+  const auto& set = strategy_symbols_[strategy];
+  return set.empty() || set.count(symbol.str()) > 0;
+}
+
+double AITradingEngine::atr(const Symbol& symbol) const {
+  const auto it = symbols_.find(symbol.str());
+  return it == symbols_.end() ? 0.0 : it->second.f[kAtrPlane];
+}
+
+std::uint32_t AITradingEngine::rule_signals(std::size_t strategy, const Symbol& symbol, double* atr) const {
+  const auto it = symbols_.find(symbol.str());
+  if (it == symbols_.end()) return 0;
+  const SymbolState& st = it->second;
+  const double* f = st.f;
+  if (atr != nullptr) *atr = f[kAtrPlane];
+  return kernels::signals_eval<double>(strategies_[strategy].genome, st.close, [f](std::int32_t p) { return f[p]; });
+}
+
+std::vector<TradingSignal> AITradingEngine::get_trading_signals(const std::vector<Symbol>& symbols) const {
+  std::vector<TradingSignal> out;
+  for (const Symbol& sym : symbols)
+    for (std::size_t i = 0; i < strategies_.size(); ++i) {
+      if (!trades(i, sym)) continue;
+      double atr = 0;
+      const std::uint32_t sig = rule_signals(i, sym, &atr);
+      if ((sig & (kernels::kSignalLong | kernels::kSignalShort)) == 0) continue;
+      TradingSignal s;
+      s.strategy = strategies_[i].id;
+      s.symbol = sym;
+      s.side = (sig & kernels::kSignalLong) != 0 ? Side::buy : Side::sell;
+      s.confidence = 1.0;  // a rule fires or it does not
+      s.source = "strategy";
+      s.atr = atr;
+      out.push_back(std::move(s));
+    }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Executor state
+
+struct EventDrivenExecutor::Position {
+  PositionRecord rec;
+  std::size_t strategy = SIZE_MAX;  // index into the engine's strategies; SIZE_MAX: a model position
+  kernels::Genome genome{};         // exit parameters (stops, target, trail, max hold)
+  double atr_signal = 0;            // ATR at the signal bar
+  double best = 0;                  // best price since entry (trailing stop)
+  double stop_fixed = 0;            // the fixed stop from the entry fill (0: none)
+  double initial_risk = 0;          // |entry - initial stop| (R multiple)
+  double entry_cash = 0;            // the sleeve's cash before the entry (trade return)
+  double peak_profit = 0;           // best open profit (classification drawdown)
+  std::uint64_t entry_order = 0, stop_order = 0, take_order = 0, exit_order = 0;
+  OrderPurpose stop_purpose = OrderPurpose::stop_loss;
+  bool entered = false;             // the entry has filled (at least partly)
+  double exit_fill_value = 0, exit_fill_qty = 0, exit_fees = 0;  // exit fills so far (average exit price, fees)
+  std::string classification;
+  std::string sleeve;               // sleeve key
+};
+
+struct EventDrivenExecutor::Working {
+  OrderRecord rec;
+  TradeCandidate candidate;        // entries: what the hooks saw
+  double expected_price = 0;       // the last close when it was decided
+  std::int32_t unknown_cycles = 0; // cycles its outcome has been unknown
+};
+
+EventDrivenExecutor::EventDrivenExecutor(const Config& config, EventBus& bus, Exchange& exchange, RiskOS& risk, PolicyStore& policy,
+                                         Ledger& ledger, HookPipeline& hooks, AITradingEngine& engine, ExecutorOptions options)
+    : Service("executor", SubsystemMode::enforced, bus),
+      config_(config),
+      exchange_(exchange),
+      risk_(risk),
+      policy_store_(policy),
+      policy_(policy),
+      ledger_(ledger),
+      hooks_(hooks),
+      engine_(engine),
+      options_(options) {
+  if (!(options_.leverage >= 1) || !std::isfinite(options_.leverage))
+    throw std::invalid_argument("executor: leverage " + num(options_.leverage) + " must be >= 1");
+  if (config.stage == IntegrationStage::autonomy && !exchange.simulated())
+    throw std::invalid_argument("stage AUTONOMY needs the paper exchange or a testnet; the exchange is " + exchange.name());
+  last_order_id_ = ledger_.order_id_max();
+  last_position_id_ = ledger_.position_id_max();
+}
+
+EventDrivenExecutor::~EventDrivenExecutor() { exchange_.listener_set(nullptr); }
+
+void EventDrivenExecutor::on_start() {
+  exchange_.listener_set(this);
+  initial_equity_ = exchange_.equity();
+  peak_equity_ = day_start_equity_ = initial_equity_;
+  // Strategies without an explicit allocation share the initial equity equally.
+  std::size_t unallocated = 0;
+  double allocated = 0;
+  for (const auto& s : engine_.strategies()) s.capital > 0 ? (allocated += s.capital, 0) : ++unallocated;
+  share_ = unallocated > 0 ? std::max(0.0, initial_equity_ - allocated) / static_cast<double>(unallocated) : 0;
+  if (config_.emergency_brake) risk_.brake_set(true, "config", "QT_AI_EMERGENCY_BRAKE=true at start");
+  subscribe<MarketBarClosed>([this](const MarketBarClosed& b) { on_bar(b); });
+  subscribe<OpportunitiesUpdated>([this](const OpportunitiesUpdated& o) {
+    universe_.clear();
+    const auto n = static_cast<std::size_t>(std::max<std::int64_t>(1, policy_.get().top_n_universe));
+    for (std::size_t i = 0; i < o.top.size() && i < n; ++i) universe_.insert(o.top[i].symbol.str());
+    universe_known_ = true;
+  });
+  subscribe<RegimeChanged>([this](const RegimeChanged& r) {
+    if (r.symbol.empty()) regime_ = r.current;
+  });
+  if (hooks_.active(Hook::periodic_self_healing_check))
+    every(config_.self_healing_check_interval * kNsPerSecond, [this](TimeNs now) { periodic_healing(now); });
+  if (hooks_.active(Hook::periodic_ai_hfos_coordination))
+    every(config_.hfos_update_interval * kNsPerSecond, [this](TimeNs now) { periodic_coordination(now); });
+  if (options_.check_interval > 0)
+    every(options_.check_interval, [this](TimeNs) { cycle_end(); });
+}
+
+void EventDrivenExecutor::on_stop() {
+  ledger_.commit();
+  exchange_.listener_set(nullptr);
+}
+
+EventDrivenExecutor::Sleeve& EventDrivenExecutor::sleeve(const std::string& strategy, const Symbol& symbol) {
+  const std::string key = sleeve_key(strategy, symbol);
+  auto it = sleeves_.find(key);
+  if (it != sleeves_.end()) return it->second;
+  // The strategy's capital split equally over its symbols, as the vectorised backtester splits it.
+  double capital = share_;
+  std::size_t n_symbols = 0;
+  for (std::size_t i = 0; i < engine_.strategies().size(); ++i) {
+    const auto& s = engine_.strategies()[i];
+    if (s.id != strategy) continue;
+    if (s.capital > 0) capital = s.capital;
+    n_symbols = s.symbols.empty() ? std::max<std::size_t>(1, symbol_count_) : s.symbols.size();
+  }
+  Sleeve sl;
+  sl.cash = capital / static_cast<double>(std::max<std::size_t>(1, n_symbols));
+  return sleeves_.emplace(key, sl).first->second;
+}
+
+void EventDrivenExecutor::final_bar_set(TimeNs open_time) {
+  final_open_ = open_time;
+  for (auto& [sym, p] : positions_)
+    if (p->entered && p->exit_order == 0) exit_submit(*p, OrderPurpose::end_of_replay, OrderType::market_on_close);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Bars
+
+void EventDrivenExecutor::on_bar(const MarketBarClosed& bar) {
+  ++stats_.bars;
+  const TimeNs close_time = bar.open_time + static_cast<TimeNs>(bar.interval_s) * kNsPerSecond;
+  if (cycle_time_ >= 0 && close_time > cycle_time_) cycle_end();  // a live feed moved on without an explicit end
+  cycle_time_ = close_time;
+  const std::string sym = bar.symbol.str();
+  if (last_price_.emplace(sym, bar.close).second) ++symbol_count_;
+  else last_price_[sym] = bar.close;
+  engine_.bar_update(bar);
+  if (close_time < trading_from_) return;  // warm-up
+  const bool final_bar = final_open_ >= 0 && bar.open_time >= final_open_;
+
+  auto pit = positions_.find(sym);
+  if (pit != positions_.end() && pit->second->entered) monitor(*pit->second, bar);
+  if (final_bar) return;  // the run ends at this bar's close: no new decision
+
+  // A strategy's exits first (its own bar step), then entries.
+  const auto& strategies = engine_.strategies();
+  for (std::size_t i = 0; i < strategies.size(); ++i) {
+    if (!engine_.trades(i, bar.symbol)) continue;
+    double atr = 0;
+    const std::uint32_t sig = engine_.rule_signals(i, bar.symbol, &atr);
+    auto it = positions_.find(sym);
+    if (it != positions_.end() && it->second->strategy == i) {
+      if (it->second->entered && it->second->exit_order == 0) strategy_exits(bar.symbol, i, sig);
+      continue;  // in a position (or entering one): no entry
+    }
+    if ((sig & (kernels::kSignalLong | kernels::kSignalShort)) == 0) continue;
+    const kernels::Genome& g = strategies[i].genome;
+    const bool atr_ok = std::isfinite(atr) && atr > 0;
+    if (!atr_ok && (g.stop_atr > 0.0f || g.take_atr > 0.0f || g.trail_atr > 0.0f)) continue;  // stops need a defined ATR
+    TradingSignal s;
+    s.strategy = strategies[i].id;
+    s.symbol = bar.symbol;
+    s.side = (sig & kernels::kSignalLong) != 0 ? Side::buy : Side::sell;
+    s.confidence = 1.0;
+    s.source = "strategy";
+    s.atr = std::isfinite(atr) ? atr : 0.0;
+    entry_consider(std::move(s));
+  }
+}
+
+void EventDrivenExecutor::strategy_exits(const Symbol& symbol, std::size_t strategy, std::uint32_t sig) {
+  Position& p = *positions_.at(symbol.str());
+  const kernels::Genome& g = engine_.strategies()[strategy].genome;
+  const bool is_long = p.rec.side == Side::buy;
+  const bool exit_rule = (is_long && (sig & kernels::kSignalExitLong) != 0) || (!is_long && (sig & kernels::kSignalExitShort) != 0);
+  const bool max_hold = g.max_hold > 0 && p.rec.bars_held >= g.max_hold;
+  if (max_hold || exit_rule) exit_submit(p, OrderPurpose::exit);
+}
+
+void EventDrivenExecutor::monitor(Position& p, const MarketBarClosed& bar) {
+  ++p.rec.bars_held;
+  const bool is_long = p.rec.side == Side::buy;
+  // Trailing: the best price of the bars so far, the stop for the next bar from it (the backtester's rule).
+  p.best = is_long ? (bar.high > p.best ? bar.high : p.best) : (bar.low < p.best ? bar.low : p.best);
+  const kernels::Genome& g = p.genome;
+  if (g.trail_atr > 0.0f && p.exit_order == 0) {
+    const double dirp = is_long ? 1.0 : -1.0;
+    const double trail = p.best - dirp * g.trail_atr * p.atr_signal;
+    const bool stop_on = g.stop_atr > 0.0f;
+    const bool use_trail = !stop_on || dirp * (trail - p.stop_fixed) > 0;
+    const double stop = use_trail ? trail : p.stop_fixed;
+    const OrderPurpose purpose = use_trail ? OrderPurpose::trailing_stop : OrderPurpose::stop_loss;
+    if (stop != p.rec.stop_price || purpose != p.stop_purpose) {
+      if (p.stop_order != 0) {
+        const std::uint64_t old = p.stop_order;
+        p.stop_order = 0;
+        exchange_.cancel(old);
+        auto w = working_.find(old);
+        if (w != working_.end()) {
+          w->second->rec.status = OrderStatus::canceled;
+          w->second->rec.updated = clock().now();
+          w->second->rec.detail = "replaced by a moved trailing stop";
+          ledger_.order_put(w->second->rec);
+          working_.erase(w);
+        }
+      }
+      p.rec.stop_price = stop;
+      p.stop_purpose = purpose;
+      OrderRecord rec;
+      rec.request.order_id = next_order_id();
+      rec.request.client_order_id = order_client_id(rec.request.order_id);
+      rec.request.strategy = p.rec.strategy;
+      rec.request.symbol = p.rec.symbol;
+      rec.request.side = opposite(p.rec.side);
+      rec.request.type = OrderType::stop_market;
+      rec.request.qty = p.rec.qty;
+      rec.request.stop_price = stop;
+      rec.request.reduce_only = true;
+      rec.purpose = purpose;
+      rec.position_id = p.rec.position_id;
+      p.stop_order = submit(std::move(rec), nullptr);
+    }
+  }
+  // Post-trade hooks on the open position (only when some subsystem answers them).
+  if (hooks_.active(Hook::post_trade_position_classification) || hooks_.active(Hook::post_trade_amplification_check)) {
+    PositionSnapshot snap;
+    snap.position_id = p.rec.position_id;
+    snap.strategy = p.rec.strategy.str();
+    snap.symbol = p.rec.symbol;
+    snap.side = p.rec.side;
+    snap.qty = p.rec.qty;
+    snap.entry_price = p.rec.entry_price;
+    snap.mark_price = bar.close;
+    snap.stop_price = p.rec.stop_price;
+    const double profit = (bar.close - p.rec.entry_price) * (is_long ? 1.0 : -1.0);
+    snap.r_multiple = p.initial_risk > 0 ? profit / p.initial_risk : 0;
+    p.peak_profit = std::max(p.peak_profit, profit);
+    snap.drawdown_pct = p.rec.entry_price > 0 ? 100.0 * (p.peak_profit - profit) / p.rec.entry_price : 0;
+    snap.bars_held = p.rec.bars_held;
+    DecisionTrace trace;
+    const ClassificationAnswer c = hooks_.position_classification(snap, ClassificationAnswer{p.classification, false}, &trace);
+    p.classification = c.label;
+    if (c.exit && p.exit_order == 0) {
+      exit_submit(p, OrderPurpose::exit);
+      return;
+    }
+    const AmplificationAnswer a = hooks_.amplification_check(snap, AmplificationAnswer{}, &trace);
+    if (a.take_partial > 0 && p.exit_order == 0) {
+      // A partial take: reduce-only market order for that fraction of the position.
+      OrderRecord rec;
+      rec.request.order_id = next_order_id();
+      rec.request.client_order_id = order_client_id(rec.request.order_id);
+      rec.request.strategy = p.rec.strategy;
+      rec.request.symbol = p.rec.symbol;
+      rec.request.side = opposite(p.rec.side);
+      rec.request.type = OrderType::market;
+      rec.request.qty = p.rec.qty * a.take_partial;
+      rec.request.reduce_only = true;
+      rec.purpose = OrderPurpose::exit;
+      rec.position_id = p.rec.position_id;
+      rec.trace = trace;
+      submit(std::move(rec), nullptr);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Entries
+
+void EventDrivenExecutor::entry_consider(TradingSignal signal) {
+  ++stats_.signals;
+  const Policy& policy = policy_.get();
+  const double price = last_price_.count(signal.symbol.str()) ? last_price_.at(signal.symbol.str()) : 0.0;
+  const bool from_strategy = signal.source == "strategy";
+  std::size_t strategy_index = SIZE_MAX;
+  kernels::Genome genome{};
+  if (from_strategy) {
+    for (std::size_t i = 0; i < engine_.strategies().size(); ++i)
+      if (engine_.strategies()[i].id == signal.strategy) strategy_index = i, genome = engine_.strategies()[i].genome;
+  } else {
+    genome.stop_atr = static_cast<float>(options_.model_stop_atr);
+    genome.take_atr = static_cast<float>(options_.model_take_atr);
+    genome.max_hold = std::max<std::int32_t>(1, signal.horizon);
+  }
+  const double dir = signal.side == Side::buy ? 1.0 : -1.0;
+  if (!from_strategy) {
+    if (signal.atr == 0) signal.atr = engine_.atr(signal.symbol);
+    if (!(std::isfinite(signal.atr) && signal.atr > 0)) return;  // no ATR yet: no stop to size against
+  }
+  TradeCandidate c;
+  c.strategy = signal.strategy;
+  c.symbol = signal.symbol;
+  c.side = signal.side;
+  c.confidence = signal.confidence;
+  c.price = price;
+  c.stop_loss = genome.stop_atr > 0.0f ? price - dir * genome.stop_atr * signal.atr : 0.0;
+  c.take_profit = genome.take_atr > 0.0f ? price + dir * genome.take_atr * signal.atr : 0.0;
+  c.leverage = options_.leverage;
+  c.source = signal.source;
+  {
+    SignalGenerated ev;
+    ev.strategy = StrategyId(signal.strategy.substr(0, StrategyId::kCapacity));
+    ev.symbol = signal.symbol;
+    ev.side = signal.side;
+    ev.confidence = signal.confidence;
+    ev.price = price;
+    ev.stop_loss = c.stop_loss;
+    ev.take_profit = c.take_profit;
+    publish(std::move(ev));
+  }
+  OrderRecord rec;
+  rec.request.order_id = next_order_id();
+  rec.request.client_order_id = order_client_id(rec.request.order_id);
+  rec.request.strategy = StrategyId(signal.strategy.substr(0, StrategyId::kCapacity));
+  rec.request.symbol = signal.symbol;
+  rec.request.side = signal.side;
+  rec.request.type = OrderType::market;
+  rec.request.leverage = options_.leverage;
+  rec.purpose = OrderPurpose::entry;
+  rec.created = rec.updated = clock().now();
+  rec.policy_version = policy.version;
+  rec.confidence = signal.confidence;
+  DecisionTrace& trace = rec.trace;
+
+  // 1. Universe filter.
+  UniverseAnswer u{!universe_known_ || universe_.count(signal.symbol.str()) > 0};
+  trace.push_back({"pre_trade_universe_filter", "BASELINE", SubsystemMode::enforced, "", u.tradable ? "tradable" : "excluded", true,
+                   universe_known_ ? "top " + std::to_string(universe_.size()) + " of the last ranking" : "every symbol (no ranking yet)"});
+  u = hooks_.universe_filter(c, u, &trace);
+  if (!u.tradable) return deny(std::move(rec), DenyReason::universe_filter, signal.symbol.str() + " is not in the tradable universe");
+  // 2. Confidence threshold.
+  const double base_threshold = config_.orchestrator_enabled ? policy.min_confidence : 0.0;
+  ConfidenceAnswer conf{std::clamp(base_threshold + coordination_.threshold_shift, 0.0, 1.0), signal.confidence};
+  conf = hooks_.confidence_adjustment(c, conf, &trace);
+  rec.confidence = c.confidence = conf.confidence;
+  if (conf.confidence < conf.threshold)
+    return deny(std::move(rec), DenyReason::low_confidence, "confidence " + num(conf.confidence) + " < threshold " + num(conf.threshold));
+  if (pause_entries_) return deny(std::move(rec), DenyReason::service_degraded, "self-healing paused new entries");
+  if (coordination_.block_entries) return deny(std::move(rec), DenyReason::hook_blocked, "AI-HFOS blocks new entries");
+  // 3. Risk and portfolio checks of the subsystems.
+  CheckAnswer risk = hooks_.risk_check(c, CheckAnswer{}, &trace);
+  if (!risk.allow) return deny(std::move(rec), risk.reason, "pre_trade_risk_check denied");
+  CheckAnswer port = hooks_.portfolio_check(c, CheckAnswer{}, &trace);
+  if (!port.allow) return deny(std::move(rec), port.reason, "pre_trade_portfolio_check denied");
+  // 4. Sizing: a strategy spends its genome's fraction of its sleeve (as in its backtest); a model risks the policy's
+  // fraction of equity at its stop, capped at an equal share of the leveraged equity per open position.
+  double quote = 0;
+  std::string basis;
+  if (from_strategy) {
+    const Sleeve& sl = sleeve(signal.strategy, signal.symbol);
+    quote = static_cast<double>(genome.size) * sl.cash;
+    basis = "size " + num(genome.size) + " x sleeve cash " + num(sl.cash);
+  } else {
+    const double equity = exchange_.equity();
+    const double stop_dist = genome.stop_atr * signal.atr;
+    const double cap = equity * options_.leverage / static_cast<double>(std::max<std::int64_t>(1, policy.max_open_positions));
+    quote = stop_dist > 0 ? std::min(cap, policy.max_risk_per_trade * equity / stop_dist * price) : 0.0;
+    basis = "risk " + num(policy.max_risk_per_trade) + " of equity at a " + num(genome.stop_atr) + " ATR stop, cap " + num(cap);
+  }
+  const double scale = risk.size_scale * port.size_scale * coordination_.size_scale;
+  if (scale != 1.0) quote *= scale;
+  trace.push_back({"pre_trade_position_sizing", "BASELINE", SubsystemMode::enforced, "", "quote " + num(quote), true, basis});
+  c.quote_qty = quote;
+  SizingAnswer size = hooks_.position_sizing(c, SizingAnswer{quote}, &trace);
+  c.quote_qty = size.quote_qty;
+  // 5. Order type.
+  OrderTypeAnswer type = hooks_.order_type_selection(c, OrderTypeAnswer{}, &trace);
+  rec.request.type = type.type;
+  if (type.type == OrderType::limit) {
+    rec.request.price = type.limit_price;
+    rec.request.qty = type.limit_price > 0 ? size.quote_qty / type.limit_price : 0.0;
+  } else {
+    rec.request.quote_qty = size.quote_qty;
+  }
+  // 6. The Risk OS, always on.
+  RiskOrder ro;
+  ro.strategy = signal.strategy;
+  ro.symbol = signal.symbol;
+  ro.side = signal.side;
+  ro.type = rec.request.type;
+  ro.qty = rec.request.qty;
+  ro.quote_qty = rec.request.quote_qty;
+  ro.price = rec.request.price;
+  ro.last_price = price;
+  ro.stop_loss = c.stop_loss;
+  ro.leverage = rec.request.leverage;
+  const RiskAccount account = risk_account(&signal.symbol);
+  if (auto denial = risk_.check(ro, account, policy)) {
+    trace.push_back({"risk_os", "RISK_OS", SubsystemMode::enforced, "", std::string(enum_name(denial->reason)), true, denial->detail});
+    return deny(std::move(rec), denial->reason, denial->detail);
+  }
+  trace.push_back({"risk_os", "RISK_OS", SubsystemMode::enforced, "", "pass", true, std::string(enum_name(risk_.state()))});
+  if (!risk_.order_sent()) return deny(std::move(rec), DenyReason::runaway, "orders sent would exceed orders intended: trading halted");
+
+  auto pos = std::make_unique<Position>();
+  pos->rec.position_id = ++last_position_id_;
+  pos->rec.strategy = rec.request.strategy;
+  pos->rec.symbol = signal.symbol;
+  pos->rec.side = signal.side;
+  pos->rec.leverage = rec.request.leverage;
+  pos->strategy = strategy_index;
+  pos->genome = genome;
+  pos->atr_signal = signal.atr;
+  pos->sleeve = sleeve_key(signal.strategy, signal.symbol);
+  rec.position_id = pos->rec.position_id;
+  Position& p = *pos;
+  positions_[signal.symbol.str()] = std::move(pos);
+  p.entry_order = submit(std::move(rec), &c);
+  if (p.entry_order == 0) positions_.erase(signal.symbol.str());  // rejected by the venue
+}
+
+void EventDrivenExecutor::deny(OrderRecord rec, DenyReason reason, const std::string& detail) {
+  ++stats_.denied;
+  rec.status = OrderStatus::denied;
+  rec.deny_reason = reason;
+  rec.detail = detail;
+  rec.updated = clock().now();
+  ledger_.order_put(rec);
+  OrderDenied ev;
+  ev.order_id = rec.request.order_id;
+  ev.strategy = rec.request.strategy;
+  ev.symbol = rec.request.symbol;
+  ev.side = rec.request.side;
+  ev.qty = rec.request.qty;
+  ev.price = rec.request.price;
+  ev.reason = reason;
+  ev.policy_version = rec.policy_version;
+  ev.detail = detail;
+  publish(std::move(ev));
+}
+
+std::uint64_t EventDrivenExecutor::submit(OrderRecord rec, const TradeCandidate* candidate) {
+  if (rec.created == 0) rec.created = rec.updated = clock().now();
+  if (rec.policy_version == 0) rec.policy_version = policy_.get().version;
+  if (rec.purpose != OrderPurpose::entry) {
+    // Exits, stops and targets pass the Risk OS too (only invalid values or a runaway halt stop them).
+    RiskOrder ro;
+    ro.strategy = rec.request.strategy.str();
+    ro.symbol = rec.request.symbol;
+    ro.side = rec.request.side;
+    ro.type = rec.request.type;
+    ro.qty = rec.request.qty;
+    ro.price = rec.request.type == OrderType::limit ? rec.request.price : rec.request.stop_price;
+    const auto lp = last_price_.find(rec.request.symbol.str());
+    ro.last_price = lp != last_price_.end() ? lp->second : 0.0;
+    ro.leverage = rec.request.leverage;
+    ro.reduces = true;
+    if (auto denial = risk_.check(ro, risk_account(nullptr), policy_.get())) {
+      rec.trace.push_back({"risk_os", "RISK_OS", SubsystemMode::enforced, "", std::string(enum_name(denial->reason)), true, denial->detail});
+      deny(std::move(rec), denial->reason, denial->detail);
+      return 0;
+    }
+    if (!risk_.order_sent()) {
+      deny(std::move(rec), DenyReason::runaway, "orders sent would exceed orders intended: trading halted");
+      return 0;
+    }
+  }
+  ++stats_.orders;
+  const SubmitResult r = exchange_.submit(rec.request);
+  rec.updated = clock().now();
+  const std::uint64_t id = rec.request.order_id;
+  if (r.outcome == SubmitOutcome::rejected) {
+    ++stats_.rejected;
+    rec.status = OrderStatus::rejected;
+    rec.venue_code = r.code;
+    rec.detail = r.message;
+    ledger_.order_put(rec);
+    OrderRejected ev;
+    ev.order_id = id;
+    ev.symbol = rec.request.symbol;
+    ev.side = rec.request.side;
+    ev.qty = rec.request.qty;
+    ev.exchange_code = r.code;
+    ev.message = r.message;
+    publish(std::move(ev));
+    return 0;
+  }
+  if (r.outcome == SubmitOutcome::unknown) {
+    ++stats_.unknown;
+    rec.detail = "outcome unknown: " + r.message + " (reconciled with the venue later; never resent)";
+  }
+  // A fill may already have arrived inside submit() (never for the paper exchange, possible for a live venue).
+  auto& w = working_[id];
+  if (!w) {
+    w = std::make_unique<Working>();
+    rec.status = r.outcome == SubmitOutcome::unknown ? OrderStatus::pending_new : OrderStatus::accepted;
+    w->rec = std::move(rec);
+  }
+  if (candidate != nullptr) w->candidate = *candidate;
+  const auto lp = last_price_.find(w->rec.request.symbol.str());
+  w->expected_price = lp != last_price_.end() ? lp->second : 0.0;
+  ledger_.order_put(w->rec);
+  OrderSubmitted ev;
+  ev.order_id = id;
+  ev.strategy = w->rec.request.strategy;
+  ev.symbol = w->rec.request.symbol;
+  ev.side = w->rec.request.side;
+  ev.type = w->rec.request.type;
+  ev.qty = w->rec.request.qty;
+  ev.price = w->rec.request.type == OrderType::limit ? w->rec.request.price : w->rec.request.stop_price;
+  ev.leverage = w->rec.request.leverage;
+  publish(std::move(ev));
+  return id;
+}
+
+void EventDrivenExecutor::exit_submit(Position& p, OrderPurpose purpose, OrderType type) {
+  OrderRecord rec;
+  rec.request.order_id = next_order_id();
+  rec.request.client_order_id = order_client_id(rec.request.order_id);
+  rec.request.strategy = p.rec.strategy;
+  rec.request.symbol = p.rec.symbol;
+  rec.request.side = opposite(p.rec.side);
+  rec.request.type = type;
+  rec.request.qty = p.rec.qty;
+  rec.request.reduce_only = true;
+  rec.request.leverage = p.rec.leverage;
+  rec.purpose = purpose;
+  rec.position_id = p.rec.position_id;
+  p.exit_order = submit(std::move(rec), nullptr);
+}
+
+void EventDrivenExecutor::protective_place(Position& p) {
+  const kernels::Genome& g = p.genome;
+  const bool is_long = p.rec.side == Side::buy;
+  const double dirp = is_long ? 1.0 : -1.0;
+  const double fill = p.rec.entry_price;
+  const bool stop_on = g.stop_atr > 0.0f;
+  // The backtester's expressions, so both engines place the same stops.
+  p.stop_fixed = stop_on ? fill - dirp * g.stop_atr * p.atr_signal : 0.0;
+  const double take = g.take_atr > 0.0f ? fill + dirp * g.take_atr * p.atr_signal : 0.0;
+  double stop = p.stop_fixed;
+  p.stop_purpose = OrderPurpose::stop_loss;
+  if (g.trail_atr > 0.0f) {
+    const double trail = p.best - dirp * g.trail_atr * p.atr_signal;
+    if (!stop_on || dirp * (trail - p.stop_fixed) > 0) {
+      stop = trail;
+      p.stop_purpose = OrderPurpose::trailing_stop;
+    }
+  }
+  p.initial_risk = (stop_on || g.trail_atr > 0.0f) ? std::abs(fill - stop) : 0.0;
+  auto place = [&](OrderType type, double trigger, OrderPurpose purpose) -> std::uint64_t {
+    OrderRecord rec;
+    rec.request.order_id = next_order_id();
+    rec.request.client_order_id = order_client_id(rec.request.order_id);
+    rec.request.strategy = p.rec.strategy;
+    rec.request.symbol = p.rec.symbol;
+    rec.request.side = opposite(p.rec.side);
+    rec.request.type = type;
+    rec.request.qty = p.rec.qty;
+    rec.request.stop_price = trigger;
+    rec.request.reduce_only = true;
+    rec.request.leverage = p.rec.leverage;
+    rec.purpose = purpose;
+    rec.position_id = p.rec.position_id;
+    return submit(std::move(rec), nullptr);
+  };
+  if (stop_on || g.trail_atr > 0.0f) {
+    p.rec.stop_price = stop;
+    p.stop_order = place(OrderType::stop_market, stop, p.stop_purpose);
+  }
+  if (take > 0) {
+    p.rec.take_price = take;
+    p.take_order = place(OrderType::take_profit_market, take, OrderPurpose::take_profit);
+  }
+}
+
+void EventDrivenExecutor::protective_cancel(Position& p) {
+  for (std::uint64_t* id : {&p.stop_order, &p.take_order, &p.exit_order}) {
+    if (*id == 0) continue;
+    auto w = working_.find(*id);
+    if (w != working_.end()) {
+      exchange_.cancel(*id);
+      w->second->rec.status = OrderStatus::canceled;
+      w->second->rec.updated = clock().now();
+      w->second->rec.detail = "position closed";
+      ledger_.order_put(w->second->rec);
+      working_.erase(w);
+    }
+    *id = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fills and order updates
+
+void EventDrivenExecutor::on_fill(const Fill& fill) {
+  ++stats_.fills;
+  if (fill.order_id == 0) {  // a liquidation by the venue
+    auto pit = positions_.find(fill.symbol.str());
+    if (pit == positions_.end()) return;
+    Position& p = *pit->second;
+    Sleeve& sl = sleeves_[p.sleeve];
+    sl.cash = sl.cash + (signed_qty(p.rec.side, fill.qty) * fill.price - fill.fee);
+    ledger_.fill_add(FillRecord{fill, p.rec.strategy});
+    position_close(p, fill.price, CloseReason::liquidation, fill.ts);
+    return;
+  }
+  auto wit = working_.find(fill.order_id);
+  if (wit == working_.end()) {
+    spdlog::warn("executor: a fill for order {} that is not working (ignored after recording)", fill.order_id);
+    ledger_.fill_add(FillRecord{fill, StrategyId{}});
+    return;
+  }
+  Working& w = *wit->second;
+  OrderRecord& rec = w.rec;
+  const double before = rec.filled_qty;
+  rec.filled_qty += fill.qty;
+  rec.avg_price = (rec.avg_price * before + fill.price * fill.qty) / rec.filled_qty;
+  rec.fee += fill.fee;
+  rec.status = fill.remaining_qty > 0 ? OrderStatus::partially_filled : OrderStatus::filled;
+  rec.updated = clock().now();
+  ledger_.fill_add(FillRecord{fill, rec.request.strategy});
+  {
+    OrderFilled ev;
+    ev.order_id = fill.order_id;
+    ev.symbol = fill.symbol;
+    ev.side = fill.side;
+    ev.qty = fill.qty;
+    ev.price = fill.price;
+    ev.fee = fill.fee;
+    ev.remaining_qty = fill.remaining_qty;
+    publish(std::move(ev));
+  }
+  // Slippage check against the price the decision saw.
+  if (rec.purpose == OrderPurpose::entry && hooks_.active(Hook::execution_slippage_check) && w.expected_price > 0) {
+    const double bps = (fill.price - w.expected_price) / w.expected_price * 1e4 * (fill.side == Side::buy ? 1.0 : -1.0);
+    const SlippageAnswer s = hooks_.slippage_check(w.candidate, SlippageAnswer{bps, false}, &rec.trace);
+    if (s.cancel_remaining && fill.remaining_qty > 0) {
+      exchange_.cancel(fill.order_id);
+      rec.status = OrderStatus::canceled;
+      rec.detail = "rest cancelled by the slippage check";
+    }
+  }
+  const std::uint64_t order_id = fill.order_id;
+  const OrderPurpose purpose = rec.purpose;
+  auto pit = positions_.find(fill.symbol.str());
+  Position* p = pit != positions_.end() && pit->second->rec.position_id == rec.position_id ? pit->second.get() : nullptr;
+  const bool done = order_status_final(rec.status);
+  ledger_.order_put(rec);
+  if (done) working_.erase(wit);  // `w` and `rec` are gone from here on
+
+  if (p == nullptr) return;
+  Sleeve& sl = sleeves_[p->sleeve];
+  const double sq = signed_qty(fill.side, fill.qty);
+  if (purpose == OrderPurpose::entry) {
+    if (!p->entered) p->entry_cash = sl.cash;
+    // The backtester's cash update: cash - (q * fill + fee).
+    sl.cash = sl.cash - (sq * fill.price + fill.fee);
+    const double old_qty = p->rec.qty;
+    p->rec.qty += fill.qty;
+    p->rec.entry_price = old_qty > 0 ? (p->rec.entry_price * old_qty + fill.price * fill.qty) / p->rec.qty : fill.price;
+    p->rec.entry_fee += fill.fee;
+    if (!p->entered) {
+      p->entered = true;
+      p->rec.entry_time = fill.ts;
+      p->best = fill.price;
+      PositionOpened ev;
+      ev.position_id = p->rec.position_id;
+      ev.strategy = p->rec.strategy;
+      ev.symbol = p->rec.symbol;
+      ev.side = p->rec.side;
+      ev.qty = p->rec.qty;
+      ev.entry_price = p->rec.entry_price;
+      ev.leverage = p->rec.leverage;
+      publish(std::move(ev));
+    } else {
+      // A further part of the entry: the protective orders follow the new size.
+      protective_cancel(*p);
+    }
+    if (done) p->entry_order = 0;
+    protective_place(*p);
+    ledger_.position_put(p->rec);
+    if (final_open_ >= 0 && fill.ts >= final_open_ && p->exit_order == 0) exit_submit(*p, OrderPurpose::end_of_replay, OrderType::market_on_close);
+    return;
+  }
+  // An exit, stop, target or risk exit: the backtester's cash update, cash + (q * fill - fee).
+  sl.cash = sl.cash + (sq * fill.price - fill.fee);
+  p->exit_fill_value += fill.price * fill.qty;
+  p->exit_fill_qty += fill.qty;
+  p->exit_fees += fill.fee;
+  p->rec.qty -= fill.qty;
+  if (order_id == p->stop_order && done) p->stop_order = 0;
+  if (order_id == p->take_order && done) p->take_order = 0;
+  if (order_id == p->exit_order && done) p->exit_order = 0;
+  if (p->rec.qty <= 1e-12 * p->exit_fill_qty) {  // exact for whole exits; tolerant of partial-fill rounding
+    if (purpose == OrderPurpose::stop_loss || purpose == OrderPurpose::trailing_stop) risk_.stop_out(p->rec.symbol);
+    CloseReason reason = close_reason(purpose);
+    if (purpose == OrderPurpose::exit && p->genome.max_hold > 0 && p->rec.bars_held >= p->genome.max_hold) reason = CloseReason::max_hold;
+    position_close(*p, p->exit_fill_value / p->exit_fill_qty, reason, fill.ts);
+  } else {
+    ledger_.position_put(p->rec);
+  }
+}
+
+void EventDrivenExecutor::position_close(Position& p, double exit_price, CloseReason reason, TimeNs ts) {
+  ++stats_.trades;
+  protective_cancel(p);
+  const Sleeve& sl = sleeves_[p.sleeve];
+  TradeRecord t;
+  t.position_id = p.rec.position_id;
+  t.strategy = p.rec.strategy;
+  t.symbol = p.rec.symbol;
+  t.side = p.rec.side;
+  t.qty = p.exit_fill_qty;
+  t.entry_price = p.rec.entry_price;
+  t.exit_price = exit_price;
+  t.fees = p.rec.entry_fee + p.exit_fees;
+  t.pnl = sl.cash - p.entry_cash;  // the backtester's trade P&L: sleeve cash after the exit minus before the entry
+  t.ret = p.entry_cash != 0 ? t.pnl / p.entry_cash : 0.0;
+  t.entry_time = p.rec.entry_time;
+  t.exit_time = ts;
+  t.reason = reason;
+  t.classification = p.classification;
+  ledger_.trade_add(t);
+  PositionClosed ev;
+  ev.position_id = t.position_id;
+  ev.symbol = t.symbol;
+  ev.side = t.side;
+  ev.qty = t.qty;
+  ev.entry_price = t.entry_price;
+  ev.exit_price = t.exit_price;
+  ev.realized_pnl = t.pnl;
+  ev.reason = reason;
+  publish(std::move(ev));
+  positions_.erase(p.rec.symbol.str());  // `p` is gone
+}
+
+void EventDrivenExecutor::on_order_update(const OrderState& order) {
+  const std::uint64_t id = order.request.order_id;
+  auto wit = working_.find(id);
+  if (wit == working_.end()) return;
+  OrderRecord& rec = wit->second->rec;
+  rec.status = order.status;
+  rec.updated = clock().now();
+  if (!order.reason.empty()) rec.detail = order.reason;
+  ledger_.order_put(rec);
+  if (!order_status_final(order.status)) return;
+  const std::uint64_t position_id = rec.position_id;
+  const OrderPurpose purpose = rec.purpose;
+  const bool filled_some = rec.filled_qty > 0;
+  working_.erase(wit);
+  for (auto it = positions_.begin(); it != positions_.end(); ++it) {
+    Position& p = *it->second;
+    if (p.rec.position_id != position_id) continue;
+    if (p.stop_order == id) p.stop_order = 0;
+    if (p.take_order == id) p.take_order = 0;
+    if (p.exit_order == id) p.exit_order = 0;
+    if (purpose == OrderPurpose::entry) {
+      p.entry_order = 0;
+      if (!p.entered && !filled_some) positions_.erase(it);  // the entry ended without a fill: no position
+    }
+    break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Cycles, accounts, periodic hooks
+
+RiskAccount EventDrivenExecutor::risk_account(const Symbol* symbol) const {
+  RiskAccount a;
+  a.equity = exchange_.equity();
+  a.day_start_equity = day_start_equity_;
+  a.peak_equity = std::max(peak_equity_, a.equity);
+  a.open_positions = static_cast<std::int64_t>(positions_.size());
+  a.symbol_has_position = symbol != nullptr && positions_.count(symbol->str()) > 0;
+  return a;
+}
+
+SystemSnapshot EventDrivenExecutor::system_snapshot() {
+  SystemSnapshot s;
+  s.now = clock().now();
+  s.equity = exchange_.equity();
+  s.daily_drawdown_pct = day_start_equity_ > 0 ? 100.0 * (day_start_equity_ - s.equity) / day_start_equity_ : 0;
+  s.open_drawdown_pct = peak_equity_ > 0 ? 100.0 * (peak_equity_ - s.equity) / peak_equity_ : 0;
+  double gross = 0;
+  for (const auto& [sym, p] : positions_) {
+    const auto lp = last_price_.find(sym);
+    if (lp != last_price_.end()) gross += p->rec.qty * lp->second;
+  }
+  s.exposure = s.equity > 0 ? gross / s.equity : 0;
+  s.open_positions = static_cast<std::int64_t>(positions_.size());
+  s.risk_mode = policy_.get().risk_mode;
+  s.regime = regime_;
+  s.trading_state = std::string(enum_name(risk_.state()));
+  s.hook_failures = hooks_.failures();
+  return s;
+}
+
+void EventDrivenExecutor::periodic_healing(TimeNs) {
+  DecisionTrace trace;
+  const HealingAnswer h = hooks_.self_healing_check(system_snapshot(), HealingAnswer{pause_entries_}, &trace);
+  pause_entries_ = h.pause_entries;
+}
+
+void EventDrivenExecutor::periodic_coordination(TimeNs) {
+  DecisionTrace trace;
+  coordination_ = hooks_.ai_hfos_coordination(system_snapshot(), CoordinationAnswer{}, &trace);
+}
+
+void EventDrivenExecutor::cycle_end() {
+  if (cycle_time_ < 0) return;
+  ++stats_.cycles;
+  // Model signals for the bars that closed at this time (decided at the close, filled at the next open).
+  const bool final_bar = final_open_ >= 0 && cycle_time_ > final_open_;
+  if (engine_.model_source() != nullptr && cycle_time_ >= trading_from_ && !final_bar)
+    for (const TradingSignal& s : engine_.model_source()->signals(cycle_time_)) {
+      const auto it = positions_.find(s.symbol.str());
+      if (it != positions_.end()) {
+        // The model's own position: exit after its horizon.
+        Position& p = *it->second;
+        if (p.strategy == SIZE_MAX && p.entered && p.exit_order == 0 && p.rec.bars_held >= p.genome.max_hold) exit_submit(p, OrderPurpose::exit);
+        continue;
+      }
+      entry_consider(s);
+    }
+  for (auto& [sym, p] : positions_)  // models' positions past their horizon without a new signal
+    if (p->strategy == SIZE_MAX && p->entered && p->exit_order == 0 && p->genome.max_hold > 0 && p->rec.bars_held >= p->genome.max_hold && !final_bar)
+      exit_submit(*p, OrderPurpose::exit);
+  // Drawdowns and the Risk OS.
+  const double equity = exchange_.equity();
+  const std::int64_t day = cycle_time_ / (86'400 * kNsPerSecond);
+  if (day != day_) {
+    day_ = day;
+    day_start_equity_ = equity;
+  }
+  peak_equity_ = std::max(peak_equity_, equity);
+  if (risk_.mark(risk_account(nullptr), policy_.get())) {
+    // Open drawdown limit: close the worst open position (one per cycle while the breach lasts).
+    Position* worst = nullptr;
+    double worst_pnl = std::numeric_limits<double>::infinity();
+    for (auto& [sym, p] : positions_) {
+      if (!p->entered || p->exit_order != 0) continue;
+      const auto lp = last_price_.find(sym);
+      const double pnl = lp == last_price_.end() ? 0.0 : (lp->second - p->rec.entry_price) * signed_qty(p->rec.side, p->rec.qty);
+      if (pnl < worst_pnl) worst_pnl = pnl, worst = p.get();
+    }
+    if (worst != nullptr) exit_submit(*worst, OrderPurpose::risk_exit);
+  }
+  // Orders with an unknown outcome: ask the venue after a few cycles, never resend.
+  std::vector<std::uint64_t> unknown;
+  for (auto& [id, w] : working_)
+    if (w->rec.status == OrderStatus::pending_new && ++w->unknown_cycles >= options_.reconcile_cycles) unknown.push_back(id);
+  for (std::uint64_t id : unknown) {
+    auto truth = exchange_.query(id);
+    if (truth) {
+      on_order_update(*truth);
+    } else {
+      OrderState gone;
+      gone.request = working_.at(id)->rec.request;
+      gone.status = OrderStatus::expired;
+      gone.reason = "the venue does not know the order after " + std::to_string(options_.reconcile_cycles) + " cycles (never sent)";
+      on_order_update(gone);
+    }
+  }
+  // The equity curve.
+  const SystemSnapshot snap = system_snapshot();
+  EquityPoint e;
+  e.ts = cycle_time_;
+  e.equity = equity;
+  for (const Balance& b : exchange_.balances())
+    if (b.asset == exchange_.quote_asset()) e.cash = b.free;
+  e.exposure = snap.exposure;
+  e.open_positions = static_cast<std::int32_t>(positions_.size());
+  e.risk_mode = snap.risk_mode;
+  e.regime = regime_;
+  e.trading_state = snap.trading_state;
+  ledger_.equity_add(e);
+  ledger_.commit();
+}
+
+}  // namespace qtos

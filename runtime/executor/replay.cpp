@@ -1,0 +1,150 @@
+// The full-system replay: the composition of bus, clock, policy, Risk OS, hooks, paper exchange, executor and ledger
+// over a recorded panel.
+#include "runtime/executor/replay.hpp"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "runtime/bus/event_log.hpp"
+#include "runtime/data/bar_event.hpp"
+#include "runtime/policy/policy_backend.hpp"
+#include "runtime/policy/policy_store.hpp"
+#include "runtime/risk/risk_os.hpp"
+
+namespace qtos {
+
+namespace {
+
+/// Model signals from a Predictor over the replayed panel: the bar that closed at a time, every symbol at once.
+class PanelModelSignals final : public ModelSignalSource {
+ public:
+  PanelModelSignals(const MarketPanel& panel, const Predictor& predictor, std::string name, double min_edge)
+      : panel_(panel), view_(panel.view()), predictor_(predictor), name_("model:" + std::move(name)), min_edge_(min_edge) {}
+  std::string name() const override { return name_; }
+  std::vector<TradingSignal> signals(TimeNs close_time) override {
+    std::vector<TradingSignal> out;
+    const std::int64_t open_ms = close_time / kNsPerMillisecond - panel_.interval_ms();
+    const std::int32_t t = panel_.bar_at_or_before(open_ms);
+    if (t < 0 || panel_.time_ms(t) != open_ms) return out;
+    auto pred = predictor_.predict(view_, t);
+    if (!pred.ok()) return out;  // not enough history yet, or no model: no signal
+    const Predictions& p = pred.value();
+    for (std::int32_t s = 0; s < panel_.n_symbols(); ++s) {
+      const float prob = p.prob_up[static_cast<std::size_t>(s)];
+      if (!(prob == prob) || std::abs(prob - 0.5f) < min_edge_ || !panel_.has_bar(s, t)) continue;
+      TradingSignal sig;
+      sig.strategy = name_;
+      sig.symbol = panel_.symbols()[static_cast<std::size_t>(s)];
+      sig.side = prob > 0.5f ? Side::buy : Side::sell;
+      sig.confidence = prob > 0.5f ? prob : 1.0 - prob;
+      sig.source = "model";
+      sig.horizon = p.horizon;
+      sig.atr = 0;  // the executor takes the ATR from the symbol's feature state
+      out.push_back(std::move(sig));
+    }
+    return out;
+  }
+
+ private:
+  const MarketPanel& panel_;
+  kernels::PanelView view_;
+  const Predictor& predictor_;
+  std::string name_;
+  double min_edge_;
+};
+
+}  // namespace
+
+ReplayResult replay_run(const MarketPanel& panel, const Config& config, const std::vector<LiveStrategy>& strategies,
+                        const std::vector<std::shared_ptr<TradingSubsystem>>& subsystems, const ReplayOptions& options) {
+  const std::int32_t t_end = options.t_end < 0 ? panel.n_bars() : options.t_end;
+  if (options.t_begin < 0 || options.t_begin >= t_end || t_end > panel.n_bars())
+    throw std::invalid_argument("replay window: bars [" + std::to_string(options.t_begin) + ", " + std::to_string(t_end) +
+                                ") must be a non-empty part of the panel's " + std::to_string(panel.n_bars()) + " bars");
+  const TimeNs interval = panel.interval_ms() * kNsPerMillisecond;
+  const auto open_of = [&](std::int32_t t) { return panel.time_ms(t) * kNsPerMillisecond; };
+
+  SimClock clock(open_of(0));
+  EventBus bus(clock);
+  bus.bind_owner_thread();
+  ReplayResult result;
+
+  std::vector<std::vector<std::optional<MarketBarClosed>>> bars;  // built once per bar time, per symbol
+  if (options.publish_only) {
+    // The ceiling: the same bars published to a bus with no subscriber.
+    for (std::int32_t t = 0; t < t_end; ++t) {
+      clock.advance_to(open_of(t) + interval);
+      for (std::int32_t s = 0; s < panel.n_symbols(); ++s)
+        if (auto b = market_bar_from_panel(panel, s, t)) {
+          bus.publish(SourceName("replay"), std::move(*b));
+          ++result.symbol_bars;
+        }
+      result.bars_done = t + 1;
+    }
+    result.events = bus.metrics().published;
+    return result;
+  }
+
+  PolicyStore policy(std::make_unique<MemoryPolicyBackend>(), clock, &bus, policy_from_config(config));
+  RiskOS risk(RiskLimits::from_config(config), bus);
+  Ledger ledger(options.ledger_path);
+  HookOptions hook_options;
+  hook_options.fail_safe = config.fail_safe;
+  hook_options.log_dir = options.log_dir;
+  HookPipeline hooks(bus, hook_options);
+  for (const auto& s : subsystems) hooks.add(s);
+  AITradingEngine engine;
+  for (LiveStrategy s : strategies) {
+    if (s.symbols.empty()) s.symbols = panel.symbols();  // the backtester splits the capital over every symbol
+    engine.strategy_add(std::move(s));
+  }
+  std::unique_ptr<PanelModelSignals> models;
+  if (options.predictor != nullptr) {
+    models = std::make_unique<PanelModelSignals>(panel, *options.predictor, options.predictor_name, options.model_min_edge);
+    engine.model_source_set(models.get());
+  }
+  PaperExchange exchange(options.exchange, clock);
+  // The venue sees each bar before the executor does: fills at the bar's open come before decisions at its close.
+  Subscription venue = bus.subscribe<MarketBarClosed>("paper_exchange", [&](const MarketBarClosed& b) { exchange.on_bar(b); });
+  std::unique_ptr<EventRecorder> recorder;
+  if (!options.event_log_path.empty()) recorder = std::make_unique<EventRecorder>(bus, options.event_log_path, 0);
+  EventDrivenExecutor executor(config, bus, exchange, risk, policy, ledger, hooks, engine, options.executor);
+  executor.trading_from(open_of(options.t_begin) + interval);
+  if (!executor.start()) throw std::runtime_error("replay: the executor did not start: " + executor.last_reason());
+  result.initial_equity = executor.initial_equity();
+  ledger.meta_put("data_t0", time_format(open_of(0)));
+  ledger.meta_put("window", "[" + std::to_string(options.t_begin) + ", " + std::to_string(t_end) + ")");
+  ledger.meta_put("stage", std::string(stage_name(config.stage)));
+
+  const kernels::PanelView view = panel.view();
+  for (std::int32_t t = 0; t < t_end; ++t) {
+    if (options.stop.stop_requested()) {
+      result.stopped = true;
+      break;
+    }
+    clock.advance_to(open_of(t) + interval);
+    if (t == t_end - 1) executor.final_bar_set(open_of(t));
+    for (std::int32_t s = 0; s < panel.n_symbols(); ++s) {
+      const std::int64_t at = view.at(s, t);
+      const double o = view.open[at], h = view.high[at], l = view.low[at], c = view.close[at];
+      if (!(std::isfinite(o) && std::isfinite(h) && std::isfinite(l) && std::isfinite(c))) continue;  // a missing bar
+      auto b = market_bar_from_panel(panel, s, t);
+      if (!b) continue;
+      bus.publish(SourceName("replay"), std::move(*b));
+      ++result.symbol_bars;
+    }
+    executor.cycle_end();
+    result.bars_done = t + 1;
+    if (options.progress) options.progress(t + 1, t_end);
+  }
+  executor.stop("replay finished");
+  ledger.commit();
+  if (recorder) recorder->flush(true);
+  result.stats = executor.stats();
+  result.final_equity = exchange.equity();
+  result.events = bus.metrics().published;
+  return result;
+}
+
+}  // namespace qtos

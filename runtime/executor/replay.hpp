@@ -1,0 +1,57 @@
+#pragma once
+/// @file The full-system replay: recorded bars through the whole trading core (bus, Risk OS, hooks, executor, paper
+/// exchange, ledger) on a simulated clock: the same code as a live run, only the clock and the exchange differ. Same
+/// seed and inputs, the same ledger and report, bit for bit.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/analytics/ledger.hpp"
+#include "runtime/config/config.hpp"
+#include "runtime/data/market_panel.hpp"
+#include "runtime/exchange/paper_exchange.hpp"
+#include "runtime/executor/executor.hpp"
+#include "runtime/executor/hooks.hpp"
+#include "runtime/predict/predictor.hpp"
+#include "runtime/util/stop_token.hpp"
+
+namespace qtos {
+
+/// What a replay runs on and writes.
+struct ReplayOptions {
+  std::int32_t t_begin = 0;          ///< first bar that trades (earlier bars warm the indicators up)
+  std::int32_t t_end = -1;           ///< one past the last bar (-1: the panel's end); open positions close at its close
+  PaperExchangeConfig exchange;      ///< the venue
+  ExecutorOptions executor;          ///< the executor
+  std::string ledger_path = ":memory:";  ///< the ledger file
+  std::string event_log_path;        ///< "" : no event log
+  std::string log_dir;               ///< subsystem decision logs ("" : none)
+  const Predictor* predictor = nullptr;  ///< model signals (null: none)
+  std::string predictor_name = "ensemble";  ///< "model:<name>" in the ledger
+  double model_min_edge = 0.05;      ///< a model signal needs |prob_up - 0.5| >= this
+  bool publish_only = false;         ///< the ceiling of the benchmark: publish the bars to a bus with no subscriber
+  StopToken stop;                    ///< stop at a safe point (after a whole bar time)
+  std::function<void(std::int32_t done, std::int32_t total)> progress;  ///< after every bar time
+};
+
+/// What a replay did.
+struct ReplayResult {
+  ExecutorStats stats;               ///< the executor's counts
+  std::uint64_t symbol_bars = 0;     ///< bars published
+  std::uint64_t events = 0;          ///< events published on the bus
+  double initial_equity = 0;         ///< the venue's equity at start
+  double final_equity = 0;           ///< and at the end
+  std::int32_t bars_done = 0;        ///< bar times replayed (t_begin..; warm-up included)
+  bool stopped = false;              ///< stopped early by the stop token
+};
+
+/// Replays `panel` through the whole system under `config` with `strategies` trading and `subsystems` answering the
+/// hooks (added in that order). Throws std::invalid_argument naming the option when the window is empty or out of the
+/// panel, and when the configuration cannot run (AUTONOMY with a non-simulated venue).
+ReplayResult replay_run(const MarketPanel& panel, const Config& config, const std::vector<LiveStrategy>& strategies,
+                        const std::vector<std::shared_ptr<TradingSubsystem>>& subsystems, const ReplayOptions& options);
+
+}  // namespace qtos
