@@ -86,8 +86,8 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
     return result;
   }
 
-  PolicyStore policy(std::make_unique<MemoryPolicyBackend>(), clock, &bus, policy_from_config(config));
-  RiskOS risk(RiskLimits::from_config(config), bus);
+  PolicyStore policy(std::make_unique<MemoryPolicyBackend>(), clock, &bus, options.policy ? *options.policy : policy_from_config(config));
+  RiskOS risk(options.risk_limits ? *options.risk_limits : RiskLimits::from_config(config), bus);
   Ledger ledger(options.ledger_path);
   HookOptions hook_options;
   hook_options.fail_safe = config.fail_safe;
@@ -124,6 +124,7 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
       break;
     }
     clock.advance_to(open_of(t) + interval);
+    if (options.before_bar) options.before_bar(t, risk, bus);
     if (t == t_end - 1) executor.final_bar_set(open_of(t));
     for (std::int32_t s = 0; s < panel.n_symbols(); ++s) {
       const std::int64_t at = view.at(s, t);

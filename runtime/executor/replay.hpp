@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,7 +16,9 @@
 #include "runtime/exchange/paper_exchange.hpp"
 #include "runtime/executor/executor.hpp"
 #include "runtime/executor/hooks.hpp"
+#include "runtime/policy/policy.hpp"
 #include "runtime/predict/predictor.hpp"
+#include "runtime/risk/risk_os.hpp"
 #include "runtime/util/stop_token.hpp"
 
 namespace qtos {
@@ -32,6 +35,10 @@ struct ReplayOptions {
   const Predictor* predictor = nullptr;  ///< model signals (null: none)
   std::string predictor_name = "ensemble";  ///< "model:<name>" in the ledger
   double model_min_edge = 0.05;      ///< a model signal needs |prob_up - 0.5| >= this
+  std::optional<Policy> policy;      ///< the starting policy (default: policy_from_config)
+  std::optional<RiskLimits> risk_limits;  ///< the Risk OS limits (default: RiskLimits::from_config)
+  /// Called before each bar time is published (t, the Risk OS, the bus): tests pull the brake mid-run through it.
+  std::function<void(std::int32_t t, RiskOS& risk, EventBus& bus)> before_bar;
   bool publish_only = false;         ///< the ceiling of the benchmark: publish the bars to a bus with no subscriber
   StopToken stop;                    ///< stop at a safe point (after a whole bar time)
   std::function<void(std::int32_t done, std::int32_t total)> progress;  ///< after every bar time

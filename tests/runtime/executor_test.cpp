@@ -1,0 +1,485 @@
+// The trading core end to end: the event-driven OS against the vectorised backtester (trade for trade), determinism,
+// OBSERVE changing nothing, ENFORCED changing something, the brake, the fail-safe and the decision trace.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cpu/backtest/backtest.hpp"
+#include "cpu/strategy/genome_text.hpp"
+#include "runtime/analytics/ledger.hpp"
+#include "runtime/data/synth.hpp"
+#include "runtime/executor/replay.hpp"
+#include "runtime/strategy/evolution.hpp"
+#include "runtime/util/rng.hpp"
+
+namespace qtos {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("qtos_executor_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+constexpr double kFee = 0.0004, kSlip = 0.0002, kSlipSpread = 0.5, kCapital = 10'000;
+
+MarketPanel test_market(std::int32_t symbols = 6, std::int32_t bars = 1200, double gap_rate = 0.0) {
+  SynthOptions o;
+  o.n_symbols = symbols;
+  o.n_bars = bars;
+  o.seed = 7;
+  o.late_listing_fraction = 0;
+  o.gap_rate = gap_rate;
+  o.planted_momentum = 0.15;
+  return synth_generate(o).panel;
+}
+
+Config quiet_config() {
+  Config c;
+  c.max_daily_dd_pct = 100;
+  c.max_open_dd_pct = 100;
+  return c;
+}
+
+/// Limits that never bind, so both engines see the same trades.
+ReplayOptions alike_options(const std::string& ledger) {
+  ReplayOptions o;
+  o.exchange.market = MarketKind::linear_perpetual;
+  o.exchange.initial_balance = kCapital;
+  o.exchange.taker_fee = kFee;
+  o.exchange.slippage = kSlip;
+  o.exchange.slippage_spread = kSlipSpread;
+  o.executor.leverage = 2;  // margin for a sleeve that spends all its cash plus the fee
+  o.ledger_path = ledger;
+  Policy p;
+  p.max_risk_per_trade = 1.0;
+  p.max_open_positions = 1000;
+  p.max_leverage = 10;
+  p.max_daily_drawdown_pct = 100;
+  p.max_open_drawdown_pct = 100;
+  p.min_confidence = 0.5;
+  o.policy = p;
+  RiskLimits r;
+  r.max_notional_per_order = 1e12;
+  r.max_orders_per_minute = 1'000'000;
+  r.price_collar_pct = 1e6;
+  o.risk_limits = r;
+  return o;
+}
+
+struct Trade {
+  std::int32_t symbol, entry_bar, exit_bar, dir;
+  double entry_price, exit_price, pnl;
+  std::string reason;
+};
+
+std::string reason_of(kernels::ExitReason r) {
+  switch (r) {
+    case kernels::ExitReason::signal: return "SIGNAL_EXIT";
+    case kernels::ExitReason::stop: return "STOP_LOSS";
+    case kernels::ExitReason::target: return "TAKE_PROFIT";
+    case kernels::ExitReason::trail: return "TRAILING_STOP";
+    case kernels::ExitReason::max_hold: return "MAX_HOLD";
+    case kernels::ExitReason::end: return "END_OF_REPLAY";
+    case kernels::ExitReason::gap: return "GAP";
+  }
+  return "?";
+}
+
+std::vector<Trade> backtester_trades(const MarketPanel& panel, const kernels::Genome& g, std::int32_t t_begin) {
+  const StrategyFeatures f = strategy_features_compute(panel.view(), true);
+  const std::vector<kernels::Genome> one = {g};
+  BacktestRequest req;
+  req.panel = panel.view();
+  req.features = &f;
+  req.genomes = one;
+  req.costs.fee = kFee;
+  req.costs.slippage = kSlip;
+  req.costs.slippage_spread = kSlipSpread;
+  req.costs.capital = kCapital;
+  req.t_begin = t_begin;
+  std::vector<Trade> out;
+  for (const auto& t : backtest_trades(req, 0))
+    out.push_back({t.symbol, t.trade.entry_bar, t.trade.exit_bar, t.trade.dir, t.trade.entry_price, t.trade.exit_price, t.trade.pnl,
+                   reason_of(t.trade.reason)});
+  std::sort(out.begin(), out.end(), [](const Trade& a, const Trade& b) { return std::tie(a.symbol, a.entry_bar) < std::tie(b.symbol, b.entry_bar); });
+  return out;
+}
+
+std::vector<Trade> ledger_trades(const MarketPanel& panel, const std::string& path) {
+  const Ledger ledger(path, store::OpenMode::existing);
+  std::vector<Trade> out;
+  const TimeNs t0 = panel.t0_ms() * kNsPerMillisecond, iv = panel.interval_ms() * kNsPerMillisecond;
+  for (const TradeRecord& t : ledger.trades())
+    out.push_back({panel.symbol_index(t.symbol.view()), static_cast<std::int32_t>((t.entry_time - t0) / iv),
+                   static_cast<std::int32_t>((t.exit_time - t0) / iv), t.side == Side::buy ? 1 : -1, t.entry_price, t.exit_price, t.pnl,
+                   std::string(enum_name(t.reason))});
+  std::sort(out.begin(), out.end(), [](const Trade& a, const Trade& b) { return std::tie(a.symbol, a.entry_bar) < std::tie(b.symbol, b.entry_bar); });
+  return out;
+}
+
+void expect_same_trades(const std::vector<Trade>& want, const std::vector<Trade>& got, const std::string& what) {
+  ASSERT_EQ(want.size(), got.size()) << what;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const Trade &a = want[i], &b = got[i];
+    SCOPED_TRACE(what + " trade " + std::to_string(i) + " symbol " + std::to_string(a.symbol) + " entry bar " + std::to_string(a.entry_bar));
+    EXPECT_EQ(a.symbol, b.symbol);
+    EXPECT_EQ(a.entry_bar, b.entry_bar);
+    EXPECT_EQ(a.exit_bar, b.exit_bar);
+    EXPECT_EQ(a.dir, b.dir);
+    EXPECT_EQ(a.reason, b.reason);
+    // The same double expressions in both engines: equal to the last bit.
+    EXPECT_EQ(a.entry_price, b.entry_price);
+    EXPECT_EQ(a.exit_price, b.exit_price);
+    EXPECT_EQ(a.pnl, b.pnl);
+  }
+}
+
+/// Genomes of every shape (stops, targets, trails, max hold, shorts, both sides) that trade on the market.
+std::vector<kernels::Genome> trading_genomes(const MarketPanel& panel, std::size_t want) {
+  Rng rng(2024);
+  std::vector<kernels::Genome> out;
+  const StrategyFeatures f = strategy_features_compute(panel.view(), true);
+  for (int tries = 0; tries < 400 && out.size() < want; ++tries) {
+    const kernels::Genome g = genome_random(rng);
+    const std::vector<kernels::Genome> one = {g};
+    BacktestRequest req;
+    req.panel = panel.view();
+    req.features = &f;
+    req.genomes = one;
+    if (backtest_trades(req, 0).size() >= 8) out.push_back(g);
+  }
+  return out;
+}
+
+LiveStrategy live(const kernels::Genome& g) { return LiveStrategy{genome_id(g), g, 0.0, {}}; }
+
+TEST(Executor, CrossEngineEqualityWithTheVectorisedBacktester) {
+  const MarketPanel panel = test_market();
+  const auto genomes = trading_genomes(panel, 12);
+  ASSERT_GE(genomes.size(), 10u);
+  std::size_t with_stop = 0, with_trail = 0, with_take = 0, with_hold = 0, shorts = 0, total = 0;
+  for (const auto& g : genomes) {
+    TempDir dir;
+    for (std::int32_t t_begin : {0, 300}) {
+      const std::string ledger = dir.file("ledger" + std::to_string(t_begin) + ".db");
+      ReplayOptions o = alike_options(ledger);
+      o.t_begin = t_begin;
+      const ReplayResult r = replay_run(panel, quiet_config(), {live(g)}, {}, o);
+      EXPECT_EQ(r.stats.denied, 0u) << genome_rules(g);
+      EXPECT_EQ(r.stats.rejected, 0u) << genome_rules(g);
+      const auto want = backtester_trades(panel, g, t_begin);
+      const auto got = ledger_trades(panel, ledger);
+      expect_same_trades(want, got, genome_encode(g) + " from bar " + std::to_string(t_begin));
+      for (const auto& t : want) {
+        total += 1;
+        with_stop += t.reason == "STOP_LOSS";
+        with_trail += t.reason == "TRAILING_STOP";
+        with_take += t.reason == "TAKE_PROFIT";
+        with_hold += t.reason == "MAX_HOLD";
+        shorts += t.dir < 0;
+      }
+    }
+  }
+  // The comparison covered every way out of a trade, and both directions.
+  EXPECT_GT(total, 200u);
+  EXPECT_GT(with_stop, 0u);
+  EXPECT_GT(with_trail, 0u);
+  EXPECT_GT(with_take, 0u);
+  EXPECT_GT(with_hold, 0u);
+  EXPECT_GT(shorts, 0u);
+}
+
+TEST(Executor, ReplayIsDeterministic) {
+  const MarketPanel panel = test_market(5, 800);
+  const auto genomes = trading_genomes(panel, 3);
+  std::vector<LiveStrategy> strategies;
+  for (const auto& g : genomes) strategies.push_back(live(g));
+  TempDir dir;
+  std::vector<std::vector<EquityPoint>> curves;
+  std::vector<std::vector<Trade>> trades;
+  for (int run = 0; run < 2; ++run) {
+    const std::string ledger = dir.file("l" + std::to_string(run) + ".db");
+    ReplayOptions o = alike_options(ledger);
+    o.policy->max_open_positions = 3;  // strategies compete: denials too must repeat
+    replay_run(panel, quiet_config(), strategies, {}, o);
+    const Ledger l(ledger, store::OpenMode::existing);
+    curves.push_back(l.equity_curve());
+    trades.push_back(ledger_trades(panel, ledger));
+  }
+  ASSERT_EQ(curves[0].size(), curves[1].size());
+  for (std::size_t i = 0; i < curves[0].size(); ++i) {
+    EXPECT_EQ(curves[0][i].ts, curves[1][i].ts);
+    EXPECT_EQ(curves[0][i].equity, curves[1][i].equity);
+  }
+  expect_same_trades(trades[0], trades[1], "second run");
+}
+
+/// A subsystem that answers every hook and would change everything.
+class Meddler final : public TradingSubsystem {
+ public:
+  Meddler(std::string name, SubsystemMode mode) : name_(std::move(name)), mode_(mode) {}
+  std::string name() const override { return name_; }
+  SubsystemMode mode() const override { return mode_; }
+  bool answers(Hook) const override { return true; }
+  bool throw_in_risk = false, throw_in_sizing = false;
+  int calls = 0;
+  std::optional<UniverseAnswer> universe_filter(const TradeCandidate& c, const UniverseAnswer&, std::string& why) override {
+    ++calls;
+    why = "odd symbols only";
+    return UniverseAnswer{c.symbol.view().back() % 2 == 1};
+  }
+  std::optional<ConfidenceAnswer> confidence_adjustment(const TradeCandidate& c, const ConfidenceAnswer& v, std::string& why) override {
+    why = "demanding";
+    return ConfidenceAnswer{std::min(1.0, v.threshold + 0.3), c.confidence * 0.9};
+  }
+  std::optional<CheckAnswer> risk_check(const TradeCandidate&, const CheckAnswer& v, std::string& why) override {
+    if (throw_in_risk) throw std::runtime_error("risk model crashed");
+    why = "halve";
+    CheckAnswer a = v;
+    a.size_scale = 0.5;
+    return a;
+  }
+  std::optional<SizingAnswer> position_sizing(const TradeCandidate&, const SizingAnswer& v, std::string& why) override {
+    if (throw_in_sizing) throw std::runtime_error("sizing model crashed");
+    why = "smaller";
+    return SizingAnswer{v.quote_qty * 0.6};
+  }
+  std::optional<ClassificationAnswer> position_classification(const PositionSnapshot& p, const ClassificationAnswer&, std::string& why) override {
+    why = "impatient";
+    return ClassificationAnswer{p.r_multiple > 0 ? "WINNER" : "LOSER", p.bars_held > 3};
+  }
+  std::optional<CoordinationAnswer> ai_hfos_coordination(const SystemSnapshot&, const CoordinationAnswer&, std::string& why) override {
+    why = "careful";
+    return CoordinationAnswer{0.1, 0.5, false};
+  }
+
+ private:
+  std::string name_;
+  SubsystemMode mode_;
+};
+
+TEST(Executor, ObserveChangesNothingEnforcedChangesTrades) {
+  const MarketPanel panel = test_market(6, 900);
+  const auto genomes = trading_genomes(panel, 2);
+  std::vector<LiveStrategy> strategies;
+  for (const auto& g : genomes) strategies.push_back(live(g));
+  TempDir dir;
+  Config cfg = quiet_config();
+  cfg.hfos_update_interval = 3600;
+  auto run = [&](const std::string& name, std::vector<std::shared_ptr<TradingSubsystem>> subs) {
+    ReplayOptions o = alike_options(dir.file(name + ".db"));
+    o.log_dir = dir.file("logs");
+    replay_run(panel, cfg, strategies, subs, o);
+    return ledger_trades(panel, dir.file(name + ".db"));
+  };
+  const auto off = run("off", {});
+  ASSERT_GT(off.size(), 20u);
+  auto observer = std::make_shared<Meddler>("AI-HFOS", SubsystemMode::observe);
+  const auto observed = run("observe", {observer, std::make_shared<Meddler>("PIL", SubsystemMode::observe)});
+  expect_same_trades(off, observed, "OBSERVE");
+  EXPECT_GT(observer->calls, 0);
+  // The OBSERVE decisions were logged as "would" in the subsystem's own file.
+  std::ifstream log(dir.file("logs") + "/ai_subsystem_ai_hfos.log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("[AI-HFOS] OBSERVE mode - would pre_trade_confidence_adjustment"), std::string::npos) << text.substr(0, 300);
+  // ADVISORY: sizes change (soft), the same entries happen.
+  const auto advised = run("advisory", {std::make_shared<Meddler>("PBA", SubsystemMode::advisory)});
+  ASSERT_FALSE(advised.empty());
+  EXPECT_NE(off.size() == advised.size() && off[0].pnl == advised[0].pnl, true);
+  // ENFORCED: the universe filter and the classification exits apply; no trade on an even-numbered symbol.
+  const auto enforced = run("enforced", {std::make_shared<Meddler>("PIL", SubsystemMode::enforced)});
+  ASSERT_FALSE(enforced.empty());
+  for (const auto& t : enforced) EXPECT_EQ(panel.symbols()[static_cast<std::size_t>(t.symbol)].back() % 2, 1) << t.symbol;
+  const Ledger l(dir.file("enforced.db"), store::OpenMode::existing);
+  std::size_t universe_denials = 0;
+  for (const auto& o : l.orders(OrderQuery{OrderStatus::denied}))
+    if (o.deny_reason == DenyReason::universe_filter) {
+      ++universe_denials;
+      ASSERT_FALSE(o.trace.empty());
+      EXPECT_EQ(o.trace.back().subsystem, "PIL");
+      EXPECT_EQ(o.trace.back().hook, "pre_trade_universe_filter");
+    }
+  EXPECT_GT(universe_denials, 0u);
+}
+
+TEST(Executor, DecisionTraceExplainsTheSize) {
+  const MarketPanel panel = test_market(4, 700);
+  const auto genomes = trading_genomes(panel, 1);
+  TempDir dir;
+  ReplayOptions o = alike_options(dir.file("l.db"));
+  replay_run(panel, quiet_config(), {live(genomes[0])}, {std::make_shared<Meddler>("PBA", SubsystemMode::advisory)}, o);
+  const Ledger l(dir.file("l.db"), store::OpenMode::existing);
+  bool found = false;
+  for (const auto& rec : l.orders()) {
+    if (rec.purpose != OrderPurpose::entry || rec.status != OrderStatus::filled) continue;
+    found = true;
+    // BASELINE sizing, then the risk check's halving and the sizing hook's 60%, then the Risk OS: in that order.
+    std::vector<std::string> hooks;
+    for (const auto& s : rec.trace) hooks.push_back(s.hook + "/" + s.subsystem);
+    const auto pos = [&](const std::string& h) { return std::find(hooks.begin(), hooks.end(), h) - hooks.begin(); };
+    EXPECT_LT(pos("pre_trade_risk_check/PBA"), pos("pre_trade_position_sizing/BASELINE"));
+    EXPECT_LT(pos("pre_trade_position_sizing/BASELINE"), pos("pre_trade_position_sizing/PBA"));
+    EXPECT_LT(pos("pre_trade_position_sizing/PBA"), pos("risk_os/RISK_OS"));
+    EXPECT_LT(pos("risk_os/RISK_OS"), static_cast<std::ptrdiff_t>(hooks.size()));
+    const auto& sizing = rec.trace[static_cast<std::size_t>(pos("pre_trade_position_sizing/PBA"))];
+    EXPECT_TRUE(sizing.applied);
+    EXPECT_EQ(sizing.reason, "smaller");
+    EXPECT_NE(sizing.before, sizing.after);
+    EXPECT_DOUBLE_EQ(rec.request.quote_qty, std::stod(sizing.after.substr(6)));
+    break;
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(Executor, FailSafeDeniesProtectiveHooksAndKeepsTheBaselineElsewhere) {
+  const MarketPanel panel = test_market(4, 700);
+  const auto genomes = trading_genomes(panel, 1);
+  TempDir dir;
+  // A sizing model that throws: enhancing, so the baseline size stands and the trades equal the run without it.
+  auto sizing = std::make_shared<Meddler>("PBA", SubsystemMode::enforced);
+  sizing->throw_in_sizing = true;
+  class OnlySizing final : public TradingSubsystem {
+   public:
+    explicit OnlySizing(std::shared_ptr<Meddler> m) : m_(std::move(m)) {}
+    std::string name() const override { return m_->name(); }
+    SubsystemMode mode() const override { return m_->mode(); }
+    bool answers(Hook h) const override { return h == Hook::pre_trade_position_sizing; }
+    std::optional<SizingAnswer> position_sizing(const TradeCandidate& c, const SizingAnswer& v, std::string& why) override {
+      return m_->position_sizing(c, v, why);
+    }
+    std::shared_ptr<Meddler> m_;
+  };
+  std::uint64_t health_events = 0;
+  ReplayOptions o = alike_options(dir.file("a.db"));
+  o.before_bar = [&](std::int32_t t, RiskOS&, EventBus& bus) {
+    static Subscription sub;
+    if (t == 0) sub = bus.subscribe<HealthStatusChanged>("test", [&](const HealthStatusChanged&) { ++health_events; });
+  };
+  replay_run(panel, quiet_config(), {live(genomes[0])}, {std::make_shared<OnlySizing>(sizing)}, o);
+  EXPECT_GT(health_events, 0u);
+  replay_run(panel, quiet_config(), {live(genomes[0])}, {}, alike_options(dir.file("b.db")));
+  expect_same_trades(ledger_trades(panel, dir.file("b.db")), ledger_trades(panel, dir.file("a.db")), "throwing sizing hook");
+  // A risk check that throws: protective, so every entry is denied FAIL_SAFE.
+  auto risk = std::make_shared<Meddler>("RISK", SubsystemMode::enforced);
+  risk->throw_in_risk = true;
+  class OnlyRisk final : public TradingSubsystem {
+   public:
+    explicit OnlyRisk(std::shared_ptr<Meddler> m) : m_(std::move(m)) {}
+    std::string name() const override { return m_->name(); }
+    SubsystemMode mode() const override { return m_->mode(); }
+    bool answers(Hook h) const override { return h == Hook::pre_trade_risk_check; }
+    std::optional<CheckAnswer> risk_check(const TradeCandidate& c, const CheckAnswer& v, std::string& why) override { return m_->risk_check(c, v, why); }
+    std::shared_ptr<Meddler> m_;
+  };
+  const ReplayResult r = replay_run(panel, quiet_config(), {live(genomes[0])}, {std::make_shared<OnlyRisk>(risk)}, alike_options(dir.file("c.db")));
+  EXPECT_EQ(r.stats.trades, 0u);
+  EXPECT_GT(r.stats.denied, 0u);
+  const Ledger l(dir.file("c.db"), store::OpenMode::existing);
+  for (const auto& rec : l.orders(OrderQuery{OrderStatus::denied})) EXPECT_EQ(rec.deny_reason, DenyReason::fail_safe);
+}
+
+TEST(Executor, BrakeMidRunStopsEntriesAndLetsExitsThrough) {
+  const MarketPanel panel = test_market(6, 900);
+  const auto genomes = trading_genomes(panel, 2);
+  std::vector<LiveStrategy> strategies;
+  for (const auto& g : genomes) strategies.push_back(live(g));
+  TempDir dir;
+  ReplayOptions o = alike_options(dir.file("l.db"));
+  o.before_bar = [](std::int32_t t, RiskOS& risk, EventBus&) {
+    if (t == 450) risk.brake_set(true, "operator", "test");
+  };
+  replay_run(panel, quiet_config(), strategies, {}, o);
+  const Ledger l(dir.file("l.db"), store::OpenMode::existing);
+  const TimeNs brake_at = (panel.t0_ms() + 450 * panel.interval_ms()) * kNsPerMillisecond;
+  std::size_t exits_after = 0, brake_denials = 0;
+  for (const auto& rec : l.orders()) {
+    if (rec.created < brake_at) continue;
+    if (rec.purpose == OrderPurpose::entry) {
+      EXPECT_EQ(rec.status, OrderStatus::denied) << rec.request.order_id;
+      brake_denials += rec.deny_reason == DenyReason::emergency_brake;
+    } else if (rec.status == OrderStatus::filled) {
+      ++exits_after;
+    }
+  }
+  EXPECT_GT(brake_denials, 0u);
+  EXPECT_GT(exits_after, 0u);
+  // Everything that was open at the brake got out by the end.
+  EXPECT_TRUE(l.positions().empty());
+}
+
+TEST(Executor, UnknownOutcomesAreReconciledNotResent) {
+  const MarketPanel panel = test_market(4, 700);
+  const auto genomes = trading_genomes(panel, 1);
+  TempDir dir;
+  ReplayOptions o = alike_options(dir.file("lost.db"));
+  o.exchange.lose_answer_every = 3;
+  const ReplayResult r = replay_run(panel, quiet_config(), {live(genomes[0])}, {}, o);
+  EXPECT_GT(r.stats.unknown, 0u);
+  replay_run(panel, quiet_config(), {live(genomes[0])}, {}, alike_options(dir.file("ok.db")));
+  // The venue took every order whose answer was lost: the trades are the same, and nothing was sent twice.
+  expect_same_trades(ledger_trades(panel, dir.file("ok.db")), ledger_trades(panel, dir.file("lost.db")), "lost answers");
+  const Ledger l(dir.file("lost.db"), store::OpenMode::existing);
+  for (const auto& rec : l.orders()) EXPECT_NE(rec.status, OrderStatus::pending_new) << rec.request.order_id;
+}
+
+TEST(Executor, RiskOsDenialsReachTheLedgerWithTheirReason) {
+  const MarketPanel panel = test_market(6, 900);
+  const auto genomes = trading_genomes(panel, 2);
+  std::vector<LiveStrategy> strategies;
+  for (const auto& g : genomes) strategies.push_back(live(g));
+  TempDir dir;
+  ReplayOptions o = alike_options(dir.file("l.db"));
+  o.policy->max_open_positions = 1;
+  const ReplayResult r = replay_run(panel, quiet_config(), strategies, {}, o);
+  EXPECT_GT(r.stats.denied, 0u);
+  const Ledger l(dir.file("l.db"), store::OpenMode::existing);
+  std::size_t max_open = 0;
+  for (const auto& rec : l.orders(OrderQuery{OrderStatus::denied})) {
+    max_open += rec.deny_reason == DenyReason::max_open_positions;
+    EXPECT_FALSE(rec.detail.empty());
+  }
+  EXPECT_GT(max_open, 0u);
+  // Never more than one position at a time.
+  auto trades = l.trades();
+  std::sort(trades.begin(), trades.end(), [](const TradeRecord& a, const TradeRecord& b) { return a.entry_time < b.entry_time; });
+  for (std::size_t i = 1; i < trades.size(); ++i) EXPECT_GE(trades[i].entry_time, trades[i - 1].exit_time);
+}
+
+TEST(Executor, AutonomyNeedsASimulatedVenueAndBadWindowsAreNamed) {
+  const MarketPanel panel = test_market(2, 100);
+  ReplayOptions o;
+  o.t_begin = 100;
+  EXPECT_THROW(
+      {
+        try {
+          replay_run(panel, quiet_config(), {}, {}, o);
+        } catch (const std::invalid_argument& e) {
+          EXPECT_NE(std::string(e.what()).find("replay window"), std::string::npos);
+          throw;
+        }
+      },
+      std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace qtos
