@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iomanip>
 #include <sstream>
 
 extern char** environ;
@@ -169,6 +170,19 @@ std::vector<Spec> make_specs() {
   s.push_back(bool_spec("QT_AI_FAIL_SAFE", &Config::fail_safe));
   s.push_back(double_spec("QT_AI_MAX_DAILY_DD", &Config::max_daily_dd_pct, 0.0, 100.0, "a percentage in (0, 100]"));
   s.push_back(double_spec("QT_AI_MAX_OPEN_DD", &Config::max_open_dd_pct, 0.0, 100.0, "a percentage in (0, 100]"));
+  Spec notional = double_spec("QT_RISK_MAX_NOTIONAL", &Config::risk_max_notional, 0.0, 1e15, "a quote amount in (0, 1e15]");
+  notional.show = [](const Config& c) {  // "1000000", not the "1e+06" of the short form
+    std::ostringstream os;
+    os << std::setprecision(15) << c.risk_max_notional;
+    return os.str();
+  };
+  s.push_back(std::move(notional));
+  s.push_back(double_spec("QT_RISK_PRICE_COLLAR_PCT", &Config::risk_price_collar_pct, 0.0, 100.0, "a percentage in (0, 100]"));
+  s.push_back(int_spec("QT_RISK_MAX_ORDERS_PER_MIN", &Config::risk_max_orders_per_min, 1, 1'000'000, " of orders"));
+  s.push_back(int_spec("QT_RISK_STOP_COOLDOWN_S", &Config::risk_stop_cooldown_s, 0, 30LL * 86400, " of seconds"));
+  s.push_back(int_spec("QT_RISK_STOP_GUARD_COUNT", &Config::risk_stop_guard_count, 0, 1000, " of stop-outs"));
+  s.push_back(int_spec("QT_RISK_STOP_GUARD_WINDOW_S", &Config::risk_stop_guard_window_s, 1, 30LL * 86400, " of seconds"));
+  s.push_back(int_spec("QT_RISK_STOP_GUARD_LOCK_S", &Config::risk_stop_guard_lock_s, 1, 30LL * 86400, " of seconds"));
   s.push_back(bool_spec("QT_MSC_ENABLED", &Config::msc_enabled));
   s.push_back(interval_spec("QT_MSC_UPDATE_INTERVAL", &Config::msc_update_interval));
   s.push_back(bool_spec("QT_MSC_AUTO_MODE", &Config::msc_auto_mode));

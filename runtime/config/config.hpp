@@ -78,6 +78,15 @@ struct Config {
   double max_daily_dd_pct = 5.0;
   double max_open_dd_pct = 10.0;
 
+  // Risk OS limits (runtime/risk/risk_os.hpp, docs/TRADING.md)
+  double risk_max_notional = 1'000'000;       ///< QT_RISK_MAX_NOTIONAL: quote notional per order
+  double risk_price_collar_pct = 10.0;        ///< QT_RISK_PRICE_COLLAR_PCT: limit/stop price band around the last price
+  std::int64_t risk_max_orders_per_min = 600; ///< QT_RISK_MAX_ORDERS_PER_MIN: entries per 60 s of the clock
+  std::int64_t risk_stop_cooldown_s = 0;      ///< QT_RISK_STOP_COOLDOWN_S: no entry on a stopped-out symbol (0: off)
+  std::int64_t risk_stop_guard_count = 0;     ///< QT_RISK_STOP_GUARD_COUNT: stop-outs that lock all entries (0: off)
+  std::int64_t risk_stop_guard_window_s = 3600;  ///< QT_RISK_STOP_GUARD_WINDOW_S: window the stop-outs are counted in
+  std::int64_t risk_stop_guard_lock_s = 3600;    ///< QT_RISK_STOP_GUARD_LOCK_S: how long the lock lasts
+
   // Meta Strategy Controller, Strategy Generator, Continuous Learning, Opportunity Ranker, Analytics
   bool msc_enabled = false;
   std::int64_t msc_update_interval = 300;

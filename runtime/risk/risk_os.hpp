@@ -30,9 +30,9 @@ QTOS_ENUM_NAMES(TradingState, "ACTIVE", "REDUCING", "HALTED");
 
 /// The Risk OS's own limits (the policy supplies risk per trade, open positions, leverage and drawdown limits).
 struct RiskLimits {
-  double max_notional_per_order = 1e12;  ///< quote; an order above it is denied (MAX_NOTIONAL)
+  double max_notional_per_order = 1'000'000;  ///< quote; an order above it is denied (MAX_NOTIONAL)
   double price_collar_pct = 10.0;        ///< a limit/stop price more than this % from the last price is denied
-  std::int64_t max_orders_per_minute = 600;  ///< clock minute window, all orders (ORDER_RATE)
+  std::int64_t max_orders_per_minute = 600;  ///< entries let through in the last 60 s of the bus clock (ORDER_RATE)
   std::int64_t stop_out_cooldown_s = 0;  ///< no new entry on a symbol for this long after a stop-out there (0: off)
   std::int64_t stop_guard_count = 0;     ///< this many stop-outs within stop_guard_window_s ... (0: off)
   std::int64_t stop_guard_window_s = 3600;  ///< ... lock every new entry for stop_guard_lock_s
@@ -100,20 +100,29 @@ class RiskOS {
   std::uint64_t orders_sent() const { return sent_; }
   /// The limits.
   const RiskLimits& limits() const { return limits_; }
+  /// The drawdown that put trading into REDUCING (DAILY_DRAWDOWN or OPEN_DRAWDOWN); meaningful while REDUCING.
+  DenyReason reducing_reason() const { return reducing_reason_; }
 
  private:
+  std::optional<RiskDenial> check_entry(const RiskOrder& order, const RiskAccount& account, const Policy& policy,
+                                        TimeNs now);
+  void breach(RiskLimit limit, double value, double threshold);
+
   RiskLimits limits_;
   EventBus& bus_;
   bool brake_ = false;
   bool runaway_ = false;
   bool reducing_daily_ = false;
   bool reducing_open_ = false;
-  std::int64_t day_ = -1;
+  std::optional<std::int64_t> day_;    // UTC day (since 1970-01-01) of the last mark
   std::uint64_t intended_ = 0, sent_ = 0;
   std::deque<TimeNs> recent_orders_;
   std::deque<TimeNs> recent_stop_outs_;
   std::map<std::string, TimeNs> symbol_cooldown_until_;
   TimeNs guard_until_ = 0;
+  DenyReason reducing_reason_ = DenyReason::daily_drawdown;
+  std::string reducing_detail_;         // "daily drawdown 6% >= max_daily_drawdown_pct 5%"
+  std::uint64_t policy_version_ = 0;    // the last policy seen by check() or mark(), for RiskLimitBreached
 };
 
 }  // namespace qtos

@@ -205,5 +205,58 @@ TEST(Config, StrategyGeneratorThresholdsAndTheirRanges) {
     EXPECT_NE(e.find(w), std::string::npos) << w << "\n" << e;
 }
 
+TEST(Config, RiskOsLimitsAndTheirRanges) {
+  const char* names[] = {"QT_RISK_MAX_NOTIONAL",        "QT_RISK_PRICE_COLLAR_PCT",   "QT_RISK_MAX_ORDERS_PER_MIN",
+                         "QT_RISK_STOP_COOLDOWN_S",     "QT_RISK_STOP_GUARD_COUNT",   "QT_RISK_STOP_GUARD_WINDOW_S",
+                         "QT_RISK_STOP_GUARD_LOCK_S"};
+  const Config d = load({});
+  EXPECT_EQ(d.risk_max_notional, 1'000'000);
+  EXPECT_EQ(d.risk_price_collar_pct, 10.0);
+  EXPECT_EQ(d.risk_max_orders_per_min, 600);
+  EXPECT_EQ(d.risk_stop_cooldown_s, 0);
+  EXPECT_EQ(d.risk_stop_guard_count, 0);
+  EXPECT_EQ(d.risk_stop_guard_window_s, 3600);
+  EXPECT_EQ(d.risk_stop_guard_lock_s, 3600);
+  for (const char* n : names) {
+    ASSERT_TRUE(d.entries.count(n)) << n;  // `qtos config show` lists every entry
+    EXPECT_EQ(d.entries.at(n).source, ValueSource::default_value);
+  }
+  EXPECT_EQ(d.entries.at("QT_RISK_MAX_NOTIONAL").value, "1000000");
+
+  const Config c = load({{"QT_RISK_MAX_NOTIONAL", "250000.5"}, {"QT_RISK_PRICE_COLLAR_PCT", "2.5"}, {"QT_RISK_MAX_ORDERS_PER_MIN", "30"},
+                         {"QT_RISK_STOP_COOLDOWN_S", "900"}, {"QT_RISK_STOP_GUARD_COUNT", "3"}},
+                        {{"QT_RISK_STOP_GUARD_WINDOW_S", "7200"}, {"QT_RISK_STOP_GUARD_LOCK_S", "1800"}});
+  EXPECT_EQ(c.risk_max_notional, 250000.5);
+  EXPECT_EQ(c.entries.at("QT_RISK_MAX_NOTIONAL").value, "250000.5");
+  EXPECT_EQ(c.risk_price_collar_pct, 2.5);
+  EXPECT_EQ(c.risk_max_orders_per_min, 30);
+  EXPECT_EQ(c.risk_stop_cooldown_s, 900);
+  EXPECT_EQ(c.risk_stop_guard_count, 3);
+  EXPECT_EQ(c.risk_stop_guard_window_s, 7200);
+  EXPECT_EQ(c.risk_stop_guard_lock_s, 1800);
+  EXPECT_EQ(c.entries.at("QT_RISK_STOP_GUARD_LOCK_S").source, ValueSource::env_file);
+
+  struct Case {
+    std::string var, value, expect;
+  };
+  const std::vector<Case> bad = {
+      {"QT_RISK_MAX_NOTIONAL", "0", "QT_RISK_MAX_NOTIONAL='0' (from environment) is not allowed: expected a quote amount in (0, 1e15]"},
+      {"QT_RISK_MAX_NOTIONAL", "inf", "QT_RISK_MAX_NOTIONAL='inf'"},
+      {"QT_RISK_PRICE_COLLAR_PCT", "150", "QT_RISK_PRICE_COLLAR_PCT='150' (from environment) is not allowed: expected a percentage in (0, 100]"},
+      {"QT_RISK_PRICE_COLLAR_PCT", "-1", "QT_RISK_PRICE_COLLAR_PCT='-1'"},
+      {"QT_RISK_MAX_ORDERS_PER_MIN", "0", "QT_RISK_MAX_ORDERS_PER_MIN='0' (from environment) is not allowed: expected an integer of orders in [1, 1000000]"},
+      {"QT_RISK_MAX_ORDERS_PER_MIN", "2.5", "QT_RISK_MAX_ORDERS_PER_MIN='2.5'"},
+      {"QT_RISK_STOP_COOLDOWN_S", "-5", "QT_RISK_STOP_COOLDOWN_S='-5' (from environment) is not allowed: expected an integer of seconds in [0, 2592000]"},
+      {"QT_RISK_STOP_GUARD_COUNT", "many", "QT_RISK_STOP_GUARD_COUNT='many' (from environment) is not allowed: expected an integer of stop-outs in [0, 1000]"},
+      {"QT_RISK_STOP_GUARD_WINDOW_S", "0", "QT_RISK_STOP_GUARD_WINDOW_S='0' (from environment) is not allowed: expected an integer of seconds in [1, 2592000]"},
+      {"QT_RISK_STOP_GUARD_LOCK_S", "99999999", "QT_RISK_STOP_GUARD_LOCK_S='99999999'"},
+      {"QT_RISK_MAX_NOTIONL", "5", "did you mean QT_RISK_MAX_NOTIONAL?"},
+  };
+  for (const auto& b : bad) {
+    const std::string err = load_error({{b.var, b.value}});
+    EXPECT_NE(err.find(b.expect), std::string::npos) << b.var << "=" << b.value << " gave: " << err;
+  }
+}
+
 }  // namespace
 }  // namespace qtos
