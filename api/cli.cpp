@@ -76,6 +76,8 @@ int cli_main(int argc, char** argv) {
   verbs_evolve_register(app, ctx);
   verbs_backtest_strategy_register(app, ctx);
   verbs_strategies_register(app, ctx);
+  verbs_backtest_register(app, ctx);
+  verbs_orders_register(app, ctx);
 
   // Name an unknown verb instead of CLI11's generic "a subcommand is required".
   for (int i = 1; i < argc; ++i) {

@@ -40,6 +40,8 @@ void verbs_indicators_register(CLI::App& app, CliContext& ctx);  ///< `qtos indi
 void verbs_evolve_register(CLI::App& app, CliContext& ctx);             ///< `qtos evolve`
 void verbs_backtest_strategy_register(CLI::App& app, CliContext& ctx);  ///< `qtos backtest-strategy`
 void verbs_strategies_register(CLI::App& app, CliContext& ctx);         ///< `qtos strategies list|show|promote|retire`
+void verbs_backtest_register(CLI::App& app, CliContext& ctx);           ///< `qtos backtest`: the full-system replay
+void verbs_orders_register(CLI::App& app, CliContext& ctx);             ///< `qtos orders list|show`
 
 /// The model registry directory: `given` when not empty, else $QT_STATE_DIR/models.
 std::string models_registry_dir(CliContext& ctx, const std::string& given);

@@ -95,7 +95,7 @@ enum class CloseReason : std::uint8_t {
   max_hold, end_of_replay, liquidation  // new values go last
 };
 /// The risk limit that was breached.
-enum class RiskLimit : std::uint8_t { daily_drawdown, open_drawdown, leverage, exposure, open_positions, risk_per_trade };
+enum class RiskLimit : std::uint8_t { daily_drawdown, open_drawdown, leverage, exposure, open_positions, risk_per_trade, runaway };
 
 QTOS_ENUM_NAMES(Side, "BUY", "SELL");
 QTOS_ENUM_NAMES(OrderType, "MARKET", "LIMIT", "STOP_MARKET", "TAKE_PROFIT_MARKET", "MARKET_ON_CLOSE");
@@ -111,7 +111,7 @@ QTOS_ENUM_NAMES(HealthLevel, "HEALTHY", "DEGRADED", "FAILING");
 QTOS_ENUM_NAMES(ServiceState, "CREATED", "STARTING", "RUNNING", "DEGRADED", "FAULTED", "STOPPED");
 QTOS_ENUM_NAMES(CloseReason, "TAKE_PROFIT", "STOP_LOSS", "SIGNAL_EXIT", "TRAILING_STOP", "RISK_EXIT", "EMERGENCY_BRAKE",
                 "MANUAL", "MAX_HOLD", "END_OF_REPLAY", "LIQUIDATION");
-QTOS_ENUM_NAMES(RiskLimit, "DAILY_DRAWDOWN", "OPEN_DRAWDOWN", "LEVERAGE", "EXPOSURE", "OPEN_POSITIONS", "RISK_PER_TRADE");
+QTOS_ENUM_NAMES(RiskLimit, "DAILY_DRAWDOWN", "OPEN_DRAWDOWN", "LEVERAGE", "EXPOSURE", "OPEN_POSITIONS", "RISK_PER_TRADE", "RUNAWAY");
 
 /// The type tag of every event; the value is also the event's index in AnyEvent.
 enum class EventType : std::uint16_t {

@@ -174,7 +174,7 @@ bool RiskOS::order_sent() {
   if (sent_ + 1 > intended_) {
     // More sends than checks: a loop resending, or a path around check(). Halt before the order goes out.
     runaway_ = true;
-    breach(RiskLimit::exposure, static_cast<double>(sent_ + 1), static_cast<double>(intended_));
+    breach(RiskLimit::runaway, static_cast<double>(sent_ + 1), static_cast<double>(intended_));
     return false;
   }
   ++sent_;
