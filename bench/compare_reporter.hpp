@@ -62,7 +62,7 @@ class CompareReporter : public benchmark::ConsoleReporter {
         }
         const double ratio = c.higher_is_better ? (v > 0 ? qv / v : 0) : (qv > 0 ? v / qv : 0);
         std::printf("%-28s %-18s %-4s %12.3f %s  -> qtos is %.2fx %s\n", "", "", impl.c_str(), v / scale,
-                    c.unit_note.c_str(), ratio, impl == "fsync_limit" ? "of the physical limit" : "better");
+                    c.unit_note.c_str(), ratio, impl == "fsync_limit" ? "of the physical limit" : (impl == "ceiling" ? "of the ceiling (bars on a bus with no subscriber)" : "better"));
       }
     }
   }
