@@ -16,6 +16,7 @@
 #include "api/verbs.hpp"
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/analytics/ledger.hpp"
+#include "runtime/analytics/metrics.hpp"
 #include "runtime/analytics/report.hpp"
 #include "runtime/data/market_panel.hpp"
 #include "runtime/executor/replay.hpp"
@@ -181,13 +182,13 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
     std::sort(ranked.begin(), ranked.end());
     for (std::size_t i = 0; i < ranked.size() && i < 3; ++i) {
       const std::int32_t s = panel.symbol_index(ranked[i].second);
-      ReportPrices p;
+      PriceSeries p;
       p.symbol = ranked[i].second;
       const auto close = panel.series(Column::close, s);
       for (std::int32_t t = t_begin; t < t_end; ++t) {
         if (!std::isfinite(close[static_cast<std::size_t>(t)])) continue;
-        p.ts.push_back(panel.time_ms(t) * kNsPerMillisecond);
-        p.close.push_back(close[static_cast<std::size_t>(t)]);
+        p.times.push_back((panel.time_ms(t) + panel.interval_ms()) * kNsPerMillisecond);
+        p.closes.push_back(close[static_cast<std::size_t>(t)]);
       }
       in.prices.push_back(std::move(p));
     }
