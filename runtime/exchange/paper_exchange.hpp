@@ -34,11 +34,16 @@ struct PaperExchangeConfig {
   double funding_rate_8h = 0.0;      ///< linear perpetuals: funding per 8 h charged to longs, paid to shorts (0: off)
   SymbolFilters filters;             ///< every symbol's filters, unless symbol_filters names it
   std::map<std::string, SymbolFilters> symbol_filters;  ///< per-symbol filters
+  /// Fault seam for reconciliation tests: every Nth submit is taken by the venue but answers SubmitOutcome::unknown
+  /// ("timeout: no answer"); query() shows what became of it (0: off).
+  std::uint64_t lose_answer_every = 0;
 };
 
 /// The paper exchange. Everything runs on the bus owner thread; on_bar() reports fills and order updates to the
 /// listener synchronously, and the listener may submit or cancel orders from inside those calls (a stop placed on an
-/// entry fill is already checked against the rest of the same bar).
+/// entry fill is already checked against the rest of the same bar). on_order_update() reports the venue's own changes
+/// (expiries: reduce-only with nothing to reduce, IOC rests, liquidation); an accept or a cancel is answered by the
+/// submit() or cancel() call itself. A market order submitted during on_bar() fills at the next bar's open.
 class PaperExchange final : public Exchange {
  public:
   /// A venue with `config` on `clock` (fill and update times come from the bars, the clock stamps submissions).
