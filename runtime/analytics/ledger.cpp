@@ -205,7 +205,8 @@ class ScratchFile {
  public:
   explicit ScratchFile(const std::string& path) {
     if (path != ":memory:") return;
-    std::string tmpl = (std::filesystem::temp_directory_path() / "qtos-ledger-memory-XXXXXX").string();
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / ("qtos-ledger-memory-" + std::to_string(::getpid()) + "-XXXXXX")).string();
     const int fd = ::mkstemp(tmpl.data());
     if (fd < 0)
       throw store::StoreError("trading ledger ':memory:': cannot create its scratch file in " +
