@@ -8,6 +8,7 @@ PACKAGES=(
   libtbb-dev libboost1.81-dev libboost-json1.81-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libspdlog-dev libxxhash-dev
   libtorch-dev
+  chromium  # headless: the HTML report test renders the page and keeps a screenshot
   libopenblas0-openmp  # LibTorch's BLAS: Debian's default reference BLAS makes a 5000x64x64 matmul ~14x slower
 )
 

@@ -354,7 +354,7 @@ void Ledger::fill_add(const FillRecord& fill) {
       .run();
 }
 
-void Ledger::trade_add(const TradeRecord& t) {
+void Ledger::trade_add(const ClosedTrade& t) {
   impl_->write_begin();
   impl_->db.cached(kTradeAdd)
       .bind(1, t.position_id)
@@ -452,12 +452,12 @@ std::vector<FillRecord> Ledger::fills(std::uint64_t order_id) const {
   return out;
 }
 
-std::vector<TradeRecord> Ledger::trades() const {
+std::vector<ClosedTrade> Ledger::trades() const {
   auto s = impl_->db.cached(kTrades);
   const std::string& path = impl_->path;
-  std::vector<TradeRecord> out;
+  std::vector<ClosedTrade> out;
   while (s.step()) {
-    TradeRecord t;
+    ClosedTrade t;
     t.position_id = id_at(s, 0);
     t.strategy = fixed_at<StrategyId>(s, 1, path, "trades", "strategy");
     t.symbol = fixed_at<Symbol>(s, 2, path, "trades", "symbol");

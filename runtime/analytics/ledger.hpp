@@ -48,7 +48,7 @@ struct FillRecord {
 };
 
 /// A closed position (a round trip).
-struct TradeRecord {
+struct ClosedTrade {
   std::uint64_t position_id = 0;   ///< the position
   StrategyId strategy;             ///< strategy (or model) that opened it
   Symbol symbol;                   ///< exchange symbol
@@ -116,7 +116,7 @@ class Ledger {
   /// Appends a fill (a fill id seen before is ignored: a venue may report it twice).
   void fill_add(const FillRecord& fill);
   /// Appends a closed trade and removes its open position.
-  void trade_add(const TradeRecord& trade);
+  void trade_add(const ClosedTrade& trade);
   /// Inserts or replaces an open position.
   void position_put(const PositionRecord& position);
   /// Removes an open position (no effect when absent).
@@ -135,7 +135,7 @@ class Ledger {
   /// Fills of one order (0: all fills), in fill order.
   std::vector<FillRecord> fills(std::uint64_t order_id = 0) const;
   /// Closed trades in exit order.
-  std::vector<TradeRecord> trades() const;
+  std::vector<ClosedTrade> trades() const;
   /// Open positions by position id.
   std::vector<PositionRecord> positions() const;
   /// The equity curve in time order.

@@ -19,9 +19,9 @@ TimeNs day_start(TimeNs ts) {
   return d * kNsPerDay;
 }
 
-std::vector<StrategyMetrics> metrics_grouped(std::span<const TradeRecord> trades, TimeNs span_ns, bool by_symbol,
+std::vector<StrategyMetrics> metrics_grouped(std::span<const ClosedTrade> trades, TimeNs span_ns, bool by_symbol,
                                              int models /* -1: rule strategies, 1: models */) {
-  std::map<std::string, std::vector<TradeRecord>> groups;  // ordered: the tables list groups by id
+  std::map<std::string, std::vector<ClosedTrade>> groups;  // ordered: the tables list groups by id
   for (const auto& t : trades) {
     if (by_symbol) {
       groups[t.symbol.str()].push_back(t);
@@ -89,7 +89,7 @@ double sharpe_ratio(std::span<const double> returns, double periods_per_year) {
 
 bool strategy_is_model(std::string_view strategy_id) { return strategy_id.starts_with("model:"); }
 
-StrategyMetrics trade_metrics(std::string id, std::span<const TradeRecord> trades, TimeNs span_ns) {
+StrategyMetrics trade_metrics(std::string id, std::span<const ClosedTrade> trades, TimeNs span_ns) {
   StrategyMetrics m;
   m.strategy_id = std::move(id);
   m.total_trades = static_cast<std::int64_t>(trades.size());
@@ -118,19 +118,19 @@ StrategyMetrics trade_metrics(std::string id, std::span<const TradeRecord> trade
   return m;
 }
 
-std::vector<StrategyMetrics> metrics_by_strategy(std::span<const TradeRecord> trades, TimeNs span_ns) {
+std::vector<StrategyMetrics> metrics_by_strategy(std::span<const ClosedTrade> trades, TimeNs span_ns) {
   return metrics_grouped(trades, span_ns, false, -1);
 }
 
-std::vector<StrategyMetrics> metrics_by_model(std::span<const TradeRecord> trades, TimeNs span_ns) {
+std::vector<StrategyMetrics> metrics_by_model(std::span<const ClosedTrade> trades, TimeNs span_ns) {
   return metrics_grouped(trades, span_ns, false, 1);
 }
 
-std::vector<StrategyMetrics> metrics_by_symbol(std::span<const TradeRecord> trades, TimeNs span_ns) {
+std::vector<StrategyMetrics> metrics_by_symbol(std::span<const ClosedTrade> trades, TimeNs span_ns) {
   return metrics_grouped(trades, span_ns, true, 0);
 }
 
-TimeNs metrics_span(std::span<const EquityPoint> curve, std::span<const TradeRecord> trades) {
+TimeNs metrics_span(std::span<const EquityPoint> curve, std::span<const ClosedTrade> trades) {
   if (curve.size() >= 2) return curve.back().ts - curve.front().ts;
   if (trades.empty()) return 0;
   TimeNs first = trades.front().entry_time, last = trades.front().exit_time;
@@ -141,7 +141,7 @@ TimeNs metrics_span(std::span<const EquityPoint> curve, std::span<const TradeRec
   return std::max<TimeNs>(0, last - first);
 }
 
-SystemMetrics system_metrics(std::span<const EquityPoint> curve, std::span<const TradeRecord> trades, double initial_equity,
+SystemMetrics system_metrics(std::span<const EquityPoint> curve, std::span<const ClosedTrade> trades, double initial_equity,
                              double bars_per_year) {
   SystemMetrics m;
   m.equity = curve.empty() ? initial_equity : curve.back().equity;

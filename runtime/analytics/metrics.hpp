@@ -8,7 +8,7 @@
 ///   predecessor is <= 0 is skipped), mean(r) / sd(r) x sqrt(bars_per_year). 0 with fewer than 2 returns or sd = 0.
 /// - Drawdown at a point: (running peak - equity) / running peak, >= 0, over the curve's own points (see
 ///   drawdown_series). System max drawdown: the largest of these, as a fraction (0.25 = 25 %).
-/// - Group Sharpe: the trades' returns (TradeRecord::ret, P&L over the capital committed at entry), in exit order,
+/// - Group Sharpe: the trades' returns (ClosedTrade::ret, P&L over the capital committed at entry), in exit order,
 ///   mean / sd x sqrt(trades per year), trades per year = n / (span_ns in years of 365.25 days). 0 with fewer than 2
 ///   trades, sd = 0 or span_ns <= 0.
 /// - Group max drawdown: over the cumulative P&L c_k (sum of pnl up to trade k in exit order, c_0 = 0) and its running
@@ -82,22 +82,22 @@ double sharpe_ratio(std::span<const double> returns, double periods_per_year);
 bool strategy_is_model(std::string_view strategy_id);
 
 /// Metrics of one group of trades (in exit order), named `id`, over a run of `span_ns` (see the file comment).
-StrategyMetrics trade_metrics(std::string id, std::span<const TradeRecord> trades, TimeNs span_ns);
+StrategyMetrics trade_metrics(std::string id, std::span<const ClosedTrade> trades, TimeNs span_ns);
 
 /// Per rule strategy (ids not starting with "model:"), ordered by id.
-std::vector<StrategyMetrics> metrics_by_strategy(std::span<const TradeRecord> trades, TimeNs span_ns);
+std::vector<StrategyMetrics> metrics_by_strategy(std::span<const ClosedTrade> trades, TimeNs span_ns);
 /// Per model (strategy ids starting with "model:"), ordered by id.
-std::vector<StrategyMetrics> metrics_by_model(std::span<const TradeRecord> trades, TimeNs span_ns);
+std::vector<StrategyMetrics> metrics_by_model(std::span<const ClosedTrade> trades, TimeNs span_ns);
 /// Per symbol (strategy_id holds the symbol), ordered by symbol.
-std::vector<StrategyMetrics> metrics_by_symbol(std::span<const TradeRecord> trades, TimeNs span_ns);
+std::vector<StrategyMetrics> metrics_by_symbol(std::span<const ClosedTrade> trades, TimeNs span_ns);
 
 /// The period the records cover: last minus first equity point time, or last exit minus first entry of the trades
 /// when there is no curve (0 when neither spans time).
-TimeNs metrics_span(std::span<const EquityPoint> curve, std::span<const TradeRecord> trades);
+TimeNs metrics_span(std::span<const EquityPoint> curve, std::span<const ClosedTrade> trades);
 
 /// The account's metrics from the equity curve (time order) and the closed trades; `bars_per_year` annualises the
 /// per-bar Sharpe (e.g. 525960 for one-minute bars).
-SystemMetrics system_metrics(std::span<const EquityPoint> curve, std::span<const TradeRecord> trades, double initial_equity,
+SystemMetrics system_metrics(std::span<const EquityPoint> curve, std::span<const ClosedTrade> trades, double initial_equity,
                              double bars_per_year);
 
 }  // namespace qtos

@@ -540,12 +540,12 @@ std::string trades_chart_id(const std::string& symbol) {
   return id;
 }
 
-void chart_trades(std::string& out, const PriceSeries& ps, const std::vector<TradeRecord>& all_trades) {
+void chart_trades(std::string& out, const PriceSeries& ps, const std::vector<ClosedTrade>& all_trades) {
   Frame f;
   f.h = 280;
   const std::size_t n = std::min(ps.times.size(), ps.closes.size());
   if (n > 0) frame_times(f, ps.times.front(), ps.times[n - 1]);
-  std::vector<const TradeRecord*> trades;
+  std::vector<const ClosedTrade*> trades;
   for (const auto& t : all_trades)
     if (t.symbol.view() == ps.symbol && n > 0 && t.exit_time >= f.t0 && t.entry_time <= f.t1) trades.push_back(&t);
   const std::span<const double> closes(ps.closes.data(), n);

@@ -28,7 +28,7 @@ struct ReportInput {
   std::string title;                                         ///< page heading
   std::vector<std::pair<std::string, std::string>> run_info; ///< run attributes in display order (seed, data, stage, ...)
   std::vector<EquityPoint> equity;                           ///< the equity curve, in time order
-  std::vector<TradeRecord> trades;                           ///< closed trades, in exit order
+  std::vector<ClosedTrade> trades;                           ///< closed trades, in exit order
   std::vector<OrderRecord> orders;                           ///< orders and denials (counts by status, reason, code)
   std::vector<PriceSeries> prices;                           ///< a few symbols to draw trades on
   double initial_equity = 0;                                 ///< account value at the start (quote)

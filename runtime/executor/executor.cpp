@@ -769,8 +769,9 @@ void EventDrivenExecutor::on_fill(const Fill& fill) {
     if (final_open_ >= 0 && fill.ts >= final_open_ && p->exit_order == 0) exit_submit(*p, OrderPurpose::end_of_replay, OrderType::market_on_close);
     return;
   }
-  // An exit, stop, target or risk exit: the backtester's cash update, cash + (q * fill - fee).
-  sl.cash = sl.cash + (sq * fill.price - fill.fee);
+  // An exit, stop, target or risk exit: the backtester's cash update, cash + (q * fill - fee) with q the position's
+  // signed quantity (the part this fill closes).
+  sl.cash = sl.cash + (signed_qty(p->rec.side, fill.qty) * fill.price - fill.fee);
   p->exit_fill_value += fill.price * fill.qty;
   p->exit_fill_qty += fill.qty;
   p->exit_fees += fill.fee;
@@ -782,7 +783,9 @@ void EventDrivenExecutor::on_fill(const Fill& fill) {
     if (purpose == OrderPurpose::stop_loss || purpose == OrderPurpose::trailing_stop) risk_.stop_out(p->rec.symbol);
     CloseReason reason = close_reason(purpose);
     if (purpose == OrderPurpose::exit && p->genome.max_hold > 0 && p->rec.bars_held >= p->genome.max_hold) reason = CloseReason::max_hold;
-    position_close(*p, p->exit_fill_value / p->exit_fill_qty, reason, fill.ts);
+    // One exit fill: its price exactly; several: their quantity-weighted average.
+    const double exit_price = p->exit_fill_qty == fill.qty ? fill.price : p->exit_fill_value / p->exit_fill_qty;
+    position_close(*p, exit_price, reason, fill.ts);
   } else {
     ledger_.position_put(p->rec);
   }
@@ -792,7 +795,7 @@ void EventDrivenExecutor::position_close(Position& p, double exit_price, CloseRe
   ++stats_.trades;
   protective_cancel(p);
   const Sleeve& sl = sleeves_[p.sleeve];
-  TradeRecord t;
+  ClosedTrade t;
   t.position_id = p.rec.position_id;
   t.strategy = p.rec.strategy;
   t.symbol = p.rec.symbol;

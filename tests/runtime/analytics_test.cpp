@@ -48,13 +48,13 @@ std::vector<EquityPoint> fixture_curve() {
   };
 }
 
-TradeRecord trade(std::uint64_t id, const char* strategy, const char* symbol, double pnl, double ret, TimeNs entry, TimeNs exit) {
+ClosedTrade trade(std::uint64_t id, const char* strategy, const char* symbol, double pnl, double ret, TimeNs entry, TimeNs exit) {
   return {.position_id = id, .strategy = strategy, .symbol = symbol, .side = pnl > 5 ? Side::buy : Side::sell, .qty = 1,
           .entry_price = 100, .exit_price = 100 + pnl, .fees = 1, .pnl = pnl, .ret = ret, .entry_time = entry, .exit_time = exit,
           .reason = CloseReason::signal_exit, .classification = ""};
 }
 
-std::vector<TradeRecord> fixture_trades() {
+std::vector<ClosedTrade> fixture_trades() {
   const TimeNs h = kHour / 4;
   return {
       trade(1, "ema", "BTCUSDT", 10, 0.01, kDay2 - kHour, kDay2),
@@ -136,7 +136,7 @@ TEST(Analytics, SystemMetricsOfEmptyAndOneSidedRecords) {
   EXPECT_EQ(empty.max_drawdown, 0);
   EXPECT_EQ(empty.profit_factor, 0);
   EXPECT_EQ(empty.win_rate, 0);
-  std::vector<TradeRecord> wins = {trade(1, "ema", "BTCUSDT", 3, 0.003, 0, 10)};
+  std::vector<ClosedTrade> wins = {trade(1, "ema", "BTCUSDT", 3, 0.003, 0, 10)};
   EXPECT_TRUE(std::isinf(system_metrics({}, wins, 1000, 365).profit_factor));
   // The whole curve within one day: the day's P&L is measured from the initial equity.
   auto curve = fixture_curve();

@@ -111,7 +111,7 @@ FillRecord sample_fill(std::uint64_t order_id, std::uint64_t fill_id, double qty
   return f;
 }
 
-TradeRecord sample_trade(std::uint64_t position_id, TimeNs exit_time) {
+ClosedTrade sample_trade(std::uint64_t position_id, TimeNs exit_time) {
   return {.position_id = position_id, .strategy = "model:xgb-direction", .symbol = "SOLUSDT", .side = Side::sell,
           .qty = 12.345678901234567, .entry_price = 20.1, .exit_price = 19.9, .fees = 0.011, .pnl = 2.4691357802469134,
           .ret = 0.0024691357802469134, .entry_time = exit_time - 3600, .exit_time = exit_time,
@@ -307,7 +307,7 @@ TEST(Ledger, TradesPositionsEquityAndMetaRoundTrip) {
   ASSERT_EQ(trades.size(), 2u);
   EXPECT_EQ(trades[0].position_id, 9u);
   EXPECT_EQ(trades[1].position_id, 1u);
-  const TradeRecord wt = sample_trade(1, kT0 + 7200);
+  const ClosedTrade wt = sample_trade(1, kT0 + 7200);
   const auto& t = trades[1];
   EXPECT_EQ(t.strategy, wt.strategy);
   EXPECT_EQ(t.symbol, wt.symbol);
