@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#include <spdlog/spdlog.h>
 
 #include "bench/compare_reporter.hpp"
 #include "cpu/backtest/backtest.hpp"
@@ -111,6 +112,7 @@ BENCHMARK_CAPTURE(run, ceiling, 0)->Name("replay_100x8760/ceiling")->Iterations(
 }  // namespace
 
 int main(int argc, char** argv) {
+  spdlog::set_level(spdlog::level::warn);  // the subsystem's decisions go to its log file, not the console
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   qtos::bench::CompareReporter reporter({

@@ -386,8 +386,8 @@ TEST(Executor, FailSafeDeniesProtectiveHooksAndKeepsTheBaselineElsewhere) {
   };
   std::uint64_t health_events = 0;
   ReplayOptions o = alike_options(dir.file("a.db"));
+  Subscription sub;  // released with the run's bus (a subscription holds the bus weakly)
   o.before_bar = [&](std::int32_t t, RiskOS&, EventBus& bus) {
-    static Subscription sub;
     if (t == 0) sub = bus.subscribe<HealthStatusChanged>("test", [&](const HealthStatusChanged&) { ++health_events; });
   };
   replay_run(panel, quiet_config(), {live(genomes[0])}, {std::make_shared<OnlySizing>(sizing)}, o);
