@@ -1,6 +1,7 @@
 // Full-system replay throughput (symbol-bars/s) on 100 symbols x 1 year of hourly bars: the whole trading core with
-// no subsystem, and with a subsystem answering every one of the eleven hooks in ENFORCED mode, beside the ceiling of
-// the same bars published to a bus with no subscriber, in the same run.
+// four swing strategies and no subsystem, the same with a subsystem answering every one of the eleven hooks in
+// ENFORCED mode, four churning strategies (a worst case of orders), no strategy at all, and the ceiling of the same
+// bars published to a bus with no subscriber, in the same run.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -34,19 +35,35 @@ const MarketPanel& market() {
   return panel;
 }
 
-/// Four strategies that trade (a few thousand orders over the year).
-const std::vector<LiveStrategy>& strategies() {
-  static const std::vector<LiveStrategy> out = [] {
-    std::vector<LiveStrategy> s;
-    Rng rng(5);
-    while (s.size() < 4) {
-      const kernels::Genome g = genome_random(rng);
-      if (g.stop_atr <= 0.0f && g.trail_atr <= 0.0f) continue;  // keep the position monitor busy
-      s.push_back(LiveStrategy{genome_id(g), g, 0.0, {}});
+/// Four strategies with a stop or a trailing stop. `churn`: the first four random genomes (they trade every few bars
+/// and keep re-signalling while another strategy holds the symbol: a worst case of orders and denials); otherwise
+/// genomes that trade like a swing strategy, 10 to 60 round trips per symbol and year.
+std::vector<LiveStrategy> pick_strategies(bool churn) {
+  std::vector<LiveStrategy> s;
+  Rng rng(5);
+  const MarketPanel& panel = market();
+  const StrategyFeatures f = strategy_features_compute(panel.view());
+  const auto backend = detail::backtest_cpu_backend();
+  while (s.size() < 4) {
+    const kernels::Genome g = genome_random(rng);
+    if (g.stop_atr <= 0.0f && g.trail_atr <= 0.0f) continue;  // keep the position monitor busy
+    if (!churn) {
+      const std::vector<kernels::Genome> one = {g};
+      BacktestRequest req;
+      req.panel = panel.view();
+      req.features = &f;
+      req.genomes = one;
+      const double trades = backend->run(req).genome[0].trades / panel.n_symbols();
+      if (trades < 10 || trades > 60) continue;
     }
-    return s;
-  }();
-  return out;
+    s.push_back(LiveStrategy{genome_id(g), g, 0.0, {}});
+  }
+  return s;
+}
+
+const std::vector<LiveStrategy>& strategies(bool churn) {
+  static const std::vector<LiveStrategy> swing = pick_strategies(false), fast = pick_strategies(true);
+  return churn ? fast : swing;
 }
 
 /// Answers every hook with a small change, so every hook's machinery (answer, merge, trace, log) runs.
@@ -96,17 +113,21 @@ void run(benchmark::State& state, int kind) {
     Config cfg;
     std::vector<std::shared_ptr<TradingSubsystem>> subs;
     if (kind == 2) subs.push_back(std::make_shared<EveryHook>());
-    r = replay_run(panel, cfg, strategies(), subs, o);
+    r = replay_run(panel, cfg, kind == 3 ? std::vector<LiveStrategy>{} : strategies(kind == 4), subs, o);
   }
   state.counters["symbol_bars_per_second"] =
       benchmark::Counter(static_cast<double>(r.symbol_bars) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["orders"] = static_cast<double>(r.stats.orders);
   state.counters["trades"] = static_cast<double>(r.stats.trades);
   state.counters["denied"] = static_cast<double>(r.stats.denied);
+  state.counters["rejected"] = static_cast<double>(r.stats.rejected);
+  state.counters["fills"] = static_cast<double>(r.stats.fills);
 }
 
 BENCHMARK_CAPTURE(run, off, 1)->Name("replay_100x8760/qtos")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(run, hooks, 2)->Name("replay_100x8760/qtos-all-hooks-enforced")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(run, churn, 4)->Name("replay_100x8760/qtos-churning-strategies")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(run, idle, 3)->Name("replay_100x8760/qtos-no-strategy")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(run, ceiling, 0)->Name("replay_100x8760/ceiling")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS orders (
   detail TEXT NOT NULL,
   policy_version INTEGER NOT NULL,
   confidence REAL,
-  trace TEXT NOT NULL
+  trace TEXT NOT NULL,
+  repeats INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS fills (
   seq INTEGER PRIMARY KEY,
@@ -125,16 +126,16 @@ CREATE TABLE IF NOT EXISTS meta (
 constexpr std::string_view kOrderPut =
     "INSERT OR REPLACE INTO orders (order_id, client_order_id, strategy, symbol, side, type, qty, quote_qty, price, "
     "stop_price, reduce_only, leverage, tif, purpose, position_id, status, filled_qty, avg_price, fee, created, updated, "
-    "deny_reason, venue_code, detail, policy_version, confidence, trace) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-    "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
+    "deny_reason, venue_code, detail, policy_version, confidence, trace, repeats) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+    "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
 constexpr std::string_view kOrderGet =
     "SELECT order_id, client_order_id, strategy, symbol, side, type, qty, quote_qty, price, stop_price, reduce_only, "
     "leverage, tif, purpose, position_id, status, filled_qty, avg_price, fee, created, updated, deny_reason, venue_code, "
-    "detail, policy_version, confidence, trace FROM orders WHERE order_id = ?1";
+    "detail, policy_version, confidence, trace, repeats FROM orders WHERE order_id = ?1";
 constexpr std::string_view kOrdersQuery =
     "SELECT order_id, client_order_id, strategy, symbol, side, type, qty, quote_qty, price, stop_price, reduce_only, "
     "leverage, tif, purpose, position_id, status, filled_qty, avg_price, fee, created, updated, deny_reason, venue_code, "
-    "detail, policy_version, confidence, trace FROM orders WHERE (?1 IS NULL OR status = ?1) AND (?2 = '' OR symbol = ?2) "
+    "detail, policy_version, confidence, trace, repeats FROM orders WHERE (?1 IS NULL OR status = ?1) AND (?2 = '' OR symbol = ?2) "
     "AND (?3 = '' OR strategy = ?3) ORDER BY order_id DESC LIMIT ?4";
 constexpr std::string_view kFillAdd =
     "INSERT OR IGNORE INTO fills (fill_id, order_id, strategy, symbol, side, qty, price, fee, maker, ts, remaining_qty) "
@@ -266,6 +267,7 @@ struct Ledger::Impl {
     o.detail = s.text_at(23);
     o.policy_version = id_at(s, 24);
     o.confidence = real_or_nan(s, 25);
+    o.repeats = static_cast<std::uint32_t>(s.int_at(27));
     try {
       o.trace = decision_trace_parse(s.text_at(26));
     } catch (const std::invalid_argument& e) {
@@ -333,6 +335,7 @@ void Ledger::order_put(const OrderRecord& order) {
       .bind(25, order.policy_version)
       .bind(26, order.confidence)
       .bind(27, decision_trace_json(order.trace))
+      .bind(28, std::int64_t{order.repeats})
       .run();
 }
 

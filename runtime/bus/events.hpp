@@ -62,6 +62,14 @@ class FixedString {
   std::uint8_t size_ = 0;
 };
 
+/// Hashes a FixedString by its characters (unordered containers keyed by symbols).
+struct FixedStringHash {
+  template <std::size_t N>
+  std::size_t operator()(const FixedString<N>& s) const noexcept {
+    return std::hash<std::string_view>{}(s.view());
+  }
+};
+
 using Symbol = FixedString<20>;      ///< an exchange symbol, e.g. BTCUSDT
 using SourceName = FixedString<31>;  ///< the component that produced an event
 using StrategyId = FixedString<31>;  ///< a strategy's identifier

@@ -168,6 +168,10 @@ class Exchange {
   virtual SubmitResult submit(const OrderRequest& order) = 0;
   /// Cancels a working order. Cancelling an order that is already final is rejected with a code.
   virtual SubmitResult cancel(std::uint64_t order_id) = 0;
+  /// Moves the trigger of a working STOP_MARKET or TAKE_PROFIT_MARKET order (a trailing stop). The order keeps its
+  /// id; a venue without a native amend implements it as a cancel and a new order behind this call. Rejected (with
+  /// the venue's code) for an unknown, final, triggered or other-type order, or a trigger that breaks the filters.
+  virtual SubmitResult amend_stop(std::uint64_t order_id, double stop_price) = 0;
   /// The venue's view of an order (reconciliation); nothing when the venue does not know it.
   virtual std::optional<OrderState> query(std::uint64_t order_id) const = 0;
   /// Orders still working, by order id.

@@ -37,9 +37,6 @@ constexpr std::int32_t kCodeDuplicate = -4116;      // order id or client order 
 
 constexpr const char* kMsgBalance = "Account has insufficient balance for requested action.";
 
-struct SymbolHash {
-  std::size_t operator()(const Symbol& s) const noexcept { return std::hash<std::string_view>{}(s.view()); }
-};
 
 std::string number_text(double x) {
   char buf[32];
@@ -143,9 +140,11 @@ struct PaperExchange::Impl {
   kernels::BacktestCosts costs;
   bool spot;
   std::deque<Book> books;  // a deque: books never move, so a Book& survives a new symbol
-  std::unordered_map<Symbol, std::uint32_t, SymbolHash> book_index;
+  std::unordered_map<Symbol, std::uint32_t, FixedStringHash> book_index;
   std::unordered_map<std::uint64_t, Order> orders;  // every accepted order, final ones too (query)
   std::unordered_set<std::string> client_ids;
+  static constexpr std::size_t kFinalKept = 200'000;  // final orders a venue still answers for
+  std::deque<std::uint64_t> final_ids;                  // final orders, oldest first
   std::vector<std::uint32_t> open;     // books with a position, ascending
   std::vector<std::uint64_t> scratch;  // one phase's snapshot of a book's working orders
   std::size_t working_count = 0;
@@ -267,6 +266,17 @@ struct PaperExchange::Impl {
     QTOS_ASSERT(it != k.working.end(), "a working order is missing from its symbol's book");
     k.working.erase(it);
     if (--working_count == 0) reserved = 0;  // no drift of the running sum once nothing is held
+    // A final order stays queryable (reconciliation) and its ids stay taken (duplicates) for the newest
+    // kFinalKept final orders; older ones are forgotten, as a real venue forgets, so a long run keeps bounded memory.
+    final_ids.push_back(o.state.request.order_id);
+    if (final_ids.size() > kFinalKept) {
+      const auto old = orders.find(final_ids.front());
+      if (old != orders.end()) {
+        client_ids.erase(old->second.state.request.client_order_id);
+        orders.erase(old);
+      }
+      final_ids.pop_front();
+    }
   }
 
   void expire(std::uint64_t id, Book& k, TimeNs ts, std::string reason) {
@@ -576,6 +586,24 @@ struct PaperExchange::Impl {
     return result;
   }
 
+  SubmitResult amend_stop(std::uint64_t id, double stop) {
+    Order* o = working_order(id);
+    if (!o) return reject(kCodeUnknownOrder, "Unknown order sent.");
+    const OrderType t = o->state.request.type;
+    if (t != OrderType::stop_market && t != OrderType::take_profit_market)
+      return reject(kCodeMandatory, "Only STOP_MARKET and TAKE_PROFIT_MARKET orders can be amended; order " + std::to_string(id) +
+                                        " is " + std::string(enum_name(t)) + ".");
+    if (o->triggered) return reject(kCodeUnknownOrder, "Order " + std::to_string(id) + " has already triggered.");
+    if (!positive(stop)) return reject(kCodeBadValue, invalid("stop_price", stop));
+    const double tick = books[o->book].filters.tick_size;
+    if (tick > 0 && price_to_tick(stop, tick) != stop)
+      return reject(kCodeBadValue, "Filter failure: PRICE_FILTER: stop price " + number_text(stop) + " is not a multiple of tick " +
+                                       number_text(tick));
+    o->state.request.stop_price = stop;
+    o->state.updated = clock.now();
+    return SubmitResult{};
+  }
+
   SubmitResult cancel(std::uint64_t id) {
     Order* o = working_order(id);
     if (!o) return reject(kCodeUnknownOrder, "Unknown order sent.");
@@ -615,6 +643,8 @@ Result<SymbolFilters> PaperExchange::filters(const Symbol& symbol) const {
 SubmitResult PaperExchange::submit(const OrderRequest& order) { return impl_->submit(order); }
 
 SubmitResult PaperExchange::cancel(std::uint64_t order_id) { return impl_->cancel(order_id); }
+
+SubmitResult PaperExchange::amend_stop(std::uint64_t order_id, double stop_price) { return impl_->amend_stop(order_id, stop_price); }
 
 std::optional<OrderState> PaperExchange::query(std::uint64_t order_id) const {
   const auto it = impl_->orders.find(order_id);

@@ -65,6 +65,7 @@ class PaperExchange final : public Exchange {
   Result<SymbolFilters> filters(const Symbol& symbol) const override;
   SubmitResult submit(const OrderRequest& order) override;
   SubmitResult cancel(std::uint64_t order_id) override;
+  SubmitResult amend_stop(std::uint64_t order_id, double stop_price) override;
   std::optional<OrderState> query(std::uint64_t order_id) const override;
   std::vector<OrderState> open_orders() const override;
   std::vector<VenuePosition> positions() const override;

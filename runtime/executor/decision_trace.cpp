@@ -1,5 +1,6 @@
 #include "runtime/executor/decision_trace.hpp"
 
+#include <charconv>
 #include <stdexcept>
 #include <string_view>
 
@@ -28,24 +29,60 @@ std::string need_string(const boost::json::object& o, std::string_view key, std:
 
 }  // namespace
 
-std::string decision_trace_json(const DecisionTrace& trace) {
-  if (trace.empty()) return "[]";  // the common case on the hot path: no allocation by the JSON library
-  boost::json::array a;
-  a.reserve(trace.size());
-  for (const auto& s : trace) {
-    boost::json::object o;
-    o.reserve(7);
-    // Inserted in the documented order: boost::json::object keeps insertion order when serialised.
-    o.emplace("hook", s.hook);
-    o.emplace("subsystem", s.subsystem);
-    o.emplace("mode", enum_name(s.mode));
-    o.emplace("before", s.before);
-    o.emplace("after", s.after);
-    o.emplace("applied", s.applied);
-    o.emplace("reason", s.reason);
-    a.emplace_back(std::move(o));
+namespace {
+/// Appends `text` as a JSON string: quotes, backslashes and control characters escaped, UTF-8 passed through (what
+/// Boost.JSON's parser reads back byte for byte).
+void json_string_append(std::string& out, std::string_view text) {
+  out += '"';
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
   }
-  return boost::json::serialize(a);
+  out += '"';
+}
+}  // namespace
+
+std::string decision_number(double value) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, value);
+  return std::string(buf, r.ptr);
+}
+
+std::string decision_trace_json(const DecisionTrace& trace) {
+  // Written directly (an order's trace is serialised on the replay's hot path); parsed back with Boost.JSON.
+  std::string out;
+  out.reserve(64 + trace.size() * 160);
+  out += '[';
+  for (std::size_t i = 0; i < trace.size(); ++i) {
+    const DecisionStep& s = trace[i];
+    if (i > 0) out += ',';
+    out += "{\"hook\":";
+    json_string_append(out, s.hook);
+    out += ",\"subsystem\":";
+    json_string_append(out, s.subsystem);
+    out += ",\"mode\":";
+    json_string_append(out, enum_name(s.mode));
+    out += ",\"before\":";
+    json_string_append(out, s.before);
+    out += ",\"after\":";
+    json_string_append(out, s.after);
+    out += s.applied ? ",\"applied\":true" : ",\"applied\":false";
+    out += ",\"reason\":";
+    json_string_append(out, s.reason);
+    out += '}';
+  }
+  out += ']';
+  return out;
 }
 
 DecisionTrace decision_trace_parse(const std::string& json) {

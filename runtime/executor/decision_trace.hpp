@@ -24,6 +24,9 @@ struct DecisionStep {
 /// The trace of one order or denial, in decision order.
 using DecisionTrace = std::vector<DecisionStep>;
 
+/// A number as a trace shows it: the shortest text that reads back as the same double ("0.5", "373.17085938313846").
+std::string decision_number(double value);
+
 /// The trace as JSON text: [{"hook":..,"subsystem":..,"mode":..,"before":..,"after":..,"applied":..,"reason":..}].
 std::string decision_trace_json(const DecisionTrace& trace);
 /// Parses decision_trace_json() output; throws std::invalid_argument naming what is malformed.

@@ -19,13 +19,8 @@ namespace {
 
 constexpr std::int32_t kAtrPlane = static_cast<std::int32_t>(kernels::StrategyFeature::atr);
 
-std::string num(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.8g", v);
-  return buf;
-}
+std::string num(double v) { return decision_number(v); }
 
-std::string sleeve_key(const std::string& strategy, const Symbol& symbol) { return strategy + "|" + symbol.str(); }
 
 double signed_qty(Side side, double qty) { return side == Side::buy ? qty : -qty; }
 Side opposite(Side s) { return s == Side::buy ? Side::sell : Side::buy; }
@@ -58,11 +53,31 @@ void AITradingEngine::strategy_add(LiveStrategy strategy) {
   for (const auto& s : strategies_)
     if (s.id == strategy.id) throw std::invalid_argument("strategy " + strategy.id + " is already trading");
   strategy_symbols_.emplace_back(strategy.symbols.begin(), strategy.symbols.end());
+  for (SymbolState& st : symbols_)  // symbols seen before the strategy came
+    st.traded_by.push_back(strategy_symbols_.back().empty() || strategy_symbols_.back().count(st.symbol.str()) > 0);
   strategies_.push_back(std::move(strategy));
 }
 
-const double* AITradingEngine::bar_update(const MarketBarClosed& bar) {
-  SymbolState& st = symbols_[bar.symbol.str()];
+std::uint32_t AITradingEngine::slot_find(const Symbol& symbol) const {
+  const auto it = slots_.find(symbol);
+  return it == slots_.end() ? kNoSlot : it->second;
+}
+
+std::uint32_t AITradingEngine::slot_intern(const Symbol& symbol) {
+  const auto [it, fresh] = slots_.try_emplace(symbol, static_cast<std::uint32_t>(symbols_.size()));
+  if (fresh) {
+    SymbolState& st = symbols_.emplace_back();
+    st.symbol = symbol;
+    st.traded_by.resize(strategies_.size());
+    for (std::size_t i = 0; i < strategies_.size(); ++i)
+      st.traded_by[i] = strategy_symbols_[i].empty() || strategy_symbols_[i].count(symbol.str()) > 0;
+  }
+  return it->second;
+}
+
+std::uint32_t AITradingEngine::bar_update(const MarketBarClosed& bar) {
+  const std::uint32_t slot = slot_intern(bar.symbol);
+  SymbolState& st = symbols_[slot];
   const TimeNs interval = static_cast<TimeNs>(bar.interval_s) * kNsPerSecond;
   // A missing bar restarts the indicators, as the batch feature bank does (its NaN bar resets the states).
   if (st.seen && bar.open_time != st.open_time + interval) st.features.reset();
@@ -70,23 +85,19 @@ const double* AITradingEngine::bar_update(const MarketBarClosed& bar) {
   st.close = bar.close;
   st.open_time = bar.open_time;
   st.seen = true;
-  return st.f;
+  return slot;
 }
 
-bool AITradingEngine::trades(std::size_t strategy, const Symbol& symbol) const {
-  const auto& set = strategy_symbols_[strategy];
-  return set.empty() || set.count(symbol.str()) > 0;
+std::size_t AITradingEngine::strategy_index(const std::string& id) const {
+  for (std::size_t i = 0; i < strategies_.size(); ++i)
+    if (strategies_[i].id == id) return i;
+  return SIZE_MAX;
 }
 
-double AITradingEngine::atr(const Symbol& symbol) const {
-  const auto it = symbols_.find(symbol.str());
-  return it == symbols_.end() ? 0.0 : it->second.f[kAtrPlane];
-}
+double AITradingEngine::atr(std::uint32_t slot) const { return slot < symbols_.size() ? symbols_[slot].f[kAtrPlane] : 0.0; }
 
-std::uint32_t AITradingEngine::rule_signals(std::size_t strategy, const Symbol& symbol, double* atr) const {
-  const auto it = symbols_.find(symbol.str());
-  if (it == symbols_.end()) return 0;
-  const SymbolState& st = it->second;
+std::uint32_t AITradingEngine::rule_signals(std::size_t strategy, std::uint32_t slot, double* atr) const {
+  const SymbolState& st = symbols_[slot];
   const double* f = st.f;
   if (atr != nullptr) *atr = f[kAtrPlane];
   return kernels::signals_eval<double>(strategies_[strategy].genome, st.close, [f](std::int32_t p) { return f[p]; });
@@ -94,11 +105,13 @@ std::uint32_t AITradingEngine::rule_signals(std::size_t strategy, const Symbol& 
 
 std::vector<TradingSignal> AITradingEngine::get_trading_signals(const std::vector<Symbol>& symbols) const {
   std::vector<TradingSignal> out;
-  for (const Symbol& sym : symbols)
+  for (const Symbol& sym : symbols) {
+    const std::uint32_t slot = slot_find(sym);
+    if (slot == kNoSlot || !symbols_[slot].seen) continue;
     for (std::size_t i = 0; i < strategies_.size(); ++i) {
-      if (!trades(i, sym)) continue;
+      if (!trades(i, slot)) continue;
       double atr = 0;
-      const std::uint32_t sig = rule_signals(i, sym, &atr);
+      const std::uint32_t sig = rule_signals(i, slot, &atr);
       if ((sig & (kernels::kSignalLong | kernels::kSignalShort)) == 0) continue;
       TradingSignal s;
       s.strategy = strategies_[i].id;
@@ -107,8 +120,10 @@ std::vector<TradingSignal> AITradingEngine::get_trading_signals(const std::vecto
       s.confidence = 1.0;  // a rule fires or it does not
       s.source = "strategy";
       s.atr = atr;
+      s.strategy_index = i;
       out.push_back(std::move(s));
     }
+  }
   return out;
 }
 
@@ -130,7 +145,7 @@ struct EventDrivenExecutor::Position {
   bool entered = false;             // the entry has filled (at least partly)
   double exit_fill_value = 0, exit_fill_qty = 0, exit_fees = 0;  // exit fills so far (average exit price, fees)
   std::string classification;
-  std::string sleeve;               // sleeve key
+  std::uint32_t slot = 0;           // the symbol's slot (its sleeve: the slot's sleeve of `strategy`)
 };
 
 struct EventDrivenExecutor::Working {
@@ -152,6 +167,8 @@ EventDrivenExecutor::EventDrivenExecutor(const Config& config, EventBus& bus, Ex
       hooks_(hooks),
       engine_(engine),
       options_(options) {
+  if (options_.commit_every < 1)
+    throw std::invalid_argument("executor: commit_every " + std::to_string(options_.commit_every) + " must be >= 1");
   if (!(options_.leverage >= 1) || !std::isfinite(options_.leverage))
     throw std::invalid_argument("executor: leverage " + num(options_.leverage) + " must be >= 1");
   if (config.stage == IntegrationStage::autonomy && !exchange.simulated())
@@ -161,6 +178,31 @@ EventDrivenExecutor::EventDrivenExecutor(const Config& config, EventBus& bus, Ex
 }
 
 EventDrivenExecutor::~EventDrivenExecutor() { exchange_.listener_set(nullptr); }
+
+EventDrivenExecutor::SymbolSlot& EventDrivenExecutor::slot(std::uint32_t index) {
+  if (index >= slots_.size()) slots_.resize(index + 1);
+  return slots_[index];
+}
+
+void EventDrivenExecutor::position_set(std::uint32_t slot_index, std::unique_ptr<Position> p) {
+  SymbolSlot& s = slot(slot_index);
+  if (!s.position) ++open_positions_;
+  s.position = std::move(p);
+}
+
+void EventDrivenExecutor::position_erase(std::uint32_t slot_index) {
+  SymbolSlot& s = slot(slot_index);
+  if (s.position) --open_positions_;
+  s.position.reset();
+}
+
+template <class F>
+void EventDrivenExecutor::positions_each(F&& f) {
+  for (SymbolSlot& s : slots_)
+    if (s.position) f(*s.position);
+}
+
+EventDrivenExecutor::Sleeve& EventDrivenExecutor::sleeve_of(const Position& p) { return sleeve(p.slot, p.strategy); }
 
 void EventDrivenExecutor::on_start() {
   exchange_.listener_set(this);
@@ -174,9 +216,10 @@ void EventDrivenExecutor::on_start() {
   if (config_.emergency_brake) risk_.brake_set(true, "config", "QT_AI_EMERGENCY_BRAKE=true at start");
   subscribe<MarketBarClosed>([this](const MarketBarClosed& b) { on_bar(b); });
   subscribe<OpportunitiesUpdated>([this](const OpportunitiesUpdated& o) {
-    universe_.clear();
+    for (SymbolSlot& s : slots_) s.in_universe = false;
     const auto n = static_cast<std::size_t>(std::max<std::int64_t>(1, policy_.get().top_n_universe));
-    for (std::size_t i = 0; i < o.top.size() && i < n; ++i) universe_.insert(o.top[i].symbol.str());
+    universe_size_ = 0;
+    for (std::size_t i = 0; i < o.top.size() && i < n; ++i, ++universe_size_) slot(o.top[i].symbol).in_universe = true;
     universe_known_ = true;
   });
   subscribe<RegimeChanged>([this](const RegimeChanged& r) {
@@ -191,32 +234,39 @@ void EventDrivenExecutor::on_start() {
 }
 
 void EventDrivenExecutor::on_stop() {
+  denial_runs_flush(true);
   ledger_.commit();
   exchange_.listener_set(nullptr);
 }
 
-EventDrivenExecutor::Sleeve& EventDrivenExecutor::sleeve(const std::string& strategy, const Symbol& symbol) {
-  const std::string key = sleeve_key(strategy, symbol);
-  auto it = sleeves_.find(key);
-  if (it != sleeves_.end()) return it->second;
-  // The strategy's capital split equally over its symbols, as the vectorised backtester splits it.
-  double capital = share_;
-  std::size_t n_symbols = 0;
-  for (std::size_t i = 0; i < engine_.strategies().size(); ++i) {
-    const auto& s = engine_.strategies()[i];
-    if (s.id != strategy) continue;
-    if (s.capital > 0) capital = s.capital;
-    n_symbols = s.symbols.empty() ? std::max<std::size_t>(1, symbol_count_) : s.symbols.size();
+EventDrivenExecutor::Sleeve& EventDrivenExecutor::sleeve(std::uint32_t slot_index, std::size_t strategy) {
+  SymbolSlot& s = slot(slot_index);
+  const std::size_t n = engine_.strategies().size();
+  const std::size_t i = strategy == SIZE_MAX ? n : strategy;  // the model source's sleeve comes last
+  if (s.sleeves.size() <= n) {
+    s.sleeves.resize(n + 1);
+    s.sleeve_set.resize(n + 1, false);
   }
-  Sleeve sl;
-  sl.cash = capital / static_cast<double>(std::max<std::size_t>(1, n_symbols));
-  return sleeves_.emplace(key, sl).first->second;
+  if (!s.sleeve_set[i]) {
+    // The strategy's capital split equally over its symbols, as the vectorised backtester splits it.
+    double capital = share_;
+    std::size_t n_symbols = std::max<std::uint32_t>(1, engine_.slot_count());
+    if (i < n) {
+      const LiveStrategy& ls = engine_.strategies()[i];
+      if (ls.capital > 0) capital = ls.capital;
+      if (!ls.symbols.empty()) n_symbols = ls.symbols.size();
+    }
+    s.sleeves[i].cash = capital / static_cast<double>(n_symbols);
+    s.sleeve_set[i] = true;
+  }
+  return s.sleeves[i];
 }
 
 void EventDrivenExecutor::final_bar_set(TimeNs open_time) {
   final_open_ = open_time;
-  for (auto& [sym, p] : positions_)
-    if (p->entered && p->exit_order == 0) exit_submit(*p, OrderPurpose::end_of_replay, OrderType::market_on_close);
+  positions_each([this](Position& p) {
+    if (p.entered && p.exit_order == 0) exit_submit(p, OrderPurpose::end_of_replay, OrderType::market_on_close);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -225,28 +275,27 @@ void EventDrivenExecutor::final_bar_set(TimeNs open_time) {
 void EventDrivenExecutor::on_bar(const MarketBarClosed& bar) {
   ++stats_.bars;
   const TimeNs close_time = bar.open_time + static_cast<TimeNs>(bar.interval_s) * kNsPerSecond;
-  if (cycle_time_ >= 0 && close_time > cycle_time_) cycle_end();  // a live feed moved on without an explicit end
+  if (cycle_open_ && close_time > cycle_time_) cycle_end();  // a live feed moved on without an explicit end
   cycle_time_ = close_time;
-  const std::string sym = bar.symbol.str();
-  if (last_price_.emplace(sym, bar.close).second) ++symbol_count_;
-  else last_price_[sym] = bar.close;
-  engine_.bar_update(bar);
+  cycle_open_ = true;
+  const std::uint32_t si = engine_.bar_update(bar);
+  SymbolSlot& sl = slot(si);
+  sl.last_price = bar.close;
   if (close_time < trading_from_) return;  // warm-up
   const bool final_bar = final_open_ >= 0 && bar.open_time >= final_open_;
 
-  auto pit = positions_.find(sym);
-  if (pit != positions_.end() && pit->second->entered) monitor(*pit->second, bar);
+  if (sl.position && sl.position->entered) monitor(*sl.position, bar);
   if (final_bar) return;  // the run ends at this bar's close: no new decision
 
   // A strategy's exits first (its own bar step), then entries.
   const auto& strategies = engine_.strategies();
   for (std::size_t i = 0; i < strategies.size(); ++i) {
-    if (!engine_.trades(i, bar.symbol)) continue;
+    if (!engine_.trades(i, si)) continue;
     double atr = 0;
-    const std::uint32_t sig = engine_.rule_signals(i, bar.symbol, &atr);
-    auto it = positions_.find(sym);
-    if (it != positions_.end() && it->second->strategy == i) {
-      if (it->second->entered && it->second->exit_order == 0) strategy_exits(bar.symbol, i, sig);
+    const std::uint32_t sig = engine_.rule_signals(i, si, &atr);
+    Position* held = slots_[si].position.get();  // (monitor() may have submitted, never erased)
+    if (held != nullptr && held->strategy == i) {
+      if (held->entered && held->exit_order == 0) strategy_exits(*held, i, sig);
       continue;  // in a position (or entering one): no entry
     }
     if ((sig & (kernels::kSignalLong | kernels::kSignalShort)) == 0) continue;
@@ -260,12 +309,12 @@ void EventDrivenExecutor::on_bar(const MarketBarClosed& bar) {
     s.confidence = 1.0;
     s.source = "strategy";
     s.atr = std::isfinite(atr) ? atr : 0.0;
+    s.strategy_index = i;
     entry_consider(std::move(s));
   }
 }
 
-void EventDrivenExecutor::strategy_exits(const Symbol& symbol, std::size_t strategy, std::uint32_t sig) {
-  Position& p = *positions_.at(symbol.str());
+void EventDrivenExecutor::strategy_exits(Position& p, std::size_t strategy, std::uint32_t sig) {
   const kernels::Genome& g = engine_.strategies()[strategy].genome;
   const bool is_long = p.rec.side == Side::buy;
   const bool exit_rule = (is_long && (sig & kernels::kSignalExitLong) != 0) || (!is_long && (sig & kernels::kSignalExitShort) != 0);
@@ -287,34 +336,17 @@ void EventDrivenExecutor::monitor(Position& p, const MarketBarClosed& bar) {
     const double stop = use_trail ? trail : p.stop_fixed;
     const OrderPurpose purpose = use_trail ? OrderPurpose::trailing_stop : OrderPurpose::stop_loss;
     if (stop != p.rec.stop_price || purpose != p.stop_purpose) {
-      if (p.stop_order != 0) {
-        const std::uint64_t old = p.stop_order;
-        p.stop_order = 0;
-        exchange_.cancel(old);
-        auto w = working_.find(old);
-        if (w != working_.end()) {
-          w->second->rec.status = OrderStatus::canceled;
-          w->second->rec.updated = clock().now();
-          w->second->rec.detail = "replaced by a moved trailing stop";
-          ledger_.order_put(w->second->rec);
-          working_.erase(w);
-        }
+      // Moved at the venue in place: the order keeps its id, and its ledger row is written when it ends (the venue
+      // holds the live trigger; a restart reads it back from there).
+      const double trigger = tick_round(p.rec.symbol, stop);
+      auto w = working_.find(p.stop_order);
+      if (w != working_.end() && exchange_.amend_stop(p.stop_order, trigger).outcome == SubmitOutcome::accepted) {
+        w->second->rec.request.stop_price = trigger;
+        w->second->rec.purpose = purpose;
+        w->second->rec.updated = clock().now();
+        p.rec.stop_price = stop;
+        p.stop_purpose = purpose;
       }
-      p.rec.stop_price = stop;
-      p.stop_purpose = purpose;
-      OrderRecord rec;
-      rec.request.order_id = next_order_id();
-      rec.request.client_order_id = order_client_id(rec.request.order_id);
-      rec.request.strategy = p.rec.strategy;
-      rec.request.symbol = p.rec.symbol;
-      rec.request.side = opposite(p.rec.side);
-      rec.request.type = OrderType::stop_market;
-      rec.request.qty = p.rec.qty;
-      rec.request.stop_price = stop;
-      rec.request.reduce_only = true;
-      rec.purpose = purpose;
-      rec.position_id = p.rec.position_id;
-      p.stop_order = submit(std::move(rec), nullptr);
     }
   }
   // Post-trade hooks on the open position (only when some subsystem answers them).
@@ -343,17 +375,7 @@ void EventDrivenExecutor::monitor(Position& p, const MarketBarClosed& bar) {
     const AmplificationAnswer a = hooks_.amplification_check(snap, AmplificationAnswer{}, &trace);
     if (a.take_partial > 0 && p.exit_order == 0) {
       // A partial take: reduce-only market order for that fraction of the position.
-      OrderRecord rec;
-      rec.request.order_id = next_order_id();
-      rec.request.client_order_id = order_client_id(rec.request.order_id);
-      rec.request.strategy = p.rec.strategy;
-      rec.request.symbol = p.rec.symbol;
-      rec.request.side = opposite(p.rec.side);
-      rec.request.type = OrderType::market;
-      rec.request.qty = p.rec.qty * a.take_partial;
-      rec.request.reduce_only = true;
-      rec.purpose = OrderPurpose::exit;
-      rec.position_id = p.rec.position_id;
+      OrderRecord rec = reduce_order(p, OrderType::market, OrderPurpose::exit, p.rec.qty * a.take_partial, 0.0);
       rec.trace = trace;
       submit(std::move(rec), nullptr);
     }
@@ -366,13 +388,15 @@ void EventDrivenExecutor::monitor(Position& p, const MarketBarClosed& bar) {
 void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   ++stats_.signals;
   const Policy& policy = policy_.get();
-  const double price = last_price_.count(signal.symbol.str()) ? last_price_.at(signal.symbol.str()) : 0.0;
+  const std::uint32_t si = engine_.slot_intern(signal.symbol);
+  const double price = slot(si).last_price;
   const bool from_strategy = signal.source == "strategy";
   std::size_t strategy_index = SIZE_MAX;
   kernels::Genome genome{};
   if (from_strategy) {
-    for (std::size_t i = 0; i < engine_.strategies().size(); ++i)
-      if (engine_.strategies()[i].id == signal.strategy) strategy_index = i, genome = engine_.strategies()[i].genome;
+    strategy_index = signal.strategy_index < engine_.strategies().size() ? signal.strategy_index : engine_.strategy_index(signal.strategy);
+    if (strategy_index == SIZE_MAX) throw std::invalid_argument("executor: a signal from strategy " + signal.strategy + ", which is not trading");
+    genome = engine_.strategies()[strategy_index].genome;
   } else {
     genome.stop_atr = static_cast<float>(options_.model_stop_atr);
     genome.take_atr = static_cast<float>(options_.model_take_atr);
@@ -380,7 +404,7 @@ void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   }
   const double dir = signal.side == Side::buy ? 1.0 : -1.0;
   if (!from_strategy) {
-    if (signal.atr == 0) signal.atr = engine_.atr(signal.symbol);
+    if (signal.atr == 0) signal.atr = engine_.atr(si);
     if (!(std::isfinite(signal.atr) && signal.atr > 0)) return;  // no ATR yet: no stop to size against
   }
   TradeCandidate c;
@@ -419,9 +443,9 @@ void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   DecisionTrace& trace = rec.trace;
 
   // 1. Universe filter.
-  UniverseAnswer u{!universe_known_ || universe_.count(signal.symbol.str()) > 0};
+  UniverseAnswer u{!universe_known_ || slot(si).in_universe};
   trace.push_back({"pre_trade_universe_filter", "BASELINE", SubsystemMode::enforced, "", u.tradable ? "tradable" : "excluded", true,
-                   universe_known_ ? "top " + std::to_string(universe_.size()) + " of the last ranking" : "every symbol (no ranking yet)"});
+                   universe_known_ ? "top " + std::to_string(universe_size_) + " of the last ranking" : "every symbol (no ranking yet)"});
   u = hooks_.universe_filter(c, u, &trace);
   if (!u.tradable) return deny(std::move(rec), DenyReason::universe_filter, signal.symbol.str() + " is not in the tradable universe");
   // 2. Confidence threshold.
@@ -443,7 +467,7 @@ void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   double quote = 0;
   std::string basis;
   if (from_strategy) {
-    const Sleeve& sl = sleeve(signal.strategy, signal.symbol);
+    const Sleeve& sl = sleeve(si, strategy_index);
     quote = static_cast<double>(genome.size) * sl.cash;
     basis = "size " + num(genome.size) + " x sleeve cash " + num(sl.cash);
   } else {
@@ -497,12 +521,12 @@ void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   pos->strategy = strategy_index;
   pos->genome = genome;
   pos->atr_signal = signal.atr;
-  pos->sleeve = sleeve_key(signal.strategy, signal.symbol);
+  pos->slot = si;
   rec.position_id = pos->rec.position_id;
   Position& p = *pos;
-  positions_[signal.symbol.str()] = std::move(pos);
+  position_set(si, std::move(pos));
   p.entry_order = submit(std::move(rec), &c);
-  if (p.entry_order == 0) positions_.erase(signal.symbol.str());  // rejected by the venue
+  if (p.entry_order == 0) position_erase(si);  // rejected by the venue
 }
 
 void EventDrivenExecutor::deny(OrderRecord rec, DenyReason reason, const std::string& detail) {
@@ -511,6 +535,27 @@ void EventDrivenExecutor::deny(OrderRecord rec, DenyReason reason, const std::st
   rec.deny_reason = reason;
   rec.detail = detail;
   rec.updated = clock().now();
+  // The same strategy denied on the same symbol and side for the same reason as on the bar before (a rule that keeps
+  // firing while the symbol is held, or while the book is full): one denial that repeats, not a row and an event a bar.
+  const std::size_t strategy = engine_.strategy_index(rec.request.strategy.str());
+  const std::uint64_t key = (std::uint64_t{engine_.slot_intern(rec.request.symbol)} << 32) |
+                            (strategy == SIZE_MAX ? 0xFFFFFFFFull : static_cast<std::uint64_t>(strategy));
+  auto run = denial_runs_.find(key);
+  if (run != denial_runs_.end() && run->second.rec.deny_reason == reason && run->second.rec.request.side == rec.request.side &&
+      run->second.cycle + 1 == cycle_seq_ && rec.request.order_id == last_order_id_) {
+    --last_order_id_;  // the id drawn for this decision is not used
+    ++stats_.denials_repeated;
+    DenialRun& r = run->second;
+    ++r.rec.repeats;
+    r.rec.updated = rec.updated;
+    r.cycle = cycle_seq_;
+    r.dirty = true;
+    return;
+  }
+  if (run != denial_runs_.end()) {
+    if (run->second.dirty) ledger_.order_put(run->second.rec);
+    denial_runs_.erase(run);
+  }
   ledger_.order_put(rec);
   OrderDenied ev;
   ev.order_id = rec.request.order_id;
@@ -523,6 +568,19 @@ void EventDrivenExecutor::deny(OrderRecord rec, DenyReason reason, const std::st
   ev.policy_version = rec.policy_version;
   ev.detail = detail;
   publish(std::move(ev));
+  denial_runs_.emplace(key, DenialRun{std::move(rec), cycle_seq_, false});
+}
+
+void EventDrivenExecutor::denial_runs_flush(bool all) {
+  for (auto it = denial_runs_.begin(); it != denial_runs_.end();) {
+    if (it->second.dirty) {
+      ledger_.order_put(it->second.rec);
+      it->second.dirty = false;
+    }
+    // A run that did not repeat in this cycle is over.
+    if (all || it->second.cycle + 1 < cycle_seq_) it = denial_runs_.erase(it);
+    else ++it;
+  }
 }
 
 std::uint64_t EventDrivenExecutor::submit(OrderRecord rec, const TradeCandidate* candidate) {
@@ -537,8 +595,7 @@ std::uint64_t EventDrivenExecutor::submit(OrderRecord rec, const TradeCandidate*
     ro.type = rec.request.type;
     ro.qty = rec.request.qty;
     ro.price = rec.request.type == OrderType::limit ? rec.request.price : rec.request.stop_price;
-    const auto lp = last_price_.find(rec.request.symbol.str());
-    ro.last_price = lp != last_price_.end() ? lp->second : 0.0;
+    ro.last_price = slot(rec.request.symbol).last_price;
     ro.leverage = rec.request.leverage;
     ro.reduces = true;
     if (auto denial = risk_.check(ro, risk_account(nullptr), policy_.get())) {
@@ -583,8 +640,7 @@ std::uint64_t EventDrivenExecutor::submit(OrderRecord rec, const TradeCandidate*
     w->rec = std::move(rec);
   }
   if (candidate != nullptr) w->candidate = *candidate;
-  const auto lp = last_price_.find(w->rec.request.symbol.str());
-  w->expected_price = lp != last_price_.end() ? lp->second : 0.0;
+  w->expected_price = slot(w->rec.request.symbol).last_price;
   ledger_.order_put(w->rec);
   OrderSubmitted ev;
   ev.order_id = id;
@@ -600,6 +656,10 @@ std::uint64_t EventDrivenExecutor::submit(OrderRecord rec, const TradeCandidate*
 }
 
 void EventDrivenExecutor::exit_submit(Position& p, OrderPurpose purpose, OrderType type) {
+  p.exit_order = submit(reduce_order(p, type, purpose, p.rec.qty, 0.0), nullptr);
+}
+
+OrderRecord EventDrivenExecutor::reduce_order(const Position& p, OrderType type, OrderPurpose purpose, double qty, double trigger) {
   OrderRecord rec;
   rec.request.order_id = next_order_id();
   rec.request.client_order_id = order_client_id(rec.request.order_id);
@@ -607,12 +667,22 @@ void EventDrivenExecutor::exit_submit(Position& p, OrderPurpose purpose, OrderTy
   rec.request.symbol = p.rec.symbol;
   rec.request.side = opposite(p.rec.side);
   rec.request.type = type;
-  rec.request.qty = p.rec.qty;
+  rec.request.qty = qty;
+  rec.request.stop_price = trigger;
   rec.request.reduce_only = true;
   rec.request.leverage = p.rec.leverage;
   rec.purpose = purpose;
   rec.position_id = p.rec.position_id;
-  p.exit_order = submit(std::move(rec), nullptr);
+  return rec;
+}
+
+double EventDrivenExecutor::tick_round(const Symbol& symbol, double price) {
+  SymbolSlot& s = slot(symbol);
+  if (s.tick < 0) {
+    const auto f = exchange_.filters(symbol);
+    s.tick = f.ok() ? f.value().tick_size : 0.0;
+  }
+  return s.tick > 0 ? price_to_tick(price, s.tick) : price;
 }
 
 void EventDrivenExecutor::protective_place(Position& p) {
@@ -635,20 +705,7 @@ void EventDrivenExecutor::protective_place(Position& p) {
   }
   p.initial_risk = (stop_on || g.trail_atr > 0.0f) ? std::abs(fill - stop) : 0.0;
   auto place = [&](OrderType type, double trigger, OrderPurpose purpose) -> std::uint64_t {
-    OrderRecord rec;
-    rec.request.order_id = next_order_id();
-    rec.request.client_order_id = order_client_id(rec.request.order_id);
-    rec.request.strategy = p.rec.strategy;
-    rec.request.symbol = p.rec.symbol;
-    rec.request.side = opposite(p.rec.side);
-    rec.request.type = type;
-    rec.request.qty = p.rec.qty;
-    rec.request.stop_price = trigger;
-    rec.request.reduce_only = true;
-    rec.request.leverage = p.rec.leverage;
-    rec.purpose = purpose;
-    rec.position_id = p.rec.position_id;
-    return submit(std::move(rec), nullptr);
+    return submit(reduce_order(p, type, purpose, p.rec.qty, tick_round(p.rec.symbol, trigger)), nullptr);
   };
   if (stop_on || g.trail_atr > 0.0f) {
     p.rec.stop_price = stop;
@@ -682,10 +739,10 @@ void EventDrivenExecutor::protective_cancel(Position& p) {
 void EventDrivenExecutor::on_fill(const Fill& fill) {
   ++stats_.fills;
   if (fill.order_id == 0) {  // a liquidation by the venue
-    auto pit = positions_.find(fill.symbol.str());
-    if (pit == positions_.end()) return;
-    Position& p = *pit->second;
-    Sleeve& sl = sleeves_[p.sleeve];
+    Position* held = slot(fill.symbol).position.get();
+    if (held == nullptr) return;
+    Position& p = *held;
+    Sleeve& sl = sleeve_of(p);
     sl.cash = sl.cash + (signed_qty(p.rec.side, fill.qty) * fill.price - fill.fee);
     ledger_.fill_add(FillRecord{fill, p.rec.strategy});
     position_close(p, fill.price, CloseReason::liquidation, fill.ts);
@@ -729,14 +786,14 @@ void EventDrivenExecutor::on_fill(const Fill& fill) {
   }
   const std::uint64_t order_id = fill.order_id;
   const OrderPurpose purpose = rec.purpose;
-  auto pit = positions_.find(fill.symbol.str());
-  Position* p = pit != positions_.end() && pit->second->rec.position_id == rec.position_id ? pit->second.get() : nullptr;
+  Position* p = slot(fill.symbol).position.get();
+  if (p != nullptr && p->rec.position_id != rec.position_id) p = nullptr;
   const bool done = order_status_final(rec.status);
   ledger_.order_put(rec);
   if (done) working_.erase(wit);  // `w` and `rec` are gone from here on
 
   if (p == nullptr) return;
-  Sleeve& sl = sleeves_[p->sleeve];
+  Sleeve& sl = sleeve_of(*p);
   const double sq = signed_qty(fill.side, fill.qty);
   if (purpose == OrderPurpose::entry) {
     if (!p->entered) p->entry_cash = sl.cash;
@@ -794,7 +851,7 @@ void EventDrivenExecutor::on_fill(const Fill& fill) {
 void EventDrivenExecutor::position_close(Position& p, double exit_price, CloseReason reason, TimeNs ts) {
   ++stats_.trades;
   protective_cancel(p);
-  const Sleeve& sl = sleeves_[p.sleeve];
+  const Sleeve& sl = sleeve_of(p);
   ClosedTrade t;
   t.position_id = p.rec.position_id;
   t.strategy = p.rec.strategy;
@@ -821,7 +878,7 @@ void EventDrivenExecutor::position_close(Position& p, double exit_price, CloseRe
   ev.realized_pnl = t.pnl;
   ev.reason = reason;
   publish(std::move(ev));
-  positions_.erase(p.rec.symbol.str());  // `p` is gone
+  position_erase(p.slot);  // `p` is gone
 }
 
 void EventDrivenExecutor::on_order_update(const OrderState& order) {
@@ -838,17 +895,14 @@ void EventDrivenExecutor::on_order_update(const OrderState& order) {
   const OrderPurpose purpose = rec.purpose;
   const bool filled_some = rec.filled_qty > 0;
   working_.erase(wit);
-  for (auto it = positions_.begin(); it != positions_.end(); ++it) {
-    Position& p = *it->second;
-    if (p.rec.position_id != position_id) continue;
-    if (p.stop_order == id) p.stop_order = 0;
-    if (p.take_order == id) p.take_order = 0;
-    if (p.exit_order == id) p.exit_order = 0;
-    if (purpose == OrderPurpose::entry) {
-      p.entry_order = 0;
-      if (!p.entered && !filled_some) positions_.erase(it);  // the entry ended without a fill: no position
-    }
-    break;
+  Position* p = slot(order.request.symbol).position.get();
+  if (p == nullptr || p->rec.position_id != position_id) return;
+  if (p->stop_order == id) p->stop_order = 0;
+  if (p->take_order == id) p->take_order = 0;
+  if (p->exit_order == id) p->exit_order = 0;
+  if (purpose == OrderPurpose::entry) {
+    p->entry_order = 0;
+    if (!p->entered && !filled_some) position_erase(p->slot);  // the entry ended without a fill: no position
   }
 }
 
@@ -860,8 +914,11 @@ RiskAccount EventDrivenExecutor::risk_account(const Symbol* symbol) const {
   a.equity = exchange_.equity();
   a.day_start_equity = day_start_equity_;
   a.peak_equity = std::max(peak_equity_, a.equity);
-  a.open_positions = static_cast<std::int64_t>(positions_.size());
-  a.symbol_has_position = symbol != nullptr && positions_.count(symbol->str()) > 0;
+  a.open_positions = static_cast<std::int64_t>(open_positions_);
+  if (symbol != nullptr) {
+    const std::uint32_t si = engine_.slot_find(*symbol);
+    a.symbol_has_position = si < slots_.size() && slots_[si].position != nullptr;
+  }
   return a;
 }
 
@@ -872,12 +929,10 @@ SystemSnapshot EventDrivenExecutor::system_snapshot() {
   s.daily_drawdown_pct = day_start_equity_ > 0 ? 100.0 * (day_start_equity_ - s.equity) / day_start_equity_ : 0;
   s.open_drawdown_pct = peak_equity_ > 0 ? 100.0 * (peak_equity_ - s.equity) / peak_equity_ : 0;
   double gross = 0;
-  for (const auto& [sym, p] : positions_) {
-    const auto lp = last_price_.find(sym);
-    if (lp != last_price_.end()) gross += p->rec.qty * lp->second;
-  }
+  for (const SymbolSlot& sl : slots_)
+    if (sl.position) gross += sl.position->rec.qty * sl.last_price;
   s.exposure = s.equity > 0 ? gross / s.equity : 0;
-  s.open_positions = static_cast<std::int64_t>(positions_.size());
+  s.open_positions = static_cast<std::int64_t>(open_positions_);
   s.risk_mode = policy_.get().risk_mode;
   s.regime = regime_;
   s.trading_state = std::string(enum_name(risk_.state()));
@@ -897,24 +952,19 @@ void EventDrivenExecutor::periodic_coordination(TimeNs) {
 }
 
 void EventDrivenExecutor::cycle_end() {
-  if (cycle_time_ < 0) return;
+  if (!cycle_open_) return;  // no bar since the last end: nothing to decide, mark or commit twice
+  cycle_open_ = false;
   ++stats_.cycles;
   // Model signals for the bars that closed at this time (decided at the close, filled at the next open).
   const bool final_bar = final_open_ >= 0 && cycle_time_ > final_open_;
   if (engine_.model_source() != nullptr && cycle_time_ >= trading_from_ && !final_bar)
-    for (const TradingSignal& s : engine_.model_source()->signals(cycle_time_)) {
-      const auto it = positions_.find(s.symbol.str());
-      if (it != positions_.end()) {
-        // The model's own position: exit after its horizon.
-        Position& p = *it->second;
-        if (p.strategy == SIZE_MAX && p.entered && p.exit_order == 0 && p.rec.bars_held >= p.genome.max_hold) exit_submit(p, OrderPurpose::exit);
-        continue;
-      }
-      entry_consider(s);
-    }
-  for (auto& [sym, p] : positions_)  // models' positions past their horizon without a new signal
-    if (p->strategy == SIZE_MAX && p->entered && p->exit_order == 0 && p->genome.max_hold > 0 && p->rec.bars_held >= p->genome.max_hold && !final_bar)
-      exit_submit(*p, OrderPurpose::exit);
+    for (const TradingSignal& s : engine_.model_source()->signals(cycle_time_))
+      if (!slot(s.symbol).position) entry_consider(s);  // a held symbol (one-way venue) takes no new entry
+  if (!final_bar)  // a model's position exits after its horizon
+    positions_each([this](Position& p) {
+      if (p.strategy == SIZE_MAX && p.entered && p.exit_order == 0 && p.genome.max_hold > 0 && p.rec.bars_held >= p.genome.max_hold)
+        exit_submit(p, OrderPurpose::exit);
+    });
   // Drawdowns and the Risk OS.
   const double equity = exchange_.equity();
   const std::int64_t day = cycle_time_ / (86'400 * kNsPerSecond);
@@ -927,11 +977,11 @@ void EventDrivenExecutor::cycle_end() {
     // Open drawdown limit: close the worst open position (one per cycle while the breach lasts).
     Position* worst = nullptr;
     double worst_pnl = std::numeric_limits<double>::infinity();
-    for (auto& [sym, p] : positions_) {
-      if (!p->entered || p->exit_order != 0) continue;
-      const auto lp = last_price_.find(sym);
-      const double pnl = lp == last_price_.end() ? 0.0 : (lp->second - p->rec.entry_price) * signed_qty(p->rec.side, p->rec.qty);
-      if (pnl < worst_pnl) worst_pnl = pnl, worst = p.get();
+    for (SymbolSlot& sl : slots_) {
+      Position* p = sl.position.get();
+      if (p == nullptr || !p->entered || p->exit_order != 0) continue;
+      const double pnl = (sl.last_price - p->rec.entry_price) * signed_qty(p->rec.side, p->rec.qty);
+      if (pnl < worst_pnl) worst_pnl = pnl, worst = p;
     }
     if (worst != nullptr) exit_submit(*worst, OrderPurpose::risk_exit);
   }
@@ -959,12 +1009,17 @@ void EventDrivenExecutor::cycle_end() {
   for (const Balance& b : exchange_.balances())
     if (b.asset == exchange_.quote_asset()) e.cash = b.free;
   e.exposure = snap.exposure;
-  e.open_positions = static_cast<std::int32_t>(positions_.size());
+  e.open_positions = static_cast<std::int32_t>(open_positions_);
   e.risk_mode = snap.risk_mode;
   e.regime = regime_;
   e.trading_state = snap.trading_state;
   ledger_.equity_add(e);
-  ledger_.commit();
+  ++cycle_seq_;
+  if (++uncommitted_cycles_ >= options_.commit_every) {
+    denial_runs_flush(false);
+    ledger_.commit();
+    uncommitted_cycles_ = 0;
+  }
 }
 
 }  // namespace qtos

@@ -6,12 +6,14 @@
 /// docs/TRADING.md describes the flow; the subsystems plug in through runtime/executor/hooks.hpp.
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cpu/backtest/feature_state.hpp"
@@ -33,6 +35,7 @@ struct TradingSignal {
   double confidence = 0;       ///< in [0, 1]
   std::string source;          ///< "strategy" or "model"
   std::int32_t horizon = 0;    ///< bars the signal is about (models); 0: until the strategy's exit
+  std::size_t strategy_index = SIZE_MAX;  ///< the strategy's index in the engine (SIZE_MAX: a model)
   double atr = 0;              ///< ATR at the signal bar (stops and targets are multiples of it)
   friend bool operator==(const TradingSignal&, const TradingSignal&) = default;
 };
@@ -62,11 +65,14 @@ struct ExecutorOptions {
   double model_take_atr = 3;        ///< model signals: target distance in ATRs
   std::int32_t reconcile_cycles = 3;  ///< cycles an order with an unknown outcome waits before it is queried
   TimeNs check_interval = 0;        ///< live: a cycle ends at least this often (0: only on bars / cycle_end())
+  std::int32_t commit_every = 1;    ///< ledger commit every this many cycles (live: 1, each cycle durable; a replay
+                                    ///< commits less often: a killed replay is rerun, not resumed)
 };
 
 /// Counts of what the executor did.
 struct ExecutorStats {
   std::uint64_t bars = 0, signals = 0, orders = 0, denied = 0, rejected = 0, unknown = 0, fills = 0, trades = 0;
+  std::uint64_t denials_repeated = 0;  ///< denials folded into the previous bar's identical denial (in `denied` too)
   std::uint64_t cycles = 0;
 };
 
@@ -82,29 +88,44 @@ class AITradingEngine {
   const std::vector<LiveStrategy>& strategies() const { return strategies_; }
   /// The model source, if any.
   ModelSignalSource* model_source() const { return model_; }
-  /// Feeds a bar: the symbol's feature state advances (restarting after a missing bar). Returns the features.
-  const double* bar_update(const MarketBarClosed& bar);
-  /// The raw rule signals of `strategy` on the symbol's last bar (kernels::kSignal* bits), and the ATR.
-  std::uint32_t rule_signals(std::size_t strategy, const Symbol& symbol, double* atr) const;
-  /// The ATR(14) of the symbol's last bar (NaN while warming up, 0 before its first bar).
-  double atr(const Symbol& symbol) const;
-  /// True when `strategy` trades `symbol`.
-  bool trades(std::size_t strategy, const Symbol& symbol) const;
+  /// Feeds a bar: the symbol's feature state advances (restarting after a missing bar). Returns the symbol's slot.
+  std::uint32_t bar_update(const MarketBarClosed& bar);
+  /// The slot of a symbol (dense, in order of first appearance), created when new.
+  std::uint32_t slot_intern(const Symbol& symbol);
+  /// The slot of a symbol, or kNoSlot when it has not appeared.
+  std::uint32_t slot_find(const Symbol& symbol) const;
+  /// Slots so far.
+  std::uint32_t slot_count() const { return static_cast<std::uint32_t>(symbols_.size()); }
+  /// The symbol of a slot.
+  const Symbol& slot_symbol(std::uint32_t slot) const { return symbols_[slot].symbol; }
+  /// No such slot.
+  static constexpr std::uint32_t kNoSlot = 0xFFFFFFFFu;
+  /// The raw rule signals of `strategy` on the slot's last bar (kernels::kSignal* bits), and the ATR.
+  std::uint32_t rule_signals(std::size_t strategy, std::uint32_t slot, double* atr) const;
+  /// The ATR(14) of the slot's last bar (NaN while warming up, 0 before its first bar).
+  double atr(std::uint32_t slot) const;
+  /// True when `strategy` trades the slot's symbol.
+  bool trades(std::size_t strategy, std::uint32_t slot) const { return symbols_[slot].traded_by[strategy] != 0; }
+  /// The index of a strategy by id, or SIZE_MAX.
+  std::size_t strategy_index(const std::string& id) const;
   /// Entry signals of every strategy on the last bars of `symbols` (a strategy's exits are the executor's position
   /// monitor's, which knows its positions).
   std::vector<TradingSignal> get_trading_signals(const std::vector<Symbol>& symbols) const;
 
  private:
   struct SymbolState {
+    Symbol symbol;
     StrategyFeatureState features;
     double f[kernels::kStrategyFeatureCount] = {};
     double close = 0;
     TimeNs open_time = 0;
     bool seen = false;
+    std::vector<std::uint8_t> traded_by;  // per strategy
   };
   std::vector<LiveStrategy> strategies_;
   std::vector<std::set<std::string>> strategy_symbols_;
-  std::map<std::string, SymbolState> symbols_;
+  std::deque<SymbolState> symbols_;  // by slot (a deque: a state never moves)
+  std::unordered_map<Symbol, std::uint32_t, FixedStringHash> slots_;
   ModelSignalSource* model_ = nullptr;
 };
 
@@ -143,15 +164,32 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   struct Sleeve {
     double cash = 0;
   };
+  struct DenialRun {
+    OrderRecord rec;          // the denial as stored, with its repeat count
+    std::uint64_t cycle = 0;  // the cycle it last happened in
+    bool dirty = false;       // repeats not yet written
+  };
+  /// What the executor keeps per symbol, by the engine's slot.
+  struct SymbolSlot {
+    double last_price = 0;               // the last close
+    double tick = -1;                    // the venue's tick size (-1: not asked yet)
+    bool in_universe = false;            // in the last ranking's top (when one was received)
+    std::unique_ptr<Position> position;  // the symbol's position, or its entry in flight (one-way venue)
+    std::vector<Sleeve> sleeves;         // per strategy, then one for the model source
+    std::vector<bool> sleeve_set;        // whether each sleeve has been given its capital
+  };
 
   void on_bar(const MarketBarClosed& bar);
   void monitor(Position& p, const MarketBarClosed& bar);
-  void strategy_exits(const Symbol& symbol, std::size_t strategy, std::uint32_t sig);
+  void strategy_exits(Position& p, std::size_t strategy, std::uint32_t sig);
   void entry_consider(TradingSignal signal);
   void deny(OrderRecord rec, DenyReason reason, const std::string& detail);
+  void denial_runs_flush(bool all);
   std::uint64_t submit(OrderRecord rec, const TradeCandidate* candidate);
   void exit_submit(Position& p, OrderPurpose purpose, OrderType type = OrderType::market);
   void protective_place(Position& p);
+  OrderRecord reduce_order(const Position& p, OrderType type, OrderPurpose purpose, double qty, double trigger);
+  double tick_round(const Symbol& symbol, double price);
   void protective_cancel(Position& p);
   void position_close(Position& p, double exit_price_avg, CloseReason reason, TimeNs ts);
   void periodic_healing(TimeNs now);
@@ -159,7 +197,14 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   SystemSnapshot system_snapshot();
   RiskAccount risk_account(const Symbol* symbol) const;
   std::uint64_t next_order_id() { return ++last_order_id_; }
-  Sleeve& sleeve(const std::string& strategy, const Symbol& symbol);
+  SymbolSlot& slot(std::uint32_t index);
+  SymbolSlot& slot(const Symbol& symbol) { return slot(engine_.slot_intern(symbol)); }
+  Sleeve& sleeve(std::uint32_t slot_index, std::size_t strategy);
+  Sleeve& sleeve_of(const Position& p);
+  void position_set(std::uint32_t slot_index, std::unique_ptr<Position> p);
+  void position_erase(std::uint32_t slot_index);
+  template <class F>
+  void positions_each(F&& f);
 
   const Config& config_;
   Exchange& exchange_;
@@ -172,20 +217,22 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   ExecutorOptions options_;
   ExecutorStats stats_;
 
-  std::map<std::string, std::unique_ptr<Position>> positions_;  // one per symbol (one-way venue)
+  std::vector<SymbolSlot> slots_;
+  std::size_t open_positions_ = 0;       // slots with a position
   std::map<std::uint64_t, std::unique_ptr<Working>> working_;    // orders not final, by id
-  std::map<std::string, Sleeve> sleeves_;                        // strategy|symbol -> cash
-  std::map<std::string, double> last_price_;
-  std::set<std::string> universe_;      // from OpportunitiesUpdated; empty: every symbol
+  std::size_t universe_size_ = 0;
   bool universe_known_ = false;
   Regime regime_ = Regime::unknown;
   TimeNs trading_from_ = 0;
   TimeNs final_open_ = -1;
   TimeNs cycle_time_ = -1;
+  bool cycle_open_ = false;  // a bar arrived since the last cycle_end()
+  std::int32_t uncommitted_cycles_ = 0;
+  std::uint64_t cycle_seq_ = 0;                   // cycles ended so far (denial runs)
+  std::map<std::uint64_t, DenialRun> denial_runs_;  // (slot << 32 | strategy) -> its latest denial
   std::uint64_t last_order_id_ = 0, last_position_id_ = 0;
   double initial_equity_ = 0, peak_equity_ = 0, day_start_equity_ = 0;
   double share_ = 0;               // capital of a strategy without an explicit allocation
-  std::size_t symbol_count_ = 0;   // symbols seen (a strategy without a symbol list trades them all)
   std::int64_t day_ = -1;
   bool pause_entries_ = false;
   CoordinationAnswer coordination_;

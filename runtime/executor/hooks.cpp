@@ -17,11 +17,7 @@ namespace qtos {
 
 namespace {
 
-std::string num(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.10g", v);
-  return buf;
-}
+std::string num(double v) { return decision_number(v); }
 
 // ---- per-answer text and merge: soft parts apply from ADVISORY, hard parts from ENFORCED ----
 

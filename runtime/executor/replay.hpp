@@ -23,12 +23,20 @@
 
 namespace qtos {
 
+/// The executor's options for a replay: the ledger commits every 64 bar times (a stopped replay commits what it did;
+/// a killed one is rerun).
+inline ExecutorOptions replay_executor_options() {
+  ExecutorOptions o;
+  o.commit_every = 64;
+  return o;
+}
+
 /// What a replay runs on and writes.
 struct ReplayOptions {
   std::int32_t t_begin = 0;          ///< first bar that trades (earlier bars warm the indicators up)
   std::int32_t t_end = -1;           ///< one past the last bar (-1: the panel's end); open positions close at its close
   PaperExchangeConfig exchange;      ///< the venue
-  ExecutorOptions executor;          ///< the executor
+  ExecutorOptions executor = replay_executor_options();  ///< the executor (the ledger commits every 64 bar times)
   std::string ledger_path = ":memory:";  ///< the ledger file
   std::string event_log_path;        ///< "" : no event log
   std::string log_dir;               ///< subsystem decision logs ("" : none)

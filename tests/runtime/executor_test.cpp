@@ -239,6 +239,9 @@ TEST(Executor, ReplayIsDeterministic) {
     trades.push_back(ledger_trades(panel, ledger));
   }
   ASSERT_EQ(curves[0].size(), curves[1].size());
+  // One point per bar time, in order: a cycle is ended once.
+  ASSERT_EQ(curves[0].size(), static_cast<std::size_t>(panel.n_bars()));
+  for (std::size_t i = 1; i < curves[0].size(); ++i) EXPECT_LT(curves[0][i - 1].ts, curves[0][i].ts);
   for (std::size_t i = 0; i < curves[0].size(); ++i) {
     EXPECT_EQ(curves[0][i].ts, curves[1][i].ts);
     EXPECT_EQ(curves[0][i].equity, curves[1][i].equity);
@@ -360,7 +363,7 @@ TEST(Executor, DecisionTraceExplainsTheSize) {
     EXPECT_TRUE(sizing.applied);
     EXPECT_EQ(sizing.reason, "smaller");
     EXPECT_NE(sizing.before, sizing.after);
-    EXPECT_NEAR(rec.request.quote_qty, std::stod(sizing.after.substr(6)), 1e-6 * rec.request.quote_qty);  // the trace prints 10 digits
+    EXPECT_EQ(rec.request.quote_qty, std::stod(sizing.after.substr(6)));  // the trace prints the exact double
     break;
   }
   EXPECT_TRUE(found);
@@ -474,6 +477,14 @@ TEST(Executor, RiskOsDenialsReachTheLedgerWithTheirReason) {
     EXPECT_FALSE(rec.detail.empty());
   }
   EXPECT_GT(max_open, 0u);
+  // A denial that repeats bar after bar is one row with a count: every denial is accounted for, none twice.
+  std::uint64_t rows = 0, repeats = 0;
+  for (const auto& rec : l.orders(OrderQuery{OrderStatus::denied})) ++rows, repeats += rec.repeats;
+  EXPECT_GT(repeats, 0u);
+  EXPECT_EQ(rows + repeats, r.stats.denied);
+  EXPECT_EQ(repeats, r.stats.denials_repeated);
+  // Order ids stay dense: the ids of folded denials are not used.
+  EXPECT_EQ(l.order_id_max(), static_cast<std::uint64_t>(l.orders().size()));
   // Never more than one position at a time.
   auto trades = l.trades();
   std::sort(trades.begin(), trades.end(), [](const ClosedTrade& a, const ClosedTrade& b) { return a.entry_time < b.entry_time; });
