@@ -121,6 +121,8 @@ void run(benchmark::State& state, int kind) {
   state.counters["trades"] = static_cast<double>(r.stats.trades);
   state.counters["denied"] = static_cast<double>(r.stats.denied);
   state.counters["rejected"] = static_cast<double>(r.stats.rejected);
+  state.counters["denied_folded"] = static_cast<double>(r.stats.denials_repeated);
+  state.counters["denied_fast"] = static_cast<double>(r.stats.denials_decided_again);
   state.counters["fills"] = static_cast<double>(r.stats.fills);
 }
 

@@ -39,8 +39,9 @@ struct OrderRecord {
   std::uint64_t policy_version = 0;              ///< the policy the decision was taken under
   double confidence = 0;                         ///< the signal's confidence (after adjustment)
   DecisionTrace trace;                           ///< the hook decisions that shaped it, in order
-  std::uint32_t repeats = 0;                     ///< a denial repeated on consecutive bars for the same reason: how
-                                                 ///< many more times (one row, `updated` at the last; no new order id)
+  std::uint32_t repeats = 0;                     ///< a denial that repeated (same strategy, symbol, side and reason,
+                                                 ///< no order in between): how many more times (one row, `updated`
+                                                 ///< at the last; no new order id)
 };
 
 /// One fill.

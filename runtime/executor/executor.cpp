@@ -185,12 +185,14 @@ EventDrivenExecutor::SymbolSlot& EventDrivenExecutor::slot(std::uint32_t index) 
 }
 
 void EventDrivenExecutor::position_set(std::uint32_t slot_index, std::unique_ptr<Position> p) {
+  ++state_version_;
   SymbolSlot& s = slot(slot_index);
   if (!s.position) ++open_positions_;
   s.position = std::move(p);
 }
 
 void EventDrivenExecutor::position_erase(std::uint32_t slot_index) {
+  ++state_version_;
   SymbolSlot& s = slot(slot_index);
   if (s.position) --open_positions_;
   s.position.reset();
@@ -221,6 +223,7 @@ void EventDrivenExecutor::on_start() {
     universe_size_ = 0;
     for (std::size_t i = 0; i < o.top.size() && i < n; ++i, ++universe_size_) slot(o.top[i].symbol).in_universe = true;
     universe_known_ = true;
+    ++state_version_;
   });
   subscribe<RegimeChanged>([this](const RegimeChanged& r) {
     if (r.symbol.empty()) regime_ = r.current;
@@ -302,6 +305,15 @@ void EventDrivenExecutor::on_bar(const MarketBarClosed& bar) {
     const kernels::Genome& g = strategies[i].genome;
     const bool atr_ok = std::isfinite(atr) && atr > 0;
     if (!atr_ok && (g.stop_atr > 0.0f || g.take_atr > 0.0f || g.trail_atr > 0.0f)) continue;  // stops need a defined ATR
+    const Side side = (sig & kernels::kSignalLong) != 0 ? Side::buy : Side::sell;
+    if (denial_fold(si, i, side)) {
+      // The same denial as on the bar before, under the same state: no pipeline, the signal still published.
+      ++stats_.signals;
+      const double dir = side == Side::buy ? 1.0 : -1.0, a = std::isfinite(atr) ? atr : 0.0, price = slots_[si].last_price;
+      signal_event(strategies[i].id, bar.symbol, side, 1.0, price, g.stop_atr > 0.0f ? price - dir * g.stop_atr * a : 0.0,
+                   g.take_atr > 0.0f ? price + dir * g.take_atr * a : 0.0);
+      continue;
+    }
     TradingSignal s;
     s.strategy = strategies[i].id;
     s.symbol = bar.symbol;
@@ -385,6 +397,19 @@ void EventDrivenExecutor::monitor(Position& p, const MarketBarClosed& bar) {
 // ---------------------------------------------------------------------------------------------------------------
 // Entries
 
+void EventDrivenExecutor::signal_event(std::string_view strategy, const Symbol& symbol, Side side, double confidence, double price,
+                                       double stop_loss, double take_profit) {
+  SignalGenerated ev;
+  ev.strategy = StrategyId(strategy.substr(0, StrategyId::kCapacity));
+  ev.symbol = symbol;
+  ev.side = side;
+  ev.confidence = confidence;
+  ev.price = price;
+  ev.stop_loss = stop_loss;
+  ev.take_profit = take_profit;
+  publish(std::move(ev));
+}
+
 void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   ++stats_.signals;
   const Policy& policy = policy_.get();
@@ -407,27 +432,20 @@ void EventDrivenExecutor::entry_consider(TradingSignal signal) {
     if (signal.atr == 0) signal.atr = engine_.atr(si);
     if (!(std::isfinite(signal.atr) && signal.atr > 0)) return;  // no ATR yet: no stop to size against
   }
+  const double stop_loss = genome.stop_atr > 0.0f ? price - dir * genome.stop_atr * signal.atr : 0.0;
+  const double take_profit = genome.take_atr > 0.0f ? price + dir * genome.take_atr * signal.atr : 0.0;
+  signal_event(signal.strategy, signal.symbol, signal.side, signal.confidence, price, stop_loss, take_profit);
+  if (denial_fold(si, strategy_index, signal.side)) return;
   TradeCandidate c;
   c.strategy = signal.strategy;
   c.symbol = signal.symbol;
   c.side = signal.side;
   c.confidence = signal.confidence;
   c.price = price;
-  c.stop_loss = genome.stop_atr > 0.0f ? price - dir * genome.stop_atr * signal.atr : 0.0;
-  c.take_profit = genome.take_atr > 0.0f ? price + dir * genome.take_atr * signal.atr : 0.0;
+  c.stop_loss = stop_loss;
+  c.take_profit = take_profit;
   c.leverage = options_.leverage;
   c.source = signal.source;
-  {
-    SignalGenerated ev;
-    ev.strategy = StrategyId(signal.strategy.substr(0, StrategyId::kCapacity));
-    ev.symbol = signal.symbol;
-    ev.side = signal.side;
-    ev.confidence = signal.confidence;
-    ev.price = price;
-    ev.stop_loss = c.stop_loss;
-    ev.take_profit = c.take_profit;
-    publish(std::move(ev));
-  }
   OrderRecord rec;
   rec.request.order_id = next_order_id();
   rec.request.client_order_id = order_client_id(rec.request.order_id);
@@ -525,6 +543,7 @@ void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   rec.position_id = pos->rec.position_id;
   Position& p = *pos;
   position_set(si, std::move(pos));
+  denial_run_end(si, strategy_index);  // a decision other than the repeated denial
   p.entry_order = submit(std::move(rec), &c);
   if (p.entry_order == 0) position_erase(si);  // rejected by the venue
 }
@@ -535,21 +554,25 @@ void EventDrivenExecutor::deny(OrderRecord rec, DenyReason reason, const std::st
   rec.deny_reason = reason;
   rec.detail = detail;
   rec.updated = clock().now();
-  // The same strategy denied on the same symbol and side for the same reason as on the bar before (a rule that keeps
-  // firing while the symbol is held, or while the book is full): one denial that repeats, not a row and an event a bar.
+  // The same strategy denied on the same symbol and side for the same reason as at its last decision there (a rule that
+  // keeps firing while the symbol is held, or while the book is full): one denial that repeats, not a row and an event
+  // a bar. An order for that strategy and symbol ends the run.
   const std::size_t strategy = engine_.strategy_index(rec.request.strategy.str());
   const std::uint64_t key = (std::uint64_t{engine_.slot_intern(rec.request.symbol)} << 32) |
                             (strategy == SIZE_MAX ? 0xFFFFFFFFull : static_cast<std::uint64_t>(strategy));
   auto run = denial_runs_.find(key);
   if (run != denial_runs_.end() && run->second.rec.deny_reason == reason && run->second.rec.request.side == rec.request.side &&
-      run->second.cycle + 1 == cycle_seq_ && rec.request.order_id == last_order_id_) {
+      rec.request.order_id == last_order_id_) {
     --last_order_id_;  // the id drawn for this decision is not used
     ++stats_.denials_repeated;
     DenialRun& r = run->second;
     ++r.rec.repeats;
     r.rec.updated = rec.updated;
-    r.cycle = cycle_seq_;
     r.dirty = true;
+    // Decided again under the state of now: the next bar may repeat it without the pipeline if nothing changes.
+    r.state_version = state_version_;
+    r.policy_version = rec.policy_version;
+    r.risk_state = risk_.state();
     return;
   }
   if (run != denial_runs_.end()) {
@@ -568,7 +591,64 @@ void EventDrivenExecutor::deny(OrderRecord rec, DenyReason reason, const std::st
   ev.policy_version = rec.policy_version;
   ev.detail = detail;
   publish(std::move(ev));
-  denial_runs_.emplace(key, DenialRun{std::move(rec), cycle_seq_, false});
+  denial_runs_.emplace(key, DenialRun{std::move(rec), false, state_version_, policy_.get().version, risk_.state()});
+}
+
+namespace {
+/// Denials decided by the executor's and the Risk OS's state alone (positions, lists, universe, brake, drawdown state),
+/// not by the bar's price, the equity, the time or the signal's confidence: while that state is unchanged, the
+/// decision repeats.
+bool denial_state_only(DenyReason r) {
+  switch (r) {
+    case DenyReason::duplicate_position:
+    case DenyReason::max_open_positions:
+    case DenyReason::strategy_blocked:
+    case DenyReason::strategy_not_allowed:
+    case DenyReason::universe_filter:
+    case DenyReason::emergency_brake:
+    case DenyReason::trading_halted:
+    case DenyReason::runaway:
+    case DenyReason::daily_drawdown:
+    case DenyReason::open_drawdown:
+    case DenyReason::service_degraded:
+    case DenyReason::hook_blocked:
+      return true;
+    default:
+      return false;
+  }
+}
+}  // namespace
+
+void EventDrivenExecutor::denial_run_end(std::uint32_t slot_index, std::size_t strategy) {
+  const std::uint64_t key = (std::uint64_t{slot_index} << 32) | (strategy == SIZE_MAX ? 0xFFFFFFFFull : static_cast<std::uint64_t>(strategy));
+  const auto run = denial_runs_.find(key);
+  if (run == denial_runs_.end()) return;
+  if (run->second.dirty) ledger_.order_put(run->second.rec);
+  denial_runs_.erase(run);
+}
+
+bool EventDrivenExecutor::denial_fold(std::uint32_t slot_index, std::size_t strategy, Side side) {
+  // Only a strategy's signals: its confidence is constant (a model's varies bar to bar, and with it the threshold check).
+  if (!options_.fold_repeated_denials || strategy == SIZE_MAX) return false;
+  const std::uint64_t key = (std::uint64_t{slot_index} << 32) | (strategy == SIZE_MAX ? 0xFFFFFFFFull : static_cast<std::uint64_t>(strategy));
+  const auto run = denial_runs_.find(key);
+  if (run == denial_runs_.end()) return false;
+  DenialRun& r = run->second;
+  // The same denial as at the last decision for this strategy and symbol, under the same state: decided without
+  // running the pipeline again (a subsystem answering a pre-trade hook could decide otherwise, so none may be active).
+  if (r.rec.request.side != side || !r.rec.deny_reason || !denial_state_only(*r.rec.deny_reason) ||
+      r.state_version != state_version_ || r.policy_version != policy_.get().version || r.risk_state != risk_.state())
+    return false;
+  for (Hook h : {Hook::pre_trade_universe_filter, Hook::pre_trade_confidence_adjustment, Hook::pre_trade_risk_check,
+                 Hook::pre_trade_portfolio_check, Hook::pre_trade_position_sizing, Hook::execution_order_type_selection})
+    if (hooks_.active(h)) return false;
+  ++stats_.denied;
+  ++stats_.denials_repeated;
+  ++stats_.denials_decided_again;
+  ++r.rec.repeats;
+  r.rec.updated = clock().now();
+  r.dirty = true;
+  return true;
 }
 
 void EventDrivenExecutor::denial_runs_flush(bool all) {
@@ -577,13 +657,13 @@ void EventDrivenExecutor::denial_runs_flush(bool all) {
       ledger_.order_put(it->second.rec);
       it->second.dirty = false;
     }
-    // A run that did not repeat in this cycle is over.
-    if (all || it->second.cycle + 1 < cycle_seq_) it = denial_runs_.erase(it);
+    if (all) it = denial_runs_.erase(it);
     else ++it;
   }
 }
 
 std::uint64_t EventDrivenExecutor::submit(OrderRecord rec, const TradeCandidate* candidate) {
+  if (rec.purpose == OrderPurpose::entry) ++state_version_;  // the Risk OS's entry-rate window moves
   if (rec.created == 0) rec.created = rec.updated = clock().now();
   if (rec.policy_version == 0) rec.policy_version = policy_.get().version;
   if (rec.purpose != OrderPurpose::entry) {
@@ -837,7 +917,10 @@ void EventDrivenExecutor::on_fill(const Fill& fill) {
   if (order_id == p->take_order && done) p->take_order = 0;
   if (order_id == p->exit_order && done) p->exit_order = 0;
   if (p->rec.qty <= 1e-12 * p->exit_fill_qty) {  // exact for whole exits; tolerant of partial-fill rounding
-    if (purpose == OrderPurpose::stop_loss || purpose == OrderPurpose::trailing_stop) risk_.stop_out(p->rec.symbol);
+    if (purpose == OrderPurpose::stop_loss || purpose == OrderPurpose::trailing_stop) {
+      risk_.stop_out(p->rec.symbol);  // cooldown and guard
+      ++state_version_;
+    }
     CloseReason reason = close_reason(purpose);
     if (purpose == OrderPurpose::exit && p->genome.max_hold > 0 && p->rec.bars_held >= p->genome.max_hold) reason = CloseReason::max_hold;
     // One exit fill: its price exactly; several: their quantity-weighted average.
@@ -943,12 +1026,14 @@ SystemSnapshot EventDrivenExecutor::system_snapshot() {
 void EventDrivenExecutor::periodic_healing(TimeNs) {
   DecisionTrace trace;
   const HealingAnswer h = hooks_.self_healing_check(system_snapshot(), HealingAnswer{pause_entries_}, &trace);
+  if (h.pause_entries != pause_entries_) ++state_version_;
   pause_entries_ = h.pause_entries;
 }
 
 void EventDrivenExecutor::periodic_coordination(TimeNs) {
   DecisionTrace trace;
   coordination_ = hooks_.ai_hfos_coordination(system_snapshot(), CoordinationAnswer{}, &trace);
+  ++state_version_;
 }
 
 void EventDrivenExecutor::cycle_end() {
@@ -1014,7 +1099,6 @@ void EventDrivenExecutor::cycle_end() {
   e.regime = regime_;
   e.trading_state = snap.trading_state;
   ledger_.equity_add(e);
-  ++cycle_seq_;
   if (++uncommitted_cycles_ >= options_.commit_every) {
     denial_runs_flush(false);
     ledger_.commit();

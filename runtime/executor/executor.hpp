@@ -65,6 +65,7 @@ struct ExecutorOptions {
   double model_take_atr = 3;        ///< model signals: target distance in ATRs
   std::int32_t reconcile_cycles = 3;  ///< cycles an order with an unknown outcome waits before it is queried
   TimeNs check_interval = 0;        ///< live: a cycle ends at least this often (0: only on bars / cycle_end())
+  bool fold_repeated_denials = true;  ///< decide a state-only denial that repeats without the pipeline (same result)
   std::int32_t commit_every = 1;    ///< ledger commit every this many cycles (live: 1, each cycle durable; a replay
                                     ///< commits less often: a killed replay is rerun, not resumed)
 };
@@ -73,6 +74,7 @@ struct ExecutorOptions {
 struct ExecutorStats {
   std::uint64_t bars = 0, signals = 0, orders = 0, denied = 0, rejected = 0, unknown = 0, fills = 0, trades = 0;
   std::uint64_t denials_repeated = 0;  ///< denials folded into the previous bar's identical denial (in `denied` too)
+  std::uint64_t denials_decided_again = 0;  ///< of those, decided without the pipeline (the state had not changed)
   std::uint64_t cycles = 0;
 };
 
@@ -166,8 +168,10 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   };
   struct DenialRun {
     OrderRecord rec;          // the denial as stored, with its repeat count
-    std::uint64_t cycle = 0;  // the cycle it last happened in
     bool dirty = false;       // repeats not yet written
+    std::uint64_t state_version = 0;   // the executor's state when it was decided
+    std::uint64_t policy_version = 0;  // the policy it was decided under
+    TradingState risk_state = TradingState::active;  // the Risk OS's state then
   };
   /// What the executor keeps per symbol, by the engine's slot.
   struct SymbolSlot {
@@ -183,8 +187,12 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   void monitor(Position& p, const MarketBarClosed& bar);
   void strategy_exits(Position& p, std::size_t strategy, std::uint32_t sig);
   void entry_consider(TradingSignal signal);
+  void signal_event(std::string_view strategy, const Symbol& symbol, Side side, double confidence, double price, double stop_loss,
+                    double take_profit);
   void deny(OrderRecord rec, DenyReason reason, const std::string& detail);
   void denial_runs_flush(bool all);
+  bool denial_fold(std::uint32_t slot_index, std::size_t strategy, Side side);
+  void denial_run_end(std::uint32_t slot_index, std::size_t strategy);
   std::uint64_t submit(OrderRecord rec, const TradeCandidate* candidate);
   void exit_submit(Position& p, OrderPurpose purpose, OrderType type = OrderType::market);
   void protective_place(Position& p);
@@ -228,7 +236,7 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   TimeNs cycle_time_ = -1;
   bool cycle_open_ = false;  // a bar arrived since the last cycle_end()
   std::int32_t uncommitted_cycles_ = 0;
-  std::uint64_t cycle_seq_ = 0;                   // cycles ended so far (denial runs)
+  std::uint64_t state_version_ = 0;               // bumped by anything a state-only denial depends on
   std::map<std::uint64_t, DenialRun> denial_runs_;  // (slot << 32 | strategy) -> its latest denial
   std::uint64_t last_order_id_ = 0, last_position_id_ = 0;
   double initial_equity_ = 0, peak_equity_ = 0, day_start_equity_ = 0;

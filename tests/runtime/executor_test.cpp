@@ -491,6 +491,38 @@ TEST(Executor, RiskOsDenialsReachTheLedgerWithTheirReason) {
   for (std::size_t i = 1; i < trades.size(); ++i) EXPECT_GE(trades[i].entry_time, trades[i - 1].exit_time);
 }
 
+TEST(Executor, FoldingRepeatedDenialsChangesNothingInTheLedger) {
+  const MarketPanel panel = test_market(6, 900);
+  const auto genomes = trading_genomes(panel, 3);
+  std::vector<LiveStrategy> strategies;
+  for (const auto& g : genomes) strategies.push_back(live(g));
+  TempDir dir;
+  std::vector<ReplayResult> results;
+  for (bool fold : {false, true}) {
+    ReplayOptions o = alike_options(dir.file(fold ? "fold.db" : "full.db"));
+    o.policy->max_open_positions = 2;  // a full book and held symbols: denials that repeat bar after bar
+    o.executor.fold_repeated_denials = fold;
+    results.push_back(replay_run(panel, quiet_config(), strategies, {}, o));
+  }
+  EXPECT_EQ(results[0].stats.denied, results[1].stats.denied);
+  EXPECT_GT(results[1].stats.denials_repeated, 100u);
+  const Ledger a(dir.file("full.db"), store::OpenMode::existing), b(dir.file("fold.db"), store::OpenMode::existing);
+  const auto oa = a.orders(), ob = b.orders();
+  ASSERT_EQ(oa.size(), ob.size());
+  for (std::size_t i = 0; i < oa.size(); ++i) {
+    SCOPED_TRACE("order " + std::to_string(oa[i].request.order_id));
+    EXPECT_EQ(oa[i].request.order_id, ob[i].request.order_id);
+    EXPECT_EQ(oa[i].status, ob[i].status);
+    EXPECT_EQ(oa[i].deny_reason, ob[i].deny_reason);
+    EXPECT_EQ(oa[i].repeats, ob[i].repeats);
+    EXPECT_EQ(oa[i].created, ob[i].created);
+    EXPECT_EQ(oa[i].updated, ob[i].updated);
+    EXPECT_EQ(oa[i].trace, ob[i].trace);
+    EXPECT_EQ(oa[i].detail, ob[i].detail);
+  }
+  expect_same_trades(ledger_trades(panel, dir.file("full.db")), ledger_trades(panel, dir.file("fold.db")), "folded denials");
+}
+
 TEST(Executor, AutonomyNeedsASimulatedVenueAndBadWindowsAreNamed) {
   const MarketPanel panel = test_market(2, 100);
   ReplayOptions o;
