@@ -103,26 +103,34 @@ std::uint32_t AITradingEngine::rule_signals(std::size_t strategy, std::uint32_t 
   return kernels::signals_eval<double>(strategies_[strategy].genome, st.close, [f](std::int32_t p) { return f[p]; });
 }
 
+void AITradingEngine::signals_for(std::uint32_t slot, std::vector<TradingSignal>& out) const {
+  const SymbolState& st = symbols_[slot];
+  if (!st.seen) return;
+  for (std::size_t i = 0; i < strategies_.size(); ++i) {
+    if (!trades(i, slot)) continue;
+    double atr = 0;
+    const std::uint32_t sig = rule_signals(i, slot, &atr);
+    if ((sig & (kernels::kSignalLong | kernels::kSignalShort)) == 0) continue;
+    const kernels::Genome& g = strategies_[i].genome;
+    const bool atr_ok = std::isfinite(atr) && atr > 0;
+    if (!atr_ok && (g.stop_atr > 0.0f || g.take_atr > 0.0f || g.trail_atr > 0.0f)) continue;  // stops need a defined ATR
+    TradingSignal s;
+    s.strategy = strategies_[i].id;
+    s.symbol = st.symbol;
+    s.side = (sig & kernels::kSignalLong) != 0 ? Side::buy : Side::sell;
+    s.confidence = 1.0;  // a rule fires or it does not
+    s.source = "strategy";
+    s.atr = std::isfinite(atr) ? atr : 0.0;
+    s.strategy_index = i;
+    out.push_back(std::move(s));
+  }
+}
+
 std::vector<TradingSignal> AITradingEngine::get_trading_signals(const std::vector<Symbol>& symbols) const {
   std::vector<TradingSignal> out;
   for (const Symbol& sym : symbols) {
     const std::uint32_t slot = slot_find(sym);
-    if (slot == kNoSlot || !symbols_[slot].seen) continue;
-    for (std::size_t i = 0; i < strategies_.size(); ++i) {
-      if (!trades(i, slot)) continue;
-      double atr = 0;
-      const std::uint32_t sig = rule_signals(i, slot, &atr);
-      if ((sig & (kernels::kSignalLong | kernels::kSignalShort)) == 0) continue;
-      TradingSignal s;
-      s.strategy = strategies_[i].id;
-      s.symbol = sym;
-      s.side = (sig & kernels::kSignalLong) != 0 ? Side::buy : Side::sell;
-      s.confidence = 1.0;  // a rule fires or it does not
-      s.source = "strategy";
-      s.atr = atr;
-      s.strategy_index = i;
-      out.push_back(std::move(s));
-    }
+    if (slot != kNoSlot) signals_for(slot, out);
   }
   return out;
 }
@@ -290,38 +298,24 @@ void EventDrivenExecutor::on_bar(const MarketBarClosed& bar) {
   if (sl.position && sl.position->entered) monitor(*sl.position, bar);
   if (final_bar) return;  // the run ends at this bar's close: no new decision
 
-  // A strategy's exits first (its own bar step), then entries.
-  const auto& strategies = engine_.strategies();
-  for (std::size_t i = 0; i < strategies.size(); ++i) {
-    if (!engine_.trades(i, si)) continue;
-    double atr = 0;
-    const std::uint32_t sig = engine_.rule_signals(i, si, &atr);
-    Position* held = slots_[si].position.get();  // (monitor() may have submitted, never erased)
-    if (held != nullptr && held->strategy == i) {
-      if (held->entered && held->exit_order == 0) strategy_exits(*held, i, sig);
-      continue;  // in a position (or entering one): no entry
-    }
-    if ((sig & (kernels::kSignalLong | kernels::kSignalShort)) == 0) continue;
-    const kernels::Genome& g = strategies[i].genome;
-    const bool atr_ok = std::isfinite(atr) && atr > 0;
-    if (!atr_ok && (g.stop_atr > 0.0f || g.take_atr > 0.0f || g.trail_atr > 0.0f)) continue;  // stops need a defined ATR
-    const Side side = (sig & kernels::kSignalLong) != 0 ? Side::buy : Side::sell;
-    if (denial_fold(si, i, side)) {
-      // The same denial as on the bar before, under the same state: no pipeline, the signal still published.
+  // The holding strategy's exits first (its own bar step), then every strategy's entry signals.
+  Position* held = sl.position.get();  // (monitor() may have submitted, never erased)
+  if (held != nullptr && held->strategy != SIZE_MAX && held->entered && held->exit_order == 0)
+    strategy_exits(*held, held->strategy, engine_.rule_signals(held->strategy, si, nullptr));
+  signals_.clear();
+  engine_.signals_for(si, signals_);
+  for (TradingSignal& s : signals_) {
+    held = slots_[si].position.get();
+    if (held != nullptr && held->strategy == s.strategy_index) continue;  // in its position (or entering it): no entry
+    if (denial_fold(si, s.strategy_index, s.side)) {
+      // The same denial as at its last decision here, under the same state: no pipeline, the signal still published.
       ++stats_.signals;
-      const double dir = side == Side::buy ? 1.0 : -1.0, a = std::isfinite(atr) ? atr : 0.0, price = slots_[si].last_price;
-      signal_event(strategies[i].id, bar.symbol, side, 1.0, price, g.stop_atr > 0.0f ? price - dir * g.stop_atr * a : 0.0,
-                   g.take_atr > 0.0f ? price + dir * g.take_atr * a : 0.0);
+      const kernels::Genome& g = engine_.strategies()[s.strategy_index].genome;
+      const double dir = s.side == Side::buy ? 1.0 : -1.0, price = slots_[si].last_price;
+      signal_event(s.strategy, s.symbol, s.side, s.confidence, price, g.stop_atr > 0.0f ? price - dir * g.stop_atr * s.atr : 0.0,
+                   g.take_atr > 0.0f ? price + dir * g.take_atr * s.atr : 0.0);
       continue;
     }
-    TradingSignal s;
-    s.strategy = strategies[i].id;
-    s.symbol = bar.symbol;
-    s.side = (sig & kernels::kSignalLong) != 0 ? Side::buy : Side::sell;
-    s.confidence = 1.0;
-    s.source = "strategy";
-    s.atr = std::isfinite(atr) ? atr : 0.0;
-    s.strategy_index = i;
     entry_consider(std::move(s));
   }
 }

@@ -111,8 +111,10 @@ class AITradingEngine {
   /// The index of a strategy by id, or SIZE_MAX.
   std::size_t strategy_index(const std::string& id) const;
   /// Entry signals of every strategy on the last bars of `symbols` (a strategy's exits are the executor's position
-  /// monitor's, which knows its positions).
+  /// monitor's, which knows its positions). A strategy with stops signals only once the ATR is defined.
   std::vector<TradingSignal> get_trading_signals(const std::vector<Symbol>& symbols) const;
+  /// get_trading_signals() for one slot, appended to `out` (the executor's per-bar form: no allocation of the list).
+  void signals_for(std::uint32_t slot, std::vector<TradingSignal>& out) const;
 
  private:
   struct SymbolState {
@@ -226,6 +228,7 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   ExecutorStats stats_;
 
   std::vector<SymbolSlot> slots_;
+  std::vector<TradingSignal> signals_;   // the bar's entry signals (reused)
   std::size_t open_positions_ = 0;       // slots with a position
   std::map<std::uint64_t, std::unique_ptr<Working>> working_;    // orders not final, by id
   std::size_t universe_size_ = 0;

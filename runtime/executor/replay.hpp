@@ -23,11 +23,11 @@
 
 namespace qtos {
 
-/// The executor's options for a replay: the ledger commits every 64 bar times (a stopped replay commits what it did;
+/// The executor's options for a replay: the ledger commits every 256 bar times (a stopped replay commits what it did;
 /// a killed one is rerun).
 inline ExecutorOptions replay_executor_options() {
   ExecutorOptions o;
-  o.commit_every = 64;
+  o.commit_every = 256;
   return o;
 }
 
@@ -36,7 +36,7 @@ struct ReplayOptions {
   std::int32_t t_begin = 0;          ///< first bar that trades (earlier bars warm the indicators up)
   std::int32_t t_end = -1;           ///< one past the last bar (-1: the panel's end); open positions close at its close
   PaperExchangeConfig exchange;      ///< the venue
-  ExecutorOptions executor = replay_executor_options();  ///< the executor (the ledger commits every 64 bar times)
+  ExecutorOptions executor = replay_executor_options();  ///< the executor (the ledger commits every 256 bar times)
   std::string ledger_path = ":memory:";  ///< the ledger file
   std::string event_log_path;        ///< "" : no event log
   std::string log_dir;               ///< subsystem decision logs ("" : none)
