@@ -127,10 +127,13 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
     if (t_begin >= t_end)
       throw UsageError("--from " + (a->from.empty() ? std::string("0") : a->from) + " --to " + (a->to.empty() ? std::string("1") : a->to) +
                        ": the window is empty (bars " + std::to_string(t_begin) + " to " + std::to_string(t_end) + ")");
-    std::filesystem::create_directories(a->out);
     const std::string ledger_path = a->out + "/ledger.db";
-    // A replay writes a fresh ledger: an old one would mix two runs.
-    for (const char* f : {"/ledger.db", "/ledger.db-wal", "/ledger.db-shm", "/events.qel"}) std::filesystem::remove(a->out + f);
+    // A replay writes a fresh ledger and never deletes an earlier run's.
+    for (const char* f : {"/ledger.db", "/events.qel"})
+      if (std::filesystem::exists(a->out + f))
+        throw std::invalid_argument("--out " + a->out + " already holds " + a->out + f +
+                                    " from an earlier run; give another directory or remove it");
+    std::filesystem::create_directories(a->out);
 
     ReplayOptions o;
     o.t_begin = t_begin;

@@ -214,6 +214,33 @@ void EventDrivenExecutor::positions_each(F&& f) {
 
 EventDrivenExecutor::Sleeve& EventDrivenExecutor::sleeve_of(const Position& p) { return sleeve(p.slot, p.strategy); }
 
+// Every way into the executor (a bar, a fill, an order update, the end of a cycle) goes through here: an error that
+// escapes (the ledger cannot be written, a bug) stops trading rather than letting the executor, the ledger and the
+// venue drift apart. The venue keeps the protective orders already placed.
+template <class F>
+void EventDrivenExecutor::guarded(const char* what, F&& f) {
+  if (state() == ServiceState::faulted) return;
+  try {
+    f();
+  } catch (const std::exception& e) {
+    spdlog::error("executor: {} failed: {}; trading stopped", what, e.what());
+    fault(std::string(what) + " failed: " + e.what() + "; trading stopped (orders resting at the venue stay there)");
+  }
+}
+
+void EventDrivenExecutor::on_bar(const MarketBarClosed& bar) {
+  guarded("a bar", [&] { bar_process(bar); });
+}
+void EventDrivenExecutor::on_fill(const Fill& fill) {
+  guarded("a fill", [&] { fill_process(fill); });
+}
+void EventDrivenExecutor::on_order_update(const OrderState& order) {
+  guarded("an order update", [&] { order_update_process(order); });
+}
+void EventDrivenExecutor::cycle_end() {
+  guarded("the end of a cycle", [&] { cycle_process(); });
+}
+
 void EventDrivenExecutor::on_start() {
   exchange_.listener_set(this);
   initial_equity_ = exchange_.equity();
@@ -283,10 +310,10 @@ void EventDrivenExecutor::final_bar_set(TimeNs open_time) {
 // ---------------------------------------------------------------------------------------------------------------
 // Bars
 
-void EventDrivenExecutor::on_bar(const MarketBarClosed& bar) {
+void EventDrivenExecutor::bar_process(const MarketBarClosed& bar) {
   ++stats_.bars;
   const TimeNs close_time = bar.open_time + static_cast<TimeNs>(bar.interval_s) * kNsPerSecond;
-  if (cycle_open_ && close_time > cycle_time_) cycle_end();  // a live feed moved on without an explicit end
+  if (cycle_open_ && close_time > cycle_time_) cycle_process();  // a live feed moved on without an explicit end
   cycle_time_ = close_time;
   cycle_open_ = true;
   const std::uint32_t si = engine_.bar_update(bar);
@@ -810,7 +837,7 @@ void EventDrivenExecutor::protective_cancel(Position& p) {
 // ---------------------------------------------------------------------------------------------------------------
 // Fills and order updates
 
-void EventDrivenExecutor::on_fill(const Fill& fill) {
+void EventDrivenExecutor::fill_process(const Fill& fill) {
   ++stats_.fills;
   if (fill.order_id == 0) {  // a liquidation by the venue
     Position* held = slot(fill.symbol).position.get();
@@ -958,7 +985,7 @@ void EventDrivenExecutor::position_close(Position& p, double exit_price, CloseRe
   position_erase(p.slot);  // `p` is gone
 }
 
-void EventDrivenExecutor::on_order_update(const OrderState& order) {
+void EventDrivenExecutor::order_update_process(const OrderState& order) {
   const std::uint64_t id = order.request.order_id;
   auto wit = working_.find(id);
   if (wit == working_.end()) return;
@@ -1030,7 +1057,7 @@ void EventDrivenExecutor::periodic_coordination(TimeNs) {
   ++state_version_;
 }
 
-void EventDrivenExecutor::cycle_end() {
+void EventDrivenExecutor::cycle_process() {
   if (!cycle_open_) return;  // no bar since the last end: nothing to decide, mark or commit twice
   cycle_open_ = false;
   ++stats_.cycles;
@@ -1071,13 +1098,13 @@ void EventDrivenExecutor::cycle_end() {
   for (std::uint64_t id : unknown) {
     auto truth = exchange_.query(id);
     if (truth) {
-      on_order_update(*truth);
+      order_update_process(*truth);
     } else {
       OrderState gone;
       gone.request = working_.at(id)->rec.request;
       gone.status = OrderStatus::expired;
       gone.reason = "the venue does not know the order after " + std::to_string(options_.reconcile_cycles) + " cycles (never sent)";
-      on_order_update(gone);
+      order_update_process(gone);
     }
   }
   // The equity curve.

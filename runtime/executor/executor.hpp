@@ -146,7 +146,7 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   /// The run ends with the bars that open at `open_time`: positions still open are closed at their close
   /// (MARKET_ON_CLOSE), and no new signal is taken on them.
   void final_bar_set(TimeNs open_time);
-  /// Ends the current bar cycle: model signals, the Risk OS mark (drawdowns), the equity point, reconciliation of
+  /// Ends the current bar cycle (a failure faults the executor: trading stops, see state()): model signals, the Risk OS mark (drawdowns), the equity point, reconciliation of
   /// orders with an unknown outcome, and the ledger commit. The replay calls it after each bar time; live runs end a
   /// cycle on every new bar time and on the check interval.
   void cycle_end();
@@ -186,6 +186,12 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   };
 
   void on_bar(const MarketBarClosed& bar);
+  void bar_process(const MarketBarClosed& bar);
+  void fill_process(const Fill& fill);
+  void order_update_process(const OrderState& order);
+  void cycle_process();
+  template <class F>
+  void guarded(const char* what, F&& f);
   void monitor(Position& p, const MarketBarClosed& bar);
   void strategy_exits(Position& p, std::size_t strategy, std::uint32_t sig);
   void entry_consider(TradingSignal signal);

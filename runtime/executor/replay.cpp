@@ -136,6 +136,15 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
       ++result.symbol_bars;
     }
     executor.cycle_end();
+    // A replay's outputs must be whole: a subscriber that failed (the venue, the event log on a full disk) ends it.
+    if (bus.metrics().handler_errors > 0)
+      for (const SubscriberStats& sub : bus.subscribers())
+        if (sub.errors > 0)
+          throw std::runtime_error("replay stopped at " + time_format(open_of(t)) + ": " + sub.name + " failed: " + sub.last_error +
+                                   " (the ledger " + options.ledger_path + " holds the bars before)");
+    if (executor.state() == ServiceState::faulted)
+      throw std::runtime_error("replay stopped at " + time_format(open_of(t)) + ": " + executor.last_reason() + " (the ledger " +
+                               options.ledger_path + " holds the bars before)");
     result.bars_done = t + 1;
     if (options.progress) options.progress(t + 1, t_end);
   }

@@ -1,7 +1,8 @@
 // `qtos backtest` (the full-system replay) and `qtos orders` through the real binary: outputs, determinism of the
 // report, the decision trace printed, the equality with backtest-strategy's trade count, and bad inputs.
-#include <fstream>
-#include <sstream>
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <string>
 
 #include <boost/json.hpp>
@@ -17,12 +18,7 @@ using test::TempDir;
 
 bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
 class BacktestCli : public ::testing::Test {
  protected:
@@ -77,6 +73,32 @@ TEST_F(BacktestCli, OrdersShowPrintsTheDecisionTrace) {
   const auto missing = run_qtos("orders --ledger runc/ledger.db show 999999", dir_->path());
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_TRUE(has(missing.err, "no such order")) << missing.err;
+}
+
+TEST_F(BacktestCli, AnEarlierRunIsNeverOverwritten) {
+  const std::string args = std::string("backtest --data syn --genome ") + kGenome + " --leverage 2 --to 0.3 --out rund";
+  ASSERT_EQ(run_qtos(args, dir_->path()).exit_code, 0);
+  const std::string before = slurp(dir_->path() / "rund/ledger.db");
+  const auto again = run_qtos(args, dir_->path());
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_TRUE(has(again.err, "already holds rund/ledger.db from an earlier run")) << again.err;
+  EXPECT_EQ(slurp(dir_->path() / "rund/ledger.db"), before);
+}
+
+TEST_F(BacktestCli, AFullDiskStopsTheReplayAndSaysWhere) {
+  // Writes beyond 300 KiB fail (EFBIG, the signal ignored), as on a full disk: the event log or the ledger fails first.
+  const auto out = dir_->path() / ".full_out", err = dir_->path() / ".full_err";
+  const std::string cmd = "cd '" + dir_->path().string() + "' && bash -c \"trap '' XFSZ; ulimit -f 300; exec '" + std::string(QTOS_BIN) +
+                          "' backtest --data syn --genome " + kGenome + " --leverage 2 --out rune\" >'" + out.string() + "' 2>'" +
+                          err.string() + "'";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string text = slurp(err);
+  EXPECT_TRUE(has(text, "replay stopped at")) << text.substr(text.size() > 2000 ? text.size() - 2000 : 0);
+  EXPECT_TRUE(has(text, "File too large") || has(text, "disk")) << text.substr(text.size() > 2000 ? text.size() - 2000 : 0);
+  EXPECT_TRUE(has(text, "holds the bars before"));
+  EXPECT_FALSE(std::filesystem::exists(dir_->path() / "rune/report.html")) << "no report for a run that did not finish";
 }
 
 TEST_F(BacktestCli, BadInputsAreNamed) {
