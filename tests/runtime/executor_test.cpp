@@ -19,27 +19,16 @@
 #include "runtime/executor/replay.hpp"
 #include "runtime/strategy/evolution.hpp"
 #include "runtime/util/rng.hpp"
+#include "tests/support/run_command.hpp"
 
 namespace qtos {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("qtos_executor_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+/// A fresh directory removed at scope exit, with file() naming a path inside it.
+struct TempDir : test::TempDir {
+  std::string file(const std::string& name) const { return (path() / name).string(); }
 };
 
 constexpr double kFee = 0.0004, kSlip = 0.0002, kSlipSpread = 0.5, kCapital = 10'000;
@@ -249,6 +238,25 @@ TEST(Executor, ReplayIsDeterministic) {
   expect_same_trades(trades[0], trades[1], "second run");
 }
 
+/// Lets only one hook of a Meddler through (so a test exercises that hook alone).
+template <Hook H>
+class OnlyHook final : public TradingSubsystem {
+ public:
+  explicit OnlyHook(std::shared_ptr<TradingSubsystem> m) : m_(std::move(m)) {}
+  std::string name() const override { return m_->name(); }
+  SubsystemMode mode() const override { return m_->mode(); }
+  bool answers(Hook h) const override { return h == H; }
+  std::optional<CheckAnswer> risk_check(const TradeCandidate& c, const CheckAnswer& v, std::string& why) override {
+    return m_->risk_check(c, v, why);
+  }
+  std::optional<SizingAnswer> position_sizing(const TradeCandidate& c, const SizingAnswer& v, std::string& why) override {
+    return m_->position_sizing(c, v, why);
+  }
+
+ private:
+  std::shared_ptr<TradingSubsystem> m_;
+};
+
 /// Half of the symbols, chosen by a hash of the name.
 bool odd(std::string_view symbol) { return std::hash<std::string_view>{}(symbol) % 2 == 1; }
 
@@ -376,40 +384,22 @@ TEST(Executor, FailSafeDeniesProtectiveHooksAndKeepsTheBaselineElsewhere) {
   // A sizing model that throws: enhancing, so the baseline size stands and the trades equal the run without it.
   auto sizing = std::make_shared<Meddler>("PBA", SubsystemMode::enforced);
   sizing->throw_in_sizing = true;
-  class OnlySizing final : public TradingSubsystem {
-   public:
-    explicit OnlySizing(std::shared_ptr<Meddler> m) : m_(std::move(m)) {}
-    std::string name() const override { return m_->name(); }
-    SubsystemMode mode() const override { return m_->mode(); }
-    bool answers(Hook h) const override { return h == Hook::pre_trade_position_sizing; }
-    std::optional<SizingAnswer> position_sizing(const TradeCandidate& c, const SizingAnswer& v, std::string& why) override {
-      return m_->position_sizing(c, v, why);
-    }
-    std::shared_ptr<Meddler> m_;
-  };
+
   std::uint64_t health_events = 0;
   ReplayOptions o = alike_options(dir.file("a.db"));
   Subscription sub;  // released with the run's bus (a subscription holds the bus weakly)
   o.before_bar = [&](std::int32_t t, RiskOS&, EventBus& bus) {
     if (t == 0) sub = bus.subscribe<HealthStatusChanged>("test", [&](const HealthStatusChanged&) { ++health_events; });
   };
-  replay_run(panel, quiet_config(), {live(genomes[0])}, {std::make_shared<OnlySizing>(sizing)}, o);
+  replay_run(panel, quiet_config(), {live(genomes[0])}, {std::make_shared<OnlyHook<Hook::pre_trade_position_sizing>>(sizing)}, o);
   EXPECT_GT(health_events, 0u);
   replay_run(panel, quiet_config(), {live(genomes[0])}, {}, alike_options(dir.file("b.db")));
   expect_same_trades(ledger_trades(panel, dir.file("b.db")), ledger_trades(panel, dir.file("a.db")), "throwing sizing hook");
   // A risk check that throws: protective, so every entry is denied FAIL_SAFE.
   auto risk = std::make_shared<Meddler>("RISK", SubsystemMode::enforced);
   risk->throw_in_risk = true;
-  class OnlyRisk final : public TradingSubsystem {
-   public:
-    explicit OnlyRisk(std::shared_ptr<Meddler> m) : m_(std::move(m)) {}
-    std::string name() const override { return m_->name(); }
-    SubsystemMode mode() const override { return m_->mode(); }
-    bool answers(Hook h) const override { return h == Hook::pre_trade_risk_check; }
-    std::optional<CheckAnswer> risk_check(const TradeCandidate& c, const CheckAnswer& v, std::string& why) override { return m_->risk_check(c, v, why); }
-    std::shared_ptr<Meddler> m_;
-  };
-  const ReplayResult r = replay_run(panel, quiet_config(), {live(genomes[0])}, {std::make_shared<OnlyRisk>(risk)}, alike_options(dir.file("c.db")));
+
+  const ReplayResult r = replay_run(panel, quiet_config(), {live(genomes[0])}, {std::make_shared<OnlyHook<Hook::pre_trade_risk_check>>(risk)}, alike_options(dir.file("c.db")));
   EXPECT_EQ(r.stats.trades, 0u);
   EXPECT_GT(r.stats.denied, 0u);
   const Ledger l(dir.file("c.db"), store::OpenMode::existing);

@@ -22,6 +22,7 @@
 
 #include "runtime/policy/policy_backend.hpp"
 #include "tests/runtime/test_util.hpp"
+#include "tests/support/crash_child.hpp"
 
 namespace qtos {
 namespace {
@@ -439,31 +440,7 @@ TEST(Ledger, WritesAreBatchedUntilCommitAndAnUncommittedCycleIsRolledBack) {
 TEST(Ledger, SigkillBetweenCommitsLeavesAWholeNumberOfCommittedCycles) {
   test::TempDir dir;
   const std::string path = dir.file("ledger.db");
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    ledger_writer_child(path, fds[1]);
-  }
-  ::close(fds[1]);
-  std::uint64_t last_acked = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (last_acked < 300 && std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fds[0], POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    std::uint64_t v = 0;
-    if (::read(fds[0], &v, sizeof v) != static_cast<ssize_t>(sizeof v)) break;
-    last_acked = v;
-  }
-  ASSERT_EQ(::kill(pid, SIGKILL), 0);
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the child exited on its own with status " << WEXITSTATUS(status);
-  std::uint64_t v = 0;
-  while (::read(fds[0], &v, sizeof v) == static_cast<ssize_t>(sizeof v)) last_acked = v;
-  ::close(fds[0]);
+  const std::uint64_t last_acked = test::sigkill_after_acks(300, [&](int ack_fd) { ledger_writer_child(path, ack_fd); });
   ASSERT_GE(last_acked, 300u);
 
   // A plain connection first: the file is intact (it also recovers the WAL, as a restart would).
