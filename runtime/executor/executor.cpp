@@ -244,7 +244,7 @@ void EventDrivenExecutor::cycle_end() {
 void EventDrivenExecutor::on_start() {
   exchange_.listener_set(this);
   initial_equity_ = exchange_.equity();
-  peak_equity_ = day_start_equity_ = initial_equity_;
+  day_start_equity_ = initial_equity_;
   // Strategies without an explicit allocation share the initial equity equally.
   std::size_t unallocated = 0;
   double allocated = 0;
@@ -1013,11 +1013,22 @@ void EventDrivenExecutor::order_update_process(const OrderState& order) {
 // ---------------------------------------------------------------------------------------------------------------
 // Cycles, accounts, periodic hooks
 
+double EventDrivenExecutor::open_loss() const {
+  double loss = 0;
+  for (const SymbolSlot& sl : slots_) {
+    const Position* p = sl.position.get();
+    if (p == nullptr || !p->entered) continue;
+    const double pnl = (sl.last_price - p->rec.entry_price) * signed_qty(p->rec.side, p->rec.qty);
+    if (pnl < 0) loss -= pnl;
+  }
+  return loss;
+}
+
 RiskAccount EventDrivenExecutor::risk_account(const Symbol* symbol) const {
   RiskAccount a;
   a.equity = exchange_.equity();
   a.day_start_equity = day_start_equity_;
-  a.peak_equity = std::max(peak_equity_, a.equity);
+  a.open_loss = open_loss();
   a.open_positions = static_cast<std::int64_t>(open_positions_);
   if (symbol != nullptr) {
     const std::uint32_t si = engine_.slot_find(*symbol);
@@ -1031,7 +1042,7 @@ SystemSnapshot EventDrivenExecutor::system_snapshot() {
   s.now = clock().now();
   s.equity = exchange_.equity();
   s.daily_drawdown_pct = day_start_equity_ > 0 ? 100.0 * (day_start_equity_ - s.equity) / day_start_equity_ : 0;
-  s.open_drawdown_pct = peak_equity_ > 0 ? 100.0 * (peak_equity_ - s.equity) / peak_equity_ : 0;
+  s.open_drawdown_pct = s.equity > 0 ? 100.0 * open_loss() / s.equity : 0;
   double gross = 0;
   for (const SymbolSlot& sl : slots_)
     if (sl.position) gross += sl.position->rec.qty * sl.last_price;
@@ -1078,7 +1089,6 @@ void EventDrivenExecutor::cycle_process() {
     day_ = day;
     day_start_equity_ = equity;
   }
-  peak_equity_ = std::max(peak_equity_, equity);
   if (risk_.mark(risk_account(nullptr), policy_.get())) {
     // Open drawdown limit: close the worst open position (one per cycle while the breach lasts).
     Position* worst = nullptr;

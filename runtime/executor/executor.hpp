@@ -212,6 +212,7 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   void periodic_coordination(TimeNs now);
   SystemSnapshot system_snapshot();
   RiskAccount risk_account(const Symbol* symbol) const;
+  double open_loss() const;
   std::uint64_t next_order_id() { return ++last_order_id_; }
   SymbolSlot& slot(std::uint32_t index);
   SymbolSlot& slot(const Symbol& symbol) { return slot(engine_.slot_intern(symbol)); }
@@ -248,7 +249,7 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   std::uint64_t state_version_ = 0;               // bumped by anything a state-only denial depends on
   std::map<std::uint64_t, DenialRun> denial_runs_;  // (slot << 32 | strategy) -> its latest denial
   std::uint64_t last_order_id_ = 0, last_position_id_ = 0;
-  double initial_equity_ = 0, peak_equity_ = 0, day_start_equity_ = 0;
+  double initial_equity_ = 0, day_start_equity_ = 0;
   double share_ = 0;               // capital of a strategy without an explicit allocation
   std::int64_t day_ = -1;
   bool pause_entries_ = false;

@@ -79,7 +79,7 @@ struct SystemSnapshot {
   TimeNs now = 0;                       ///< clock time
   double equity = 0;                    ///< account value
   double daily_drawdown_pct = 0;        ///< fall since the start of the UTC day
-  double open_drawdown_pct = 0;         ///< fall from the run's peak
+  double open_drawdown_pct = 0;         ///< unrealised loss of the open positions, percent of equity
   double exposure = 0;                  ///< gross notional / equity
   std::int64_t open_positions = 0;      ///< positions open
   RiskMode risk_mode = RiskMode::normal;  ///< policy risk mode

@@ -186,17 +186,19 @@ bool RiskOS::mark(const RiskAccount& account, const Policy& policy) {
     throw std::invalid_argument("RiskOS::mark: equity " + num(account.equity) + " is not a finite number");
   if (!(std::isfinite(account.day_start_equity) && account.day_start_equity > 0))
     throw std::invalid_argument("RiskOS::mark: day_start_equity " + num(account.day_start_equity) + " must be a finite number > 0");
-  if (!(std::isfinite(account.peak_equity) && account.peak_equity > 0))
-    throw std::invalid_argument("RiskOS::mark: peak_equity " + num(account.peak_equity) + " must be a finite number > 0");
+  if (!(std::isfinite(account.open_loss) && account.open_loss >= 0))
+    throw std::invalid_argument("RiskOS::mark: open_loss " + num(account.open_loss) + " must be a finite number >= 0");
   policy_version_ = policy.version;
   const double daily = (account.day_start_equity - account.equity) / account.day_start_equity * 100.0;
-  const double open = (account.peak_equity - account.equity) / account.peak_equity * 100.0;
+  // Equity at or below zero with a loss open: the whole account is at stake.
+  const double open = account.equity > 0 ? account.open_loss / account.equity * 100.0 : (account.open_loss > 0 ? 100.0 : 0.0);
   const bool daily_hit = daily >= policy.max_daily_drawdown_pct;
   const bool open_hit = open >= policy.max_open_drawdown_pct;
 
   const std::int64_t day = utc_day(bus_.clock().now());
-  if (day_ && day != *day_ && !daily_hit && !open_hit) reducing_daily_ = reducing_open_ = false;  // a new day: ACTIVE
+  if (day_ && day != *day_ && !daily_hit) reducing_daily_ = false;  // a new day under the daily limit
   day_ = day;
+  if (!open_hit) reducing_open_ = false;  // the open positions' loss is back under its limit
 
   auto enter = [&](bool& flag, DenyReason reason, RiskLimit limit, const char* what, const char* name, double value,
                    double threshold) {
@@ -214,6 +216,10 @@ bool RiskOS::mark(const RiskAccount& account, const Policy& policy) {
   if (open_hit)
     enter(reducing_open_, DenyReason::open_drawdown, RiskLimit::open_drawdown, "open drawdown", "max_open_drawdown_pct", open,
           policy.max_open_drawdown_pct);
+  if (reducing_daily_ && !reducing_open_ && reducing_reason_ == DenyReason::open_drawdown) {
+    reducing_reason_ = DenyReason::daily_drawdown;  // the limit still in force names the state
+    reducing_detail_ = "daily drawdown " + num(daily) + "% >= max_daily_drawdown_pct " + num(policy.max_daily_drawdown_pct) + "%";
+  }
   return open_hit;
 }
 

@@ -60,7 +60,7 @@ struct RiskOrder {
 struct RiskAccount {
   double equity = 0;               ///< account value now
   double day_start_equity = 0;     ///< value at the start of the UTC day
-  double peak_equity = 0;          ///< highest value since the start of the run
+  double open_loss = 0;            ///< unrealised loss of the open positions at the last prices (quote, >= 0)
   std::int64_t open_positions = 0; ///< positions open (entries in flight count)
   bool symbol_has_position = false;  ///< the order's symbol already has a position (entries)
 };
@@ -83,9 +83,11 @@ class RiskOS {
   /// The executor sends an order that check() let through: counts it. Sending more orders than were intended halts
   /// trading (RUNAWAY) and returns false: the order must not be sent.
   bool order_sent();
-  /// A mark of the account (every bar cycle): the daily and open drawdown against the policy. Reaching either limit
-  /// moves ACTIVE -> REDUCING and publishes RiskLimitBreached once per breach; a new UTC day with the drawdown back
-  /// under its limit returns to ACTIVE. Returns true when the open drawdown limit asks to close the worst positions.
+  /// A mark of the account (every bar cycle): the daily drawdown (equity against the start of the UTC day) and the
+  /// open drawdown (the open positions' unrealised loss against equity) under the policy. Reaching either limit moves
+  /// ACTIVE -> REDUCING and publishes RiskLimitBreached once per breach. The daily limit holds until a new UTC day
+  /// under it; the open limit until a mark under it (the worst positions were closed, or recovered). Returns true while
+  /// the open limit is exceeded: the executor then closes the worst position.
   bool mark(const RiskAccount& account, const Policy& policy);
   /// A position was stopped out on `symbol` (cooldown and guard).
   void stop_out(const Symbol& symbol);

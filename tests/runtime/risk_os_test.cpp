@@ -34,15 +34,15 @@ struct Rig {
   Subscription on_brake = bus.subscribe<EmergencyBrakeChanged>("test", [this](const EmergencyBrakeChanged& e) { brakes.push_back(e); });
   RiskOS risk;
   Policy policy;
-  RiskAccount account{.equity = 10'000, .day_start_equity = 10'000, .peak_equity = 10'000};
+  RiskAccount account{.equity = 10'000, .day_start_equity = 10'000};
 
   explicit Rig(RiskLimits limits = {}) : risk(limits, bus) { policy.version = 7; }
 
   std::optional<RiskDenial> check(const RiskOrder& o) { return risk.check(o, account, policy); }
-  bool mark(double equity, double day_start, double peak) {
+  bool mark(double equity, double day_start, double open_loss) {
     account.equity = equity;
     account.day_start_equity = day_start;
-    account.peak_equity = peak;
+    account.open_loss = open_loss;
     return risk.mark(account, policy);
   }
 };
@@ -273,7 +273,7 @@ TEST(RiskOSCheck, TheBrakeBeatsTheRateLimitAndReducingBeatsThePolicy) {
   r.risk.brake_set(true, "operator", "manual halt");
   EXPECT_DENIED(r.check(entry()), DenyReason::emergency_brake, "emergency brake");
   r.risk.brake_set(false, "operator", "resume");
-  r.mark(9'000, 10'000, 10'000);  // daily 10% >= 5%
+  r.mark(9'000, 10'000, 0);  // daily 10% >= 5%
   r.policy.blocked_strategies = {"ema-cross"};
   EXPECT_DENIED(r.check(entry()), DenyReason::daily_drawdown, "REDUCING");
   r.risk.brake_set(true, "operator", "again");
@@ -300,7 +300,7 @@ TEST(RiskOSExits, ExitsPassUnderTheBrakeInReducingAndPastEveryEntryCheck) {
   x.price = 99'000;  // far outside the collar
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(r.check(x)) << "exits are never throttled";
 
-  r.mark(9'000, 10'000, 10'000);
+  r.mark(9'000, 10'000, 0);
   ASSERT_EQ(r.risk.state(), TradingState::reducing);
   EXPECT_DENIED(r.check(entry()), DenyReason::daily_drawdown, "REDUCING: only orders that reduce exposure");
   EXPECT_FALSE(r.check(x));
@@ -345,9 +345,9 @@ TEST(RiskOSRunaway, SendingBeforeAnyCheckHalts) {
 
 TEST(RiskOSDrawdown, DailyDrawdownReducesUntilTheNextUtcDay) {
   Rig r;
-  EXPECT_FALSE(r.mark(9'600, 10'000, 10'000));  // 4%
+  EXPECT_FALSE(r.mark(9'600, 10'000, 0));  // 4%
   EXPECT_EQ(r.risk.state(), TradingState::active);
-  EXPECT_FALSE(r.mark(9'400, 10'000, 10'000));  // 6% >= 5%: REDUCING, but no positions to close
+  EXPECT_FALSE(r.mark(9'400, 10'000, 0));  // 6% >= 5%: REDUCING, but no position to close
   EXPECT_EQ(r.risk.state(), TradingState::reducing);
   EXPECT_EQ(r.risk.reducing_reason(), DenyReason::daily_drawdown);
   ASSERT_EQ(r.breaches.size(), 1u);
@@ -357,41 +357,41 @@ TEST(RiskOSDrawdown, DailyDrawdownReducesUntilTheNextUtcDay) {
   EXPECT_EQ(r.breaches[0].policy_version, 7u);
   EXPECT_DENIED(r.check(entry()), DenyReason::daily_drawdown, "REDUCING: only orders that reduce exposure",
                 "daily drawdown 6% >= max_daily_drawdown_pct 5%");
-  r.mark(9'300, 10'000, 10'000);
+  r.mark(9'300, 10'000, 0);
   r.clock.advance_to(kDay0 + kDay - kNsPerSecond);  // 23:59:59, recovered: still the same day
-  r.mark(10'000, 10'000, 10'000);
+  r.mark(10'000, 10'000, 0);
   EXPECT_EQ(r.risk.state(), TradingState::reducing);
   EXPECT_EQ(r.breaches.size(), 1u) << "one event per breach";
 
-  r.clock.advance_to(kDay0 + kDay);  // next UTC day, both drawdowns under their limits
-  EXPECT_FALSE(r.mark(9'400, 9'400, 10'000));  // daily 0%, open 6% < 10%
+  r.clock.advance_to(kDay0 + kDay);  // next UTC day, under the limit
+  EXPECT_FALSE(r.mark(9'400, 9'400, 0));
   EXPECT_EQ(r.risk.state(), TradingState::active);
   EXPECT_FALSE(r.check(entry()));
   EXPECT_EQ(r.breaches.size(), 1u) << "the return to ACTIVE publishes nothing";
 
   r.clock.advance_by(kDay);
-  EXPECT_FALSE(r.mark(9'800, 9'800, 10'000));
-  r.mark(9'300, 9'800, 10'000);  // a new breach: daily 5.1%, open 7%
+  EXPECT_FALSE(r.mark(9'800, 9'800, 0));
+  r.mark(9'300, 9'800, 0);  // a new breach: daily 5.1%
   EXPECT_EQ(r.risk.state(), TradingState::reducing);
   EXPECT_EQ(r.breaches.size(), 2u);
 }
 
 TEST(RiskOSDrawdown, ANewDayStillOverALimitStaysReducing) {
   Rig r;
-  r.mark(9'400, 10'000, 10'000);
+  r.mark(9'400, 10'000, 0);
   r.clock.advance_to(kDay0 + kDay + kNsPerSecond);
-  r.mark(9'100, 9'600, 10'000);  // daily 5.2% again on the new day (open 9%)
+  r.mark(9'100, 9'600, 0);  // daily 5.2% again on the new day
   EXPECT_EQ(r.risk.state(), TradingState::reducing);
   EXPECT_EQ(r.breaches.size(), 1u) << "still the same breach";
   r.clock.advance_to(kDay0 + 2 * kDay);
-  r.mark(9'100, 9'100, 10'000);
+  r.mark(9'100, 9'100, 0);
   EXPECT_EQ(r.risk.state(), TradingState::active);
 }
 
-TEST(RiskOSDrawdown, OpenDrawdownAsksToCloseTheWorstPositions) {
+TEST(RiskOSDrawdown, OpenDrawdownAsksToCloseTheWorstPositionsUntilItIsBackUnderItsLimit) {
   Rig r;
-  EXPECT_FALSE(r.mark(9'100, 9'200, 10'000));  // open 9%, daily 1.1%
-  EXPECT_TRUE(r.mark(8'950, 9'200, 10'000));   // open 10.5% >= 10%
+  EXPECT_FALSE(r.mark(9'000, 9'100, 810));  // open loss 9% of equity, daily 1.1%
+  EXPECT_TRUE(r.mark(9'000, 9'100, 945));   // open 10.5% >= 10%
   EXPECT_EQ(r.risk.state(), TradingState::reducing);
   EXPECT_EQ(r.risk.reducing_reason(), DenyReason::open_drawdown);
   ASSERT_EQ(r.breaches.size(), 1u);
@@ -400,37 +400,43 @@ TEST(RiskOSDrawdown, OpenDrawdownAsksToCloseTheWorstPositions) {
   EXPECT_EQ(r.breaches[0].threshold, 10.0);
   EXPECT_DENIED(r.check(entry()), DenyReason::open_drawdown, "REDUCING", "open drawdown 10.5% >= max_open_drawdown_pct 10%");
   EXPECT_FALSE(r.check(exit_order()));
-  EXPECT_TRUE(r.mark(8'900, 9'200, 10'000)) << "asks again while over the limit";
+  EXPECT_TRUE(r.mark(9'000, 9'100, 990)) << "asks again while over the limit";
   EXPECT_EQ(r.breaches.size(), 1u);
-  r.clock.advance_to(kDay0 + kDay);
-  EXPECT_TRUE(r.mark(8'900, 8'900, 10'000));  // a new day, open 11%: stays
-  EXPECT_EQ(r.risk.state(), TradingState::reducing);
-  r.clock.advance_by(kDay);
-  EXPECT_FALSE(r.mark(9'500, 9'000, 10'000));
+  // The worst position closed: the loss left is 5%, trading is ACTIVE again at once (no need to wait for a new day).
+  EXPECT_FALSE(r.mark(8'500, 8'600, 425));  // (daily 1.2%)
   EXPECT_EQ(r.risk.state(), TradingState::active);
+  EXPECT_FALSE(r.check(entry()));
+  EXPECT_TRUE(r.mark(8'500, 8'600, 900));  // a new breach
+  EXPECT_EQ(r.breaches.size(), 2u);
+  // Equity gone with a loss open: the whole account is at stake.
+  EXPECT_TRUE(r.mark(0, 8'600, 10));
 }
 
-TEST(RiskOSDrawdown, BothLimitsPublishOnceEachAndTheFirstNamesTheState) {
+TEST(RiskOSDrawdown, BothLimitsPublishOnceEachAndTheLimitInForceNamesTheState) {
   Rig r;
-  EXPECT_TRUE(r.mark(8'000, 10'000, 10'000));  // daily 20%, open 20%
+  EXPECT_TRUE(r.mark(8'000, 10'000, 1'600));  // daily 20%, open 20%
   ASSERT_EQ(r.breaches.size(), 2u);
   EXPECT_EQ(r.breaches[0].limit, RiskLimit::daily_drawdown);
   EXPECT_EQ(r.breaches[1].limit, RiskLimit::open_drawdown);
   EXPECT_EQ(r.risk.reducing_reason(), DenyReason::daily_drawdown);
-  r.mark(7'000, 10'000, 10'000);
+  r.mark(7'000, 10'000, 2'000);
   EXPECT_EQ(r.breaches.size(), 2u);
+  EXPECT_FALSE(r.mark(7'000, 10'000, 0));  // positions closed: the open limit lifts, the daily one stays
+  EXPECT_EQ(r.risk.state(), TradingState::reducing);
+  EXPECT_DENIED(r.check(entry()), DenyReason::daily_drawdown, "daily drawdown 20% >= max_daily_drawdown_pct 5%");
 }
 
 TEST(RiskOSDrawdown, AMarkWithUnusableEquityIsAnError) {
   Rig r;
   try {
-    r.mark(kNaN, 10'000, 10'000);
+    r.mark(kNaN, 10'000, 0);
     FAIL() << "NaN equity accepted";
   } catch (const std::invalid_argument& e) {
     EXPECT_THAT(e.what(), HasSubstr("equity nan"));
   }
-  EXPECT_THROW(r.mark(10'000, 0, 10'000), std::invalid_argument);
+  EXPECT_THROW(r.mark(10'000, 0, 0), std::invalid_argument);
   EXPECT_THROW(r.mark(10'000, 10'000, kInf), std::invalid_argument);
+  EXPECT_THROW(r.mark(10'000, 10'000, -1), std::invalid_argument);
 }
 
 TEST(RiskOSStopOut, CooldownExpiresAtTheRightSimulatedTime) {
