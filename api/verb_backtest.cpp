@@ -29,6 +29,13 @@
 namespace qtos::api {
 namespace {
 
+/// A quantity as the venue would print it (up to 10 significant digits).
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
 struct ReplayArgs {
   std::string data, out, from, to, stage, env, repo, symbols, market = "perp";
   std::vector<std::string> genomes;
@@ -232,15 +239,17 @@ void verbs_orders_register(CLI::App& app, CliContext& ctx) {
     }
     q.symbol = *symbol;
     q.limit = *limit;
-    std::printf("%-8s %-20s %-16s %-5s %-18s %-14s %-17s %14s %14s  %s\n", "ID", "TIME", "SYMBOL", "SIDE", "TYPE", "PURPOSE", "STATUS", "QTY",
+    std::printf("%-8s %-20s %-16s %-5s %-18s %-14s %-17s %20s %14s  %s\n", "ID", "TIME", "SYMBOL", "SIDE", "TYPE", "PURPOSE", "STATUS", "QTY",
                 "AVG PRICE", "DETAIL");
     for (const auto& o : ledger.orders(q)) {
       std::string detail = o.deny_reason ? std::string(enum_name(*o.deny_reason)) + ": " + o.detail : o.detail;
-      std::printf("%-8llu %-20s %-16s %-5s %-18s %-14s %-17s %14.8g %14.8g  %s\n", static_cast<unsigned long long>(o.request.order_id),
+      if (o.repeats > 0) detail += " (and " + std::to_string(o.repeats) + " times more until " + time_format_iso(o.updated / kNsPerMillisecond) + ")";
+      const double qty = o.filled_qty > 0 ? o.filled_qty : o.request.qty;
+      std::printf("%-8llu %-20s %-16s %-5s %-18s %-14s %-17s %20s %14.8g  %s\n", static_cast<unsigned long long>(o.request.order_id),
                   time_format_iso(o.created / kNsPerMillisecond).c_str(), o.request.symbol.str().c_str(),
                   std::string(enum_name(o.request.side)).c_str(), std::string(enum_name(o.request.type)).c_str(),
                   std::string(enum_name(o.purpose)).c_str(), std::string(enum_name(o.status)).c_str(),
-                  o.filled_qty > 0 ? o.filled_qty : o.request.qty, o.avg_price, detail.c_str());
+                  (qty > 0 ? number_text(qty) : number_text(o.request.quote_qty) + " quote").c_str(), o.avg_price, detail.c_str());
     }
   });
   auto* show = cmd->add_subcommand("show", "one order with its fills and its decision trace");
@@ -258,6 +267,9 @@ void verbs_orders_register(CLI::App& app, CliContext& ctx) {
     if (o->deny_reason) std::printf("  reason %s", std::string(enum_name(*o->deny_reason)).c_str());
     if (o->venue_code != 0) std::printf("  venue code %d", o->venue_code);
     if (!o->detail.empty()) std::printf("  (%s)", o->detail.c_str());
+    if (o->repeats > 0)
+      std::printf("\nthe same denial %u times more, the last at %s (one row for a decision that repeated)", o->repeats,
+                  time_format(o->updated).c_str());
     std::printf("\nqty %.10g  quote qty %.10g  price %.10g  stop %.10g  reduce-only %s  leverage %g  confidence %.3f  policy v%llu\n", r.qty,
                 r.quote_qty, r.price, r.stop_price, r.reduce_only ? "yes" : "no", r.leverage, o->confidence,
                 static_cast<unsigned long long>(o->policy_version));

@@ -85,11 +85,13 @@ OrderCounts order_counts(const std::vector<OrderRecord>& orders) {
   OrderCounts c;
   for (std::size_t i = 0; i < EnumNames<OrderStatus>::kCount; ++i) c.by_status[std::string(EnumNames<OrderStatus>::kNames[i])] = 0;
   for (const auto& o : orders) {
-    ++c.total;
-    ++c.by_status[std::string(enum_name(o.status))];
+    // A denial that repeated is one row standing for 1 + repeats decisions.
+    const std::int64_t n = 1 + static_cast<std::int64_t>(o.repeats);
+    c.total += n;
+    c.by_status[std::string(enum_name(o.status))] += n;
     if (o.status == OrderStatus::denied) {
-      ++c.denied;
-      ++c.denials[o.deny_reason ? std::string(enum_name(*o.deny_reason)) : std::string("UNKNOWN")];
+      c.denied += n;
+      c.denials[o.deny_reason ? std::string(enum_name(*o.deny_reason)) : std::string("UNKNOWN")] += n;
     } else if (o.status == OrderStatus::rejected) {
       ++c.rejected;
       ++c.rejections[o.venue_code];

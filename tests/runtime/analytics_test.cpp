@@ -98,6 +98,7 @@ ReportInput fixture_input() {
                order(7, OrderStatus::rejected, std::nullopt, -2010),
                order(8, OrderStatus::rejected, std::nullopt, -1013),
                order(9, OrderStatus::denied)};
+  in.orders[4].repeats = 6;  // MAX_OPEN_POSITIONS denied 7 times in a row: one row
   in.prices = {prices("BTCUSDT", 40000), prices("ETHUSDT", 2000)};
   in.initial_equity = 100;
   in.bars_per_year = 100;
@@ -286,8 +287,8 @@ TEST(Report, JsonParsesAndHoldsTheRightNumbers) {
   EXPECT_DOUBLE_EQ(symbols[1].at("avg_profit").as_double(), 6);
 
   const auto& orders = root.at("orders").as_object();
-  EXPECT_EQ(orders.at("total").as_int64(), 9);
-  EXPECT_EQ(orders.at("denied").as_int64(), 4);
+  EXPECT_EQ(orders.at("total").as_int64(), 15);
+  EXPECT_EQ(orders.at("denied").as_int64(), 10);
   EXPECT_EQ(orders.at("rejected").as_int64(), 3);
   EXPECT_EQ(orders.at("by_status").at("FILLED").as_int64(), 2);
   EXPECT_EQ(orders.at("by_status").at("CANCELED").as_int64(), 0);
@@ -296,7 +297,7 @@ TEST(Report, JsonParsesAndHoldsTheRightNumbers) {
   const auto& denials = root.at("denials_by_reason").as_object();
   EXPECT_EQ(denials.size(), 3u);
   EXPECT_EQ(denials.at("LOW_CONFIDENCE").as_int64(), 2);
-  EXPECT_EQ(denials.at("MAX_OPEN_POSITIONS").as_int64(), 1);
+  EXPECT_EQ(denials.at("MAX_OPEN_POSITIONS").as_int64(), 7);
   EXPECT_EQ(denials.at("UNKNOWN").as_int64(), 1);
 
   const auto& curve = root.at("equity_curve").as_object();
