@@ -15,6 +15,8 @@
 #include "api/strategy_cli_util.hpp"
 #include "api/verbs.hpp"
 #include "cpu/strategy/genome_text.hpp"
+#include "models/ensemble.hpp"
+#include "models/registry.hpp"
 #include "runtime/analytics/ledger.hpp"
 #include "runtime/analytics/metrics.hpp"
 #include "runtime/analytics/report.hpp"
@@ -37,7 +39,7 @@ std::string number_text(double v) {
 }
 
 struct ReplayArgs {
-  std::string data, out, from, to, stage, env, repo, symbols, market = "perp";
+  std::string data, out, from, to, stage, env, repo, symbols, models, market = "perp";
   std::vector<std::string> genomes;
   std::uint64_t seed = 1;
   double fee_bps = 4.0, slippage_bps = 2.0, slippage_spread = 0.0, capital = 10'000.0, leverage = 1.0;
@@ -112,6 +114,7 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--genome", a->genomes, "a strategy to trade: genome code (g1:...) or an id in --repo; repeatable");
   cmd->add_option("--repo", a->repo, "strategy repository: its LIVE strategies trade (or the ids given with --genome)");
   cmd->add_option("--symbols", a->symbols, "comma-separated symbols (default: all)");
+  cmd->add_option("--models", a->models, "model registry directory: its ACTIVE models trade as one ensemble (qtos retrain, models promote)");
   cost_options_add(cmd, *a);
   cmd->add_option("--capital", a->capital, "initial balance of the paper exchange")
       ->check(number_range(0, std::numeric_limits<double>::max(), true))
@@ -125,7 +128,21 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
     const StopToken stop = process_stop_token();
     const Config config = config_for(ctx, *a);
     const std::vector<LiveStrategy> strategies = strategies_for(*a);
-    if (strategies.empty()) throw UsageError("backtest: nothing to trade: give --genome CODE|ID or --repo FILE with LIVE strategies");
+    // The models' ensemble, when asked for: every ACTIVE model of the registry, loaded and checked before the replay.
+    std::unique_ptr<models::EnsembleManager> ensemble;
+    if (!a->models.empty()) {
+      if (!std::filesystem::exists(std::filesystem::path(a->models) / "registry.db"))
+        throw UsageError("--models " + a->models + ": no model registry there (expected DIR/registry.db; qtos retrain creates one)");
+      const models::ModelRegistry registry(a->models, models::RegistryOptions{.mode = store::OpenMode::existing});
+      const auto active = registry.active_all();
+      if (active.empty())
+        throw UsageError("--models " + a->models + ": no ACTIVE model to trade (qtos models --registry " + a->models + " promote NAME VERSION)");
+      const auto first = registry.load(active.front());
+      ensemble = std::make_unique<models::EnsembleManager>(first->meta().spec, "ensemble");
+      ensemble->reload(registry);
+    }
+    if (strategies.empty() && !ensemble)
+      throw UsageError("backtest: nothing to trade: give --genome CODE|ID, --repo FILE with LIVE strategies, or --models DIR");
     output_path_check(a->out + "/report.json", "--out");
     const MarketPanel full = panel_load(panel_path(a->data));
     const MarketPanel panel = panel_select(full, a->symbols, a->data);
@@ -156,6 +173,9 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
     o.event_log_path = a->out + "/events.qel";
     o.log_dir = a->out + "/logs";
     o.stop = stop;
+    if (ensemble) {
+      o.predictor = ensemble.get();
+    }
     Progress progress("replay", static_cast<std::uint64_t>(t_end));
     o.progress = [&](std::int32_t done, std::int32_t) { progress.update(static_cast<std::uint64_t>(done)); };
     const ReplayResult r = replay_run(panel, config, strategies, {}, o);
@@ -175,6 +195,7 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
                    {"window", time_format_iso(panel.time_ms(t_begin)) + " .. " + time_format_iso(panel.time_ms(t_end - 1))},
                    {"stage", std::string(stage_name(config.stage))},
                    {"strategies", std::to_string(strategies.size())},
+                   {"models", ensemble ? std::to_string(ensemble->members().size()) + " ACTIVE (" + a->models + ")" : "none"},
                    {"market", a->market},
                    {"fee / slippage", std::to_string(a->fee_bps) + " bps / " + std::to_string(a->slippage_bps) + " bps + " +
                                           std::to_string(a->slippage_spread) + " x spread"},

@@ -18,6 +18,8 @@ namespace qtos {
 namespace {
 
 constexpr std::int32_t kAtrPlane = static_cast<std::int32_t>(kernels::StrategyFeature::atr);
+/// The fee rate an entry's funding check leaves room for (a venue charging more rejects the rest, named).
+constexpr double kFeeHeadroom = 0.005;
 
 std::string num(double v) { return decision_number(v); }
 
@@ -521,6 +523,19 @@ void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   trace.push_back({"pre_trade_position_sizing", "BASELINE", SubsystemMode::enforced, "", "quote " + num(quote), true, basis});
   c.quote_qty = quote;
   SizingAnswer size = hooks_.position_sizing(c, SizingAnswer{quote}, &trace);
+  // What the account can fund: the venue's free margin at this leverage, with room for a fee of up to 0.5%. Never ask
+  // for more (the venue would reject it); the cap is a decision of its own in the trace.
+  double free = 0;
+  for (const Balance& b : exchange_.balances())
+    if (b.asset == exchange_.quote_asset()) free = b.free;
+  const double fundable = free > 0 ? free * options_.leverage / (1.0 + kFeeHeadroom * options_.leverage) : 0.0;
+  if (!(fundable > 0))
+    return deny(std::move(rec), DenyReason::insufficient_balance, "no free margin: free " + num(free) + " " + exchange_.quote_asset());
+  if (size.quote_qty > fundable) {
+    trace.push_back({"pre_trade_position_sizing", "BASELINE", SubsystemMode::enforced, "quote " + num(size.quote_qty), "quote " + num(fundable),
+                     true, "capped at what the free margin funds: free " + num(free) + " x leverage " + num(options_.leverage)});
+    size.quote_qty = fundable;
+  }
   c.quote_qty = size.quote_qty;
   // 5. Order type.
   OrderTypeAnswer type = hooks_.order_type_selection(c, OrderTypeAnswer{}, &trace);

@@ -101,7 +101,9 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
   }
   std::unique_ptr<PanelModelSignals> models;
   if (options.predictor != nullptr) {
-    models = std::make_unique<PanelModelSignals>(panel, *options.predictor, options.predictor_name, options.model_min_edge);
+    models = std::make_unique<PanelModelSignals>(panel, *options.predictor,
+                                                 options.predictor_name.empty() ? options.predictor->name() : options.predictor_name,
+                                                 options.model_min_edge);
     engine.model_source_set(models.get());
   }
   PaperExchange exchange(options.exchange, clock);
@@ -124,7 +126,10 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
       break;
     }
     clock.advance_to(open_of(t) + interval);
-    if (options.before_bar) options.before_bar(t, risk, bus);
+    if (options.before_bar) {
+      ReplayControl control{risk, policy, bus};
+      options.before_bar(t, control);
+    }
     if (t == t_end - 1) executor.final_bar_set(open_of(t));
     for (std::int32_t s = 0; s < panel.n_symbols(); ++s) {
       const std::int64_t at = view.at(s, t);

@@ -17,6 +17,7 @@
 #include "runtime/executor/executor.hpp"
 #include "runtime/executor/hooks.hpp"
 #include "runtime/policy/policy.hpp"
+#include "runtime/policy/policy_store.hpp"
 #include "runtime/predict/predictor.hpp"
 #include "runtime/risk/risk_os.hpp"
 #include "runtime/util/stop_token.hpp"
@@ -31,6 +32,13 @@ inline ExecutorOptions replay_executor_options() {
   return o;
 }
 
+/// What an operator can touch during a replay (ReplayOptions::before_bar).
+struct ReplayControl {
+  RiskOS& risk;         ///< the brake
+  PolicyStore& policy;  ///< policy updates (published as PolicyUpdated, as from the API)
+  EventBus& bus;        ///< events
+};
+
 /// What a replay runs on and writes.
 struct ReplayOptions {
   std::int32_t t_begin = 0;          ///< first bar that trades (earlier bars warm the indicators up)
@@ -41,12 +49,12 @@ struct ReplayOptions {
   std::string event_log_path;        ///< "" : no event log
   std::string log_dir;               ///< subsystem decision logs ("" : none)
   const Predictor* predictor = nullptr;  ///< model signals (null: none)
-  std::string predictor_name = "ensemble";  ///< "model:<name>" in the ledger
+  std::string predictor_name;        ///< "model:<name>" in the ledger ("": the predictor's own name)
   double model_min_edge = 0.05;      ///< a model signal needs |prob_up - 0.5| >= this
   std::optional<Policy> policy;      ///< the starting policy (default: policy_from_config)
   std::optional<RiskLimits> risk_limits;  ///< the Risk OS limits (default: RiskLimits::from_config)
-  /// Called before each bar time is published (t, the Risk OS, the bus): tests pull the brake mid-run through it.
-  std::function<void(std::int32_t t, RiskOS& risk, EventBus& bus)> before_bar;
+  /// Called before each bar time is published, with the run's controls: an operator's brake or policy change mid-run.
+  std::function<void(std::int32_t t, ReplayControl& control)> before_bar;
   bool publish_only = false;         ///< the ceiling of the benchmark: publish the bars to a bus with no subscriber
   StopToken stop;                    ///< stop at a safe point (after a whole bar time)
   std::function<void(std::int32_t done, std::int32_t total)> progress;  ///< after every bar time

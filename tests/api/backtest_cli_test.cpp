@@ -105,6 +105,7 @@ TEST_F(BacktestCli, BadInputsAreNamed) {
   auto r = run_qtos("backtest --data syn --out x", dir_->path());
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(has(r.err, "nothing to trade")) << r.err;
+  EXPECT_TRUE(has(r.err, "--models DIR")) << r.err;
   r = run_qtos(std::string("backtest --data syn --genome ") + kGenome + " --from 0.9 --to 0.5 --out x", dir_->path());
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(has(r.err, "the window is empty")) << r.err;
@@ -114,6 +115,9 @@ TEST_F(BacktestCli, BadInputsAreNamed) {
   r = run_qtos(std::string("backtest --data syn --genome ") + kGenome + " --stage SOMETIMES --out x", dir_->path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "QT_AI_INTEGRATION_STAGE")) << r.err;
+  r = run_qtos("backtest --data syn --models no-such-registry --out x", dir_->path());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "--models no-such-registry: no model registry there")) << r.err;
   r = run_qtos("orders --ledger nothing.db list", dir_->path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "nothing.db")) << r.err;

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -19,6 +20,7 @@
 #include "runtime/executor/replay.hpp"
 #include "runtime/strategy/evolution.hpp"
 #include "runtime/util/rng.hpp"
+#include "runtime/predict/predictor.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -388,8 +390,8 @@ TEST(Executor, FailSafeDeniesProtectiveHooksAndKeepsTheBaselineElsewhere) {
   std::uint64_t health_events = 0;
   ReplayOptions o = alike_options(dir.file("a.db"));
   Subscription sub;  // released with the run's bus (a subscription holds the bus weakly)
-  o.before_bar = [&](std::int32_t t, RiskOS&, EventBus& bus) {
-    if (t == 0) sub = bus.subscribe<HealthStatusChanged>("test", [&](const HealthStatusChanged&) { ++health_events; });
+  o.before_bar = [&](std::int32_t t, ReplayControl& control) {
+    if (t == 0) sub = control.bus.subscribe<HealthStatusChanged>("test", [&](const HealthStatusChanged&) { ++health_events; });
   };
   replay_run(panel, quiet_config(), {live(genomes[0])}, {std::make_shared<OnlyHook<Hook::pre_trade_position_sizing>>(sizing)}, o);
   EXPECT_GT(health_events, 0u);
@@ -413,8 +415,8 @@ TEST(Executor, BrakeMidRunStopsEntriesAndLetsExitsThrough) {
   for (const auto& g : genomes) strategies.push_back(live(g));
   TempDir dir;
   ReplayOptions o = alike_options(dir.file("l.db"));
-  o.before_bar = [](std::int32_t t, RiskOS& risk, EventBus&) {
-    if (t == 450) risk.brake_set(true, "operator", "test");
+  o.before_bar = [](std::int32_t t, ReplayControl& control) {
+    if (t == 450) control.risk.brake_set(true, "operator", "test");
   };
   replay_run(panel, quiet_config(), strategies, {}, o);
   const Ledger l(dir.file("l.db"), store::OpenMode::existing);
@@ -511,6 +513,102 @@ TEST(Executor, FoldingRepeatedDenialsChangesNothingInTheLedger) {
     EXPECT_EQ(oa[i].detail, ob[i].detail);
   }
   expect_same_trades(ledger_trades(panel, dir.file("full.db")), ledger_trades(panel, dir.file("fold.db")), "folded denials");
+}
+
+TEST(Executor, APolicyChangeMidRunAppliesAtOnce) {
+  const MarketPanel panel = test_market(6, 900);
+  const auto genomes = trading_genomes(panel, 2);
+  std::vector<LiveStrategy> strategies;
+  for (const auto& g : genomes) strategies.push_back(live(g));
+  TempDir dir;
+  ReplayOptions o = alike_options(dir.file("l.db"));
+  std::uint64_t version = 0;
+  o.before_bar = [&](std::int32_t t, ReplayControl& control) {
+    if (t != 450) return;
+    auto r = control.policy.update(control.policy.version(), [](Policy& p) { p.max_open_positions = 0; },
+                                   "operator closes the book", "test");
+    ASSERT_TRUE(r.ok());
+    version = r.value()->version;
+  };
+  replay_run(panel, quiet_config(), strategies, {}, o);
+  const Ledger l(dir.file("l.db"), store::OpenMode::existing);
+  const TimeNs at = (panel.t0_ms() + 450 * panel.interval_ms()) * kNsPerMillisecond;
+  std::size_t after = 0;
+  for (const auto& rec : l.orders()) {
+    if (rec.purpose != OrderPurpose::entry || rec.created < at) continue;
+    ++after;
+    EXPECT_EQ(rec.status, OrderStatus::denied);  // a book of zero positions (or a symbol already held)
+    EXPECT_TRUE(rec.deny_reason == DenyReason::max_open_positions || rec.deny_reason == DenyReason::duplicate_position);
+    EXPECT_EQ(rec.policy_version, version) << "decided under the new policy";
+  }
+  EXPECT_GT(after, 0u);
+}
+
+/// Predicts "up with probability 0.8" for the first symbol and "down, 0.3" for the second at every bar with enough
+/// history, nothing for the others: the model path of the executor, without a network.
+class FakePredictor final : public Predictor {
+ public:
+  std::string name() const override { return "fake"; }
+  std::int32_t horizon() const override { return 5; }
+  Result<Predictions> predict(const kernels::PanelView& panel, std::int32_t t) const override {
+    if (t < 30) return Error{ErrorCode::not_enough_history, "fake: 30 bars of history"};
+    Predictions p;
+    p.bar = t;
+    p.horizon = 5;
+    p.expected_return.assign(static_cast<std::size_t>(panel.n_symbols), std::numeric_limits<float>::quiet_NaN());
+    p.prob_up = p.expected_return;
+    p.prob_up[0] = 0.8f;
+    p.prob_up[1] = 0.3f;
+    p.expected_return[0] = 0.01f;
+    p.expected_return[1] = -0.01f;
+    return p;
+  }
+};
+
+TEST(Executor, ModelSignalsTradeThroughTheSamePipeline) {
+  const MarketPanel panel = test_market(4, 400);
+  TempDir dir;
+  FakePredictor model;
+  ReplayOptions o = alike_options(dir.file("l.db"));
+  o.predictor = &model;
+  o.policy->min_confidence = 0.75;  // the first symbol's 0.8 passes, the second's 0.7 does not
+  o.policy->max_risk_per_trade = 0.01;
+  const ReplayResult r = replay_run(panel, quiet_config(), {}, {}, o);
+  EXPECT_GT(r.stats.trades, 10u);
+  const Ledger l(dir.file("l.db"), store::OpenMode::existing);
+  for (const auto& t : l.trades()) {
+    EXPECT_EQ(t.strategy.str(), "model:fake");
+    EXPECT_EQ(t.symbol.str(), panel.symbols()[0]) << "only the confident symbol trades";
+    EXPECT_EQ(t.side, Side::buy);
+    const TimeNs held = t.exit_time - t.entry_time;
+    EXPECT_LE(held, 6 * panel.interval_ms() * kNsPerMillisecond) << "exits by its 5-bar horizon, or earlier at a stop or target";
+  }
+  std::size_t low_confidence = 0;
+  for (const auto& rec : l.orders(OrderQuery{OrderStatus::denied}))
+    if (rec.deny_reason == DenyReason::low_confidence) {
+      ++low_confidence;
+      EXPECT_EQ(rec.request.symbol.str(), panel.symbols()[1]);
+      EXPECT_NE(rec.detail.find("confidence 0.69999"), std::string::npos) << rec.detail;  // 1 - 0.3f
+    }
+  EXPECT_GT(low_confidence, 0u);
+}
+
+TEST(Executor, AnEntryIsCappedAtWhatTheFreeMarginFunds) {
+  // Full-size sleeves at leverage 1: the fee would take an entry past the cash; the executor asks for what the margin
+  // funds, the venue rejects nothing, and the trace says why the size is smaller.
+  const MarketPanel panel = test_market(4, 700);
+  TempDir dir;
+  ReplayOptions o = alike_options(dir.file("l.db"));
+  o.executor.leverage = 1;
+  kernels::Genome g = genome_decode("g1:1,0,2,0,0,0,0,0,0,2,0,2,0,0,2,3,2,48,1", "test");
+  const ReplayResult r = replay_run(panel, quiet_config(), {live(kernels::genome_normalize(g))}, {}, o);
+  EXPECT_GT(r.stats.trades, 5u);
+  EXPECT_EQ(r.stats.rejected, 0u);
+  const Ledger l(dir.file("l.db"), store::OpenMode::existing);
+  bool capped = false;
+  for (const auto& rec : l.orders())
+    for (const auto& s : rec.trace) capped = capped || s.reason.find("capped at what the free margin funds") != std::string::npos;
+  EXPECT_TRUE(capped);
 }
 
 TEST(Executor, AutonomyNeedsASimulatedVenueAndBadWindowsAreNamed) {
