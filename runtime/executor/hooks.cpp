@@ -173,6 +173,7 @@ void HookPipeline::log_line(TradingSubsystem& s, const std::string& line) {
     log = std::make_shared<spdlog::logger>("ai_subsystem_" + file, std::make_shared<spdlog::sinks::basic_file_sink_mt>(
                                                                          options_.log_dir + "/ai_subsystem_" + file + ".log"));
     log->set_pattern("%v");
+    log->flush_on(spdlog::level::info);  // an operator tails these files: each decision is there when it is made
   }
   log->info("{}", line);
 }
