@@ -250,7 +250,10 @@ void EventDrivenExecutor::on_start() {
   // Strategies without an explicit allocation share the initial equity equally.
   std::size_t unallocated = 0;
   double allocated = 0;
-  for (const auto& s : engine_.strategies()) s.capital > 0 ? (allocated += s.capital, 0) : ++unallocated;
+  for (const auto& s : engine_.strategies()) {
+    if (s.capital > 0) allocated += s.capital;
+    else ++unallocated;
+  }
   share_ = unallocated > 0 ? std::max(0.0, initial_equity_ - allocated) / static_cast<double>(unallocated) : 0;
   if (config_.emergency_brake) risk_.brake_set(true, "config", "QT_AI_EMERGENCY_BRAKE=true at start");
   subscribe<MarketBarClosed>([this](const MarketBarClosed& b) { on_bar(b); });
@@ -912,7 +915,8 @@ void EventDrivenExecutor::fill_process(const Fill& fill) {
   Sleeve& sl = sleeve_of(*p);
   const double sq = signed_qty(fill.side, fill.qty);
   if (purpose == OrderPurpose::entry) {
-    if (!p->entered) p->entry_cash = sl.cash;
+    // A strategy's return is on its sleeve (as in its backtest); a model's on the account it trades.
+    if (!p->entered) p->entry_cash = p->strategy == SIZE_MAX ? exchange_.equity() : sl.cash;
     // The backtester's cash update: cash - (q * fill + fee).
     sl.cash = sl.cash - (sq * fill.price + fill.fee);
     const double old_qty = p->rec.qty;
@@ -980,7 +984,12 @@ void EventDrivenExecutor::position_close(Position& p, double exit_price, CloseRe
   t.entry_price = p.rec.entry_price;
   t.exit_price = exit_price;
   t.fees = p.rec.entry_fee + p.exit_fees;
-  t.pnl = sl.cash - p.entry_cash;  // the backtester's trade P&L: sleeve cash after the exit minus before the entry
+  if (p.strategy != SIZE_MAX) {
+    t.pnl = sl.cash - p.entry_cash;  // the backtester's trade P&L: sleeve cash after the exit minus before the entry
+  } else {
+    const double dir = p.rec.side == Side::buy ? 1.0 : -1.0;
+    t.pnl = dir * (p.exit_fill_value - p.rec.entry_price * p.exit_fill_qty) - t.fees;
+  }
   t.ret = p.entry_cash != 0 ? t.pnl / p.entry_cash : 0.0;
   t.entry_time = p.rec.entry_time;
   t.exit_time = ts;

@@ -582,6 +582,10 @@ TEST(Executor, ModelSignalsTradeThroughTheSamePipeline) {
     EXPECT_EQ(t.side, Side::buy);
     const TimeNs held = t.exit_time - t.entry_time;
     EXPECT_LE(held, 6 * panel.interval_ms() * kNsPerMillisecond) << "exits by its 5-bar horizon, or earlier at a stop or target";
+    // The P&L from the fills, the return on the account's equity at the entry.
+    EXPECT_NEAR(t.pnl, (t.exit_price - t.entry_price) * t.qty - t.fees, 1e-9 * std::abs(t.entry_price * t.qty));
+    EXPECT_NE(t.ret, 0.0);
+    EXPECT_LT(std::abs(t.ret), 0.5);
   }
   std::size_t low_confidence = 0;
   for (const auto& rec : l.orders(OrderQuery{OrderStatus::denied}))
