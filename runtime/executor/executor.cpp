@@ -352,6 +352,31 @@ void EventDrivenExecutor::bar_process(const MarketBarClosed& bar) {
   }
 }
 
+void EventDrivenExecutor::scale_in(Position& p, double qty, double price, DecisionTrace trace) {
+  OrderRecord rec = reduce_order(p, OrderType::market, OrderPurpose::entry, qty, 0.0);
+  rec.request.side = p.rec.side;  // the position's own side: it adds
+  rec.request.reduce_only = false;
+  rec.created = rec.updated = clock().now();
+  rec.policy_version = policy_.get().version;
+  rec.trace = std::move(trace);
+  RiskOrder ro;
+  ro.strategy = p.rec.strategy.str();
+  ro.symbol = p.rec.symbol;
+  ro.side = p.rec.side;
+  ro.qty = qty;
+  ro.last_price = price;
+  ro.stop_loss = p.rec.stop_price;
+  ro.leverage = p.rec.leverage;
+  ro.adds = true;
+  if (auto denial = risk_.check(ro, risk_account(&p.rec.symbol), policy_.get())) {
+    rec.trace.push_back({"risk_os", "RISK_OS", SubsystemMode::enforced, "", std::string(enum_name(denial->reason)), true, denial->detail});
+    return deny(std::move(rec), denial->reason, denial->detail);
+  }
+  rec.trace.push_back({"risk_os", "RISK_OS", SubsystemMode::enforced, "", "pass", true, std::string(enum_name(risk_.state()))});
+  if (!risk_.order_sent()) return deny(std::move(rec), DenyReason::runaway, "orders sent would exceed orders intended: trading halted");
+  p.entry_order = submit(std::move(rec), nullptr);  // checked above: submit() checks only exits
+}
+
 void EventDrivenExecutor::strategy_exits(Position& p, std::size_t strategy, std::uint32_t sig) {
   const kernels::Genome& g = engine_.strategies()[strategy].genome;
   const bool is_long = p.rec.side == Side::buy;
@@ -411,6 +436,10 @@ void EventDrivenExecutor::monitor(Position& p, const MarketBarClosed& bar) {
       return;
     }
     const AmplificationAnswer a = hooks_.amplification_check(snap, AmplificationAnswer{}, &trace);
+    if (a.scale_in > 0 && p.exit_order == 0 && p.entry_order == 0) {
+      scale_in(p, p.rec.qty * a.scale_in, bar.close, std::move(trace));
+      return;
+    }
     if (a.take_partial > 0 && p.exit_order == 0) {
       // A partial take: reduce-only market order for that fraction of the position.
       OrderRecord rec = reduce_order(p, OrderType::market, OrderPurpose::exit, p.rec.qty * a.take_partial, 0.0);

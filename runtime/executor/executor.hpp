@@ -194,6 +194,7 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   void guarded(const char* what, F&& f);
   void monitor(Position& p, const MarketBarClosed& bar);
   void strategy_exits(Position& p, std::size_t strategy, std::uint32_t sig);
+  void scale_in(Position& p, double qty, double price, DecisionTrace trace);
   void entry_consider(TradingSignal signal);
   void signal_event(std::string_view strategy, const Symbol& symbol, Side side, double confidence, double price, double stop_loss,
                     double take_profit);

@@ -135,10 +135,10 @@ std::optional<RiskDenial> RiskOS::check_entry(const RiskOrder& order, const Risk
     symbol_cooldown_until_.erase(it);
   }
   // (9)-(11) positions and leverage under the policy.
-  if (account.symbol_has_position)
+  if (account.symbol_has_position && !order.adds)
     return deny(DenyReason::duplicate_position,
                 order.symbol.str() + " already has a position: one position per symbol (one-way venue)");
-  if (account.open_positions >= policy.max_open_positions)
+  if (!order.adds && account.open_positions >= policy.max_open_positions)
     return deny(DenyReason::max_open_positions, "open positions " + std::to_string(account.open_positions) +
                                                     " >= max_open_positions " + std::to_string(policy.max_open_positions));
   if (order.leverage > policy.max_leverage)

@@ -54,6 +54,7 @@ struct RiskOrder {
   double stop_loss = 0;      ///< the entry's protective stop (0: none): risk = qty x |last_price - stop_loss|
   double leverage = 1;       ///< leverage it opens with
   bool reduces = false;      ///< an exit, stop, target or risk exit of an existing position
+  bool adds = false;         ///< adds to the symbol's existing position (a scale-in): no second position, no new slot
 };
 
 /// The account as the Risk OS sees it at a check or a mark.

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -296,6 +297,10 @@ class Meddler final : public TradingSubsystem {
     why = "impatient";
     return ClassificationAnswer{p.r_multiple > 0 ? "WINNER" : "LOSER", p.bars_held > 3};
   }
+  std::optional<AmplificationAnswer> amplification_check(const PositionSnapshot& p, const AmplificationAnswer&, std::string& why) override {
+    why = "add to winners";
+    return AmplificationAnswer{p.r_multiple > 0.0 && p.bars_held == 2 ? 0.5 : 0.0, 0.0};
+  }
   std::optional<CoordinationAnswer> ai_hfos_coordination(const SystemSnapshot&, const CoordinationAnswer&, std::string& why) override {
     why = "careful";
     return CoordinationAnswer{0.1, 0.5, false};
@@ -348,6 +353,13 @@ TEST(Executor, ObserveChangesNothingEnforcedChangesTrades) {
       EXPECT_EQ(o.trace.back().hook, "pre_trade_universe_filter");
     }
   EXPECT_GT(universe_denials, 0u);
+  // Amplification ENFORCED: a winner at its second bar gets a second entry, half its size, on the same position.
+  std::map<std::uint64_t, int> entries_per_position;
+  for (const auto& o : l.orders())
+    if (o.purpose == OrderPurpose::entry && o.status == OrderStatus::filled) ++entries_per_position[o.position_id];
+  int scaled = 0;
+  for (const auto& [id, n] : entries_per_position) scaled += n > 1;
+  EXPECT_GT(scaled, 0);
 }
 
 TEST(Executor, DecisionTraceExplainsTheSize) {
