@@ -110,7 +110,7 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--to", a->to, "end of the replay: a fraction of the bars or a UTC date (open positions close there)");
   cmd->add_option("--stage", a->stage, "integration stage (OBSERVATION, PARTIAL, COORDINATION, AUTONOMY); default from QT_AI_INTEGRATION_STAGE");
   cmd->add_option("--env", a->env, "read QT_* settings from this .env file");
-  cmd->add_option("--seed", a->seed, "seed of the run (recorded in the report)")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "seed of the run (recorded in the report)")->capture_default_str()->check(unsigned_integer());
   cmd->add_option("--genome", a->genomes, "a strategy to trade: genome code (g1:...) or an id in --repo; repeatable");
   cmd->add_option("--repo", a->repo, "strategy repository: its LIVE strategies trade (or the ids given with --genome)");
   cmd->add_option("--symbols", a->symbols, "comma-separated symbols (default: all)");
@@ -274,11 +274,11 @@ void verbs_orders_register(CLI::App& app, CliContext& ctx) {
     }
   });
   auto* show = cmd->add_subcommand("show", "one order with its fills and its decision trace");
-  auto id = std::make_shared<std::uint64_t>(0);
-  show->add_option("ID", *id, "order id")->required();
+  auto id = std::make_shared<std::int64_t>(0);
+  show->add_option("ID", *id, "order id (qtos orders list shows them)")->required()->check(integer_range(1));
   show->callback([ledger_path, id] {
     const Ledger ledger(*ledger_path, store::OpenMode::existing);
-    const auto o = ledger.order_get(*id);
+    const auto o = ledger.order_get(static_cast<std::uint64_t>(*id));
     if (!o) throw UsageError("orders show " + std::to_string(*id) + ": no such order in " + *ledger_path);
     const auto& r = o->request;
     std::printf("order %llu (%s)  %s %s %s  purpose %s  strategy %s\n", static_cast<unsigned long long>(r.order_id), r.client_order_id.c_str(),
@@ -296,7 +296,7 @@ void verbs_orders_register(CLI::App& app, CliContext& ctx) {
                 static_cast<unsigned long long>(o->policy_version));
     std::printf("created %s  updated %s  filled %.10g at %.10g  fee %.6g  position %llu\n", time_format(o->created).c_str(),
                 time_format(o->updated).c_str(), o->filled_qty, o->avg_price, o->fee, static_cast<unsigned long long>(o->position_id));
-    const auto fills = ledger.fills(*id);
+    const auto fills = ledger.fills(static_cast<std::uint64_t>(*id));
     if (!fills.empty()) std::printf("\nfills:\n");
     for (const auto& f : fills)
       std::printf("  #%llu %s %.10g at %.10g fee %.6g%s\n", static_cast<unsigned long long>(f.fill.fill_id), time_format(f.fill.ts).c_str(),

@@ -70,6 +70,9 @@ TEST_F(BacktestCli, OrdersShowPrintsTheDecisionTrace) {
   for (const char* s : {"purpose ENTRY", "decision trace", "pre_trade_universe_filter", "pre_trade_position_sizing", "BASELINE", "risk_os",
                         "RISK_OS", "fills:"})
     EXPECT_TRUE(has(show.out, s)) << s << "\n" << show.out;
+  const auto negative = run_qtos("orders --ledger runc/ledger.db show -5", dir_->path());
+  EXPECT_EQ(negative.exit_code, 2);
+  EXPECT_TRUE(has(negative.err, "-5")) << negative.err;
   const auto missing = run_qtos("orders --ledger runc/ledger.db show 999999", dir_->path());
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_TRUE(has(missing.err, "no such order")) << missing.err;
