@@ -1,7 +1,5 @@
 #include "runtime/analytics/ledger.hpp"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -200,38 +198,8 @@ std::uint64_t id_at(const store::Stmt& s, int i) { return static_cast<std::uint6
 
 }  // namespace
 
-/// The file behind ":memory:": store::Db needs WAL, which an in-memory SQLite database cannot be, so a private
-/// temporary file stands in and is removed (with its -wal and -shm) when the ledger closes.
-class ScratchFile {
- public:
-  explicit ScratchFile(const std::string& path) {
-    if (path != ":memory:") return;
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / ("qtos-ledger-memory-" + std::to_string(::getpid()) + "-XXXXXX")).string();
-    const int fd = ::mkstemp(tmpl.data());
-    if (fd < 0)
-      throw store::StoreError("trading ledger ':memory:': cannot create its scratch file in " +
-                                  std::filesystem::temp_directory_path().string() + ": " + std::strerror(errno),
-                              0);
-    ::close(fd);
-    path_ = tmpl;
-  }
-  ~ScratchFile() {
-    if (path_.empty()) return;
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) ::unlink((path_ + suffix).c_str());
-  }
-  ScratchFile(const ScratchFile&) = delete;
-  ScratchFile& operator=(const ScratchFile&) = delete;
-  /// The file to open: the scratch file, or `path` itself when it is not ":memory:".
-  const std::string& open_path(const std::string& path) const { return path_.empty() ? path : path_; }
-
- private:
-  std::string path_;
-};
-
 struct Ledger::Impl {
-  Impl(const std::string& p, store::OpenMode mode)
-      : scratch(p), db(scratch.open_path(p), ledger_schema(), store::OpenOptions{.mode = mode}), path(p) {}
+  Impl(const std::string& p, store::OpenMode mode) : db(p, ledger_schema(), store::OpenOptions{.mode = mode}), path(p) {}
 
   /// Begins the cycle's transaction at its first write.
   void write_begin() {
@@ -292,7 +260,6 @@ struct Ledger::Impl {
     return f;
   }
 
-  ScratchFile scratch;  ///< first member: removed after the connection is closed
   store::Db db;
   std::string path;
   std::optional<store::Transaction> tx;  ///< the cycle's open transaction (none between commits)

@@ -573,8 +573,8 @@ void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   OrderTypeAnswer type = hooks_.order_type_selection(c, OrderTypeAnswer{}, &trace);
   rec.request.type = type.type;
   if (type.type == OrderType::limit) {
-    rec.request.price = type.limit_price;
-    rec.request.qty = type.limit_price > 0 ? size.quote_qty / type.limit_price : 0.0;
+    rec.request.price = tick_round(signal.symbol, type.limit_price);  // on the venue's tick
+    rec.request.qty = rec.request.price > 0 ? size.quote_qty / rec.request.price : 0.0;
   } else {
     rec.request.quote_qty = size.quote_qty;
   }

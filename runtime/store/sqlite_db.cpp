@@ -130,8 +130,10 @@ void Transaction::commit() {
 Db::Db(std::string path, const Schema& schema, const OpenOptions& opts) : path_(std::move(path)), kind_(schema.kind) {
   QTOS_ASSERT(schema.application_id != 0 && !schema.migrations.empty(), "a store schema needs an application id and a migration");
   if (path_.empty()) throw StoreError(kind_ + ": the path is empty (expected a file path)", 0);
+  // ":memory:": a private in-memory database (tests, runs that keep nothing); it has no file and no WAL.
+  const bool in_memory = path_ == ":memory:";
   struct stat st {};
-  const bool exists = ::stat(path_.c_str(), &st) == 0;
+  const bool exists = in_memory || ::stat(path_.c_str(), &st) == 0;
   if (exists && S_ISDIR(st.st_mode))
     throw StoreError(kind_ + " '" + path_ + "' is a directory; expected a " + kind_ + " file", 0);
   if (!exists && opts.mode == OpenMode::existing)
@@ -148,7 +150,7 @@ Db::Db(std::string path, const Schema& schema, const OpenOptions& opts) : path_(
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, opts.busy_timeout_ms);
     // The first real read: a file that is not a database fails here.
-    {
+    if (!in_memory) {
       Stmt wal = prepare("PRAGMA journal_mode=WAL");
       if (!wal.step() || wal.text_at(0) != "wal")
         throw StoreError(kind_ + " '" + path_ + "': cannot switch to WAL journal mode", 0);

@@ -127,7 +127,7 @@ class Transaction {
 class Db {
  public:
   /// Opens `path` as `schema` (creating it unless `opts.mode` is existing), switches to WAL, checks it and migrates it to the
-  /// current version inside one transaction. Throws StoreError naming the file when it is missing (and may not be created), a
+  /// current version inside one transaction. ":memory:" opens a private in-memory store (no file, no WAL). Throws StoreError naming the file when it is missing (and may not be created), a
   /// directory, not a database, damaged, another application's or another qtos store's file, or of a newer version.
   Db(std::string path, const Schema& schema, const OpenOptions& opts = {});
   ~Db();

@@ -29,10 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-/// A fresh directory removed at scope exit, with file() naming a path inside it.
-struct TempDir : test::TempDir {
-  std::string file(const std::string& name) const { return (path() / name).string(); }
-};
+using test::TempDir;
 
 constexpr double kFee = 0.0004, kSlip = 0.0002, kSlipSpread = 0.5, kCapital = 10'000;
 

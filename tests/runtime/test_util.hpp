@@ -1,5 +1,5 @@
 #pragma once
-// Helpers shared by the runtime tests: a temporary directory and one sample of every event type.
+// Helpers shared by the runtime tests: one sample of every event type (and the shared temporary directory).
 
 #include <unistd.h>
 
@@ -9,29 +9,10 @@
 #include <vector>
 
 #include "runtime/bus/events.hpp"
+#include "tests/support/run_command.hpp"
 
 namespace qtos::test {
 
-/// A fresh directory under the system temp dir, removed with its contents on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("qtos-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 /// One event of every type, in EventType order, with non-default payloads (headers left for the bus to stamp).
 inline std::vector<AnyEvent> sample_events() {
