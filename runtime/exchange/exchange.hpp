@@ -182,6 +182,8 @@ class Exchange {
   virtual std::vector<Balance> balances() const = 0;
   /// Total account value in the quote asset at the venue's marks (cash + positions' value or margin + unrealised).
   virtual double equity() const = 0;
+  /// What new orders may use, in the quote asset: balances()'s free quote balance, without building the list.
+  virtual double quote_free() const = 0;
   /// Where fills and order updates go (null: nowhere). The listener must outlive the exchange or be reset first.
   virtual void listener_set(ExchangeListener* listener) = 0;
 };

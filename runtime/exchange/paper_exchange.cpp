@@ -683,6 +683,8 @@ std::vector<VenuePosition> PaperExchange::positions() const {
   return out;
 }
 
+double PaperExchange::quote_free() const { return impl_->available(); }
+
 std::vector<Balance> PaperExchange::balances() const {
   const Impl& m = *impl_;
   std::map<std::string, Balance> by_asset;

@@ -71,6 +71,7 @@ class PaperExchange final : public Exchange {
   std::vector<VenuePosition> positions() const override;
   std::vector<Balance> balances() const override;
   double equity() const override;
+  double quote_free() const override;
   void listener_set(ExchangeListener* listener) override;
 
  private:

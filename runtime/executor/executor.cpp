@@ -105,11 +105,11 @@ std::uint32_t AITradingEngine::rule_signals(std::size_t strategy, std::uint32_t 
   return kernels::signals_eval<double>(strategies_[strategy].genome, st.close, [f](std::int32_t p) { return f[p]; });
 }
 
-void AITradingEngine::signals_for(std::uint32_t slot, std::vector<TradingSignal>& out) const {
+void AITradingEngine::signals_for(std::uint32_t slot, std::vector<TradingSignal>& out, std::size_t skip) const {
   const SymbolState& st = symbols_[slot];
   if (!st.seen) return;
   for (std::size_t i = 0; i < strategies_.size(); ++i) {
-    if (!trades(i, slot)) continue;
+    if (i == skip || !trades(i, slot)) continue;
     double atr = 0;
     const std::uint32_t sig = rule_signals(i, slot, &atr);
     if ((sig & (kernels::kSignalLong | kernels::kSignalShort)) == 0) continue;
@@ -335,10 +335,11 @@ void EventDrivenExecutor::bar_process(const MarketBarClosed& bar) {
   if (held != nullptr && held->strategy != SIZE_MAX && held->entered && held->exit_order == 0)
     strategy_exits(*held, held->strategy, engine_.rule_signals(held->strategy, si, nullptr));
   signals_.clear();
-  engine_.signals_for(si, signals_);
+  // A strategy in its position (or entering it) takes no entry: its rules are not evaluated again.
+  engine_.signals_for(si, signals_, held != nullptr ? held->strategy : SIZE_MAX);
   for (TradingSignal& s : signals_) {
     held = slots_[si].position.get();
-    if (held != nullptr && held->strategy == s.strategy_index) continue;  // in its position (or entering it): no entry
+    if (held != nullptr && held->strategy == s.strategy_index) continue;  // (its exit may have been decided above)
     if (denial_fold(si, s.strategy_index, s.side)) {
       // The same denial as at its last decision here, under the same state: no pipeline, the signal still published.
       ++stats_.signals;
@@ -557,9 +558,7 @@ void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   SizingAnswer size = hooks_.position_sizing(c, SizingAnswer{quote}, &trace);
   // What the account can fund: the venue's free margin at this leverage, with room for a fee of up to 0.5%. Never ask
   // for more (the venue would reject it); the cap is a decision of its own in the trace.
-  double free = 0;
-  for (const Balance& b : exchange_.balances())
-    if (b.asset == exchange_.quote_asset()) free = b.free;
+  const double free = exchange_.quote_free();
   const double fundable = free > 0 ? free * options_.leverage / (1.0 + kFeeHeadroom * options_.leverage) : 0.0;
   if (!(fundable > 0))
     return deny(std::move(rec), DenyReason::insufficient_balance, "no free margin: free " + num(free) + " " + exchange_.quote_asset());

@@ -113,8 +113,9 @@ class AITradingEngine {
   /// Entry signals of every strategy on the last bars of `symbols` (a strategy's exits are the executor's position
   /// monitor's, which knows its positions). A strategy with stops signals only once the ATR is defined.
   std::vector<TradingSignal> get_trading_signals(const std::vector<Symbol>& symbols) const;
-  /// get_trading_signals() for one slot, appended to `out` (the executor's per-bar form: no allocation of the list).
-  void signals_for(std::uint32_t slot, std::vector<TradingSignal>& out) const;
+  /// get_trading_signals() for one slot, appended to `out` (the executor's per-bar form: no allocation of the list);
+  /// the strategy `skip` (the one holding the symbol) is left out.
+  void signals_for(std::uint32_t slot, std::vector<TradingSignal>& out, std::size_t skip = SIZE_MAX) const;
 
  private:
   struct SymbolState {
