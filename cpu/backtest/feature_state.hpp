@@ -32,7 +32,16 @@ class StrategyFeatureState {
 
   /// Adds one bar and writes the kStrategyFeatureCount features of it into `out` (NaN while warming up or when the
   /// bar is missing).
-  void update(double h, double l, double c, double* out) {
+  void update(double h, double l, double c, double* out) { update(h, l, c, out, kAllPlanes); }
+
+  /// Every plane (bit p: plane p).
+  static constexpr std::uint32_t kAllPlanes = (1u << kernels::kStrategyFeatureCount) - 1;
+  static_assert(kernels::kStrategyFeatureCount <= 32);
+
+  /// update() of only the indicators behind the planes in `planes` (bit p: plane p): the others are neither advanced
+  /// nor written, and must not be read afterwards. The planes computed are the same values as update()'s: a streaming
+  /// reader that needs a few planes (the executor's strategies) skips the rest.
+  void update(double h, double l, double c, double* out, std::uint32_t planes) {
     using namespace kernels;
     if (!(std::isfinite(h) && std::isfinite(l) && std::isfinite(c))) {
       for (std::int32_t k = 0; k < kStrategyFeatureCount; ++k) out[k] = std::numeric_limits<double>::quiet_NaN();
@@ -43,24 +52,31 @@ class StrategyFeatureState {
     // The close n bars ago, once n bars were seen since the last reset (as the indicator states require).
     auto lag = [&](std::int32_t n) { return count_ >= n ? ring_[(count_ - n) & kRingMask] : 0.0; };
     const auto pl = [](StrategyFeature f) { return static_cast<std::int32_t>(f); };
-    for (int i = 0; i < kEmaCount; ++i) out[pl(StrategyFeature::ema0) + i] = ema_[i].update(c);
+    const auto want = [planes](std::int32_t p) { return ((planes >> p) & 1u) != 0; };
+    for (int i = 0; i < kEmaCount; ++i)
+      if (want(pl(StrategyFeature::ema0) + i)) out[pl(StrategyFeature::ema0) + i] = ema_[i].update(c);
     double tmp[5];
-    for (int i = 0; i < kRsiCount; ++i) out[pl(StrategyFeature::rsi0) + i] = rsi_[i].update(c);
+    for (int i = 0; i < kRsiCount; ++i)
+      if (want(pl(StrategyFeature::rsi0) + i)) out[pl(StrategyFeature::rsi0) + i] = rsi_[i].update(c);
     for (int i = 0; i < kBbCount; ++i) {
+      if (!want(pl(StrategyFeature::bb_mid0) + i) && !want(pl(StrategyFeature::bb_sd0) + i)) continue;
       bb_[i].update(c, lag(kBbPeriods[i]), tmp);
       out[pl(StrategyFeature::bb_mid0) + i] = tmp[0];
       out[pl(StrategyFeature::bb_sd0) + i] = tmp[1] - tmp[0];
     }
     for (int i = 0; i < kAdxCount; ++i) {
+      if (!want(pl(StrategyFeature::adx0) + i)) continue;
       dmi_[i].update(h, l, c, tmp);
       out[pl(StrategyFeature::adx0) + i] = tmp[2];
     }
     for (int i = 0; i < kRocCount; ++i) {
+      if (!want(pl(StrategyFeature::roc0) + i)) continue;
       roc_[i].update(c, lag(kRocPeriods[i]), tmp);
       out[pl(StrategyFeature::roc0) + i] = tmp[0];
     }
-    out[pl(StrategyFeature::atr)] = atr_.update(h, l, c);
-    out[pl(StrategyFeature::spread)] = spread_.update(h, l, 0.0);  // a 20-bar window lives in the state's ring
+    if (want(pl(StrategyFeature::atr))) out[pl(StrategyFeature::atr)] = atr_.update(h, l, c);
+    if (want(pl(StrategyFeature::spread)))
+      out[pl(StrategyFeature::spread)] = spread_.update(h, l, 0.0);  // a 20-bar window lives in the state's ring
     ++count_;
   }
 

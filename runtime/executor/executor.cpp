@@ -46,6 +46,21 @@ CloseReason close_reason(OrderPurpose p) {
 // ---------------------------------------------------------------------------------------------------------------
 // AITradingEngine
 
+namespace {
+/// The feature planes a genome's rules read (its conditions and their mirrors), and the ATR its stops and the model
+/// path use.
+std::uint32_t genome_planes(const kernels::Genome& g) {
+  std::uint32_t planes = 1u << kAtrPlane;
+  for (const kernels::Condition& c : {g.entry[0], g.entry[1], g.exit_rule})
+    for (const kernels::Condition& x : {c, kernels::condition_mirror(c)}) {
+      const kernels::CondProgram p = kernels::condition_compile(x);
+      for (const std::int32_t plane : {p.a, p.b, p.c_plane})
+        if (plane >= 0) planes |= 1u << plane;
+    }
+  return planes;
+}
+}  // namespace
+
 void AITradingEngine::strategy_add(LiveStrategy strategy) {
   const kernels::Genome n = kernels::genome_normalize(strategy.genome);
   if (std::memcmp(&n, &strategy.genome, sizeof n) != 0)
@@ -54,9 +69,13 @@ void AITradingEngine::strategy_add(LiveStrategy strategy) {
     throw std::invalid_argument("strategy " + strategy.id + ": capital " + num(strategy.capital) + " must be >= 0");
   for (const auto& s : strategies_)
     if (s.id == strategy.id) throw std::invalid_argument("strategy " + strategy.id + " is already trading");
+  for (const SymbolState& st : symbols_)  // its indicators would have missed the bars so far
+    if (st.seen) throw std::logic_error("strategy " + strategy.id + ": strategies are added before the first bar");
   strategy_symbols_.emplace_back(strategy.symbols.begin(), strategy.symbols.end());
-  for (SymbolState& st : symbols_)  // symbols seen before the strategy came
+  for (SymbolState& st : symbols_) {  // symbols seen before the strategy came
     st.traded_by.push_back(strategy_symbols_.back().empty() || strategy_symbols_.back().count(st.symbol.str()) > 0);
+    if (st.traded_by.back()) st.planes |= genome_planes(strategy.genome);
+  }
   strategies_.push_back(std::move(strategy));
 }
 
@@ -71,8 +90,11 @@ std::uint32_t AITradingEngine::slot_intern(const Symbol& symbol) {
     SymbolState& st = symbols_.emplace_back();
     st.symbol = symbol;
     st.traded_by.resize(strategies_.size());
-    for (std::size_t i = 0; i < strategies_.size(); ++i)
+    st.planes = 1u << kAtrPlane;
+    for (std::size_t i = 0; i < strategies_.size(); ++i) {
       st.traded_by[i] = strategy_symbols_[i].empty() || strategy_symbols_[i].count(symbol.str()) > 0;
+      if (st.traded_by[i]) st.planes |= genome_planes(strategies_[i].genome);
+    }
   }
   return it->second;
 }
@@ -83,7 +105,7 @@ std::uint32_t AITradingEngine::bar_update(const MarketBarClosed& bar) {
   const TimeNs interval = static_cast<TimeNs>(bar.interval_s) * kNsPerSecond;
   // A missing bar restarts the indicators, as the batch feature bank does (its NaN bar resets the states).
   if (st.seen && bar.open_time != st.open_time + interval) st.features.reset();
-  st.features.update(bar.high, bar.low, bar.close, st.f);
+  st.features.update(bar.high, bar.low, bar.close, st.f, st.planes);  // only what its strategies read
   st.close = bar.close;
   st.open_time = bar.open_time;
   st.seen = true;

@@ -126,6 +126,7 @@ class AITradingEngine {
     TimeNs open_time = 0;
     bool seen = false;
     std::vector<std::uint8_t> traded_by;  // per strategy
+    std::uint32_t planes = 0;             // feature planes its strategies read (bit p: plane p), the ATR always
   };
   std::vector<LiveStrategy> strategies_;
   std::vector<std::set<std::string>> strategy_symbols_;
