@@ -19,6 +19,7 @@
 #include "runtime/analytics/ledger.hpp"
 #include "runtime/data/synth.hpp"
 #include "runtime/executor/replay.hpp"
+#include "runtime/policy/policy_backend.hpp"
 #include "runtime/strategy/evolution.hpp"
 #include "runtime/util/rng.hpp"
 #include "runtime/predict/predictor.hpp"
@@ -624,20 +625,66 @@ TEST(Executor, AnEntryIsCappedAtWhatTheFreeMarginFunds) {
   EXPECT_TRUE(capped);
 }
 
-TEST(Executor, AutonomyNeedsASimulatedVenueAndBadWindowsAreNamed) {
+/// A venue that says it is real money (everything else is the paper venue's): for the AUTONOMY check only.
+class RealVenue final : public Exchange {
+ public:
+  explicit RealVenue(Clock& clock) : paper_(PaperExchangeConfig{}, clock) {}
+  std::string name() const override { return "binance-futures"; }
+  MarketKind market() const override { return paper_.market(); }
+  bool simulated() const override { return false; }
+  std::string quote_asset() const override { return paper_.quote_asset(); }
+  Result<SymbolFilters> filters(const Symbol& s) const override { return paper_.filters(s); }
+  SubmitResult submit(const OrderRequest& o) override { return paper_.submit(o); }
+  SubmitResult cancel(std::uint64_t id) override { return paper_.cancel(id); }
+  SubmitResult amend_stop(std::uint64_t id, double stop) override { return paper_.amend_stop(id, stop); }
+  std::optional<OrderState> query(std::uint64_t id) const override { return paper_.query(id); }
+  std::vector<OrderState> open_orders() const override { return paper_.open_orders(); }
+  std::vector<VenuePosition> positions() const override { return paper_.positions(); }
+  std::vector<Balance> balances() const override { return paper_.balances(); }
+  double equity() const override { return paper_.equity(); }
+  double quote_free() const override { return paper_.quote_free(); }
+  void listener_set(ExchangeListener* l) override { paper_.listener_set(l); }
+
+ private:
+  PaperExchange paper_;
+};
+
+TEST(Executor, AutonomyIsRefusedOnARealVenue) {
+  SimClock clock(0);
+  EventBus bus(clock);
+  bus.bind_owner_thread();
+  PolicyStore policy(std::make_unique<MemoryPolicyBackend>(), clock, &bus);
+  RiskOS risk(RiskLimits{}, bus);
+  Ledger ledger(":memory:");
+  HookPipeline hooks(bus);
+  AITradingEngine engine;
+  RealVenue venue(clock);
+  Config cfg;
+  cfg.stage = IntegrationStage::autonomy;
+  try {
+    EventDrivenExecutor executor(cfg, bus, venue, risk, policy, ledger, hooks, engine);
+    FAIL() << "AUTONOMY accepted on a real venue";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("stage AUTONOMY needs the paper exchange or a testnet; the exchange is binance-futures"),
+              std::string::npos)
+        << e.what();
+  }
+  cfg.stage = IntegrationStage::coordination;  // below AUTONOMY the venue may be real
+  EXPECT_NO_THROW(EventDrivenExecutor(cfg, bus, venue, risk, policy, ledger, hooks, engine));
+}
+
+TEST(Executor, AReplayWindowOutsideThePanelIsNamed) {
   const MarketPanel panel = test_market(2, 100);
   ReplayOptions o;
   o.t_begin = 100;
-  EXPECT_THROW(
-      {
-        try {
-          replay_run(panel, quiet_config(), {}, {}, o);
-        } catch (const std::invalid_argument& e) {
-          EXPECT_NE(std::string(e.what()).find("replay window"), std::string::npos);
-          throw;
-        }
-      },
-      std::invalid_argument);
+  try {
+    replay_run(panel, quiet_config(), {}, {}, o);
+    FAIL() << "an empty window was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("replay window: bars [100, 100) must be a non-empty part of the panel's 100 bars"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
