@@ -88,7 +88,7 @@ struct PositionRecord {
 struct EquityPoint {
   TimeNs ts = 0;                   ///< bar close time
   double equity = 0;               ///< account value (quote)
-  double cash = 0;                 ///< free quote balance
+  double cash = 0;                 ///< free quote balance (Exchange::quote_free)
   double exposure = 0;             ///< gross notional of open positions / equity
   std::int32_t open_positions = 0; ///< positions open at ts
   RiskMode risk_mode = RiskMode::normal;  ///< policy risk mode at ts

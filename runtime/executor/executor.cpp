@@ -1196,8 +1196,7 @@ void EventDrivenExecutor::cycle_process() {
   EquityPoint e;
   e.ts = cycle_time_;
   e.equity = equity;
-  for (const Balance& b : exchange_.balances())
-    if (b.asset == exchange_.quote_asset()) e.cash = b.free;
+  e.cash = exchange_.quote_free();
   e.exposure = snap.exposure;
   e.open_positions = static_cast<std::int32_t>(open_positions_);
   e.risk_mode = snap.risk_mode;
