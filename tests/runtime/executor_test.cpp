@@ -165,6 +165,13 @@ std::vector<kernels::Genome> trading_genomes(const MarketPanel& panel, std::size
 
 LiveStrategy live(const kernels::Genome& g) { return LiveStrategy{genome_id(g), g, 0.0, {}}; }
 
+/// `n` strategies that trade on the market.
+std::vector<LiveStrategy> live_strategies(const MarketPanel& panel, std::size_t n) {
+  std::vector<LiveStrategy> out;
+  for (const auto& g : trading_genomes(panel, n)) out.push_back(live(g));
+  return out;
+}
+
 TEST(Executor, CrossEngineEqualityWithTheVectorisedBacktester) {
   const MarketPanel panel = test_market();
   auto genomes = trading_genomes(panel, 12);
@@ -213,9 +220,7 @@ TEST(Executor, CrossEngineEqualityWithTheVectorisedBacktester) {
 
 TEST(Executor, ReplayIsDeterministic) {
   const MarketPanel panel = test_market(5, 800);
-  const auto genomes = trading_genomes(panel, 3);
-  std::vector<LiveStrategy> strategies;
-  for (const auto& g : genomes) strategies.push_back(live(g));
+  const std::vector<LiveStrategy> strategies = live_strategies(panel, 3);
   TempDir dir;
   std::vector<std::vector<EquityPoint>> curves;
   std::vector<std::vector<Trade>> trades;
@@ -311,9 +316,7 @@ class Meddler final : public TradingSubsystem {
 
 TEST(Executor, ObserveChangesNothingEnforcedChangesTrades) {
   const MarketPanel panel = test_market(6, 900);
-  const auto genomes = trading_genomes(panel, 2);
-  std::vector<LiveStrategy> strategies;
-  for (const auto& g : genomes) strategies.push_back(live(g));
+  const std::vector<LiveStrategy> strategies = live_strategies(panel, 2);
   TempDir dir;
   Config cfg = quiet_config();
   cfg.hfos_update_interval = 3600;
@@ -420,9 +423,7 @@ TEST(Executor, FailSafeDeniesProtectiveHooksAndKeepsTheBaselineElsewhere) {
 
 TEST(Executor, BrakeMidRunStopsEntriesAndLetsExitsThrough) {
   const MarketPanel panel = test_market(6, 900);
-  const auto genomes = trading_genomes(panel, 2);
-  std::vector<LiveStrategy> strategies;
-  for (const auto& g : genomes) strategies.push_back(live(g));
+  const std::vector<LiveStrategy> strategies = live_strategies(panel, 2);
   TempDir dir;
   ReplayOptions o = alike_options(dir.file("l.db"));
   o.before_bar = [](std::int32_t t, ReplayControl& control) {
@@ -464,9 +465,7 @@ TEST(Executor, UnknownOutcomesAreReconciledNotResent) {
 
 TEST(Executor, RiskOsDenialsReachTheLedgerWithTheirReason) {
   const MarketPanel panel = test_market(6, 900);
-  const auto genomes = trading_genomes(panel, 2);
-  std::vector<LiveStrategy> strategies;
-  for (const auto& g : genomes) strategies.push_back(live(g));
+  const std::vector<LiveStrategy> strategies = live_strategies(panel, 2);
   TempDir dir;
   ReplayOptions o = alike_options(dir.file("l.db"));
   o.policy->max_open_positions = 1;
@@ -495,9 +494,7 @@ TEST(Executor, RiskOsDenialsReachTheLedgerWithTheirReason) {
 
 TEST(Executor, FoldingRepeatedDenialsChangesNothingInTheLedger) {
   const MarketPanel panel = test_market(6, 900);
-  const auto genomes = trading_genomes(panel, 3);
-  std::vector<LiveStrategy> strategies;
-  for (const auto& g : genomes) strategies.push_back(live(g));
+  const std::vector<LiveStrategy> strategies = live_strategies(panel, 3);
   TempDir dir;
   std::vector<ReplayResult> results;
   for (bool fold : {false, true}) {
@@ -527,9 +524,7 @@ TEST(Executor, FoldingRepeatedDenialsChangesNothingInTheLedger) {
 
 TEST(Executor, APolicyChangeMidRunAppliesAtOnce) {
   const MarketPanel panel = test_market(6, 900);
-  const auto genomes = trading_genomes(panel, 2);
-  std::vector<LiveStrategy> strategies;
-  for (const auto& g : genomes) strategies.push_back(live(g));
+  const std::vector<LiveStrategy> strategies = live_strategies(panel, 2);
   TempDir dir;
   ReplayOptions o = alike_options(dir.file("l.db"));
   std::uint64_t version = 0;

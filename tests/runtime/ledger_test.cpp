@@ -444,14 +444,7 @@ TEST(Ledger, SigkillBetweenCommitsLeavesAWholeNumberOfCommittedCycles) {
   ASSERT_GE(last_acked, 300u);
 
   // A plain connection first: the file is intact (it also recovers the WAL, as a restart would).
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* s = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "ok");
-  sqlite3_finalize(s);
-  sqlite3_close(db);
+  test::expect_sqlite_intact(path);
 
   Ledger ledger(path, store::OpenMode::existing);
   const auto orders = ledger.orders();

@@ -10,6 +10,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <string>
+
+#include <sqlite3.h>
 
 #include <gtest/gtest.h>
 
@@ -60,6 +63,19 @@ inline std::uint64_t sigkill_after_acks(std::uint64_t at_least, const std::funct
     return 0;
   }
   return last;
+}
+
+/// Opens `path` with a plain SQLite connection (which also recovers a WAL left behind, as a restart would) and expects
+/// PRAGMA integrity_check to say "ok".
+inline void expect_sqlite_intact(const std::string& path) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK) << path;
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "ok") << path;
+  sqlite3_finalize(s);
+  sqlite3_close(db);
 }
 
 }  // namespace qtos::test
