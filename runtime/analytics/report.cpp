@@ -437,7 +437,7 @@ const char* state_colour(std::string_view s) {
       {"AGGRESSIVE", "#e67e22"},     {"NORMAL", "#3b82c4"},         {"DEFENSIVE", "#8e44ad"},
       {"ACTIVE", "#27ae60"},         {"REDUCING", "#f1c40f"},       {"HALTED", "#c0392b"},
       {"UNKNOWN", "#bdc3c7"},        {"TRENDING_UP", "#16a085"},    {"TRENDING_DOWN", "#d35400"},
-      {"RANGING", "#7f8c8d"},        {"HIGH_VOLATILITY", "#e74c3c"}, {"LOW_VOLATILITY", "#5dade2"}};
+      {"RANGING", "#7f8c8d"},        {"VOLATILE", "#e74c3c"}, {"LOW_VOLATILITY", "#5dade2"}, {"CRASH", "#4a235a"}};
   const auto it = kColours.find(s);
   return it == kColours.end() ? "#95a5a6" : it->second;
 }

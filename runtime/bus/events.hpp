@@ -89,8 +89,9 @@ enum class DenyReason : std::uint8_t {
   invalid_order, trading_halted, reducing_only, max_notional, price_collar, order_rate, runaway, stop_out_cooldown,
   stop_loss_guard, exchange_filter, fail_safe, hook_blocked
 };
-/// Market regime.
-enum class Regime : std::uint8_t { unknown, trending_up, trending_down, ranging, high_volatility, low_volatility };
+/// Market regime (RegimeChanged). `high_volatility` is shown as VOLATILE; `crash` (new values go last: the value is stored
+/// in event logs) is a fast, broad fall.
+enum class Regime : std::uint8_t { unknown, trending_up, trending_down, ranging, high_volatility, low_volatility, crash };
 /// Stage of a strategy in the generator's pipeline.
 enum class StrategyStage : std::uint8_t { candidate, shadow, live, retired };
 /// Health of a component.
@@ -113,7 +114,7 @@ QTOS_ENUM_NAMES(DenyReason, "EMERGENCY_BRAKE", "STRATEGY_BLOCKED", "STRATEGY_NOT
                 "UNIVERSE_FILTER", "RISK_MODE", "DUPLICATE_POSITION", "INSUFFICIENT_BALANCE", "SERVICE_DEGRADED",
                 "INVALID_ORDER", "TRADING_HALTED", "REDUCING_ONLY", "MAX_NOTIONAL", "PRICE_COLLAR", "ORDER_RATE", "RUNAWAY",
                 "STOP_OUT_COOLDOWN", "STOP_LOSS_GUARD", "EXCHANGE_FILTER", "FAIL_SAFE", "HOOK_BLOCKED");
-QTOS_ENUM_NAMES(Regime, "UNKNOWN", "TRENDING_UP", "TRENDING_DOWN", "RANGING", "HIGH_VOLATILITY", "LOW_VOLATILITY");
+QTOS_ENUM_NAMES(Regime, "UNKNOWN", "TRENDING_UP", "TRENDING_DOWN", "RANGING", "VOLATILE", "LOW_VOLATILITY", "CRASH");
 QTOS_ENUM_NAMES(StrategyStage, "CANDIDATE", "SHADOW", "LIVE", "RETIRED");
 QTOS_ENUM_NAMES(HealthLevel, "HEALTHY", "DEGRADED", "FAILING");
 QTOS_ENUM_NAMES(ServiceState, "CREATED", "STARTING", "RUNNING", "DEGRADED", "FAULTED", "STOPPED");

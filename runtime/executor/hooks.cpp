@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <string>
 
+#include <mutex>
+
 #include <spdlog/logger.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
@@ -60,11 +62,13 @@ SizingAnswer merge(const SizingAnswer& cur, const SizingAnswer& p, bool soft, bo
 }
 
 std::string text(const OrderTypeAnswer& a) {
-  return a.type == OrderType::limit ? "LIMIT " + num(a.limit_price) : std::string(enum_name(a.type));
+  return (a.type == OrderType::limit ? "LIMIT " + num(a.limit_price) : std::string(enum_name(a.type))) +
+         (a.slices > 1 ? " in " + std::to_string(a.slices) + " slices" : "");
 }
 OrderTypeAnswer merge(const OrderTypeAnswer& cur, const OrderTypeAnswer& p, bool soft, bool) {
   OrderTypeAnswer r = cur;
-  const bool valid = p.type == OrderType::market || (p.type == OrderType::limit && std::isfinite(p.limit_price) && p.limit_price > 0);
+  const bool valid = (p.type == OrderType::market || (p.type == OrderType::limit && std::isfinite(p.limit_price) && p.limit_price > 0)) &&
+                     p.slices >= 1 && p.slices <= 1000;
   if (soft && valid) r = p;
   return r;
 }
@@ -89,13 +93,18 @@ ClassificationAnswer merge(const ClassificationAnswer& cur, const Classification
 }
 
 std::string text(const AmplificationAnswer& a) {
-  return "scale in " + num(a.scale_in) + ", take partial " + num(a.take_partial);
+  std::string t = "scale in " + num(a.scale_in) + ", take partial " + num(a.take_partial);
+  if (a.stop_price > 0) t += ", stop " + num(a.stop_price);
+  if (a.take_price > 0) t += ", target " + num(a.take_price);
+  return t;
 }
 AmplificationAnswer merge(const AmplificationAnswer& cur, const AmplificationAnswer& p, bool, bool hard) {
   AmplificationAnswer r = cur;
-  if (hard && std::isfinite(p.scale_in) && std::isfinite(p.take_partial)) {
+  if (hard && std::isfinite(p.scale_in) && std::isfinite(p.take_partial) && std::isfinite(p.stop_price) && std::isfinite(p.take_price)) {
     r.scale_in = std::clamp(p.scale_in, 0.0, 1.0);
     r.take_partial = std::clamp(p.take_partial, 0.0, 1.0);
+    if (p.stop_price > 0) r.stop_price = p.stop_price;
+    if (p.take_price > 0) r.take_price = p.take_price;
   }
   return r;
 }
@@ -161,20 +170,30 @@ bool HookPipeline::active(Hook hook) const {
   return false;
 }
 
+std::shared_ptr<spdlog::logger> subsystem_log(const std::string& log_dir, const std::string& name) {
+  if (log_dir.empty()) return nullptr;
+  std::string file = name;
+  for (char& ch : file) ch = (ch == '-' || ch == ' ') ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  const std::string path = log_dir + "/ai_subsystem_" + file + ".log";
+  // One open file per path: the pipeline and the subsystem append to the same log without interleaving partial lines.
+  // Not registered with spdlog by name: several pipelines (tests, replays) may log to the same name.
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<spdlog::logger>> open;
+  std::lock_guard lock(mutex);
+  if (auto log = open[path].lock()) return log;
+  std::filesystem::create_directories(log_dir);
+  auto log = std::make_shared<spdlog::logger>("ai_subsystem_" + file, std::make_shared<spdlog::sinks::basic_file_sink_mt>(path));
+  log->set_pattern("%v");
+  log->flush_on(spdlog::level::info);  // an operator tails these files: each decision is there when it is made
+  open[path] = log;
+  return log;
+}
+
 void HookPipeline::log_line(TradingSubsystem& s, const std::string& line) {
   spdlog::info("{}", line);
   if (options_.log_dir.empty()) return;
   auto& log = logs_[s.name()];
-  if (!log) {
-    std::string file = s.name();
-    for (char& ch : file) ch = (ch == '-' || ch == ' ') ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    std::filesystem::create_directories(options_.log_dir);
-    // Not registered globally: several pipelines (tests, replays) may log to the same name.
-    log = std::make_shared<spdlog::logger>("ai_subsystem_" + file, std::make_shared<spdlog::sinks::basic_file_sink_mt>(
-                                                                         options_.log_dir + "/ai_subsystem_" + file + ".log"));
-    log->set_pattern("%v");
-    log->flush_on(spdlog::level::info);  // an operator tails these files: each decision is there when it is made
-  }
+  if (!log) log = subsystem_log(options_.log_dir, s.name());
   log->info("{}", line);
 }
 

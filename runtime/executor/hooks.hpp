@@ -72,6 +72,11 @@ struct PositionSnapshot {
   double r_multiple = 0;          ///< open profit in units of the initial risk (entry - initial stop); 0 without a stop
   double drawdown_pct = 0;        ///< fall from the position's best open profit, percent of entry value
   std::int32_t bars_held = 0;     ///< bars since entry
+  double take_price = 0;          ///< current target (0: none)
+  double initial_risk = 0;        ///< |entry - initial stop| in price (0: no stop)
+  double notional = 0;            ///< qty x mark price, quote
+  bool signal_present = true;     ///< the entry thesis holds: the strategy's entry rule still fires this bar for this
+                                  ///< side (a model position: the model's last signal on the symbol has this side)
 };
 
 /// The system as the periodic hooks see it.
@@ -114,6 +119,7 @@ struct SizingAnswer {
 struct OrderTypeAnswer {
   OrderType type = OrderType::market;
   double limit_price = 0;
+  std::int32_t slices = 1;  ///< TWAP: the entry split into this many equal child orders, one per bar (1: one order)
 };
 /// execution_slippage_check: on a fill, the slippage in bps against the expected price; cancel the rest (hard).
 struct SlippageAnswer {
@@ -125,10 +131,13 @@ struct ClassificationAnswer {
   std::string label;
   bool exit = false;
 };
-/// post_trade_amplification_check: add to the position (fraction of its size) or take part profit (hard both).
+/// post_trade_amplification_check: add to the position (fraction of its size), take part profit, move the stop in the
+/// position's favour or move the target (hard, all of them; 0: unchanged).
 struct AmplificationAnswer {
   double scale_in = 0;
   double take_partial = 0;
+  double stop_price = 0;  ///< the new stop: applied only when it protects more than the current one (never loosens)
+  double take_price = 0;  ///< the new target (EXTEND_HOLD widens it); must lie beyond the mark in the position's favour
 };
 /// periodic_self_healing_check: pause new entries (hard) until a later check resumes them.
 struct HealingAnswer {
@@ -165,6 +174,11 @@ class TradingSubsystem {
   virtual std::optional<HealingAnswer> self_healing_check(const SystemSnapshot&, const HealingAnswer&, std::string&) { return {}; }
   virtual std::optional<CoordinationAnswer> ai_hfos_coordination(const SystemSnapshot&, const CoordinationAnswer&, std::string&) { return {}; }
 };
+
+/// The decision log of a subsystem, `<log_dir>/ai_subsystem_<name>.log` (lower case, '-' and ' ' as '_'), one line
+/// per decision, flushed as written. The pipeline and the subsystem itself write to the same logger (one open file per
+/// path in the process). Null when `log_dir` is empty.
+std::shared_ptr<spdlog::logger> subsystem_log(const std::string& log_dir, const std::string& name);
 
 /// How the pipeline treats failures.
 struct HookOptions {

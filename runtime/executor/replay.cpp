@@ -94,6 +94,29 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
   hook_options.log_dir = options.log_dir;
   HookPipeline hooks(bus, hook_options);
   for (const auto& s : subsystems) hooks.add(s);
+  PaperExchange exchange(options.exchange, clock);
+  // Subsystems built on this bus: started now, stopped (their subscriptions and timers released) before the bus ends,
+  // on every path out of the replay.
+  std::vector<std::shared_ptr<TradingSubsystem>> built;
+  struct StopBuilt {
+    std::vector<std::shared_ptr<TradingSubsystem>>& built;
+    ~StopBuilt() {
+      for (auto& s : built)
+        if (auto* service = dynamic_cast<Service*>(s.get()); service != nullptr && service->state() != ServiceState::stopped)
+          service->stop("replay finished");
+    }
+  } stop_built{built};
+  if (options.subsystem_factory) {
+    ReplayContext context{config, bus, policy, risk, exchange, panel, options.log_dir};
+    built = options.subsystem_factory(context);
+    for (const auto& s : built) {
+      hooks.add(s);
+      auto* service = dynamic_cast<Service*>(s.get());
+      if (service != nullptr && service->state() != ServiceState::running && service->state() != ServiceState::degraded &&
+          service->mode() != SubsystemMode::off && !service->start())
+        throw std::runtime_error("replay: subsystem " + s->name() + " did not start: " + service->last_reason());
+    }
+  }
   AITradingEngine engine;
   for (LiveStrategy s : strategies) {
     if (s.symbols.empty()) s.symbols = panel.symbols();  // the backtester splits the capital over every symbol
@@ -106,7 +129,6 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
                                                  options.model_min_edge);
     engine.model_source_set(models.get());
   }
-  PaperExchange exchange(options.exchange, clock);
   // The venue sees each bar before the executor does: fills at the bar's open come before decisions at its close.
   Subscription venue = bus.subscribe<MarketBarClosed>("paper_exchange", [&](const MarketBarClosed& b) { exchange.on_bar(b); });
   std::unique_ptr<EventRecorder> recorder;

@@ -39,6 +39,23 @@ struct ReplayControl {
   EventBus& bus;        ///< events
 };
 
+/// What subsystems are built on in a replay (ReplayOptions::subsystem_factory): the replay's own bus, policy store,
+/// Risk OS and venue, which live as long as the replay.
+struct ReplayContext {
+  const Config& config;        ///< the configuration
+  EventBus& bus;               ///< the replay's bus (simulated clock)
+  PolicyStore& policy;         ///< the policy store
+  RiskOS& risk;                ///< the Risk OS
+  const Exchange& exchange;    ///< the venue (read-only: balances, positions)
+  const MarketPanel& panel;    ///< the replayed market
+  const std::string& log_dir;  ///< decision logs ("" : none)
+};
+
+/// Builds the subsystems of a replay on its bus, before the first bar; they are added to the pipeline after the
+/// `subsystems` argument's, in the order returned. Those that are also a Service are started here if they are not
+/// running yet, and stopped when the replay ends (so a caller may keep them to read their counts afterwards).
+using ReplaySubsystemFactory = std::function<std::vector<std::shared_ptr<TradingSubsystem>>(ReplayContext& context)>;
+
 /// What a replay runs on and writes.
 struct ReplayOptions {
   std::int32_t t_begin = 0;          ///< first bar that trades (earlier bars warm the indicators up)
@@ -55,6 +72,7 @@ struct ReplayOptions {
   std::optional<RiskLimits> risk_limits;  ///< the Risk OS limits (default: RiskLimits::from_config)
   /// Called before each bar time is published, with the run's controls: an operator's brake or policy change mid-run.
   std::function<void(std::int32_t t, ReplayControl& control)> before_bar;
+  ReplaySubsystemFactory subsystem_factory;  ///< subsystems built on the replay's bus (see ReplaySubsystemFactory)
   bool publish_only = false;         ///< the ceiling of the benchmark: publish the bars to a bus with no subscriber
   StopToken stop;                    ///< stop at a safe point (after a whole bar time)
   std::function<void(std::int32_t done, std::int32_t total)> progress;  ///< after every bar time

@@ -1,0 +1,45 @@
+// The base of the AI subsystems: one mode for the service and the hooks, decision counting and the decision log.
+#include "runtime/subsystems/ai_subsystem.hpp"
+
+#include <spdlog/logger.h>
+#include <spdlog/spdlog.h>
+
+namespace qtos {
+
+AiSubsystem::AiSubsystem(std::string name, SubsystemMode mode, EventBus& bus, std::string log_dir)
+    : Service(std::move(name), mode, bus), log_(subsystem_log(log_dir, Service::name())) {}
+
+AiSubsystem::~AiSubsystem() {
+  if (log_) log_->flush();
+}
+
+SubsystemStatus AiSubsystem::status() const {
+  SubsystemStatus s;
+  s.name = Service::name();
+  s.state = state();
+  s.initialized = s.state == ServiceState::running || s.state == ServiceState::degraded;
+  s.mode = mode();
+  s.decisions = decisions_;
+  s.last_decision = last_decision_;
+  s.last_decision_at = last_decision_at_;
+  s.errors = errors_;
+  return s;
+}
+
+void AiSubsystem::decide(std::string_view text) {
+  ++decisions_;
+  last_decision_ = std::string(text);
+  last_decision_at_ = clock().now();
+  const std::string line = "[" + Service::name() + "] " + std::string(mode_name(mode())) + " mode - " + last_decision_;
+  spdlog::info("{}", line);
+  if (log_) log_->info("{}", line);
+}
+
+void AiSubsystem::error(std::string_view text) {
+  ++errors_;
+  const std::string line = "[" + Service::name() + "] " + std::string(mode_name(mode())) + " mode - error: " + std::string(text);
+  spdlog::warn("{}", line);
+  if (log_) log_->info("{}", line);
+}
+
+}  // namespace qtos
