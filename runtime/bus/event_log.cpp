@@ -212,7 +212,7 @@ template <>
 constexpr std::size_t kV1FieldCount<MarketBarClosed> = 8;
 static_assert(kFieldCount<MarketBarClosed> == 10, "MarketBarClosed changed: bump kEventLogVersion and describe the old layouts");
 
-std::size_t event_type_count(std::uint32_t version) { return version == 1 ? 18 : kEventTypeCount; }
+std::size_t event_type_count(std::uint32_t version) { return version == 1 ? 18 : version == 2 ? 19 : kEventTypeCount; }
 
 template <class E>
 bool decode_fields(Decoder& d, E& e, std::uint32_t version) {

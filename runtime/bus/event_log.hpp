@@ -8,7 +8,8 @@
 /// their underlying integer, strings as u32 length + bytes, inline strings as u8 length + bytes, lists as u32
 /// count + elements). A record cut short at the end of the file (a crash mid-write) is a torn tail, not an error.
 ///
-/// Versions: 2 added MarketBarClosed's quote_volume and trades (after volume) and the UniverseSuggested type (18).
+/// Versions: 2 added MarketBarClosed's quote_volume and trades (after volume) and the UniverseSuggested type (18); 3
+/// added the SubsystemDecided type (19).
 /// Readers decode version-1 logs too (their bars get quote_volume NaN and trades -1: unknown); writers append only
 /// to a log of the current version.
 
@@ -25,7 +26,7 @@
 
 namespace qtos {
 
-inline constexpr std::uint32_t kEventLogVersion = 2;  ///< format version written in the file header
+inline constexpr std::uint32_t kEventLogVersion = 3;  ///< format version written in the file header
 inline constexpr std::uint32_t kEventLogOldestVersion = 1;  ///< the oldest format version readers still decode
 
 /// The body of one record (type, header, payload) of `event`, in the current format version.

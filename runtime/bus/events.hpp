@@ -87,7 +87,9 @@ enum class DenyReason : std::uint8_t {
   service_degraded,
   // the Risk OS (docs/TRADING.md); new values go last: the value is stored in event logs and the ledger
   invalid_order, trading_halted, reducing_only, max_notional, price_collar, order_rate, runaway, stop_out_cooldown,
-  stop_loss_guard, exchange_filter, fail_safe, hook_blocked
+  stop_loss_guard, exchange_filter, fail_safe, hook_blocked,
+  // the AI subsystems (docs/SUBSYSTEMS.md)
+  exposure_limit, cluster_limit, slippage_cooldown, system_risk
 };
 /// Market regime (RegimeChanged). `high_volatility` is shown as VOLATILE; `crash` (new values go last: the value is stored
 /// in event logs) is a fast, broad fall.
@@ -113,7 +115,8 @@ QTOS_ENUM_NAMES(DenyReason, "EMERGENCY_BRAKE", "STRATEGY_BLOCKED", "STRATEGY_NOT
                 "MAX_OPEN_POSITIONS", "MAX_RISK_PER_TRADE", "MAX_LEVERAGE", "DAILY_DRAWDOWN", "OPEN_DRAWDOWN",
                 "UNIVERSE_FILTER", "RISK_MODE", "DUPLICATE_POSITION", "INSUFFICIENT_BALANCE", "SERVICE_DEGRADED",
                 "INVALID_ORDER", "TRADING_HALTED", "REDUCING_ONLY", "MAX_NOTIONAL", "PRICE_COLLAR", "ORDER_RATE", "RUNAWAY",
-                "STOP_OUT_COOLDOWN", "STOP_LOSS_GUARD", "EXCHANGE_FILTER", "FAIL_SAFE", "HOOK_BLOCKED");
+                "STOP_OUT_COOLDOWN", "STOP_LOSS_GUARD", "EXCHANGE_FILTER", "FAIL_SAFE", "HOOK_BLOCKED", "EXPOSURE_LIMIT", "CLUSTER_LIMIT",
+                "SLIPPAGE_COOLDOWN", "SYSTEM_RISK");
 QTOS_ENUM_NAMES(Regime, "UNKNOWN", "TRENDING_UP", "TRENDING_DOWN", "RANGING", "VOLATILE", "LOW_VOLATILITY", "CRASH");
 QTOS_ENUM_NAMES(StrategyStage, "CANDIDATE", "SHADOW", "LIVE", "RETIRED");
 QTOS_ENUM_NAMES(HealthLevel, "HEALTHY", "DEGRADED", "FAILING");
@@ -127,12 +130,12 @@ enum class EventType : std::uint16_t {
   market_bar_closed, opportunities_updated, regime_changed, policy_updated, strategy_promoted, strategy_retired,
   model_promoted, health_status_changed, signal_generated, order_submitted, order_denied, order_filled,
   order_rejected, position_opened, position_closed, risk_limit_breached, emergency_brake_changed,
-  service_state_changed, universe_suggested  // new types go last: the value is the type code in event logs
+  service_state_changed, universe_suggested, subsystem_decided  // new types go last: the value is the type code in event logs
 };
 QTOS_ENUM_NAMES(EventType, "MarketBarClosed", "OpportunitiesUpdated", "RegimeChanged", "PolicyUpdated", "StrategyPromoted",
                 "StrategyRetired", "ModelPromoted", "HealthStatusChanged", "SignalGenerated", "OrderSubmitted", "OrderDenied",
                 "OrderFilled", "OrderRejected", "PositionOpened", "PositionClosed", "RiskLimitBreached",
-                "EmergencyBrakeChanged", "ServiceStateChanged", "UniverseSuggested");
+                "EmergencyBrakeChanged", "ServiceStateChanged", "UniverseSuggested", "SubsystemDecided");
 /// Number of event types.
 inline constexpr std::size_t kEventTypeCount = EnumNames<EventType>::kCount;
 
@@ -485,12 +488,30 @@ struct UniverseSuggested {
   friend bool operator==(const UniverseSuggested&, const UniverseSuggested&) = default;
 };
 
+/// An AI subsystem decided something worth an operator's attention: a classification that changed, a threshold or
+/// directive, a recommendation (ADVISORY), a block, an exit, a recovery action. `applied` is false for what OBSERVE (or
+/// ADVISORY, for a hard action) only recommends.
+struct SubsystemDecided {
+  static constexpr EventType kType = EventType::subsystem_decided;  ///< type tag
+  static constexpr std::string_view kTopic = topics::kSubsystemsDecided;  ///< topic
+  static constexpr bool kDroppable = false;  ///< an audit record
+  EventHeader header;  ///< id, clock time and source, stamped by the bus
+  SourceName subsystem;  ///< "AI-HFOS", "PIL", ...
+  SubsystemMode mode = SubsystemMode::observe;  ///< its mode when it decided
+  std::string action;  ///< what, in capitals: "CLASSIFY", "SET_DIRECTIVE", "SCALE_IN", "PAUSE_TRADING", ...
+  Symbol symbol;  ///< the symbol concerned (empty: the whole system)
+  std::string detail;  ///< the decision's sentence, as in the subsystem's log
+  bool applied = false;  ///< true when it changed what the system does
+  QTOS_EVENT_FIELDS(subsystem, mode, action, symbol, detail, applied);
+  friend bool operator==(const SubsystemDecided&, const SubsystemDecided&) = default;
+};
+
 /// Any event by value; the variant index equals the EventType value.
 using AnyEvent =
     std::variant<MarketBarClosed, OpportunitiesUpdated, RegimeChanged, PolicyUpdated, StrategyPromoted, StrategyRetired,
                  ModelPromoted, HealthStatusChanged, SignalGenerated, OrderSubmitted, OrderDenied, OrderFilled,
                  OrderRejected, PositionOpened, PositionClosed, RiskLimitBreached, EmergencyBrakeChanged,
-                 ServiceStateChanged, UniverseSuggested>;
+                 ServiceStateChanged, UniverseSuggested, SubsystemDecided>;
 static_assert(std::variant_size_v<AnyEvent> == kEventTypeCount);
 
 namespace detail {

@@ -25,5 +25,6 @@ inline constexpr std::string_view kRiskLimitBreached = "risk.limit_breached";   
 inline constexpr std::string_view kControlEmergencyBrake = "control.emergency_brake";  ///< EmergencyBrakeChanged
 inline constexpr std::string_view kServicesLifecycle = "services.lifecycle";       ///< ServiceStateChanged
 inline constexpr std::string_view kUniverseSuggested = "universe.suggested";       ///< UniverseSuggested
+inline constexpr std::string_view kSubsystemsDecided = "subsystems.decided";       ///< SubsystemDecided
 
 }  // namespace qtos::topics

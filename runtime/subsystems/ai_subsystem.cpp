@@ -26,13 +26,21 @@ SubsystemStatus AiSubsystem::status() const {
   return s;
 }
 
-void AiSubsystem::decide(std::string_view text) {
+void AiSubsystem::decide(std::string_view action, std::string_view text, bool applied, const Symbol& symbol) {
   ++decisions_;
   last_decision_ = std::string(text);
   last_decision_at_ = clock().now();
   const std::string line = "[" + Service::name() + "] " + std::string(mode_name(mode())) + " mode - " + last_decision_;
   spdlog::info("{}", line);
   if (log_) log_->info("{}", line);
+  SubsystemDecided ev;
+  ev.subsystem = SourceName(std::string_view(Service::name()).substr(0, SourceName::kCapacity));
+  ev.mode = mode();
+  ev.action = std::string(action);
+  ev.symbol = symbol;
+  ev.detail = last_decision_;
+  ev.applied = applied;
+  publish(std::move(ev));
 }
 
 void AiSubsystem::error(std::string_view text) {

@@ -84,8 +84,10 @@ class AiSubsystem : public Service, public TradingSubsystem {
   const std::string& last_decision() const { return last_decision_; }
 
  protected:
-  /// Counts a decision, keeps it as the last one and logs `[NAME] MODE mode - text`.
-  void decide(std::string_view text);
+  /// Counts a decision, keeps it as the last one, logs `[NAME] MODE mode - text` and publishes SubsystemDecided
+  /// (`action` in capitals; `applied`: whether it changed what the system does; `symbol`: empty for the whole system).
+  /// Call it when something is decided or changes, not on every bar.
+  void decide(std::string_view action, std::string_view text, bool applied, const Symbol& symbol = {});
   /// Counts an error and logs it (`[NAME] MODE mode - error: text`).
   void error(std::string_view text);
   /// True from ADVISORY up: soft adjustments apply.

@@ -277,7 +277,7 @@ TEST(EventLogVersions, NewLogsAreWrittenInTheCurrentVersion) {
   in.read(header, 16);
   std::uint32_t version = 0;
   std::memcpy(&version, header + 8, 4);
-  EXPECT_EQ(version, 2u);
+  EXPECT_EQ(version, 3u);
   EXPECT_EQ(EventLogReader(path).version(), kEventLogVersion);
   const auto events = read_all(path);
   ASSERT_EQ(events.size(), 1u);

@@ -56,6 +56,8 @@ inline std::vector<AnyEvent> sample_events() {
   v.emplace_back(UniverseSuggested{.universe = {"BTCUSDT", "ETHUSDT"},
                                    .filtered = {{"DOGEUSDT", "blacklisted"}, {"XRPUSDT", "beyond top_n_universe (2)"}},
                                    .policy_version = 7});
+  v.emplace_back(SubsystemDecided{.subsystem = "PIL", .mode = SubsystemMode::advisory, .action = "CLASSIFY", .symbol = "BTCUSDT",
+                                  .detail = "BTCUSDT classified as WINNER (2.5R, 0% DD)", .applied = true});
   return v;
 }
 
