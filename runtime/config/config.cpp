@@ -251,6 +251,22 @@ std::vector<Spec> make_specs() {
                  return false;
                },
                [](const Config& c) { return std::string(exchange_name(c.exchange)); }});
+  // AI-HFOS (runtime/subsystems/ai_hfos.hpp)
+  s.push_back(double_spec("QT_AI_HFOS_SAFE_DD", &Config::hfos_safe_dd, 0.0, 1.0, "a fraction of the drawdown limit in (0, 1]"));
+  s.push_back(double_spec("QT_AI_HFOS_CRITICAL_DD", &Config::hfos_critical_dd, 0.0, 1.0, "a fraction of the drawdown limit in (0, 1]"));
+  s.push_back(double_spec("QT_AI_HFOS_MAX_REJECT_RATE", &Config::hfos_max_reject_rate, 0.0, 1.0, "a fraction in (0, 1]"));
+  s.push_back(double_range_spec("QT_AI_HFOS_SAFE_SCALE", &Config::hfos_safe_scale, 0.6, 1.0, "a size scale in [0.6, 1]"));
+  s.push_back(double_range_spec("QT_AI_HFOS_CRITICAL_SCALE", &Config::hfos_critical_scale, 0.6, 1.0, "a size scale in [0.6, 1]"));
+  s.push_back(double_spec("QT_AI_HFOS_MAX_TRADE_PCT", &Config::hfos_max_trade_pct, 0.0, 1000.0, "a percentage of equity in (0, 1000]"));
+  // Portfolio Balancer AI (runtime/subsystems/portfolio_balancer.hpp)
+  s.push_back(double_spec("QT_AI_PBA_MAX_GROSS_EXPOSURE", &Config::pba_max_gross_exposure, 0.0, 125.0, "a multiple of equity in (0, 125]"));
+  s.push_back(double_spec("QT_AI_PBA_MAX_NET_EXPOSURE", &Config::pba_max_net_exposure, 0.0, 125.0, "a multiple of equity in (0, 125]"));
+  s.push_back(double_spec("QT_AI_PBA_MAX_SYMBOL_EXPOSURE_PCT", &Config::pba_max_symbol_exposure_pct, 0.0, 12500.0,
+                          "a percentage of equity in (0, 12500]"));
+  s.push_back(double_spec("QT_AI_PBA_MAX_CLUSTER_EXPOSURE_PCT", &Config::pba_max_cluster_exposure_pct, 0.0, 12500.0,
+                          "a percentage of equity in (0, 12500]"));
+  s.push_back(double_spec("QT_AI_PBA_CLUSTER_CORRELATION", &Config::pba_cluster_correlation, 0.0, 1.0, "a correlation in (0, 1]"));
+  s.push_back(int_spec("QT_AI_PBA_CORRELATION_WINDOW", &Config::pba_correlation_window, 8, 10'000, " of bars"));
   return s;
 }
 

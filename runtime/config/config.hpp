@@ -108,6 +108,22 @@ struct Config {
   std::int64_t opp_ranker_update_interval = 3600;
   bool analytics_enabled = false;
 
+  // AI-HFOS (runtime/subsystems/ai_hfos.hpp, docs/subsystems/AI-HFOS.md)
+  double hfos_safe_dd = 0.5;          ///< QT_AI_HFOS_SAFE_DD: drawdown as a fraction of the policy's limit that means SAFE
+  double hfos_critical_dd = 0.8;      ///< QT_AI_HFOS_CRITICAL_DD: ... that means CRITICAL (no new trades)
+  double hfos_max_reject_rate = 0.2;  ///< QT_AI_HFOS_MAX_REJECT_RATE: venue rejects / orders over the last hour: SAFE
+  double hfos_safe_scale = 0.75;      ///< QT_AI_HFOS_SAFE_SCALE: position-size scale in SAFE
+  double hfos_critical_scale = 0.6;   ///< QT_AI_HFOS_CRITICAL_SCALE: position-size scale in CRITICAL
+  double hfos_max_trade_pct = 20;     ///< QT_AI_HFOS_MAX_TRADE_PCT: one trade's cap in SAFE, percent of equity
+
+  // Portfolio Balancer AI (runtime/subsystems/portfolio_balancer.hpp, docs/subsystems/PBA.md)
+  double pba_max_gross_exposure = 2.0;       ///< QT_AI_PBA_MAX_GROSS_EXPOSURE: gross notional, multiple of equity
+  double pba_max_net_exposure = 1.5;         ///< QT_AI_PBA_MAX_NET_EXPOSURE: |long - short| notional, multiple of equity
+  double pba_max_symbol_exposure_pct = 20;   ///< QT_AI_PBA_MAX_SYMBOL_EXPOSURE_PCT: one symbol, percent of equity
+  double pba_max_cluster_exposure_pct = 40;  ///< QT_AI_PBA_MAX_CLUSTER_EXPOSURE_PCT: one correlation cluster, percent
+  double pba_cluster_correlation = 0.7;      ///< QT_AI_PBA_CLUSTER_CORRELATION: return correlation that joins a cluster
+  std::int64_t pba_correlation_window = 64;  ///< QT_AI_PBA_CORRELATION_WINDOW: bars of returns the correlation uses
+
   // the project's own
   std::string state_dir = "state";
   DeviceKind device = DeviceKind::auto_select;
