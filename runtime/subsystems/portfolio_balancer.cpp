@@ -62,7 +62,7 @@ PortfolioBalancer::PortfolioBalancer(EventBus& bus, const Config& config, const 
     : PortfolioBalancer(bus, config, policy, exchange, PbaOptions::from_config(config), std::move(log_dir)) {}
 
 bool PortfolioBalancer::answers(Hook hook) const {
-  return hook == Hook::pre_trade_portfolio_check || hook == Hook::post_trade_amplification_check;
+  return hook == Hook::pre_trade_portfolio_check || hook == Hook::pre_trade_position_sizing || hook == Hook::post_trade_amplification_check;
 }
 
 void PortfolioBalancer::on_start() {
@@ -225,14 +225,10 @@ PbaBreach PortfolioBalancer::tightest(const Symbol& symbol, Side side, double no
 }
 
 std::optional<CheckAnswer> PortfolioBalancer::portfolio_check(const TradeCandidate& c, const CheckAnswer&, std::string& why) {
-  const double eq = equity();
-  if (!(eq > 0)) return std::nullopt;
-  Sym& s = sym(c.symbol);
-  // The executor asks before it sizes: a candidate without a size is checked at the size entries have had.
-  const double add = c.quote_qty > 0 ? c.quote_qty : entry_estimate();
+  if (!(equity() > 0)) return std::nullopt;
+  const Sym* s = find(c.symbol);
   // Max open positions (the policy's, read now): positions plus entries on their way.
-  const bool opens = s.qty == 0 && reserved_of(s) == 0;
-  if (opens) {
+  if (s == nullptr || (s->qty == 0 && reserved_of(*s) == 0)) {
     std::int64_t open = 0;
     for (std::uint32_t i : active_) open += syms_[i].qty != 0 || reserved_of(syms_[i]) != 0;
     const std::int64_t max_open = policy_.get().max_open_positions;
@@ -242,25 +238,34 @@ std::optional<CheckAnswer> PortfolioBalancer::portfolio_check(const TradeCandida
       return CheckAnswer{false, DenyReason::max_open_positions, 1.0};
     }
   }
-  const PbaBreach b = tightest(c.symbol, c.side, add);
-  double applied = 1;  // the fraction of the entry that goes through, as the mode applies the answer
-  std::optional<CheckAnswer> answer;
+  // The executor checks before it sizes: the check decides only whether a useful part of a typical entry still fits
+  // (the sizing hook then cuts the entry to the exact headroom, so nothing is scaled twice).
+  const double estimate = c.quote_qty > 0 ? c.quote_qty : entry_estimate();
+  const PbaBreach b = tightest(c.symbol, c.side, estimate);
+  if (b.fit >= options_.min_scale) return std::nullopt;
+  why = b.text;
+  note_once(std::string(enum_name(b.reason)), (hard() ? "Denying entries: " : "Would deny entries: ") + b.text, hard(), c.symbol);
+  return CheckAnswer{false, b.reason, 1.0};
+}
+
+std::optional<SizingAnswer> PortfolioBalancer::position_sizing(const TradeCandidate& c, const SizingAnswer& v, std::string& why) {
+  const double q = v.quote_qty;
+  if (!(q > 0) || !(equity() > 0)) return std::nullopt;
+  Sym& s = sym(c.symbol);
+  const PbaBreach b = tightest(c.symbol, c.side, q);
+  std::optional<SizingAnswer> answer;
+  double sent = q;  // what the executor goes on with, as the mode applies the answer
   if (b.fit < 1) {
+    // ENFORCED: exactly the headroom; ADVISORY, which denies nothing: never below min_scale of the entry.
+    const double fit = hard() ? b.fit : std::max(b.fit, options_.min_scale);
+    answer = SizingAnswer{q * fit};
+    if (soft()) sent = q * fit;
     why = b.text;
-    if (b.fit < options_.min_scale) {
-      // Not even a useful part fits: ENFORCED denies; ADVISORY takes the smallest useful part.
-      answer = CheckAnswer{false, b.reason, options_.min_scale};
-      applied = hard() ? 0.0 : soft() ? options_.min_scale : 1.0;
-      note_once(std::string(enum_name(b.reason)), (hard() ? "Denying entries: " : soft() ? "Scaling entries to " + pct0(100 * options_.min_scale) + ": " : "Would deny entries: ") + b.text,
-                soft(), c.symbol);
-    } else {
-      answer = CheckAnswer{true, b.reason, b.fit};
-      applied = soft() ? b.fit : 1.0;
-      note_once(std::string(enum_name(b.reason)) + "_SCALE", (soft() ? "Scaling entries to fit: " : "Would scale entries to fit: ") + b.text, soft(), c.symbol);
-    }
+    note_once(std::string(enum_name(b.reason)) + "_SIZE", (soft() ? "Cutting entries to fit: " : "Would cut entries to fit: ") + b.text, soft(),
+              c.symbol);
   }
-  if (applied > 0) {
-    s.reserved = (c.side == Side::buy ? 1.0 : -1.0) * add * applied;
+  if (sent > 0) {  // the entry is on its way: it counts until it fills (or two bars pass)
+    s.reserved = (c.side == Side::buy ? 1.0 : -1.0) * sent;
     s.reserved_seq = bar_seq_;
     activate(s);
   }

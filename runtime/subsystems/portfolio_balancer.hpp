@@ -1,7 +1,8 @@
 #pragma once
 /// @file The Portfolio Balancer AI (PBA): gross and net exposure, per-symbol and per-cluster caps (clusters from the
-/// correlation of recent returns) and the policy's max open positions. It answers the portfolio check (a size scale
-/// that fits the headroom from ADVISORY; a denial, EXPOSURE_LIMIT / CLUSTER_LIMIT / MAX_OPEN_POSITIONS, in ENFORCED),
+/// correlation of recent returns) and the policy's max open positions. It answers the portfolio check (a denial,
+/// EXPOSURE_LIMIT / CLUSTER_LIMIT / MAX_OPEN_POSITIONS, in ENFORCED, when no useful part of an entry fits) and the sizing
+/// hook (the entry cut to the headroom, from ADVISORY),
 /// gives PAL its PortfolioGate for scale-ins, and on every QT_AI_PBA_REBALANCE_INTERVAL trims the positions that price
 /// moves pushed over a limit (a partial take through the amplification hook, ENFORCED). docs/subsystems/PBA.md.
 
@@ -29,7 +30,7 @@ struct PbaOptions {
   double cluster_correlation = 0.7;      ///< QT_AI_PBA_CLUSTER_CORRELATION: correlation that links two symbols
   std::int32_t correlation_window = 64;  ///< QT_AI_PBA_CORRELATION_WINDOW: bars of returns the correlation uses
   std::int64_t rebalance_interval_s = 600;  ///< QT_AI_PBA_REBALANCE_INTERVAL: seconds between rebalances
-  double min_scale = 0.25;   ///< a fit below this fraction of the entry is denied (ENFORCED) or scaled to it (ADVISORY)
+  double min_scale = 0.25;   ///< room for less than this fraction of an entry: denied (ENFORCED); ADVISORY cuts no lower
   double trim_target = 0.9;  ///< a trim brings the exposure back to this fraction of its limit
 
   /// The options from the configuration (QT_AI_PBA_*, QT_AI_PBA_REBALANCE_INTERVAL).
@@ -55,6 +56,7 @@ class PortfolioBalancer final : public AiSubsystem, public PortfolioGate {
 
   bool answers(Hook hook) const override;
   std::optional<CheckAnswer> portfolio_check(const TradeCandidate& c, const CheckAnswer& v, std::string& why) override;
+  std::optional<SizingAnswer> position_sizing(const TradeCandidate& c, const SizingAnswer& v, std::string& why) override;
   std::optional<AmplificationAnswer> amplification_check(const PositionSnapshot& p, const AmplificationAnswer& v, std::string& why) override;
   bool add_allowed(const Symbol& symbol, double add_notional, std::string& why) const override;
 
