@@ -128,7 +128,15 @@ struct Confusion {
   double down() const { return recall(1, {Regime::trending_down}); }
   double ranging() const { return recall(2, {Regime::ranging}); }
   double shock() const { return recall(3, {Regime::high_volatility, Regime::crash}); }
-  double balanced() const { return (up() + down() + ranging() + shock()) / 4; }
+  /// Mean recall over the labels that occur (a seed may have no shock at all).
+  double balanced() const {
+    const double rec[] = {up(), down(), ranging(), shock()};
+    double sum = 0;
+    int rows = 0;
+    for (int r = 0; r < 4; ++r)
+      if (row(r)) sum += rec[r], ++rows;
+    return rows ? sum / rows : 0.0;
+  }
   std::string text() const {
     std::string out = "truth \\ detected   TRENDING_UP TRENDING_DOWN  RANGING VOLATILE    CRASH  recall\n";
     const Regime cols[] = {Regime::trending_up, Regime::trending_down, Regime::ranging, Regime::high_volatility, Regime::crash};
@@ -174,7 +182,7 @@ TEST(MscRegimeDetector, ConfusionMatrixOnTheSyntheticMarketsLabelledRegimes) {
   std::string report;
   std::array<Confusion, 2> sets;
   for (std::uint64_t seed = 1; seed <= 8; ++seed) {
-    const Confusion cm = confusion(seed, {}, 30, 20000);
+    const Confusion cm = confusion(seed, {}, 30, 20000, 2);
     Confusion& into = sets[seed <= 4 ? 0 : 1];
     for (std::size_t r = 0; r < 4; ++r)
       for (std::size_t c = 0; c < 7; ++c) into.n[r][c] += cm.n[r][c];
