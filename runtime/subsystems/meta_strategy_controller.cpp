@@ -116,7 +116,7 @@ RiskMode RiskModeHysteresis::step(Regime regime, TimeNs now) {
 
 RiskMode RiskModeHysteresis::health_alert(TimeNs now) {
   hold_until_ = std::max(hold_until_, now + health_hold_);
-  calm_since_.reset();  // the calm spell that ends DEFENSIVE starts after the alert
+  calm_since_ = now;  // the calm spell that ends DEFENSIVE counts from the alert
   return mode_ = RiskMode::defensive;
 }
 
