@@ -107,6 +107,7 @@ RiskMode RiskModeHysteresis::step(Regime regime, TimeNs now) {
   if (mode_ == RiskMode::defensive) {
     if (!calm_since_ || now - *calm_since_ < calm_after_) return mode_;
     mode_ = RiskMode::normal;
+    if (up_since_) up_since_ = now;  // straight from DEFENSIVE to AGGRESSIVE would be a jump: the trend must hold anew
   }
   // AGGRESSIVE only once the up-trend has held; back to NORMAL only once it has been gone a while.
   if (mode_ == RiskMode::normal && up_since_ && now - *up_since_ >= aggressive_after_) mode_ = RiskMode::aggressive;
