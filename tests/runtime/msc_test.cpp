@@ -202,7 +202,7 @@ TEST(MscRegimeDetector, ConfusionMatrixOnTheSyntheticMarketsLabelledRegimes) {
   report += "seeds 5-8 (held out):\n";
   report += sets[1].text();
   std::printf("%s", report.c_str());
-  std::ofstream("msc_confusion_matrix.txt") << report;
+  RecordProperty("confusion_matrix", report);  // into the test log (--gtest_output=xml)
   for (const Confusion& cm : sets) {
     // Floors a broken detector fails: one that always says RANGING scores 25% balanced and 0% on the others.
     EXPECT_GT(cm.balanced(), 0.50) << cm.text();
