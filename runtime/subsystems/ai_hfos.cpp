@@ -132,6 +132,7 @@ void AiHfos::on_start() {
     if (who == name()) return;  // its own health is not an input
     const bool was_failing = health_.count(who) && health_[who] == HealthLevel::failing;
     health_[who] = e.current;
+    dirty_ = true;
     if (was_failing != (e.current == HealthLevel::failing)) evaluate(false);
   });
   subscribe<RegimeChanged>([this](const RegimeChanged& e) {
@@ -140,17 +141,22 @@ void AiHfos::on_start() {
       return;
     }
     regime_ = e.current;
+    dirty_ = true;
     evaluate(false);
   });
   subscribe<OrderSubmitted>([this](const OrderSubmitted&) { order_outcome(false); });
   subscribe<OrderRejected>([this](const OrderRejected&) { order_outcome(true); });
-  subscribe<PolicyUpdated>([this](const PolicyUpdated&) { evaluate(false); });
+  subscribe<PolicyUpdated>([this](const PolicyUpdated&) {
+    dirty_ = true;
+    evaluate(false);
+  });
 }
 
 void AiHfos::order_outcome(bool rejected) {
   const TimeNs now = clock().now();
   orders_.emplace_back(now, rejected);
   rejected_in_window_ += rejected;
+  dirty_ = true;
   while (!orders_.empty() && orders_.front().first < now - options_.execution_window) {
     rejected_in_window_ -= orders_.front().second;
     orders_.pop_front();
@@ -196,7 +202,7 @@ void AiHfos::evaluate(bool periodic) {
     next = target;  // escalation at once
     calm_count_ = 0;
   } else if (target < current) {
-    // A calmer mode must hold for calm_ticks periodic evaluations in a row; an event never calms.
+    // A calmer mode must hold for calm_ticks periodic evaluations with new inputs in a row; an event never calms.
     if (periodic && ++calm_count_ >= options_.calm_ticks) {
       next = target;
       calm_count_ = 0;
@@ -250,10 +256,19 @@ const HfosDirective& AiHfos::directive() const {
 }
 
 std::optional<CoordinationAnswer> AiHfos::ai_hfos_coordination(const SystemSnapshot& s, const CoordinationAnswer&, std::string& why) {
-  last_snapshot_ = s;
-  have_snapshot_ = true;
-  if (s.regime != Regime::unknown) regime_ = s.regime;
-  evaluate(true);
+  // A tick with nothing new (a replay's clock fires the timer many times between two bars) answers as the last one did
+  // and does not count towards calming down.
+  const bool same = have_snapshot_ && !dirty_ && s.daily_drawdown_pct == last_snapshot_.daily_drawdown_pct &&
+                    s.open_drawdown_pct == last_snapshot_.open_drawdown_pct && s.exposure == last_snapshot_.exposure &&
+                    s.equity == last_snapshot_.equity && s.regime == last_snapshot_.regime && s.trading_state == last_snapshot_.trading_state &&
+                    s.open_positions == last_snapshot_.open_positions && s.health == last_snapshot_.health;
+  if (!same) {
+    last_snapshot_ = s;
+    have_snapshot_ = true;
+    if (s.regime != Regime::unknown) regime_ = s.regime;
+    evaluate(true);
+    dirty_ = false;
+  }
   const double base = config_.orchestrator_enabled ? policy_.get().min_confidence : 0.0;
   CoordinationAnswer a;
   a.threshold_shift = directive_.confidence_threshold - base;

@@ -27,7 +27,7 @@ struct HfosOptions {
   double critical_dd_fraction = 0.8;  ///< QT_AI_HFOS_CRITICAL_DD: ... that means CRITICAL
   double aggressive_dd_fraction = 0.2;  ///< AGGRESSIVE only below this drawdown fraction
   double hysteresis = 0.1;            ///< a mode is left only when its trigger has fallen this far below its threshold
-  std::int32_t calm_ticks = 2;        ///< consecutive calmer evaluations before the mode steps down
+  std::int32_t calm_ticks = 2;        ///< consecutive calmer ticks with new inputs before the mode steps down
   double max_reject_rate = 0.2;       ///< QT_AI_HFOS_MAX_REJECT_RATE: venue rejects / orders sent over the window: SAFE
   std::int64_t min_orders = 10;       ///< the reject rate counts only over at least this many orders
   TimeNs execution_window = 3600 * kNsPerSecond;  ///< orders older than this leave the reject rate
@@ -108,6 +108,7 @@ class AiHfos final : public AiSubsystem, public HfosDirectiveSource {
   std::uint64_t mode_changes_ = 0;
   SystemSnapshot last_snapshot_;
   bool have_snapshot_ = false;
+  bool dirty_ = false;  // an input changed by an event since the last tick
   Regime regime_ = Regime::unknown;                       // the market's, from RegimeChanged
   std::unordered_map<Symbol, Regime, FixedStringHash> symbol_regime_;  // per symbol, from RegimeChanged
   std::map<std::string, HealthLevel> health_;             // components' health, from HealthStatusChanged

@@ -89,7 +89,7 @@ void PortfolioBalancer::on_start() {
     // Timers catch up on a simulated clock: work only when bars arrived since the last run.
     if (bar_seq_ == rebalanced_at_seq_) return;
     rebalanced_at_seq_ = bar_seq_;
-    if (clusters_at_seq_ < 0 || bar_seq_ - clusters_at_seq_ >= std::max(1, options_.correlation_window / 8)) clusters_update();
+    if (clusters_at_seq_ < 0 || bar_seq_ - clusters_at_seq_ >= std::max(1, options_.correlation_window / 4)) clusters_update();
     rebalance();
   });
 }
@@ -116,11 +116,19 @@ double PortfolioBalancer::reserved_of(const Sym& s) const {
   return s.reserved != 0 && bar_seq_ - s.reserved_seq <= 2 ? s.reserved : 0.0;
 }
 
-double PortfolioBalancer::equity() const { return exchange_.equity(); }
+double PortfolioBalancer::equity() const {
+  // The venue's equity moves with marks and fills only: asked once per bar or fill, not once per check.
+  if (equity_version_ != book_version_) {
+    equity_cache_ = exchange_.equity();
+    equity_version_ = book_version_;
+  }
+  return equity_cache_;
+}
 double PortfolioBalancer::symbol_limit() const { return options_.max_symbol_exposure_pct / 100.0 * equity(); }
 double PortfolioBalancer::cluster_limit() const { return options_.max_cluster_exposure_pct / 100.0 * equity(); }
 
 void PortfolioBalancer::on_bar(const MarketBarClosed& b) {
+  ++book_version_;
   if (b.open_time > bar_time_) {  // a new bar time: the next row of every symbol's return ring
     bar_time_ = b.open_time;
     ++bar_seq_;
@@ -135,6 +143,7 @@ void PortfolioBalancer::on_bar(const MarketBarClosed& b) {
 }
 
 void PortfolioBalancer::on_fill(const Symbol& symbol, Side side, double qty) {
+  ++book_version_;
   Sym& s = sym(symbol);
   s.qty += side == Side::buy ? qty : -qty;
   if (std::abs(s.qty) * std::max(1.0, s.mark) < 1e-9) s.qty = 0;
@@ -212,12 +221,13 @@ PbaBreach PortfolioBalancer::tightest(const Symbol& symbol, Side side, double no
                   pct0(100 * added / eq) + ")";
     }
   };
-  consider(DenyReason::exposure_limit, std::abs(own), symbol_limit(), std::abs(own + sign * notional) - std::abs(own), symbol.str());
+  consider(DenyReason::exposure_limit, std::abs(own), options_.max_symbol_exposure_pct / 100.0 * eq, std::abs(own + sign * notional) - std::abs(own),
+           symbol.str());
   consider(DenyReason::exposure_limit, gross, options_.max_gross_exposure * eq, notional, "gross");
   consider(DenyReason::exposure_limit, std::abs(net), options_.max_net_exposure * eq, std::abs(net + sign * notional) - std::abs(net), "net");
   if (cluster >= 0) {
     const auto& members = clusters_[static_cast<std::size_t>(cluster)];
-    consider(DenyReason::cluster_limit, cluster_sum, cluster_limit(), std::abs(own + sign * notional) - std::abs(own),
+    consider(DenyReason::cluster_limit, cluster_sum, options_.max_cluster_exposure_pct / 100.0 * eq, std::abs(own + sign * notional) - std::abs(own),
              "cluster " + syms_[members.front()].symbol.str() + "+" + std::to_string(members.size() - 1));
   }
   if (!std::isfinite(best.fit)) best.fit = 1e9;
@@ -355,8 +365,13 @@ void PortfolioBalancer::clusters_update() {
     const float* za = &z[a * w];
     for (std::size_t b = a + 1; b < m; ++b) {
       const float* zb = &z[b * w];
-      float dot = 0;
-      for (std::size_t r = 0; r < w; ++r) dot += za[r] * zb[r];
+      // Eight partial sums: the compiler vectorises them (a single float sum may not be reordered).
+      float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      std::size_t r = 0;
+      for (; r + 8 <= w; r += 8)
+        for (std::size_t k = 0; k < 8; ++k) part[k] += za[r + k] * zb[r + k];
+      float dot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+      for (; r < w; ++r) dot += za[r] * zb[r];
       if (dot >= threshold) parent[root(a)] = root(b);
     }
   }

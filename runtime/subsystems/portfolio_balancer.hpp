@@ -65,7 +65,7 @@ class PortfolioBalancer final : public AiSubsystem, public PortfolioGate {
   /// The size the check assumes for an entry whose candidate carries none (the executor checks before it sizes): the
   /// average notional of recent entries, or equity / max open positions before the first.
   double entry_estimate() const;
-  /// Recomputes the correlation clusters now (the rebalance timer does it every correlation_window / 8 bars).
+  /// Recomputes the correlation clusters now (the rebalance timer does it every correlation_window / 4 bars).
   void clusters_update();
   /// Runs the rebalance now: decides the trims of positions over a limit (each once until it fills).
   void rebalance();
@@ -125,6 +125,9 @@ class PortfolioBalancer final : public AiSubsystem, public PortfolioGate {
   std::int64_t clusters_at_seq_ = -1;
   std::int64_t rebalanced_at_seq_ = -1;
   double entry_avg_ = 0;
+  std::uint64_t book_version_ = 1;  // +1 per bar and fill: the venue's equity may have moved
+  mutable std::uint64_t equity_version_ = 0;
+  mutable double equity_cache_ = 0;
   std::string clusters_text_;
   std::set<std::string> noted_;  // limit kinds already logged in this rebalance interval
   std::uint64_t trims_decided_ = 0;

@@ -156,7 +156,9 @@ TEST(AiHfosTest, HysteresisHoldsSafeUntilTheDrawdownClearlyFallsForTwoTicks) {
   EXPECT_EQ(h.decided().mode, SystemRiskMode::safe);
   h.ai_hfos_coordination(snapshot(1.0), {}, why);  // clearly calmer, once
   EXPECT_EQ(h.decided().mode, SystemRiskMode::safe);
-  h.ai_hfos_coordination(snapshot(1.0), {}, why);  // twice
+  h.ai_hfos_coordination(snapshot(1.0), {}, why);  // the same snapshot again: nothing new, does not count
+  EXPECT_EQ(h.decided().mode, SystemRiskMode::safe);
+  h.ai_hfos_coordination(snapshot(0.9), {}, why);  // twice
   EXPECT_EQ(h.decided().mode, SystemRiskMode::normal);
   EXPECT_TRUE(r.said("Adjusting confidence threshold: 0.70 -> 0.60"));
   h.ai_hfos_coordination(snapshot(2.4), {}, why);
@@ -183,8 +185,8 @@ TEST(AiHfosTest, AFailingComponentBlocksNewTradesAtOnceWithSystemRisk) {
   EXPECT_TRUE(r.said("Blocking new trades (CRITICAL)"));
   r.send(HealthStatusChanged{.component = "executor", .previous = HealthLevel::failing, .current = HealthLevel::healthy});
   EXPECT_EQ(h.decided().mode, SystemRiskMode::critical) << "an event never calms";
-  h.ai_hfos_coordination(snapshot(0), {}, why);
-  h.ai_hfos_coordination(snapshot(0), {}, why);
+  h.ai_hfos_coordination(snapshot(0.1), {}, why);
+  h.ai_hfos_coordination(snapshot(0.2), {}, why);
   EXPECT_EQ(h.decided().mode, SystemRiskMode::normal);
   EXPECT_FALSE(h.risk_check(candidate("BTCUSDT"), {}, why));
 }
