@@ -185,6 +185,7 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
     std::unique_ptr<Position> position;  // the symbol's position, or its entry in flight (one-way venue)
     std::vector<Sleeve> sleeves;         // per strategy, then one for the model source
     std::vector<bool> sleeve_set;        // whether each sleeve has been given its capital
+    std::int8_t model_dir = 0;           // the model's last signal on the symbol: 1 long, -1 short, 0 none
   };
 
   void on_bar(const MarketBarClosed& bar);
@@ -195,6 +196,8 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   template <class F>
   void guarded(const char* what, F&& f);
   void monitor(Position& p, const MarketBarClosed& bar);
+  void stop_move(Position& p, double stop, OrderPurpose purpose);
+  void take_move(Position& p, double take);
   void strategy_exits(Position& p, std::size_t strategy, std::uint32_t sig);
   void scale_in(Position& p, double qty, double price, DecisionTrace trace);
   void entry_consider(TradingSignal signal);
