@@ -117,7 +117,8 @@ std::optional<ClassificationAnswer> PositionIntelligence::position_classificatio
   const bool due = !known || now - it->second.classified_at >= options_.interval_s * kNsPerSecond;
   if (known && !due && a.label != PositionClass::toxic) {
     const PositionClass held = it->second.label;
-    return ClassificationAnswer{std::string(enum_name(held)), held == PositionClass::toxic};
+    if (held != PositionClass::toxic) return std::nullopt;  // the label the executor holds already: nothing to change
+    return ClassificationAnswer{std::string(enum_name(held)), true};  // TOXIC stays an exit until the position is gone
   }
   if (!known) it = labels_.emplace(p.position_id, PositionLabel{p.symbol}).first;
   PositionLabel& l = it->second;
@@ -139,6 +140,7 @@ std::optional<ClassificationAnswer> PositionIntelligence::position_classificatio
     decide(toxic ? "EXIT" : "CLASSIFY", text, toxic ? hard() : soft(), p.symbol);
     why = std::string(name) + ": " + a.why;
   }
+  if (!changed && !toxic) return std::nullopt;
   return ClassificationAnswer{std::string(enum_name(a.label)), toxic};
 }
 

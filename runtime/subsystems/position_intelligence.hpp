@@ -76,7 +76,8 @@ class PositionIntelligence final : public AiSubsystem {
   PositionIntelligence(EventBus& bus, const Config& config, PositionIntelligenceOptions options, std::string log_dir = "");
 
   bool answers(Hook hook) const override { return hook == Hook::post_trade_position_classification; }
-  /// The label of the position (cached for the interval; a TOXIC crossing is taken at once), exit = TOXIC.
+  /// The label of the position (cached for the interval; a TOXIC crossing is taken at once), exit = TOXIC; no opinion
+  /// while the label is the one answered before (and not TOXIC), so an unchanged position costs the pipeline nothing.
   std::optional<ClassificationAnswer> position_classification(const PositionSnapshot& p, const ClassificationAnswer& current,
                                                               std::string& why) override;
 

@@ -85,18 +85,14 @@ std::string ProfitAmplification::scale_in_refusal(const PositionSnapshot& p, dou
 
 std::optional<AmplificationAnswer> ProfitAmplification::amplification_check(const PositionSnapshot& p, const AmplificationAnswer&,
                                                                             std::string& why) {
+  // Every rule starts at MIN_R: a position below it is not analysed (nor kept in the table), so it is analysed at once
+  // when it gets there.
+  const PositionR pr = position_r(p, options_.default_risk_pct);
+  if (!(pr.unit > 0) || pr.r < options_.min_r) return std::nullopt;
   const TimeNs now = clock().now();
   AmplificationState& s = positions_[p.position_id];
   if (s.analysed_at >= 0 && now - s.analysed_at < options_.interval_s * kNsPerSecond) return std::nullopt;
   s.analysed_at = now;
-  if (s.entry_price != p.entry_price) {
-    // A new average entry (a scale-in filled): R is measured afresh, and the executor has re-placed the protective
-    // orders, so the EXTEND_HOLD steps start again.
-    s.entry_price = p.entry_price;
-    s.step = 0;
-  }
-  const PositionR pr = position_r(p, options_.default_risk_pct);
-  if (!(pr.unit > 0) || pr.r < options_.min_r) return std::nullopt;
   const double r = pr.r, dir = p.side == Side::buy ? 1.0 : -1.0;
   const std::string sym(p.symbol.view());
   const std::string at = " at " + r_text(r) + "R";

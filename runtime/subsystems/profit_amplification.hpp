@@ -34,8 +34,7 @@ struct ProfitAmplificationOptions {
 
 /// What PAL has done with one open position.
 struct AmplificationState {
-  double entry_price = 0;          ///< the entry the steps were measured on (a scale-in moves it: the steps restart)
-  std::int32_t step = 0;           ///< the last EXTEND_HOLD step decided (0: none)
+  std::int32_t step = 0;           ///< the last EXTEND_HOLD step decided (0: none); steps only rise, a scale-in included
   bool scaled_in = false;          ///< SCALE_IN decided (once per position)
   bool partial_taken = false;      ///< PARTIAL_TAKE_PROFIT decided (once per position)
   std::string blocked;             ///< why the last SCALE_IN was refused ("" : not refused)

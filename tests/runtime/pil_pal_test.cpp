@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -157,13 +158,16 @@ TEST(Pil, LabelsAreCachedForTheIntervalButToxicIsTakenAtOnce) {
   std::string why;
   EXPECT_EQ(pil.position_classification(snap(1.2), {}, why)->label, "WINNER");
   rig.clock.advance_by(60 * kNsPerSecond);
-  EXPECT_EQ(pil.position_classification(snap(0.2, 1.2), {}, why)->label, "WINNER") << "within 300 s: the cached label";
+  EXPECT_FALSE(pil.position_classification(snap(0.2, 1.2), {}, why).has_value()) << "within 300 s: the cached label, unchanged";
+  EXPECT_EQ(pil.label(1), PositionClass::winner);
   rig.clock.advance_by(240 * kNsPerSecond);
   EXPECT_EQ(pil.position_classification(snap(0.2, 1.2), {}, why)->label, "NEUTRAL") << "300 s on: classified again";
   rig.clock.advance_by(10 * kNsPerSecond);
   const auto toxic = pil.position_classification(snap(-0.8, 1.2, false), {}, why);
   EXPECT_EQ(toxic->label, "TOXIC") << "a crossing into TOXIC does not wait for the interval";
   EXPECT_TRUE(toxic->exit);
+  rig.clock.advance_by(10 * kNsPerSecond);
+  EXPECT_TRUE(pil.position_classification(snap(-0.5, 1.2, true), {}, why)->exit) << "TOXIC stays an exit within the interval";
   // One decision per label change, each published with the symbol.
   ASSERT_EQ(rig.decided.size(), 3u);
   EXPECT_EQ(rig.decided[0].detail, "BTCUSDT classified as WINNER (1.2R, 0% DD)");
@@ -297,13 +301,16 @@ TEST(Pal, ScaleInAtItsThresholdOncePerPosition) {
   EXPECT_FALSE(s.ask(snap(1.8)).has_value()) << "once per position";
   EXPECT_EQ(s.pal.scale_ins(), 1u);
   EXPECT_EQ(s.decided.back().detail, "SCALE_IN BTCUSDT at 1.5R: add 50% (51.5 quote), signal present, PBA allows");
-  // The fill moves the average entry: R is measured afresh and the steps start again.
+  // The fill moves the average entry (R keeps the first entry's risk): the steps go on from where they were.
   PositionSnapshot after = snap(1.2);
   after.entry_price = 101;
   after.mark_price = 101 + 2 * 1.2;
+  EXPECT_FALSE(s.ask(after).has_value()) << "step 1 was decided before the scale-in";
+  after.r_multiple = 2.0;
+  after.mark_price = 105;
   const auto b = s.ask(after);
   ASSERT_TRUE(b.has_value());
-  EXPECT_DOUBLE_EQ(b->stop_price, 102);
+  EXPECT_DOUBLE_EQ(b->stop_price, 103) << "step 2 on the new entry: 101 + 1R";
 }
 
 TEST(Pal, NoScaleInWhenThePortfolioGateRefusesOrHfosIsSafe) {
@@ -395,6 +402,234 @@ TEST(Pal, ThroughThePipelineOnlyEnforcedActs) {
     EXPECT_EQ(r.decided[0].detail, lead + "PARTIAL_TAKE_PROFIT BTCUSDT at 3R: close 50%");
     EXPECT_EQ(r.decided[0].mode, mode);
   }
+}
+
+// ---- whole replays ----------------------------------------------------------------------------------------------
+
+MarketPanel replay_market() {
+  SynthOptions o;
+  o.n_symbols = 6;
+  o.n_bars = 900;
+  o.seed = 7;
+  o.late_listing_fraction = 0;
+  o.gap_rate = 0;
+  o.planted_momentum = 0.15;
+  return synth_generate(o).panel;
+}
+
+/// Two strategies (every exit shape: stops, targets, trails, max hold) that trade on the market.
+std::vector<LiveStrategy> replay_strategies(const MarketPanel& panel) {
+  Rng rng(2024);
+  std::vector<LiveStrategy> out;
+  const StrategyFeatures f = strategy_features_compute(panel.view(), true);
+  for (int tries = 0; tries < 400 && out.size() < 2; ++tries) {
+    const kernels::Genome g = genome_random(rng);
+    const std::vector<kernels::Genome> one = {g};
+    BacktestRequest req;
+    req.panel = panel.view();
+    req.features = &f;
+    req.genomes = one;
+    if (backtest_trades(req, 0).size() >= 8) out.push_back(LiveStrategy{genome_id(g), g, 0.0, {}});
+  }
+  return out;
+}
+
+/// Trend followers whose entry rule is a state that lasts (EMA(fast) above EMA(slow), both sides): their thesis holds
+/// through a trend, so a winner can still have its signal when PAL considers adding to it.
+std::vector<LiveStrategy> trend_strategies() {
+  std::vector<LiveStrategy> out;
+  for (auto [fast, slow] : {std::pair{1, 3}, {0, 2}}) {
+    kernels::Genome g;
+    g.entry[0] = kernels::Condition{static_cast<std::int32_t>(kernels::CondKind::ma_above), fast, slow, 0.0f};
+    g.op = static_cast<std::int32_t>(kernels::EntryOp::single);
+    g.side = static_cast<std::int32_t>(kernels::Side::both);
+    g.stop_atr = 2.0f;
+    g.take_atr = 8.0f;
+    g.size = 0.5f;
+    g = kernels::genome_normalize(g);
+    out.push_back(LiveStrategy{genome_id(g), g, 0.0, {}});
+  }
+  return out;
+}
+
+ReplayOptions replay_options(const std::string& ledger) {
+  ReplayOptions o;
+  o.exchange.market = MarketKind::linear_perpetual;
+  o.exchange.initial_balance = 10'000;
+  o.exchange.taker_fee = 0.0004;
+  o.exchange.slippage = 0.0002;
+  o.executor.leverage = 2;
+  o.ledger_path = ledger;
+  Policy p;
+  p.max_risk_per_trade = 1.0;
+  p.max_open_positions = 1000;
+  p.max_leverage = 10;
+  p.max_daily_drawdown_pct = 100;
+  p.max_open_drawdown_pct = 100;
+  p.min_confidence = 0.5;
+  o.policy = p;
+  RiskLimits r;
+  r.max_notional_per_order = 1e12;
+  r.max_orders_per_minute = 1'000'000;
+  r.price_collar_pct = 1e6;
+  o.risk_limits = r;
+  return o;
+}
+
+/// What a replay left in its ledger.
+struct Outcome {
+  std::vector<ClosedTrade> trades;
+  std::vector<EquityPoint> equity;
+  std::vector<OrderRecord> orders;
+};
+
+/// PIL and PAL in the modes asked (OFF: not built), built on the replay's bus; kept to read their counts.
+struct Built {
+  std::shared_ptr<PositionIntelligence> pil;
+  std::shared_ptr<ProfitAmplification> pal;
+};
+
+struct ReplayRig {
+  MarketPanel panel = replay_market();
+  std::vector<LiveStrategy> strategies = replay_strategies(panel);
+  TempDir dir;
+
+  Outcome run(const std::string& name, SubsystemMode pil_mode, SubsystemMode pal_mode, Built* built = nullptr) {
+    Config cfg = config_with(Subsystem::pil, pil_mode);
+    cfg.subsystems[static_cast<std::size_t>(Subsystem::pal)] = config_with(Subsystem::pal, pal_mode).subsystem(Subsystem::pal);
+    ReplayOptions o = replay_options(dir.file(name + ".db"));
+    o.log_dir = dir.file("logs-" + name);
+    o.subsystem_factory = [&, pil_mode, pal_mode](ReplayContext& ctx) {
+      std::vector<std::shared_ptr<TradingSubsystem>> out;
+      std::shared_ptr<PositionIntelligence> pil;
+      if (pil_mode != SubsystemMode::off) {
+        pil = std::make_shared<PositionIntelligence>(ctx.bus, ctx.config, PositionIntelligenceOptions::from_config(ctx.config), ctx.log_dir);
+        out.push_back(pil);
+      }
+      std::shared_ptr<ProfitAmplification> pal;
+      if (pal_mode != SubsystemMode::off) {
+        pal = std::make_shared<ProfitAmplification>(ctx.bus, ctx.config, ProfitAmplificationOptions::from_config(ctx.config), nullptr,
+                                                    nullptr, pil.get(), ctx.log_dir);
+        out.push_back(pal);
+      }
+      if (built != nullptr) *built = Built{pil, pal};
+      return out;
+    };
+    replay_run(panel, cfg, strategies, {}, o);
+    const Ledger l(dir.file(name + ".db"), store::OpenMode::existing);
+    return Outcome{l.trades(), l.equity_curve(), l.orders()};
+  }
+};
+
+/// The same trades (entry, exit, prices, P&L, reason) and the same equity curve, bit for bit.
+void expect_same_result(const Outcome& want, const Outcome& got, bool labels_too) {
+  ASSERT_EQ(want.trades.size(), got.trades.size());
+  for (std::size_t i = 0; i < want.trades.size(); ++i) {
+    const ClosedTrade &a = want.trades[i], &b = got.trades[i];
+    SCOPED_TRACE("trade " + std::to_string(i));
+    EXPECT_EQ(a.symbol, b.symbol);
+    EXPECT_EQ(a.entry_time, b.entry_time);
+    EXPECT_EQ(a.exit_time, b.exit_time);
+    EXPECT_EQ(a.qty, b.qty);
+    EXPECT_EQ(a.entry_price, b.entry_price);
+    EXPECT_EQ(a.exit_price, b.exit_price);
+    EXPECT_EQ(a.pnl, b.pnl);
+    EXPECT_EQ(a.reason, b.reason);
+    if (labels_too) {
+      EXPECT_EQ(a.classification, b.classification);
+    }
+  }
+  ASSERT_EQ(want.equity.size(), got.equity.size());
+  for (std::size_t i = 0; i < want.equity.size(); ++i) EXPECT_EQ(want.equity[i].equity, got.equity[i].equity) << "equity point " << i;
+}
+
+TEST(PilPalReplay, ObserveChangesNothing) {
+  ReplayRig rig;
+  ASSERT_EQ(rig.strategies.size(), 2u);
+  const Outcome base = rig.run("base", SubsystemMode::off, SubsystemMode::off);
+  ASSERT_GT(base.trades.size(), 20u);
+  Built built;
+  const Outcome observed = rig.run("observe", SubsystemMode::observe, SubsystemMode::observe, &built);
+  expect_same_result(base, observed, true);
+  for (const ClosedTrade& t : observed.trades) EXPECT_EQ(t.classification, "") << "OBSERVE labels nothing";
+  // It still worked out what it would have done.
+  EXPECT_GT(built.pil->decisions(), 0u);
+  EXPECT_GT(built.pal->decisions(), 0u);
+  EXPECT_GT(built.pil->toxic_exits() + built.pal->scale_ins() + built.pal->partial_takes(), 0u);
+}
+
+TEST(PilPalReplay, PilAdvisoryLabelsPositionsTradesStayTheSame) {
+  ReplayRig rig;
+  const Outcome base = rig.run("base", SubsystemMode::off, SubsystemMode::off);
+  Built built;
+  const Outcome advised = rig.run("advisory", SubsystemMode::advisory, SubsystemMode::off, &built);
+  expect_same_result(base, advised, false);
+  std::map<std::string, int> labels;
+  for (const ClosedTrade& t : advised.trades) ++labels[t.classification];
+  EXPECT_EQ(labels[""], 0) << "every trade was held at least one bar, so classified";
+  EXPECT_GE(labels.size(), 3u) << "more than one class seen";
+  EXPECT_GT(labels["TOXIC"], 0) << "TOXIC positions exist, and ADVISORY lets them run";
+  EXPECT_EQ(built.pil->toxic_exits(), 0u);
+}
+
+TEST(PilPalReplay, PilEnforcedClosesToxicPositions) {
+  ReplayRig rig;
+  const Outcome base = rig.run("base", SubsystemMode::off, SubsystemMode::off);
+  Built built;
+  const Outcome enforced = rig.run("enforced", SubsystemMode::enforced, SubsystemMode::off, &built);
+  EXPECT_GT(built.pil->toxic_exits(), 0u);
+  // A TOXIC position is closed by a market exit at the next bar (the classification exit's purpose is EXIT, so the
+  // ledger reads SIGNAL_EXIT, or MAX_HOLD once the strategy's hold is reached), and earlier than it closed without PIL.
+  std::map<std::pair<std::string, TimeNs>, TimeNs> base_exit;
+  for (const ClosedTrade& t : base.trades) base_exit[{t.symbol.str(), t.entry_time}] = t.exit_time;
+  int toxic = 0, earlier = 0;
+  for (const ClosedTrade& t : enforced.trades) {
+    if (t.classification != "TOXIC") continue;
+    ++toxic;
+    EXPECT_TRUE(t.reason == CloseReason::signal_exit || t.reason == CloseReason::max_hold || t.reason == CloseReason::end_of_replay)
+        << enum_name(t.reason);
+    auto it = base_exit.find({t.symbol.str(), t.entry_time});
+    if (it != base_exit.end() && t.exit_time < it->second) ++earlier;
+  }
+  EXPECT_GT(toxic, 0);
+  EXPECT_GT(earlier, 0) << "the same position, closed sooner";
+  EXPECT_NE(base.equity.back().equity, enforced.equity.back().equity);
+}
+
+TEST(PilPalReplay, PalAdvisoryChangesNothingEnforcedAmplifies) {
+  ReplayRig rig;
+  rig.strategies = trend_strategies();
+  const Outcome base = rig.run("base", SubsystemMode::off, SubsystemMode::off);
+  Built advisory;
+  expect_same_result(base, rig.run("advisory", SubsystemMode::off, SubsystemMode::advisory, &advisory), true);
+  EXPECT_GT(advisory.pal->decisions(), 0u) << "it recommended";
+  Built built;
+  const Outcome enforced = rig.run("enforced", SubsystemMode::off, SubsystemMode::enforced, &built);
+  EXPECT_GT(built.pal->extend_holds(), 0u);
+  EXPECT_GT(built.pal->scale_ins(), 0u);
+  EXPECT_GT(built.pal->partial_takes(), 0u);
+  // In the ledger: positions with a second entry (the scale-in), positions reduced before they closed (the partial take),
+  // stops moved into profit (trailing-stop exits above the entry).
+  std::map<std::uint64_t, int> entries, exits;
+  for (const OrderRecord& o : enforced.orders) {
+    if (o.status != OrderStatus::filled) continue;
+    if (o.purpose == OrderPurpose::entry) {
+      ++entries[o.position_id];
+    } else {
+      ++exits[o.position_id];
+    }
+  }
+  int scaled = 0, reduced = 0;
+  for (const auto& [id, n] : entries) scaled += n > 1;
+  for (const auto& [id, n] : exits) reduced += n > 1;
+  EXPECT_GT(scaled, 0);
+  EXPECT_GT(reduced, 0);
+  EXPECT_NE(base.equity.back().equity, enforced.equity.back().equity);
+  // PIL and PAL together: both act, and PAL reads PIL's labels.
+  Built both;
+  rig.run("both", SubsystemMode::enforced, SubsystemMode::enforced, &both);
+  EXPECT_GT(both.pil->toxic_exits(), 0u);
+  EXPECT_GT(both.pal->decisions(), 0u);
 }
 
 }  // namespace
