@@ -61,7 +61,7 @@ std::uint32_t genome_planes(const kernels::Genome& g) {
 }
 }  // namespace
 
-void AITradingEngine::strategy_add(LiveStrategy strategy) {
+void AITradingEngine::strategy_add(LiveStrategy strategy, bool mid_run) {
   const kernels::Genome n = kernels::genome_normalize(strategy.genome);
   if (std::memcmp(&n, &strategy.genome, sizeof n) != 0)
     throw std::invalid_argument("strategy " + strategy.id + ": the genome is not normalised");
@@ -69,8 +69,10 @@ void AITradingEngine::strategy_add(LiveStrategy strategy) {
     throw std::invalid_argument("strategy " + strategy.id + ": capital " + num(strategy.capital) + " must be >= 0");
   for (const auto& s : strategies_)
     if (s.id == strategy.id) throw std::invalid_argument("strategy " + strategy.id + " is already trading");
-  for (const SymbolState& st : symbols_)  // its indicators would have missed the bars so far
-    if (st.seen) throw std::logic_error("strategy " + strategy.id + ": strategies are added before the first bar");
+  if (!mid_run)
+    for (const SymbolState& st : symbols_)  // its indicators would have missed the bars so far
+      if (st.seen) throw std::logic_error("strategy " + strategy.id + ": strategies are added before the first bar");
+  enabled_.push_back(1);
   strategy_symbols_.emplace_back(strategy.symbols.begin(), strategy.symbols.end());
   for (SymbolState& st : symbols_) {  // symbols seen before the strategy came
     st.traded_by.push_back(strategy_symbols_.back().empty() || strategy_symbols_.back().count(st.symbol.str()) > 0);
@@ -131,7 +133,7 @@ void AITradingEngine::signals_for(std::uint32_t slot, std::vector<TradingSignal>
   const SymbolState& st = symbols_[slot];
   if (!st.seen) return;
   for (std::size_t i = 0; i < strategies_.size(); ++i) {
-    if (i == skip || !trades(i, slot)) continue;
+    if (i == skip || !trades(i, slot) || enabled_[i] == 0) continue;
     double atr = 0;
     const std::uint32_t sig = rule_signals(i, slot, &atr);
     if ((sig & (kernels::kSignalLong | kernels::kSignalShort)) == 0) continue;
@@ -295,6 +297,18 @@ void EventDrivenExecutor::on_start() {
   subscribe<RegimeChanged>([this](const RegimeChanged& r) {
     if (r.symbol.empty()) regime_ = r.current;
   });
+  if (strategy_lookup_) {
+    subscribe<StrategyPromoted>([this](const StrategyPromoted& e) {
+      guarded("a strategy promotion", [&] { strategy_promoted(e); });
+    });
+    subscribe<StrategyRetired>([this](const StrategyRetired& e) {
+      const std::size_t i = engine_.strategy_index(e.strategy.str());
+      if (i == SIZE_MAX || !engine_.strategy_enabled(i)) return;
+      engine_.strategy_enabled_set(i, false);
+      ++state_version_;
+      spdlog::info("executor: strategy {} retired ({}): no new entries, open positions keep their exits", e.strategy.view(), e.reason);
+    });
+  }
   if (hooks_.active(Hook::periodic_self_healing_check))
     every(config_.self_healing_check_interval * kNsPerSecond, [this](TimeNs now) { periodic_healing(now); });
   if (hooks_.active(Hook::periodic_ai_hfos_coordination))
@@ -311,25 +325,45 @@ void EventDrivenExecutor::on_stop() {
 
 EventDrivenExecutor::Sleeve& EventDrivenExecutor::sleeve(std::uint32_t slot_index, std::size_t strategy) {
   SymbolSlot& s = slot(slot_index);
-  const std::size_t n = engine_.strategies().size();
-  const std::size_t i = strategy == SIZE_MAX ? n : strategy;  // the model source's sleeve comes last
-  if (s.sleeves.size() <= n) {
-    s.sleeves.resize(n + 1);
-    s.sleeve_set.resize(n + 1, false);
+  const bool model = strategy == SIZE_MAX;  // the model source's sleeve is its own (strategies may join mid-run)
+  if (!model && s.sleeves.size() <= strategy) {
+    s.sleeves.resize(strategy + 1);
+    s.sleeve_set.resize(strategy + 1, 0);
   }
-  if (!s.sleeve_set[i]) {
+  Sleeve& sl = model ? s.model_sleeve : s.sleeves[strategy];
+  std::uint8_t& set = model ? s.model_sleeve_set : s.sleeve_set[strategy];
+  if (set == 0) {
     // The strategy's capital split equally over its symbols, as the vectorised backtester splits it.
     double capital = share_;
     std::size_t n_symbols = std::max<std::uint32_t>(1, engine_.slot_count());
-    if (i < n) {
-      const LiveStrategy& ls = engine_.strategies()[i];
+    if (!model) {
+      const LiveStrategy& ls = engine_.strategies()[strategy];
       if (ls.capital > 0) capital = ls.capital;
       if (!ls.symbols.empty()) n_symbols = ls.symbols.size();
     }
-    s.sleeves[i].cash = capital / static_cast<double>(n_symbols);
-    s.sleeve_set[i] = true;
+    sl.cash = capital / static_cast<double>(n_symbols);
+    set = 1;
   }
-  return s.sleeves[i];
+  return sl;
+}
+
+void EventDrivenExecutor::strategy_promoted(const StrategyPromoted& e) {
+  if (e.to != StrategyStage::live) return;
+  const std::string id = e.strategy.str();
+  if (const std::size_t i = engine_.strategy_index(id); i != SIZE_MAX) {
+    engine_.strategy_enabled_set(i, true);  // promoted again after a retirement
+    ++state_version_;
+    return;
+  }
+  std::optional<LiveStrategy> s = strategy_lookup_(id);
+  if (!s) {
+    spdlog::warn("executor: strategy {} was promoted to LIVE but is not in the repository; not traded", id);
+    return;
+  }
+  if (s->capital <= 0) s->capital = share_ > 0 ? share_ : initial_equity_;
+  engine_.strategy_add(std::move(*s), true);
+  ++state_version_;
+  spdlog::info("executor: strategy {} promoted to LIVE: trading from the next bar", id);
 }
 
 void EventDrivenExecutor::final_bar_set(TimeNs open_time) {

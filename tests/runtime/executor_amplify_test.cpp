@@ -13,6 +13,7 @@
 #include "cpu/backtest/backtest.hpp"
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/analytics/ledger.hpp"
+#include "runtime/analytics/metrics.hpp"
 #include "runtime/data/synth.hpp"
 #include "runtime/executor/replay.hpp"
 #include "runtime/strategy/evolution.hpp"
@@ -236,6 +237,52 @@ TEST(ExecutorAmplify, TheSnapshotSaysWhetherTheEntryThesisStillHolds) {
     EXPECT_GT(p.initial_risk, 0);  // every strategy here has a stop
   }
   EXPECT_EQ(thesis.size(), 2u);  // both: rules that keep firing, and rules that stopped
+}
+
+}  // namespace
+}  // namespace qtos
+
+namespace qtos {
+namespace {
+
+TEST(ExecutorPromotion, APromotedStrategyTradesFromItsPromotionAndARetiredOneTakesNoNewEntry) {
+  const MarketPanel panel = market();
+  const auto s = strategies(panel);
+  ASSERT_FALSE(s.empty());
+  const LiveStrategy promoted = s[0];
+  TempDir dir;
+  ReplayOptions o = options(dir.file("p.db"));
+  int lookups = 0;
+  o.strategy_lookup = [&](const std::string& id) -> std::optional<LiveStrategy> {
+    ++lookups;
+    if (id == promoted.id) return promoted;
+    return std::nullopt;
+  };
+  const std::int32_t promote_at = 300, retire_at = 650;
+  o.before_bar = [&](std::int32_t t, ReplayControl& c) {
+    if (t == promote_at) {
+      c.bus.publish(SourceName("sg"), StrategyPromoted{.strategy = StrategyId(promoted.id), .from = StrategyStage::shadow, .to = StrategyStage::live, .fitness = 2.5});
+      c.bus.publish(SourceName("sg"), StrategyPromoted{.strategy = "not-in-the-repo", .from = StrategyStage::shadow, .to = StrategyStage::live, .fitness = 1});
+    }
+    if (t == retire_at) c.bus.publish(SourceName("sg"), StrategyRetired{.strategy = StrategyId(promoted.id), .reason = "below the floor"});
+  };
+  // Nothing trades at first: the replay starts with no strategy at all.
+  replay_run(panel, quiet(), {}, {}, o);
+  EXPECT_EQ(lookups, 2);
+  const Ledger l(dir.file("p.db"), store::OpenMode::existing);
+  const TimeNs promoted_time = panel.time_ms(promote_at) * kNsPerMillisecond;
+  const TimeNs retired_time = (panel.time_ms(retire_at) + panel.interval_ms()) * kNsPerMillisecond;
+  const auto trades = l.trades();
+  ASSERT_GT(trades.size(), 2u);
+  for (const ClosedTrade& t : trades) {
+    EXPECT_EQ(t.strategy.str(), promoted.id);
+    EXPECT_GT(t.entry_time, promoted_time);
+    EXPECT_LE(t.entry_time, retired_time);  // retired: no entry after it (open positions kept their exits)
+  }
+  // Analytics tracks it as any other strategy.
+  const auto by_strategy = metrics_by_strategy(trades, retired_time - promoted_time);
+  ASSERT_EQ(by_strategy.size(), 1u);
+  EXPECT_EQ(by_strategy[0].strategy_id, promoted.id);
 }
 
 }  // namespace
