@@ -578,16 +578,15 @@ TEST(PilPalReplay, PilEnforcedClosesToxicPositions) {
   Built built;
   const Outcome enforced = rig.run("enforced", SubsystemMode::enforced, SubsystemMode::off, &built);
   EXPECT_GT(built.pil->toxic_exits(), 0u);
-  // A TOXIC position is closed by a market exit at the next bar (the classification exit's purpose is EXIT, so the
-  // ledger reads SIGNAL_EXIT, or MAX_HOLD once the strategy's hold is reached), and earlier than it closed without PIL.
+  // A TOXIC position is closed by a market exit at the next bar (the ledger reads SUBSYSTEM_EXIT), and earlier than it
+  // closed without PIL.
   std::map<std::pair<std::string, TimeNs>, TimeNs> base_exit;
   for (const ClosedTrade& t : base.trades) base_exit[{t.symbol.str(), t.entry_time}] = t.exit_time;
   int toxic = 0, earlier = 0;
   for (const ClosedTrade& t : enforced.trades) {
     if (t.classification != "TOXIC") continue;
     ++toxic;
-    EXPECT_TRUE(t.reason == CloseReason::signal_exit || t.reason == CloseReason::max_hold || t.reason == CloseReason::end_of_replay)
-        << enum_name(t.reason);
+    EXPECT_TRUE(t.reason == CloseReason::subsystem_exit || t.reason == CloseReason::end_of_replay) << enum_name(t.reason);
     auto it = base_exit.find({t.symbol.str(), t.entry_time});
     if (it != base_exit.end() && t.exit_time < it->second) ++earlier;
   }
