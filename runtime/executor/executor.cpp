@@ -650,7 +650,7 @@ void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   if (conf.confidence < conf.threshold)
     return deny(std::move(rec), DenyReason::low_confidence, "confidence " + num(conf.confidence) + " < threshold " + num(conf.threshold));
   if (pause_entries_) return deny(std::move(rec), DenyReason::service_degraded, "self-healing paused new entries");
-  if (coordination_.block_entries) return deny(std::move(rec), DenyReason::hook_blocked, "AI-HFOS blocks new entries");
+  if (coordination_.block_entries) return deny(std::move(rec), DenyReason::system_risk, "AI-HFOS blocks new entries");
   // 3. Risk and portfolio checks of the subsystems.
   CheckAnswer risk = hooks_.risk_check(c, CheckAnswer{}, &trace);
   if (!risk.allow) return deny(std::move(rec), risk.reason, "pre_trade_risk_check denied");
@@ -807,6 +807,7 @@ bool denial_state_only(DenyReason r) {
     case DenyReason::open_drawdown:
     case DenyReason::service_degraded:
     case DenyReason::hook_blocked:
+    case DenyReason::system_risk:
       return true;
     default:
       return false;

@@ -273,9 +273,9 @@ std::optional<CoordinationAnswer> AiHfos::ai_hfos_coordination(const SystemSnaps
   CoordinationAnswer a;
   a.threshold_shift = directive_.confidence_threshold - base;
   a.size_scale = directive_.size_scale;
-  // New trades are refused by the risk check (SYSTEM_RISK, live between ticks), not by the executor's block
-  // (HOOK_BLOCKED, held until the next tick): docs/subsystems/AI-HFOS.md.
-  a.block_entries = false;
+  // New trades are refused both by the executor's block (held until the next tick) and by the risk check (live between
+  // ticks, when an event escalates the mode); both deny with SYSTEM_RISK: docs/subsystems/AI-HFOS.md.
+  a.block_entries = !directive_.allow_new_trades;
   why = std::string(enum_name(directive_.mode)) + ": " + directive_.reason;
   return a;
 }

@@ -83,8 +83,11 @@ std::string ProfitAmplification::scale_in_refusal(const PositionSnapshot& p, dou
   return {};
 }
 
-std::optional<AmplificationAnswer> ProfitAmplification::amplification_check(const PositionSnapshot& p, const AmplificationAnswer&,
+std::optional<AmplificationAnswer> ProfitAmplification::amplification_check(const PositionSnapshot& p, const AmplificationAnswer& given,
                                                                             std::string& why) {
+  // A trim decided before PAL (PBA's rebalance) stands: PAL answers on top of what it was given, and adds nothing to a
+  // position being reduced (protective beats enhancing).
+  if (given.take_partial > 0) return std::nullopt;
   // Every rule starts at MIN_R: a position below it is not analysed (nor kept in the table), so it is analysed at once
   // when it gets there.
   const PositionR pr = position_r(p, options_.default_risk_pct);
@@ -101,7 +104,7 @@ std::optional<AmplificationAnswer> ProfitAmplification::amplification_check(cons
   if (!s.partial_taken && (r >= options_.partial_r || !p.signal_present)) {
     s.partial_taken = true;
     ++partial_takes_;
-    AmplificationAnswer a;
+    AmplificationAnswer a = given;
     a.take_partial = options_.partial_fraction;
     why = "PARTIAL_TAKE_PROFIT" + at + (p.signal_present ? "" : ", thesis gone");
     decide("PARTIAL_TAKE_PROFIT", std::string(verb()) + "PARTIAL_TAKE_PROFIT " + sym + at + ": close " + pct_text(a.take_partial) +
@@ -114,7 +117,7 @@ std::optional<AmplificationAnswer> ProfitAmplification::amplification_check(cons
   const auto step = static_cast<std::int32_t>(std::floor(pr.peak_r / options_.step_r));
   if (step >= 1 && step > s.step) {
     s.step = step;
-    AmplificationAnswer a;
+    AmplificationAnswer a = given;
     const double lock_r = options_.lock_fraction * step * options_.step_r;
     const double stop = p.entry_price + dir * lock_r * pr.unit;
     // Only a stop that protects more than the current one and still lies behind the mark.
@@ -154,7 +157,7 @@ std::optional<AmplificationAnswer> ProfitAmplification::amplification_check(cons
     s.scaled_in = true;
     s.blocked.clear();
     ++scale_ins_;
-    AmplificationAnswer a;
+    AmplificationAnswer a = given;
     a.scale_in = options_.scale_in_fraction;
     why = "SCALE_IN" + at + ", signal present";
     decide("SCALE_IN", std::string(verb()) + "SCALE_IN " + sym + at + ": add " + pct_text(a.scale_in) + " (" + price_text(add) +
