@@ -127,8 +127,8 @@ struct Config {
   std::int64_t aelm_max_slices = 10;               ///< QT_AI_AELM_MAX_SLICES: most TWAP slices of one entry
   double aelm_max_slippage_bps = 30;               ///< QT_AI_AELM_MAX_SLIPPAGE_BPS: an entry fill worse than this breaches
   std::int64_t aelm_cooldown_bars = 12;            ///< QT_AI_AELM_COOLDOWN_BARS: bars without entries on a symbol after a breach
-  double aelm_limit_volatility_pct = 3.0;          ///< QT_AI_AELM_LIMIT_VOLATILITY_PCT: ATR % of price above which entries go LIMIT
-  double aelm_limit_spread_bps = 25;               ///< QT_AI_AELM_LIMIT_SPREAD_BPS: spread proxy above which entries go LIMIT
+  double aelm_limit_volatility_pct = 4.0;          ///< QT_AI_AELM_LIMIT_VOLATILITY_PCT: ATR % of price above which entries go LIMIT
+  double aelm_limit_spread_bps = 100;              ///< QT_AI_AELM_LIMIT_SPREAD_BPS: spread proxy above which entries go LIMIT
 
   /// One row per known variable: its effective value as text (secrets masked) and where it came from.
   struct Entry {

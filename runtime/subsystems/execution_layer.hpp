@@ -21,8 +21,8 @@ struct ExecutionLayerOptions {
   std::int64_t max_slices = 10;        ///< QT_AI_AELM_MAX_SLICES
   double max_slippage_bps = 30;        ///< QT_AI_AELM_MAX_SLIPPAGE_BPS
   std::int64_t cooldown_bars = 12;     ///< QT_AI_AELM_COOLDOWN_BARS
-  double limit_volatility_pct = 3.0;   ///< QT_AI_AELM_LIMIT_VOLATILITY_PCT: ATR as % of price above which entries go LIMIT
-  double limit_spread_bps = 25;        ///< QT_AI_AELM_LIMIT_SPREAD_BPS: spread proxy above which entries go LIMIT
+  double limit_volatility_pct = 4.0;   ///< QT_AI_AELM_LIMIT_VOLATILITY_PCT: ATR as % of price above which entries go LIMIT
+  double limit_spread_bps = 100;       ///< QT_AI_AELM_LIMIT_SPREAD_BPS: spread proxy above which entries go LIMIT
   std::int32_t window = 14;            ///< bars the volatility, spread and volume averages span
 
   /// The options from the configuration.

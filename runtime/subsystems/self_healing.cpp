@@ -171,8 +171,8 @@ void SelfHealing::check_exchange_latency(TimeNs now, HealthCheck& c) {
   // A venue that fills at the next bar's open (the paper exchange) takes one bar interval by design: the limit is
   // that interval plus QT_AI_SELF_HEALING_MAX_LATENCY_S.
   c.limit = options_.max_latency_s + static_cast<double>(bar_interval_) / kNsPerSecond;
-  if (!any) {
-    c.state = CheckState::not_applicable;
+  if (!any) {  // OK rather than N/A: a quiet spell between orders is no change of health worth a decision
+    c.state = CheckState::ok;
     c.value = 0;
     c.detail = "no MARKET order in the window";
     return;
@@ -296,7 +296,7 @@ void SelfHealing::pause(const std::string& why) {
 
 bool SelfHealing::reconnect_all(const std::string& why) {
   if (reconnects_.empty()) {
-    decide("RECONNECT", "Cannot reconnect (" + why + "): no reconnect registered", false);
+    decide("RECONNECT", std::string(hard() ? "" : "would: ") + "cannot reconnect (" + why + "): no reconnect registered", false);
     return false;
   }
   bool all = true;
@@ -388,7 +388,7 @@ void SelfHealing::act(TimeNs now) {
     if (w.gave_up || now < w.next_attempt) continue;
     if (w.attempts >= options_.max_restarts) {
       w.gave_up = true;
-      decide("RESTART_COMPONENT", s.name() + " still faulted after " + std::to_string(w.attempts) + " restarts: giving up (" + s.last_reason() + ")",
+      decide("RESTART_COMPONENT", std::string(hard() ? "" : "would: ") + s.name() + " still faulted after " + std::to_string(w.attempts) + " restarts: giving up (" + s.last_reason() + ")",
              false);
       continue;
     }
