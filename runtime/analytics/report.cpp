@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <set>
 #include <string_view>
 
 #include <boost/json.hpp>
@@ -705,6 +706,204 @@ std::string report_html(const ReportInput& in) {
   groups_table(out, "Strategies", "strategy", c.strategies);
   groups_table(out, "Models", "model", c.models);
   groups_table(out, "Symbols", "symbol", c.symbols);
+  out += "</body>\n</html>\n";
+  return out;
+}
+
+
+// ---- stage comparison --------------------------------------------------------------------------------------------
+
+namespace {
+
+const char* run_colour(std::size_t i) {
+  static const char* kColours[] = {"#7f8c8d", "#1f6feb", "#27ae60", "#e67e22", "#8e44ad", "#c0392b", "#16a085"};
+  return kColours[i % (sizeof kColours / sizeof kColours[0])];
+}
+
+void legend(std::string& out, std::span<const StageRun> runs) {
+  double x = kL + 8;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    out += "<rect x=\"" + xy(x) + "\" y=\"" + xy(kT + 6) + "\" width=\"14\" height=\"4\" fill=\"" + run_colour(i) + "\"/><text x=\"" +
+           xy(x + 18) + "\" y=\"" + xy(kT + 12) + "\" class=\"lg\">" + esc(runs[i].name) + "</text>\n";
+    x += 30 + 8.0 * static_cast<double>(runs[i].name.size());
+  }
+}
+
+/// Equity (or drawdown, negated, in percent) of every run on one chart.
+void chart_runs(std::string& out, std::span<const StageRun> runs, const std::vector<Computed>& cs, bool drawdown) {
+  Frame f;
+  TimeNs t0 = 0, t1 = 0;
+  bool any = false;
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (const Computed& c : cs) {
+    if (c.ts.empty()) continue;
+    t0 = any ? std::min(t0, c.ts.front()) : c.ts.front();
+    t1 = any ? std::max(t1, c.ts.back()) : c.ts.back();
+    any = true;
+    const auto [a, b] = min_max(drawdown ? std::span<const double>(c.drawdown) : std::span<const double>(c.equity));
+    lo = std::min(lo, drawdown ? -b : a);
+    hi = std::max(hi, drawdown ? -a : b);
+  }
+  frame_times(f, t0, t1);
+  if (drawdown) {
+    f.v0 = std::isfinite(lo) && lo < 0 ? lo * 1.05 : -0.01;
+    f.v1 = 0;
+  } else {
+    frame_values(f, lo, hi);
+  }
+  f.h = 300;
+  chart_open(out, drawdown ? "chart-stage-drawdown" : "chart-stage-equity", drawdown ? "Drawdown" : "Equity", f, drawdown ? " %" : "",
+             drawdown ? 100.0 : 1.0);
+  if (!any) {
+    empty_note(out, f, "no equity points");
+    out += "</svg>\n";
+    return;
+  }
+  for (std::size_t i = 0; i < cs.size(); ++i) {
+    const Computed& c = cs[i];
+    if (c.ts.empty()) continue;
+    std::vector<double> v = drawdown ? c.drawdown : c.equity;
+    if (drawdown)
+      for (double& x : v) x = -x;
+    const auto keep = downsample_minmax(v, 1200);
+    out += "<polyline class=\"run\" data-run=\"" + esc(runs[i].name) + "\" fill=\"none\" stroke=\"" + run_colour(i) +
+           "\" stroke-width=\"1.5\" points=\"" + polyline_points(f, c.ts, v, keep) + "\"/>\n";
+  }
+  legend(out, runs);
+  out += "</svg>\n";
+}
+
+}  // namespace
+
+std::string stage_comparison_json(std::span<const StageRun> runs) {
+  boost::json::array arr;
+  for (const StageRun& r : runs) {
+    const Computed c = compute(r.report);
+    boost::json::object o;
+    o["name"] = r.name;
+    o["total_return"] = jnum(c.system.total_return);
+    o["sharpe_ratio"] = jnum(c.system.sharpe_ratio);
+    o["max_drawdown"] = jnum(c.system.max_drawdown);
+    o["trades"] = c.system.total_trades;
+    o["win_rate"] = jnum(c.system.win_rate);
+    o["equity"] = jnum(c.system.equity);
+    o["orders"] = c.orders.total;
+    o["denied"] = c.orders.denied;
+    boost::json::object denials;
+    for (const auto& [k, v] : c.orders.denials) denials[k] = v;
+    o["denials"] = std::move(denials);
+    boost::json::object subs;
+    for (const auto& [name, actions] : r.decisions) {
+      boost::json::object a;
+      std::uint64_t total = 0;
+      for (const auto& [k, v] : actions) a[k] = v, total += v;
+      boost::json::object sub;
+      sub["decisions"] = total;
+      const auto it = r.applied.find(name);
+      sub["applied"] = it == r.applied.end() ? 0 : it->second;
+      sub["actions"] = std::move(a);
+      subs[name] = std::move(sub);
+    }
+    o["subsystems"] = std::move(subs);
+    arr.push_back(std::move(o));
+  }
+  boost::json::object root;
+  root["runs"] = std::move(arr);
+  return boost::json::serialize(root);
+}
+
+std::string stage_comparison_html(const std::string& title, const std::vector<std::pair<std::string, std::string>>& run_info,
+                                  std::span<const StageRun> runs) {
+  std::vector<Computed> cs;
+  cs.reserve(runs.size());
+  for (const StageRun& r : runs) cs.push_back(compute(r.report));
+  std::string out;
+  out.reserve(512 * 1024);
+  out += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" + esc(title) + "</title>\n<style>";
+  out += kStyle;
+  out += "</style>\n</head>\n<body>\n<h1>" + esc(title) + "</h1>\n";
+  out += "<p class=\"note\">The same data, strategies and costs under the baseline (every subsystem off) and each integration "
+         "stage. OBSERVATION should equal the baseline; each later stage differs only in what its subsystems may change.</p>\n";
+  out += "<div class=\"grid\">\n<div>\n<h2>Run</h2>\n<table>\n";
+  for (const auto& [k, v] : run_info) table_row(out, {esc(k), esc(v)});
+  out += "</table>\n</div>\n</div>\n";
+
+  auto row = [&](const std::string& label, auto cell) {
+    out += "<tr><td>" + label + "</td>";
+    for (std::size_t i = 0; i < runs.size(); ++i) out += "<td>" + cell(i) + "</td>";
+    out += "</tr>\n";
+  };
+  auto header = [&](const std::string& first) {
+    out += "<tr><th>" + first + "</th>";
+    for (const StageRun& r : runs) out += "<th>" + esc(r.name) + "</th>";
+    out += "</tr>\n";
+  };
+  out += "<h2>Results</h2>\n<table id=\"stage-metrics\">\n";
+  header("metric");
+  row("total return", [&](std::size_t i) { return pct(cs[i].system.total_return); });
+  row("Sharpe (annualised)", [&](std::size_t i) { return num(cs[i].system.sharpe_ratio, 2); });
+  row("max drawdown", [&](std::size_t i) { return pct(cs[i].system.max_drawdown); });
+  row("trades", [&](std::size_t i) { return std::to_string(cs[i].system.total_trades); });
+  row("win rate", [&](std::size_t i) { return pct(cs[i].system.win_rate, 1); });
+  row("final equity", [&](std::size_t i) { return num(cs[i].system.equity, 2); });
+  row("orders", [&](std::size_t i) { return std::to_string(cs[i].orders.total); });
+  row("denials", [&](std::size_t i) { return std::to_string(cs[i].orders.denied); });
+  out += "</table>\n";
+
+  out += "<h2>Equity</h2>\n";
+  chart_runs(out, runs, cs, false);
+  out += "<h2>Drawdown</h2>\n";
+  chart_runs(out, runs, cs, true);
+
+  std::set<std::string> reasons;
+  for (const Computed& c : cs)
+    for (const auto& [k, v] : c.orders.denials) reasons.insert(k);
+  out += "<h2>Denials by reason</h2>\n";
+  if (reasons.empty()) {
+    out += "<p class=\"note\">none</p>\n";
+  } else {
+    out += "<table id=\"stage-denials\">\n";
+    header("reason");
+    for (const std::string& reason : reasons)
+      row(esc(reason), [&](std::size_t i) {
+        const auto it = cs[i].orders.denials.find(reason);
+        return std::to_string(it == cs[i].orders.denials.end() ? 0 : it->second);
+      });
+    out += "</table>\n";
+  }
+
+  std::set<std::string> subsystems;
+  for (const StageRun& r : runs)
+    for (const auto& [k, v] : r.decisions) subsystems.insert(k);
+  out += "<h2>Subsystem decisions (applied / taken)</h2>\n";
+  if (subsystems.empty()) {
+    out += "<p class=\"note\">none</p>\n";
+  } else {
+    out += "<table id=\"stage-decisions\">\n";
+    header("subsystem / action");
+    for (const std::string& name : subsystems) {
+      std::set<std::string> actions;
+      for (const StageRun& r : runs)
+        if (auto it = r.decisions.find(name); it != r.decisions.end())
+          for (const auto& [a, n] : it->second) actions.insert(a);
+      row("<b>" + esc(name) + "</b>", [&](std::size_t i) {
+        const auto it = runs[i].decisions.find(name);
+        if (it == runs[i].decisions.end()) return std::string("&mdash;");
+        std::uint64_t total = 0;
+        for (const auto& [a, n] : it->second) total += n;
+        const auto ap = runs[i].applied.find(name);
+        return std::to_string(ap == runs[i].applied.end() ? 0 : ap->second) + " / " + std::to_string(total);
+      });
+      for (const std::string& action : actions)
+        row("&nbsp;&nbsp;" + esc(action), [&](std::size_t i) {
+          const auto it = runs[i].decisions.find(name);
+          if (it == runs[i].decisions.end()) return std::string("&mdash;");
+          const auto a = it->second.find(action);
+          return std::to_string(a == it->second.end() ? 0 : a->second);
+        });
+    }
+    out += "</table>\n";
+  }
   out += "</body>\n</html>\n";
   return out;
 }

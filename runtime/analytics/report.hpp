@@ -7,6 +7,8 @@
 /// (no script, no font, no link). Writing it to a file is the caller's, through atomic_write.
 
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <utility>
@@ -35,6 +37,15 @@ struct ReportInput {
   double bars_per_year = 0;                                  ///< annualises the per-bar Sharpe (525960 for 1 m bars)
 };
 
+/// One run of a stage comparison (`qtos backtest --compare-stages`): the baseline or one integration stage.
+struct StageRun {
+  std::string name;    ///< "BASELINE", "OBSERVATION", "PARTIAL", "COORDINATION", "AUTONOMY"
+  ReportInput report;  ///< its equity curve, trades, orders, initial equity and bars per year (title, prices unused)
+  /// Each subsystem's decisions by action (SubsystemDecided), and how many of them changed what the system did.
+  std::map<std::string, std::map<std::string, std::uint64_t>> decisions;
+  std::map<std::string, std::uint64_t> applied;  ///< per subsystem: decisions applied
+};
+
 /// The most points one chart (or the JSON equity curve) holds; longer series are downsampled.
 inline constexpr std::size_t kReportMaxPoints = 2000;
 
@@ -48,5 +59,14 @@ std::string report_json(const ReportInput& input);
 
 /// The report as one self-contained HTML page.
 std::string report_html(const ReportInput& input);
+
+/// The stage comparison as JSON: per run its metrics, denials by reason and subsystem decisions.
+std::string stage_comparison_json(std::span<const StageRun> runs);
+
+/// The stage comparison as one self-contained HTML page: equity and drawdown curves of every run on the same axes,
+/// return, Sharpe, max drawdown, trades, denials by reason and each subsystem's decisions, side by side — what an
+/// operator reads before moving a stage up.
+std::string stage_comparison_html(const std::string& title, const std::vector<std::pair<std::string, std::string>>& run_info,
+                                  std::span<const StageRun> runs);
 
 }  // namespace qtos

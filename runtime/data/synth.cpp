@@ -67,6 +67,14 @@ void synth_options_check(const SynthOptions& opt) {
     throw std::invalid_argument("gap rate " + std::to_string(opt.gap_rate) + " is out of range; expected 0 to below 0.5");
   if (!(opt.planted_momentum >= 0 && opt.planted_momentum <= 2))
     throw std::invalid_argument("--planted-momentum: " + std::to_string(opt.planted_momentum) + " is out of range; expected 0 to 2");
+  for (std::size_t i = 0; i < opt.regime_schedule.size(); ++i) {
+    const std::int32_t first = opt.regime_schedule[i].first;
+    if (first < 0 || first >= opt.n_bars || (i > 0 && first <= opt.regime_schedule[i - 1].first))
+      throw std::invalid_argument("--regimes: bar " + std::to_string(first) + " (entry " + std::to_string(i + 1) +
+                                  ") is out of order or range; expected increasing bars in [0, " + std::to_string(opt.n_bars) + ")");
+    if (static_cast<std::size_t>(opt.regime_schedule[i].second) >= EnumNames<SynthRegime>::kCount)
+      throw std::invalid_argument("--regimes: entry " + std::to_string(i + 1) + " names no regime; expected trend_up, trend_down, ranging or shock");
+  }
   // The last bar's open time must stay a valid timestamp (year 9999 at the latest).
   constexpr std::int64_t kMaxMs = 253'402'300'799'999;  // 9999-12-31T23:59:59.999Z
   if (opt.t0_ms < 0 || opt.t0_ms > kMaxMs ||
@@ -92,9 +100,12 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
   const double ga = 0.08, gb = 0.90, gw = base_var * (1.0 - ga - gb);
   double var = base_var, prev_r = 0.0;
   auto regime = static_cast<SynthRegime>(mrng.below(3));  // start in a non-shock regime
+  std::size_t planted = 0;  // the next entry of the schedule
   for (std::int32_t t = 0; t < T; ++t) {
+    while (planted < opt.regime_schedule.size() && opt.regime_schedule[planted].first <= t) regime = opt.regime_schedule[planted++].second;
+    const bool forced = planted > 0;
     const auto& rp = kRegimes[static_cast<int>(regime)];
-    if (t > 0 && mrng.uniform() < 1.0 / std::max(1.0, rp.mean_days * bars_per_day)) {
+    if (t > 0 && !forced && mrng.uniform() < 1.0 / std::max(1.0, rp.mean_days * bars_per_day)) {
       const double u = mrng.uniform();
       double acc = 0.0;
       for (int j = 0; j < 4; ++j) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cpu/util/enum_names.hpp"
@@ -36,6 +37,9 @@ struct SynthOptions {
   double planted_momentum = 0.0;
   /// A pure random walk: no regime drift, constant regime volatility, no mean reversion while ranging.
   bool random_walk = false;
+  /// Planted regimes: (first bar, regime) pairs in increasing bar order; from each first bar the regime is the given one
+  /// until the next pair (before the first pair, the chain's own). Empty: the random regime chain alone.
+  std::vector<std::pair<std::int32_t, SynthRegime>> regime_schedule;
 };
 
 /// A generated market: the panel and the regime of every bar.

@@ -61,7 +61,7 @@ std::uint32_t genome_planes(const kernels::Genome& g) {
 }
 }  // namespace
 
-void AITradingEngine::strategy_add(LiveStrategy strategy) {
+void AITradingEngine::strategy_add(LiveStrategy strategy, bool mid_run) {
   const kernels::Genome n = kernels::genome_normalize(strategy.genome);
   if (std::memcmp(&n, &strategy.genome, sizeof n) != 0)
     throw std::invalid_argument("strategy " + strategy.id + ": the genome is not normalised");
@@ -69,8 +69,10 @@ void AITradingEngine::strategy_add(LiveStrategy strategy) {
     throw std::invalid_argument("strategy " + strategy.id + ": capital " + num(strategy.capital) + " must be >= 0");
   for (const auto& s : strategies_)
     if (s.id == strategy.id) throw std::invalid_argument("strategy " + strategy.id + " is already trading");
-  for (const SymbolState& st : symbols_)  // its indicators would have missed the bars so far
-    if (st.seen) throw std::logic_error("strategy " + strategy.id + ": strategies are added before the first bar");
+  if (!mid_run)
+    for (const SymbolState& st : symbols_)  // its indicators would have missed the bars so far
+      if (st.seen) throw std::logic_error("strategy " + strategy.id + ": strategies are added before the first bar");
+  enabled_.push_back(1);
   strategy_symbols_.emplace_back(strategy.symbols.begin(), strategy.symbols.end());
   for (SymbolState& st : symbols_) {  // symbols seen before the strategy came
     st.traded_by.push_back(strategy_symbols_.back().empty() || strategy_symbols_.back().count(st.symbol.str()) > 0);
@@ -131,7 +133,7 @@ void AITradingEngine::signals_for(std::uint32_t slot, std::vector<TradingSignal>
   const SymbolState& st = symbols_[slot];
   if (!st.seen) return;
   for (std::size_t i = 0; i < strategies_.size(); ++i) {
-    if (i == skip || !trades(i, slot)) continue;
+    if (i == skip || !trades(i, slot) || enabled_[i] == 0) continue;
     double atr = 0;
     const std::uint32_t sig = rule_signals(i, slot, &atr);
     if ((sig & (kernels::kSignalLong | kernels::kSignalShort)) == 0) continue;
@@ -178,6 +180,11 @@ struct EventDrivenExecutor::Position {
   double exit_fill_value = 0, exit_fill_qty = 0, exit_fees = 0;  // exit fills so far (average exit price, fees)
   std::string classification;
   std::uint32_t slot = 0;           // the symbol's slot (its sleeve: the slot's sleeve of `strategy`)
+  double stop_lock = 0;             // a stop a subsystem moved in the position's favour: stops never protect less
+  double take_set = 0;              // a target a subsystem set, replacing the genome's (0: the genome's)
+  std::int32_t slices_left = 0;     // TWAP: child orders still to send, one a bar once the last has filled
+  double slice_qty = 0;             // TWAP: base quantity of each child order
+  std::int32_t slices_total = 0;    // TWAP: child orders in all
 };
 
 struct EventDrivenExecutor::Working {
@@ -290,6 +297,18 @@ void EventDrivenExecutor::on_start() {
   subscribe<RegimeChanged>([this](const RegimeChanged& r) {
     if (r.symbol.empty()) regime_ = r.current;
   });
+  if (strategy_lookup_) {
+    subscribe<StrategyPromoted>([this](const StrategyPromoted& e) {
+      guarded("a strategy promotion", [&] { strategy_promoted(e); });
+    });
+    subscribe<StrategyRetired>([this](const StrategyRetired& e) {
+      const std::size_t i = engine_.strategy_index(e.strategy.str());
+      if (i == SIZE_MAX || !engine_.strategy_enabled(i)) return;
+      engine_.strategy_enabled_set(i, false);
+      ++state_version_;
+      spdlog::info("executor: strategy {} retired ({}): no new entries, open positions keep their exits", e.strategy.view(), e.reason);
+    });
+  }
   if (hooks_.active(Hook::periodic_self_healing_check))
     every(config_.self_healing_check_interval * kNsPerSecond, [this](TimeNs now) { periodic_healing(now); });
   if (hooks_.active(Hook::periodic_ai_hfos_coordination))
@@ -306,25 +325,45 @@ void EventDrivenExecutor::on_stop() {
 
 EventDrivenExecutor::Sleeve& EventDrivenExecutor::sleeve(std::uint32_t slot_index, std::size_t strategy) {
   SymbolSlot& s = slot(slot_index);
-  const std::size_t n = engine_.strategies().size();
-  const std::size_t i = strategy == SIZE_MAX ? n : strategy;  // the model source's sleeve comes last
-  if (s.sleeves.size() <= n) {
-    s.sleeves.resize(n + 1);
-    s.sleeve_set.resize(n + 1, false);
+  const bool model = strategy == SIZE_MAX;  // the model source's sleeve is its own (strategies may join mid-run)
+  if (!model && s.sleeves.size() <= strategy) {
+    s.sleeves.resize(strategy + 1);
+    s.sleeve_set.resize(strategy + 1, 0);
   }
-  if (!s.sleeve_set[i]) {
+  Sleeve& sl = model ? s.model_sleeve : s.sleeves[strategy];
+  std::uint8_t& set = model ? s.model_sleeve_set : s.sleeve_set[strategy];
+  if (set == 0) {
     // The strategy's capital split equally over its symbols, as the vectorised backtester splits it.
     double capital = share_;
     std::size_t n_symbols = std::max<std::uint32_t>(1, engine_.slot_count());
-    if (i < n) {
-      const LiveStrategy& ls = engine_.strategies()[i];
+    if (!model) {
+      const LiveStrategy& ls = engine_.strategies()[strategy];
       if (ls.capital > 0) capital = ls.capital;
       if (!ls.symbols.empty()) n_symbols = ls.symbols.size();
     }
-    s.sleeves[i].cash = capital / static_cast<double>(n_symbols);
-    s.sleeve_set[i] = true;
+    sl.cash = capital / static_cast<double>(n_symbols);
+    set = 1;
   }
-  return s.sleeves[i];
+  return sl;
+}
+
+void EventDrivenExecutor::strategy_promoted(const StrategyPromoted& e) {
+  if (e.to != StrategyStage::live) return;
+  const std::string id = e.strategy.str();
+  if (const std::size_t i = engine_.strategy_index(id); i != SIZE_MAX) {
+    engine_.strategy_enabled_set(i, true);  // promoted again after a retirement
+    ++state_version_;
+    return;
+  }
+  std::optional<LiveStrategy> s = strategy_lookup_(id);
+  if (!s) {
+    spdlog::warn("executor: strategy {} was promoted to LIVE but is not in the repository; not traded", id);
+    return;
+  }
+  if (s->capital <= 0) s->capital = share_ > 0 ? share_ : initial_equity_;
+  engine_.strategy_add(std::move(*s), true);
+  ++state_version_;
+  spdlog::info("executor: strategy {} promoted to LIVE: trading from the next bar", id);
 }
 
 void EventDrivenExecutor::final_bar_set(TimeNs open_time) {
@@ -408,32 +447,71 @@ void EventDrivenExecutor::strategy_exits(Position& p, std::size_t strategy, std:
   if (max_hold || exit_rule) exit_submit(p, OrderPurpose::exit);
 }
 
+void EventDrivenExecutor::stop_move(Position& p, double stop, OrderPurpose purpose) {
+  if (stop == p.rec.stop_price && purpose == p.stop_purpose) return;
+  const double trigger = tick_round(p.rec.symbol, stop);
+  auto w = working_.find(p.stop_order);
+  if (w == working_.end()) {
+    // No stop at the venue yet (a strategy without stops whose stop a subsystem sets): place one.
+    if (p.stop_order != 0) return;
+    p.rec.stop_price = stop;
+    p.stop_purpose = purpose;
+    p.stop_order = submit(reduce_order(p, OrderType::stop_market, purpose, p.rec.qty, trigger), nullptr);
+    return;
+  }
+  // Moved at the venue in place: the order keeps its id, and its ledger row is written when it ends (the venue holds the
+  // live trigger; a restart reads it back from there).
+  if (exchange_.amend_stop(p.stop_order, trigger).outcome == SubmitOutcome::accepted) {
+    w->second->rec.request.stop_price = trigger;
+    w->second->rec.purpose = purpose;
+    w->second->rec.updated = clock().now();
+    p.rec.stop_price = stop;
+    p.stop_purpose = purpose;
+  }
+}
+
+void EventDrivenExecutor::take_move(Position& p, double take) {
+  if (take == p.rec.take_price) return;
+  const double trigger = tick_round(p.rec.symbol, take);
+  auto w = working_.find(p.take_order);
+  if (w == working_.end()) {
+    if (p.take_order != 0) return;
+    p.rec.take_price = take;
+    p.take_order = submit(reduce_order(p, OrderType::take_profit_market, OrderPurpose::take_profit, p.rec.qty, trigger), nullptr);
+    return;
+  }
+  if (exchange_.amend_stop(p.take_order, trigger).outcome == SubmitOutcome::accepted) {
+    w->second->rec.request.stop_price = trigger;
+    w->second->rec.updated = clock().now();
+    p.rec.take_price = take;
+  }
+}
+
 void EventDrivenExecutor::monitor(Position& p, const MarketBarClosed& bar) {
   ++p.rec.bars_held;
   const bool is_long = p.rec.side == Side::buy;
+  const double dirp = is_long ? 1.0 : -1.0;
   // Trailing: the best price of the bars so far, the stop for the next bar from it (the backtester's rule).
   p.best = is_long ? (bar.high > p.best ? bar.high : p.best) : (bar.low < p.best ? bar.low : p.best);
   const kernels::Genome& g = p.genome;
   if (g.trail_atr > 0.0f && p.exit_order == 0) {
-    const double dirp = is_long ? 1.0 : -1.0;
     const double trail = p.best - dirp * g.trail_atr * p.atr_signal;
     const bool stop_on = g.stop_atr > 0.0f;
     const bool use_trail = !stop_on || dirp * (trail - p.stop_fixed) > 0;
-    const double stop = use_trail ? trail : p.stop_fixed;
-    const OrderPurpose purpose = use_trail ? OrderPurpose::trailing_stop : OrderPurpose::stop_loss;
-    if (stop != p.rec.stop_price || purpose != p.stop_purpose) {
-      // Moved at the venue in place: the order keeps its id, and its ledger row is written when it ends (the venue
-      // holds the live trigger; a restart reads it back from there).
-      const double trigger = tick_round(p.rec.symbol, stop);
-      auto w = working_.find(p.stop_order);
-      if (w != working_.end() && exchange_.amend_stop(p.stop_order, trigger).outcome == SubmitOutcome::accepted) {
-        w->second->rec.request.stop_price = trigger;
-        w->second->rec.purpose = purpose;
-        w->second->rec.updated = clock().now();
-        p.rec.stop_price = stop;
-        p.stop_purpose = purpose;
-      }
-    }
+    double stop = use_trail ? trail : p.stop_fixed;
+    OrderPurpose purpose = use_trail ? OrderPurpose::trailing_stop : OrderPurpose::stop_loss;
+    if (p.stop_lock > 0 && dirp * (p.stop_lock - stop) > 0) stop = p.stop_lock, purpose = OrderPurpose::trailing_stop;
+    stop_move(p, stop, purpose);
+  }
+  // TWAP: the next child order of a sliced entry, once the previous one has filled.
+  if (p.slices_left > 0 && p.entry_order == 0 && p.exit_order == 0) {
+    --p.slices_left;
+    DecisionTrace trace;
+    trace.push_back({"execution_order_type_selection", "BASELINE", SubsystemMode::enforced, "",
+                     "slice " + std::to_string(p.slices_total - p.slices_left) + " of " + std::to_string(p.slices_total), true,
+                     "TWAP child order of the entry"});
+    scale_in(p, p.slice_qty, bar.close, std::move(trace));
+    return;
   }
   // Post-trade hooks on the open position (only when some subsystem answers them).
   if (hooks_.active(Hook::post_trade_position_classification) || hooks_.active(Hook::post_trade_amplification_check)) {
@@ -446,11 +524,20 @@ void EventDrivenExecutor::monitor(Position& p, const MarketBarClosed& bar) {
     snap.entry_price = p.rec.entry_price;
     snap.mark_price = bar.close;
     snap.stop_price = p.rec.stop_price;
-    const double profit = (bar.close - p.rec.entry_price) * (is_long ? 1.0 : -1.0);
+    snap.take_price = p.rec.take_price;
+    snap.initial_risk = p.initial_risk;
+    snap.notional = p.rec.qty * bar.close;
+    const double profit = (bar.close - p.rec.entry_price) * dirp;
     snap.r_multiple = p.initial_risk > 0 ? profit / p.initial_risk : 0;
     p.peak_profit = std::max(p.peak_profit, profit);
     snap.drawdown_pct = p.rec.entry_price > 0 ? 100.0 * (p.peak_profit - profit) / p.rec.entry_price : 0;
     snap.bars_held = p.rec.bars_held;
+    if (p.strategy != SIZE_MAX) {
+      const std::uint32_t sig = engine_.rule_signals(p.strategy, p.slot, nullptr);
+      snap.signal_present = (sig & (is_long ? kernels::kSignalLong : kernels::kSignalShort)) != 0;
+    } else {
+      snap.signal_present = slot(p.slot).model_dir == (is_long ? 1 : -1);
+    }
     DecisionTrace trace;
     const ClassificationAnswer c = hooks_.position_classification(snap, ClassificationAnswer{p.classification, false}, &trace);
     p.classification = c.label;
@@ -459,11 +546,21 @@ void EventDrivenExecutor::monitor(Position& p, const MarketBarClosed& bar) {
       return;
     }
     const AmplificationAnswer a = hooks_.amplification_check(snap, AmplificationAnswer{}, &trace);
-    if (a.scale_in > 0 && p.exit_order == 0 && p.entry_order == 0) {
+    if (p.exit_order != 0) return;
+    // A stop moved in the position's favour (never loosened, never beyond the mark) and a new target beyond the mark.
+    if (a.stop_price > 0 && (p.rec.stop_price <= 0 || dirp * (a.stop_price - p.rec.stop_price) > 0) && dirp * (bar.close - a.stop_price) > 0) {
+      p.stop_lock = a.stop_price;
+      stop_move(p, a.stop_price, OrderPurpose::trailing_stop);
+    }
+    if (a.take_price > 0 && dirp * (a.take_price - bar.close) > 0) {
+      p.take_set = a.take_price;
+      take_move(p, a.take_price);
+    }
+    if (a.scale_in > 0 && p.entry_order == 0) {
       scale_in(p, p.rec.qty * a.scale_in, bar.close, std::move(trace));
       return;
     }
-    if (a.take_partial > 0 && p.exit_order == 0) {
+    if (a.take_partial > 0) {
       // A partial take: reduce-only market order for that fraction of the position.
       OrderRecord rec = reduce_order(p, OrderType::market, OrderPurpose::exit, p.rec.qty * a.take_partial, 0.0);
       rec.trace = trace;
@@ -593,11 +690,14 @@ void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   // 5. Order type.
   OrderTypeAnswer type = hooks_.order_type_selection(c, OrderTypeAnswer{}, &trace);
   rec.request.type = type.type;
+  // TWAP: the first of `slices` equal child orders now, the others one a bar as each fills (EventDrivenExecutor::monitor).
+  const std::int32_t slices = std::max<std::int32_t>(1, type.slices);
+  const double order_quote = size.quote_qty / static_cast<double>(slices);
   if (type.type == OrderType::limit) {
     rec.request.price = tick_round(signal.symbol, type.limit_price);  // on the venue's tick
-    rec.request.qty = rec.request.price > 0 ? size.quote_qty / rec.request.price : 0.0;
+    rec.request.qty = rec.request.price > 0 ? order_quote / rec.request.price : 0.0;
   } else {
-    rec.request.quote_qty = size.quote_qty;
+    rec.request.quote_qty = order_quote;
   }
   // 6. The Risk OS, always on.
   RiskOrder ro;
@@ -629,6 +729,11 @@ void EventDrivenExecutor::entry_consider(TradingSignal signal) {
   pos->genome = genome;
   pos->atr_signal = signal.atr;
   pos->slot = si;
+  if (slices > 1) {
+    pos->slices_total = slices;
+    pos->slices_left = slices - 1;
+    pos->slice_qty = price > 0 ? order_quote / price : 0.0;
+  }
   rec.position_id = pos->rec.position_id;
   Position& p = *pos;
   position_set(si, std::move(pos));
@@ -862,7 +967,7 @@ void EventDrivenExecutor::protective_place(Position& p) {
   const bool stop_on = g.stop_atr > 0.0f;
   // The backtester's expressions, so both engines place the same stops.
   p.stop_fixed = stop_on ? fill - dirp * g.stop_atr * p.atr_signal : 0.0;
-  const double take = g.take_atr > 0.0f ? fill + dirp * g.take_atr * p.atr_signal : 0.0;
+  double take = g.take_atr > 0.0f ? fill + dirp * g.take_atr * p.atr_signal : 0.0;
   double stop = p.stop_fixed;
   p.stop_purpose = OrderPurpose::stop_loss;
   if (g.trail_atr > 0.0f) {
@@ -872,11 +977,17 @@ void EventDrivenExecutor::protective_place(Position& p) {
       p.stop_purpose = OrderPurpose::trailing_stop;
     }
   }
-  p.initial_risk = (stop_on || g.trail_atr > 0.0f) ? std::abs(fill - stop) : 0.0;
+  // The risk of the first entry: a scale-in or a further fill keeps the R of the position's thesis.
+  if (p.initial_risk == 0) p.initial_risk = (stop_on || g.trail_atr > 0.0f) ? std::abs(fill - stop) : 0.0;
+  take = p.take_set > 0 ? p.take_set : take;
+  if (p.stop_lock > 0 && (stop == 0 || dirp * (p.stop_lock - stop) > 0)) {
+    stop = p.stop_lock;
+    p.stop_purpose = OrderPurpose::trailing_stop;
+  }
   auto place = [&](OrderType type, double trigger, OrderPurpose purpose) -> std::uint64_t {
     return submit(reduce_order(p, type, purpose, p.rec.qty, tick_round(p.rec.symbol, trigger)), nullptr);
   };
-  if (stop_on || g.trail_atr > 0.0f) {
+  if (stop_on || g.trail_atr > 0.0f || p.stop_lock > 0) {
     p.rec.stop_price = stop;
     p.stop_order = place(OrderType::stop_market, stop, p.stop_purpose);
   }
@@ -1148,9 +1259,14 @@ void EventDrivenExecutor::cycle_process() {
   ++stats_.cycles;
   // Model signals for the bars that closed at this time (decided at the close, filled at the next open).
   const bool final_bar = final_open_ >= 0 && cycle_time_ > final_open_;
-  if (engine_.model_source() != nullptr && cycle_time_ >= trading_from_ && !final_bar)
-    for (const TradingSignal& s : engine_.model_source()->signals(cycle_time_))
-      if (!slot(s.symbol).position) entry_consider(s);  // a held symbol (one-way venue) takes no new entry
+  if (engine_.model_source() != nullptr && cycle_time_ >= trading_from_ && !final_bar) {
+    for (SymbolSlot& sl : slots_) sl.model_dir = 0;  // a symbol without a signal now has no model thesis
+    for (const TradingSignal& s : engine_.model_source()->signals(cycle_time_)) {
+      SymbolSlot& sl = slot(s.symbol);
+      sl.model_dir = s.side == Side::buy ? 1 : -1;
+      if (!sl.position) entry_consider(s);  // a held symbol (one-way venue) takes no new entry
+    }
+  }
   if (!final_bar)  // a model's position exits after its horizon
     positions_each([this](Position& p) {
       if (p.strategy == SIZE_MAX && p.entered && p.exit_order == 0 && p.genome.max_hold > 0 && p.rec.bars_held >= p.genome.max_hold)

@@ -82,8 +82,13 @@ struct ExecutorStats {
 /// source. Owner thread.
 class AITradingEngine {
  public:
-  /// Adds a strategy (before the first bar).
-  void strategy_add(LiveStrategy strategy);
+  /// Adds a strategy: before the first bar, or with `mid_run` (a promotion) later — then the indicators of its rules
+  /// that no other strategy on a symbol reads warm up from the next bar, as after a missing bar.
+  void strategy_add(LiveStrategy strategy, bool mid_run = false);
+  /// Stops (false) or resumes (true) a strategy's new entries; its open positions keep their exits.
+  void strategy_enabled_set(std::size_t strategy, bool enabled) { enabled_.at(strategy) = enabled ? 1 : 0; }
+  /// True while a strategy takes new entries.
+  bool strategy_enabled(std::size_t strategy) const { return enabled_.at(strategy) != 0; }
   /// Sets the model source (null: none).
   void model_source_set(ModelSignalSource* source) { model_ = source; }
   /// The strategies.
@@ -129,6 +134,7 @@ class AITradingEngine {
     std::uint32_t planes = 0;             // feature planes its strategies read (bit p: plane p), the ATR always
   };
   std::vector<LiveStrategy> strategies_;
+  std::vector<std::uint8_t> enabled_;  // per strategy: takes new entries (a retired one does not)
   std::vector<std::set<std::string>> strategy_symbols_;
   std::deque<SymbolState> symbols_;  // by slot (a deque: a state never moves)
   std::unordered_map<Symbol, std::uint32_t, FixedStringHash> slots_;
@@ -143,6 +149,10 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
                       Ledger& ledger, HookPipeline& hooks, AITradingEngine& engine, ExecutorOptions options = {});
   ~EventDrivenExecutor() override;
 
+  /// Follow the strategy pipeline: a StrategyPromoted to LIVE adds the strategy `lookup` returns for its id (capital 0:
+  /// an equal share as at the start, or the whole initial equity when there was none), a StrategyRetired stops its new
+  /// entries (its open positions keep their exits). Before start().
+  void strategies_follow(std::function<std::optional<LiveStrategy>(const std::string& id)> lookup) { strategy_lookup_ = std::move(lookup); }
   /// Bars that close before `t` only warm the features up; trading starts with the bar closing at `t`.
   void trading_from(TimeNs t) { trading_from_ = t; }
   /// The run ends with the bars that open at `open_time`: positions still open are closed at their close
@@ -183,11 +193,15 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
     double tick = -1;                    // the venue's tick size (-1: not asked yet)
     bool in_universe = false;            // in the last ranking's top (when one was received)
     std::unique_ptr<Position> position;  // the symbol's position, or its entry in flight (one-way venue)
-    std::vector<Sleeve> sleeves;         // per strategy, then one for the model source
-    std::vector<bool> sleeve_set;        // whether each sleeve has been given its capital
+    std::vector<Sleeve> sleeves;         // per strategy
+    std::vector<std::uint8_t> sleeve_set;  // whether each sleeve has been given its capital
+    Sleeve model_sleeve;                 // the model source's
+    std::uint8_t model_sleeve_set = 0;
+    std::int8_t model_dir = 0;           // the model's last signal on the symbol: 1 long, -1 short, 0 none
   };
 
   void on_bar(const MarketBarClosed& bar);
+  void strategy_promoted(const StrategyPromoted& e);
   void bar_process(const MarketBarClosed& bar);
   void fill_process(const Fill& fill);
   void order_update_process(const OrderState& order);
@@ -195,6 +209,8 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   template <class F>
   void guarded(const char* what, F&& f);
   void monitor(Position& p, const MarketBarClosed& bar);
+  void stop_move(Position& p, double stop, OrderPurpose purpose);
+  void take_move(Position& p, double take);
   void strategy_exits(Position& p, std::size_t strategy, std::uint32_t sig);
   void scale_in(Position& p, double qty, double price, DecisionTrace trace);
   void entry_consider(TradingSignal signal);
@@ -257,6 +273,7 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   std::int64_t day_ = -1;
   bool pause_entries_ = false;
   CoordinationAnswer coordination_;
+  std::function<std::optional<LiveStrategy>(const std::string&)> strategy_lookup_;
 };
 
 }  // namespace qtos

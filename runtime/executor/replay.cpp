@@ -98,24 +98,32 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
   // Subsystems built on this bus: started now, stopped (their subscriptions and timers released) before the bus ends,
   // on every path out of the replay.
   std::vector<std::shared_ptr<TradingSubsystem>> built;
+  std::vector<std::shared_ptr<Service>> services;
   struct StopBuilt {
     std::vector<std::shared_ptr<TradingSubsystem>>& built;
+    std::vector<std::shared_ptr<Service>>& services;
     ~StopBuilt() {
-      for (auto& s : built)
-        if (auto* service = dynamic_cast<Service*>(s.get()); service != nullptr && service->state() != ServiceState::stopped)
+      auto stop = [](Service* service) {
+        if (service != nullptr && service->state() != ServiceState::stopped && service->state() != ServiceState::created)
           service->stop("replay finished");
+      };
+      for (auto& s : built) stop(dynamic_cast<Service*>(s.get()));
+      for (auto& s : services) stop(s.get());
     }
-  } stop_built{built};
+  } stop_built{built, services};
   if (options.subsystem_factory) {
-    ReplayContext context{config, bus, policy, risk, exchange, panel, options.log_dir};
+    ReplayContext context{config, bus, policy, risk, exchange, panel, options.log_dir, services};
     built = options.subsystem_factory(context);
+    auto start = [](Service& service, const std::string& name) {
+      if (service.state() != ServiceState::running && service.state() != ServiceState::degraded && service.mode() != SubsystemMode::off &&
+          !service.start())
+        throw std::runtime_error("replay: " + name + " did not start: " + service.last_reason());
+    };
     for (const auto& s : built) {
       hooks.add(s);
-      auto* service = dynamic_cast<Service*>(s.get());
-      if (service != nullptr && service->state() != ServiceState::running && service->state() != ServiceState::degraded &&
-          service->mode() != SubsystemMode::off && !service->start())
-        throw std::runtime_error("replay: subsystem " + s->name() + " did not start: " + service->last_reason());
+      if (auto* service = dynamic_cast<Service*>(s.get())) start(*service, "subsystem " + s->name());
     }
+    for (const auto& s : services) start(*s, "service " + s->name());
   }
   AITradingEngine engine;
   for (LiveStrategy s : strategies) {
@@ -134,6 +142,7 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
   std::unique_ptr<EventRecorder> recorder;
   if (!options.event_log_path.empty()) recorder = std::make_unique<EventRecorder>(bus, options.event_log_path, 0);
   EventDrivenExecutor executor(config, bus, exchange, risk, policy, ledger, hooks, engine, options.executor);
+  if (options.strategy_lookup) executor.strategies_follow(options.strategy_lookup);
   executor.trading_from(open_of(options.t_begin) + interval);
   if (!executor.start()) throw std::runtime_error("replay: the executor did not start: " + executor.last_reason());
   result.initial_equity = executor.initial_equity();

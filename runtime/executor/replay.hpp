@@ -49,6 +49,9 @@ struct ReplayContext {
   const Exchange& exchange;    ///< the venue (read-only: balances, positions)
   const MarketPanel& panel;    ///< the replayed market
   const std::string& log_dir;  ///< decision logs ("" : none)
+  /// Services the factory builds that answer no hook (a strategy generator, a learning manager): the replay starts them
+  /// with the subsystems and stops them at its end.
+  std::vector<std::shared_ptr<Service>>& services;
 };
 
 /// Builds the subsystems of a replay on its bus, before the first bar; they are added to the pipeline after the
@@ -73,6 +76,9 @@ struct ReplayOptions {
   /// Called before each bar time is published, with the run's controls: an operator's brake or policy change mid-run.
   std::function<void(std::int32_t t, ReplayControl& control)> before_bar;
   ReplaySubsystemFactory subsystem_factory;  ///< subsystems built on the replay's bus (see ReplaySubsystemFactory)
+  /// The strategy repository's view for promotions (EventDrivenExecutor::strategies_follow): a strategy promoted to
+  /// LIVE during the replay starts trading. Empty: the strategies given trade, and only they.
+  std::function<std::optional<LiveStrategy>(const std::string& id)> strategy_lookup;
   bool publish_only = false;         ///< the ceiling of the benchmark: publish the bars to a bus with no subscriber
   StopToken stop;                    ///< stop at a safe point (after a whole bar time)
   std::function<void(std::int32_t done, std::int32_t total)> progress;  ///< after every bar time

@@ -23,11 +23,16 @@ SubsystemStatus AiSubsystem::status() const {
   s.last_decision = last_decision_;
   s.last_decision_at = last_decision_at_;
   s.errors = errors_;
+  s.applied = applied_;
+  s.actions.insert(actions_.begin(), actions_.end());
   return s;
 }
 
 void AiSubsystem::decide(std::string_view action, std::string_view text, bool applied, const Symbol& symbol) {
   ++decisions_;
+  applied_ += applied ? 1 : 0;
+  if (auto it = actions_.find(action); it != actions_.end()) ++it->second;
+  else actions_.emplace(std::string(action), 1);
   last_decision_ = std::string(text);
   last_decision_at_ = clock().now();
   const std::string line = "[" + Service::name() + "] " + std::string(mode_name(mode())) + " mode - " + last_decision_;

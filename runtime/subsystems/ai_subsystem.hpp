@@ -6,6 +6,7 @@
 /// 0.45 -> 0.55`. docs/SUBSYSTEMS.md describes each subsystem.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,6 +33,8 @@ struct SubsystemStatus {
   std::string last_decision;             ///< the last decision's sentence ("" before the first)
   TimeNs last_decision_at = 0;           ///< its clock time
   std::uint64_t errors = 0;              ///< errors counted so far
+  std::uint64_t applied = 0;             ///< decisions that changed what the system does
+  std::map<std::string, std::uint64_t> actions;  ///< decisions by action ("CLASSIFY", "SCALE_IN", ...)
 };
 
 /// The system risk mode of AI-HFOS, from calm to alarmed.
@@ -101,6 +104,8 @@ class AiSubsystem : public Service, public TradingSubsystem {
   std::shared_ptr<spdlog::logger> log_;
   std::uint64_t decisions_ = 0;
   std::uint64_t errors_ = 0;
+  std::uint64_t applied_ = 0;
+  std::map<std::string, std::uint64_t, std::less<>> actions_;
   std::string last_decision_;
   TimeNs last_decision_at_ = 0;
 };

@@ -154,3 +154,30 @@ TEST(Synth, OutOfRangeOptionsAndTooLargePanelsAreRefusedBeforeWork) {
 
 }  // namespace
 }  // namespace qtos
+
+namespace qtos {
+namespace {
+
+TEST(SynthSchedule, PlantedRegimesHoldFromTheirFirstBarAndLeaveTheRestAlone) {
+  SynthOptions o;
+  o.n_symbols = 4;
+  o.n_bars = 600;
+  o.seed = 3;
+  const SynthMarket free = synth_generate(o);
+  o.regime_schedule = {{200, SynthRegime::ranging}, {400, SynthRegime::shock}, {450, SynthRegime::trend_up}};
+  const SynthMarket planted = synth_generate(o);
+  for (std::int32_t t = 0; t < 200; ++t) ASSERT_EQ(planted.regimes[static_cast<std::size_t>(t)], free.regimes[static_cast<std::size_t>(t)]) << t;
+  for (std::int32_t t = 200; t < 400; ++t) ASSERT_EQ(planted.regimes[static_cast<std::size_t>(t)], SynthRegime::ranging) << t;
+  for (std::int32_t t = 400; t < 450; ++t) ASSERT_EQ(planted.regimes[static_cast<std::size_t>(t)], SynthRegime::shock) << t;
+  for (std::int32_t t = 450; t < 600; ++t) ASSERT_EQ(planted.regimes[static_cast<std::size_t>(t)], SynthRegime::trend_up) << t;
+  // The planted shock falls: the market's mean close ends its 50 bars lower than it started them.
+  const auto view = planted.panel.view();
+  double before = 0, after = 0;
+  for (std::int32_t s = 0; s < 4; ++s) before += view.close[view.at(s, 399)], after += view.close[view.at(s, 449)];
+  EXPECT_LT(after, before);
+  o.regime_schedule = {{400, SynthRegime::ranging}, {300, SynthRegime::shock}};
+  EXPECT_THROW(synth_generate(o), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace qtos
