@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -708,9 +709,14 @@ struct AelmRun {
 };
 
 AelmRun aelm_replay(const MarketPanel& panel, const std::vector<LiveStrategy>& strats, SubsystemMode mode, const std::string& ledger,
-                    const HfosDirectiveSource* hfos, double max_slippage_bps = 30) {
+                    const HfosDirectiveSource* hfos, double max_slippage_bps = 30, double participation = 0) {
   Config cfg = config_with(Subsystem::aelm, mode);
   cfg.aelm_max_slippage_bps = max_slippage_bps;
+  if (participation > 0) {
+    cfg.aelm_smart_exec = true;
+    cfg.aelm_max_participation = participation;
+    cfg.aelm_max_slices = 4;
+  }
   ReplayOptions o = replay_options(ledger);
   AelmRun run;
   if (mode != SubsystemMode::off)
@@ -753,6 +759,36 @@ TEST(AelmReplay, ObserveEqualsTheBaselineAdvisoryPlacesLimitOrdersEnforcedCoolsD
   EXPECT_GT(enforced.aelm->breaches(), 0u);
   EXPECT_GT(denials(dir.file("enforced.db"), DenyReason::slippage_cooldown), 0u);
   EXPECT_EQ(denials(dir.file("off.db"), DenyReason::slippage_cooldown), 0u);
+}
+
+TEST(AelmReplay, SmartExecSlicesLargeEntriesIntoTwapChildOrders) {
+  const MarketPanel panel = market(false, 6, 500);
+  const auto strats = strategies(panel, 2);
+  TempDir dir;
+  // Entries per position: one without slicing; with a participation cap far below the entries' size, up to 4 child
+  // orders one a bar, each a quarter of the entry.
+  auto children = [&](const std::string& path) {
+    const Ledger l(path, store::OpenMode::existing);
+    std::map<std::uint64_t, std::vector<OrderRecord>> by_position;
+    for (const OrderRecord& o : l.orders())
+      if (o.purpose == OrderPurpose::entry && o.status == OrderStatus::filled) by_position[o.position_id].push_back(o);
+    return by_position;
+  };
+  aelm_replay(panel, strats, SubsystemMode::advisory, dir.file("plain.db"), nullptr);
+  for (const auto& [id, orders] : children(dir.file("plain.db"))) EXPECT_EQ(orders.size(), 1u) << id;
+  const AelmRun sliced = aelm_replay(panel, strats, SubsystemMode::advisory, dir.file("sliced.db"), nullptr, 30, 1e-6);
+  std::size_t four = 0;
+  for (const auto& [id, orders] : children(dir.file("sliced.db"))) {
+    EXPECT_LE(orders.size(), 4u) << id;
+    if (orders.size() != 4) continue;  // an exit before the last slice ends the TWAP
+    ++four;
+    for (std::size_t i = 1; i < orders.size(); ++i) {
+      EXPECT_NEAR(orders[i].filled_qty, orders[0].filled_qty, 0.05 * orders[0].filled_qty) << id;  // equal parts
+      EXPECT_LT(orders[i].created, orders[i - 1].created) << id;  // newest first: one a bar
+    }
+  }
+  EXPECT_GT(four, 5u);
+  EXPECT_GT(sliced.aelm->decisions(), 0u);
 }
 
 }  // namespace
