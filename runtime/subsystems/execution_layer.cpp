@@ -69,6 +69,10 @@ void ExecutionLayerManager::on_bar(const MarketBarClosed& b) {
   const double qv = b.quote_volume_known() ? b.quote_volume : b.volume * b.close;
   if (std::isfinite(qv) && qv >= 0) m.quote_volume += (qv - m.quote_volume) * k;
   m.close = b.close;
+  if (m.cooldown_until > 0 && m.bars >= m.cooldown_until) {  // the cooldown ended with this bar
+    m.cooldown_until = 0;
+    cooling_.erase(std::remove(cooling_.begin(), cooling_.end(), b.symbol), cooling_.end());
+  }
   s.prev_high = b.high;
   s.prev_low = b.low;
 }
@@ -139,13 +143,20 @@ std::optional<SlippageAnswer> ExecutionLayerManager::slippage_check(const TradeC
   const double bps = current.slippage_bps;
   if (!(bps > options_.max_slippage_bps)) return std::nullopt;  // within the cap: no opinion
   ++breaches_;
-  State& s = symbols_[c.symbol];
-  // Counted in every mode; the pipeline applies the cooldown's denial only in ENFORCED.
-  s.m.cooldown_until = s.m.bars + options_.cooldown_bars;
   why = "slippage " + num(bps) + " bps > cap " + num(options_.max_slippage_bps) + " bps";
+  // The executor passes no candidate for a scale-in or a TWAP child order (an empty symbol): the rest is still
+  // cancelled, but there is no symbol to cool down.
+  std::string cooldown = "symbol unknown: no cooldown";
+  if (!c.symbol.empty()) {
+    // Counted in every mode; the pipeline applies the cooldown's denial only in ENFORCED.
+    State& s = symbols_[c.symbol];
+    s.m.cooldown_until = s.m.bars + options_.cooldown_bars;
+    if (std::find(cooling_.begin(), cooling_.end(), c.symbol) == cooling_.end()) cooling_.push_back(c.symbol);
+    cooldown = "no entry for " + std::to_string(options_.cooldown_bars) + " bars";
+  }
   decide("SLIPPAGE_BREACH",
-         std::string(hard() ? "" : "would: ") + std::string(c.symbol.view()) + " entry filled " + num(bps) + " bps from the expected price (cap " +
-             num(options_.max_slippage_bps) + "): rest cancelled, no entry for " + std::to_string(options_.cooldown_bars) + " bars",
+         std::string(hard() ? "" : "would: ") + (c.symbol.empty() ? std::string("an added") : std::string(c.symbol.view())) + " entry filled " +
+             num(bps) + " bps from the expected price (cap " + num(options_.max_slippage_bps) + "): rest cancelled, " + cooldown,
          hard(), c.symbol);
   return SlippageAnswer{bps, true};
 }

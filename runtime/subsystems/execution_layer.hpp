@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "runtime/subsystems/ai_subsystem.hpp"
 
@@ -54,8 +55,11 @@ class ExecutionLayerManager final : public AiSubsystem {
   /// Slippage breaches so far.
   std::uint64_t breaches() const { return breaches_; }
 
+  /// The risk check only while some symbol cools down: an idle one would keep the executor from folding repeated
+  /// denials.
   bool answers(Hook hook) const override {
-    return hook == Hook::execution_order_type_selection || hook == Hook::execution_slippage_check || hook == Hook::pre_trade_risk_check;
+    return hook == Hook::execution_order_type_selection || hook == Hook::execution_slippage_check ||
+           (hook == Hook::pre_trade_risk_check && !cooling_.empty());
   }
   std::optional<OrderTypeAnswer> order_type_selection(const TradeCandidate& c, const OrderTypeAnswer& current, std::string& why) override;
   std::optional<SlippageAnswer> slippage_check(const TradeCandidate& c, const SlippageAnswer& current, std::string& why) override;
@@ -76,6 +80,7 @@ class ExecutionLayerManager final : public AiSubsystem {
   ExecutionLayerOptions options_;
   const HfosDirectiveSource* hfos_;
   std::unordered_map<Symbol, State, FixedStringHash> symbols_;
+  std::vector<Symbol> cooling_;  // symbols in a cooldown (few: erased as each ends)
   bool hfos_limit_ = false;  // AI-HFOS preferred LIMIT at the last answer
   std::uint64_t breaches_ = 0;
 };

@@ -488,7 +488,9 @@ TEST(Aelm, ASlippageBreachCancelsTheRestAndCoolsTheSymbolDown) {
   const TradeCandidate c = candidate("BTCUSDT", 100, 1000);
   EXPECT_FALSE(hooks.slippage_check(c, SlippageAnswer{29, false}, nullptr).cancel_remaining);
   EXPECT_TRUE(hooks.risk_check(c, CheckAnswer{}, nullptr).allow);
+  EXPECT_FALSE(hooks.active(Hook::pre_trade_risk_check));  // idle: the executor keeps folding repeated denials
   EXPECT_TRUE(hooks.slippage_check(c, SlippageAnswer{31, false}, nullptr).cancel_remaining);
+  EXPECT_TRUE(hooks.active(Hook::pre_trade_risk_check));
   EXPECT_EQ(a->breaches(), 1u);
   ASSERT_EQ(seen.count("SLIPPAGE_BREACH"), 1u);
   EXPECT_EQ(seen.all.back().symbol, Symbol("BTCUSDT"));
@@ -501,6 +503,11 @@ TEST(Aelm, ASlippageBreachCancelsTheRestAndCoolsTheSymbolDown) {
     bar_publish(bus, "BTCUSDT", 100);
   }
   EXPECT_TRUE(hooks.risk_check(c, CheckAnswer{}, nullptr).allow);
+  EXPECT_FALSE(hooks.active(Hook::pre_trade_risk_check));
+  // A breach on an added (scale-in or TWAP child) order: the executor passes no symbol; the rest is cancelled all the same.
+  EXPECT_TRUE(hooks.slippage_check(TradeCandidate{}, SlippageAnswer{31, false}, nullptr).cancel_remaining);
+  EXPECT_FALSE(hooks.active(Hook::pre_trade_risk_check));
+  EXPECT_NE(seen.all.back().detail.find("symbol unknown: no cooldown"), std::string::npos) << seen.all.back().detail;
   // ADVISORY: the breach is flagged, nothing is cancelled or denied (both are hard).
   auto adv = std::make_shared<ExecutionLayerManager>(bus, config_with(Subsystem::aelm, SubsystemMode::advisory), o);
   ASSERT_TRUE(adv->start());
