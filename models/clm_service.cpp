@@ -46,6 +46,11 @@ void ContinuousLearningService::on_start() {
   subscribe<RegimeChanged>([this](const RegimeChanged& e) {
     if (e.symbol.empty() && e.current != e.previous) trigger(RetrainTrigger::regime_change);  // market-wide only
   });
+  // A new version serves: its live record starts empty, and the windows of the versions it replaced go (whoever
+  // published it on this bus: this service's own promotions come back through it too).
+  subscribe<ModelPromoted>([this](const ModelPromoted& e) {
+    supervisor_.model_promoted(e.model.str(), static_cast<std::int32_t>(e.version));
+  });
   every(60 * kNsPerSecond, [this](TimeNs now) {
     const std::int64_t now_s = now / kNsPerSecond;
     if (last_schedule_check_s_ >= 0 && clm_.schedule_due(last_schedule_check_s_, now_s)) trigger(RetrainTrigger::schedule);
@@ -79,6 +84,18 @@ void ContinuousLearningService::trigger(RetrainTrigger t) {
   const auto action = orchestrator_.on_trigger(t, panel_);
   if (action == OrchestratorAction::retrain_started) bars_at_last_retrain_ = panel_->n_bars();
   spdlog::info("{}: {} trigger: {}", kName, retrain_trigger_name(t), orchestrator_action_name(action));
+  decided("RETRAIN", std::string(retrain_trigger_name(t)) + " trigger for " + clm_.options().model_name, action);
+}
+
+void ContinuousLearningService::decided(std::string_view what, const std::string& detail, OrchestratorAction action) {
+  if (action == OrchestratorAction::ignored) return;  // OFF: nothing was decided
+  SubsystemDecided e;
+  e.subsystem = SourceName(kName);
+  e.mode = options_.orchestrator.mode;
+  e.action = std::string(what);
+  e.detail = detail + ": " + std::string(orchestrator_action_name(action));
+  e.applied = action == OrchestratorAction::retrain_started || action == OrchestratorAction::promoted;
+  publish(std::move(e));
 }
 
 void ContinuousLearningService::shadow_pending() {
@@ -93,8 +110,15 @@ void ContinuousLearningService::shadow_pending() {
     if (report.error().code == ErrorCode::shadow_incomplete) return;  // wait for more data
     spdlog::warn("{}: shadow evaluation of v{} failed: {}", kName, *version, report.error().message);
   } else {
-    spdlog::info("{}: v{} shadow: {}", kName, *version,
-                 orchestrator_action_name(orchestrator_.on_shadow_report(report.value())));
+    const auto& r = report.value();
+    const auto action = orchestrator_.on_shadow_report(r);
+    spdlog::info("{}: v{} shadow: {}", kName, *version, orchestrator_action_name(action));
+    const auto metric = options_.clm.metric;
+    decided("PROMOTE",
+            clm_.options().model_name + " v" + std::to_string(r.candidate_version) + " " + std::string(promotion_metric_name(metric)) +
+                " " + std::to_string(promotion_metric_value(metric, r.candidate)) + " vs ACTIVE v" + std::to_string(r.active_version) +
+                " " + std::to_string(promotion_metric_value(metric, r.active)),
+            action);
   }
   std::lock_guard lock(pending_mutex_);
   if (pending_version_ == version) pending_version_.reset();

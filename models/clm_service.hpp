@@ -2,12 +2,15 @@
 /// @file The models' bus service ("continuous_learning"): the ContinuousLearningManager, the ModelSupervisor and the
 /// RetrainingOrchestrator wired to the event bus. Triggers in: the cron schedule (checked every minute on the bus
 /// clock), RegimeChanged, new data (data_updated), degradation found by the supervisor. Out: ModelPromoted and
-/// HealthStatusChanged, posted from the retraining worker or published on the owner thread.
+/// HealthStatusChanged, posted from the retraining worker or published on the owner thread, and SubsystemDecided for
+/// each orchestrator decision (RETRAIN, PROMOTE). ModelPromoted in restarts the promoted model's live record.
 
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <string_view>
 
 #include "models/continuous_learning.hpp"
 #include "models/supervision.hpp"
@@ -49,6 +52,9 @@ class ContinuousLearningService final : public Service, private ClmSink {
 
  private:
   void trigger(RetrainTrigger t);
+  // Publishes the orchestrator's decision as SubsystemDecided (action RETRAIN or PROMOTE; applied when it started a
+  // job or promoted), like every AI subsystem's decisions: the event log shows when a retraining started and why.
+  void decided(std::string_view what, const std::string& detail, OrchestratorAction action);
   void shadow_pending();
   void on_candidate(const ModelRecord& record, RetrainTrigger trigger) override;
   void on_promoted(const ModelRecord& record, std::int32_t previous) override;

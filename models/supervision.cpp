@@ -35,6 +35,40 @@ void ModelSupervisor::observe(const kernels::PanelView& panel, std::int32_t t) {
   }
 }
 
+LiveStats ModelSupervisor::stats_locked(const std::string& member) const {
+  LiveStats st;
+  st.model = member;
+  const auto it = tracks_.find(member);
+  if (it == tracks_.end()) return st;
+  const auto& pairs = it->second.pairs;
+  st.outcomes = static_cast<std::int64_t>(pairs.size());
+  std::vector<float> p, y;
+  double hits = 0.0;
+  for (const auto& [a, b] : pairs) {
+    p.push_back(a);
+    y.push_back(b);
+    hits += (a == 0.0F || b == 0.0F) ? 0.5 : ((a > 0.0F) == (b > 0.0F) ? 1.0 : 0.0);
+  }
+  st.accuracy = pairs.empty() ? 0.0 : hits / static_cast<double>(pairs.size());
+  st.rank_ic = spearman(p, y);
+  return st;
+}
+
+LiveStats ModelSupervisor::live(const std::string& member) const {
+  std::lock_guard lock(mutex_);
+  return stats_locked(member);
+}
+
+void ModelSupervisor::model_promoted(const std::string& model, std::int32_t version) {
+  // Members are named "name@vN" (Model::name()); an unregistered one by its bare name.
+  const std::string prefix = model + "@v", keep = prefix + std::to_string(version);
+  std::lock_guard lock(mutex_);
+  std::erase_if(tracks_, [&](const auto& entry) {
+    const std::string& member = entry.first;
+    return member != keep && (member == model || member.starts_with(prefix));
+  });
+}
+
 SupervisorReport ModelSupervisor::evaluate() {
   SupervisorReport rep;
   const auto members = ensemble_.members();
@@ -44,23 +78,8 @@ SupervisorReport ModelSupervisor::evaluate() {
   {
     std::lock_guard lock(mutex_);
     for (const auto& m : members) {
-      LiveStats st;
-      st.model = m.model->name();
+      LiveStats st = stats_locked(m.model->name());
       bases.push_back(m.model->meta().name);
-      const auto it = tracks_.find(st.model);
-      if (it != tracks_.end()) {
-        const auto& pairs = it->second.pairs;
-        st.outcomes = static_cast<std::int64_t>(pairs.size());
-        std::vector<float> p, y;
-        double hits = 0.0;
-        for (const auto& [a, b] : pairs) {
-          p.push_back(a);
-          y.push_back(b);
-          hits += (a == 0.0F || b == 0.0F) ? 0.5 : ((a > 0.0F) == (b > 0.0F) ? 1.0 : 0.0);
-        }
-        st.accuracy = pairs.empty() ? 0.0 : hits / static_cast<double>(pairs.size());
-        st.rank_ic = spearman(p, y);
-      }
       if (st.outcomes >= options_.min_outcomes) {
         raw[m.model->meta().name] = std::max(st.rank_ic, 0.0) + 0.01;
         total += raw[m.model->meta().name];

@@ -54,15 +54,23 @@ class ModelSupervisor {
   /// Computes live accuracy and IC per member, recommends weights proportional to max(IC, 0) + 0.01, applies them
   /// in ENFORCED mode, and lists degraded members (IC <= degraded_ic over at least min_outcomes pairs).
   SupervisorReport evaluate();
+  /// A version of `model` (registry name) became ACTIVE (ModelPromoted): the live windows of its other versions are
+  /// dropped, so the model's live accuracy and IC restart from the promotion, and a version that serves again later (a
+  /// rollback) starts from an empty window instead of resuming its old one. Other models are untouched.
+  void model_promoted(const std::string& model, std::int32_t version);
+  /// The live record of one member ("name@vN") as evaluate() computes it, without the weight (outcomes 0 when it has
+  /// no window).
+  LiveStats live(const std::string& member) const;
 
  private:
   struct Track {
     std::map<std::int32_t, std::vector<float>> pending;  // bar -> expected returns per symbol
     std::deque<std::pair<float, float>> pairs;           // (prediction, realised)
   };
+  LiveStats stats_locked(const std::string& member) const;
   EnsembleManager& ensemble_;
   SupervisorOptions options_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::map<std::string, Track> tracks_;
 };
 

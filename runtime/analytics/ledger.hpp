@@ -18,9 +18,11 @@
 namespace qtos {
 
 /// Why an order was sent.
-enum class OrderPurpose : std::uint8_t { entry, exit, stop_loss, take_profit, trailing_stop, risk_exit, end_of_replay, manual };
+/// Why an order was sent (new values go last: the value is stored in ledgers). SUBSYSTEM_EXIT: an AI subsystem's exit
+/// (PIL's TOXIC classification).
+enum class OrderPurpose : std::uint8_t { entry, exit, stop_loss, take_profit, trailing_stop, risk_exit, end_of_replay, manual, subsystem_exit };
 QTOS_ENUM_NAMES(OrderPurpose, "ENTRY", "EXIT", "STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP", "RISK_EXIT", "END_OF_REPLAY",
-                "MANUAL");
+                "MANUAL", "SUBSYSTEM_EXIT");
 
 /// An order (or a denial, status DENIED) and everything known about it.
 struct OrderRecord {

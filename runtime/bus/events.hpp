@@ -103,7 +103,7 @@ enum class ServiceState : std::uint8_t { created, starting, running, degraded, f
 /// Why a position was closed.
 enum class CloseReason : std::uint8_t {
   take_profit, stop_loss, signal_exit, trailing_stop, risk_exit, emergency_brake, manual,
-  max_hold, end_of_replay, liquidation  // new values go last
+  max_hold, end_of_replay, liquidation, subsystem_exit  // new values go last
 };
 /// The risk limit that was breached.
 enum class RiskLimit : std::uint8_t { daily_drawdown, open_drawdown, leverage, exposure, open_positions, risk_per_trade, runaway };
@@ -122,7 +122,7 @@ QTOS_ENUM_NAMES(StrategyStage, "CANDIDATE", "SHADOW", "LIVE", "RETIRED");
 QTOS_ENUM_NAMES(HealthLevel, "HEALTHY", "DEGRADED", "FAILING");
 QTOS_ENUM_NAMES(ServiceState, "CREATED", "STARTING", "RUNNING", "DEGRADED", "FAULTED", "STOPPED");
 QTOS_ENUM_NAMES(CloseReason, "TAKE_PROFIT", "STOP_LOSS", "SIGNAL_EXIT", "TRAILING_STOP", "RISK_EXIT", "EMERGENCY_BRAKE",
-                "MANUAL", "MAX_HOLD", "END_OF_REPLAY", "LIQUIDATION");
+                "MANUAL", "MAX_HOLD", "END_OF_REPLAY", "LIQUIDATION", "SUBSYSTEM_EXIT");
 QTOS_ENUM_NAMES(RiskLimit, "DAILY_DRAWDOWN", "OPEN_DRAWDOWN", "LEVERAGE", "EXPOSURE", "OPEN_POSITIONS", "RISK_PER_TRADE", "RUNAWAY");
 
 /// The type tag of every event; the value is also the event's index in AnyEvent.

@@ -251,6 +251,10 @@ std::vector<Spec> make_specs() {
                  return false;
                },
                [](const Config& c) { return std::string(exchange_name(c.exchange)); }});
+  // Position Intelligence Layer (PIL) and Profit Amplification Layer (PAL)
+  s.push_back(double_range_spec("QT_AI_PIL_TOXIC_R", &Config::pil_toxic_r, -100.0, 0.0, "a number of R multiples in [-100, 0]"));
+  s.push_back(int_spec("QT_AI_PIL_TOXIC_BARS", &Config::pil_toxic_bars, 1, 1'000'000, " of bars"));
+  s.push_back(double_spec("QT_AI_PAL_PARTIAL_R", &Config::pal_partial_r, 0.0, 100.0, "a number of R multiples in (0, 100]"));
   // Self-Healing
   s.push_back(int_spec("QT_AI_SELF_HEALING_STALE_BARS", &Config::self_healing_stale_bars, 1, 1000, " of bar intervals"));
   s.push_back(double_spec("QT_AI_SELF_HEALING_MAX_ERROR_RATE", &Config::self_healing_max_error_rate, 0.0, 1.0, "a fraction in (0, 1]"));

@@ -66,6 +66,10 @@ struct Config {
   std::int64_t model_supervisor_eval_interval = 3600;
   double pal_min_r = 1.0;
   double pal_min_r_scale_in = 1.5;
+  // Position Intelligence Layer (PIL) and Profit Amplification Layer (PAL), docs/subsystems/PIL.md and PAL.md
+  double pil_toxic_r = -0.75;              ///< QT_AI_PIL_TOXIC_R: at or below this R with the thesis gone: TOXIC
+  std::int64_t pil_toxic_bars = 48;        ///< QT_AI_PIL_TOXIC_BARS: this many bars losing with the thesis gone: TOXIC
+  double pal_partial_r = 3.0;              ///< QT_AI_PAL_PARTIAL_R: take part of the profit at this R
   bool universe_dynamic = false;
   bool aelm_smart_exec = false;
   bool retraining_auto_deploy = false;

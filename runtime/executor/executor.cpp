@@ -35,6 +35,7 @@ CloseReason close_reason(OrderPurpose p) {
     case OrderPurpose::risk_exit: return CloseReason::risk_exit;
     case OrderPurpose::end_of_replay: return CloseReason::end_of_replay;
     case OrderPurpose::manual: return CloseReason::manual;
+    case OrderPurpose::subsystem_exit: return CloseReason::subsystem_exit;
     case OrderPurpose::entry:
     case OrderPurpose::exit: break;
   }
@@ -542,7 +543,7 @@ void EventDrivenExecutor::monitor(Position& p, const MarketBarClosed& bar) {
     const ClassificationAnswer c = hooks_.position_classification(snap, ClassificationAnswer{p.classification, false}, &trace);
     p.classification = c.label;
     if (c.exit && p.exit_order == 0) {
-      exit_submit(p, OrderPurpose::exit);
+      exit_submit(p, OrderPurpose::subsystem_exit);
       return;
     }
     const AmplificationAnswer a = hooks_.amplification_check(snap, AmplificationAnswer{}, &trace);
