@@ -190,8 +190,12 @@ std::shared_ptr<spdlog::logger> subsystem_log(const std::string& log_dir, const 
 }
 
 void HookPipeline::log_line(TradingSubsystem& s, const std::string& line) {
-  spdlog::info("{}", line);
-  if (options_.log_dir.empty()) return;
+  // With a decision log the line goes there (an operator tails it); the console shows it only at debug level.
+  if (options_.log_dir.empty()) {
+    spdlog::info("{}", line);
+    return;
+  }
+  spdlog::debug("{}", line);
   auto& log = logs_[s.name()];
   if (!log) log = subsystem_log(options_.log_dir, s.name());
   log->info("{}", line);
