@@ -145,7 +145,12 @@ void MetaStrategyController::on_bar(const MarketBarClosed& bar) {
 }
 
 const MarketConditions& MetaStrategyController::analyze_market_conditions() {
-  conditions_ = detector_.analyze();
+  // No bar since the last reading: the same reading (a replay's clock runs the timer many times between two bars).
+  if (detector_.bars() != analyzed_bars_) {
+    raw_ = detector_.analyze();
+    analyzed_bars_ = detector_.bars();
+  }
+  conditions_ = raw_;
   const TimeNs now = clock().now();
   Regime reading = conditions_.regime;
   // A trend is left only when it has clearly faded (half the entry threshold, breadth back to even): a reading that

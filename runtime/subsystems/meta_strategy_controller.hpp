@@ -121,6 +121,7 @@ class MetaStrategyController final : public AiSubsystem {
   Policy base_;                      // the starting policy the risk-mode table is derived from
   std::set<std::string> blocked_;    // strategy ids MSC itself added to blocked_strategies
   MarketConditions conditions_;
+  MarketConditions raw_;             // the detector's last reading (analysed once per new bar)
   Regime regime_ = Regime::unknown;
   Regime candidate_ = Regime::unknown;   // a calm regime read but not yet confirmed
   TimeNs candidate_since_ = 0;           // read without a break since
