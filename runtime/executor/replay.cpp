@@ -158,7 +158,7 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
     }
     clock.advance_to(open_of(t) + interval);
     if (options.before_bar) {
-      ReplayControl control{risk, policy, bus};
+      ReplayControl control{risk, policy, bus, executor, exchange};
       options.before_bar(t, control);
     }
     if (t == t_end - 1) executor.final_bar_set(open_of(t));

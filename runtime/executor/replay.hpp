@@ -34,9 +34,11 @@ inline ExecutorOptions replay_executor_options() {
 
 /// What an operator can touch during a replay (ReplayOptions::before_bar).
 struct ReplayControl {
-  RiskOS& risk;         ///< the brake
-  PolicyStore& policy;  ///< policy updates (published as PolicyUpdated, as from the API)
-  EventBus& bus;        ///< events
+  RiskOS& risk;                    ///< the brake
+  PolicyStore& policy;             ///< policy updates (published as PolicyUpdated, as from the API)
+  EventBus& bus;                   ///< events
+  EventDrivenExecutor& executor;   ///< forced exits (position_exit)
+  const Exchange& exchange;        ///< balances, positions, open orders
 };
 
 /// What subsystems are built on in a replay (ReplayOptions::subsystem_factory): the replay's own bus, policy store,
