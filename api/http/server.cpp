@@ -133,15 +133,26 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(cfg().header_limit));
     parser_->body_limit(cfg().api.body_limit);  // set before a byte of the body is read
-    stream_.expires_after(cfg().read_timeout);
+    // Our own timer, not the stream's expiry: tcp_stream closes the socket on expiry, and we still want to say 408.
+    stream_.expires_never();
+    const auto gen = ++read_gen_;
+    timer_.expires_after(cfg().read_timeout);
+    timer_.async_wait([self = shared_from_this(), gen](error_code ec) {
+      if (ec || self->read_gen_ != gen || self->state_ != State::reading) return;
+      self->read_timed_out_ = true;
+      error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(error_code ec) {
-    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted) return close();
-    if (ec == beast::error::timeout)
+    ++read_gen_;  // a timer that fires from now on belongs to no read
+    timer_.cancel();
+    if (read_timed_out_ && !server_->stopping)
       return write_error(http::status::request_timeout, "timeout", "the request took too long to arrive");
+    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted) return close();
     if (ec == http::error::header_limit)
       return write_error(http::status::request_header_fields_too_large, "header_too_large",
                          "the request line and headers exceed " + std::to_string(cfg().header_limit) + " bytes");
@@ -269,6 +280,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<Response> res_;
   State state_ = State::idle;
+  std::uint64_t read_gen_ = 0;  // which read the read timer belongs to
+  bool read_timed_out_ = false;
   std::size_t burst_ = 0;  // requests answered from bytes that were already buffered, in a row
   std::array<char, 4096> scratch_{};
   std::size_t drained_ = 0;
