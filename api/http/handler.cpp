@@ -41,6 +41,40 @@ struct RouteContext {
 
 namespace {
 
+// True when `s` is well-formed UTF-8 (JSON strings must be; a quoted path segment could be anything).
+bool utf8_valid(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n = 0;
+    if (c >= 0xc2 && c <= 0xdf) n = 1;
+    else if (c >= 0xe0 && c <= 0xef) n = 2;
+    else if (c >= 0xf0 && c <= 0xf4) n = 3;
+    else return false;
+    if (i + n >= s.size()) return false;
+    for (std::size_t k = 1; k <= n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+    const auto c1 = static_cast<unsigned char>(s[i + 1]);
+    if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0)) return false;  // overlong, surrogates
+    if ((c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 >= 0x90)) return false;  // overlong, above U+10FFFF
+    i += n + 1;
+  }
+  return true;
+}
+
+// A message or field name safe to put in a JSON string: bytes of broken UTF-8 become '?'.
+std::string json_safe(std::string_view s) {
+  if (utf8_valid(s)) return std::string(s);
+  std::string out(s);
+  for (auto& ch : out)
+    if (static_cast<unsigned char>(ch) >= 0x80) ch = '?';
+  return out;
+}
+
 // An early exit with a status inside handle_request (validation deep in a route); never escapes handle_request.
 struct ApiError {
   status code;
@@ -79,8 +113,8 @@ Response json_response(status s, const Request& req, const json::value& v) {
 Response error_json(status s, unsigned version, std::string_view code, std::string_view message, std::string_view field) {
   json::object o;
   o["error"] = code;
-  o["message"] = message;
-  if (!field.empty()) o["field"] = field;
+  o["message"] = json_safe(message);
+  if (!field.empty()) o["field"] = json_safe(field);
   Response res{s, version};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::cache_control, "no-store");
@@ -608,6 +642,7 @@ Response dispatch(ControlPlane& plane, const ApiSettings& settings, const Reques
   for (const auto s : split(path.substr(1), '/')) {
     auto d = percent_decode(s, false);
     if (!d) fail(status::bad_request, "bad_request", "a broken percent-escape in the path");
+    if (!utf8_valid(*d)) fail(status::bad_request, "bad_request", "the path is not UTF-8");
     segs.push_back(std::move(*d));
   }
   std::map<std::string, std::string, std::less<>> query;
@@ -618,6 +653,7 @@ Response dispatch(ControlPlane& plane, const ApiSettings& settings, const Reques
       auto k = percent_decode(part.substr(0, eq), true);
       auto v = percent_decode(eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1), true);
       if (!k || !v) fail(status::bad_request, "bad_request", "a broken percent-escape in the query");
+      if (!utf8_valid(*k) || !utf8_valid(*v)) fail(status::bad_request, "bad_request", "the query is not UTF-8");
       query[std::move(*k)] = std::move(*v);
     }
   }

@@ -420,6 +420,9 @@ TEST_F(HttpHandler, PathParametersArePercentDecoded) {
   EXPECT_EQ(call(verb::get, "/orders?limit=%33").status, 200u);
   EXPECT_EQ(plane.last_limit, 3u);
   EXPECT_EQ(call(verb::get, "http://127.0.0.1/health").status, 400u);  // absolute-form is not served
+  EXPECT_EQ(call(verb::get, "/strategies/%C3%A9t%C3%A9").body.at("id"), "\xc3\xa9t\xc3\xa9");  // UTF-8 is fine
+  EXPECT_EQ(call(verb::get, "/strategies/%FF").status, 400u);  // a JSON answer could not quote it
+  EXPECT_EQ(call(verb::get, "/events?since=3%EF").status, 400u);
 }
 
 TEST_F(HttpHandler, GetNeverChangesState) {
