@@ -585,20 +585,27 @@ const std::vector<std::set<std::string, std::less<>>>& body_fields() {
 
 std::vector<std::string_view> pattern_segments(std::string_view pattern) { return split(pattern.substr(1), '/'); }
 
-// Matches decoded path segments against a pattern; fills the parameters.
-bool route_match(std::string_view pattern, const std::vector<std::string>& segs, std::vector<std::string>& params) {
-  const auto ps = pattern_segments(pattern);
+// Each route's pattern split into segments once (the router runs on every request).
+const std::vector<std::vector<std::string_view>>& route_segments() {
+  static const auto kSegs = [] {
+    std::vector<std::vector<std::string_view>> out;
+    for (const auto& r : routes()) out.push_back(pattern_segments(r.path));
+    return out;
+  }();
+  return kSegs;
+}
+
+// Matches decoded path segments against route `i`'s pattern; fills the parameters.
+bool route_match(std::size_t i, const std::vector<std::string>& segs, std::vector<std::string>& params) {
+  const auto& ps = route_segments()[i];
   if (ps.size() != segs.size()) return false;
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < ps.size(); ++i) {
-    if (!ps[i].empty() && ps[i].front() == '{') {
-      if (segs[i].empty()) return false;
-      out.push_back(segs[i]);
-    } else if (ps[i] != segs[i]) {
-      return false;
-    }
+  for (std::size_t k = 0; k < ps.size(); ++k) {
+    const bool param = !ps[k].empty() && ps[k].front() == '{';
+    if (param ? segs[k].empty() : ps[k] != segs[k]) return false;
   }
-  params = std::move(out);
+  params.clear();
+  for (std::size_t k = 0; k < ps.size(); ++k)
+    if (!ps[k].empty() && ps[k].front() == '{') params.push_back(segs[k]);
   return true;
 }
 
@@ -666,7 +673,7 @@ Response dispatch(ControlPlane& plane, const ApiSettings& settings, const Reques
   std::set<std::string_view> allow;
   for (std::size_t i = 0; i < table.size(); ++i) {
     std::vector<std::string> p;
-    if (!route_match(table[i].path, segs, p)) continue;
+    if (!route_match(i, segs, p)) continue;
     allow.insert(verb_name(table[i].method));
     if (!route && table[i].method == req.method()) {
       route = &table[i];
