@@ -1,5 +1,6 @@
 // `qtos backtest`: the full-system replay (bars through the whole trading core on a simulated clock against the
 // paper exchange) with its ledger, event log and report; and `qtos orders` to read a ledger.
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -7,6 +8,7 @@
 #include <map>
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "runtime/analytics/report.hpp"
 #include "runtime/data/market_panel.hpp"
 #include "runtime/executor/replay.hpp"
+#include "runtime/subsystems/subsystem_set.hpp"
 #include "runtime/strategy/strategy_repository.hpp"
 #include "runtime/util/atomic_file.hpp"
 #include "runtime/util/progress.hpp"
@@ -43,6 +46,7 @@ struct ReplayArgs {
   std::vector<std::string> genomes;
   std::uint64_t seed = 1;
   double fee_bps = 4.0, slippage_bps = 2.0, slippage_spread = 0.0, capital = 10'000.0, leverage = 1.0;
+  bool compare_stages = false;
 };
 
 /// A bar index from --from/--to: a fraction of the bars (0.7) or a UTC date/time (2024-03-01).
@@ -122,10 +126,14 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--market", a->market, "perp (linear perpetuals, long and short) or spot (long only)")
       ->check(CLI::IsMember({"perp", "spot"}))
       ->capture_default_str();
+  cmd->add_flag("--compare-stages", a->compare_stages,
+                "run the baseline (subsystems off) and each integration stage on the same data; write OUT/stages.html side by side");
   cmd->add_option("--leverage", a->leverage, "leverage of new positions (perp), 1 to 125")->check(number_range(1, 125))->capture_default_str();
   cmd->callback([a, &ctx] {
     stop_signals_install();
     const StopToken stop = process_stop_token();
+    if (a->compare_stages && !a->stage.empty())
+      throw UsageError("--compare-stages runs every stage; leave out --stage " + a->stage);
     const Config config = config_for(ctx, *a);
     const std::vector<LiveStrategy> strategies = strategies_for(*a);
     // The models' ensemble, when asked for: every ACTIVE model of the registry, loaded and checked before the replay.
@@ -143,7 +151,7 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
     }
     if (strategies.empty() && !ensemble)
       throw UsageError("backtest: nothing to trade: give --genome CODE|ID, --repo FILE with LIVE strategies, or --models DIR");
-    output_path_check(a->out + "/report.json", "--out");
+    output_path_check(a->out + (a->compare_stages ? "/stages.html" : "/report.json"), "--out");
     const MarketPanel full = panel_load(panel_path(a->data));
     const MarketPanel panel = panel_select(full, a->symbols, a->data);
     const std::int32_t t_begin = bar_from_arg(panel, a->from, "--from", false);
@@ -151,90 +159,160 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
     if (t_begin >= t_end)
       throw UsageError("--from " + (a->from.empty() ? std::string("0") : a->from) + " --to " + (a->to.empty() ? std::string("1") : a->to) +
                        ": the window is empty (bars " + std::to_string(t_begin) + " to " + std::to_string(t_end) + ")");
-    const std::string ledger_path = a->out + "/ledger.db";
-    // A replay writes a fresh ledger and never deletes an earlier run's.
-    for (const char* f : {"/ledger.db", "/events.qel"})
-      if (std::filesystem::exists(a->out + f))
-        throw std::invalid_argument("--out " + a->out + " already holds " + a->out + f +
-                                    " from an earlier run; give another directory or remove it");
-    std::filesystem::create_directories(a->out);
-
-    ReplayOptions o;
-    o.t_begin = t_begin;
-    o.t_end = t_end;
     const kernels::BacktestCosts costs = costs_from(a->fee_bps, a->slippage_bps, a->slippage_spread, a->capital, panel);
-    o.exchange.market = a->market == "spot" ? MarketKind::spot : MarketKind::linear_perpetual;
-    o.exchange.initial_balance = a->capital;
-    o.exchange.taker_fee = costs.fee;
-    o.exchange.slippage = costs.slippage;
-    o.exchange.slippage_spread = costs.slippage_spread;
-    o.executor.leverage = a->leverage;
-    o.ledger_path = ledger_path;
-    o.event_log_path = a->out + "/events.qel";
-    o.log_dir = a->out + "/logs";
-    o.stop = stop;
-    if (ensemble) {
-      o.predictor = ensemble.get();
-    }
-    Progress progress("replay", static_cast<std::uint64_t>(t_end));
-    o.progress = [&](std::int32_t done, std::int32_t) { progress.update(static_cast<std::uint64_t>(done)); };
-    const ReplayResult r = replay_run(panel, config, strategies, {}, o);
-    if (r.stopped) {
-      progress.stop("stopped");
-      std::fprintf(stderr, "qtos: stopped by %s after %d of %d bars; the ledger holds every completed bar (%s)\n",
-                   stop_signal_name(stop.signal()), r.bars_done, t_end, ledger_path.c_str());
-      ctx.exit_code = stop_exit_code(stop.signal());
+
+    // One run: a fresh ledger in `dir` (never an earlier run's), with the subsystems the configuration enables (none for
+    // the baseline of a comparison).
+    struct Run {
+      ReplayResult result;
+      ReportInput report;
+      std::shared_ptr<SubsystemSet> subsystems;
+      std::string dir;
+    };
+    auto run_one = [&](const Config& run_config, const std::string& dir, bool with_subsystems, const std::string& label) -> std::optional<Run> {
+      for (const char* f : {"/ledger.db", "/events.qel"})
+        if (std::filesystem::exists(dir + f))
+          throw std::invalid_argument("--out " + dir + " already holds " + dir + f + " from an earlier run; give another directory or remove it");
+      std::filesystem::create_directories(dir);
+      Run run;
+      run.dir = dir;
+      ReplayOptions o;
+      o.t_begin = t_begin;
+      o.t_end = t_end;
+      o.exchange.market = a->market == "spot" ? MarketKind::spot : MarketKind::linear_perpetual;
+      o.exchange.initial_balance = a->capital;
+      o.exchange.taker_fee = costs.fee;
+      o.exchange.slippage = costs.slippage;
+      o.exchange.slippage_spread = costs.slippage_spread;
+      o.executor.leverage = a->leverage;
+      o.ledger_path = dir + "/ledger.db";
+      o.event_log_path = dir + "/events.qel";
+      o.log_dir = dir + "/logs";
+      o.stop = stop;
+      if (with_subsystems) o.subsystem_factory = subsystem_set_factory(&run.subsystems);
+      if (ensemble) o.predictor = ensemble.get();
+      Progress progress(label, static_cast<std::uint64_t>(t_end));
+      o.progress = [&](std::int32_t done, std::int32_t) { progress.update(static_cast<std::uint64_t>(done)); };
+      run.result = replay_run(panel, run_config, strategies, {}, o);
+      if (run.result.stopped) {
+        progress.stop("stopped");
+        std::fprintf(stderr, "qtos: stopped by %s after %d of %d bars; the ledger holds every completed bar (%s)\n",
+                     stop_signal_name(stop.signal()), run.result.bars_done, t_end, o.ledger_path.c_str());
+        ctx.exit_code = stop_exit_code(stop.signal());
+        return std::nullopt;
+      }
+      progress.finish();
+      const Ledger ledger(o.ledger_path, store::OpenMode::existing);
+      ReportInput& in = run.report;
+      in.title = "qtos backtest: " + a->data;
+      in.run_info = {{"data", a->data},
+                     {"window", time_format_iso(panel.time_ms(t_begin)) + " .. " + time_format_iso(panel.time_ms(t_end - 1))},
+                     {"stage", with_subsystems ? std::string(stage_name(run_config.stage)) : std::string("BASELINE (subsystems off)")},
+                     {"strategies", std::to_string(strategies.size())},
+                     {"models", ensemble ? std::to_string(ensemble->members().size()) + " ACTIVE (" + a->models + ")" : "none"},
+                     {"market", a->market},
+                     {"fee / slippage", std::to_string(a->fee_bps) + " bps / " + std::to_string(a->slippage_bps) + " bps + " +
+                                            std::to_string(a->slippage_spread) + " x spread"},
+                     {"seed", std::to_string(a->seed)}};
+      in.equity = ledger.equity_curve();
+      in.trades = ledger.trades();
+      in.orders = ledger.orders();
+      in.initial_equity = run.result.initial_equity;
+      in.bars_per_year = costs.bars_per_year;
+      // Trades on price: the most traded symbols.
+      std::map<std::string, int> per_symbol;
+      for (const auto& t : in.trades) ++per_symbol[t.symbol.str()];
+      std::vector<std::pair<int, std::string>> ranked;
+      for (const auto& [sym, n] : per_symbol) ranked.emplace_back(-n, sym);
+      std::sort(ranked.begin(), ranked.end());
+      for (std::size_t i = 0; i < ranked.size() && i < 3; ++i) {
+        const std::int32_t si = panel.symbol_index(ranked[i].second);
+        PriceSeries p;
+        p.symbol = ranked[i].second;
+        const auto close = panel.series(Column::close, si);
+        for (std::int32_t t = t_begin; t < t_end; ++t) {
+          if (!std::isfinite(close[static_cast<std::size_t>(t)])) continue;
+          p.times.push_back((panel.time_ms(t) + panel.interval_ms()) * kNsPerMillisecond);
+          p.closes.push_back(close[static_cast<std::size_t>(t)]);
+        }
+        in.prices.push_back(std::move(p));
+      }
+      atomic_write(dir + "/report.json", report_json(in) + "\n");
+      atomic_write(dir + "/report.html", report_html(in));
+      return run;
+    };
+    auto summary = [&](const Run& run) {
+      const ReplayResult& r = run.result;
+      const SystemMetrics m = system_metrics(run.report.equity, run.report.trades, run.report.initial_equity, run.report.bars_per_year);
+      std::printf("replayed %d bars x %d symbols (%llu symbol-bars) from %s: %llu signals, %llu orders, %llu denied, %llu rejected, %llu trades\n",
+                  t_end - t_begin, panel.n_symbols(), static_cast<unsigned long long>(r.symbol_bars),
+                  time_format_iso(panel.time_ms(t_begin)).c_str(), static_cast<unsigned long long>(r.stats.signals),
+                  static_cast<unsigned long long>(r.stats.orders), static_cast<unsigned long long>(r.stats.denied),
+                  static_cast<unsigned long long>(r.stats.rejected), static_cast<unsigned long long>(r.stats.trades));
+      std::printf("equity %.2f -> %.2f (%+.2f%%)  Sharpe %.2f  max drawdown %.2f%%  win rate %.1f%%  fees %.2f\n", r.initial_equity,
+                  r.final_equity, 100 * (r.final_equity / r.initial_equity - 1), m.sharpe_ratio, 100 * m.max_drawdown, 100 * m.win_rate, m.fees);
+      if (run.subsystems)
+        for (const auto& sub : run.subsystems->all()) {
+          const SubsystemStatus st = sub->status();
+          if (st.mode == SubsystemMode::off) continue;
+          std::printf("  %-13s %-10s %6llu decisions, %6llu applied%s%s\n", st.name.c_str(), std::string(mode_name(st.mode)).c_str(),
+                      static_cast<unsigned long long>(st.decisions), static_cast<unsigned long long>(st.applied),
+                      st.last_decision.empty() ? "" : "  last: ", st.last_decision.c_str());
+        }
+    };
+    auto stage_run = [](const std::string& name, const Run& run) {
+      StageRun sr;
+      sr.name = name;
+      sr.report = run.report;
+      sr.report.prices.clear();
+      if (run.subsystems)
+        for (const auto& sub : run.subsystems->all()) {
+          const SubsystemStatus st = sub->status();
+          if (st.mode == SubsystemMode::off) continue;
+          sr.decisions[st.name] = st.actions;
+          sr.applied[st.name] = st.applied;
+        }
+      return sr;
+    };
+
+    if (!a->compare_stages) {
+      const auto run = run_one(config, a->out, true, "replay");
+      if (!run) return;
+      summary(*run);
+      std::printf("wrote %s/ledger.db, events.qel, report.json, report.html (qtos orders --ledger %s/ledger.db list)\n", a->out.c_str(),
+                  a->out.c_str());
       return;
     }
-    progress.finish();
-
-    const Ledger ledger(ledger_path, store::OpenMode::existing);
-    ReportInput in;
-    in.title = "qtos backtest: " + a->data;
-    in.run_info = {{"data", a->data},
-                   {"window", time_format_iso(panel.time_ms(t_begin)) + " .. " + time_format_iso(panel.time_ms(t_end - 1))},
-                   {"stage", std::string(stage_name(config.stage))},
-                   {"strategies", std::to_string(strategies.size())},
-                   {"models", ensemble ? std::to_string(ensemble->members().size()) + " ACTIVE (" + a->models + ")" : "none"},
-                   {"market", a->market},
-                   {"fee / slippage", std::to_string(a->fee_bps) + " bps / " + std::to_string(a->slippage_bps) + " bps + " +
-                                          std::to_string(a->slippage_spread) + " x spread"},
-                   {"seed", std::to_string(a->seed)}};
-    in.equity = ledger.equity_curve();
-    in.trades = ledger.trades();
-    in.orders = ledger.orders();
-    in.initial_equity = r.initial_equity;
-    in.bars_per_year = costs.bars_per_year;
-    // Trades on price: the most traded symbols.
-    std::map<std::string, int> per_symbol;
-    for (const auto& t : in.trades) ++per_symbol[t.symbol.str()];
-    std::vector<std::pair<int, std::string>> ranked;
-    for (const auto& [s, n] : per_symbol) ranked.emplace_back(-n, s);
-    std::sort(ranked.begin(), ranked.end());
-    for (std::size_t i = 0; i < ranked.size() && i < 3; ++i) {
-      const std::int32_t s = panel.symbol_index(ranked[i].second);
-      PriceSeries p;
-      p.symbol = ranked[i].second;
-      const auto close = panel.series(Column::close, s);
-      for (std::int32_t t = t_begin; t < t_end; ++t) {
-        if (!std::isfinite(close[static_cast<std::size_t>(t)])) continue;
-        p.times.push_back((panel.time_ms(t) + panel.interval_ms()) * kNsPerMillisecond);
-        p.closes.push_back(close[static_cast<std::size_t>(t)]);
-      }
-      in.prices.push_back(std::move(p));
+    // The comparison: the baseline with every subsystem off, then each stage with its presets (and the environment's
+    // explicit settings), on the same data, strategies and costs.
+    std::vector<StageRun> runs;
+    std::printf("%-13s %9s %8s %9s %7s %8s\n", "run", "return", "Sharpe", "max DD", "trades", "denied");
+    auto row = [&](const std::string& name, const Run& run) {
+      runs.push_back(stage_run(name, run));
+      const SystemMetrics m = system_metrics(run.report.equity, run.report.trades, run.report.initial_equity, run.report.bars_per_year);
+      std::printf("%-13s %+8.2f%% %8.2f %8.2f%% %7lld %8llu\n", name.c_str(), 100 * m.total_return, m.sharpe_ratio, 100 * m.max_drawdown,
+                  static_cast<long long>(m.total_trades), static_cast<unsigned long long>(run.result.stats.denied));
+    };
+    {
+      const auto base = run_one(config, a->out + "/baseline", false, "BASELINE");
+      if (!base) return;
+      row("BASELINE", *base);
     }
-    atomic_write(a->out + "/report.json", report_json(in) + "\n");
-    atomic_write(a->out + "/report.html", report_html(in));
-    const SystemMetrics m = system_metrics(in.equity, in.trades, in.initial_equity, in.bars_per_year);
-    std::printf("replayed %d bars x %d symbols (%llu symbol-bars) from %s: %llu signals, %llu orders, %llu denied, %llu rejected, %llu trades\n",
-                t_end - t_begin, panel.n_symbols(), static_cast<unsigned long long>(r.symbol_bars),
-                time_format_iso(panel.time_ms(t_begin)).c_str(), static_cast<unsigned long long>(r.stats.signals),
-                static_cast<unsigned long long>(r.stats.orders), static_cast<unsigned long long>(r.stats.denied),
-                static_cast<unsigned long long>(r.stats.rejected), static_cast<unsigned long long>(r.stats.trades));
-    std::printf("equity %.2f -> %.2f (%+.2f%%)  Sharpe %.2f  max drawdown %.2f%%  win rate %.1f%%  fees %.2f\n", r.initial_equity,
-                r.final_equity, 100 * (r.final_equity / r.initial_equity - 1), m.sharpe_ratio, 100 * m.max_drawdown, 100 * m.win_rate, m.fees);
-    std::printf("wrote %s/ledger.db, events.qel, report.json, report.html (qtos orders --ledger %s/ledger.db list)\n", a->out.c_str(),
-                a->out.c_str());
+    for (IntegrationStage st : {IntegrationStage::observation, IntegrationStage::partial, IntegrationStage::coordination, IntegrationStage::autonomy}) {
+      ReplayArgs staged = *a;
+      staged.stage = std::string(stage_name(st));
+      const Config sc = config_for(ctx, staged);
+      std::string dir_name(stage_name(st));
+      std::transform(dir_name.begin(), dir_name.end(), dir_name.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      const auto run = run_one(sc, a->out + "/" + dir_name, true, std::string(stage_name(st)));
+      if (!run) return;
+      row(std::string(stage_name(st)), *run);
+    }
+    std::vector<std::pair<std::string, std::string>> info = runs.front().report.run_info;
+    info.erase(std::remove_if(info.begin(), info.end(), [](const auto& kv) { return kv.first == "stage"; }), info.end());
+    atomic_write(a->out + "/stages.json", stage_comparison_json(runs) + "\n");
+    atomic_write(a->out + "/stages.html", stage_comparison_html("qtos stage comparison: " + a->data, info, runs));
+    std::printf("wrote %s/stages.html and stages.json; each run's ledger and report under %s/<run>/\n", a->out.c_str(), a->out.c_str());
   });
 }
 

@@ -1,6 +1,6 @@
 // Full-system replay throughput (symbol-bars/s) on 100 symbols x 1 year of hourly bars: the whole trading core with
 // four swing strategies and no subsystem, the same with a subsystem answering every one of the eleven hooks in
-// ENFORCED mode, four churning strategies (a worst case of orders), no strategy at all, and the ceiling of the same
+// ENFORCED mode, the same with the seven AI subsystems all enforcing (stage AUTONOMY, MSC writing the policy), four churning strategies (a worst case of orders), no strategy at all, and the ceiling of the same
 // bars published to a bus with no subscriber, in the same run.
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +17,7 @@
 #include "runtime/data/synth.hpp"
 #include "runtime/executor/replay.hpp"
 #include "runtime/strategy/evolution.hpp"
+#include "runtime/subsystems/subsystem_set.hpp"
 #include "runtime/util/rng.hpp"
 
 namespace {
@@ -99,6 +100,7 @@ void run(benchmark::State& state, int kind) {
     state.PauseTiming();
     const std::string ledger = (dir / ("ledger" + std::to_string(kind) + ".db")).string();
     for (const char* ext : {"", "-wal", "-shm"}) std::filesystem::remove(ledger + ext);
+    std::filesystem::remove_all(dir / "logs");  // each run's decision logs from empty
     state.ResumeTiming();
     ReplayOptions o;
     o.ledger_path = ledger;  // a real file: the ledger's commits are part of the cost
@@ -113,6 +115,15 @@ void run(benchmark::State& state, int kind) {
     Config cfg;
     std::vector<std::shared_ptr<TradingSubsystem>> subs;
     if (kind == 2) subs.push_back(std::make_shared<EveryHook>());
+    if (kind == 5) {
+      // The seven AI subsystems, every one enforcing (Self-Healing protective), smart execution and MSC's policy writes on.
+      ConfigSources src;
+      src.environment = {{"QT_AI_INTEGRATION_STAGE", "AUTONOMY"}, {"QT_MSC_ENABLED", "true"}, {"QT_MSC_AUTO_MODE", "true"},
+                         {"QT_AI_AELM_SMART_EXEC", "true"}, {"QT_AI_RETRAINING_ENABLED", "false"}};
+      cfg = config_load(src);
+      o.subsystem_factory = subsystem_set_factory();
+      o.log_dir = (dir / "logs").string();  // decisions to their files, as a deployment writes them
+    }
     r = replay_run(panel, cfg, kind == 3 ? std::vector<LiveStrategy>{} : strategies(kind == 4), subs, o);
   }
   state.counters["symbol_bars_per_second"] =
@@ -128,6 +139,7 @@ void run(benchmark::State& state, int kind) {
 
 BENCHMARK_CAPTURE(run, off, 1)->Name("replay_100x8760/qtos")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(run, hooks, 2)->Name("replay_100x8760/qtos-all-hooks-enforced")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(run, subsystems, 5)->Name("replay_100x8760/qtos-every-subsystem-enforced")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(run, churn, 4)->Name("replay_100x8760/qtos-churning-strategies")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(run, idle, 3)->Name("replay_100x8760/qtos-no-strategy")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(run, ceiling, 0)->Name("replay_100x8760/ceiling")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);

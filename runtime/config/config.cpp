@@ -271,6 +271,21 @@ std::vector<Spec> make_specs() {
                           "a percentage of equity in (0, 12500]"));
   s.push_back(double_spec("QT_AI_PBA_CLUSTER_CORRELATION", &Config::pba_cluster_correlation, 0.0, 1.0, "a correlation in (0, 1]"));
   s.push_back(int_spec("QT_AI_PBA_CORRELATION_WINDOW", &Config::pba_correlation_window, 8, 10'000, " of bars"));
+  // Self-Healing
+  s.push_back(int_spec("QT_AI_SELF_HEALING_STALE_BARS", &Config::self_healing_stale_bars, 1, 1000, " of bar intervals"));
+  s.push_back(double_spec("QT_AI_SELF_HEALING_MAX_ERROR_RATE", &Config::self_healing_max_error_rate, 0.0, 1.0, "a fraction in (0, 1]"));
+  s.push_back(int_spec("QT_AI_SELF_HEALING_RESUME_CHECKS", &Config::self_healing_resume_checks, 1, 1000, " of checks"));
+  s.push_back(int_spec("QT_AI_SELF_HEALING_MAX_RESTARTS", &Config::self_healing_max_restarts, 0, 100, " of restarts"));
+  s.push_back(double_spec("QT_AI_SELF_HEALING_MAX_LATENCY_S", &Config::self_healing_max_latency_s, 0.0, 86400.0, "seconds in (0, 86400]"));
+  s.push_back(double_spec("QT_AI_SELF_HEALING_MAX_CLOCK_DRIFT_MS", &Config::self_healing_max_clock_drift_ms, 0.0, 3.6e6,
+                          "milliseconds in (0, 3600000]"));
+  // Execution Layer Manager
+  s.push_back(double_spec("QT_AI_AELM_MAX_PARTICIPATION", &Config::aelm_max_participation, 0.0, 1.0, "a fraction in (0, 1]"));
+  s.push_back(int_spec("QT_AI_AELM_MAX_SLICES", &Config::aelm_max_slices, 1, 1000, " of slices"));
+  s.push_back(double_spec("QT_AI_AELM_MAX_SLIPPAGE_BPS", &Config::aelm_max_slippage_bps, 0.0, 10000.0, "basis points in (0, 10000]"));
+  s.push_back(int_spec("QT_AI_AELM_COOLDOWN_BARS", &Config::aelm_cooldown_bars, 0, 100000, " of bars"));
+  s.push_back(double_spec("QT_AI_AELM_LIMIT_VOLATILITY_PCT", &Config::aelm_limit_volatility_pct, 0.0, 100.0, "a percentage in (0, 100]"));
+  s.push_back(double_spec("QT_AI_AELM_LIMIT_SPREAD_BPS", &Config::aelm_limit_spread_bps, 0.0, 10000.0, "basis points in (0, 10000]"));
   return s;
 }
 

@@ -134,6 +134,22 @@ struct Config {
   std::string api_token;
   ExchangeKind exchange = ExchangeKind::paper;
 
+  // Self-Healing (runtime/subsystems/self_healing.hpp, docs/subsystems/SELF_HEALING.md)
+  std::int64_t self_healing_stale_bars = 3;        ///< QT_AI_SELF_HEALING_STALE_BARS: market data older than this many bar intervals is stale
+  double self_healing_max_error_rate = 0.5;        ///< QT_AI_SELF_HEALING_MAX_ERROR_RATE: venue rejections / orders above this fail
+  std::int64_t self_healing_resume_checks = 2;     ///< QT_AI_SELF_HEALING_RESUME_CHECKS: consecutive clear checks before RESUME
+  std::int64_t self_healing_max_restarts = 3;      ///< QT_AI_SELF_HEALING_MAX_RESTARTS: restarts of a faulted service before giving up
+  double self_healing_max_latency_s = 30;          ///< QT_AI_SELF_HEALING_MAX_LATENCY_S: submit-to-fill time (beyond one bar) that warns
+  double self_healing_max_clock_drift_ms = 1000;   ///< QT_AI_SELF_HEALING_MAX_CLOCK_DRIFT_MS: live clock vs system clock that warns
+
+  // Execution Layer Manager (runtime/subsystems/execution_layer.hpp, docs/subsystems/AELM.md)
+  double aelm_max_participation = 0.05;            ///< QT_AI_AELM_MAX_PARTICIPATION: largest slice, fraction of the average bar quote volume
+  std::int64_t aelm_max_slices = 10;               ///< QT_AI_AELM_MAX_SLICES: most TWAP slices of one entry
+  double aelm_max_slippage_bps = 30;               ///< QT_AI_AELM_MAX_SLIPPAGE_BPS: an entry fill worse than this breaches
+  std::int64_t aelm_cooldown_bars = 12;            ///< QT_AI_AELM_COOLDOWN_BARS: bars without entries on a symbol after a breach
+  double aelm_limit_volatility_pct = 4.0;          ///< QT_AI_AELM_LIMIT_VOLATILITY_PCT: ATR % of price above which entries go LIMIT
+  double aelm_limit_spread_bps = 100;              ///< QT_AI_AELM_LIMIT_SPREAD_BPS: spread proxy above which entries go LIMIT
+
   /// One row per known variable: its effective value as text (secrets masked) and where it came from.
   struct Entry {
     std::string value;

@@ -437,7 +437,19 @@ void EventDrivenExecutor::scale_in(Position& p, double qty, double price, Decisi
   }
   rec.trace.push_back({"risk_os", "RISK_OS", SubsystemMode::enforced, "", "pass", true, std::string(enum_name(risk_.state()))});
   if (!risk_.order_sent()) return deny(std::move(rec), DenyReason::runaway, "orders sent would exceed orders intended: trading halted");
-  p.entry_order = submit(std::move(rec), nullptr);  // checked above: submit() checks only exits
+  // What the execution hooks see of an added order (the slippage check cools its symbol down on a breach).
+  TradeCandidate c;
+  c.strategy = p.rec.strategy.str();
+  c.symbol = p.rec.symbol;
+  c.side = p.rec.side;
+  c.confidence = 1.0;
+  c.price = price;
+  c.stop_loss = p.rec.stop_price;
+  c.take_profit = p.rec.take_price;
+  c.quote_qty = qty * price;
+  c.leverage = p.rec.leverage;
+  c.source = p.strategy == SIZE_MAX ? "model" : "strategy";
+  p.entry_order = submit(std::move(rec), &c);  // checked above: submit() checks only exits
 }
 
 void EventDrivenExecutor::strategy_exits(Position& p, std::size_t strategy, std::uint32_t sig) {
@@ -835,8 +847,9 @@ bool EventDrivenExecutor::denial_fold(std::uint32_t slot_index, std::size_t stra
   if (r.rec.request.side != side || !r.rec.deny_reason || !denial_state_only(*r.rec.deny_reason) ||
       r.state_version != state_version_ || r.policy_version != policy_.get().version || r.risk_state != risk_.state())
     return false;
+  // (The order type is chosen after every check that can deny for the state alone, so it cannot change such a denial.)
   for (Hook h : {Hook::pre_trade_universe_filter, Hook::pre_trade_confidence_adjustment, Hook::pre_trade_risk_check,
-                 Hook::pre_trade_portfolio_check, Hook::pre_trade_position_sizing, Hook::execution_order_type_selection})
+                 Hook::pre_trade_portfolio_check, Hook::pre_trade_position_sizing})
     if (hooks_.active(h)) return false;
   ++stats_.denied;
   ++stats_.denials_repeated;
@@ -1244,7 +1257,9 @@ SystemSnapshot EventDrivenExecutor::system_snapshot() {
 
 void EventDrivenExecutor::periodic_healing(TimeNs) {
   DecisionTrace trace;
-  const HealingAnswer h = hooks_.self_healing_check(system_snapshot(), HealingAnswer{pause_entries_}, &trace);
+  // Asked from "not paused": Self-Healing answers its whole state each time, so a pause ends when it is lowered to
+  // OBSERVE or OFF, not at the next restart.
+  const HealingAnswer h = hooks_.self_healing_check(system_snapshot(), HealingAnswer{}, &trace);
   if (h.pause_entries != pause_entries_) ++state_version_;
   pause_entries_ = h.pause_entries;
 }

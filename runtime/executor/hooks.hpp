@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "cpu/util/enum_names.hpp"
@@ -228,6 +229,11 @@ class HookPipeline {
   std::vector<std::shared_ptr<TradingSubsystem>> subsystems_;
   std::map<std::string, std::shared_ptr<spdlog::logger>> logs_;
   std::map<std::string, std::uint64_t> errors_;
+  struct LastLine {
+    std::string text;            // the last line logged for a subsystem, hook and subject (without a repeat note)
+    std::uint64_t repeats = 0;   // identical decisions since, not logged
+  };
+  std::unordered_map<std::string, LastLine> last_lines_;
   std::uint64_t failures_ = 0;
 };
 

@@ -255,10 +255,15 @@ const HfosDirective& AiHfos::directive() const {
   return effective_;
 }
 
+namespace {
+constexpr TimeNs kQuietTick = 3600 * kNsPerSecond;  // an unchanged snapshot counts as a new tick this often
+}  // namespace
+
 std::optional<CoordinationAnswer> AiHfos::ai_hfos_coordination(const SystemSnapshot& s, const CoordinationAnswer&, std::string& why) {
   // A tick with nothing new (a replay's clock fires the timer many times between two bars) answers as the last one did
-  // and does not count towards calming down.
-  const bool same = have_snapshot_ && !dirty_ && s.daily_drawdown_pct == last_snapshot_.daily_drawdown_pct &&
+  // and does not count towards calming down — but once an hour of clock time it does, so a quiet book (nothing trades
+  // while entries are blocked: nothing changes) still calms down.
+  const bool same = have_snapshot_ && !dirty_ && s.now < last_snapshot_.now + kQuietTick && s.daily_drawdown_pct == last_snapshot_.daily_drawdown_pct &&
                     s.open_drawdown_pct == last_snapshot_.open_drawdown_pct && s.exposure == last_snapshot_.exposure &&
                     s.equity == last_snapshot_.equity && s.regime == last_snapshot_.regime && s.trading_state == last_snapshot_.trading_state &&
                     s.open_positions == last_snapshot_.open_positions && s.health == last_snapshot_.health;

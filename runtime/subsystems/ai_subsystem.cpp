@@ -36,8 +36,13 @@ void AiSubsystem::decide(std::string_view action, std::string_view text, bool ap
   last_decision_ = std::string(text);
   last_decision_at_ = clock().now();
   const std::string line = "[" + Service::name() + "] " + std::string(mode_name(mode())) + " mode - " + last_decision_;
-  spdlog::info("{}", line);
-  if (log_) log_->info("{}", line);
+  // With a decision log the line goes there; the console shows it only at debug level.
+  if (log_) {
+    spdlog::debug("{}", line);
+    log_->info("{}", line);
+  } else {
+    spdlog::info("{}", line);
+  }
   SubsystemDecided ev;
   ev.subsystem = SourceName(std::string_view(Service::name()).substr(0, SourceName::kCapacity));
   ev.mode = mode();

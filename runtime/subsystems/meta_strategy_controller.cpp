@@ -145,9 +145,34 @@ void MetaStrategyController::on_bar(const MarketBarClosed& bar) {
 }
 
 const MarketConditions& MetaStrategyController::analyze_market_conditions() {
-  conditions_ = detector_.analyze();
+  // No bar since the last reading: the same reading (a replay's clock runs the timer many times between two bars).
+  if (detector_.bars() != analyzed_bars_) {
+    raw_ = detector_.analyze();
+    analyzed_bars_ = detector_.bars();
+  }
+  conditions_ = raw_;
+  const TimeNs now = clock().now();
+  Regime reading = conditions_.regime;
+  // A trend is left only when it has clearly faded (half the entry threshold, breadth back to even): a reading that
+  // hovers at the threshold is not a new regime every hour.
+  const RegimeDetectorOptions& d = options_.detector;
+  if (reading == Regime::ranging && regime_ == Regime::trending_up && conditions_.trend >= d.trend_t / 2 && conditions_.breadth >= 0.5)
+    reading = regime_;
+  if (reading == Regime::ranging && regime_ == Regime::trending_down && conditions_.trend <= -d.trend_t / 2 && conditions_.breadth <= 0.5)
+    reading = regime_;
   // An UNKNOWN reading (warm-up, too few fresh symbols) keeps the last regime rather than announcing a blind spot.
-  if (conditions_.regime == Regime::unknown || conditions_.regime == regime_) return conditions_;
+  if (reading == Regime::unknown || reading == regime_) {
+    candidate_ = Regime::unknown;
+    return conditions_;
+  }
+  // A new calm regime is adopted once it has been read without a break for `confirm_after_s`; an alarming one
+  // (VOLATILE, CRASH) at once: protection does not wait.
+  const bool alarming = reading == Regime::crash || reading == Regime::high_volatility;
+  if (reading != candidate_) candidate_ = reading, candidate_since_ = now;
+  // (The first regime after the warm-up is adopted at once: a reading is better than none.)
+  if (!alarming && regime_ != Regime::unknown && now - candidate_since_ < options_.confirm_after_s * kNsPerSecond) return conditions_;
+  candidate_ = Regime::unknown;
+  conditions_.regime = reading;
   const Regime previous = regime_;
   regime_ = conditions_.regime;
   const std::string text = "Regime " + std::string(enum_name(previous)) + " -> " + std::string(enum_name(regime_)) + " (" +
@@ -162,7 +187,9 @@ const MarketConditions& MetaStrategyController::analyze_market_conditions() {
 }
 
 RiskMode MetaStrategyController::determine_optimal_risk_mode(const MarketConditions& conditions) {
-  return hysteresis_.step(conditions.regime, clock().now());
+  // The confirmed regime (a flickering reading is not a regime); UNKNOWN while none has been confirmed yet.
+  (void)conditions;
+  return hysteresis_.step(regime_, clock().now());
 }
 
 Policy MetaStrategyController::target_policy(const Policy& current, RiskMode mode, Regime regime) const {

@@ -33,7 +33,10 @@ struct MscOptions {
   /// Hysteresis: AGGRESSIVE only after TRENDING_UP has held this long.
   std::int64_t aggressive_after_s = 6 * 3600;
   /// Hysteresis: AGGRESSIVE falls back to NORMAL after this long without TRENDING_UP.
-  std::int64_t aggressive_exit_after_s = 2 * 3600;
+  std::int64_t aggressive_exit_after_s = 6 * 3600;
+  /// A new calm regime (TRENDING_UP, TRENDING_DOWN, RANGING) is adopted once it has been read without a break for this
+  /// long; VOLATILE and CRASH at the first reading. A trend is left only when it has faded to half its entry threshold.
+  std::int64_t confirm_after_s = 6 * 3600;
   /// Hysteresis: DEFENSIVE is left only after this long without VOLATILE or CRASH (and after a health hold).
   std::int64_t calm_after_s = 12 * 3600;
   /// A health alert holds DEFENSIVE at least this long.
@@ -118,7 +121,10 @@ class MetaStrategyController final : public AiSubsystem {
   Policy base_;                      // the starting policy the risk-mode table is derived from
   std::set<std::string> blocked_;    // strategy ids MSC itself added to blocked_strategies
   MarketConditions conditions_;
+  MarketConditions raw_;             // the detector's last reading (analysed once per new bar)
   Regime regime_ = Regime::unknown;
+  Regime candidate_ = Regime::unknown;   // a calm regime read but not yet confirmed
+  TimeNs candidate_since_ = 0;           // read without a break since
   Regime applied_regime_ = Regime::unknown;    // regime of the last policy written or recommended
   RiskMode applied_mode_ = RiskMode::normal;   // risk mode of the last policy written or recommended
   std::uint64_t policy_updates_ = 0;

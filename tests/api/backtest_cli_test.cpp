@@ -2,7 +2,12 @@
 // report, the decision trace printed, the equality with backtest-strategy's trade count, and bad inputs.
 #include <sys/wait.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <boost/json.hpp>
@@ -124,6 +129,88 @@ TEST_F(BacktestCli, BadInputsAreNamed) {
   r = run_qtos("orders --ledger nothing.db list", dir_->path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "nothing.db")) << r.err;
+}
+
+}  // namespace
+}  // namespace qtos
+
+namespace qtos {
+namespace {
+
+using test::run_qtos;
+using test::slurp;
+using test::TempDir;
+
+std::string on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "";
+  std::size_t start = 0;
+  while (start <= p.size()) {
+    const std::size_t end = p.find(':', start);
+    const std::string dir = p.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return dir + "/" + name;
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return "";
+}
+
+// `qtos backtest --compare-stages`: the baseline and the four stages on the same data, each with its own ledger, one page
+// and one JSON side by side; OBSERVATION equals the baseline; the page renders in headless Chromium.
+TEST(BacktestCompareStages, FiveRunsOnePageObservationEqualsTheBaseline) {
+  TempDir dir;
+  ASSERT_EQ(run_qtos("data synth --symbols 8 --bars 1500 --seed 5 --planted-momentum 0.15 --out syn", dir.path()).exit_code, 0);
+  const std::string genome = "g1:1,0,2,0,0,0,0,0,0,2,0,2,0,0,2,3,2,48,1";
+  const auto bad = run_qtos("backtest --data syn --genome " + genome + " --stage PARTIAL --compare-stages --out cmp", dir.path());
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--compare-stages runs every stage"), std::string::npos) << bad.err;
+  const auto r = run_qtos("backtest --data syn --genome " + genome + " --from 0.3 --leverage 2 --compare-stages --out cmp", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  for (const char* run : {"baseline", "observation", "partial", "coordination", "autonomy"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir.path() / "cmp" / run / "ledger.db")) << run;
+    EXPECT_TRUE(std::filesystem::exists(dir.path() / "cmp" / run / "report.html")) << run;
+  }
+  for (const char* row : {"BASELINE", "OBSERVATION", "PARTIAL", "COORDINATION", "AUTONOMY", "stages.html"})
+    EXPECT_NE(r.out.find(row), std::string::npos) << row << "\n" << r.out;
+  const auto json = boost::json::parse(slurp(dir.path() / "cmp/stages.json")).as_object();
+  const auto& runs = json.at("runs").as_array();
+  ASSERT_EQ(runs.size(), 5u);
+  const auto& base = runs[0].as_object();
+  const auto& obs = runs[1].as_object();
+  EXPECT_EQ(base.at("name").as_string(), "BASELINE");
+  EXPECT_EQ(obs.at("name").as_string(), "OBSERVATION");
+  for (const char* k : {"total_return", "max_drawdown", "trades", "orders", "denied"}) EXPECT_EQ(base.at(k), obs.at(k)) << k;
+  EXPECT_TRUE(base.at("subsystems").as_object().empty());
+  // AUTONOMY lists its subsystems' decisions.
+  EXPECT_FALSE(runs[4].as_object().at("subsystems").as_object().empty());
+  const std::string html = slurp(dir.path() / "cmp/stages.html");
+  for (const char* id : {"chart-stage-equity", "chart-stage-drawdown", "stage-metrics", "stage-decisions"})
+    EXPECT_NE(html.find(id), std::string::npos) << id;
+  EXPECT_EQ(html.find("http://"), std::string::npos);
+  EXPECT_EQ(html.find("https://"), std::string::npos);
+  EXPECT_GT(std::count(html.begin(), html.end(), '\n'), 50);
+
+  // In a browser: the page renders (far from a blank page's screenshot); kept as a test artifact.
+  std::string chromium = on_path("chromium");
+  if (chromium.empty()) chromium = on_path("chromium-browser");
+  if (chromium.empty()) GTEST_SKIP() << "no chromium on PATH (Debian: apt-get install chromium)";
+  const std::string work = dir.file("");
+  auto shot = [&](const std::string& page, const std::string& png) {
+    const std::string cmd = "timeout 180 '" + chromium + "' --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir='" + work +
+                            "/profile' --screenshot='" + png + "' --window-size=1300,2000 'file://" + page + "' >'" + work + "/chromium.log' 2>&1";
+    const int status = std::system(cmd.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  { std::ofstream(dir.file("blank.html")) << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body></body></html>\n"; }
+  ASSERT_EQ(shot(dir.file("blank.html"), dir.file("blank.png")), 0) << slurp(dir.path() / "chromium.log");
+  ASSERT_EQ(shot((dir.path() / "cmp/stages.html").string(), dir.file("stages.png")), 0) << slurp(dir.path() / "chromium.log");
+  const auto size = std::filesystem::file_size(dir.file("stages.png")), blank = std::filesystem::file_size(dir.file("blank.png"));
+  EXPECT_GT(size, 5 * blank) << size << " vs a blank page's " << blank;
+  const std::string artifacts = std::string(QTOS_SOURCE_DIR) + "/build/test-artifacts";
+  std::filesystem::create_directories(artifacts);
+  std::filesystem::copy_file(dir.file("stages.png"), artifacts + "/stages.png", std::filesystem::copy_options::overwrite_existing);
+  std::printf("[ stages ] screenshot %s (%zu bytes; a blank page: %zu)\n", (artifacts + "/stages.png").c_str(), static_cast<std::size_t>(size),
+              static_cast<std::size_t>(blank));
 }
 
 }  // namespace

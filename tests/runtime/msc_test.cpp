@@ -218,7 +218,8 @@ TEST(MscRegimeDetector, ConfusionMatrixOnTheSyntheticMarketsLabelledRegimes) {
 constexpr TimeNs kHour = 3600 * kNsPerSecond;
 
 TEST(MscHysteresis, BorderlineInputsDoNotFlap) {
-  const MscOptions o;  // AGGRESSIVE after 6 h of TRENDING_UP, out after 2 h without; DEFENSIVE left after 12 h calm
+  MscOptions o;  // AGGRESSIVE after 6 h of TRENDING_UP, out after 2 h without; DEFENSIVE left after 12 h calm
+  o.aggressive_exit_after_s = 2 * 3600;
   RiskModeHysteresis h(o);
   int changes = 0;
   RiskMode last = h.mode();
@@ -339,6 +340,7 @@ TEST(MscController, EnforcedCrashGoesDefensiveThroughThePolicyStoreAndBackWhenCa
   MscRig rig;
   MscOptions o;
   o.calm_after_s = 0;
+  o.confirm_after_s = 0;  // (the confirmation of a calm regime: MscController.ACalmRegimeIsAdoptedOnlyOnceItHolds)
   o.blocked_by_regime[Regime::crash] = {"momentum-1"};
   MetaStrategyController msc(rig.bus, msc_config(SubsystemMode::enforced), *rig.store, o);
   ASSERT_EQ(msc.mode(), SubsystemMode::enforced);
@@ -391,6 +393,33 @@ TEST(MscController, EnforcedCrashGoesDefensiveThroughThePolicyStoreAndBackWhenCa
   rig.bus.publish(SourceName("test"), HealthStatusChanged{.component = "risk-os", .current = HealthLevel::failing});
   EXPECT_EQ(rig.store->version(), before);
   EXPECT_EQ(msc.status().errors, 1u);
+}
+
+TEST(MscController, ACalmRegimeIsAdoptedOnlyOnceItHoldsAndACrashAtOnce) {
+  MscRig rig;
+  MetaStrategyController msc(rig.bus, msc_config(SubsystemMode::enforced), *rig.store);  // confirm_after_s: 6 h
+  ASSERT_TRUE(msc.start());
+  const MarketPanel p = crash_panel(960);
+  for (std::int32_t t = 0; t < 900; ++t) msc.detector().on_panel_bar(p, t);
+  msc.update();
+  ASSERT_EQ(msc.regime(), Regime::ranging);  // the first regime: at once
+  for (std::int32_t t = 900; t < 912; ++t) msc.detector().on_panel_bar(p, t);
+  rig.clock.advance_by(kHour);
+  msc.update();
+  EXPECT_EQ(msc.regime(), Regime::crash);  // alarming: at once
+  // Calm readings again (from the first hour on): RANGING is adopted only once they have lasted 6 h.
+  for (std::int32_t t = 912; t < 960; ++t) msc.detector().on_panel_bar(p, t);
+  for (int h = 1; h <= 6; ++h) {
+    rig.clock.advance_by(kHour);
+    msc.update();
+    EXPECT_EQ(msc.regime(), Regime::crash) << h << " h of calm readings";
+  }
+  rig.clock.advance_by(kHour);
+  msc.update();
+  // The calm reading (the week's window still holds the fall: TRENDING_DOWN here) replaces CRASH.
+  EXPECT_NE(msc.regime(), Regime::crash);
+  EXPECT_NE(msc.regime(), Regime::high_volatility);
+  EXPECT_NE(msc.regime(), Regime::unknown);
 }
 
 TEST(MscController, HealthAlertMovesToDefensiveAtOnceAndHoldsIt) {
