@@ -86,7 +86,8 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
     return result;
   }
 
-  PolicyStore policy(std::make_unique<MemoryPolicyBackend>(), clock, &bus, options.policy ? *options.policy : policy_from_config(config));
+  PolicyStore policy(options.policy_backend ? options.policy_backend() : std::make_unique<MemoryPolicyBackend>(), clock, &bus,
+                     options.policy ? *options.policy : policy_from_config(config));
   RiskOS risk(options.risk_limits ? *options.risk_limits : RiskLimits::from_config(config), bus);
   Ledger ledger(options.ledger_path);
   HookOptions hook_options;
