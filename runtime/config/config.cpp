@@ -296,6 +296,10 @@ const std::vector<Spec>& specs() {
 
 }  // namespace
 
+SubsystemMode stage_preset(Subsystem subsystem, IntegrationStage stage) {
+  return kPresets[static_cast<std::size_t>(subsystem)][static_cast<std::size_t>(stage)];
+}
+
 std::string_view stage_name(IntegrationStage s) { return enum_name(s); }
 std::string_view mode_name(SubsystemMode m) { return enum_name(m); }
 std::string_view subsystem_name(Subsystem s) { return enum_name(s); }

@@ -41,6 +41,9 @@ std::string_view exchange_name(ExchangeKind e);           ///< "paper", "binance
 std::string_view source_name(ValueSource s);              ///< "default", "stage preset", ".env file", ...
 /// True for the paper exchange and the Binance testnets.
 bool exchange_is_simulated(ExchangeKind e);
+/// The mode a stage's preset gives a subsystem (before any explicit QT_AI_<X>_MODE), e.g. AI-HFOS ENFORCED in
+/// COORDINATION; the table is docs/CONFIG.md's.
+SubsystemMode stage_preset(Subsystem subsystem, IntegrationStage stage);
 
 /// A subsystem's effective switch and mode.
 struct SubsystemConfig {
