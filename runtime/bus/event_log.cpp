@@ -1,5 +1,7 @@
 #include "runtime/bus/event_log.hpp"
 
+#include <boost/json.hpp>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -311,6 +313,48 @@ std::string event_format_fields(const AnyEvent& event) {
   std::string out;
   std::visit([&](const auto& e) { Formatter{out}.record(e); }, event);
   return out;
+}
+
+namespace {
+
+struct JsonFormatter {
+  template <class T>
+  static boost::json::value value(const T& v) {
+    if constexpr (std::is_enum_v<T>) {
+      return boost::json::value(std::string(enum_name(v)));
+    } else if constexpr (std::is_same_v<T, bool>) {
+      return boost::json::value(v);
+    } else if constexpr (std::is_floating_point_v<T>) {
+      return std::isfinite(v) ? boost::json::value(static_cast<double>(v)) : boost::json::value(nullptr);
+    } else if constexpr (std::is_arithmetic_v<T>) {
+      return boost::json::value(v);
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      return boost::json::value(v);
+    } else if constexpr (IsFixedString<T>::value) {
+      return boost::json::value(std::string(v.view()));
+    } else if constexpr (IsVector<T>::value) {
+      boost::json::array a;
+      a.reserve(v.size());
+      for (const auto& x : v) a.push_back(value(x));
+      return a;
+    } else {
+      return record(v);
+    }
+  }
+  template <class R>
+  static boost::json::object record(const R& r) {
+    boost::json::object o;
+    const auto names = field_names(R::kFieldNames);
+    std::size_t i = 0;
+    std::apply([&](const auto&... f) { ((o[names[i]] = value(f), ++i), ...); }, r.fields());
+    return o;
+  }
+};
+
+}  // namespace
+
+boost::json::object event_json(const AnyEvent& event) {
+  return std::visit([](const auto& e) { return JsonFormatter::record(e); }, event);
 }
 
 std::string event_format_line(const AnyEvent& event) {

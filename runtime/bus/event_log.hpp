@@ -19,6 +19,8 @@
 #include <string>
 #include <string_view>
 
+#include <boost/json/object.hpp>
+
 #include "runtime/bus/event_bus.hpp"
 #include "runtime/bus/events.hpp"
 #include "runtime/clock/clock.hpp"
@@ -38,6 +40,9 @@ Result<AnyEvent> event_decode(std::string_view body, std::uint32_t version = kEv
 std::string event_format_fields(const AnyEvent& event);
 /// One line: id, ISO time, type, topic, source and the payload fields.
 std::string event_format_line(const AnyEvent& event);
+/// The payload of `event` as one JSON object: field names as keys, enums by name, symbols as strings, lists as arrays,
+/// records as objects, a non-finite number (an unknown value) as null. The API's /events and its stream.
+boost::json::object event_json(const AnyEvent& event);
 
 /// Appends events to a log file. Not thread-safe: use it on the bus owner thread.
 class EventLogWriter {

@@ -944,6 +944,20 @@ std::uint64_t EventDrivenExecutor::submit(OrderRecord rec, const TradeCandidate*
   return id;
 }
 
+Result<std::uint64_t> EventDrivenExecutor::position_exit(const Symbol& symbol, const std::string& reason) {
+  const std::uint32_t si = engine_.slot_find(symbol);
+  Position* p = si < slots_.size() ? slots_[si].position.get() : nullptr;
+  if (p == nullptr || !p->entered) return Error{ErrorCode::not_found, symbol.str() + " has no open position"};
+  if (p->exit_order != 0)
+    return Error{ErrorCode::bad_state, symbol.str() + ": its exit (order " + std::to_string(p->exit_order) + ") is already on its way"};
+  OrderRecord rec = reduce_order(*p, OrderType::market, OrderPurpose::manual, p->rec.qty, 0.0);
+  rec.trace.push_back({"manual", "OPERATOR", SubsystemMode::enforced, "", "exit", true, reason});
+  p->exit_order = submit(std::move(rec), nullptr);
+  if (p->exit_order == 0) return Error{ErrorCode::blocked, symbol.str() + ": the exit was refused (see the ledger)"};
+  ++state_version_;
+  return p->exit_order;
+}
+
 void EventDrivenExecutor::exit_submit(Position& p, OrderPurpose purpose, OrderType type) {
   p.exit_order = submit(reduce_order(p, type, purpose, p.rec.qty, 0.0), nullptr);
 }

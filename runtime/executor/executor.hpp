@@ -162,6 +162,10 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   /// orders with an unknown outcome, and the ledger commit. The replay calls it after each bar time; live runs end a
   /// cycle on every new bar time and on the check interval.
   void cycle_end();
+  /// An operator's forced exit of the symbol's position: a reduce-only market order (purpose MANUAL, through the Risk OS
+  /// like every exit), with `reason` in its trace. Returns the order id, or an error: not_found when the symbol has no
+  /// entered position, bad_state when its exit is already on its way.
+  Result<std::uint64_t> position_exit(const Symbol& symbol, const std::string& reason);
   /// What it did so far.
   const ExecutorStats& stats() const { return stats_; }
   /// Initial equity (the exchange's at start).

@@ -86,7 +86,8 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
     return result;
   }
 
-  PolicyStore policy(std::make_unique<MemoryPolicyBackend>(), clock, &bus, options.policy ? *options.policy : policy_from_config(config));
+  PolicyStore policy(options.policy_backend ? options.policy_backend() : std::make_unique<MemoryPolicyBackend>(), clock, &bus,
+                     options.policy ? *options.policy : policy_from_config(config));
   RiskOS risk(options.risk_limits ? *options.risk_limits : RiskLimits::from_config(config), bus);
   Ledger ledger(options.ledger_path);
   HookOptions hook_options;
@@ -158,7 +159,7 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
     }
     clock.advance_to(open_of(t) + interval);
     if (options.before_bar) {
-      ReplayControl control{risk, policy, bus};
+      ReplayControl control{risk, policy, bus, executor, exchange};
       options.before_bar(t, control);
     }
     if (t == t_end - 1) executor.final_bar_set(open_of(t));

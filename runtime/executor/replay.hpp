@@ -17,6 +17,7 @@
 #include "runtime/executor/executor.hpp"
 #include "runtime/executor/hooks.hpp"
 #include "runtime/policy/policy.hpp"
+#include "runtime/policy/policy_backend.hpp"
 #include "runtime/policy/policy_store.hpp"
 #include "runtime/predict/predictor.hpp"
 #include "runtime/risk/risk_os.hpp"
@@ -34,9 +35,11 @@ inline ExecutorOptions replay_executor_options() {
 
 /// What an operator can touch during a replay (ReplayOptions::before_bar).
 struct ReplayControl {
-  RiskOS& risk;         ///< the brake
-  PolicyStore& policy;  ///< policy updates (published as PolicyUpdated, as from the API)
-  EventBus& bus;        ///< events
+  RiskOS& risk;                    ///< the brake
+  PolicyStore& policy;             ///< policy updates (published as PolicyUpdated, as from the API)
+  EventBus& bus;                   ///< events
+  EventDrivenExecutor& executor;   ///< forced exits (position_exit)
+  const Exchange& exchange;        ///< balances, positions, open orders
 };
 
 /// What subsystems are built on in a replay (ReplayOptions::subsystem_factory): the replay's own bus, policy store,
@@ -71,7 +74,10 @@ struct ReplayOptions {
   const Predictor* predictor = nullptr;  ///< model signals (null: none)
   std::string predictor_name;        ///< "model:<name>" in the ledger ("": the predictor's own name)
   double model_min_edge = 0.05;      ///< a model signal needs |prob_up - 0.5| >= this
-  std::optional<Policy> policy;      ///< the starting policy (default: policy_from_config)
+  std::optional<Policy> policy;      ///< the starting policy (default: policy_from_config) when the store is empty
+  /// Where the policy lives (default: in memory). A persistent backend (SQLite under a state directory) resumes from its
+  /// latest stored policy; `policy` then only seeds an empty store.
+  std::function<std::unique_ptr<PolicyBackend>()> policy_backend;
   std::optional<RiskLimits> risk_limits;  ///< the Risk OS limits (default: RiskLimits::from_config)
   /// Called before each bar time is published, with the run's controls: an operator's brake or policy change mid-run.
   std::function<void(std::int32_t t, ReplayControl& control)> before_bar;

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include <boost/json.hpp>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -424,6 +425,32 @@ TEST(EventLog, ReplayFilterSkipsTypes) {
   EXPECT_EQ(bars, 2);
   EXPECT_EQ(fills, 0);
   EXPECT_EQ(stats.value().skipped, 1u);
+}
+
+}  // namespace
+}  // namespace qtos
+
+namespace qtos {
+namespace {
+
+TEST(EventJson, EveryEventTypeHasAJsonFormWithItsFieldNames) {
+  for (const AnyEvent& e : test::sample_events()) {
+    const boost::json::object o = event_json(e);
+    EXPECT_FALSE(o.empty() && event_type(e) != EventType::market_bar_closed) << event_type_name(event_type(e));
+  }
+  const boost::json::object bar = event_json(AnyEvent(MarketBarClosed{.symbol = "BTCUSDT", .close = 10.5, .volume = 3}));
+  EXPECT_EQ(bar.at("symbol").as_string(), "BTCUSDT");
+  EXPECT_EQ(bar.at("close").as_double(), 10.5);
+  EXPECT_TRUE(bar.at("quote_volume").is_null());  // unknown (NaN) is null, not a number
+  EXPECT_EQ(bar.at("trades").as_int64(), -1);
+  const boost::json::object denied =
+      event_json(AnyEvent(OrderDenied{.order_id = 7, .symbol = "ETHUSDT", .reason = DenyReason::max_open_positions, .detail = "full \"book\""}));
+  EXPECT_EQ(denied.at("reason").as_string(), "MAX_OPEN_POSITIONS");
+  EXPECT_EQ(denied.at("detail").as_string(), "full \"book\"");
+  const boost::json::object ranked = event_json(AnyEvent(OpportunitiesUpdated{.top = {{"BTCUSDT", 0.9, 1e6}}, .universe_size = 3}));
+  EXPECT_EQ(ranked.at("top").as_array().at(0).as_object().at("symbol").as_string(), "BTCUSDT");
+  // Serialises to valid JSON and back.
+  EXPECT_EQ(boost::json::parse(boost::json::serialize(denied)).as_object(), denied);
 }
 
 }  // namespace

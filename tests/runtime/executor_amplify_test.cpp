@@ -287,3 +287,44 @@ TEST(ExecutorPromotion, APromotedStrategyTradesFromItsPromotionAndARetiredOneTak
 
 }  // namespace
 }  // namespace qtos
+
+namespace qtos {
+namespace {
+
+TEST(ExecutorManualExit, AnOperatorClosesAPositionThroughTheRiskOsOnce) {
+  const MarketPanel panel = market();
+  const auto s = strategies(panel);
+  TempDir dir;
+  ReplayOptions o = options(dir.file("m.db"));
+  std::string closed_symbol;
+  std::uint64_t exit_id = 0;
+  int tries = 0;
+  o.before_bar = [&](std::int32_t t, ReplayControl& c) {
+    if (t < 400 || exit_id != 0) return;
+    const auto held = c.exchange.positions();
+    if (held.empty()) return;
+    ++tries;
+    EXPECT_EQ(c.executor.position_exit(Symbol("NOSUCHUSDT"), "test").error().code, ErrorCode::not_found);
+    const auto r = c.executor.position_exit(held.front().symbol, "operator: reduce risk before the news");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    exit_id = r.value();
+    closed_symbol = held.front().symbol.str();
+    // A second request while the first is on its way is refused, not doubled.
+    EXPECT_EQ(c.executor.position_exit(held.front().symbol, "again").error().code, ErrorCode::bad_state);
+  };
+  replay_run(panel, quiet(), s, {}, o);
+  ASSERT_NE(exit_id, 0u);
+  const Ledger l(dir.file("m.db"), store::OpenMode::existing);
+  const auto rec = l.order_get(exit_id);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->purpose, OrderPurpose::manual);
+  EXPECT_EQ(rec->status, OrderStatus::filled);
+  ASSERT_FALSE(rec->trace.empty());
+  EXPECT_EQ(rec->trace.front().reason, "operator: reduce risk before the news");
+  bool manual = false;
+  for (const ClosedTrade& t : l.trades()) manual = manual || (t.symbol.str() == closed_symbol && t.reason == CloseReason::manual);
+  EXPECT_TRUE(manual);
+}
+
+}  // namespace
+}  // namespace qtos
