@@ -409,11 +409,12 @@ TEST(WebhookNotifier, RateLimitCombinesTheExcessIntoOneMessage) {
   const std::size_t before = server.requests().size();
   for (int i = 12; i < 16; ++i) rig.notifier.notify("event " + std::to_string(i));
   ASSERT_TRUE(server.wait_for(before + 1));
-  EXPECT_GE(server.requests()[before].at - server.requests()[0].at, 380ms);
+  EXPECT_GE(server.requests()[before].at - server.requests()[0].at, 300ms);  // 400 ms less scheduling slack
   rig.notifier.stop();
   const auto r = server.requests();
   EXPECT_LT(r.size(), 12u);
-  for (std::size_t i = 3; i < r.size(); ++i) EXPECT_GE(r[i].at - r[i - 3].at, 380ms) << "post " << i;
+  // Server-side arrival times: the 400 ms window less scheduling slack.
+  for (std::size_t i = 3; i < r.size(); ++i) EXPECT_GE(r[i].at - r[i - 3].at, 300ms) << "post " << i;
   bool combined = false;
   for (const auto& c : server.contents()) combined |= c.find("events (rate-limited, combined):") != std::string::npos;
   EXPECT_TRUE(combined);
