@@ -153,6 +153,10 @@ struct Config {
   double aelm_limit_volatility_pct = 4.0;          ///< QT_AI_AELM_LIMIT_VOLATILITY_PCT: ATR % of price above which entries go LIMIT
   double aelm_limit_spread_bps = 100;              ///< QT_AI_AELM_LIMIT_SPREAD_BPS: spread proxy above which entries go LIMIT
 
+  // Notifications (api/notify/webhook_notifier.hpp, README "Deployment")
+  std::string notify_webhook_url;            ///< QT_NOTIFY_WEBHOOK_URL: http(s)://host[:port]/path; empty: no notifications (secret)
+  std::int64_t notify_rate_per_min = 20;     ///< QT_NOTIFY_RATE_PER_MIN: posts per minute; more are combined into one
+
   /// One row per known variable: its effective value as text (secrets masked) and where it came from.
   struct Entry {
     std::string value;
