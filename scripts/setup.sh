@@ -11,6 +11,7 @@ PACKAGES=(
   chromium  # headless: the HTML report test renders the page and keeps a screenshot
   clang  # the libFuzzer target of the HTTP request handler (tests/fuzz)
   wrk  # scripts/bench_http.sh: the HTTP API's requests/s and p99 beside a minimal Beast server
+  libssl-dev  # https:// webhooks (QT_NOTIFY_WEBHOOK_URL) with certificate verification
   libopenblas0-openmp  # LibTorch's BLAS: Debian's default reference BLAS makes a 5000x64x64 matmul ~14x slower
 )
 

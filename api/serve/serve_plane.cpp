@@ -588,7 +588,7 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
         o.test_end = upto;
         o.hall_of_fame = 5;
         o.stop = job->stop.token();
-        const auto backend = detail::backtest_cpu_backend();
+        const auto backend = ::qtos::detail::backtest_cpu_backend();
         const EvolveResult r = evolve(view, f, *backend, o, [job, g = o.generations](const GenerationReport& rep) {
           job->progress = static_cast<double>(rep.generation + 1) / g;
         });

@@ -1,0 +1,295 @@
+// `qtos serve`: the operating system running — a recorded or synthetic market replayed at a chosen speed through the
+// whole trading system (executor, Risk OS, the AI subsystems, the strategy generator, the ranker, the paper exchange,
+// the ledger), with the HTTP control API and its dashboard. What `make run` starts.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/cli_checks.hpp"
+#include "api/http/server.hpp"
+#include "api/notify/webhook_notifier.hpp"
+#include "api/serve/command_queue.hpp"
+#include "api/serve/serve_plane.hpp"
+#include "api/verbs.hpp"
+#include "cpu/backtest/backtest.hpp"
+#include "cpu/strategy/genome_text.hpp"
+#include "runtime/data/synth.hpp"
+#include "runtime/executor/replay.hpp"
+#include "runtime/policy/policy_backend.hpp"
+#include "runtime/services/opportunity_ranker.hpp"
+#include "runtime/services/strategy_generator.hpp"
+#include "runtime/strategy/evolution.hpp"
+#include "runtime/strategy/strategy_repository.hpp"
+#include "runtime/subsystems/subsystem_set.hpp"
+#include "runtime/util/stop_token.hpp"
+#include "runtime/util/time_format.hpp"
+
+namespace qtos::api {
+namespace {
+
+struct ServeArgs {
+  std::string data, state_dir, address = "127.0.0.1";
+  std::int64_t port = 8080;
+  double speed = 3600;
+  std::int32_t symbols = 30, bars = 3000, max_bars = -1, warmup = 300;
+  std::uint64_t seed = 7;
+  double capital = 10'000;
+};
+
+/// The configuration of the service: the environment and .env as always, with the demo's defaults where they say
+/// nothing (stage COORDINATION, MSC writing the policy, the strategy generator and the ranker on).
+Config serve_config(CliContext& ctx, const ServeArgs& a) {
+  ConfigSources src = ConfigSources::from_process_environment();
+  if (!ctx.env_file.empty() || std::filesystem::exists(".env")) {
+    const std::string env = ctx.env_file.empty() ? ".env" : ctx.env_file;
+    src.env_file = env_file_read(env);
+    src.env_file_path = env;
+  }
+  auto set_default = [&](const char* name, const char* value) {
+    if (!src.environment.count(name) && !src.env_file.count(name)) src.environment[name] = value;
+  };
+  set_default("QT_AI_INTEGRATION_STAGE", "COORDINATION");
+  set_default("QT_MSC_ENABLED", "true");
+  set_default("QT_MSC_AUTO_MODE", "true");
+  set_default("QT_MSC_UPDATE_INTERVAL", "3600");
+  set_default("QT_SG_AI_ENABLED", "true");
+  set_default("QT_SG_SHADOW_DAYS", "3");
+  set_default("QT_SG_PROMOTE_MIN_SHARPE", "1.0");
+  set_default("QT_SG_PROMOTE_MIN_WIN_RATE", "0.4");
+  set_default("QT_OPP_RANKER_ENABLED", "true");
+  if (!a.state_dir.empty()) src.environment["QT_STATE_DIR"] = a.state_dir;
+  return config_load(src);
+}
+
+/// The embedded default market, or the data directory's.
+std::shared_ptr<const MarketPanel> serve_market(const ServeArgs& a, std::string& what) {
+  if (!a.data.empty()) {
+    what = a.data;
+    return std::make_shared<const MarketPanel>(panel_load(panel_path(a.data)));
+  }
+  SynthOptions o;
+  o.n_symbols = a.symbols;
+  o.n_bars = a.bars;
+  o.seed = a.seed;
+  o.planted_momentum = 0.15;
+  what = "the embedded synthetic market (" + std::to_string(a.symbols) + " symbols x " + std::to_string(a.bars) + " hourly bars, seed " +
+         std::to_string(a.seed) + ")";
+  return std::make_shared<const MarketPanel>(synth_generate(o).panel);
+}
+
+/// The strategy repository: its LIVE strategies trade. An empty one is seeded by a short genetic search on the warm-up
+/// bars: the best two go LIVE, the next two SHADOW (the generator promotes them when they earn it).
+void repository_seed(StrategyRepository& repo, const MarketPanel& panel, std::int32_t train_end, std::uint64_t seed) {
+  if (repo.count() > 0) return;
+  const kernels::PanelView view = panel.view();
+  const StrategyFeatures f = strategy_features_compute(view, true);
+  EvolveOptions o;
+  o.population = 40;
+  o.generations = 4;
+  o.seed = seed;
+  o.train_begin = 0;
+  o.train_end = std::max<std::int32_t>(2, train_end * 7 / 10);
+  o.test_begin = o.train_end;
+  o.test_end = train_end;
+  o.hall_of_fame = 4;
+  o.min_trades = 10;
+  const auto backend = ::qtos::detail::backtest_cpu_backend();
+  const EvolveResult r = evolve(view, f, *backend, o);
+  const std::int64_t now_ms = panel.time_ms(0);
+  for (std::size_t i = 0; i < r.hall_of_fame.size(); ++i) {
+    StrategyRecord rec;
+    rec.genome = r.hall_of_fame[i].genome;
+    rec.origin = "qtos serve: the demo's first search";
+    repo.upsert(rec, now_ms);
+    const std::string id = genome_id(rec.genome);
+    (void)repo.transition(id, StrategyStatus::shadow, "demo: out-of-sample rank " + std::to_string(i + 1), now_ms);
+    if (i < 2) (void)repo.transition(id, StrategyStatus::live, "demo: trades from the start", now_ms);
+  }
+}
+
+std::string utc_stamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+/// Feeds the API's event ring and latest ranking from the bus (a service, so the replay starts and stops it).
+class ApiFeed final : public Service {
+ public:
+  ApiFeed(EventBus& bus, ServePlane& plane) : Service("api", SubsystemMode::enforced, bus), plane_(plane) {}
+
+ protected:
+  void on_start() override {
+    subscribe_topics("#", [this](const EventRef& e) {
+      const AnyEvent any = e.to_any();
+      if (const auto* r = std::get_if<OpportunitiesUpdated>(&any)) plane_.ranking_set(*r);
+      plane_.events().add(any);
+    });
+  }
+
+ private:
+  ServePlane& plane_;
+};
+
+}  // namespace
+
+void verbs_serve_register(CLI::App& app, CliContext& ctx) {
+  auto a = std::make_shared<ServeArgs>();
+  auto* cmd = app.add_subcommand("serve", "run the operating system: a market replayed in real time or faster, every subsystem, the HTTP API "
+                                          "and the dashboard (Ctrl-C stops it cleanly)");
+  cmd->add_option("--data", a->data, "data directory (DIR/panel.qtp) to replay (default: the embedded synthetic market)");
+  cmd->add_option("--state-dir", a->state_dir, "state directory: policy, strategies, API token, runs (default: QT_STATE_DIR, state)");
+  cmd->add_option("--speed", a->speed, "simulated seconds per second: 60 = one hour a minute, 3600 = one hourly bar a second; 0 = as fast as possible")
+      ->check(number_range(0, 1e9))
+      ->capture_default_str();
+  cmd->add_option("--address", a->address, "address the API binds (a non-loopback one needs QT_API_TOKEN)")->capture_default_str();
+  cmd->add_option("--port", a->port, "API port (0: any free port, printed)")->check(CLI::Range(0, 65535))->capture_default_str();
+  cmd->add_option("--symbols", a->symbols, "embedded market: symbols")->check(CLI::Range(1, 10'000))->capture_default_str();
+  cmd->add_option("--bars", a->bars, "embedded market: hourly bars")->check(CLI::Range(400, 1'000'000))->capture_default_str();
+  cmd->add_option("--seed", a->seed, "embedded market and the demo search: seed")->capture_default_str()->check(unsigned_integer());
+  cmd->add_option("--warmup", a->warmup, "bars replayed at once before trading starts (indicators warm up)")->check(CLI::Range(1, 100'000))
+      ->capture_default_str();
+  cmd->add_option("--max-bars", a->max_bars, "stop after this many bars of trading (default: the end of the data)")->check(CLI::Range(1, 100'000'000));
+  cmd->add_option("--capital", a->capital, "initial balance of the paper exchange")->check(number_range(0, 1e15, true))->capture_default_str();
+  cmd->callback([a, &ctx] {
+    stop_signals_install();
+    const StopToken stop = process_stop_token();
+    const Config config = serve_config(ctx, *a);
+    std::filesystem::create_directories(config.state_dir);
+    const std::string token = api_token_resolve(config);
+
+    // The API first: the dashboard's address is the first thing printed; it answers 503 until the OS runs.
+    CommandQueue commands;
+    std::string market_text;
+    const std::shared_ptr<const MarketPanel> market = serve_market(*a, market_text);
+    if (a->warmup >= market->n_bars())
+      throw UsageError("--warmup " + std::to_string(a->warmup) + ": the market has only " + std::to_string(market->n_bars()) + " bars");
+    const std::string run_dir = config.state_dir + "/runs/" + utc_stamp();
+    std::filesystem::create_directories(run_dir);
+    const std::string repo_path = config.state_dir + "/strategies.db";
+    ServePlane plane(commands, run_dir + "/ledger.db", repo_path, market, config.stage);
+    ServerSettings settings;
+    settings.address = a->address;
+    settings.port = static_cast<std::uint16_t>(a->port);
+    settings.api.token = token;
+    Server server(plane, settings);
+    server.start();
+    std::printf("qtos serve: dashboard http://%s:%u/   (API token in %s/api_token, or QT_API_TOKEN)\n",
+                a->address.find(':') != std::string::npos ? ("[" + a->address + "]").c_str() : a->address.c_str(),
+                static_cast<unsigned>(server.port()), config.state_dir.c_str());
+    std::fflush(stdout);
+
+    StrategyRepository repo(repo_path);
+    repository_seed(repo, *market, a->warmup, a->seed);
+    std::printf("market: %s; stage %s; %lld LIVE and %lld SHADOW strategies in %s\n", market_text.c_str(),
+                std::string(stage_name(config.stage)).c_str(), static_cast<long long>(repo.list(StrategyStatus::live).size()),
+                static_cast<long long>(repo.list(StrategyStatus::shadow).size()), repo_path.c_str());
+    std::printf("run: %s (ledger, events, decision logs); speed %g simulated s per s; Ctrl-C stops at the end of the bar\n", run_dir.c_str(),
+                a->speed);
+    std::fflush(stdout);
+
+    std::vector<LiveStrategy> strategies;
+    for (const StrategyRecord& r : repo.list(StrategyStatus::live)) strategies.push_back(LiveStrategy{r.id, r.genome, 0.0, {}});
+
+    const std::int32_t t_begin = a->warmup;
+    const std::int32_t t_end = a->max_bars > 0 ? std::min(market->n_bars(), t_begin + a->max_bars) : market->n_bars();
+    ReplayOptions o;
+    o.t_begin = t_begin;
+    o.t_end = t_end;
+    o.exchange.market = MarketKind::linear_perpetual;
+    o.exchange.initial_balance = a->capital;
+    o.executor.leverage = 2;
+    o.executor.commit_every = 1;  // a live service: every bar durable
+    o.ledger_path = run_dir + "/ledger.db";
+    o.event_log_path = run_dir + "/events.qel";
+    o.log_dir = run_dir + "/logs";
+    o.stop = stop;
+    Policy demo = policy_from_config(config);
+    demo.max_open_positions = 8;
+    demo.max_risk_per_trade = 0.05;
+    demo.min_confidence = 0.5;
+    demo.max_leverage = 3;
+    o.policy = demo;
+    o.policy_backend = [&] { return std::make_unique<SqlitePolicyBackend>(config.state_dir + "/policy.db"); };
+    std::shared_ptr<SubsystemSet> subsystems;
+    std::shared_ptr<StrategyGeneratorAI> generator;
+    const auto backtest_backend = ::qtos::detail::backtest_cpu_backend();
+    o.subsystem_factory = [&](ReplayContext& c) {
+      subsystems = std::make_shared<SubsystemSet>(SubsystemDeps{c.config, c.bus, c.policy, c.exchange, c.log_dir});
+      c.services.push_back(std::make_shared<ApiFeed>(c.bus, plane));
+      StrategyGeneratorOptions sg = strategy_generator_options(c.config);
+      generator = std::make_shared<StrategyGeneratorAI>(c.bus, strategy_generator_mode(c.config), repo, c.policy, *backtest_backend, sg);
+      c.services.push_back(generator);
+      RankerOptions ro;
+      ro.symbols = market->symbols();
+      c.services.push_back(std::make_shared<MarketOpportunityRanker>(c.bus, c.config, c.policy, ro));
+      if (auto notifier = webhook_notifier_from_config(c.bus, c.config)) c.services.push_back(std::shared_ptr<Service>(std::move(notifier)));
+      return subsystems->pipeline_order();
+    };
+    o.strategy_lookup = [&](const std::string& id) -> std::optional<LiveStrategy> {
+      const auto r = repo.get(id);
+      if (!r || r->status != StrategyStatus::live) return std::nullopt;
+      return LiveStrategy{r->id, r->genome, 0.0, {}};
+    };
+    // Pacing: bar t (from t_begin) is published when its simulated time is due on the wall clock; the API's commands
+    // run on this thread while it waits. Warm-up bars go at once.
+    const auto wall0 = std::chrono::steady_clock::now();
+    const double bar_s = static_cast<double>(market->interval_ms()) / 1000.0;
+    bool bound = false;
+    o.before_bar = [&](std::int32_t t, ReplayControl& control) {
+      if (!bound) {
+        plane.bind(ServeBinding{&config, &control.bus, &control.policy, &control.risk, &control.exchange, &control.executor, subsystems.get(),
+                                generator.get()});
+        bound = true;
+      }
+      if (t == t_begin) plane.ready_set(true);
+      plane.bar_set(t);
+      if (t < t_begin || a->speed <= 0) {
+        commands.run_pending();
+        return;
+      }
+      const auto due = wall0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                   std::chrono::duration<double>(static_cast<double>(t - t_begin) * bar_s / a->speed));
+      while (!stop.stop_requested()) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= due) break;
+        commands.run_until(std::min(due, now + std::chrono::milliseconds(100)));
+      }
+      commands.run_pending();
+    };
+    ReplayResult r;
+    try {
+      r = replay_run(*market, config, strategies, {}, o);
+    } catch (...) {
+      plane.ready_set(false);
+      commands.close();
+      plane.bind(std::nullopt);
+      server.stop();
+      plane.jobs_stop();
+      throw;
+    }
+    // The run's objects are gone: nothing may reach them any more.
+    plane.ready_set(false);
+    commands.close();
+    plane.bind(std::nullopt);
+    server.stop();
+    plane.jobs_stop();
+    std::printf("%s after %d bars: %llu orders, %llu denied, %llu trades; equity %.2f -> %.2f; ledger %s\n",
+                r.stopped ? (std::string("stopped by ") + stop_signal_name(stop.signal())).c_str() : "market replay finished", r.bars_done,
+                static_cast<unsigned long long>(r.stats.orders), static_cast<unsigned long long>(r.stats.denied),
+                static_cast<unsigned long long>(r.stats.trades), r.initial_equity, r.final_equity, o.ledger_path.c_str());
+    ctx.exit_code = 0;  // a stop by SIGINT/SIGTERM is the normal end of a service
+  });
+}
+
+}  // namespace qtos::api
