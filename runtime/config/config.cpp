@@ -286,6 +286,33 @@ std::vector<Spec> make_specs() {
   s.push_back(int_spec("QT_AI_AELM_COOLDOWN_BARS", &Config::aelm_cooldown_bars, 0, 100000, " of bars"));
   s.push_back(double_spec("QT_AI_AELM_LIMIT_VOLATILITY_PCT", &Config::aelm_limit_volatility_pct, 0.0, 100.0, "a percentage in (0, 100]"));
   s.push_back(double_spec("QT_AI_AELM_LIMIT_SPREAD_BPS", &Config::aelm_limit_spread_bps, 0.0, 10000.0, "basis points in (0, 10000]"));
+  // Notifications: the webhook URL carries a token, so it is a secret (shown as scheme and host only).
+  s.push_back({"QT_NOTIFY_WEBHOOK_URL", "http(s)://host[:port]/path (or empty: no notifications)",
+               [](Config& c, std::string_view t) {
+                 const std::string v = trim(t);
+                 const std::size_t scheme = v.starts_with("https://") ? 8 : v.starts_with("http://") ? 7 : 0;
+                 if (v.empty()) return c.notify_webhook_url.clear(), true;
+                 // The full check (port, characters) is webhook_url_parse() in api/notify, run when the notifier starts.
+                 const std::size_t slash = scheme ? v.find('/', scheme) : std::string::npos;
+                 if (slash == std::string::npos || slash == scheme || slash + 1 >= v.size() ||
+                     v.find_first_of(" \t@#", scheme) != std::string::npos)
+                   return false;
+                 const std::string authority = v.substr(scheme, slash - scheme);
+                 const std::size_t colon = authority.rfind(':');
+                 if (colon != std::string::npos && authority.back() != ']') {
+                   const auto port = parse_int(authority.substr(colon + 1));
+                   if (colon == 0 || !port || *port < 1 || *port > 65535) return false;
+                 }
+                 c.notify_webhook_url = v;
+                 return true;
+               },
+               [](const Config& c) {
+                 if (c.notify_webhook_url.empty()) return std::string("(unset)");
+                 const std::size_t slash = c.notify_webhook_url.find('/', c.notify_webhook_url.find("//") + 2);
+                 return c.notify_webhook_url.substr(0, slash) + "/... (path hidden)";
+               },
+               true});
+  s.push_back(int_spec("QT_NOTIFY_RATE_PER_MIN", &Config::notify_rate_per_min, 1, 600, " of posts"));
   return s;
 }
 
@@ -295,6 +322,10 @@ const std::vector<Spec>& specs() {
 }
 
 }  // namespace
+
+SubsystemMode stage_preset(Subsystem subsystem, IntegrationStage stage) {
+  return kPresets[static_cast<std::size_t>(subsystem)][static_cast<std::size_t>(stage)];
+}
 
 std::string_view stage_name(IntegrationStage s) { return enum_name(s); }
 std::string_view mode_name(SubsystemMode m) { return enum_name(m); }

@@ -41,6 +41,9 @@ std::string_view exchange_name(ExchangeKind e);           ///< "paper", "binance
 std::string_view source_name(ValueSource s);              ///< "default", "stage preset", ".env file", ...
 /// True for the paper exchange and the Binance testnets.
 bool exchange_is_simulated(ExchangeKind e);
+/// The mode a stage's preset gives a subsystem (before any explicit QT_AI_<X>_MODE), e.g. AI-HFOS ENFORCED in
+/// COORDINATION; the table is docs/CONFIG.md's.
+SubsystemMode stage_preset(Subsystem subsystem, IntegrationStage stage);
 
 /// A subsystem's effective switch and mode.
 struct SubsystemConfig {
@@ -149,6 +152,10 @@ struct Config {
   std::int64_t aelm_cooldown_bars = 12;            ///< QT_AI_AELM_COOLDOWN_BARS: bars without entries on a symbol after a breach
   double aelm_limit_volatility_pct = 4.0;          ///< QT_AI_AELM_LIMIT_VOLATILITY_PCT: ATR % of price above which entries go LIMIT
   double aelm_limit_spread_bps = 100;              ///< QT_AI_AELM_LIMIT_SPREAD_BPS: spread proxy above which entries go LIMIT
+
+  // Notifications (api/notify/webhook_notifier.hpp, README "Deployment")
+  std::string notify_webhook_url;            ///< QT_NOTIFY_WEBHOOK_URL: http(s)://host[:port]/path; empty: no notifications (secret)
+  std::int64_t notify_rate_per_min = 20;     ///< QT_NOTIFY_RATE_PER_MIN: posts per minute; more are combined into one
 
   /// One row per known variable: its effective value as text (secrets masked) and where it came from.
   struct Entry {

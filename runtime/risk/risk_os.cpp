@@ -249,4 +249,32 @@ void RiskOS::breach(RiskLimit limit, double value, double threshold) {
   bus_.publish(kSource, RiskLimitBreached{.limit = limit, .value = value, .threshold = threshold, .policy_version = policy_version_});
 }
 
+std::vector<RiskOS::Lock> RiskOS::locks() const {
+  const TimeNs now = bus_.clock().now();
+  std::vector<Lock> out;
+  if (now < guard_until_)
+    out.push_back({"stop_loss_guard", guard_until_,
+                   std::to_string(limits_.stop_guard_count) + " stop-outs within " + std::to_string(limits_.stop_guard_window_s) + " s"});
+  for (const auto& [symbol, until] : symbol_cooldown_until_)
+    if (now < until) out.push_back({"cooldown:" + symbol, until, symbol + " was stopped out"});
+  return out;
+}
+
+bool RiskOS::lock_release(const std::string& id) {
+  const TimeNs now = bus_.clock().now();
+  if (id == "stop_loss_guard") {
+    if (now >= guard_until_) return false;
+    guard_until_ = now;
+    recent_stop_outs_.clear();  // the guard would otherwise re-arm at the next stop-out from the old ones
+    return true;
+  }
+  if (id.rfind("cooldown:", 0) == 0) {
+    const auto it = symbol_cooldown_until_.find(id.substr(9));
+    if (it == symbol_cooldown_until_.end() || now >= it->second) return false;
+    symbol_cooldown_until_.erase(it);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace qtos

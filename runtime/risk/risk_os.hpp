@@ -103,6 +103,16 @@ class RiskOS {
   std::uint64_t orders_sent() const { return sent_; }
   /// The limits.
   const RiskLimits& limits() const { return limits_; }
+  /// An entry lock of the stop-out rules: the guard ("stop_loss_guard") or a symbol's cooldown ("cooldown:SYMBOL").
+  struct Lock {
+    std::string id;       ///< "stop_loss_guard" or "cooldown:BTCUSDT"
+    TimeNs until = 0;     ///< clock time it ends
+    std::string reason;   ///< what set it
+  };
+  /// The locks in force now, guard first, then cooldowns by symbol.
+  std::vector<Lock> locks() const;
+  /// Lifts a lock early (an operator's decision); false when no lock with that id is in force.
+  bool lock_release(const std::string& id);
   /// The drawdown that put trading into REDUCING (DAILY_DRAWDOWN or OPEN_DRAWDOWN); meaningful while REDUCING.
   DenyReason reducing_reason() const { return reducing_reason_; }
 

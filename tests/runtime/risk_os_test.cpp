@@ -576,3 +576,34 @@ TEST(RiskOSLimits, UnusableLimitsAreRefusedNamingTheField) {
 
 }  // namespace
 }  // namespace qtos
+
+namespace qtos {
+namespace {
+
+TEST(RiskOSLocks, TheGuardAndCooldownsAreListedAndCanBeLiftedByAnOperator) {
+  RiskLimits l;
+  l.stop_out_cooldown_s = 600;
+  l.stop_guard_count = 1;
+  l.stop_guard_window_s = 3600;
+  l.stop_guard_lock_s = 60;
+  Rig r(l);
+  EXPECT_TRUE(r.risk.locks().empty());
+  r.risk.stop_out("BTCUSDT");
+  auto locks = r.risk.locks();
+  ASSERT_EQ(locks.size(), 2u);
+  EXPECT_EQ(locks[0].id, "stop_loss_guard");
+  EXPECT_EQ(locks[0].until, r.clock.now() + 60 * kNsPerSecond);
+  EXPECT_EQ(locks[1].id, "cooldown:BTCUSDT");
+  EXPECT_DENIED(r.check(entry()), DenyReason::stop_loss_guard);
+  EXPECT_TRUE(r.risk.lock_release("stop_loss_guard"));
+  EXPECT_FALSE(r.risk.lock_release("stop_loss_guard"));  // already lifted
+  EXPECT_DENIED(r.check(entry()), DenyReason::stop_out_cooldown);
+  EXPECT_TRUE(r.risk.lock_release("cooldown:BTCUSDT"));
+  EXPECT_FALSE(r.risk.lock_release("cooldown:ETHUSDT"));
+  EXPECT_FALSE(r.risk.lock_release("anything"));
+  EXPECT_TRUE(r.risk.locks().empty());
+  EXPECT_FALSE(r.check(entry()));
+}
+
+}  // namespace
+}  // namespace qtos
