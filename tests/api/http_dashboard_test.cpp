@@ -30,6 +30,7 @@
 
 #include "api/http/dashboard.hpp"
 #include "api/http/server.hpp"
+#include "runtime/clock/clock.hpp"
 #include "tests/api/http_fake_plane.hpp"
 #include "tests/support/run_command.hpp"
 
@@ -70,18 +71,19 @@ class DashboardPlane : public FakeControlPlane {
                                                {"applied", false}});
   }
 
+  // The shape of api/serve's ServePlane: `curve` as points with ISO-8601 times.
   json::value analytics_system() override {
-    json::array ts, eq;
+    json::array curve;
+    double last = 0;
     for (int i = 0; i < kPoints; ++i) {
-      ts.emplace_back(kT0 + i * kDayNs);
       // drift up, a 6% dip around day 30, recovered by the end
       const double dip = i >= 25 && i <= 40 ? -600.0 * std::sin((i - 25) * 3.14159265 / 15.0) : 0.0;
-      eq.emplace_back(10'000.0 + 8.0 * i + 60.0 * std::sin(i * 0.7) + dip);
+      last = 10'000.0 + 8.0 * i + 60.0 * std::sin(i * 0.7) + dip;
+      curve.push_back(json::object{{"ts", time_format(kT0 + i * kDayNs)}, {"equity", last}, {"risk_mode", "NORMAL"}});
     }
-    return json::object{{"equity", eq.back()},      {"initial_equity", 10'000.0}, {"daily_pnl", 42.5},
-                        {"total_return", 0.045},    {"max_drawdown", 0.061},      {"total_trades", 38},
-                        {"active_positions", 2},    {"regime", "RANGING"},
-                        {"equity_curve", json::object{{"ts", std::move(ts)}, {"equity", std::move(eq)}}}};
+    return json::object{{"equity", last},        {"initial_equity", 10'000.0}, {"daily_pnl", 42.5},
+                        {"total_return", 0.045}, {"max_drawdown", 0.061},      {"trades", 38},
+                        {"open_positions", 2},   {"trading_state", "ACTIVE"},  {"curve", std::move(curve)}};
   }
   json::value positions() override {
     return json::array{json::object{{"symbol", "BTCUSDT"}, {"side", "BUY"}, {"qty", 0.05}, {"entry_price", 94000.0},
@@ -91,6 +93,7 @@ class DashboardPlane : public FakeControlPlane {
                                     {"mark_price", 3421.0}, {"unrealized_pnl", -25.2}, {"strategy", "revert-3"},
                                     {"class", "LOSER"}}};
   }
+  // The shape of ServePlane's, with sub-scores.
   json::value opportunities() override {
     json::array out;
     for (int i = 0; i < 12; ++i) {
@@ -101,7 +104,7 @@ class DashboardPlane : public FakeControlPlane {
                                  {"sub_scores", json::object{{"trend", s * 0.9}, {"liquidity", 1.0 - 0.03 * i},
                                                              {"volatility", 0.4 + 0.02 * i}}}});
     }
-    return out;
+    return json::object{{"universe_size", 40}, {"ranked_at", time_format(kT0)}, {"top", std::move(out)}};
   }
   json::value strategies() override {
     json::array out;
@@ -521,6 +524,7 @@ TEST_F(HttpDashboardBrowser, ChartsAndTablesAreDrawnWithTheData) {
   const auto d = b.eval("document.querySelector('#equity-chart path.series').getAttribute('d')");
   ASSERT_TRUE(d.is_string());
   EXPECT_EQ(count(std::string(d.as_string()), " L"), static_cast<std::size_t>(DashboardPlane::kPoints - 1));
+  EXPECT_NE(equity.find("2025-01-01 00:00"), std::string::npos) << equity;  // a time axis from the ISO times
   const auto drawdown = b.text("drawdown-chart");
   EXPECT_NE(drawdown.find("class=\"series\""), std::string::npos) << drawdown;
   EXPECT_NE(drawdown.find("Drawdown (worst -"), std::string::npos) << drawdown;  // the dip is drawn
