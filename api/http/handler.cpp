@@ -16,6 +16,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "api/http/dashboard.hpp"
 #include "cpu/util/enum_names.hpp"
 
 #ifndef QTOS_VERSION
@@ -308,6 +309,13 @@ std::optional<Subsystem> subsystem_parse(std::string_view name) {
 
 // ---- routes --------------------------------------------------------------------------------------------------
 
+Response r_dashboard(RouteContext& c) {
+  auto res = make_response(status::ok, c.request, std::string(dashboard_html()), "text/html; charset=utf-8");
+  res.set("Content-Security-Policy", kDashboardCsp);
+  res.set("X-Frame-Options", "DENY");
+  res.set("Referrer-Policy", "no-referrer");
+  return res;
+}
 Response r_health(RouteContext& c) {
   const bool ready = c.plane.ready();
   json::object o;
@@ -499,6 +507,9 @@ std::vector<RouteSpec> build_routes() {
   };
 
   std::vector<RouteSpec> t;
+  t.push_back(get("/", "dashboard",
+                  "The dashboard: one self-contained HTML page over the read routes, the event stream and the controls",
+                  r_dashboard, {200, 400, 403}, {}, "text/html"));
   t.push_back(get("/health", "health", "Liveness: always 200 while the process serves; says whether it is ready",
                   r_health, {200, 400, 403}));
   t.push_back(get("/health/ai", "healthAi", "The AI subsystems' health: stage, services and their states, brake",
@@ -614,6 +625,18 @@ bool origin_allowed(const ApiSettings& s, std::string_view origin) {
                      [&](const std::string& o) { return iequals(o, origin); });
 }
 
+// The dashboard's own requests. A browser sends Origin even on a same-origin POST, so the page GET / serves would be
+// refused by the rule above. An Origin is this server's own when it is exactly "http://" + the request's Host (same
+// host and port) and that Host is a loopback name: a page of any other site, or of another local port, still differs
+// and is refused (CSRF), and a rebinding name never gets this far (the Host check). A dashboard reached through a
+// non-loopback name must be listed in allowed_origins.
+bool origin_is_this_loopback_server(std::string_view origin, std::string_view host) {
+  constexpr std::string_view kHttp = "http://";
+  if (origin.size() <= kHttp.size() || !iequals(origin.substr(0, kHttp.size()), kHttp)) return false;
+  const auto authority = origin.substr(kHttp.size());
+  return iequals(authority, host) && host_is_loopback(authority);
+}
+
 bool host_allowed(const ApiSettings& s, std::string_view host) {
   if (host_is_loopback(host)) return true;
   return std::any_of(s.allowed_hosts.begin(), s.allowed_hosts.end(), [&](const std::string& h) {
@@ -693,8 +716,10 @@ Response dispatch(ControlPlane& plane, const ApiSettings& settings, const Reques
 
   // 4. State-changing routes: no browser Origin, then the token.
   if (route->mutating) {
-    if (has_header(req, http::field::origin) && !origin_allowed(settings, header(req, http::field::origin)))
-      fail(status::forbidden, "forbidden", "a state-changing request may not carry an Origin (browser requests are refused)");
+    if (has_header(req, http::field::origin) && !origin_allowed(settings, header(req, http::field::origin)) &&
+        !origin_is_this_loopback_server(header(req, http::field::origin), header(req, http::field::host)))
+      fail(status::forbidden, "forbidden",
+           "a state-changing request may not carry a foreign Origin (only this server's own dashboard may send one)");
     const auto auth = header(req, http::field::authorization);
     constexpr std::string_view kBearer = "Bearer ";
     const bool bearer = auth.size() > kBearer.size() && iequals(auth.substr(0, kBearer.size()), kBearer);
@@ -703,8 +728,8 @@ Response dispatch(ControlPlane& plane, const ApiSettings& settings, const Reques
       fail(status::unauthorized, "unauthorized", "the token is wrong");
   }
 
-  // 5. Availability: only liveness answers while the services start or stop.
-  if (route->fn != &r_health && !plane.ready())
+  // 5. Availability: only liveness and the (static) dashboard answer while the services start or stop.
+  if (route->fn != &r_health && route->fn != &r_dashboard && !plane.ready())
     fail(status::service_unavailable, "unavailable", "the services are starting or stopping; retry shortly");
 
   RouteContext c{plane, settings, req, std::move(params), std::move(query), {}, {}};
