@@ -14,7 +14,7 @@ SAN_TARGETS := qtos $(addprefix qtos_test_,$(SAN_SUITES))
 .PHONY: run test deps configure build bench asan tsan sanitize ci clean
 
 run: build
-	$(QTOS) demo
+	$(QTOS) serve
 
 test: build
 	ctest --preset $(PRESET)

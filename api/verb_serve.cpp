@@ -131,6 +131,9 @@ class ApiFeed final : public Service {
  protected:
   void on_start() override {
     subscribe_topics("#", [this](const EventRef& e) {
+      // The feed carries the system's decisions and state changes; market data and raw signals (every bar, every
+      // symbol) would drown them: the event log (events.qel) keeps everything.
+      if (e.type() == EventType::market_bar_closed || e.type() == EventType::signal_generated) return;
       const AnyEvent any = e.to_any();
       if (const auto* r = std::get_if<OpportunitiesUpdated>(&any)) plane_.ranking_set(*r);
       plane_.events().add(any);

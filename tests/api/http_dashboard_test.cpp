@@ -18,6 +18,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -628,6 +629,91 @@ TEST_F(HttpDashboardBrowser, ScreenshotIsKept) {
   std::ofstream(artifacts + "/dashboard.png", std::ios::binary) << png;
   std::printf("[ dashboard ] screenshot %s (%zu bytes; a blank page: %zu)\n", (artifacts + "/dashboard.png").c_str(),
               png.size(), blank.size());
+}
+
+// The dashboard against a running `qtos serve` (the real binary, the real OS behind the API): the charts and tables
+// drawn from its data, the brake pulled from the page seen in /health/ai, a screenshot kept.
+TEST(HttpDashboardServe, ThePageDrivesTheRunningOs) {
+  std::string chromium = find_on_path("chromium");
+  if (chromium.empty()) chromium = find_on_path("chromium-browser");
+  if (chromium.empty()) GTEST_SKIP() << "no chromium on PATH (Debian: apt-get install chromium)";
+  test::TempDir dir;
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::close(out[0]);
+    ::close(out[1]);
+    ::execl(QTOS_BIN, QTOS_BIN, "serve", "--state-dir", dir.file("state").c_str(), "--port", "0", "--speed", "3600", "--symbols", "10",
+            "--bars", "2000", "--warmup", "300", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  FILE* child_out = ::fdopen(out[0], "r");
+  std::uint16_t port = 0;
+  char line[4096];
+  while (port == 0 && std::fgets(line, sizeof line, child_out))
+    if (const char* at = std::strstr(line, "dashboard http://127.0.0.1:")) port = static_cast<std::uint16_t>(std::atoi(at + 27));
+  std::thread drain([child_out] {
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, child_out)) {
+    }
+  });
+  struct Reap {
+    pid_t pid;
+    std::thread& drain;
+    FILE* f;
+    int status = -1;
+    ~Reap() {
+      if (pid > 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+      drain.join();
+      std::fclose(f);
+    }
+  } reap{pid, drain, child_out};
+  ASSERT_NE(port, 0);
+  std::string token = test::slurp(dir.file("state") + "/api_token");
+  while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
+  for (int i = 0; i < 300; ++i) {
+    const auto a = http_get(port, "/health/ai");
+    if (a && a->status == 200u) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
+  Browser b(chromium, dir.file(""));
+  ASSERT_TRUE(b.ok()) << b.log();
+  b.call("Page.navigate", {{"url", url}});
+  ASSERT_TRUE(b.wait_for("document.body && document.body.dataset.ready === '1'")) << b.log();
+  // Drawn from the running OS's data: the equity curve, the subsystems, the policy.
+  ASSERT_TRUE(b.wait_for("document.querySelector('#equity-chart path.series') !== null")) << b.text("equity-chart");
+  EXPECT_NE(b.text("subsystems").find("AI-HFOS"), std::string::npos) << b.text("subsystems");
+  EXPECT_NE(b.text("subsystems").find("MSC-AI"), std::string::npos);
+  EXPECT_NE(b.text("policy").find("max_open_positions"), std::string::npos);
+  // The brake, pulled from the page with the service's token, stops the OS's entries.
+  b.prompt_answer = token;
+  b.eval("document.getElementById('brake-toggle').click()");
+  ASSERT_TRUE(b.wait_for("document.getElementById('control-msg').dataset.status === '200'")) << b.text("control-msg");
+  const auto ai = http_get(port, "/health/ai");
+  ASSERT_TRUE(ai && ai->status == 200u);
+  EXPECT_TRUE(json::parse(ai->body).at("emergency_brake").as_bool());
+  EXPECT_EQ(json::parse(ai->body).at("trading_state").as_string(), "HALTED");
+  const auto r = b.call("Page.captureScreenshot", {{"format", "png"}, {"captureBeyondViewport", true}});
+  ASSERT_TRUE(r.is_object());
+  const std::string png = base64_decode(r.at("data").as_string());
+  EXPECT_GT(png.size(), 50'000u);
+  const std::string artifacts = std::string(QTOS_SOURCE_DIR) + "/build/test-artifacts";
+  std::filesystem::create_directories(artifacts);
+  std::ofstream(artifacts + "/dashboard-serve.png", std::ios::binary) << png;
+  // A clean stop.
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  for (int i = 0; i < 200 && ::waitpid(pid, &status, WNOHANG) != pid; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  reap.pid = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 }  // namespace
