@@ -308,7 +308,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                                     std::to_string(opt.generations) + ")"
                               : "");
         for (std::uint64_t p : h.parents) rec.parents.push_back(genome_id_of_hash(p));
-        const boost::json::object m{{"in_sample", metrics_json(h.train)}, {"out_of_sample", metrics_json(h.test)},
+        const boost::json::object m{{"fitness", h.fitness}, {"in_sample", metrics_json(h.train)}, {"out_of_sample", metrics_json(h.test)},
                                     {"deflated_sharpe", h.deflated_sharpe}, {"trials", r.trials},
                                     {"train", boost::json::array{opt.train_begin, opt.train_end}},
                                     {"test", boost::json::array{opt.test_begin, opt.test_end}}};

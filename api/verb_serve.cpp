@@ -2,6 +2,7 @@
 // whole trading system (executor, Risk OS, the AI subsystems, the strategy generator, the ranker, the paper exchange,
 // the ledger), with the HTTP control API and its dashboard. What `make run` starts.
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -11,6 +12,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <boost/json.hpp>
 
 #include "api/cli_checks.hpp"
 #include "api/http/server.hpp"
@@ -107,6 +110,12 @@ void repository_seed(StrategyRepository& repo, const MarketPanel& panel, std::in
     StrategyRecord rec;
     rec.genome = r.hall_of_fame[i].genome;
     rec.origin = "qtos serve: the demo's first search";
+    rec.generation = r.hall_of_fame[i].generation;
+    const auto n = [](double v) { return std::isfinite(v) ? boost::json::value(v) : boost::json::value(nullptr); };
+    rec.backtest_metrics = boost::json::serialize(boost::json::object{
+        {"fitness", n(r.hall_of_fame[i].fitness)},
+        {"in_sample", {{"sharpe", n(r.hall_of_fame[i].train.sharpe)}, {"trades", r.hall_of_fame[i].train.trades}}},
+        {"out_of_sample", {{"sharpe", n(r.hall_of_fame[i].test.sharpe)}, {"trades", r.hall_of_fame[i].test.trades}}}});
     repo.upsert(rec, now_ms);
     const std::string id = genome_id(rec.genome);
     (void)repo.transition(id, StrategyStatus::shadow, "demo: out-of-sample rank " + std::to_string(i + 1), now_ms);
