@@ -98,6 +98,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Posted by Server::stop(): drop what is idle or streaming; a response being written finishes first.
+  /// With no I/O thread running (after the server's threads joined): cancels the timer and closes the socket at once, so
+  /// the pending operations complete (aborted) on the next poll and release the session.
+  void force_close() {
+    timer_.cancel();
+    error_code ec;
+    stream_.socket().close(ec);
+  }
   void stop() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
       if (self->state_ == State::writing) return;  // on_write sees `stopping` and closes
@@ -389,6 +396,16 @@ void Server::stop() {
   impl->ioc.stop();
   for (auto& t : impl->threads) t.join();
   impl->threads.clear();
+  // Sessions still referenced by operations the stopped context never completed (a write in flight, a timer) would keep
+  // the context and themselves alive in a cycle: close them now (no thread runs the context) and let the aborted
+  // operations complete, which releases every session.
+  {
+    std::lock_guard lock(impl->mutex);
+    for (const auto& w : impl->sessions)
+      if (auto s = w.lock()) s->force_close();
+  }
+  impl->ioc.restart();
+  impl->ioc.poll();
   spdlog::info("HTTP API stopped");
 }
 
