@@ -30,6 +30,7 @@
 #include "runtime/subsystems/meta_strategy_controller.hpp"
 #include "runtime/subsystems/subsystem_set.hpp"
 #include "runtime/util/rng.hpp"
+#include "tests/runtime/test_util.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -45,17 +46,7 @@ Config stage_config(IntegrationStage stage, std::map<std::string, std::string> e
   return config_load(src);
 }
 
-std::vector<AnyEvent> event_log(const std::string& path) {
-  std::vector<AnyEvent> out;
-  EventLogReader r(path);
-  for (;;) {
-    auto e = r.next();
-    if (!e.ok()) throw std::runtime_error(e.error().message);
-    if (!e.value()) break;
-    out.push_back(std::move(*e.value()));
-  }
-  return out;
-}
+std::vector<AnyEvent> event_log(const std::string& path) { return test::event_log_read(path); }
 
 /// Strategies with a stop that trade on the market (long-biased ones first: a crash hurts them).
 std::vector<LiveStrategy> trading_strategies(const MarketPanel& panel, std::size_t n, std::uint64_t seed) {

@@ -25,6 +25,7 @@
 #include "runtime/subsystems/execution_layer.hpp"
 #include "runtime/subsystems/self_healing.hpp"
 #include "runtime/util/rng.hpp"
+#include "tests/runtime/test_util.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -602,17 +603,7 @@ std::size_t denials(const std::string& path, DenyReason reason) {
   return n;
 }
 
-std::vector<AnyEvent> event_log(const std::string& path) {
-  EventLogReader r(path);
-  std::vector<AnyEvent> out;
-  for (;;) {
-    auto e = r.next();
-    if (!e.ok()) throw std::runtime_error(e.error().message);
-    if (!e.value()) break;
-    out.push_back(std::move(*e.value()));
-  }
-  return out;
-}
+std::vector<AnyEvent> event_log(const std::string& path) { return test::event_log_read(path); }
 
 struct HealingRun {
   ReplayResult result;

@@ -5,9 +5,11 @@
 
 #include <filesystem>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "runtime/bus/event_log.hpp"
 #include "runtime/bus/events.hpp"
 #include "tests/support/run_command.hpp"
 
@@ -59,6 +61,19 @@ inline std::vector<AnyEvent> sample_events() {
   v.emplace_back(SubsystemDecided{.subsystem = "PIL", .mode = SubsystemMode::advisory, .action = "CLASSIFY", .symbol = "BTCUSDT",
                                   .detail = "BTCUSDT classified as WINNER (2.5R, 0% DD)", .applied = true});
   return v;
+}
+
+/// Every event of an event log, in order; throws std::runtime_error with the reader's message on a damaged record.
+inline std::vector<AnyEvent> event_log_read(const std::string& path) {
+  EventLogReader r(path);
+  std::vector<AnyEvent> out;
+  for (;;) {
+    auto e = r.next();
+    if (!e.ok()) throw std::runtime_error(e.error().message);
+    if (!e.value()) break;
+    out.push_back(std::move(*e.value()));
+  }
+  return out;
 }
 
 }  // namespace qtos::test
