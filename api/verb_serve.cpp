@@ -178,6 +178,8 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     const Config config = serve_config(ctx, *a);
     std::filesystem::create_directories(config.state_dir);
     const std::string token = api_token_resolve(config);
+    // A damaged or foreign policy database is refused before anything else is started or written.
+    { const SqlitePolicyBackend probe(config.state_dir + "/policy.db"); }
 
     // The API first: the dashboard's address is the first thing printed; it answers 503 until the OS runs.
     CommandQueue commands;
