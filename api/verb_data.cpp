@@ -32,6 +32,8 @@ struct SynthArgs {
   std::string start = "2024-01-01";
   std::string out;
   double planted_momentum = 0.0;
+  double planted_reversion = 0.0;
+  std::int32_t planted_flip = 0;
   bool random_walk = false;
 };
 
@@ -140,6 +142,12 @@ void verbs_data_register(CLI::App& app, CliContext& ctx) {
   synth->add_option("--planted-momentum", sa->planted_momentum,
                     "plant a tradeable momentum edge of this strength (x bar volatility; 0 = none, 0.15 = clear)")
       ->capture_default_str();
+  synth->add_option("--planted-reversion", sa->planted_reversion,
+                    "plant a tradeable mean-reversion edge of this strength (x bar volatility; not with --planted-momentum)")
+      ->capture_default_str();
+  synth->add_option("--planted-flip", sa->planted_flip,
+                    "with --planted-momentum: the edge flips sign (to calmer mean reversion) in regimes of about this many bars")
+      ->capture_default_str();
   synth->add_flag("--random-walk", sa->random_walk, "a pure random walk: no regime drift or mean reversion (nothing to find)");
   synth->callback([sa] {
     SynthOptions opt;
@@ -151,6 +159,8 @@ void verbs_data_register(CLI::App& app, CliContext& ctx) {
       opt.seed = sa->seed;
       opt.t0_ms = time_parse(sa->start, "--start");
       opt.planted_momentum = sa->planted_momentum;
+      opt.planted_reversion = sa->planted_reversion;
+      opt.planted_flip_bars = sa->planted_flip;
       opt.random_walk = sa->random_walk;
       synth_options_check(opt);
     } catch (const std::invalid_argument& e) {

@@ -1,9 +1,11 @@
-// The genetic search: evolve() loops evaluate -> select -> breed over the generations, then builds the hall of fame
-// from every trial. The steps live in evolution_evaluate.cpp, evolution_select.cpp, evolution_breed.cpp and
+// The search: evolve() loops evaluate -> select -> breed over the generations (random search: evaluate -> draw), then
+// builds the hall of fame from every trial, ranks it on the validation window and only then tests it. The steps live in evolution_evaluate.cpp, evolution_select.cpp, evolution_breed.cpp and
 // evolution_hall_of_fame.cpp; walk-forward folds in evolution_walk_forward.cpp.
 #include "runtime/strategy/evolution.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -23,10 +25,18 @@ void options_check(const kernels::PanelView& panel, const EvolveOptions& o) {
   if (!(o.time_budget_seconds >= 0)) bad("time budget must be >= 0 seconds");
   if (o.train_begin < 0 || o.train_end <= o.train_begin + 1)
     bad("train window [" + std::to_string(o.train_begin) + ", " + std::to_string(o.train_end) + ") must hold at least 2 bars");
-  if (o.test_begin < o.train_end || o.test_end <= o.test_begin + 1 || o.test_end > panel.n_bars)
+  const bool has_validation = o.validation_end != o.validation_begin;
+  if (has_validation && (o.validation_begin < o.train_end || o.validation_end <= o.validation_begin + 1))
+    bad("validation window [" + std::to_string(o.validation_begin) + ", " + std::to_string(o.validation_end) +
+        ") must hold at least 2 bars and start at or after the train window's end (" + std::to_string(o.train_end) + ")");
+  const std::int32_t before_test = has_validation ? o.validation_end : o.train_end;
+  if (o.test_begin < before_test || o.test_end <= o.test_begin + 1 || o.test_end > panel.n_bars)
     bad("test window [" + std::to_string(o.test_begin) + ", " + std::to_string(o.test_end) +
-        ") must hold at least 2 bars, start at or after the train window's end (" + std::to_string(o.train_end) +
-        ") and end within the data's " + std::to_string(panel.n_bars) + " bars");
+        ") must hold at least 2 bars, start at or after the " + (has_validation ? "validation" : "train") + " window's end (" +
+        std::to_string(before_test) + ") and end within the data's " + std::to_string(panel.n_bars) + " bars");
+  if (o.restart_after < 0) bad("restart_after " + std::to_string(o.restart_after) + ": expected >= 0 generations");
+  if (!(o.de_rate >= 0 && o.de_rate <= 1)) bad("de_rate " + std::to_string(o.de_rate) + ": expected 0 to 1");
+  if (o.hall_of_fame_per_structure < 0) bad("hall_of_fame_per_structure " + std::to_string(o.hall_of_fame_per_structure) + ": expected >= 0");
 }
 
 }  // namespace
@@ -47,6 +57,8 @@ EvolveResult evolve(const kernels::PanelView& panel, const StrategyFeatures& fea
   train.t_end = opt.train_end;
 
   detail::Population pop = detail::population_random(static_cast<std::size_t>(opt.population), rng);
+  double best_so_far = -std::numeric_limits<double>::infinity();
+  std::int32_t stale = 0;  // generations since the best fitness last improved
   for (std::int32_t gen = 0; gen < opt.generations; ++gen) {
     const detail::Evaluation ev = detail::population_evaluate(pop, gen, backend, train, opt, tried);
     const GenerationReport rep = detail::generation_report(gen, pop, ev, tried, panel.n_symbols, opt);
@@ -63,12 +75,23 @@ EvolveResult evolve(const kernels::PanelView& panel, const StrategyFeatures& fea
     if (opt.time_budget_seconds > 0 &&
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() >= opt.time_budget_seconds)
       break;
+    if (opt.search == EvolveSearch::random) {
+      pop = detail::population_untried(static_cast<std::size_t>(opt.population), rng, tried);
+      continue;
+    }
+    stale = rep.best_fitness > best_so_far ? 0 : stale + 1;
+    best_so_far = std::max(best_so_far, rep.best_fitness);
     const detail::Selection sel = detail::selection_rank(pop, ev.fitness, tried, opt);
+    if (opt.restart_after > 0 && stale >= opt.restart_after) {
+      pop = detail::population_restart(pop, sel, opt, rng, tried);
+      stale = 0;
+      continue;
+    }
     pop = detail::population_breed(pop, sel, opt, rng);
   }
 
   detail::trial_sharpe_moments(tried, result);
-  detail::hall_of_fame_test(detail::hall_of_fame_pick(tried, opt), backend, train, opt, result);
+  detail::hall_of_fame_select_and_test(detail::hall_of_fame_pick(tried, opt), backend, train, opt, result);
   return result;
 }
 

@@ -94,8 +94,15 @@ Selection selection_rank(const Population& pop, std::vector<double> fitness, con
 Population population_random(std::size_t size, Rng& rng);
 
 /// The next generation: the elites copied with their lineage, then children of tournament winners by crossover
-/// (crossover_rate) and mutation, each recording its parents.
+/// (crossover_rate) and mutation, or (de_rate) a differential-evolution move, each recording its parents.
 Population population_breed(const Population& pop, const Selection& sel, const EvolveOptions& opt, Rng& rng);
+
+/// Random search's next batch: `size` random genomes never evaluated before (not in `tried`), without parents.
+Population population_untried(std::size_t size, Rng& rng, const TrialCache& tried);
+
+/// A restart on stagnation: the elites kept with their lineage, the rest random genomes not tried before.
+Population population_restart(const Population& pop, const Selection& sel, const EvolveOptions& opt, Rng& rng,
+                              const TrialCache& tried);
 
 // ---- hall of fame (evolution_hall_of_fame.cpp) ----------------------------------------------------------------
 
@@ -107,9 +114,11 @@ void trial_sharpe_moments(const TrialCache& tried, EvolveResult& result);
 /// spread first; at most opt.hall_of_fame.
 std::vector<const Evaluated*> hall_of_fame_pick(const TrialCache& tried, const EvolveOptions& opt);
 
-/// Tests `picks` on the out-of-sample window only (`base` gives panel, features and costs), deflates their Sharpe
-/// with result.trials and result.sr_variance, and fills result.hall_of_fame ranked by out-of-sample Sharpe.
-void hall_of_fame_test(const std::vector<const Evaluated*>& picks, const BacktestBackend& backend, BacktestRequest base,
-                       const EvolveOptions& opt, EvolveResult& result);
+/// Backtests `picks` on the validation window (`base` gives panel, features and costs) and ranks them by validation
+/// fitness (by train fitness without a validation window); then, with the order fixed, backtests them once on the
+/// test window. Fills result.hall_of_fame (the first is the selected strategy) with the three windows' metrics and
+/// DSRs (train: N = result.trials; validation: N = the picks; test: N = 1).
+void hall_of_fame_select_and_test(const std::vector<const Evaluated*>& picks, const BacktestBackend& backend, BacktestRequest base,
+                                  const EvolveOptions& opt, EvolveResult& result);
 
 }  // namespace qtos::detail

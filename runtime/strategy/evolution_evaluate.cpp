@@ -26,6 +26,17 @@ double evolve_fitness(const BacktestMetrics& m, double min_trades) {
   return m.sharpe;
 }
 
+double evolve_fitness_robust(const BacktestMetrics& pooled, std::vector<double> symbol_sharpe, double min_trades) {
+  if (pooled.trades < min_trades || !std::isfinite(pooled.sharpe) || symbol_sharpe.empty()) return evolve_fitness(pooled, min_trades);
+  for (double& v : symbol_sharpe)
+    if (!std::isfinite(v)) v = 0.0;
+  std::sort(symbol_sharpe.begin(), symbol_sharpe.end());
+  const double pos = 0.25 * static_cast<double>(symbol_sharpe.size() - 1);
+  const auto lo = static_cast<std::size_t>(pos);
+  const std::size_t hi = std::min(lo + 1, symbol_sharpe.size() - 1);
+  return symbol_sharpe[lo] + (pos - static_cast<double>(lo)) * (symbol_sharpe[hi] - symbol_sharpe[lo]);
+}
+
 namespace detail {
 
 Evaluation population_evaluate(const Population& pop, std::int32_t gen, const BacktestBackend& backend, BacktestRequest train,
@@ -39,13 +50,21 @@ Evaluation population_evaluate(const Population& pop, std::int32_t gen, const Ba
       fresh_parents.push_back(&pop.parents[i]);
     }
   train.genomes = fresh;
+  train.per_symbol = opt.robust_fitness;
   Evaluation ev;
   const auto t0 = std::chrono::steady_clock::now();
   const BacktestResult br = backend.run(train);
   ev.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (std::size_t i = 0; i < fresh.size(); ++i) {
     Evaluated e{fresh[i], gen, backtest_metrics(br.genome[i], opt.costs.bars_per_year), 0.0, *fresh_parents[i]};
-    e.fitness = evolve_fitness(e.train, opt.min_trades);
+    if (opt.robust_fitness) {
+      const auto S = static_cast<std::size_t>(train.panel.n_symbols);
+      std::vector<double> per(S);
+      for (std::size_t s = 0; s < S; ++s) per[s] = backtest_metrics(br.genome_symbol[i * S + s], opt.costs.bars_per_year).sharpe;
+      e.fitness = evolve_fitness_robust(e.train, std::move(per), opt.min_trades);
+    } else {
+      e.fitness = evolve_fitness(e.train, opt.min_trades);
+    }
     tried.emplace(genome_hash(fresh[i]), e);
   }
   ev.fitness.resize(P);
