@@ -9,10 +9,11 @@
 //
 // Sizes: QTOS_BENCH_BUDGET_S (wall seconds per run, 2.5), QTOS_BENCH_SEEDS (seeds per planted market, 8),
 // QTOS_BENCH_RW_SEEDS (random-walk seeds, 20), QTOS_BENCH_S (symbols, 10), QTOS_BENCH_T (hourly bars, 3000),
-// QTOS_BENCH_P (population, 64), QTOS_BENCH_MARKETS (comma-separated subset of momentum,reversion,flip,random_walk).
-// Ablations: QTOS_BENCH_GA="robust=0,restart=20,de=0.3,niche=2,tournament=3,mutation=0.2,structure=0.2,elite=2"
-// overrides the genetic search's settings (robust and niche apply to both searches: they are part of the fitness and
-// the hall-of-fame rule).
+// QTOS_BENCH_P (population, 64), QTOS_BENCH_MARKETS (comma-separated subset of momentum,reversion,flip,random_walk),
+// QTOS_BENCH_VERBOSE=1 (one line per run: the selected strategy's three Sharpe ratios and rules).
+// Ablations: QTOS_BENCH_GA="robust=0,complexity=0,tournament=3,mutation=0.2,structure=0.2,elite=2,crossover=0.7"
+// overrides the search settings (robust and complexity change the fitness, so they apply to both searches; the others
+// only to the genetic one).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -26,6 +27,7 @@
 
 #include "cpu/backtest/backtest.hpp"
 #include "cpu/registry/backends.hpp"
+#include "cpu/strategy/genome_text.hpp"
 #include "runtime/data/synth.hpp"
 #include "runtime/strategy/evolution.hpp"
 
@@ -46,6 +48,7 @@ const auto kRwSeeds = static_cast<std::int32_t>(env_double("QTOS_BENCH_RW_SEEDS"
 const auto kS = static_cast<std::int32_t>(env_double("QTOS_BENCH_S", 10));
 const auto kT = static_cast<std::int32_t>(env_double("QTOS_BENCH_T", 3000));
 const auto kP = static_cast<std::int32_t>(env_double("QTOS_BENCH_P", 64));
+const bool kVerbose = env_double("QTOS_BENCH_VERBOSE", 0) != 0;
 
 struct MarketSpec {
   std::string name;
@@ -72,9 +75,7 @@ void ga_overrides(qtos::EvolveOptions& o, const std::string& spec) {
     const std::string k = kv.substr(0, eq);
     const double v = std::atof(kv.substr(eq + 1).c_str());
     if (k == "robust") o.robust_fitness = v != 0;
-    else if (k == "restart") o.restart_after = static_cast<std::int32_t>(v);
-    else if (k == "de") o.de_rate = v;
-    else if (k == "niche") o.hall_of_fame_per_structure = static_cast<std::int32_t>(v);
+    else if (k == "complexity") o.complexity_penalty = v;
     else if (k == "tournament") o.tournament = static_cast<std::int32_t>(v);
     else if (k == "mutation") o.mutation_rate = v;
     else if (k == "structure") o.structure_rate = v;
@@ -197,6 +198,10 @@ int main() {
         run.trials = r.trials;
         run.generations = r.generations_completed;
         by_search[qtos::evolve_search_name(search)].push_back(run);
+        if (kVerbose)
+          std::printf("  %-11s seed %d %-7s gens %4d trials %6lld  selected train %6.2f val %6.2f test %6.2f dsr %.3f  %s\n", mk.name.c_str(),
+                      k, qtos::evolve_search_name(search), run.generations, static_cast<long long>(run.trials), run.train_sharpe,
+                      run.val_sharpe, run.test_sharpe, run.test_dsr, qtos::genome_rules(sel.genome).c_str());
         budget_used += run.wall;
         ++runs;
       }

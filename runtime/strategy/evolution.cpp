@@ -3,9 +3,7 @@
 // evolution_hall_of_fame.cpp; walk-forward folds in evolution_walk_forward.cpp.
 #include "runtime/strategy/evolution.hpp"
 
-#include <algorithm>
 #include <chrono>
-#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -34,9 +32,8 @@ void options_check(const kernels::PanelView& panel, const EvolveOptions& o) {
     bad("test window [" + std::to_string(o.test_begin) + ", " + std::to_string(o.test_end) +
         ") must hold at least 2 bars, start at or after the " + (has_validation ? "validation" : "train") + " window's end (" +
         std::to_string(before_test) + ") and end within the data's " + std::to_string(panel.n_bars) + " bars");
-  if (o.restart_after < 0) bad("restart_after " + std::to_string(o.restart_after) + ": expected >= 0 generations");
-  if (!(o.de_rate >= 0 && o.de_rate <= 1)) bad("de_rate " + std::to_string(o.de_rate) + ": expected 0 to 1");
-  if (o.hall_of_fame_per_structure < 0) bad("hall_of_fame_per_structure " + std::to_string(o.hall_of_fame_per_structure) + ": expected >= 0");
+  if (!(o.complexity_penalty >= 0 && o.complexity_penalty <= 10)) bad("complexity_penalty " + std::to_string(o.complexity_penalty) + ": expected 0 to 10");
+
 }
 
 }  // namespace
@@ -57,8 +54,6 @@ EvolveResult evolve(const kernels::PanelView& panel, const StrategyFeatures& fea
   train.t_end = opt.train_end;
 
   detail::Population pop = detail::population_random(static_cast<std::size_t>(opt.population), rng);
-  double best_so_far = -std::numeric_limits<double>::infinity();
-  std::int32_t stale = 0;  // generations since the best fitness last improved
   for (std::int32_t gen = 0; gen < opt.generations; ++gen) {
     const detail::Evaluation ev = detail::population_evaluate(pop, gen, backend, train, opt, tried);
     const GenerationReport rep = detail::generation_report(gen, pop, ev, tried, panel.n_symbols, opt);
@@ -79,14 +74,7 @@ EvolveResult evolve(const kernels::PanelView& panel, const StrategyFeatures& fea
       pop = detail::population_untried(static_cast<std::size_t>(opt.population), rng, tried);
       continue;
     }
-    stale = rep.best_fitness > best_so_far ? 0 : stale + 1;
-    best_so_far = std::max(best_so_far, rep.best_fitness);
     const detail::Selection sel = detail::selection_rank(pop, ev.fitness, tried, opt);
-    if (opt.restart_after > 0 && stale >= opt.restart_after) {
-      pop = detail::population_restart(pop, sel, opt, rng, tried);
-      stale = 0;
-      continue;
-    }
     pop = detail::population_breed(pop, sel, opt, rng);
   }
 

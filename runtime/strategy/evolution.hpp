@@ -27,10 +27,6 @@ kernels::Genome genome_mutate(const kernels::Genome& g, Rng& rng, double rate, d
 /// each stop/target/time gene, the size) come from one parent or the other. Returns a normalised genome.
 kernels::Genome genome_crossover(const kernels::Genome& a, const kernels::Genome& b, Rng& rng);
 
-/// A genome's structure: entry kinds, operator, exit kind, side, and which of stop, target, trail and max hold are
-/// on (equal for genomes that differ only in periods and continuous genes).
-std::uint64_t genome_structure(const kernels::Genome& g);
-
 /// Structural diversity of a population: distinct (entry kinds, operator, exit kind, side) signatures / size.
 double population_diversity(const std::vector<kernels::Genome>& pop);
 
@@ -59,7 +55,7 @@ struct EvolveOptions {
   std::int32_t population = 50;      ///< genomes per generation (>= 4)
   std::int32_t generations = 100;    ///< generations (>= 1)
   std::uint64_t seed = 1;            ///< same seed, same result
-  std::int32_t tournament = 3;       ///< tournament size
+  std::int32_t tournament = 2;       ///< tournament size (2: the study's choice, docs/EVOLUTION.md "Search quality")
   std::int32_t elite = 2;            ///< best genomes copied unchanged into the next generation
   double crossover_rate = 0.7;       ///< chance a child comes from crossover (else a copy of one parent)
   double mutation_rate = 0.2;        ///< per-gene parameter mutation chance
@@ -78,14 +74,9 @@ struct EvolveOptions {
   /// Robust fitness: the train fitness is the lower quartile of the per-symbol annualised Sharpe ratios (a symbol
   /// without trades counts 0) instead of the Sharpe pooled over all symbols (docs/EVOLUTION.md, "Search quality").
   bool robust_fitness = true;
-  /// Genetic search: generations without a better best fitness after which the population restarts from random
-  /// genomes (the elites kept; 0: never).
-  std::int32_t restart_after = 0;
-  /// Genetic search: chance that a child is a differential-evolution move on the continuous genes (levels, widths,
-  /// stop/target/trail distances, size) of a tournament winner: x + F (y - z) with y, z of the same structure.
-  double de_rate = 0.0;
-  /// At most this many hall-of-fame genomes share one structure (entry kinds, operator, exit kind, side); 0: no cap.
-  std::int32_t hall_of_fame_per_structure = 0;
+  /// Complexity penalty: the train fitness of a trading genome loses this much (annualised Sharpe units) per rule part
+  /// beyond the first entry term (a second entry term, an exit rule, a stop, a target, a trailing stop, a max hold).
+  double complexity_penalty = 0.3;
   kernels::BacktestCosts costs;      ///< fees, slippage, capital, annualisation
   double time_budget_seconds = 0;    ///< stop after the generation that uses up this wall time (0: no budget)
   EvolveObjective objective = EvolveObjective::sharpe;  ///< selection objective
@@ -149,6 +140,10 @@ struct EvolveResult {
 
 /// Train fitness of a genome: annualised Sharpe when it traded at least min_trades times, else -100 + trades.
 double evolve_fitness(const BacktestMetrics& m, double min_trades);
+
+/// Rule parts of a genome beyond its first entry term: a second entry term, an exit rule, a stop, a target, a
+/// trailing stop, a max hold (0 to 6).
+std::int32_t genome_complexity(const kernels::Genome& g);
 
 /// Robust train fitness: -100 + trades below min_trades (pooled over symbols), else the lower quartile of the
 /// per-symbol annualised Sharpe ratios `symbol_sharpe` (linear interpolation; non-finite values count 0).

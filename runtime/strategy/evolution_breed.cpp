@@ -3,7 +3,6 @@
 #include "runtime/strategy/evolution.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -81,43 +80,7 @@ float optional_mutate(float v, Rng& rng, double rate, float lo, float hi) {
   return v > 0 ? std::clamp(v, lo, hi) : 0.0f;
 }
 
-/// The structure of a genome for niching and differential evolution: entry kinds, operator, exit kind, side, and
-/// which of stop, target, trail and max hold are on.
-std::uint64_t structure_key(const Genome& g) {
-  std::uint64_t k = 0;
-  for (std::int32_t v : {g.entry[0].kind, g.op, g.op == 0 ? 0 : g.entry[1].kind, g.exit_rule.kind, g.side}) k = k * 31 + static_cast<std::uint64_t>(v);
-  return k * 16 + (g.stop_atr > 0 ? 1u : 0u) + (g.take_atr > 0 ? 2u : 0u) + (g.trail_atr > 0 ? 4u : 0u) + (g.max_hold > 0 ? 8u : 0u);
-}
-
-/// The continuous genes of a genome (levels, stop/target/trail distances, size), in a fixed order.
-constexpr std::size_t kContinuousGenes = 7;
-std::array<float*, kContinuousGenes> continuous_genes(Genome& g) {
-  return {&g.entry[0].level, &g.entry[1].level, &g.exit_rule.level, &g.stop_atr, &g.take_atr, &g.trail_atr, &g.size};
-}
-
-/// Differential evolution (DE/rand/1/bin with the winner as base): each continuous gene of `x` that is in use moves
-/// by F (y - z) with probability CR (one gene always), y and z sharing x's structure. Switched-off distances stay off.
-Genome genome_de_move(const Genome& x, const Genome& y, const Genome& z, Rng& rng) {
-  constexpr double F = 0.6, CR = 0.7;
-  Genome c = x, yy = y, zz = z;
-  const auto cg = continuous_genes(c);
-  const auto yg = continuous_genes(yy);
-  const auto zg = continuous_genes(zz);
-  const std::size_t forced = static_cast<std::size_t>(pick(rng, static_cast<std::int32_t>(kContinuousGenes)));
-  for (std::size_t i = 0; i < kContinuousGenes; ++i) {
-    if (i >= 3 && i <= 5 && *cg[i] <= 0) continue;  // an optional distance that is off stays off
-    if (i == forced || rng.uniform() < CR) *cg[i] += static_cast<float>(F * (*yg[i] - *zg[i]));
-  }
-  // A moved distance never falls below its range (which would switch it off): clamp it back in.
-  c.stop_atr = c.stop_atr > 0 ? std::clamp(c.stop_atr, GeneRanges::stop_lo, GeneRanges::stop_hi) : 0.0f;
-  c.take_atr = c.take_atr > 0 ? std::clamp(c.take_atr, GeneRanges::take_lo, GeneRanges::take_hi) : 0.0f;
-  c.trail_atr = c.trail_atr > 0 ? std::clamp(c.trail_atr, GeneRanges::trail_lo, GeneRanges::trail_hi) : 0.0f;
-  return kernels::genome_normalize(c);
-}
-
 }  // namespace
-
-std::uint64_t genome_structure(const Genome& g) { return structure_key(g); }
 
 Genome genome_random(Rng& rng) {
   Genome g;
@@ -216,17 +179,6 @@ Population population_untried(std::size_t size, Rng& rng, const TrialCache& trie
   return pop;
 }
 
-Population population_restart(const Population& pop, const Selection& sel, const EvolveOptions& opt, Rng& rng, const TrialCache& tried) {
-  Population next;
-  for (std::int32_t e = 0; e < opt.elite; ++e) {
-    const std::size_t i = sel.order[static_cast<std::size_t>(e)];
-    next.push_unique(pop.genomes[i], pop.parents[i], rng);
-  }
-  Population fresh = population_untried(static_cast<std::size_t>(opt.population) - next.size(), rng, tried);
-  for (std::size_t i = 0; i < fresh.size(); ++i) next.push_unique(fresh.genomes[i], {}, rng);
-  return next;
-}
-
 Population population_breed(const Population& pop, const Selection& sel, const EvolveOptions& opt, Rng& rng) {
   const auto P = static_cast<std::size_t>(opt.population);
   Population next;
@@ -236,20 +188,6 @@ Population population_breed(const Population& pop, const Selection& sel, const E
   }
   while (next.size() < P) {
     const std::size_t a = sel.tournament(rng, opt.population, opt.tournament);
-    if (opt.de_rate > 0 && rng.uniform() < opt.de_rate) {
-      // Two other members of the winner's structure, drawn at random; without them, an ordinary child.
-      const std::uint64_t key = structure_key(pop.genomes[a]);
-      std::vector<std::size_t> same;
-      for (std::size_t i = 0; i < pop.size(); ++i)
-        if (i != a && structure_key(pop.genomes[i]) == key) same.push_back(i);
-      if (same.size() >= 2) {
-        const std::size_t y = same[static_cast<std::size_t>(pick(rng, static_cast<std::int32_t>(same.size())))];
-        std::size_t z = y;
-        while (z == y) z = same[static_cast<std::size_t>(pick(rng, static_cast<std::int32_t>(same.size())))];
-        next.push_unique(genome_de_move(pop.genomes[a], pop.genomes[y], pop.genomes[z], rng), Parents{genome_hash(pop.genomes[a])}, rng);
-        continue;
-      }
-    }
     Parents parents{genome_hash(pop.genomes[a])};
     Genome child = pop.genomes[a];
     if (rng.uniform() < opt.crossover_rate) {

@@ -94,15 +94,11 @@ Selection selection_rank(const Population& pop, std::vector<double> fitness, con
 Population population_random(std::size_t size, Rng& rng);
 
 /// The next generation: the elites copied with their lineage, then children of tournament winners by crossover
-/// (crossover_rate) and mutation, or (de_rate) a differential-evolution move, each recording its parents.
+/// (crossover_rate) and mutation, each recording its parents.
 Population population_breed(const Population& pop, const Selection& sel, const EvolveOptions& opt, Rng& rng);
 
 /// Random search's next batch: `size` random genomes never evaluated before (not in `tried`), without parents.
 Population population_untried(std::size_t size, Rng& rng, const TrialCache& tried);
-
-/// A restart on stagnation: the elites kept with their lineage, the rest random genomes not tried before.
-Population population_restart(const Population& pop, const Selection& sel, const EvolveOptions& opt, Rng& rng,
-                              const TrialCache& tried);
 
 // ---- hall of fame (evolution_hall_of_fame.cpp) ----------------------------------------------------------------
 

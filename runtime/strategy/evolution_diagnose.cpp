@@ -58,8 +58,8 @@ std::vector<std::string> evolve_warnings_before(const kernels::PanelView& panel,
     for (const auto& n : cold) names += (names.empty() ? "" : ", ") + n;
     out.push_back(std::to_string(cold.size()) + " indicator(s) of the grammar never warm up on the train window [" + std::to_string(b) +
                   ", " + std::to_string(e) + "): " + names + "; the longest run of consecutive bars there is " +
-                  std::to_string(longest) + ", so rules reading them can never fire (missing bars restart every indicator: "
-                  "use data without gaps or a longer window)");
+                  std::to_string(longest) + ", so rules reading them can never fire (a look-back longer than the window, or missing bars that restart the "
+                  "indicators: use a longer window or data with fewer gaps)");
   }
   return out;
 }

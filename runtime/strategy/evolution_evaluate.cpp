@@ -26,6 +26,11 @@ double evolve_fitness(const BacktestMetrics& m, double min_trades) {
   return m.sharpe;
 }
 
+std::int32_t genome_complexity(const Genome& g) {
+  return (g.op != static_cast<std::int32_t>(kernels::EntryOp::single) ? 1 : 0) + (g.exit_rule.kind != 0 ? 1 : 0) + (g.stop_atr > 0 ? 1 : 0) +
+         (g.take_atr > 0 ? 1 : 0) + (g.trail_atr > 0 ? 1 : 0) + (g.max_hold > 0 ? 1 : 0);
+}
+
 double evolve_fitness_robust(const BacktestMetrics& pooled, std::vector<double> symbol_sharpe, double min_trades) {
   if (pooled.trades < min_trades || !std::isfinite(pooled.sharpe) || symbol_sharpe.empty()) return evolve_fitness(pooled, min_trades);
   for (double& v : symbol_sharpe)
@@ -65,6 +70,8 @@ Evaluation population_evaluate(const Population& pop, std::int32_t gen, const Ba
     } else {
       e.fitness = evolve_fitness(e.train, opt.min_trades);
     }
+    const bool trading = e.train.trades >= opt.min_trades && std::isfinite(e.train.sharpe);  // not marked unfit
+    if (opt.complexity_penalty > 0 && trading) e.fitness -= opt.complexity_penalty * genome_complexity(fresh[i]);
     tried.emplace(genome_hash(fresh[i]), e);
   }
   ev.fitness.resize(P);

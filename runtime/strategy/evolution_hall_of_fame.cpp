@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <map>
 
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/strategy/deflated_sharpe.hpp"
@@ -45,13 +44,6 @@ std::vector<const Evaluated*> hall_of_fame_pick(const TrialCache& tried, const E
     all = std::move(first);
   } else {
     std::stable_sort(all.begin(), all.end(), [](const Evaluated* a, const Evaluated* b) { return a->fitness > b->fitness; });
-  }
-  if (opt.hall_of_fame_per_structure > 0) {  // niching: the best few of each structure, so validation has a choice
-    std::map<std::uint64_t, std::int32_t> count;
-    std::vector<const Evaluated*> kept;
-    for (const Evaluated* e : all)
-      if (++count[genome_structure(e->genome)] <= opt.hall_of_fame_per_structure) kept.push_back(e);
-    all = std::move(kept);
   }
   all.resize(std::min(all.size(), static_cast<std::size_t>(opt.hall_of_fame)));
   return all;

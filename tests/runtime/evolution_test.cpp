@@ -599,26 +599,38 @@ TEST(Evolution, TestDsrUsesThePortfolioReturnsAndOneTrial) {
   EXPECT_NEAR(mean, sel.test_accum.sum / sel.test_accum.n, 1e-9);
 }
 
-TEST(Evolution, RestartsAndDifferentialEvolutionKeepTheSearchDeterministic) {
+TEST(Evolution, TheComplexityPenaltyCountsRuleParts) {
+  Genome g;
+  g.entry[0] = {static_cast<std::int32_t>(kernels::CondKind::mom_up), 1, 0, 0.0f};
+  EXPECT_EQ(genome_complexity(kernels::genome_normalize(g)), 0);
+  g.op = static_cast<std::int32_t>(kernels::EntryOp::and_op);
+  g.entry[1] = {static_cast<std::int32_t>(kernels::CondKind::rsi_below), 1, 0, 30.0f};
+  g.exit_rule = {static_cast<std::int32_t>(kernels::CondKind::mom_down), 0, 0, 0.0f};
+  g.stop_atr = 2.0f;
+  g.max_hold = 20;
+  EXPECT_EQ(genome_complexity(kernels::genome_normalize(g)), 4);
+  // A trading genome's fitness loses the penalty per part; an unfit one keeps its -100 + trades.
   const Market mk = market(0.15, false, 17);
   auto cpu = detail::backtest_cpu_backend();
-  EvolveOptions o = options(8);
-  o.restart_after = 2;
-  o.de_rate = 0.5;
-  o.generations = 10;
-  const EvolveResult a = evolve(mk.m.panel.view(), mk.f, *cpu, o);
-  const EvolveResult b = evolve(mk.m.panel.view(), mk.f, *cpu, o);
+  EvolveOptions plain = options(3), penalised = options(3);
+  plain.complexity_penalty = 0;
+  penalised.complexity_penalty = 0.5;
+  plain.hall_of_fame = penalised.hall_of_fame = 100'000;  // every trial, to compare genome by genome
+  plain.generations = penalised.generations = 1;          // the same random first generation in both
+  const EvolveResult a = evolve(mk.m.panel.view(), mk.f, *cpu, plain), b = evolve(mk.m.panel.view(), mk.f, *cpu, penalised);
+  std::map<std::uint64_t, const HallOfFameEntry*> by_hash;
+  for (const auto& h : a.hall_of_fame) by_hash[h.hash] = &h;
   ASSERT_EQ(a.hall_of_fame.size(), b.hall_of_fame.size());
-  for (std::size_t i = 0; i < a.hall_of_fame.size(); ++i) EXPECT_EQ(a.hall_of_fame[i].hash, b.hall_of_fame[i].hash);
-  EXPECT_EQ(a.trials, b.trials);
-  // Restarts bring random genomes (no parents) after generation 0.
-  o.hall_of_fame = 100'000;
-  const EvolveResult all = evolve(mk.m.panel.view(), mk.f, *cpu, o);
-  int late_random = 0;
-  for (const auto& h : all.hall_of_fame) late_random += h.generation > 0 && h.parents.empty();
-  EXPECT_GT(late_random, o.population / 2);
-  o.de_rate = 1.5;
-  EXPECT_THROW(evolve(mk.m.panel.view(), mk.f, *cpu, o), std::invalid_argument);
+  int checked = 0;
+  for (const auto& h : b.hall_of_fame) {
+    const HallOfFameEntry& p = *by_hash.at(h.hash);
+    const double expect = p.fitness > -50 ? p.fitness - 0.5 * genome_complexity(h.genome) : p.fitness;
+    EXPECT_DOUBLE_EQ(h.fitness, expect);
+    checked += p.fitness > -50 && genome_complexity(h.genome) > 0;
+  }
+  EXPECT_GT(checked, 5);
+  penalised.complexity_penalty = 11;
+  EXPECT_THROW(evolve(mk.m.panel.view(), mk.f, *cpu, penalised), std::invalid_argument);
 }
 
 // A market whose bars exist only four hours in five: every indicator restarts after each missing bar, so none with a
