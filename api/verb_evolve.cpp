@@ -106,7 +106,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--search", a->search, "genetic, or random (random search over the same grammar: the baseline to beat)")
       ->capture_default_str();
-  cmd->add_option("--budget", a->budget, "wall-clock budget in seconds: stop after the generation that uses it up (0: none)")
+  cmd->add_option("--budget", a->budget, "wall-clock budget in seconds: stop after the generation that uses it up (0: none); without --generations the budget alone ends the search")
       ->check(number_range(0, 1e9))->capture_default_str();
   cmd->add_option("--symbols", a->symbols, "comma-separated symbols (default: all)");
   cost_options_add(cmd, *a);
@@ -124,7 +124,9 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
     const DeviceKind kind = a->device.empty() ? cfg.device : device_parse(a->device, "--device");
     // Option values were range-checked at parse time; the defaults come from the configuration.
     const std::int64_t pop = a->population < 0 ? cfg.sg_population_size : a->population;
-    const std::int64_t gens = a->generations < 0 ? cfg.sg_generations : a->generations;
+    // With --budget and no --generations the budget alone ends the search: the generation count follows from it.
+    const bool budget_only = a->budget > 0 && a->generations < 0;
+    const std::int64_t gens = budget_only ? 100'000 : (a->generations < 0 ? cfg.sg_generations : a->generations);
     if (pop < 4 || pop > 1'000'000)
       throw std::invalid_argument("QT_SG_POPULATION_SIZE=" + std::to_string(pop) + " (the default of --population): expected 4 to 1000000");
     if (gens < 1 || gens > 100'000)
@@ -198,9 +200,11 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                                   " bars; expected at least 50, 20 (or none with --validation 0) and 20 (more data or other "
                                   "--train/--validation/--test)");
 
-    std::printf("%s search: %d genomes x %d generations%s on %d symbols (%s), device %s, seed %llu\n", evolve_search_name(search),
-                opt.population, opt.generations,
-                a->budget > 0 ? (" or a " + num_cell(a->budget, "%g") + " s budget, whichever ends first").c_str() : "",
+    const std::string how_long = budget_only ? " per generation for a " + num_cell(a->budget, "%g") + " s budget"
+                                 : " x " + std::to_string(opt.generations) + " generations" +
+                                       (a->budget > 0 ? " (or a " + num_cell(a->budget, "%g") + " s budget, whichever ends first)" : "");
+    std::printf("evolving %d genomes%s by %s search on %d symbols (%s), device %s, seed %llu\n", opt.population, how_long.c_str(),
+                evolve_search_name(search),
                 panel.n_symbols(), a->data.c_str(), std::string(backend.name()).c_str(), static_cast<unsigned long long>(opt.seed));
     if (wf) {
       std::printf("walk-forward: %d folds (%s), purge %d bars, objective %s; fee %.1f bps, slippage %.1f bps + %.2f x spread\n", wf->folds,

@@ -209,8 +209,18 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
         const double spread = base_spread * rp.spread_mult * std::exp(0.25 * rng.normal());
         const double open = std::exp(log_open), close = std::exp(log_p);
         // Highs trade at the ask and lows at the bid, so the bar range carries the spread (Corwin-Schultz).
-        const double hi = std::max(open, close) * std::exp(std::fabs(rng.normal()) * 0.6 * bar_sigma) * (1.0 + spread / 2);
-        const double lo = std::min(open, close) * std::exp(-std::fabs(rng.normal()) * 0.6 * bar_sigma) * (1.0 - spread / 2);
+        double hi = std::max(open, close) * std::exp(std::fabs(rng.normal()) * 0.6 * bar_sigma) * (1.0 + spread / 2);
+        double lo = std::min(open, close) * std::exp(-std::fabs(rng.normal()) * 0.6 * bar_sigma) * (1.0 - spread / 2);
+        if (opt.random_walk) {
+          // The extremes of the path between open and close (a Brownian bridge of the bar's variance), not noise drawn
+          // apart from it: a range drawn apart would let a far target sell at highs the path never paid for, an edge
+          // no random walk has. max = (x + sqrt(x^2 - 2 v ln U)) / 2 for a bridge from 0 to x.
+          const double x = log_p - log_open, var_bar = bar_sigma * bar_sigma;
+          const double up = 0.5 * (x + std::sqrt(x * x - 2.0 * var_bar * std::log(1.0 - rng.uniform())));
+          const double down = 0.5 * (x - std::sqrt(x * x - 2.0 * var_bar * std::log(1.0 - rng.uniform())));
+          hi = open * std::exp(up) * (1.0 + spread / 2);
+          lo = open * std::exp(down) * (1.0 - spread / 2);
+        }
         const double activity = 1.0 + 2.0 * std::fabs(r) / std::max(bar_sigma, 1e-12);
         const double quote = daily_liq / bars_per_day * rp.volume_mult * activity * std::exp(0.5 * rng.normal());
         const double typical = (hi + lo + close) / 3.0;

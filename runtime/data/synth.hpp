@@ -43,7 +43,8 @@ struct SynthOptions {
   /// the volatility, so a rule can tell them apart by ATR%. 0 = no flips; needs planted_momentum > 0.
   std::int32_t planted_flip_bars = 0;
   /// A pure random walk: no regime drift, constant regime volatility, no mean reversion while ranging, and each
-  /// bar's log return lowered by half its variance so the price is a martingale (no rule has an expected edge).
+  /// bar's log return lowered by half its variance so the price is a martingale, and each bar's high and low the
+  /// extremes of a Brownian bridge from its open to its close (no rule, stops and targets included, has an edge).
   bool random_walk = false;
   /// Planted regimes: (first bar, regime) pairs in increasing bar order; from each first bar the regime is the given one
   /// until the next pair (before the first pair, the chain's own). Empty: the random regime chain alone.

@@ -45,7 +45,7 @@ TEST_F(EvolveCli, EndToEndHallOfFameIsDeterministicAndReplayable) {
   const std::string args = "evolve --data syn --population 32 --generations 5 --seed 3 --device cpu --top 4 --out ";
   const auto a = run_qtos(args + "a.json", dir_->path());
   ASSERT_EQ(a.exit_code, 0) << a.err;
-  for (const char* s : {"genetic search: 32 genomes x 5 generations on 10 symbols", "train bars [0, 1500), validation bars [1500, 2100), test bars [2100, 3000)",
+  for (const char* s : {"evolving 32 genomes x 5 generations by genetic search on 10 symbols", "train bars [0, 1500), validation bars [1500, 2100), test bars [2100, 3000)",
                         "hall of fame", "ranked by validation Sharpe", "TST SHRP", "VAL DSR", "-> ", "selected: "})
     EXPECT_TRUE(has(a.out, s)) << s << "\n" << a.out;
   EXPECT_TRUE(has(a.err, "best") && has(a.err, "median") && has(a.err, "bar-steps/s")) << a.err;
@@ -207,7 +207,7 @@ TEST_F(EvolveCli, RandomSearchWithABudgetIsTheSameProtocol) {
                           "--out r.json",
                           dir_->path());
   ASSERT_EQ(a.exit_code, 0) << a.err;
-  EXPECT_TRUE(has(a.out, "random search: 16 genomes x 3 generations or a 60 s budget, whichever ends first")) << a.out;
+  EXPECT_TRUE(has(a.out, "evolving 16 genomes x 3 generations (or a 60 s budget, whichever ends first) by random search")) << a.out;
   EXPECT_TRUE(has(a.out, "(budget 60 s)")) << a.out;
   const auto j = read_json(dir_->path() / "r.json");
   EXPECT_EQ(j.at("search").as_string(), "random");
@@ -215,6 +215,13 @@ TEST_F(EvolveCli, RandomSearchWithABudgetIsTheSameProtocol) {
   EXPECT_EQ(j.at("trials").as_int64(), 48);  // three batches of 16 genomes never tried before
   for (const auto& h : j.at("hall_of_fame").as_array()) EXPECT_TRUE(h.at("parents").as_array().empty());
   EXPECT_EQ(j.at("selected").at("id"), j.at("hall_of_fame").as_array()[0].at("id"));
+  // --budget alone: the budget ends the search, and the run says how long it took.
+  const auto b = run_qtos("evolve --data syn --budget 1 --population 16 --seed 2 --device cpu --top 3 --out b.json", dir_->path());
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_TRUE(has(b.out, "evolving 16 genomes per generation for a 1 s budget by genetic search")) << b.out;
+  const auto jb = read_json(dir_->path() / "b.json");
+  EXPECT_GE(jb.at("search_seconds").as_double(), 1.0);
+  EXPECT_GT(jb.at("generations_completed").as_int64(), 1);
 }
 
 TEST_F(EvolveCli, IndicatorsThatCannotWarmUpAreNamed) {
