@@ -76,6 +76,7 @@ void ga_overrides(qtos::EvolveOptions& o, const std::string& spec) {
     const double v = std::atof(kv.substr(eq + 1).c_str());
     if (k == "robust") o.robust_fitness = v != 0;
     else if (k == "complexity") o.complexity_penalty = v;
+    else if (k == "distinct") o.distinct_behaviour = v != 0;
     else if (k == "tournament") o.tournament = static_cast<std::int32_t>(v);
     else if (k == "mutation") o.mutation_rate = v;
     else if (k == "structure") o.structure_rate = v;

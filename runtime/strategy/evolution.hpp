@@ -77,6 +77,9 @@ struct EvolveOptions {
   /// Complexity penalty: the train fitness of a trading genome loses this much (annualised Sharpe units) per rule part
   /// beyond the first entry term (a second entry term, an exit rule, a stop, a target, a trailing stop, a max hold).
   double complexity_penalty = 0.3;
+  /// Hall of fame: genomes whose train figures (trades, total return, Sharpe) equal a better one's are left out (they
+  /// differ only in genes that never act), so the validation window compares different strategies.
+  bool distinct_behaviour = true;
   kernels::BacktestCosts costs;      ///< fees, slippage, capital, annualisation
   double time_budget_seconds = 0;    ///< stop after the generation that uses up this wall time (0: no budget)
   EvolveObjective objective = EvolveObjective::sharpe;  ///< selection objective

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <set>
+#include <tuple>
 
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/strategy/deflated_sharpe.hpp"
@@ -44,6 +46,15 @@ std::vector<const Evaluated*> hall_of_fame_pick(const TrialCache& tried, const E
     all = std::move(first);
   } else {
     std::stable_sort(all.begin(), all.end(), [](const Evaluated* a, const Evaluated* b) { return a->fitness > b->fitness; });
+  }
+  if (opt.distinct_behaviour) {
+    // Genomes that differ only in genes that never act (a max hold never reached, a level never crossed) trade the
+    // same: one of them is enough, so the validation window chooses among different strategies.
+    std::set<std::tuple<double, double, double>> seen;
+    std::vector<const Evaluated*> kept;
+    for (const Evaluated* e : all)
+      if (seen.insert({e->train.trades, e->train.total_return, e->train.sharpe}).second) kept.push_back(e);
+    all = std::move(kept);
   }
   all.resize(std::min(all.size(), static_cast<std::size_t>(opt.hall_of_fame)));
   return all;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <tuple>
 #include <utility>
 #include <string>
 #include <vector>
@@ -210,6 +211,7 @@ TEST(Evolution, CrossoverChildrenNameBothParentsAndLineageIsSeeded) {
   o.mutation_rate = 0.0;
   o.structure_rate = 0.0;
   o.hall_of_fame = 100'000;  // every trial is in the hall of fame, so every parent can be looked up
+  o.distinct_behaviour = false;
   const EvolveResult r = evolve(mk.m.panel.view(), mk.f, *cpu, o);
   ASSERT_EQ(static_cast<std::int64_t>(r.hall_of_fame.size()), r.trials);
   std::map<std::uint64_t, const HallOfFameEntry*> by_hash;
@@ -603,6 +605,21 @@ TEST(Evolution, TestDsrUsesThePortfolioReturnsAndOneTrial) {
   EXPECT_NEAR(mean, sel.test_accum.sum / sel.test_accum.n, 1e-9);
 }
 
+TEST(Evolution, TheHallOfFameHoldsDistinctBehaviours) {
+  const Market mk = market(0.15, false, 17);
+  auto cpu = detail::backtest_cpu_backend();
+  EvolveOptions o = options(4);
+  o.hall_of_fame = 100'000;
+  const EvolveResult r = evolve(mk.m.panel.view(), mk.f, *cpu, o);
+  std::set<std::tuple<double, double, double>> seen;
+  for (const auto& h : r.hall_of_fame)
+    EXPECT_TRUE(seen.insert({h.train.trades, h.train.total_return, h.train.sharpe}).second) << genome_rules(h.genome);
+  o.distinct_behaviour = false;
+  const EvolveResult all = evolve(mk.m.panel.view(), mk.f, *cpu, o);
+  EXPECT_EQ(static_cast<std::int64_t>(all.hall_of_fame.size()), all.trials);
+  EXPECT_LT(r.hall_of_fame.size(), all.hall_of_fame.size());  // some genomes of this search trade alike
+}
+
 TEST(Evolution, TheComplexityPenaltyCountsRuleParts) {
   Genome g;
   g.entry[0] = {static_cast<std::int32_t>(kernels::CondKind::mom_up), 1, 0, 0.0f};
@@ -620,6 +637,7 @@ TEST(Evolution, TheComplexityPenaltyCountsRuleParts) {
   plain.complexity_penalty = 0;
   penalised.complexity_penalty = 0.5;
   plain.hall_of_fame = penalised.hall_of_fame = 100'000;  // every trial, to compare genome by genome
+  plain.distinct_behaviour = penalised.distinct_behaviour = false;
   plain.generations = penalised.generations = 1;          // the same random first generation in both
   const EvolveResult a = evolve(mk.m.panel.view(), mk.f, *cpu, plain), b = evolve(mk.m.panel.view(), mk.f, *cpu, penalised);
   std::map<std::uint64_t, const HallOfFameEntry*> by_hash;
