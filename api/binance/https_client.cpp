@@ -122,7 +122,9 @@ HttpReply HttpsClient::request(const std::string& method, const std::string& tar
   auto run = [&]() -> asio::awaitable<void> {
     if (!im.open()) {
       stage = Stage::connecting;
-      const auto endpoints = co_await resolver.async_resolve(endpoint_.host, std::to_string(endpoint_.port), asio::use_awaitable);
+      // A named local, not a temporary, in the co_await expression (GCC 12 mishandles temporaries across a suspension).
+      const std::string port = std::to_string(endpoint_.port);
+      const auto endpoints = co_await resolver.async_resolve(endpoint_.host, port, asio::use_awaitable);
       if (endpoint_.tls) {
         im.tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(im.ioc, im.ssl);
         beast::get_lowest_layer(*im.tls).expires_at(deadline);

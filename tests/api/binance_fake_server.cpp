@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -15,11 +16,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <boost/json.hpp>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -34,6 +38,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = boost::json;
+namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -114,6 +119,22 @@ struct FakeBinance::Impl {
   std::map<std::string, double> position, entry;
   double wallet = 10'000;
   std::vector<std::string> log;
+  struct Kline {
+    std::int64_t open, interval;
+    double close;
+  };
+  std::map<std::string, std::vector<Kline>> klines;
+  std::vector<std::string> ws_targets;
+
+  // One accepted WebSocket connection (touched only on the server thread).
+  struct WsConn {
+    websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws;
+    std::deque<std::string> out;
+    asio::steady_timer wake;
+    bool closed = false;
+    WsConn(beast::ssl_stream<beast::tcp_stream>&& s, asio::io_context& ioc) : ws(std::move(s)), wake(ioc) {}
+  };
+  std::vector<std::weak_ptr<WsConn>> conns;
 
   struct Answer {
     int status = 200;
@@ -187,6 +208,16 @@ struct FakeBinance::Impl {
     if (p == "/api/v3/ticker/price" || p == "/fapi/v1/ticker/price") {
       const auto it = prices.find(q["symbol"]);
       return Answer{200, json::serialize(json::object{{"symbol", q["symbol"]}, {"price", num_text(it == prices.end() ? 100.0 : it->second.first)}})};
+    }
+    if (p == "/api/v3/klines" || p == "/fapi/v1/klines") {
+      const std::int64_t from = std::strtoll(q["startTime"].c_str(), nullptr, 10);
+      json::array a;
+      for (const Kline& k : klines[q["symbol"]]) {
+        if (k.open < from) continue;
+        a.push_back(json::array{k.open, num_text(k.close - 0.5), num_text(k.close + 1), num_text(k.close - 1), num_text(k.close), "10",
+                                k.open + k.interval - 1, "1000", 50, "5", "500", "0"});
+      }
+      return Answer{200, json::serialize(a)};
     }
     // Everything below is SIGNED.
     if (q.count("signature") == 0) return error(400, -1102, "Mandatory parameter 'signature' was not sent.");
@@ -316,18 +347,20 @@ struct FakeBinance::Impl {
     return a;
   }
 
+  // Answers requests until the client closes, or returns a WebSocket upgrade request for the caller to accept.
   template <class Stream>
-  asio::awaitable<void> serve(Stream& stream) {
+  asio::awaitable<std::optional<http::request<http::string_body>>> serve(Stream& stream) {
     beast::flat_buffer buffer;
     for (;;) {
       http::request<http::string_body> req;
       co_await http::async_read(stream, buffer, req, asio::use_awaitable);
+      if (websocket::is_upgrade(req)) co_return req;
       Answer a = handle(req);
       if (a.delay_ms > 0) {
         asio::steady_timer t(ioc, std::chrono::milliseconds(a.delay_ms));
         co_await t.async_wait(asio::use_awaitable);
       }
-      if (a.reset) co_return;
+      if (a.reset) co_return std::nullopt;
       http::response<http::string_body> res{static_cast<http::status>(a.status), 11};
       res.set(http::field::content_type, "application/json");
       {
@@ -339,7 +372,43 @@ struct FakeBinance::Impl {
       res.body() = a.body;
       res.prepare_payload();
       co_await http::async_write(stream, res, asio::use_awaitable);
-      if (!req.keep_alive()) co_return;
+      if (!req.keep_alive()) co_return std::nullopt;
+    }
+  }
+
+  asio::awaitable<void> ws_reader(std::shared_ptr<WsConn> c) {
+    // Reading keeps control frames flowing: Beast answers the client's pings from inside the read.
+    try {
+      beast::flat_buffer b;
+      for (;;) {
+        co_await c->ws.async_read(b, asio::use_awaitable);
+        b.consume(b.size());
+      }
+    } catch (const std::exception&) {
+    }
+    c->closed = true;
+    c->wake.cancel();
+  }
+
+  asio::awaitable<void> ws_serve(beast::ssl_stream<beast::tcp_stream> stream, http::request<http::string_body> req) {
+    auto c = std::make_shared<WsConn>(std::move(stream), ioc);
+    co_await c->ws.async_accept(req, asio::use_awaitable);
+    {
+      std::lock_guard lock(mu);
+      ws_targets.push_back(std::string(req.target()));
+    }
+    conns.push_back(c);
+    asio::co_spawn(ioc, ws_reader(c), asio::detached);
+    while (!c->closed) {
+      while (!c->out.empty() && !c->closed) {
+        const std::string text = c->out.front();
+        c->out.pop_front();
+        c->ws.text(true);
+        co_await c->ws.async_write(asio::buffer(text), asio::use_awaitable);
+      }
+      c->wake.expires_after(std::chrono::hours(1));
+      boost::system::error_code ec;
+      co_await c->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
   }
 
@@ -348,7 +417,7 @@ struct FakeBinance::Impl {
       if (tls) {
         beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), ssl);
         co_await stream.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
-        co_await serve(stream);
+        if (auto up = co_await serve(stream)) co_await ws_serve(std::move(stream), std::move(*up));
       } else {
         beast::tcp_stream stream(std::move(socket));
         co_await serve(stream);
@@ -417,6 +486,36 @@ void FakeBinance::duplicate_trades_set(bool on) {
 void FakeBinance::used_weight_set(std::int64_t w) {
   std::lock_guard lock(impl_->mu);
   impl_->used_weight = w;
+}
+void FakeBinance::kline_add(const std::string& symbol, std::int64_t open_ms, std::int64_t interval_ms, double close) {
+  std::lock_guard lock(impl_->mu);
+  impl_->klines[symbol].push_back({open_ms, interval_ms, close});
+}
+void FakeBinance::ws_send(const std::string& text) {
+  Impl* im = impl_.get();
+  asio::post(im->ioc, [im, text] {
+    for (auto& w : im->conns)
+      if (auto c = w.lock(); c && !c->closed) {
+        c->out.push_back(text);
+        c->wake.cancel();
+      }
+  });
+}
+void FakeBinance::ws_drop() {
+  Impl* im = impl_.get();
+  asio::post(im->ioc, [im] {
+    for (auto& w : im->conns)
+      if (auto c = w.lock()) {
+        beast::error_code ec;
+        beast::get_lowest_layer(c->ws).socket().close(ec);
+        c->closed = true;
+        c->wake.cancel();
+      }
+  });
+}
+std::vector<std::string> FakeBinance::ws_targets() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->ws_targets;
 }
 std::vector<FakeOrder> FakeBinance::orders() const {
   std::lock_guard lock(impl_->mu);

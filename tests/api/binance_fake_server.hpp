@@ -67,6 +67,14 @@ class FakeBinance {
   void duplicate_trades_set(bool on);
   /// Used weight reported in X-MBX-USED-WEIGHT-1M (it counts 1 per request from here).
   void used_weight_set(std::int64_t w);
+  /// A closed kline the REST `klines` route serves (open time ms, close price; the other prices around it).
+  void kline_add(const std::string& symbol, std::int64_t open_ms, std::int64_t interval_ms, double close);
+  /// Sends a text frame to every open WebSocket connection.
+  void ws_send(const std::string& text);
+  /// Drops every open WebSocket connection (the TCP connection closed without a close frame).
+  void ws_drop();
+  /// WebSocket connections accepted so far, and their request targets.
+  std::vector<std::string> ws_targets() const;
 
   std::vector<FakeOrder> orders() const;
   std::vector<FakeTrade> trades() const;
