@@ -596,6 +596,69 @@ void BinanceExchange::poll() {
   }
 }
 
+bool BinanceExchange::user_event(const std::string& text) {
+  const auto v = parse(text);
+  if (!v || !v->is_object()) return false;
+  const json::object* ev = &v->as_object();
+  if (const json::value* inner = ev->if_contains("event"); inner != nullptr && inner->is_object()) ev = &inner->as_object();
+  const std::string type = str(*ev, "e");
+  const json::object* o = nullptr;
+  if (type == "ORDER_TRADE_UPDATE") {
+    const json::value* ov = ev->if_contains("o");
+    if (ov == nullptr || !ov->is_object()) return false;
+    o = &ov->as_object();
+  } else if (type == "executionReport") {
+    o = ev;
+  } else {
+    return false;
+  }
+  const std::string status_text = str(*o, "X");
+  // A spot cancel names the cancelled order in C (its own c is the cancel request's).
+  std::string cid = str(*o, "c");
+  if (status_text == "CANCELED" && !str(*o, "C").empty()) cid = str(*o, "C");
+  const auto id = order_id_of(cid);
+  if (!id) return false;
+  const auto it = tracks_.find(*id);
+  if (it == tracks_.end() || it->second.client_id != cid) return false;
+  Track& t = it->second;
+  if (const std::string vid = str(*o, "i"); !vid.empty()) venue_ids_[*id] = vid;
+  const auto trade_id = static_cast<std::uint64_t>(inum(*o, "t"));
+  const double last_qty = num(*o, "l");
+  if (str(*o, "x") == "TRADE" && trade_id > 0 && last_qty > 0 && t.trades.insert(trade_id).second) {
+    Fill f;
+    f.order_id = *id;
+    f.fill_id = trade_id;
+    f.symbol = t.request.symbol;
+    f.side = t.request.side;
+    f.qty = last_qty;
+    f.price = num(*o, "L");
+    const double commission = num(*o, "n");
+    const std::string asset = str(*o, "N");
+    const auto rules = rules_.find(t.request.symbol.str());
+    f.fee = asset == options_.quote_asset ? commission
+            : (rules != rules_.end() && asset == rules->second.base_asset) ? commission * f.price
+                                                                           : 0.0;
+    f.maker = str(*o, "m") == "true";
+    f.ts = inum(*o, "T") * kNsPerMillisecond;
+    t.cum_qty += f.qty;
+    t.cum_quote += f.qty * f.price;
+    t.fee += f.fee;
+    f.remaining_qty = std::max(0.0, t.request.qty - t.cum_qty);
+    ref_price_[t.request.symbol.str()] = f.price;
+    if (listener_ != nullptr) listener_->on_fill(f);
+  }
+  // An older event (out of order) cannot lower what the venue already reported.
+  venue_qty_[*id] = std::max(venue_qty_[*id], num(*o, "z"));
+  t.status = status_merge(t.status, status_of(status_text));
+  // A trade the stream skipped (a missed event) is read from REST before the state that depends on it is reported.
+  if (venue_qty_[*id] > t.cum_qty + 1e-12 && order_status_final(t.status)) trades_fetch(t);
+  if (t.status != t.reported && t.status != OrderStatus::pending_new && listener_ != nullptr) {
+    t.reported = t.status;
+    listener_->on_order_update(state_of(t));
+  }
+  return true;
+}
+
 // ---- reconciliation -----------------------------------------------------------------------------------------------
 
 Result<ReconcileReport> BinanceExchange::reconcile(const std::vector<OrderRequest>& working) {

@@ -96,6 +96,11 @@ class BinanceExchange final : public Exchange {
   Result<ReconcileReport> reconcile(const std::vector<OrderRequest>& working);
   /// The periodic pump: fills and state changes of working orders (by REST), and the dead-man switch's re-arm.
   void poll();
+  /// Applies one user-data-stream event (USD-M ORDER_TRADE_UPDATE, spot executionReport, bare or wrapped in the
+  /// WebSocket API's {"event": ...}): a trade id seen before (from the stream or from REST) is not applied again, the
+  /// cumulative filled quantity never decreases, a final state is never left. False when the event is not about a
+  /// working order of this connector (reconcile() adopts those). On the owner thread, like every other call.
+  bool user_event(const std::string& json);
   /// True while new orders are refused: not reconciled yet, or the brake is on (a 418).
   bool halted() const { return halted_ || rate_.banned; }
   /// The reason trading is halted ("" when it is not).

@@ -397,3 +397,44 @@ TEST_F(BinanceExchangeTest, AnUntrustedCertificateIsRefused) {
 
 }  // namespace
 }  // namespace qtos::binance
+
+namespace qtos::binance {
+namespace {
+
+std::string trade_update(const std::string& cid, std::int64_t trade_id, double last, double cum, const std::string& status,
+                         const std::string& exec = "TRADE") {
+  return "{\"e\":\"ORDER_TRADE_UPDATE\",\"E\":1,\"T\":1,\"o\":{\"s\":\"BTCUSDT\",\"c\":\"" + cid +
+         "\",\"S\":\"BUY\",\"o\":\"LIMIT\",\"q\":\"0.300\",\"p\":\"90\",\"x\":\"" + exec + "\",\"X\":\"" + status +
+         "\",\"i\":4242,\"l\":\"" + std::to_string(last) + "\",\"z\":\"" + std::to_string(cum) + "\",\"L\":\"90\",\"n\":\"0.01\",\"N\":\"USDT\",\"T\":5,\"t\":" +
+         std::to_string(trade_id) + ",\"m\":true}}";
+}
+
+TEST_F(BinanceExchangeTest, UserStreamFillsAreAppliedOnceAndCumulativeQuantityNeverDecreases) {
+  auto ex = connect();
+  ASSERT_EQ(book_.send(*ex, Side::buy, 0.3, OrderType::limit, 90.0).outcome, SubmitOutcome::accepted);
+  // Out of order (the second trade first), duplicated, then a stale NEW report after the fills.
+  EXPECT_TRUE(ex->user_event(trade_update("qt-1", 902, 0.1, 0.2, "PARTIALLY_FILLED")));
+  EXPECT_TRUE(ex->user_event(trade_update("qt-1", 901, 0.1, 0.1, "PARTIALLY_FILLED")));
+  EXPECT_TRUE(ex->user_event(trade_update("qt-1", 902, 0.1, 0.2, "PARTIALLY_FILLED")));
+  EXPECT_TRUE(ex->user_event(trade_update("qt-1", 0, 0, 0, "NEW", "NEW")));
+  EXPECT_EQ(book_.fill_calls, 2);
+  EXPECT_DOUBLE_EQ(book_.net, 0.2);
+  auto s = ex->open_orders();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].status, OrderStatus::partially_filled) << "a stale NEW does not undo a partial fill";
+  EXPECT_DOUBLE_EQ(s[0].filled_qty, 0.2);
+  // The WebSocket API wraps spot events; the last fill, then its duplicate, then a late copy of an early one.
+  EXPECT_TRUE(ex->user_event("{\"subscriptionId\":0,\"event\":" + trade_update("qt-1", 903, 0.1, 0.3, "FILLED") + "}"));
+  EXPECT_TRUE(ex->user_event(trade_update("qt-1", 903, 0.1, 0.3, "FILLED")));
+  EXPECT_TRUE(ex->user_event(trade_update("qt-1", 901, 0.1, 0.1, "PARTIALLY_FILLED")));
+  EXPECT_EQ(book_.fill_calls, 3);
+  EXPECT_DOUBLE_EQ(book_.net, 0.3);
+  EXPECT_EQ(book_.ledger.order_get(1)->status, OrderStatus::filled);
+  EXPECT_TRUE(ex->open_orders().empty());
+  // Someone else's order, and an unknown event type, are not ours.
+  EXPECT_FALSE(ex->user_event(trade_update("web_abc", 1, 0.1, 0.1, "FILLED")));
+  EXPECT_FALSE(ex->user_event("{\"e\":\"ACCOUNT_UPDATE\"}"));
+}
+
+}  // namespace
+}  // namespace qtos::binance
