@@ -1,5 +1,6 @@
 #include "api/binance/signing.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <openssl/bio.h>
@@ -41,6 +42,16 @@ std::string query_encode(const Params& params) {
     out += percent_encode(k);
     out.push_back('=');
     out += percent_encode(v);
+  }
+  return out;
+}
+
+std::string ws_api_payload(Params params) {
+  std::stable_sort(params.begin(), params.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::string out;
+  for (const auto& [k, v] : params) {
+    if (!out.empty()) out.push_back('&');
+    out += k + "=" + v;
   }
   return out;
 }

@@ -22,6 +22,10 @@ std::string percent_encode(std::string_view text);
 /// `k1=v1&k2=v2...` with every key and value percent-encoded: the signature payload and the wire form alike.
 std::string query_encode(const Params& params);
 
+/// The WebSocket API's signature payload: the params sorted by name, `key=value` joined by `&`, values as UTF-8 text
+/// (not percent-encoded: a JSON request carries them as they are).
+std::string ws_api_payload(Params params);
+
 /// Lower-case hex HMAC-SHA256 of `payload` under `secret`.
 std::string hmac_sha256_hex(std::string_view secret, std::string_view payload);
 

@@ -1,6 +1,7 @@
 // Binance request signing against the worked examples of the official documentation, byte for byte: the spot REST
 // HMAC examples (ASCII and non-ASCII symbol, percent-encoded payload), the USD-M examples (query string, body, mixed),
-// and the percent-encoding of the documentation's Ed25519 signatures; Ed25519 signing itself against RFC 8032.
+// the WebSocket API examples (params sorted, UTF-8 kept), and the percent-encoding of the documentation's Ed25519
+// signatures; Ed25519 signing itself against RFC 8032.
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -49,6 +50,21 @@ TEST(BinanceSigning, FuturesHmacMixedExampleConcatenatesQueryAndBodyWithoutSepar
   const std::string query = query_encode({{"symbol", "BTCUSDT"}, {"side", "BUY"}, {"type", "LIMIT"}, {"timeInForce", "GTC"}});
   const std::string body = "quantity=1&price=9000&recvWindow=5000&timestamp= 1591702613943";
   EXPECT_EQ(hmac_sha256_hex(kFuturesSecret, query + body), "f9d0ae5e813ef6ccf15c2b5a434047a0181cb5a342b903b367ca6d27a66e36f2");
+}
+
+TEST(BinanceSigning, WebSocketApiHmacExamplesSortParamsAndKeepUtf8) {
+  const std::string key = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
+  std::string payload = ws_api_payload({{"symbol", "BTCUSDT"}, {"side", "SELL"}, {"type", "LIMIT"}, {"timeInForce", "GTC"},
+                                        {"quantity", "0.01000000"}, {"price", "52000.00"}, {"recvWindow", "100"},
+                                        {"timestamp", "1645423376532"}, {"apiKey", key}});
+  EXPECT_EQ(payload, "apiKey=" + key +
+                         "&price=52000.00&quantity=0.01000000&recvWindow=100&side=SELL&symbol=BTCUSDT&timeInForce=GTC&timestamp=1645423376532"
+                         "&type=LIMIT");
+  EXPECT_EQ(hmac_sha256_hex(kSpotSecret, payload), "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24");
+  payload = ws_api_payload({{"symbol", "\xEF\xBC\x91\xEF\xBC\x92\xEF\xBC\x93\xEF\xBC\x94\xEF\xBC\x95\xEF\xBC\x96"}, {"side", "BUY"},
+                            {"type", "LIMIT"}, {"timeInForce", "GTC"}, {"quantity", "1.00000000"}, {"price", "0.10000000"},
+                            {"recvWindow", "5000"}, {"timestamp", "1645423376532"}, {"apiKey", key}});
+  EXPECT_EQ(hmac_sha256_hex(kSpotSecret, payload), "b33892ae8e687c939f4468c6268ddd4c40ac1af18ad19a064864c47bae0752cd");
 }
 
 TEST(BinanceSigning, Ed25519SignaturesArePercentEncodedAsTheDocumentationShows) {
