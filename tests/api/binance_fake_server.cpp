@@ -125,6 +125,7 @@ struct FakeBinance::Impl {
   };
   std::map<std::string, std::vector<Kline>> klines;
   std::vector<std::string> ws_targets;
+  int listen_keys = 0;
 
   // One accepted WebSocket connection (touched only on the server thread).
   struct WsConn {
@@ -218,6 +219,10 @@ struct FakeBinance::Impl {
                                 k.open + k.interval - 1, "1000", 50, "5", "500", "0"});
       }
       return Answer{200, json::serialize(a)};
+    }
+    if (p == "/fapi/v1/listenKey") {
+      if (method == "POST") return Answer{200, json::serialize(json::object{{"listenKey", "lk" + std::to_string(++listen_keys)}})};
+      return Answer{200, "{}"};
     }
     // Everything below is SIGNED.
     if (q.count("signature") == 0) return error(400, -1102, "Mandatory parameter 'signature' was not sent.");
@@ -382,7 +387,19 @@ struct FakeBinance::Impl {
       beast::flat_buffer b;
       for (;;) {
         co_await c->ws.async_read(b, asio::use_awaitable);
+        const std::string text = beast::buffers_to_string(b.data());
         b.consume(b.size());
+        // The WebSocket API's signature subscription: the signature checked as the venue does.
+        json::error_code ec;
+        const json::value v = json::parse(text, ec);
+        if (ec || !v.is_object() || !v.as_object().contains("params")) continue;
+        const json::object& prm = v.as_object().at("params").as_object();
+        const std::string key(prm.at("apiKey").as_string());
+        const std::string ts = std::to_string(prm.at("timestamp").to_number<std::int64_t>());
+        const bool good = key == api_key && std::string(prm.at("signature").as_string()) ==
+                                                binance::hmac_sha256_hex(secret, binance::ws_api_payload({{"apiKey", key}, {"timestamp", ts}}));
+        c->out.push_back(json::serialize(json::object{{"id", v.as_object().at("id")}, {"status", good ? 200 : 400}}));
+        c->wake.cancel();
       }
     } catch (const std::exception&) {
     }
