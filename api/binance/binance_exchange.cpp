@@ -337,6 +337,8 @@ SubmitResult BinanceExchange::submit(const OrderRequest& order) {
   const auto rit = rules_.find(symbol);
   if (rit == rules_.end()) return refuse(kCodeBadSymbol, "not sent: " + symbol + " is not listed by " + name());
   if (!rit->second.trading) return refuse(kCodeBadSymbol, "not sent: " + symbol + " is not trading");
+  if (options_.market == MarketKind::linear_perpetual && !(order.qty > 0) && order.quote_qty > 0)
+    return refuse(kCodeFilterFailure, "denied locally, not sent: USD-M orders are sized in the base asset (quote_qty is spot only)");
   const bool needs_ref = order.type == OrderType::market || order.type == OrderType::market_on_close;
   auto prepared = order_prepare(order, rit->second, needs_ref ? reference_price(symbol) : 0.0);
   if (!prepared.ok()) return refuse(kCodeFilterFailure, "denied locally, not sent: Filter failure: " + prepared.error().message);
@@ -663,6 +665,11 @@ bool BinanceExchange::user_event(const std::string& text) {
 
 Result<ReconcileReport> BinanceExchange::reconcile(const std::vector<OrderRequest>& working) {
   halted_ = true;
+  if (rate_.banned) {
+    if (std::chrono::steady_clock::now() < rate_.retry_after) return Error{ErrorCode::blocked, "reconcile: the venue's IP ban (HTTP 418) is not over yet"};
+    rate_.banned = false;  // the ban is over; trading resumes only if the reconciliation below succeeds
+    note("the HTTP 418 ban is over: reconciling before trading resumes");
+  }
   if (auto s = time_sync(); !s.ok()) return Error{s.error().code, "reconcile: " + s.error().message};
   ReconcileReport rep;
   const Reply r = call("GET", path("/api/v3/openOrders", "/fapi/v1/openOrders"), {}, true, Call::query);

@@ -90,9 +90,10 @@ class BinanceExchange final : public Exchange {
   /// Synchronises the clock, loads the symbols' rules and reconciles (nothing known yet); trading starts only when
   /// this succeeds. An error says what failed (the connector stays HALTED).
   Result<Unit> start();
-  /// Fetches open orders, the fills of `working` orders (the orders the ledger holds as not final) and positions;
-  /// reports what the ledger does not know and what the venue has ended (their missing fills go to the listener
-  /// first). Trading is HALTED from the call until it succeeds.
+  /// Clears the brake of a 418 whose Retry-After has passed (refused before then); fetches open orders, the fills
+  /// of `working` orders (those the ledger holds as not final) and positions; reports what the ledger does not know and
+  /// what the venue has ended (their missing fills go to the listener first). Trading is HALTED from the call until it
+  /// succeeds.
   Result<ReconcileReport> reconcile(const std::vector<OrderRequest>& working);
   /// The periodic pump: fills and state changes of working orders (by REST), and the dead-man switch's re-arm.
   void poll();

@@ -289,6 +289,19 @@ TEST_F(BinanceExchangeTest, Http418PullsTheBrakeRaisesAnAlertAndStillCancels) {
   EXPECT_EQ(book_.send(*ex, Side::buy, 0.1).outcome, SubmitOutcome::rejected);
   EXPECT_EQ(fake_->count(kOrder), 2);
   EXPECT_EQ(ex->cancel(1).outcome, SubmitOutcome::accepted);
+  EXPECT_FALSE(ex->reconcile({}).ok()) << "the ban (Retry-After 120 s) is not over";
+  EXPECT_TRUE(ex->halted());
+  expect_consistent(*ex);
+}
+
+TEST_F(BinanceExchangeTest, AShortBanEndsWithAReconciliation) {
+  auto ex = connect();
+  fake_->fault(kOrder, FakeFault{FakeFault::Kind::http_status, false, 0, 418, -1003, "Way too many requests; IP banned.", 0});
+  EXPECT_EQ(book_.send(*ex, Side::buy, 0.1).outcome, SubmitOutcome::rejected);
+  EXPECT_TRUE(ex->halted());
+  ASSERT_TRUE(ex->reconcile({}).ok());
+  EXPECT_FALSE(ex->halted());
+  EXPECT_EQ(book_.send(*ex, Side::buy, 0.1).outcome, SubmitOutcome::accepted);
   expect_consistent(*ex);
 }
 
