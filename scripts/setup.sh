@@ -12,6 +12,7 @@ PACKAGES=(
   clang  # the libFuzzer target of the HTTP request handler (tests/fuzz)
   wrk  # scripts/bench_http.sh: the HTTP API's requests/s and p99 beside a minimal Beast server
   libssl-dev  # https:// webhooks (QT_NOTIFY_WEBHOOK_URL) with certificate verification
+  libminizip-dev  # `qtos data import` reads Binance's zipped kline archives in place (no hand-written inflater)
   libopenblas0-openmp  # LibTorch's BLAS: Debian's default reference BLAS makes a 5000x64x64 matmul ~14x slower
 )
 

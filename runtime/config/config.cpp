@@ -313,6 +313,78 @@ std::vector<Spec> make_specs() {
                },
                true});
   s.push_back(int_spec("QT_NOTIFY_RATE_PER_MIN", &Config::notify_rate_per_min, 1, 600, " of posts"));
+  // Binance connector (api/binance/, docs/EXCHANGE.md). QT_BINANCE_ENV picks the environment of a binance-spot or
+  // binance-futures QT_EXCHANGE (applied after it: specs are applied in order); keys are secrets, never shown.
+  s.push_back({"QT_BINANCE_ENV", "testnet or mainnet (matching a QT_EXCHANGE that already names one)",
+               [](Config& c, std::string_view t) {
+                 const std::string v = trim(t);
+                 if (v != "testnet" && v != "mainnet") return false;
+                 const bool testnet = v == "testnet";
+                 c.binance_env = v;
+                 switch (c.exchange) {
+                   case ExchangeKind::paper: return true;
+                   case ExchangeKind::binance_spot:
+                   case ExchangeKind::binance_spot_testnet:
+                     if (c.exchange == ExchangeKind::binance_spot_testnet && !testnet) return false;
+                     c.exchange = testnet ? ExchangeKind::binance_spot_testnet : ExchangeKind::binance_spot;
+                     return true;
+                   case ExchangeKind::binance_futures:
+                   case ExchangeKind::binance_futures_testnet:
+                     if (c.exchange == ExchangeKind::binance_futures_testnet && !testnet) return false;
+                     c.exchange = testnet ? ExchangeKind::binance_futures_testnet : ExchangeKind::binance_futures;
+                     return true;
+                 }
+                 return false;
+               },
+               [](const Config& c) { return c.binance_env.empty() ? std::string("(from QT_EXCHANGE)") : c.binance_env; }});
+  const auto secret_spec = [](std::string name, std::string Config::*field, std::string what) {
+    return Spec{std::move(name), std::move(what),
+                [field](Config& c, std::string_view t) {
+                  c.*field = trim(t);
+                  return true;
+                },
+                [field](const Config& c) { return (c.*field).empty() ? std::string("(unset)") : std::string("(set, hidden)"); }, true};
+  };
+  s.push_back(secret_spec("QT_BINANCE_API_KEY", &Config::binance_api_key, "the API key"));
+  s.push_back(secret_spec("QT_BINANCE_API_SECRET", &Config::binance_api_secret, "the API secret (HMAC keys)"));
+  s.push_back({"QT_BINANCE_KEY_ENV", "testnet or mainnet: where QT_BINANCE_API_KEY was created",
+               [](Config& c, std::string_view t) {
+                 const std::string v = trim(t);
+                 if (v != "testnet" && v != "mainnet") return false;
+                 c.binance_key_env = v;
+                 return true;
+               },
+               [](const Config& c) { return c.binance_key_env.empty() ? std::string("(unset)") : c.binance_key_env; }});
+  s.push_back({"QT_BINANCE_KEY_FILE", "a path to a key file readable only by its owner (mode 0600)",
+               [](Config& c, std::string_view t) {
+                 c.binance_key_file = trim(t);
+                 return !c.binance_key_file.empty();
+               },
+               [](const Config& c) { return c.binance_key_file.empty() ? std::string("(unset)") : c.binance_key_file; }});
+  s.push_back({"QT_BINANCE_SYMBOLS", "comma-separated exchange symbols (BTCUSDT,ETHUSDT)",
+               [](Config& c, std::string_view t) {
+                 c.binance_symbols.clear();
+                 std::string cur;
+                 for (char ch : std::string(t) + ",") {
+                   if (ch == ',') {
+                     cur = trim(cur);
+                     if (!cur.empty()) c.binance_symbols.push_back(cur);
+                     cur.clear();
+                   } else if (std::isalnum(static_cast<unsigned char>(ch)) || ch == ' ' || ch == '_' || ch == '-') {
+                     cur.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
+                   } else {
+                     return false;
+                   }
+                 }
+                 return !c.binance_symbols.empty();
+               },
+               [](const Config& c) {
+                 std::string out;
+                 for (const auto& x : c.binance_symbols) out += (out.empty() ? "" : ",") + x;
+                 return out.empty() ? std::string("(all listed)") : out;
+               }});
+  s.push_back(int_spec("QT_BINANCE_RECV_WINDOW_MS", &Config::binance_recv_window_ms, 1, 60'000, " of milliseconds"));
+  s.push_back(int_spec("QT_BINANCE_DEAD_MAN_S", &Config::binance_dead_man_s, 0, 3'600, " of seconds (0: off)"));
   return s;
 }
 

@@ -157,6 +157,16 @@ struct Config {
   std::string notify_webhook_url;            ///< QT_NOTIFY_WEBHOOK_URL: http(s)://host[:port]/path; empty: no notifications (secret)
   std::int64_t notify_rate_per_min = 20;     ///< QT_NOTIFY_RATE_PER_MIN: posts per minute; more are combined into one
 
+  // Binance connector (api/binance/, docs/EXCHANGE.md)
+  std::string binance_env;                   ///< QT_BINANCE_ENV: testnet|mainnet ("" : as QT_EXCHANGE says)
+  std::string binance_api_key;               ///< QT_BINANCE_API_KEY (secret)
+  std::string binance_api_secret;            ///< QT_BINANCE_API_SECRET (secret)
+  std::string binance_key_env;               ///< QT_BINANCE_KEY_ENV: the environment the key belongs to
+  std::string binance_key_file;              ///< QT_BINANCE_KEY_FILE: key file (mode 0600) instead of the two variables
+  std::vector<std::string> binance_symbols;  ///< QT_BINANCE_SYMBOLS: symbols traded (empty: all listed)
+  std::int64_t binance_recv_window_ms = 5000;  ///< QT_BINANCE_RECV_WINDOW_MS: recvWindow of signed requests
+  std::int64_t binance_dead_man_s = 0;       ///< QT_BINANCE_DEAD_MAN_S: USD-M countdown cancel-all (0: off)
+
   /// One row per known variable: its effective value as text (secrets masked) and where it came from.
   struct Entry {
     std::string value;

@@ -7,11 +7,16 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <regex>
 #include <sstream>
 
+#include <minizip/unzip.h>
+#if QTOS_HAVE_SHA256
+#include <openssl/evp.h>
+#endif
 #include <tbb/parallel_for.h>
 
 #include "cpu/util/parallel.hpp"
@@ -42,6 +47,8 @@ struct FileResult {
   std::vector<std::string> messages;
   std::string first_error;  // first bad row or file problem, for fail mode
   bool bad_file = false;
+  bool zipped = false;      // a .zip holding the .csv (read through minizip, never unpacked to disk)
+  std::string checksum;     // the expected SHA-256 from FILE.CHECKSUM ("" : none beside it)
 };
 
 void note(FileResult& fr, std::size_t max_messages, const std::string& rule, std::size_t line, const std::string& detail) {
@@ -122,17 +129,111 @@ class LineReader {
   std::string line_;
 };
 
+/// A zip archive's one member opened as a stdio stream (glibc fopencookie over minizip), so the CSV parser reads a
+/// zipped file exactly as a plain one, through the same bounded buffer.
+struct ZipMember {
+  unzFile zip = nullptr;
+  static ssize_t read(void* self, char* buf, std::size_t n) {
+    const int got = unzReadCurrentFile(static_cast<ZipMember*>(self)->zip, buf, static_cast<unsigned>(std::min<std::size_t>(n, 1u << 20)));
+    if (got < 0) {
+      errno = EIO;
+      return -1;
+    }
+    return got;
+  }
+  static int close(void* self) {
+    auto* z = static_cast<ZipMember*>(self);
+    const int crc = unzCloseCurrentFile(z->zip);  // UNZ_CRCERROR when the member's CRC-32 does not match
+    unzClose(z->zip);
+    delete z;
+    return crc == UNZ_OK ? 0 : EOF;
+  }
+};
+
+/// Opens the only .csv member of `path`; null with `why` set when the archive is not one.
+std::FILE* zip_open(const std::string& path, std::string& why) {
+  unzFile zip = unzOpen64(path.c_str());
+  if (zip == nullptr) return why = "not a zip archive", nullptr;
+  unz_global_info64 info{};
+  if (unzGetGlobalInfo64(zip, &info) != UNZ_OK || info.number_entry != 1 || unzGoToFirstFile(zip) != UNZ_OK) {
+    unzClose(zip);
+    return why = "expected a zip archive holding exactly one .csv file", nullptr;
+  }
+  char name[512];
+  unz_file_info64 fi{};
+  if (unzGetCurrentFileInfo64(zip, &fi, name, sizeof name, nullptr, 0, nullptr, 0) != UNZ_OK ||
+      !std::string_view(name).ends_with(".csv") || unzOpenCurrentFile(zip) != UNZ_OK) {
+    unzClose(zip);
+    return why = "its one member is not a readable .csv file", nullptr;
+  }
+  auto* member = new ZipMember{zip};
+  std::FILE* f = fopencookie(member, "rb", cookie_io_functions_t{&ZipMember::read, nullptr, nullptr, &ZipMember::close});
+  if (f == nullptr) {
+    ZipMember::close(member);
+    why = std::strerror(errno);
+  }
+  return f;
+}
+
+/// Lower-case hex SHA-256 of a file; "" with `why` set when it cannot be read.
+std::string file_sha256(const std::string& path, std::string& why) {
+#if !QTOS_HAVE_SHA256
+  why = "this build has no SHA-256 (built without OpenSSL), so its .CHECKSUM cannot be verified";
+  (void)path;
+  return {};
+#else
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!f) return why = std::strerror(errno), std::string();
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  std::vector<unsigned char> buf(1 << 16);
+  std::size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) EVP_DigestUpdate(ctx.get(), buf.data(), n);
+  if (std::ferror(f.get())) return why = std::strerror(errno), std::string();
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) out += {kHex[md[i] >> 4], kHex[md[i] & 15]};
+  return out;
+#endif
+}
+
+/// The checksum a Binance `.CHECKSUM` file gives ("<64 hex>  NAME"), lower-cased; "" when the text is not one.
+std::string checksum_parse(const std::string& text) {
+  std::string hex;
+  for (char c : text) {
+    if (std::isxdigit(static_cast<unsigned char>(c)))
+      hex.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    else
+      break;
+  }
+  return hex.size() == 64 ? hex : std::string();
+}
+
 /// Normalises a Binance timestamp to milliseconds: values above 1e14 are microseconds (spot files since 2025).
 std::int64_t to_ms(std::int64_t t) { return t > 100'000'000'000'000LL ? t / 1000 : t; }
 
 void parse_file(FileResult& fr, std::uint32_t file_index, std::size_t max_messages) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(fr.path.c_str(), "rb"), std::fclose);
-  auto unreadable = [&](int err) {
+  auto file_bad = [&](const std::string& rule, const std::string& why) {
     fr.bad_file = true;
-    fr.first_error = fr.path + ": unreadable_file: " + std::strerror(err);
-    ++fr.bad["unreadable_file"];
+    fr.first_error = fr.path + ": " + rule + ": " + why;
+    ++fr.bad[rule];
     if (fr.messages.size() < max_messages) fr.messages.push_back(fr.first_error);
   };
+  auto unreadable = [&](int err) { file_bad("unreadable_file", std::strerror(err)); };
+  if (!fr.checksum.empty()) {
+    // The archive (or plain file) as downloaded must hash to what its .CHECKSUM says before a row of it is read.
+    std::string why;
+    const std::string got = file_sha256(fr.path, why);
+    if (got.empty()) return file_bad("unreadable_file", why);
+    if (got != fr.checksum) return file_bad("checksum_mismatch", "SHA-256 " + got + ", its .CHECKSUM file says " + fr.checksum);
+  }
+  std::string zip_why;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(fr.zipped ? zip_open(fr.path, zip_why) : std::fopen(fr.path.c_str(), "rb"),
+                                                       std::fclose);
+  if (!file && fr.zipped) return file_bad("bad_zip", zip_why);
   if (!file) {
     unreadable(errno);
     return;
@@ -265,8 +366,14 @@ void parse_file(FileResult& fr, std::uint32_t file_index, std::size_t max_messag
   }
   if (const int err = reader.error()) {
     fr.rows.clear();  // a file read in part is skipped as a whole
+    if (fr.zipped) return file_bad("bad_zip", "its compressed data is damaged");
     unreadable(err);
     return;
+  }
+  // Closing a zip member checks its CRC-32: a member that inflated but does not match is damaged, and skipped whole.
+  if (fr.zipped && std::fclose(file.release()) != 0) {
+    fr.rows.clear();
+    return file_bad("bad_zip", "its CRC-32 does not match (damaged archive)");
   }
   if (!any_line || (fr.rows_read == 0 && fr.rows.empty())) {
     fr.bad_file = true;
@@ -334,16 +441,31 @@ std::optional<MarketPanel> kline_import(const std::string& dir, const ImportOpti
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw ImportError("--from '" + dir + "' is not a directory");
   std::vector<std::string> paths;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-    if (it->is_regular_file() && it->path().extension() == ".csv") paths.push_back(it->path().string());
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file()) continue;
+    const fs::path& p = it->path();
+    // A .zip whose .csv was also unpacked beside it is read once, as the .csv.
+    if (p.extension() == ".csv" || (p.extension() == ".zip" && !fs::exists(fs::path(p).replace_extension(".csv"))))
+      paths.push_back(p.string());
+  }
   if (ec) throw ImportError("--from '" + dir + "' cannot be listed: " + ec.message());
   std::sort(paths.begin(), paths.end());
-  if (paths.empty()) throw ImportError("--from '" + dir + "' holds no .csv kline files");
+  if (paths.empty()) throw ImportError("--from '" + dir + "' holds no .csv or .zip kline files");
 
   std::vector<FileResult> files(paths.size());
   for (std::size_t i = 0; i < paths.size(); ++i) {
     files[i].path = paths[i];
-    files[i].name = kline_file_name_parse(fs::path(paths[i]).filename().string());
+    const fs::path p(paths[i]);
+    files[i].zipped = p.extension() == ".zip";
+    if (std::error_code cec; fs::exists(paths[i] + ".CHECKSUM", cec)) {
+      std::ifstream in(paths[i] + ".CHECKSUM");
+      std::stringstream text;
+      text << in.rdbuf();
+      files[i].checksum = checksum_parse(text.str());
+      if (files[i].checksum.empty())
+        throw ImportError("'" + paths[i] + ".CHECKSUM' is not a checksum file (expected a SHA-256 in hex, then the file name)");
+    }
+    files[i].name = kline_file_name_parse(files[i].zipped ? fs::path(p).replace_extension(".csv").filename().string() : p.filename().string());
     try {
       files[i].interval_ms = interval_parse_ms(files[i].name.interval, "interval in file name '" + paths[i] + "'");
     } catch (const std::invalid_argument& e) {

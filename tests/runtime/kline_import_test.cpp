@@ -167,7 +167,7 @@ std::string import_error(const std::filesystem::path& dir) {
 TEST(KlineImport, UnusableInputsAreClearErrors) {
   test::TempDir dir;
   EXPECT_NE(import_error(dir / "missing").find("is not a directory"), std::string::npos);
-  EXPECT_NE(import_error(dir.path()).find("holds no .csv kline files"), std::string::npos);
+  EXPECT_NE(import_error(dir.path()).find("holds no .csv or .zip kline files"), std::string::npos);
   write(dir / "BTCUSDT-7m-2024-01.csv", row(kT0, "1", "2", "0.5", "1.5"));
   EXPECT_NE(import_error(dir.path()).find("'7m' is not a known interval"), std::string::npos) << import_error(dir.path());
   std::filesystem::remove(dir / "BTCUSDT-7m-2024-01.csv");
