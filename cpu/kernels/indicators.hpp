@@ -12,8 +12,9 @@
 /// once the state has seen more than k bars since its last reset, so a ring of max_lag()+1 bars always suffices.
 /// Seeding follows TA-Lib (docs/INDICATORS.md): an EMA starts from the SMA of its first `period` inputs, Wilder
 /// smoothing from the sum (or mean) over its first period; `lookback` is the number of leading bars without a
-/// value. A bar with a missing (NaN) close, or high or low for a state that reads the range, resets the state: the
-/// indicator restarts after the gap. docs/INDICATORS.md says how to add an indicator.
+/// value. A bar with a missing (NaN) close, or high or low for a state that reads the range, is a gap; what a gap does
+/// (skipped, or a restart) is the drivers' business (cpu/kernels/gaps.hpp), never a state's: a state only has `reset()`.
+/// docs/INDICATORS.md says how to add an indicator.
 
 #include <array>
 #include <cmath>
@@ -21,6 +22,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "cpu/kernels/gaps.hpp"
 #include "cpu/kernels/qtos_hd.hpp"
 
 namespace qtos::kernels {
@@ -64,6 +66,7 @@ struct IndicatorParams {
   std::int32_t period2 = 26;  ///< MACD slow period
   std::int32_t period3 = 9;   ///< MACD signal period
   double k = 2.0;             ///< Bollinger band width in standard deviations
+  GapPolicy gaps{};           ///< what a missing bar does (read by the drivers, never by a state; default skip)
 };
 
 /// A field of IndicatorParams.
@@ -964,20 +967,28 @@ struct RowHist {
   QTOS_HD float qvol(std::int32_t k) const { return qv[t - k]; }   ///< quote volume of bar t-k
 };
 
-/// Runs indicator state `Ind` over bars [0, n) of one row; output j of bar t goes to out[j * plane + t].
-/// A bar with a missing price resets the state and gets NaN outputs.
+/// Runs indicator state `Ind` over bars [0, n) of one row; output j of bar t goes to out[j * plane + t]. A bar with a
+/// missing price gets NaN outputs; `gaps` says whether the state carries over the gap (lags then count existing bars,
+/// read through `scratch`, n entries, touched only after a skipped gap) or restarts after it.
 template <class T, class Ind, class Out>
 QTOS_HD inline void indicator_row_run(Ind& ind, const float* high, const float* low, const float* close, const float* qvol,
-                                      std::int32_t n, Out* out, std::int64_t plane) {
+                                      std::int32_t n, Out* out, std::int64_t plane, GapPolicy gaps,
+                                      std::int32_t* scratch) {
   T o[Ind::kOutputs];
+  GapCursor cur{gaps, scratch};
   for (std::int32_t t = 0; t < n; ++t) {
     if (!bar_valid_for<Ind>(high, low, close, t)) {
-      ind.reset();
+      cur.miss();
       for (int j = 0; j < Ind::kOutputs; ++j) out[j * plane + t] = Out(NAN);
       continue;
     }
-    const RowHist h{high, low, close, qvol, t};
-    ind.step(h, o);
+    if (cur.enter(t) == GapStep::reset) ind.reset();
+    if (cur.contiguous) {
+      ind.step(RowHist{high, low, close, qvol, t}, o);
+    } else {
+      ind.step(SkipHist<RowAt>{RowAt{high, low, close, qvol}, scratch, cur.count}, o);
+    }
+    cur.done();
     for (int j = 0; j < Ind::kOutputs; ++j) out[j * plane + t] = Out(o[j]);
   }
 }
