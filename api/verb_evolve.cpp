@@ -22,6 +22,7 @@
 #include "runtime/strategy/evolution.hpp"
 #include "runtime/strategy/strategy_repository.hpp"
 #include "runtime/util/atomic_file.hpp"
+#include "runtime/data/panel_info.hpp"
 #include "runtime/util/progress.hpp"
 #include "runtime/util/stop_token.hpp"
 
@@ -29,7 +30,7 @@ namespace qtos::api {
 namespace {
 
 struct EvolveArgs {
-  std::string data, device, symbols, out, repo;
+  std::string data, device, symbols, out, repo, gaps;
   std::int64_t population = -1, generations = -1;  // -1: QT_SG_POPULATION_SIZE / QT_SG_GENERATIONS
   std::uint64_t seed = 1;
   double train = 0.7, test = 0.3;
@@ -88,6 +89,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--top", a->top, "hall of fame size, 1 to 10000")->check(integer_range(1, 10'000))->capture_default_str();
   cmd->add_option("--out", a->out, "also write the hall of fame as JSON to this file");
   cmd->add_option("--repo", a->repo, "also store the hall of fame in this strategy repository (SQLite), status BACKTEST");
+  gaps_option_add(cmd, a->gaps);
   cmd->callback([a, &ctx] {
     stop_signals_install();  // from here on SIGINT/SIGTERM stop the search at the next generation instead of killing it
     const StopToken stop = process_stop_token();
@@ -104,6 +106,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
       throw UsageError("--train " + std::to_string(a->train) + " --test " + std::to_string(a->test) +
                        ": expected fractions in (0, 1) with train + test <= 1");
     const EvolveObjective objective = evolve_objective_parse(a->objective, "--objective");
+    const kernels::GapPolicy gaps = gaps_resolve(a->gaps, cfg);
     auto backends = backtest_backends();
     const BacktestBackend& backend = backend_select(backends, kind);
 
@@ -169,8 +172,10 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
       std::printf("train bars [%d, %d), test bars [%d, %d) of %d; fee %.1f bps, slippage %.1f bps + %.2f x spread\n", opt.train_begin,
                   opt.train_end, opt.test_begin, opt.test_end, T, a->fee_bps, a->slippage_bps, a->slippage_spread);
     }
+    std::printf("gaps %s; Sharpe annualised with %s\n", gap_policy_text(gaps).c_str(),
+                market_shape(panel).annualisation().c_str());
     std::fflush(stdout);
-    const StrategyFeatures features = strategy_features_compute(panel.view());
+    const StrategyFeatures features = strategy_features_compute(panel.view(), false, gaps);
     const std::int32_t n_folds = wf ? wf->folds : 1;
     Progress progress("evolve", static_cast<std::uint64_t>(opt.generations) * static_cast<std::uint64_t>(n_folds));
     auto on_generation = [&](std::int32_t fold, const GenerationReport& g) {
@@ -266,6 +271,8 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                               {"train", boost::json::array{opt.train_begin, opt.train_end}},
                               {"test", boost::json::array{opt.test_begin, opt.test_end}},
                               {"objective", evolve_objective_name(objective)},
+                              {"gaps", gap_policy_text(gaps)},
+                              {"bars_per_year", opt.costs.bars_per_year},
                               {"partial", partial},
                               {"generations_completed", r.generations_completed},
                               {"hall_of_fame", std::move(hof)}};

@@ -11,6 +11,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include "cpu/backend/indicator_backend.hpp"
+
 extern char** environ;
 
 namespace qtos {
@@ -313,6 +315,17 @@ std::vector<Spec> make_specs() {
                },
                true});
   s.push_back(int_spec("QT_NOTIFY_RATE_PER_MIN", &Config::notify_rate_per_min, 1, 600, " of posts"));
+  // Markets that close: what a missing bar does to indicators, features and backtests
+  s.push_back({"QT_GAPS", "skip or reset-after:N (N an integer in [0, 1000000])",
+               [](Config& c, std::string_view t) {
+                 try {
+                   c.gaps = gap_policy_parse(trim(t), "QT_GAPS");
+                   return true;
+                 } catch (const std::invalid_argument&) {
+                   return false;
+                 }
+               },
+               [](const Config& c) { return gap_policy_text(c.gaps); }});
   return s;
 }
 

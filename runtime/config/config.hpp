@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cpu/backend/device.hpp"
+#include "cpu/kernels/gaps.hpp"
 #include "cpu/util/enum_names.hpp"
 #include "runtime/clock/cron.hpp"
 
@@ -156,6 +157,9 @@ struct Config {
   // Notifications (api/notify/webhook_notifier.hpp, README "Deployment")
   std::string notify_webhook_url;            ///< QT_NOTIFY_WEBHOOK_URL: http(s)://host[:port]/path; empty: no notifications (secret)
   std::int64_t notify_rate_per_min = 20;     ///< QT_NOTIFY_RATE_PER_MIN: posts per minute; more are combined into one
+
+  // Markets that close (cpu/kernels/gaps.hpp, docs/INDICATORS.md)
+  kernels::GapPolicy gaps{};                 ///< QT_GAPS: skip (default) or reset-after:N, the verbs' default for --gaps
 
   /// One row per known variable: its effective value as text (secrets masked) and where it came from.
   struct Entry {
