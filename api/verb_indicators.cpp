@@ -155,6 +155,9 @@ void verbs_indicators_register(CLI::App& app, CliContext& ctx) {
     v.first_bar = nullptr;
     v.last_bar = nullptr;
     v.n_symbols = 1;
+    // RSI and DMI take price changes at the quotes' own precision (exact on decimal data: a tie is a tie).
+    const auto row = [&](const float* c) { return std::span<const float>(c, static_cast<std::size_t>(v.n_bars)); };
+    prm.price_decimals = price_decimals_infer(row(v.high), row(v.low), row(v.close));
     std::vector<double> out(indicator_out_size(choice.kind, v));
     indicator_series_serial(v, choice.kind, prm, out);
 
@@ -188,6 +191,7 @@ void verbs_indicators_register(CLI::App& app, CliContext& ctx) {
     }
     o["interval"] = interval_name(panel.interval_ms());
     o["gaps"] = gap_policy_text(prm.gaps);
+    o["price_decimals"] = prm.price_decimals;  // -1: the prices are not decimal quotes (taken as stored)
     boost::json::object lookbacks;
     boost::json::array columns;
     for (int j : outputs) {

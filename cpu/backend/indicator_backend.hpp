@@ -42,6 +42,12 @@ std::string gap_policy_text(kernels::GapPolicy gaps);
 /// Throws std::invalid_argument when a gap policy is malformed (reset_after below -1).
 void gap_policy_check(kernels::GapPolicy gaps);
 
+/// The decimals the quotes of these price columns were written with: the smallest k in [0, 9] such that every finite
+/// value is the float nearest a multiple of 10^-k (and 10^-k is at least 8 float steps of the largest price, so that
+/// the multiple is unambiguous); -1 when there is none (prices that are not decimal quotes). The value of
+/// IndicatorParams::price_decimals that makes RSI and DMI exact on decimal data.
+std::int32_t price_decimals_infer(std::span<const float> high, std::span<const float> low, std::span<const float> close);
+
 /// Floats one indicator run writes: outputs * n_symbols * stride (output j of (s, t) at j*plane + s*stride + t).
 std::size_t indicator_out_size(kernels::IndicatorKind kind, const kernels::PanelView& panel);
 

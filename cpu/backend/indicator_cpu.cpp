@@ -1,5 +1,7 @@
 // TBB backend of the indicators and ranking features (parallel over symbols), the argument checks shared by every
 // backend, and the serial double-precision reference of the consistency suite.
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -93,8 +95,45 @@ void gap_policy_check(kernels::GapPolicy gaps) {
                                 ": expected -1 (skip) or a bar count >= 0");
 }
 
+std::int32_t price_decimals_infer(std::span<const float> high, std::span<const float> low, std::span<const float> close) {
+  float largest = 0.0f;
+  bool any = false;
+  for (const auto col : {high, low, close})
+    for (float p : col)
+      if (std::isfinite(p)) {
+        largest = std::max(largest, std::fabs(p));
+        any = true;
+      }
+  if (!any || largest == 0.0f) return -1;
+  const double largest_step = std::ldexp(1.0, std::ilogb(largest) - 23);  // a float step at the largest price
+  double scale = 1.0;
+  for (std::int32_t k = 0; k <= 9; ++k, scale *= 10.0) {
+    // The grid must be much wider than a float step, or any float would fit it (8 steps: a value that is not a quote
+    // fits by chance with probability 1/8, so a whole series of them never does).
+    if (1.0 / scale < 8.0 * largest_step) return -1;
+    bool fits = true;
+    for (const auto col : {high, low, close}) {
+      for (float p : col) {
+        if (!std::isfinite(p) || p == 0.0f) continue;
+        const double x = static_cast<double>(p) * scale;
+        const double half_step = 0.5 * std::ldexp(1.0, std::ilogb(p) - 23) * scale;
+        if (std::fabs(x - std::floor(x + 0.5)) > half_step * (1 + 1e-9) + 1e-12) {
+          fits = false;
+          break;
+        }
+      }
+      if (!fits) break;
+    }
+    if (fits) return k;
+  }
+  return -1;
+}
+
 void indicator_params_check(IndicatorKind kind, const IndicatorParams& p) {
   gap_policy_check(p.gaps);
+  if (p.price_decimals < -1 || p.price_decimals > 9)
+    throw std::invalid_argument("price_decimals = " + std::to_string(p.price_decimals) +
+                                ": expected -1 (prices as stored) or 0 to 9");
   if (static_cast<int>(kind) < 0 || static_cast<int>(kind) >= kernels::kIndicatorKindCount)
     throw std::invalid_argument("indicator kind " + std::to_string(static_cast<int>(kind)) + ": expected one of the " +
                                 std::to_string(kernels::kIndicatorKindCount) + " families");

@@ -104,7 +104,7 @@ template <bool HasB, bool HasC, bool DivClose, bool Above>
     if constexpr (DivClose) lhs = lhs / close[k];
     float rhs = HasB ? b[k] : cst;
     rhs = rhs + (HasC ? kk * cp[k] : 0.0f);
-    out[k] = Above ? lhs > rhs : lhs < rhs;
+    out[k] = Above ? kernels::rule_above(lhs, rhs) : kernels::rule_below(lhs, rhs);
   }
 }
 

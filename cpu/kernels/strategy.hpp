@@ -278,6 +278,24 @@ QTOS_HD inline CondProgram condition_compile(const Condition& c) {
   return p;
 }
 
+/// Relative width of a tie in a rule's comparison: sides closer than kRuleTie x (|lhs| + |rhs|) are neither above nor
+/// below each other. Decimal prices make exact ties common (a 4-decimal close equal to its SMA), and float and double
+/// round such a tie to opposite sides; the band (about 8 float ulps of the sides) is wider than that rounding and far
+/// narrower than a price tick (1e-4 / 1.19 = 8e-5 relative for FX), so the float backtester and the double one decide
+/// every tie alike (DecimalPrices.FloatAndDoubleBacktestsAgreeWhereACloseTiesItsBand).
+inline constexpr float kRuleTie = 5e-7f;
+
+/// lhs above rhs beyond the tie band (false on a tie or a NaN side): the comparison of every rule.
+template <class T>
+QTOS_HD inline bool rule_above(T lhs, T rhs) {
+  return lhs - rhs > T(kRuleTie) * (qabs(lhs) + qabs(rhs));  // false when either side is NaN
+}
+/// lhs below rhs beyond the tie band (see rule_above).
+template <class T>
+QTOS_HD inline bool rule_below(T lhs, T rhs) {
+  return rhs - lhs > T(kRuleTie) * (qabs(lhs) + qabs(rhs));
+}
+
 /// Evaluates a compiled condition: every plane read and both comparisons happen whatever the kind.
 template <class T, class F>
 QTOS_HD inline bool condition_run(const CondProgram& p, T close, const F& f) {
@@ -286,7 +304,7 @@ QTOS_HD inline bool condition_run(const CondProgram& p, T close, const F& f) {
   const T base = f(p.b);
   const T extra = T(p.k) * f(p.c_plane);
   const T rhs = (p.b >= 0 ? base : T(p.c)) + (p.c_plane >= 0 ? extra : T(0));
-  const bool gt = lhs > rhs, lt = lhs < rhs;  // both false when either side is NaN
+  const bool gt = rule_above(lhs, rhs), lt = rule_below(lhs, rhs);  // both false when either side is NaN
   return (p.cmp > 0 && gt) || (p.cmp < 0 && lt);
 }
 

@@ -118,9 +118,10 @@ TEST(IndicatorsByHand, MacdStartsBothEmasAtTheSlowSeed) {
   m.period2 = 3;
   m.period3 = 2;
   // slow EMA(3) seed 2 at bar 2; fast EMA(2) seed = SMA(2,3) = 2.5 at bar 2 -> line .5; bar 3: slow 3, fast
-  // (4-2.5)*2/3+2.5 = 3.5 -> .5; signal EMA(2) seed = mean(.5,.5) at bar 3; histogram 0.
+  // (4-2.5)*2/3+2.5 = 3.5 -> .5; signal EMA(2) seed = mean(.5,.5) at bar 3; histogram 0. As in TA-Lib the line is
+  // printed from bar 3 only, once the signal exists (lookback s+g-2).
   const double n = NAN;
-  expect_series(run_serial(p, IndicatorKind::macd, m, 0), {n, n, .5, .5, .5, .5}, "line");
+  expect_series(run_serial(p, IndicatorKind::macd, m, 0), {n, n, n, .5, .5, .5}, "line");
   expect_series(run_serial(p, IndicatorKind::macd, m, 1), {n, n, n, .5, .5, .5}, "signal");
   expect_series(run_serial(p, IndicatorKind::macd, m, 2), {n, n, n, 0, 0, 0}, "hist");
 }
