@@ -98,6 +98,8 @@ void print_info(const PanelInfo& info, bool per_symbol) {
   }
   std::printf("gaps      : %lld missing bars in %lld gaps across %lld symbols\n", static_cast<long long>(info.gap_bars),
               static_cast<long long>(runs), static_cast<long long>(symbols_with_gaps));
+  std::printf("market    : %s\n", info.shape.text.c_str());
+  std::printf("per year  : %s\n", info.shape.annualisation().c_str());
   if (!per_symbol) return;
   std::printf("\n%-16s %8s %-20s %-20s %6s %6s %14s %16s\n", "SYMBOL", "BARS", "FIRST", "LAST", "GAPS", "LONGEST", "LAST CLOSE",
               "AVG QUOTE VOL");
@@ -116,6 +118,14 @@ boost::json::object info_json(const PanelInfo& info) {
   o["first"] = time_format_iso(info.first_ms);
   o["last"] = time_format_iso(info.last_ms);
   o["gap_bars"] = info.gap_bars;
+  o["market"] = {{"shape", info.shape.text},
+                 {"continuous", info.shape.continuous},
+                 {"trading_days", info.shape.trading_days},
+                 {"bars_per_day", info.shape.bars_per_day},
+                 {"bars_per_week", info.shape.bars_per_week},
+                 {"coverage", info.shape.coverage},
+                 {"bars_per_year", info.shape.bars_per_year},
+                 {"bars_per_year_source", info.shape.measured ? "measured" : "calendar"}};
   boost::json::array arr;
   for (const auto& s : info.symbols)
     arr.push_back({{"symbol", s.symbol}, {"bars", s.bars}, {"first", s.bars ? time_format_iso(s.first_ms) : ""},

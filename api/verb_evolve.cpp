@@ -23,6 +23,7 @@
 #include "runtime/strategy/evolution.hpp"
 #include "runtime/strategy/strategy_repository.hpp"
 #include "runtime/util/atomic_file.hpp"
+#include "runtime/data/panel_info.hpp"
 #include "runtime/util/progress.hpp"
 #include "runtime/util/stop_token.hpp"
 
@@ -30,7 +31,7 @@ namespace qtos::api {
 namespace {
 
 struct EvolveArgs {
-  std::string data, device, symbols, out, repo;
+  std::string data, device, symbols, out, repo, gaps;
   std::int64_t population = -1, generations = -1;  // -1: QT_SG_POPULATION_SIZE / QT_SG_GENERATIONS
   std::uint64_t seed = 1;
   double train = 0.5, validation = -1, test = 0.3;  // validation -1: 0.2 of the bars (0.25 of each fold's with --folds)
@@ -117,6 +118,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--top", a->top, "hall of fame size, 1 to 10000")->check(integer_range(1, 10'000))->capture_default_str();
   cmd->add_option("--out", a->out, "also write the hall of fame as JSON to this file");
   cmd->add_option("--repo", a->repo, "also store the hall of fame in this strategy repository (SQLite), status BACKTEST");
+  gaps_option_add(cmd, a->gaps);
   cmd->callback([a, &ctx] {
     stop_signals_install();  // from here on SIGINT/SIGTERM stop the search at the next generation instead of killing it
     const StopToken stop = process_stop_token();
@@ -144,6 +146,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
     } catch (const std::invalid_argument& e) {
       throw UsageError(e.what());
     }
+    const kernels::GapPolicy gaps = gaps_resolve(a->gaps, cfg);
     auto backends = backtest_backends();
     const BacktestBackend& backend = backend_select(backends, kind);
 
@@ -218,8 +221,10 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                   opt.train_begin, opt.train_end, opt.validation_begin, opt.validation_end, opt.test_begin, opt.test_end, T, a->fee_bps,
                   a->slippage_bps, a->slippage_spread);
     }
+    std::printf("gaps %s; Sharpe annualised with %s\n", gap_policy_text(gaps).c_str(),
+                market_shape(panel).annualisation().c_str());
     std::fflush(stdout);
-    const StrategyFeatures features = strategy_features_compute(panel.view());
+    const StrategyFeatures features = strategy_features_compute(panel.view(), false, gaps);
     for (const std::string& w : evolve_warnings_before(panel.view(), features, opt)) std::fprintf(stderr, "warning: %s\n", w.c_str());
     const std::int32_t n_folds = wf ? wf->folds : 1;
     Progress progress("evolve", static_cast<std::uint64_t>(opt.generations) * static_cast<std::uint64_t>(n_folds));
@@ -344,6 +349,8 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                               {"test", boost::json::array{opt.test_begin, opt.test_end}},
                               {"objective", evolve_objective_name(objective)},
                               {"selected", selected},
+                              {"gaps", gap_policy_text(gaps)},
+                              {"bars_per_year", opt.costs.bars_per_year},
                               {"partial", partial},
                               {"generations_completed", r.generations_completed},
                               {"hall_of_fame", std::move(hof)}};

@@ -11,6 +11,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include "cpu/backend/indicator_backend.hpp"
+
 extern char** environ;
 
 namespace qtos {
@@ -385,6 +387,17 @@ std::vector<Spec> make_specs() {
                }});
   s.push_back(int_spec("QT_BINANCE_RECV_WINDOW_MS", &Config::binance_recv_window_ms, 1, 60'000, " of milliseconds"));
   s.push_back(int_spec("QT_BINANCE_DEAD_MAN_S", &Config::binance_dead_man_s, 0, 3'600, " of seconds (0: off)"));
+  // Markets that close: what a missing bar does to indicators, features and backtests
+  s.push_back({"QT_GAPS", "skip or reset-after:N (N an integer in [0, 1000000])",
+               [](Config& c, std::string_view t) {
+                 try {
+                   c.gaps = gap_policy_parse(trim(t), "QT_GAPS");
+                   return true;
+                 } catch (const std::invalid_argument&) {
+                   return false;
+                 }
+               },
+               [](const Config& c) { return gap_policy_text(c.gaps); }});
   return s;
 }
 

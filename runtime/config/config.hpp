@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cpu/backend/device.hpp"
+#include "cpu/kernels/gaps.hpp"
 #include "cpu/util/enum_names.hpp"
 #include "runtime/clock/cron.hpp"
 
@@ -166,6 +167,8 @@ struct Config {
   std::vector<std::string> binance_symbols;  ///< QT_BINANCE_SYMBOLS: symbols traded (empty: all listed)
   std::int64_t binance_recv_window_ms = 5000;  ///< QT_BINANCE_RECV_WINDOW_MS: recvWindow of signed requests
   std::int64_t binance_dead_man_s = 0;       ///< QT_BINANCE_DEAD_MAN_S: USD-M countdown cancel-all (0: off)
+  // Markets that close (cpu/kernels/gaps.hpp, docs/INDICATORS.md)
+  kernels::GapPolicy gaps{};                 ///< QT_GAPS: skip (default) or reset-after:N, the verbs' default for --gaps
 
   /// One row per known variable: its effective value as text (secrets masked) and where it came from.
   struct Entry {
