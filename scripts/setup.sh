@@ -13,6 +13,7 @@ PACKAGES=(
   wrk  # scripts/bench_http.sh: the HTTP API's requests/s and p99 beside a minimal Beast server
   libssl-dev  # https:// webhooks (QT_NOTIFY_WEBHOOK_URL) with certificate verification
   libopenblas0-openmp  # LibTorch's BLAS: Debian's default reference BLAS makes a 5000x64x64 matmul ~14x slower
+  redis-server libhiredis-dev  # scale-out (QT_REDIS_URL): shared policy store, event bridge, job workers; tests start their own server
 )
 
 missing=()
