@@ -345,7 +345,7 @@ bool Worker::step(std::chrono::milliseconds block) {
     last_reclaim_ = now;
     reclaim();
   }
-  if (now - last_trim_ >= std::chrono::seconds(5)) {
+  if (now - last_trim_ >= options_.trim_every) {
     last_trim_ = now;
     trim();
   }

@@ -53,6 +53,7 @@ struct JobQueueOptions {
   std::int64_t stream_maxlen = 100'000;                  ///< the dead-letter stream's approximate length cap
   std::chrono::seconds result_ttl{86'400};               ///< results and job records expire after this
   std::chrono::milliseconds heartbeat_every{1'000};      ///< worker heartbeat period
+  std::chrono::milliseconds trim_every{5'000};           ///< how often a worker trims acknowledged entries
   RedisOptions redis;                                    ///< connection settings
 };
 

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 #include <set>
+#include <stdexcept>
+#include <string>
 #include <tuple>
 
 #include "cpu/strategy/genome_text.hpp"
@@ -26,6 +28,14 @@ double evolve_fitness(const BacktestMetrics& m, double min_trades) {
   return m.sharpe;
 }
 
+std::vector<BacktestMetrics> evolve_train_metrics(const BacktestBackend& backend, const BacktestRequest& train) {
+  const BacktestResult br = backend.run(train);
+  std::vector<BacktestMetrics> out;
+  out.reserve(br.genome.size());
+  for (const auto& acc : br.genome) out.push_back(backtest_metrics(acc, train.costs.bars_per_year));
+  return out;
+}
+
 namespace detail {
 
 Evaluation population_evaluate(const Population& pop, std::int32_t gen, const BacktestBackend& backend, BacktestRequest train,
@@ -41,10 +51,13 @@ Evaluation population_evaluate(const Population& pop, std::int32_t gen, const Ba
   train.genomes = fresh;
   Evaluation ev;
   const auto t0 = std::chrono::steady_clock::now();
-  const BacktestResult br = backend.run(train);
+  const std::vector<BacktestMetrics> metrics = opt.evaluator ? opt.evaluator(train) : evolve_train_metrics(backend, train);
   ev.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (metrics.size() != fresh.size())
+    throw std::runtime_error("evolve: the population evaluator returned " + std::to_string(metrics.size()) + " results for " +
+                             std::to_string(fresh.size()) + " genomes");
   for (std::size_t i = 0; i < fresh.size(); ++i) {
-    Evaluated e{fresh[i], gen, backtest_metrics(br.genome[i], opt.costs.bars_per_year), 0.0, *fresh_parents[i]};
+    Evaluated e{fresh[i], gen, metrics[i], 0.0, *fresh_parents[i]};
     e.fitness = evolve_fitness(e.train, opt.min_trades);
     tried.emplace(genome_hash(fresh[i]), e);
   }
