@@ -1,6 +1,7 @@
 #include "api/redis/job_kinds.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -293,6 +294,26 @@ PopulationEvaluator redis_population_evaluator(std::shared_ptr<JobClient> client
     }
     return out;
   };
+}
+
+PopulationEvaluator evolve_workers_evaluator(const std::string& url, const std::string& data, const std::string& symbols) {
+  const RedisUrl u = redis_url_parse(url, "--workers");
+  const std::string data_dir = std::filesystem::absolute(data).string();  // workers resolve it, not this cwd
+  JobQueueOptions o;
+  const JobKeys keys = JobKeys::of(o.ns);
+  RedisClient probe(u, o.redis);
+  auto list = heartbeats_list(probe, keys, o.heartbeat_every);
+  if (!list.ok()) throw std::runtime_error("--workers " + u.text() + ": " + list.error().message);
+  std::size_t alive = 0;
+  for (const auto& hb : list.value()) alive += hb.alive && hb.role == "worker";
+  if (alive == 0)
+    throw std::runtime_error("--workers " + u.text() + ": no live worker (start some with `qtos worker --redis " + u.text() +
+                             "`; `qtos workers` lists them)");
+  // The run id keeps this run's job keys apart from every other run's: host, process and start time.
+  const std::string run_id = "evolve-" + host_name() + "-" + std::to_string(::getpid()) + "-" + std::to_string(redis_now_ms());
+  std::printf("distributing each generation over %zu live workers on %s (jobs %s:*)\n", alive, u.text().c_str(), run_id.c_str());
+  auto client = std::make_shared<JobClient>(u, o, run_id);
+  return redis_population_evaluator(client, DistributedEvolveOptions{.run_id = run_id, .data = data_dir, .symbols = symbols, .chunks = alive});
 }
 
 }  // namespace qtos::redis

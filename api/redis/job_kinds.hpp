@@ -47,4 +47,10 @@ struct DistributedEvolveOptions {
 /// std::runtime_error naming the job when one is dead-lettered or the wait times out.
 PopulationEvaluator redis_population_evaluator(std::shared_ptr<JobClient> client, DistributedEvolveOptions options);
 
+/// `qtos evolve --workers URL`: an evaluator on the workers of `url` (namespace "qtos") for the panel in `data`
+/// restricted to `symbols`, one job per live worker per generation. Throws std::invalid_argument naming --workers
+/// for a bad URL and std::runtime_error when Redis cannot be reached or no worker has sent a heartbeat. Prints the
+/// worker count.
+PopulationEvaluator evolve_workers_evaluator(const std::string& url, const std::string& data, const std::string& symbols);
+
 }  // namespace qtos::redis

@@ -157,6 +157,9 @@ struct Config {
   std::string notify_webhook_url;            ///< QT_NOTIFY_WEBHOOK_URL: http(s)://host[:port]/path; empty: no notifications (secret)
   std::int64_t notify_rate_per_min = 20;     ///< QT_NOTIFY_RATE_PER_MIN: posts per minute; more are combined into one
 
+  // Scale-out (api/redis, docs/SCALE_OUT.md)
+  std::string redis_url;  ///< QT_REDIS_URL: redis://[:password@]host[:port][/db] for workers and shared state; empty: one node, SQLite (secret)
+
   /// One row per known variable: its effective value as text (secrets masked) and where it came from.
   struct Entry {
     std::string value;
