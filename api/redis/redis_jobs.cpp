@@ -218,14 +218,23 @@ bool Worker::ensure_group() {
   return group_ready_;
 }
 
+void Worker::set_current(const std::string& key) {
+  std::lock_guard<std::mutex> lock(current_mutex_);
+  current_job_ = key;
+}
+
 void Worker::process(Job job) {
-  current_job_ = job.key;
-  // A redelivered job whose result is already stored (its first worker stored it and died before... nothing:
-  // store and ack are one script, so this is a duplicate enqueue racing a finished one): acknowledge only.
+  set_current(job.key + " (" + job.kind + ")");
+  struct Idle {
+    Worker* w;
+    ~Idle() { w->set_current(""); }
+  } idle{this};
+  // An entry whose key already has a result (a copy added to the stream by hand or by a tool that bypassed the
+  // enqueue script) is acknowledged without running the job again. A slow worker that finishes a job another worker
+  // reclaimed meanwhile is caught by the completion script instead (SET NX: the second result is not stored).
   if (auto e = client_.command({"EXISTS", keys_.result(job.key)}); e.ok() && e.value().integer == 1) {
     (void)client_.command({"XACK", keys_.stream, std::string(kWorkerGroup), job.entry_id});
     duplicates_.fetch_add(1);
-    current_job_.clear();
     return;
   }
   (void)client_.command({"HSET", keys_.job(job.key), "state", "running", "worker", name_, "deliveries", std::to_string(job.deliveries)});
@@ -245,7 +254,6 @@ void Worker::process(Job job) {
     failed_.fetch_add(1);
     spdlog::warn("worker {}: job {} ({}) failed on delivery {}: {}", name_, job.key, job.kind, job.deliveries, result.error().message);
     (void)client_.command({"HSET", keys_.job(job.key), "state", "failed", "error", result.error().message});
-    current_job_.clear();
     return;
   }
   const bool notify = !job.reply_to.empty();
@@ -261,7 +269,6 @@ void Worker::process(Job job) {
   } else {
     duplicates_.fetch_add(1);
   }
-  current_job_.clear();
 }
 
 void Worker::reclaim() {
@@ -323,18 +330,6 @@ void Worker::trim() {
   (void)client_.command({"XTRIM", keys_.stream, "MINID", min_id});
 }
 
-void Worker::heartbeat(const std::string& state) {
-  Heartbeat hb;
-  hb.name = name_;
-  hb.role = "worker";
-  hb.host = host_name();
-  hb.pid = static_cast<std::int64_t>(::getpid());
-  hb.device = device_;
-  hb.state = state;
-  hb.done = done_.load();
-  (void)heartbeat_publish(client_, keys_, std::move(hb));
-}
-
 bool Worker::step(std::chrono::milliseconds block) {
   if (!ensure_group()) {
     std::this_thread::sleep_for(std::min(block, std::chrono::milliseconds(100)));
@@ -368,29 +363,46 @@ bool Worker::step(std::chrono::milliseconds block) {
 }
 
 void Worker::run(const StopToken& stop) {
-  std::atomic<bool> done{false};
-  // Heartbeats from their own thread and connection: a job that runs for minutes still shows its worker alive.
-  std::thread beat([&] {
-    RedisClient hb_client(client_.url(), options_.redis);
-    while (!done.load(std::memory_order_acquire)) {
-      Heartbeat hb;
-      hb.name = name_;
-      hb.role = "worker";
-      hb.host = host_name();
-      hb.pid = static_cast<std::int64_t>(::getpid());
-      hb.device = device_;
+  {
+    // Heartbeats from their own thread and connection: a job that runs for minutes still shows its worker alive.
+    Heartbeat base;
+    base.name = name_;
+    base.role = "worker";
+    base.host = host_name();
+    base.pid = static_cast<std::int64_t>(::getpid());
+    base.device = device_;
+    HeartbeatPublisher beat(client_.url(), options_, base, [this, &stop](Heartbeat& hb) {
       hb.done = done_.load();
-      hb.state = stop.stop_requested() ? "stopping" : "running";
-      (void)heartbeat_publish(hb_client, keys_, std::move(hb));
-      const auto until = std::chrono::steady_clock::now() + options_.heartbeat_every;
-      while (!done.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until)
+      std::lock_guard<std::mutex> lock(current_mutex_);
+      hb.job = current_job_;
+      hb.state = stop.stop_requested() ? "stopping" : hb.job.empty() ? "idle" : "busy";
+    });
+    while (!stop.stop_requested()) step(std::chrono::milliseconds(200));
+  }
+}
+
+HeartbeatPublisher::HeartbeatPublisher(RedisUrl url, JobQueueOptions options, Heartbeat base, std::function<void(Heartbeat&)> fill) {
+  if (base.name.empty()) throw std::invalid_argument("HeartbeatPublisher: the name is empty");
+  thread_ = std::thread([this, url = std::move(url), options = std::move(options), base = std::move(base), fill = std::move(fill)] {
+    RedisClient client(url, options.redis);
+    const JobKeys keys = JobKeys::of(options.ns);
+    Heartbeat hb = base;
+    while (!stop_.load(std::memory_order_acquire)) {
+      if (fill) fill(hb);
+      (void)heartbeat_publish(client, keys, hb);
+      const auto until = std::chrono::steady_clock::now() + options.heartbeat_every;
+      while (!stop_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    if (fill) fill(hb);
+    hb.state = "stopped";
+    (void)heartbeat_publish(client, keys, hb);
   });
-  while (!stop.stop_requested()) step(std::chrono::milliseconds(200));
-  done.store(true, std::memory_order_release);
-  beat.join();
-  heartbeat("stopped");
+}
+
+HeartbeatPublisher::~HeartbeatPublisher() {
+  stop_.store(true, std::memory_order_release);
+  if (thread_.joinable()) thread_.join();
 }
 
 // ---- heartbeats and stats --------------------------------------------------------------------------------------

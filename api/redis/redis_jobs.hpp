@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -139,9 +140,9 @@ class Worker {
 
  private:
   void process(Job job);
+  void set_current(const std::string& key);
   void reclaim();
   void trim();
-  void heartbeat(const std::string& state);
   bool ensure_group();
 
   JobQueueOptions options_;
@@ -151,7 +152,8 @@ class Worker {
   RedisClient client_;
   std::map<std::string, JobHandler> handlers_;
   bool group_ready_ = false;
-  std::string current_job_;
+  std::mutex current_mutex_;
+  std::string current_job_;  // the job in hand, for the heartbeat
   std::chrono::steady_clock::time_point last_reclaim_{}, last_trim_{}, last_heartbeat_{};
   std::atomic<std::uint64_t> done_{0}, duplicates_{0}, failed_{0}, reclaimed_{0}, dead_{0};
   std::int64_t started_ms_ = 0;
@@ -173,6 +175,22 @@ struct Heartbeat {
   std::int64_t at_ms = 0;      ///< when it was sent
   std::int64_t age_ms = 0;     ///< how old it is at listing time
   bool alive = false;          ///< age below three heartbeat periods
+};
+
+/// Publishes a heartbeat every period from its own thread and connection (a long job or a busy bus thread never
+/// delays it) until destroyed, then one last heartbeat in state "stopped".
+class HeartbeatPublisher {
+ public:
+  /// Publishes `base` every `options.heartbeat_every`, after `fill` (optional) updated its state and counters.
+  HeartbeatPublisher(RedisUrl url, JobQueueOptions options, Heartbeat base, std::function<void(Heartbeat&)> fill = {});
+  /// Stops the thread and publishes the final "stopped" heartbeat.
+  ~HeartbeatPublisher();
+  HeartbeatPublisher(const HeartbeatPublisher&) = delete;
+  HeartbeatPublisher& operator=(const HeartbeatPublisher&) = delete;
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 /// Writes one heartbeat for `hb` (its at_ms is set now).

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "api/redis/redis_policy.hpp"
+#include "api/redis/scale_out_node.hpp"
 #include "tests/support/redis_server.hpp"
 
 namespace qtos {
@@ -210,6 +211,54 @@ TEST(RedisPolicy, RedisRestartDegradesNodesThenTheyRecoverWithNothingLost) {
   EXPECT_EQ(hist.value()[1].reason, "before the outage");
   EXPECT_EQ(hist.value()[2].reason, "after the outage");
   EXPECT_EQ(a.store->current()->max_leverage, 1.5);
+}
+
+TEST(RedisPolicy, AScaleOutNodeShowsItsHealthHeartbeatAndMirroredPolicyEvents) {
+  test::RedisServer server;
+  QTOS_REDIS_START(server);
+  SimClock clock(1'000);
+  EventBus bus(clock);
+  bus.bind_owner_thread();
+  redis::ScaleOutOptions o;
+  o.url = server.url();
+  o.node = "gpu-server";
+  o.queue.ns = "t";
+  o.queue.heartbeat_every = 50ms;
+  o.queue.redis = fast_options();
+  redis::RedisPolicyBackend* backend = nullptr;
+  PolicyStore store(redis::scale_out_policy_backend(o, backend), clock, &bus);
+  ASSERT_NE(backend, nullptr);
+  {
+    redis::ScaleOutNode node(o, store, *backend, bus);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (node.degraded() && std::chrono::steady_clock::now() < deadline) bus.wait_and_drain(10ms);
+    ASSERT_FALSE(node.degraded());
+    ASSERT_TRUE(store.update(1, [](Policy& p) { p.max_leverage = 2; }, "test", "ops").ok());
+    // The bus thread publishes; the bridge mirrors it.
+    while (node.health_json().at("event_bridge").at("mirrored").as_uint64() < 1 && std::chrono::steady_clock::now() < deadline)
+      bus.wait_and_drain(10ms);
+    const auto h = node.health_json();
+    EXPECT_EQ(h.at("redis").as_string(), "ok");
+    EXPECT_EQ(h.at("node").as_string(), "gpu-server");
+    EXPECT_EQ(h.at("policy_version").as_uint64(), 2u);
+    EXPECT_EQ(h.at("event_bridge").at("mirrored").as_uint64(), 1u);
+    boost::json::value hb;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = node.heartbeats();
+      ASSERT_TRUE(r.ok());
+      hb = r.value();
+      // The first heartbeat may predate the subscription ("degraded"); the next one says "ok".
+      if (!hb.as_array().empty() && hb.as_array()[0].at("state").as_string() == "ok") break;
+      std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_EQ(hb.as_array().size(), 1u);
+    EXPECT_EQ(hb.as_array()[0].at("role").as_string(), "node");
+    EXPECT_EQ(hb.as_array()[0].at("state").as_string(), "ok");
+  }
+  redis::RedisClient c(server.url());
+  auto list = redis::heartbeats_list(c, redis::JobKeys::of("t"), 50ms);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list.value()[0].state, "stopped");
 }
 
 }  // namespace
