@@ -151,7 +151,7 @@ std::string label(const char* prefix, int workers) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int jobs = 2000, population = 256, generations = 8, repeat = 3;
+  int jobs = 2000, population = 256, generations = 8, repeat = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--jobs")) jobs = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--population")) population = std::atoi(argv[i + 1]);
@@ -244,38 +244,46 @@ int main(int argc, char** argv) {
     std::printf("\n%-44s %14s   (population %d, %d generations, %d symbols x %d bars)\n", "evolve", "generations/s", population,
                 generations, so.n_symbols, so.n_bars);
     (void)evolve(panel.view(), features, cpu, opt);  // warm-up: thread pool, caches, page faults
-    // Each row is the best of `repeat` runs: the machine may be shared, and the best run is the least disturbed.
-    EvolveResult single;
-    double best = 0;
-    for (int r = 0; r < repeat; ++r) {
-      const auto t0 = Clock::now();
-      single = evolve(panel.view(), features, cpu, opt);
-      best = std::max(best, generations / seconds_since(t0));
-    }
-    std::printf("%-44s %14.2f   (peer)\n", "single process", best);
+    // Three worker pools (1, 2, 3 workers) stay up together, each on its own namespace; the runs interleave (single
+    // process, 1, 2, 3 workers, again) so that a load change on a shared machine hits every row alike, and each row
+    // is the best of `repeat` runs.
+    std::vector<std::unique_ptr<Workers>> pools;
+    std::vector<std::shared_ptr<redis::JobClient>> clients;
     for (int w = 1; w <= 3; ++w) {
       redis::JobQueueOptions o;
-      o.ns = fresh_ns("evolve");
-      Workers ws(server.url(), o, w, [&](redis::Worker& wk) { redis::job_kinds_register(wk, DeviceKind::cpu); });
-      auto client = std::make_shared<redis::JobClient>(server.url(), o, "bench-evolve");
-      EvolveResult multi;
-      double rate = 0;
-      for (int r = 0; r < repeat; ++r) {
+      o.ns = fresh_ns("evolve") + job_key("-", w);
+      pools.push_back(std::make_unique<Workers>(server.url(), o, w, [&](redis::Worker& wk) { redis::job_kinds_register(wk, DeviceKind::cpu); }));
+      clients.push_back(std::make_shared<redis::JobClient>(server.url(), o, "bench-evolve"));
+    }
+    EvolveResult single;
+    std::vector<EvolveResult> multi(3);
+    std::vector<double> rate(4, 0.0);  // [0]: single process, [w]: w workers
+    for (int r = 0; r < repeat; ++r) {
+      auto t0 = Clock::now();
+      single = evolve(panel.view(), features, cpu, opt);
+      rate[0] = std::max(rate[0], generations / seconds_since(t0));
+      for (int w = 1; w <= 3; ++w) {
         EvolveOptions d = opt;
         d.evaluator = redis::redis_population_evaluator(
-            client, redis::DistributedEvolveOptions{.run_id = job_key("bench-", r), .data = data, .symbols = "", .chunks = static_cast<std::size_t>(w)});
-        const auto t0 = Clock::now();
-        multi = evolve(panel.view(), features, cpu, d);
-        rate = std::max(rate, generations / seconds_since(t0));
+            clients[static_cast<std::size_t>(w - 1)],
+            redis::DistributedEvolveOptions{.run_id = job_key("bench-", r), .data = data, .symbols = "", .chunks = static_cast<std::size_t>(w)});
+        t0 = Clock::now();
+        multi[static_cast<std::size_t>(w - 1)] = evolve(panel.view(), features, cpu, d);
+        rate[static_cast<std::size_t>(w)] = std::max(rate[static_cast<std::size_t>(w)], generations / seconds_since(t0));
       }
-      bool same = multi.hall_of_fame.size() == single.hall_of_fame.size() && multi.trials == single.trials;
+    }
+    std::printf("%-44s %14.2f   (peer)\n", "single process", rate[0]);
+    for (int w = 1; w <= 3; ++w) {
+      const EvolveResult& m = multi[static_cast<std::size_t>(w - 1)];
+      bool same = m.hall_of_fame.size() == single.hall_of_fame.size() && m.trials == single.trials;
       for (std::size_t i = 0; same && i < single.hall_of_fame.size(); ++i)
-        same = genome_hash(multi.hall_of_fame[i].genome) == genome_hash(single.hall_of_fame[i].genome) &&
-               multi.hall_of_fame[i].test.sharpe == single.hall_of_fame[i].test.sharpe;
-      std::printf("%-44s %14.2f   hall of fame %s\n", label("Redis, ", w).c_str(), rate,
+        same = genome_hash(m.hall_of_fame[i].genome) == genome_hash(single.hall_of_fame[i].genome) &&
+               m.hall_of_fame[i].test.sharpe == single.hall_of_fame[i].test.sharpe;
+      std::printf("%-44s %14.2f   hall of fame %s\n", label("Redis, ", w).c_str(), rate[static_cast<std::size_t>(w)],
                   same ? "equal to single process" : "DIFFERENT (a bug)");
       if (!same) return 1;
     }
+    pools.clear();
     std::error_code ec;
     std::filesystem::remove_all(data, ec);
   }
