@@ -123,7 +123,10 @@ JobClient::JobClient(RedisUrl url, JobQueueOptions options, std::string client_i
 Result<EnqueueOutcome> JobClient::enqueue(const std::string& key, const std::string& kind, const std::string& payload) {
   if (key.empty()) throw std::invalid_argument("JobClient::enqueue: the job key is empty");
   if (kind.empty()) throw std::invalid_argument("JobClient::enqueue: the job kind is empty (job '" + key + "')");
-  if (auto g = job_group_ensure(client_, keys_); !g.ok()) return g.error();
+  if (!group_ready_.load(std::memory_order_acquire)) {
+    if (auto g = job_group_ensure(client_, keys_); !g.ok()) return g.error();
+    group_ready_.store(true, std::memory_order_release);
+  }
   auto r = client_.eval(kEnqueueScript, {keys_.job(key), keys_.stream, keys_.result(key)},
                         {key, kind, payload, client_id_, std::to_string(now_us())});
   if (!r.ok()) return r.error();

@@ -103,6 +103,7 @@ class JobClient {
   std::string client_id_;
   RedisClient client_;
   RedisClient blocking_;
+  std::atomic<bool> group_ready_{false};  // the consumer group exists (created once, not per enqueue)
 };
 
 /// A job handler: the result as JSON text, or an error (kept as the job's last error; the job is retried).
