@@ -52,20 +52,21 @@ void verbs_worker_register(CLI::App& app, CliContext& ctx) {
     const StopToken stop = process_stop_token();
     const redis::RedisUrl url = redis_url_of(ctx, a->redis);
     const DeviceKind device = device_parse(a->device, "--device");
+    std::string device_label;
     {
-      // A worker that cannot run its device says so now, not on its first job.
+      // A worker that cannot run its device says so now, not on its first job; the heartbeat names what was chosen.
       auto backends = backtest_backends();
-      (void)backend_select(backends, device);
+      device_label = std::string(backend_select(backends, device).name());
     }
     redis::JobQueueOptions o;
     o.ns = a->ns;
     o.reclaim_after = std::chrono::milliseconds(static_cast<std::int64_t>(a->reclaim_s * 1000));
     o.max_deliveries = a->max_deliveries;
     const std::string name = a->name.empty() ? redis::host_name() + "-" + std::to_string(::getpid()) : a->name;
-    redis::Worker worker(url, o, name, std::string(device_name(device)));
+    redis::Worker worker(url, o, name, device_label);
     redis::job_kinds_register(worker, device);
     std::printf("worker %s on %s (device %s, namespace %s): rank, evolve-generation, retrain; reclaim after %.2f s, dead letter after %lld deliveries\n",
-                name.c_str(), url.text().c_str(), std::string(device_name(device)).c_str(), a->ns.c_str(), a->reclaim_s,
+                name.c_str(), url.text().c_str(), device_label.c_str(), a->ns.c_str(), a->reclaim_s,
                 static_cast<long long>(a->max_deliveries));
     std::fflush(stdout);
     worker.run(stop);
