@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +32,7 @@
 #include "runtime/strategy/evolution.hpp"
 #include "runtime/strategy/strategy_repository.hpp"
 #include "runtime/subsystems/subsystem_set.hpp"
+#include "runtime/util/atomic_file.hpp"
 #include "runtime/util/stop_token.hpp"
 #include "runtime/util/time_format.hpp"
 
@@ -43,6 +46,7 @@ struct ServeArgs {
   std::int32_t symbols = 30, bars = 3000, max_bars = -1, warmup = 300;
   std::uint64_t seed = 7;
   double capital = 10'000;
+  bool new_run = false;
 };
 
 /// The configuration of the service: the environment and .env as always, with the demo's defaults where they say
@@ -122,6 +126,43 @@ void repository_seed(StrategyRepository& repo, const MarketPanel& panel, std::in
   }
 }
 
+/// The run a start continues: the state directory's current run, when it has a checkpoint and has not finished.
+struct ResumePoint {
+  std::string dir;        // state/runs/<stamp>
+  std::int64_t bar = 0;   // the first bar time it replays
+};
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+/// The unfinished run named by `state_dir`/current_run, or nothing (none, finished, or killed before its first commit).
+/// Throws UsageError when it was recorded on another market than `market_text` (resuming would mix two markets).
+std::optional<ResumePoint> resume_point(const std::string& state_dir, const std::string& market_text) {
+  const std::string current = state_dir + "/current_run";
+  if (!std::filesystem::exists(current)) return std::nullopt;
+  const std::string name = file_text(current);
+  if (name.empty() || name.find('/') != std::string::npos) throw UsageError(current + ": expected the name of a run under " + state_dir + "/runs, found '" + name + "'");
+  ResumePoint p{state_dir + "/runs/" + name, 0};
+  if (!std::filesystem::exists(p.dir + "/ledger.db")) return std::nullopt;
+  const Ledger ledger(p.dir + "/ledger.db", store::OpenMode::existing);
+  const auto checkpoint = ledger.meta_get("checkpoint");
+  if (ledger.meta_get("finished") || !checkpoint) return std::nullopt;
+  const auto market = ledger.meta_get("market");
+  if (market != market_text)
+    throw UsageError("the unfinished run " + p.dir + " replays " + market.value_or("an unknown market") + ", not " + market_text +
+                     ": start with the same market options to resume it, or with --new-run to start a new run");
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(*checkpoint, ec);
+  const boost::json::value* t = !ec && v.is_object() ? v.get_object().if_contains("t") : nullptr;
+  if (t == nullptr || !t->is_int64()) throw std::runtime_error(p.dir + "/ledger.db: the checkpoint is damaged (no bar); start with --new-run");
+  p.bar = t->get_int64() + 1;
+  return p;
+}
+
 std::string utc_stamp() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -172,6 +213,7 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--max-bars", a->max_bars, "stop after this many bars of trading (default: the end of the data)")->check(CLI::Range(1, 100'000'000));
   cmd->add_option("--capital", a->capital, "initial balance of the paper exchange")->check(number_range(0, 1e15, true))->capture_default_str();
+  cmd->add_flag("--new-run", a->new_run, "start a new run even when the state directory's last run can be resumed");
   cmd->callback([a, &ctx] {
     stop_signals_install();
     const StopToken stop = process_stop_token();
@@ -187,10 +229,26 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     const std::shared_ptr<const MarketPanel> market = serve_market(*a, market_text);
     if (a->warmup >= market->n_bars())
       throw UsageError("--warmup " + std::to_string(a->warmup) + ": the market has only " + std::to_string(market->n_bars()) + " bars");
-    const std::string run_dir = config.state_dir + "/runs/" + utc_stamp();
-    std::filesystem::create_directories(run_dir);
+    // A restart continues the unfinished run (positions, orders, the venue and the bar reached come from its last
+    // checkpoint); otherwise a new run starts and becomes the current one.
+    const std::optional<ResumePoint> resume = a->new_run ? std::nullopt : resume_point(config.state_dir, market_text);
+    std::string run_dir;
+    if (resume) {
+      run_dir = resume->dir;
+    } else {
+      std::string name = utc_stamp();
+      for (int i = 2; std::filesystem::exists(config.state_dir + "/runs/" + name); ++i) name = utc_stamp() + "-" + std::to_string(i);
+      run_dir = config.state_dir + "/runs/" + name;
+      std::filesystem::create_directories(run_dir);
+      {
+        Ledger ledger(run_dir + "/ledger.db");
+        ledger.meta_put("market", market_text);
+        ledger.commit();
+      }
+      atomic_write(config.state_dir + "/current_run", name + "\n");
+    }
     const std::string repo_path = config.state_dir + "/strategies.db";
-    ServePlane plane(commands, run_dir + "/ledger.db", repo_path, market, config.stage);
+    ServePlane plane(commands, run_dir + "/ledger.db", repo_path, config.state_dir + "/models", market, config.stage);
     ServerSettings settings;
     settings.address = a->address;
     settings.port = static_cast<std::uint16_t>(a->port);
@@ -207,6 +265,9 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     std::printf("market: %s; stage %s; %lld LIVE and %lld SHADOW strategies in %s\n", market_text.c_str(),
                 std::string(stage_name(config.stage)).c_str(), static_cast<long long>(repo.list(StrategyStatus::live).size()),
                 static_cast<long long>(repo.list(StrategyStatus::shadow).size()), repo_path.c_str());
+    if (resume)
+      std::printf("resuming run %s at bar %lld: positions, orders, the venue and the Risk OS as at its last commit\n", run_dir.c_str(),
+                  static_cast<long long>(resume->bar));
     std::printf("run: %s (ledger, events, decision logs); speed %g simulated s per s; Ctrl-C stops at the end of the bar\n", run_dir.c_str(),
                 a->speed);
     std::fflush(stdout);
@@ -222,7 +283,9 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     o.exchange.market = MarketKind::linear_perpetual;
     o.exchange.initial_balance = a->capital;
     o.executor.leverage = 2;
-    o.executor.commit_every = 1;  // a live service: every bar durable
+    o.executor.commit_every = 1;  // a live service: every bar durable, and a point a restart continues from
+    o.checkpoint = true;
+    o.resume = resume.has_value();
     o.ledger_path = run_dir + "/ledger.db";
     o.event_log_path = run_dir + "/events.qel";
     o.log_dir = run_dir + "/logs";
@@ -236,6 +299,7 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     o.policy_backend = [&] { return std::make_unique<SqlitePolicyBackend>(config.state_dir + "/policy.db"); };
     std::shared_ptr<SubsystemSet> subsystems;
     std::shared_ptr<StrategyGeneratorAI> generator;
+    std::shared_ptr<MarketOpportunityRanker> ranker;
     const auto backtest_backend = ::qtos::detail::backtest_cpu_backend();
     o.subsystem_factory = [&](ReplayContext& c) {
       subsystems = std::make_shared<SubsystemSet>(SubsystemDeps{c.config, c.bus, c.policy, c.exchange, c.log_dir});
@@ -245,7 +309,8 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
       c.services.push_back(generator);
       RankerOptions ro;
       ro.symbols = market->symbols();
-      c.services.push_back(std::make_shared<MarketOpportunityRanker>(c.bus, c.config, c.policy, ro));
+      ranker = std::make_shared<MarketOpportunityRanker>(c.bus, c.config, c.policy, ro);
+      c.services.push_back(ranker);
       if (auto notifier = webhook_notifier_from_config(c.bus, c.config)) c.services.push_back(std::shared_ptr<Service>(std::move(notifier)));
       return subsystems->pipeline_order();
     };
@@ -256,23 +321,28 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     };
     // Pacing: bar t (from t_begin) is published when its simulated time is due on the wall clock; the API's commands
     // run on this thread while it waits. Warm-up bars go at once.
-    const auto wall0 = std::chrono::steady_clock::now();
+    auto wall0 = std::chrono::steady_clock::now();
     const double bar_s = static_cast<double>(market->interval_ms()) / 1000.0;
     bool bound = false;
+    std::int32_t pace_from = -1;  // the first trading bar of this process (a resumed run paces from where it resumed)
     o.before_bar = [&](std::int32_t t, ReplayControl& control) {
       if (!bound) {
         plane.bind(ServeBinding{&config, &control.bus, &control.policy, &control.risk, &control.exchange, &control.executor, subsystems.get(),
-                                generator.get()});
+                                generator.get(), ranker.get()});
         bound = true;
       }
-      if (t == t_begin) plane.ready_set(true);
+      if (t >= t_begin && pace_from < 0) {
+        pace_from = t;
+        wall0 = std::chrono::steady_clock::now();
+        plane.ready_set(true);
+      }
       plane.bar_set(t);
       if (t < t_begin || a->speed <= 0) {
         commands.run_pending();
         return;
       }
       const auto due = wall0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                   std::chrono::duration<double>(static_cast<double>(t - t_begin) * bar_s / a->speed));
+                                   std::chrono::duration<double>(static_cast<double>(t - pace_from) * bar_s / a->speed));
       while (!stop.stop_requested()) {
         const auto now = std::chrono::steady_clock::now();
         if (now >= due) break;

@@ -7,10 +7,16 @@
 #include <stdexcept>
 
 #include <boost/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "cpu/backend/device.hpp"
+#include "cpu/ranking/opportunity.hpp"
 #include "cpu/registry/backends.hpp"
 #include "cpu/strategy/genome_text.hpp"
+#include "models/evaluation.hpp"
+#include "models/features.hpp"
+#include "models/model.hpp"
+#include "models/registry.hpp"
 #include "runtime/analytics/metrics.hpp"
 #include "runtime/bus/event_log.hpp"
 #include "runtime/ranking/panel_ranking.hpp"
@@ -175,9 +181,14 @@ std::map<std::string, std::uint64_t> EventRing::denial_counts() const {
 
 // ---- the plane ------------------------------------------------------------------------------------------------------
 
-ServePlane::ServePlane(CommandQueue& commands, std::string ledger_path, std::string repo_path, std::shared_ptr<const MarketPanel> market,
-                       IntegrationStage stage)
-    : commands_(commands), ledger_path_(std::move(ledger_path)), repo_path_(std::move(repo_path)), market_(std::move(market)), stage_(stage) {}
+ServePlane::ServePlane(CommandQueue& commands, std::string ledger_path, std::string repo_path, std::string models_dir,
+                       std::shared_ptr<const MarketPanel> market, IntegrationStage stage)
+    : commands_(commands),
+      ledger_path_(std::move(ledger_path)),
+      repo_path_(std::move(repo_path)),
+      models_dir_(std::move(models_dir)),
+      market_(std::move(market)),
+      stage_(stage) {}
 
 ServePlane::~ServePlane() { jobs_stop(); }
 
@@ -240,10 +251,23 @@ json::value ServePlane::policy_history(std::uint64_t from_version, std::size_t l
 }
 
 json::value ServePlane::opportunities() {
-  return on_owner([this](ServeBinding&) {
+  return on_owner([this](ServeBinding& b) {
+    // The ranker's last ranking has each symbol's sub-scores (robust-z units; null: the criterion is absent).
+    const Ranking* ranking = b.ranker != nullptr && b.ranker->last_ranking() ? &*b.ranker->last_ranking() : nullptr;
     json::array top;
-    for (const Opportunity& o : ranking_.top)
-      top.push_back(json::object{{"symbol", o.symbol.str()}, {"score", num(o.score)}, {"volume_24h", num(o.volume_24h)}});
+    for (const Opportunity& o : ranking_.top) {
+      json::object row{{"symbol", o.symbol.str()}, {"score", num(o.score)}, {"volume_24h", num(o.volume_24h)}};
+      if (ranking != nullptr)
+        for (const SymbolScore& r : ranking->rows)
+          if (r.symbol == o.symbol.view()) {
+            json::object sub;
+            for (int c = 0; c < kCriterionCount; ++c) sub[enum_name(static_cast<Criterion>(c))] = num(r.sub[static_cast<std::size_t>(c)]);
+            row["rank"] = r.rank;
+            row["sub_scores"] = std::move(sub);
+            break;
+          }
+      top.push_back(std::move(row));
+    }
     return json::value(json::object{{"universe_size", ranking_.universe_size}, {"ranked_at", when(ranking_.header.ts)}, {"top", std::move(top)}});
   });
 }
@@ -272,8 +296,26 @@ Result<json::value> ServePlane::strategy(std::string_view id) {
 }
 
 json::value ServePlane::models() {
-  // `qtos serve` trades rule strategies; a model registry is served by `qtos backtest --models` and `qtos models`.
-  return json::value(json::object{{"models", json::array{}}, {"note", "this service runs no model registry"}});
+  // The registry is thread-safe and shared with `qtos retrain` and `qtos models` (SQLite WAL): read from this thread.
+  const models::ModelRegistry registry(models_dir_);
+  json::array out;
+  for (const models::ModelRecord& r : registry.list()) {
+    json::object metrics;
+    for (const auto& [stage, text] : r.stage_metrics) {
+      boost::system::error_code ec;
+      json::value m = json::parse(text, ec);
+      metrics[stage] = ec ? json::value(nullptr) : std::move(m);
+    }
+    out.push_back(json::object{{"name", r.name},
+                               {"version", r.version},
+                               {"status", std::string(models::model_status_name(r.status))},
+                               {"kind", r.kind},
+                               {"parent_version", r.parent_version},
+                               {"created_ms", r.created_ms},
+                               {"updated_ms", r.updated_ms},
+                               {"metrics", std::move(metrics)}});
+  }
+  return json::value(json::object{{"registry", registry.root()}, {"models", std::move(out)}});
 }
 
 json::value ServePlane::positions() {
@@ -519,8 +561,42 @@ Result<json::value> ServePlane::strategy_retire(std::string_view id, const Actor
   });
 }
 
-Result<json::value> ServePlane::model_promote(std::string_view name, const Actor&) {
-  return Error{ErrorCode::no_model, "no model '" + std::string(name) + "': this service runs no model registry"};
+Result<json::value> ServePlane::model_promote(std::string_view name_view, const Actor& actor) {
+  const std::string name(name_view);
+  if (!models::model_name_valid(name)) return Error{ErrorCode::no_model, "no model '" + name + "'"};
+  models::ModelRegistry registry(models_dir_);
+  // The newest SHADOW version becomes ACTIVE; without one, the newest CANDIDATE moves on to SHADOW (one stage at a time,
+  // as `qtos models promote` moves it).
+  std::optional<models::ModelRecord> pick;
+  for (const models::ModelRecord& r : registry.list(name))
+    if (r.status == models::ModelStatus::shadow) pick = r;
+  if (!pick)
+    for (const models::ModelRecord& r : registry.list(name))
+      if (r.status == models::ModelStatus::candidate) pick = r;
+  if (!pick) return Error{ErrorCode::no_model, "model '" + name + "' has no SHADOW or CANDIDATE version to promote"};
+  const std::optional<models::ModelRecord> before = registry.active(name);
+  auto done = registry.promote(name, pick->version);
+  if (!done.ok()) return done.error();
+  const models::ModelRecord& r = done.value();
+  if (r.status == models::ModelStatus::active) {
+    double score = 0;
+    if (const auto it = r.stage_metrics.find("CANDIDATE"); it != r.stage_metrics.end()) {
+      try {
+        score = models::Metrics::from_json(it->second).rank_ic;
+      } catch (const std::exception&) {
+        score = 0;  // metrics of an older layout: the promotion stands, the event carries no score
+      }
+    }
+    // Announced on the bus (the owner thread publishes): the event feed, the notifier and the subsystems see it.
+    const std::uint32_t previous = before ? static_cast<std::uint32_t>(before->version) : 0;
+    (void)on_owner_result([&](ServeBinding& b) -> Result<json::value> {
+      b.bus->publish(SourceName("api"), ModelPromoted{.model = StrategyId(name), .version = static_cast<std::uint32_t>(r.version),
+                                                     .previous_version = previous, .validation_score = score});
+      return json::value(nullptr);
+    });
+  }
+  spdlog::info("api: {} promoted model {} v{} to {}", actor.name, name, r.version, models::model_status_name(r.status));
+  return json::value(json::object{{"name", name}, {"version", r.version}, {"status", std::string(models::model_status_name(r.status))}});
 }
 
 Result<json::value> ServePlane::position_close(std::string_view symbol, const Actor& actor) {
@@ -542,7 +618,6 @@ Result<json::value> ServePlane::lock_delete(std::string_view id, const Actor&) {
 // ---- jobs -------------------------------------------------------------------------------------------------------------
 
 Result<json::value> ServePlane::job_start(JobKind kind, const json::object& params, const Actor&) {
-  if (kind == JobKind::retrain) return Error{ErrorCode::unsupported, "retrain: this service runs no model registry (qtos retrain)"};
   auto job = std::make_shared<ServeJob>();
   job->kind = kind;
   const std::int32_t upto = std::max<std::int32_t>(2, bar_.load());
@@ -558,16 +633,78 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
   if (auto e = int_param("top", top, 1, 10'000)) return *e;
   if (auto e = int_param("population", population, 4, 10'000)) return *e;
   if (auto e = int_param("generations", generations, 1, 1'000)) return *e;
+  // retrain: the model kind, its registry name, epochs and seed (the same defaults as `qtos retrain`).
+  std::int64_t epochs = 20, seed = 42;
+  if (auto e = int_param("epochs", epochs, 1, 10'000)) return *e;
+  if (auto e = int_param("seed", seed, 0, INT64_MAX)) return *e;
+  std::string model_text = "mlp", name;
+  auto text_param = [&](const char* key, std::string& out) -> std::optional<Error> {
+    const auto it = params.find(key);
+    if (it == params.end()) return std::nullopt;
+    if (!it->value().is_string()) return Error{ErrorCode::invalid, std::string(key) + ": expected a string"};
+    out = std::string(it->value().as_string());
+    return std::nullopt;
+  };
+  if (auto e = text_param("model", model_text)) return *e;
+  if (auto e = text_param("name", name)) return *e;
+  models::ModelKind model_kind = models::ModelKind::mlp;
+  if (kind == JobKind::retrain) {
+    try {
+      model_kind = models::model_kind_parse(model_text, "model");
+    } catch (const std::invalid_argument& e) {
+      return Error{ErrorCode::invalid, e.what()};
+    }
+    if (name.empty()) name = model_text;
+    if (!models::model_name_valid(name)) return Error{ErrorCode::invalid, "name: '" + name + "' is not [A-Za-z0-9_-]{1,31}"};
+  }
   {
     std::lock_guard lock(jobs_mutex_);
     job->id = "job-" + std::to_string(++next_job_);
     jobs_[job->id] = job;
   }
   const std::shared_ptr<const MarketPanel> market = market_;
-  const std::string repo_path = repo_path_;
-  job->worker = std::thread([job, market, upto, top, population, generations, repo_path] {
+  const std::string repo_path = repo_path_, models_dir = models_dir_;
+  job->worker = std::thread([=] {
     try {
-      if (job->kind == JobKind::rank) {
+      if (job->kind == JobKind::retrain) {
+        // Trained on the bars replayed so far: no target reads past the bar the run has reached.
+        models::FeatureSpec spec;
+        spec.horizon = 4;
+        spec.window = 16;
+        const std::int32_t t_end = std::min(upto, market->n_bars()) - spec.horizon;
+        const models::FeatureTable table = models::features_build(market->view(), spec, 0, std::max(1, t_end));
+        const models::TimeSplit split = models::split_by_time(table);
+        models::ModelHyper hyper;
+        hyper.hidden = 32;
+        hyper.d_model = 32;
+        hyper.layers = 1;
+        hyper.heads = 4;
+        hyper.patch = 4;
+        models::TrainOptions opts;
+        opts.epochs = static_cast<std::int32_t>(epochs);
+        opts.seed = static_cast<std::uint64_t>(seed);
+        opts.device = DeviceKind::auto_select;
+        opts.t0_ms = market->t0_ms();
+        opts.interval_ms = market->interval_ms();
+        opts.stop = job->stop.token();
+        opts.on_epoch = [job, epochs](const models::EpochReport& r) { job->progress = static_cast<double>(r.epoch) / static_cast<double>(epochs); };
+        auto trained = models::model_train(table, split, model_kind, hyper, opts);
+        if (!trained.ok() && trained.error().code == ErrorCode::stopped) {
+          job->state = 3;  // cancelled: nothing registered
+          return;
+        }
+        if (!trained.ok()) throw std::runtime_error(trained.error().message);
+        models::ModelRegistry registry(models_dir);
+        const models::ModelRecord rec = registry.register_candidate(name, *trained.value());
+        const models::ModelMeta& m = trained.value()->meta();
+        job->result = json::object{{"name", rec.name},
+                                   {"version", rec.version},
+                                   {"status", std::string(models::model_status_name(rec.status))},
+                                   {"trained_on_bars", t_end},
+                                   {"epochs_run", m.epochs_run},
+                                   {"validation", json::parse(m.val.to_json())},
+                                   {"test", json::parse(m.test.to_json())}};
+      } else if (job->kind == JobKind::rank) {
         RankRequest req;
         req.bar = std::min(upto, market->n_bars()) - 1;
         const auto backends = indicator_backends();

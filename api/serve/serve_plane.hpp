@@ -24,6 +24,7 @@
 #include "runtime/executor/executor.hpp"
 #include "runtime/policy/policy_store.hpp"
 #include "runtime/risk/risk_os.hpp"
+#include "runtime/services/opportunity_ranker.hpp"
 #include "runtime/services/strategy_generator.hpp"
 #include "runtime/strategy/strategy_repository.hpp"
 #include "runtime/subsystems/subsystem_set.hpp"
@@ -41,6 +42,7 @@ struct ServeBinding {
   EventDrivenExecutor* executor = nullptr;  ///< forced exits
   SubsystemSet* subsystems = nullptr;       ///< the AI subsystems
   StrategyGeneratorAI* generator = nullptr; ///< promotions and retirements
+  const MarketOpportunityRanker* ranker = nullptr;  ///< the last ranking with its sub-scores (null: no ranker)
 };
 
 /// The ring of recent events (id = the bus's event id), filled on the owner thread, read from any thread.
@@ -63,7 +65,7 @@ class EventRing {
   std::map<std::string, std::uint64_t> types_, denials_;
 };
 
-/// A long job started over the API (rank, evolve): its own thread, its progress, a stop token.
+/// A long job started over the API (rank, evolve, retrain): its own thread, its progress, a stop token.
 struct ServeJob {
   std::string id;                       ///< "job-1", ...
   JobKind kind = JobKind::rank;         ///< what it does
@@ -78,10 +80,11 @@ struct ServeJob {
 /// The ControlPlane of `qtos serve`.
 class ServePlane final : public ControlPlane {
  public:
-  /// `commands` is drained by the owner thread; `ledger_path`, `repo_path` are the run's files; `market` is the data
-  /// being replayed (jobs read it up to the current bar); `stage` is the starting integration stage.
-  ServePlane(CommandQueue& commands, std::string ledger_path, std::string repo_path, std::shared_ptr<const MarketPanel> market,
-             IntegrationStage stage);
+  /// `commands` is drained by the owner thread; `ledger_path`, `repo_path` are the run's files; `models_dir` is the
+  /// model registry's root (GET /models, promotions, retrain jobs); `market` is the data being replayed (jobs read it up
+  /// to the current bar); `stage` is the starting integration stage.
+  ServePlane(CommandQueue& commands, std::string ledger_path, std::string repo_path, std::string models_dir,
+             std::shared_ptr<const MarketPanel> market, IntegrationStage stage);
   ~ServePlane() override;
 
   /// Owner thread: binds the running OS (at the start of the run) or unbinds it (nullopt, at its end).
@@ -138,7 +141,7 @@ class ServePlane final : public ControlPlane {
   Ledger& ledger();  // owner thread: the run's ledger, read through its own connection
 
   CommandQueue& commands_;
-  std::string ledger_path_, repo_path_;
+  std::string ledger_path_, repo_path_, models_dir_;
   std::shared_ptr<const MarketPanel> market_;
   std::atomic<bool> ready_{false};
   std::atomic<std::int32_t> bar_{0};

@@ -7,6 +7,7 @@
 /// delivered after the current event has reached all its subscribers (breadth-first, in publish order), still
 /// before the outermost publish() returns. drain() delivers posted events in the order producers enqueued them.
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -187,6 +188,14 @@ class EventBus {
     void* ctx = &box->fn;
     const auto table = ref_trampolines<std::decay_t<F>>(std::make_index_sequence<kEventTypeCount>{});
     return add_subscriber(subscriber, std::string(pattern), std::move(box), ctx, table, std::move(types));
+  }
+
+  /// The id of the last event stamped (0: none yet).
+  std::uint64_t last_id() const { return next_id_; }
+  /// Ids continue after `last` (a restarted run: its event log and the API's readers see one sequence). Owner thread.
+  void ids_continue_after(std::uint64_t last) {
+    check_owner("ids_continue_after");
+    next_id_ = std::max(next_id_, last);
   }
 
   /// Stamps `event` (id, clock time, `source`) and delivers it. From outside a handler: to every subscriber before

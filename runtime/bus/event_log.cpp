@@ -434,6 +434,32 @@ void EventLogWriter::flush(bool durable) {
   if (durable && ::fsync(fd_) != 0) io_fail(path_, "fsync failed");
 }
 
+std::uint64_t EventLogWriter::file_bytes() const {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) io_fail(path_, "cannot stat");
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+void event_log_truncate(const std::string& path, std::uint64_t bytes) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) io_fail(path, "cannot stat");
+  if (static_cast<std::uint64_t>(st.st_size) <= bytes) return;
+  if (bytes < kFileHeader) throw std::runtime_error("event log '" + path + "': cannot cut at byte " + std::to_string(bytes) + ", inside the header");
+  {
+    // The cut must fall on a record boundary: walk the records up to it.
+    EventLogReader reader(path);
+    while (reader.offset() < bytes) {
+      auto r = reader.next();
+      if (!r.ok()) throw std::runtime_error("event log '" + path + "': " + r.error().message);
+      if (!r.value()) break;
+    }
+    if (reader.offset() != bytes)
+      throw std::runtime_error("event log '" + path + "': byte " + std::to_string(bytes) + " does not end a record (the nearest ends at " +
+                               std::to_string(reader.offset()) + ")");
+  }
+  if (::truncate(path.c_str(), static_cast<off_t>(bytes)) != 0) io_fail(path, "cannot cut the log back");
+}
+
 // ---- reader -----------------------------------------------------------------------------------------------------
 
 EventLogReader::EventLogReader(std::string path) : path_(std::move(path)) {

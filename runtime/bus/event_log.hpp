@@ -62,6 +62,8 @@ class EventLogWriter {
   void flush(bool durable = false);
   /// Records appended through this writer.
   std::uint64_t records() const { return records_; }
+  /// Bytes in the file (what flush() has written). Throws std::runtime_error naming the path when it cannot be read.
+  std::uint64_t file_bytes() const;
   /// The file path.
   const std::string& path() const { return path_; }
 
@@ -71,6 +73,11 @@ class EventLogWriter {
   std::string buffer_;
   std::uint64_t records_ = 0;
 };
+
+/// Cuts the log at `path` back to its first `bytes` bytes (a restarted run drops what it recorded after its last
+/// checkpoint: those bar times run again). No effect when the file is not longer. Throws std::runtime_error naming the
+/// path when `bytes` is inside the header, does not end a record, or the file cannot be cut.
+void event_log_truncate(const std::string& path, std::uint64_t bytes);
 
 /// Reads a log file record by record.
 class EventLogReader {
@@ -112,6 +119,8 @@ class EventRecorder {
   void flush(bool durable = false) { writer_.flush(durable); }
   /// Events recorded so far.
   std::uint64_t records() const { return writer_.records(); }
+  /// Bytes in the file (what has been flushed).
+  std::uint64_t file_bytes() const { return writer_.file_bytes(); }
 
  private:
   EventLogWriter writer_;

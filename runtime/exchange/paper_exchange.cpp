@@ -14,6 +14,8 @@
 
 #include "cpu/kernels/indicators.hpp"
 #include "cpu/kernels/strategy.hpp"
+#include "runtime/exchange/order_checkpoint.hpp"
+#include "runtime/util/checkpoint.hpp"
 
 namespace qtos {
 namespace {
@@ -722,5 +724,81 @@ std::vector<Balance> PaperExchange::balances() const {
 double PaperExchange::equity() const { return impl_->equity(); }
 
 void PaperExchange::listener_set(ExchangeListener* listener) { impl_->listener = listener; }
+
+
+// ---------------------------------------------------------------------------------------------------------------
+// Checkpoints
+
+boost::json::object PaperExchange::checkpoint() const {
+  const Impl& m = *impl_;
+  boost::json::array books;
+  for (const Impl::Book& k : m.books) {
+    boost::json::array working;
+    for (std::uint64_t id : k.working) {
+      const Impl::Order& o = m.orders.at(id);
+      working.push_back(boost::json::object{{"state", order_state_ckpt(o.state)},
+                                            {"submitted_bar", o.submitted_bar},
+                                            {"remaining", ckpt::num(o.remaining)},
+                                            {"quote_pending", o.quote_pending},
+                                            {"triggered", o.triggered},
+                                            {"reserve", ckpt::num(o.reserve)}});
+    }
+    books.push_back(boost::json::object{{"symbol", k.symbol.str()},
+                                        {"listed", k.listed},
+                                        {"bars", k.bars},
+                                        {"last_open", k.last_open},
+                                        {"last_close", ckpt::num(k.last_close)},
+                                        {"spread", ckpt::num(k.spread)},
+                                        {"spread_state", ckpt::pod(k.spread_state)},
+                                        {"pos", ckpt::pod(k.pos)},
+                                        {"working", std::move(working)}});
+  }
+  return {{"books", std::move(books)},
+          {"cash", ckpt::num(m.cash)},
+          {"reserved", ckpt::num(m.reserved)},
+          {"fill_seq", m.fill_seq},
+          {"submits", m.submits}};
+}
+
+void PaperExchange::restore(const boost::json::object& state) {
+  Impl& m = *impl_;
+  if (!m.books.empty() || !m.orders.empty() || m.submits != 0)
+    throw std::logic_error("PaperExchange::restore: the venue has already seen bars or orders");
+  for (const boost::json::value& bv : ckpt::arr(state, "books")) {
+    if (!bv.is_object()) throw std::runtime_error("checkpoint: a book is not an object");
+    const boost::json::object& b = bv.get_object();
+    Impl::Book& k = m.book_get(Symbol(ckpt::str(b, "symbol")));
+    k.listed = ckpt::flag(b, "listed");
+    k.bars = ckpt::u64(b, "bars");
+    k.last_open = ckpt::i64(b, "last_open");
+    k.last_close = ckpt::dbl(b, "last_close");
+    k.spread = ckpt::dbl(b, "spread");
+    k.spread_state = ckpt::pod_get<decltype(k.spread_state)>(ckpt::at(b, "spread_state"), "spread_state");
+    k.pos = ckpt::pod_get<Impl::Position>(ckpt::at(b, "pos"), "pos");
+    m.position_index(k);
+    for (const boost::json::value& ov : ckpt::arr(b, "working")) {
+      if (!ov.is_object()) throw std::runtime_error("checkpoint: a working order is not an object");
+      const boost::json::object& oj = ov.get_object();
+      Impl::Order o;
+      o.state = order_state_restore(ckpt::obj(oj, "state"));
+      o.book = k.index;
+      o.submitted_bar = ckpt::u64(oj, "submitted_bar");
+      o.remaining = ckpt::dbl(oj, "remaining");
+      o.quote_pending = ckpt::flag(oj, "quote_pending");
+      o.triggered = ckpt::flag(oj, "triggered");
+      o.reserve = ckpt::dbl(oj, "reserve");
+      const std::uint64_t id = o.state.request.order_id;
+      if (o.state.request.symbol != k.symbol || !m.orders.emplace(id, o).second)
+        throw std::runtime_error("checkpoint: working order " + std::to_string(id) + " is duplicated or in another symbol's book");
+      m.client_ids.insert(o.state.request.client_order_id);
+      k.working.push_back(id);
+      ++m.working_count;
+    }
+  }
+  m.cash = ckpt::dbl(state, "cash");
+  m.reserved = ckpt::dbl(state, "reserved");
+  m.fill_seq = ckpt::u64(state, "fill_seq");
+  m.submits = ckpt::u64(state, "submits");
+}
 
 }  // namespace qtos

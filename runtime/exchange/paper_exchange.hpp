@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/json.hpp>
+
 #include "runtime/exchange/exchange.hpp"
 
 namespace qtos {
@@ -73,6 +75,13 @@ class PaperExchange final : public Exchange {
   double equity() const override;
   double quote_free() const override;
   void listener_set(ExchangeListener* listener) override;
+
+  /// The venue's state at a bar boundary, exactly (runtime/util/checkpoint.hpp): balances, positions, marks, spreads
+  /// and the working orders (final orders are not kept: a restarted venue answers for the orders still working).
+  boost::json::object checkpoint() const;
+  /// Restores a checkpoint() into a venue with the same configuration that has seen no bar and no order. Throws
+  /// std::logic_error when it has, std::runtime_error naming a missing or malformed field.
+  void restore(const boost::json::object& state);
 
  private:
   struct Impl;

@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/json.hpp>
+
 #include "cpu/backtest/feature_state.hpp"
 #include "cpu/kernels/strategy.hpp"
 #include "runtime/analytics/ledger.hpp"
@@ -121,6 +123,12 @@ class AITradingEngine {
   /// get_trading_signals() for one slot, appended to `out` (the executor's per-bar form: no allocation of the list);
   /// the strategy `skip` (the one holding the symbol) is left out.
   void signals_for(std::uint32_t slot, std::vector<TradingSignal>& out, std::size_t skip = SIZE_MAX) const;
+  /// Its state exactly (strategies with their genomes and switches, every symbol's feature state): a restarted run
+  /// continues with the same signals as if it had never stopped.
+  boost::json::object checkpoint() const;
+  /// Restores a checkpoint() into an engine with no strategy and no bar (the model source stays as set). Throws
+  /// std::logic_error when it has some, std::runtime_error naming a missing or malformed field.
+  void restore(const boost::json::object& state);
 
  private:
   struct SymbolState {
@@ -170,6 +178,17 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   const ExecutorStats& stats() const { return stats_; }
   /// Initial equity (the exchange's at start).
   double initial_equity() const { return initial_equity_; }
+  /// Called at the end of every committed cycle, after the cycle's ledger writes and before the commit: what it writes
+  /// to the ledger (a checkpoint) is durable with the cycle, or lost with it.
+  void before_commit_set(std::function<void()> f) { before_commit_ = std::move(f); }
+  /// Its state at a cycle boundary, exactly: positions with their stops, targets and exit state, working orders (their
+  /// records are the ledger's), sleeves, the folded denials, counts and accounts. With the engine's, the venue's and the
+  /// Risk OS's checkpoints a restarted run continues where the last commit left it.
+  boost::json::object checkpoint() const;
+  /// Restores a checkpoint() after start() and before the first bar, reading the working orders' and folded denials'
+  /// records from the ledger. Throws std::runtime_error naming a missing or malformed field, or an order the ledger
+  /// does not have.
+  void restore(const boost::json::object& state);
 
   void on_fill(const Fill& fill) override;
   void on_order_update(const OrderState& order) override;
@@ -278,6 +297,7 @@ class EventDrivenExecutor final : public Service, public ExchangeListener {
   bool pause_entries_ = false;
   CoordinationAnswer coordination_;
   std::function<std::optional<LiveStrategy>(const std::string&)> strategy_lookup_;
+  std::function<void()> before_commit_;
 };
 
 }  // namespace qtos

@@ -11,6 +11,8 @@
 #include "runtime/policy/policy_backend.hpp"
 #include "runtime/policy/policy_store.hpp"
 #include "runtime/risk/risk_os.hpp"
+#include "runtime/util/checkpoint.hpp"
+#include "runtime/util/time_format.hpp"
 
 namespace qtos {
 
@@ -90,6 +92,31 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
                      options.policy ? *options.policy : policy_from_config(config));
   RiskOS risk(options.risk_limits ? *options.risk_limits : RiskLimits::from_config(config), bus);
   Ledger ledger(options.ledger_path);
+  // A resumed run: the state at its last commit, and the clock at that bar's close (timers of the services started
+  // below count from there).
+  boost::json::object resume;
+  std::int32_t t_first = 0;
+  if (options.resume) {
+    const auto text = ledger.meta_get("checkpoint");
+    if (!text) throw std::runtime_error("resume: the ledger " + options.ledger_path + " holds no checkpoint (a run recorded without checkpoints)");
+    if (ledger.meta_get("finished")) throw std::runtime_error("resume: the run in " + options.ledger_path + " has finished");
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(*text, ec);
+    if (ec || !v.is_object()) throw std::runtime_error("resume: the checkpoint in " + options.ledger_path + " is not a JSON object");
+    resume = std::move(v.get_object());
+    const std::int64_t t_done = ckpt::i64(resume, "t");
+    if (t_done < 0 || t_done + 1 >= t_end)
+      throw std::runtime_error("resume: the checkpoint is at bar " + std::to_string(t_done) + ", outside the window's " + std::to_string(t_end) +
+                               " bars (another market or window than the run's?)");
+    if (ckpt::i64(resume, "bar_open") != open_of(static_cast<std::int32_t>(t_done)))
+      throw std::runtime_error("resume: the checkpoint's bar " + std::to_string(t_done) + " opened at " + time_format(ckpt::i64(resume, "bar_open")) +
+                               " but the market's opens at " + time_format(open_of(static_cast<std::int32_t>(t_done))) + ": another market than the run's");
+    t_first = static_cast<std::int32_t>(t_done) + 1;
+    result.resumed_from = t_first;
+    clock.advance_to(open_of(static_cast<std::int32_t>(t_done)) + interval);
+    bus.ids_continue_after(ckpt::u64(resume, "last_event_id"));
+    if (!options.event_log_path.empty()) event_log_truncate(options.event_log_path, ckpt::u64(resume, "event_log_bytes"));
+  }
   HookOptions hook_options;
   hook_options.fail_safe = config.fail_safe;
   hook_options.log_dir = options.log_dir;
@@ -127,9 +154,13 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
     for (const auto& s : services) start(*s, "service " + s->name());
   }
   AITradingEngine engine;
-  for (LiveStrategy s : strategies) {
-    if (s.symbols.empty()) s.symbols = panel.symbols();  // the backtester splits the capital over every symbol
-    engine.strategy_add(std::move(s));
+  if (options.resume) {
+    engine.restore(ckpt::obj(resume, "engine"));
+  } else {
+    for (LiveStrategy s : strategies) {
+      if (s.symbols.empty()) s.symbols = panel.symbols();  // the backtester splits the capital over every symbol
+      engine.strategy_add(std::move(s));
+    }
   }
   std::unique_ptr<PanelModelSignals> models;
   if (options.predictor != nullptr) {
@@ -142,17 +173,46 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
   Subscription venue = bus.subscribe<MarketBarClosed>("paper_exchange", [&](const MarketBarClosed& b) { exchange.on_bar(b); });
   std::unique_ptr<EventRecorder> recorder;
   if (!options.event_log_path.empty()) recorder = std::make_unique<EventRecorder>(bus, options.event_log_path, 0);
+  if (options.resume) {
+    exchange.restore(ckpt::obj(resume, "exchange"));
+    risk.restore(ckpt::obj(resume, "risk"));
+  }
   EventDrivenExecutor executor(config, bus, exchange, risk, policy, ledger, hooks, engine, options.executor);
   if (options.strategy_lookup) executor.strategies_follow(options.strategy_lookup);
   executor.trading_from(open_of(options.t_begin) + interval);
   if (!executor.start()) throw std::runtime_error("replay: the executor did not start: " + executor.last_reason());
+  if (options.resume) {
+    executor.restore(ckpt::obj(resume, "executor"));
+    ledger.meta_put("resumed_at", time_format(open_of(t_first)));
+  } else {
+    ledger.meta_put("data_t0", time_format(open_of(0)));
+    ledger.meta_put("window", "[" + std::to_string(options.t_begin) + ", " + std::to_string(t_end) + ")");
+    ledger.meta_put("stage", std::string(stage_name(config.stage)));
+  }
   result.initial_equity = executor.initial_equity();
-  ledger.meta_put("data_t0", time_format(open_of(0)));
-  ledger.meta_put("window", "[" + std::to_string(options.t_begin) + ", " + std::to_string(t_end) + ")");
-  ledger.meta_put("stage", std::string(stage_name(config.stage)));
+  std::int32_t t_now = t_first;  // the bar time in progress (the checkpoint names the last one committed)
+  if (options.checkpoint)
+    executor.before_commit_set([&] {
+      std::uint64_t log_bytes = 0;
+      if (recorder) {
+        recorder->flush(true);  // durable before the commit that names its length
+        log_bytes = recorder->file_bytes();
+      }
+      const boost::json::object state{{"version", 1},
+                                      {"t", t_now},
+                                      {"bar_open", open_of(t_now)},
+                                      {"last_event_id", bus.last_id()},
+                                      {"event_log_bytes", log_bytes},
+                                      {"engine", engine.checkpoint()},
+                                      {"executor", executor.checkpoint()},
+                                      {"exchange", exchange.checkpoint()},
+                                      {"risk", risk.checkpoint()}};
+      ledger.meta_put("checkpoint", boost::json::serialize(state));
+    });
 
   const kernels::PanelView view = panel.view();
-  for (std::int32_t t = 0; t < t_end; ++t) {
+  for (std::int32_t t = t_first; t < t_end; ++t) {
+    t_now = t;
     if (options.stop.stop_requested()) {
       result.stopped = true;
       break;
@@ -185,6 +245,8 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
     result.bars_done = t + 1;
     if (options.progress) options.progress(t + 1, t_end);
   }
+  if (!result.stopped) ledger.meta_put("finished", time_format(open_of(t_end - 1) + interval));  // nothing left to resume
+  executor.before_commit_set({});
   executor.stop("replay finished");
   ledger.commit();
   if (recorder) recorder->flush(true);

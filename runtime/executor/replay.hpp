@@ -85,6 +85,16 @@ struct ReplayOptions {
   /// The strategy repository's view for promotions (EventDrivenExecutor::strategies_follow): a strategy promoted to
   /// LIVE during the replay starts trading. Empty: the strategies given trade, and only they.
   std::function<std::optional<LiveStrategy>(const std::string& id)> strategy_lookup;
+  /// Restart state: at every ledger commit the run's state (engine, executor, venue, Risk OS, the bar reached, the event
+  /// log's length) goes into the ledger's meta "checkpoint" in the same transaction. Use with executor.commit_every = 1
+  /// so that every bar time is a point a restart can continue from.
+  bool checkpoint = false;
+  /// Continue the run whose ledger (ledger_path) holds a checkpoint: the engine, executor, venue and Risk OS are
+  /// restored, the bars up to the checkpoint are not replayed, the event log is cut back to the checkpoint (what it
+  /// recorded after it runs again) and event ids continue. The `strategies` argument is ignored (the checkpoint's
+  /// engine has them). Subsystems and services start afresh on the restored state. Throws std::runtime_error when the
+  /// ledger has no checkpoint or the run has finished.
+  bool resume = false;
   bool publish_only = false;         ///< the ceiling of the benchmark: publish the bars to a bus with no subscriber
   StopToken stop;                    ///< stop at a safe point (after a whole bar time)
   std::function<void(std::int32_t done, std::int32_t total)> progress;  ///< after every bar time
@@ -97,7 +107,8 @@ struct ReplayResult {
   std::uint64_t events = 0;          ///< events published on the bus
   double initial_equity = 0;         ///< the venue's equity at start
   double final_equity = 0;           ///< and at the end
-  std::int32_t bars_done = 0;        ///< bar times replayed (t_begin..; warm-up included)
+  std::int32_t bars_done = 0;        ///< bar times replayed (t_begin..; warm-up included); with resume, the bar reached
+  std::int32_t resumed_from = -1;    ///< resume: the first bar time replayed in this process (-1: a fresh run)
   bool stopped = false;              ///< stopped early by the stop token
 };
 

@@ -6,6 +6,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "runtime/util/checkpoint.hpp"
+
 namespace qtos {
 namespace {
 
@@ -275,6 +277,62 @@ bool RiskOS::lock_release(const std::string& id) {
     return true;
   }
   return false;
+}
+
+}  // namespace qtos
+
+namespace qtos {
+
+boost::json::object RiskOS::checkpoint() const {
+  boost::json::array orders, stop_outs;
+  for (TimeNs t : recent_orders_) orders.push_back(t);
+  for (TimeNs t : recent_stop_outs_) stop_outs.push_back(t);
+  boost::json::object cooldowns;
+  for (const auto& [symbol, until] : symbol_cooldown_until_) cooldowns[symbol] = until;
+  return {{"brake", brake_},
+          {"runaway", runaway_},
+          {"reducing_daily", reducing_daily_},
+          {"reducing_open", reducing_open_},
+          {"day", day_ ? boost::json::value(*day_) : boost::json::value(nullptr)},
+          {"intended", intended_},
+          {"sent", sent_},
+          {"recent_orders", std::move(orders)},
+          {"recent_stop_outs", std::move(stop_outs)},
+          {"cooldowns", std::move(cooldowns)},
+          {"guard_until", guard_until_},
+          {"reducing_reason", static_cast<int>(reducing_reason_)},
+          {"reducing_detail", reducing_detail_},
+          {"policy_version", policy_version_}};
+}
+
+void RiskOS::restore(const boost::json::object& s) {
+  auto times = [&](const char* key) {
+    std::deque<TimeNs> out;
+    for (const boost::json::value& v : ckpt::arr(s, key)) {
+      if (!v.is_int64()) throw std::runtime_error(std::string("checkpoint: '") + key + "' holds a value that is not a time");
+      out.push_back(v.get_int64());
+    }
+    return out;
+  };
+  brake_ = ckpt::flag(s, "brake");
+  runaway_ = ckpt::flag(s, "runaway");
+  reducing_daily_ = ckpt::flag(s, "reducing_daily");
+  reducing_open_ = ckpt::flag(s, "reducing_open");
+  const boost::json::value& day = ckpt::at(s, "day");
+  day_ = day.is_null() ? std::nullopt : std::optional<std::int64_t>(ckpt::i64(s, "day"));
+  intended_ = ckpt::u64(s, "intended");
+  sent_ = ckpt::u64(s, "sent");
+  recent_orders_ = times("recent_orders");
+  recent_stop_outs_ = times("recent_stop_outs");
+  symbol_cooldown_until_.clear();
+  for (const auto& [symbol, until] : ckpt::obj(s, "cooldowns")) {
+    if (!until.is_int64()) throw std::runtime_error("checkpoint: cooldown of " + std::string(symbol) + " is not a time");
+    symbol_cooldown_until_[std::string(symbol)] = until.get_int64();
+  }
+  guard_until_ = ckpt::i64(s, "guard_until");
+  reducing_reason_ = static_cast<DenyReason>(ckpt::i64(s, "reducing_reason"));
+  reducing_detail_ = ckpt::str(s, "reducing_detail");
+  policy_version_ = ckpt::u64(s, "policy_version");
 }
 
 }  // namespace qtos

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/json.hpp>
+
 #include "cpu/util/enum_names.hpp"
 #include "runtime/bus/event_bus.hpp"
 #include "runtime/bus/events.hpp"
@@ -115,6 +117,12 @@ class RiskOS {
   bool lock_release(const std::string& id);
   /// The drawdown that put trading into REDUCING (DAILY_DRAWDOWN or OPEN_DRAWDOWN); meaningful while REDUCING.
   DenyReason reducing_reason() const { return reducing_reason_; }
+  /// Its whole state at a bar boundary, exactly (the brake, runaway, drawdown states, counts, rate window, guard and
+  /// cooldowns): a restarted run restores it, so a brake pulled before a crash is still pulled after it.
+  boost::json::object checkpoint() const;
+  /// Restores a checkpoint(); nothing is published (the state was announced when it was entered). Throws
+  /// std::runtime_error naming a missing or malformed field.
+  void restore(const boost::json::object& state);
 
  private:
   std::optional<RiskDenial> check_entry(const RiskOrder& order, const RiskAccount& account, const Policy& policy,

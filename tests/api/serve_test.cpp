@@ -12,13 +12,18 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <string>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "runtime/analytics/ledger.hpp"
+#include "runtime/bus/event_log.hpp"
 #include "tests/support/crash_child.hpp"
 #include "tests/support/run_command.hpp"
 
@@ -76,9 +81,26 @@ Reply http(std::uint16_t port, const std::string& method, const std::string& tar
   return r;
 }
 
+/// The demo's market, small: 10 symbols x 2000 hourly bars, 300 of them warm-up.
+const std::vector<std::string> kDemo = {"--symbols", "10", "--bars", "2000", "--warmup", "300"};
+
 class Serve : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { launch({"--speed", "3600"}); }
+  /// Starts `qtos serve` on the fixture's state directory with the demo market and `args`, and waits until it trades.
+  void launch(const std::vector<std::string>& args, bool wait_ready = true) {
+    port_ = 0;
+    first_lines_.clear();
+    {
+      std::lock_guard lock(mutex_);
+      rest_.clear();
+    }
+    std::vector<std::string> argv = {QTOS_BIN, "serve", "--state-dir", dir_.file("state"), "--port", "0"};
+    argv.insert(argv.end(), kDemo.begin(), kDemo.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (std::string& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
     int out[2];
     ASSERT_EQ(::pipe(out), 0);
     pid_ = ::fork();
@@ -87,8 +109,7 @@ class Serve : public ::testing::Test {
       ::dup2(out[1], 1);
       ::close(out[0]);
       ::close(out[1]);
-      ::execl(QTOS_BIN, QTOS_BIN, "serve", "--state-dir", dir_.file("state").c_str(), "--port", "0", "--speed", "3600", "--symbols", "10",
-              "--bars", "2000", "--warmup", "300", static_cast<char*>(nullptr));
+      ::execv(QTOS_BIN, cargv.data());
       ::_exit(127);
     }
     ::close(out[1]);
@@ -112,20 +133,36 @@ class Serve : public ::testing::Test {
     while (!token_.empty() && (token_.back() == '\n' || token_.back() == '\r' || token_.back() == ' ')) token_.pop_back();
     ASSERT_FALSE(token_.empty());
     // Ready once the warm-up is over and the OS trades.
-    for (int i = 0; i < 300; ++i) {
+    for (int i = 0; i < 300 && wait_ready; ++i) {
       const Reply h = http(port_, "GET", "/health/ai");
       if (h.status == 200) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    FAIL() << "never ready";
+    if (wait_ready) FAIL() << "never ready";
   }
-  void TearDown() override {
+  void TearDown() override { kill9(); }
+  /// SIGKILL (nothing flushed, nothing finished), and the end of its output.
+  void kill9() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
     }
     if (reader_.joinable()) reader_.join();  // the child is gone: end of file
     if (stdout_) std::fclose(stdout_);
+    stdout_ = nullptr;
+  }
+  /// The exit status once it exits on its own (-1 when it did not within `seconds`).
+  int wait_exit(int seconds) {
+    for (int i = 0; i < seconds * 10; ++i) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return -1;
   }
   std::string output() {
     if (reader_.joinable() && pid_ < 0) reader_.join();
@@ -265,12 +302,156 @@ TEST_F(Serve, TheOsTradesBehindTheApiAndIsDrivenOverHttp) {
   EXPECT_EQ(j.at("state").as_string(), "DONE") << json::serialize(j);
   EXPECT_FALSE(j.at("result").at("top").as_array().empty());
 
+  // Opportunities carry the ranker's sub-scores.
+  json::value opp;
+  for (int i = 0; i < 100; ++i) {
+    opp = body_json(http(port_, "GET", "/opportunities"));
+    if (opp.is_object() && !opp.at("top").as_array().empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(opp.is_object() && !opp.at("top").as_array().empty()) << json::serialize(opp);
+  const json::object& best = opp.at("top").as_array()[0].as_object();
+  EXPECT_EQ(best.at("rank").to_number<int>(), 1);
+  for (const char* c : {"trend", "volatility", "liquidity", "performance"}) EXPECT_TRUE(best.at("sub_scores").as_object().contains(c)) << c;
+
+  // Models: a retrain job on the bars replayed so far registers a CANDIDATE; promotions move it to SHADOW, then ACTIVE,
+  // and the promotion to ACTIVE reaches the event feed.
+  EXPECT_TRUE(body_json(http(port_, "GET", "/models")).at("models").as_array().empty());
+  EXPECT_EQ(http(port_, "POST", "/jobs/retrain", token_, R"({"params": {"model": "svm"}})").status, 422);
+  EXPECT_EQ(http(port_, "POST", "/models/mlp/promote", token_, "{}").status, 404);
+  r = http(port_, "POST", "/jobs/retrain", token_, R"({"params": {"model": "mlp", "epochs": 1, "name": "serve_mlp"}})");
+  ASSERT_EQ(r.status, 202) << r.body;
+  const std::string retrain = std::string(body_json(r).at("id").as_string());
+  json::value rj;
+  for (int i = 0; i < 600; ++i) {
+    rj = body_json(http(port_, "GET", "/jobs/" + retrain));
+    if (rj.is_object() && rj.at("state").as_string() != "RUNNING") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(rj.at("state").as_string(), "DONE") << json::serialize(rj);
+  EXPECT_EQ(rj.at("result").at("status").as_string(), "CANDIDATE");
+  json::value models = body_json(http(port_, "GET", "/models"));
+  ASSERT_EQ(models.at("models").as_array().size(), 1u) << json::serialize(models);
+  EXPECT_EQ(models.at("models").as_array()[0].at("name").as_string(), "serve_mlp");
+  r = http(port_, "POST", "/models/serve_mlp/promote", token_, "{}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body_json(r).at("status").as_string(), "SHADOW");
+  r = http(port_, "POST", "/models/serve_mlp/promote", token_, "{}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body_json(r).at("status").as_string(), "ACTIVE");
+  bool promoted = false;
+  for (std::uint64_t since = 0;;) {  // page through the feed
+    const json::value page = body_json(http(port_, "GET", "/events?since=" + std::to_string(since) + "&limit=10000"));
+    ASSERT_TRUE(page.is_object());
+    const json::array& feed = page.at("events").as_array();
+    if (feed.empty()) break;
+    for (const auto& e : feed)
+      promoted = promoted || (e.at("type").as_string() == "ModelPromoted" && e.at("data").at("model").as_string() == "serve_mlp");
+    since = feed.back().at("id").to_number<std::uint64_t>();
+  }
+  EXPECT_TRUE(promoted);
+  EXPECT_EQ(http(port_, "POST", "/models/serve_mlp/promote", token_, "{}").status, 404);  // nothing left to promote
+
   // A clean stop: SIGTERM finishes the bar, flushes the ledger, exits 0.
   EXPECT_EQ(terminate(), 0);
   const std::string rest = output();
   EXPECT_NE(rest.find("stopped by SIGTERM"), std::string::npos) << rest.substr(rest.size() > 2000 ? rest.size() - 2000 : 0);
   for (const auto& run : std::filesystem::directory_iterator(dir_.file("state") + "/runs")) test::expect_sqlite_intact((run.path() / "ledger.db").string());
   test::expect_sqlite_intact(dir_.file("state") + "/policy.db");
+}
+
+
+TEST_F(Serve, ASigkilledServiceResumesItsRunWithNothingLostOrDoubled) {
+  // Trading for a while: orders and open positions in the ledger, then SIGKILL (no flush, no clean stop).
+  bool busy = false;
+  for (int i = 0; i < 200 && !busy; ++i) {
+    const json::value pos = body_json(http(port_, "GET", "/positions"));
+    const json::value trades = body_json(http(port_, "GET", "/trades"));
+    busy = pos.is_array() && !pos.as_array().empty() && trades.is_array() && trades.as_array().size() >= 2;
+    if (!busy) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(busy) << "no open position and two trades within 20 s";
+  kill9();
+  const std::string run = test::slurp(dir_.file("state") + "/current_run");
+  ASSERT_FALSE(run.empty());
+  const std::string run_dir = dir_.file("state") + "/runs/" + run.substr(0, run.find('\n'));
+  std::map<std::uint64_t, OrderStatus> before;  // what the killed process had committed
+  std::vector<std::uint64_t> open_before;
+  {
+    const Ledger l(run_dir + "/ledger.db", store::OpenMode::existing);
+    for (const OrderRecord& o : l.orders()) before[o.request.order_id] = o.status;
+    for (const PositionRecord& p : l.positions()) open_before.push_back(p.position_id);
+  }
+  ASSERT_FALSE(before.empty());
+
+  // Another market on the same state directory is refused before anything starts: resuming would mix two markets.
+  const test::CommandResult other = test::run_qtos("serve --state-dir '" + dir_.file("state") + "' --port 0 --symbols 10 --bars 2000 --warmup 300 --seed 8",
+                                                   dir_.path());
+  EXPECT_EQ(other.exit_code, 2) << other.out << other.err;
+  EXPECT_NE(other.err.find("--new-run"), std::string::npos) << other.err;
+
+  // Started again on the same state directory, as fast as it goes: the same run continues to the end of the market.
+  launch({"--speed", "0"}, false);
+  ASSERT_EQ(wait_exit(120), 0) << output();
+  kill9();  // (reaps nothing: it has exited; ends the output)
+  EXPECT_NE(output().find("resuming run " + run_dir + " at bar"), std::string::npos) << output();
+  EXPECT_NE(output().find("market replay finished"), std::string::npos) << output();
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_.file("state") + "/runs"), std::filesystem::directory_iterator{}), 1)
+      << "a second run was started";
+
+  const Ledger l(run_dir + "/ledger.db", store::OpenMode::existing);
+  EXPECT_TRUE(l.meta_get("finished").has_value());
+  // Nothing lost: every order committed before the kill is still there, none went back to an earlier state, and every
+  // position open at the kill was closed by the resumed run.
+  std::map<std::uint64_t, OrderStatus> after;
+  for (const OrderRecord& o : l.orders()) after[o.request.order_id] = o.status;
+  for (const auto& [id, status] : before) {
+    ASSERT_TRUE(after.count(id)) << "order " << id << " lost";
+    if (order_status_final(status)) {
+      EXPECT_EQ(after[id], status) << "order " << id;
+    }
+  }
+  EXPECT_TRUE(l.positions().empty());
+  std::set<std::uint64_t> closed;
+  for (const ClosedTrade& t : l.trades()) EXPECT_TRUE(closed.insert(t.position_id).second) << "position " << t.position_id << " closed twice";
+  for (std::uint64_t id : open_before) EXPECT_TRUE(closed.count(id)) << "position " << id << " open at the kill was never closed";
+  // Nothing doubled: one equity point per bar time, in order; each fill once.
+  const std::vector<EquityPoint> curve = l.equity_curve();
+  EXPECT_EQ(curve.size(), 2000u);
+  for (std::size_t i = 1; i < curve.size(); ++i) ASSERT_LT(curve[i - 1].ts, curve[i].ts) << i;
+  std::set<std::uint64_t> fills;
+  for (const FillRecord& f : l.fills()) EXPECT_TRUE(fills.insert(f.fill.fill_id).second) << "fill " << f.fill.fill_id << " twice";
+  // The event log: ids rising across the restart, every order submitted once, every bar time's bars once.
+  EventLogReader reader(run_dir + "/events.qel");
+  std::uint64_t last_id = 0, bars = 0;
+  std::set<std::uint64_t> submitted;
+  std::set<std::pair<std::string, TimeNs>> bar_keys;
+  for (;;) {
+    auto r = reader.next();
+    ASSERT_TRUE(r.ok());
+    if (!r.value()) break;
+    std::visit(
+        [&](const auto& e) {
+          using E = std::decay_t<decltype(e)>;
+          EXPECT_GT(e.header.id, last_id);
+          last_id = e.header.id;
+          if constexpr (std::is_same_v<E, MarketBarClosed>) {
+            ++bars;
+            EXPECT_TRUE(bar_keys.insert({e.symbol.str(), e.open_time}).second) << e.symbol.str() << " bar at " << e.open_time << " twice";
+          }
+          if constexpr (std::is_same_v<E, OrderSubmitted>) {
+            EXPECT_TRUE(submitted.insert(e.order_id).second) << "order " << e.order_id << " submitted twice";
+          }
+        },
+        *r.value());
+  }
+  EXPECT_GT(bars, 10u * 1500u);
+  test::expect_sqlite_intact(run_dir + "/ledger.db");
+
+  // The next start begins a new run: this one has finished.
+  launch({"--speed", "3600", "--max-bars", "5"});
+  EXPECT_EQ(output().find("resuming"), std::string::npos) << output();
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_.file("state") + "/runs"), std::filesystem::directory_iterator{}), 2);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cpu/backtest/backtest.hpp"
@@ -23,6 +24,8 @@
 #include "runtime/strategy/evolution.hpp"
 #include "runtime/util/rng.hpp"
 #include "runtime/predict/predictor.hpp"
+#include "runtime/bus/event_log.hpp"
+#include "tests/support/crash_child.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -680,6 +683,165 @@ TEST(Executor, AReplayWindowOutsideThePanelIsNamed) {
               std::string::npos)
         << e.what();
   }
+}
+
+
+// ---------------------------------------------------------------------------------------------------------------
+// Restart: a run killed with SIGKILL continues from its last commit as if it had never stopped.
+
+/// What a run left in its event log: ids, and the orders and fills in order.
+struct LogSummary {
+  std::vector<std::uint64_t> ids;
+  std::uint64_t bars = 0;
+  std::vector<std::uint64_t> submitted, filled;
+};
+
+LogSummary log_summary(const std::string& path) {
+  LogSummary out;
+  EventLogReader reader(path);
+  for (;;) {
+    auto r = reader.next();
+    EXPECT_TRUE(r.ok()) << path;
+    if (!r.ok() || !r.value()) break;
+    std::visit(
+        [&](const auto& e) {
+          using E = std::decay_t<decltype(e)>;
+          out.ids.push_back(e.header.id);
+          if constexpr (std::is_same_v<E, MarketBarClosed>) ++out.bars;
+          if constexpr (std::is_same_v<E, OrderSubmitted>) out.submitted.push_back(e.order_id);
+          if constexpr (std::is_same_v<E, OrderFilled>) out.filled.push_back(e.order_id);
+        },
+        *r.value());
+  }
+  return out;
+}
+
+TEST(Executor, AKilledRunResumesFromItsLastCommitAsIfNeverStopped) {
+  const MarketPanel panel = test_market(5, 800);
+  const std::vector<LiveStrategy> strategies = live_strategies(panel, 3);
+  ASSERT_EQ(strategies.size(), 3u);
+  TempDir dir;
+  const auto options = [&](const std::string& name) {
+    ReplayOptions o = alike_options(dir.file(name + ".db"));
+    o.policy->max_open_positions = 2;  // strategies compete: folded denials cross the restart too
+    o.executor.commit_every = 1;
+    o.checkpoint = true;
+    o.event_log_path = dir.file(name + ".qel");
+    return o;
+  };
+  const ReplayResult whole = replay_run(panel, quiet_config(), strategies, {}, options("whole"));
+  ASSERT_GE(whole.stats.trades, 5u);
+  ASSERT_GT(whole.stats.denied, 0u);
+
+  // The same run, killed with SIGKILL somewhere after bar 400 (it slows down there so that it cannot finish first).
+  const std::uint64_t acked = test::sigkill_after_acks(400, [&](int fd) {
+    ReplayOptions o = options("killed");
+    o.before_bar = [fd](std::int32_t t, ReplayControl&) {
+      const auto v = static_cast<std::uint64_t>(t);
+      if (::write(fd, &v, sizeof v) != static_cast<ssize_t>(sizeof v)) _exit(3);
+      if (t >= 400) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    };
+    replay_run(panel, quiet_config(), strategies, {}, o);
+  });
+  ASSERT_GE(acked, 400u);
+  test::expect_sqlite_intact(dir.file("killed.db"));
+
+  ReplayOptions o = options("killed");
+  o.resume = true;
+  const ReplayResult rest = replay_run(panel, quiet_config(), {}, {}, o);  // the strategies come from the checkpoint
+  EXPECT_GE(rest.resumed_from, 400);
+  EXPECT_LE(rest.resumed_from, static_cast<std::int32_t>(acked) + 1);
+  EXPECT_EQ(rest.final_equity, whole.final_equity);
+
+  // Nothing lost, nothing doubled: the same trades, equity curve, orders and fills, to the last bit.
+  expect_same_trades(ledger_trades(panel, dir.file("whole.db")), ledger_trades(panel, dir.file("killed.db")), "resumed run");
+  const Ledger a(dir.file("whole.db"), store::OpenMode::existing), b(dir.file("killed.db"), store::OpenMode::existing);
+  const auto ca = a.equity_curve(), cb = b.equity_curve();
+  ASSERT_EQ(ca.size(), cb.size());
+  for (std::size_t i = 0; i < ca.size(); ++i) {
+    EXPECT_EQ(ca[i].ts, cb[i].ts) << i;
+    EXPECT_EQ(ca[i].equity, cb[i].equity) << i;
+  }
+  const auto oa = a.orders(), ob = b.orders();
+  ASSERT_EQ(oa.size(), ob.size());
+  for (std::size_t i = 0; i < oa.size(); ++i) {
+    SCOPED_TRACE("order " + std::to_string(oa[i].request.order_id));
+    EXPECT_EQ(oa[i].request.order_id, ob[i].request.order_id);
+    EXPECT_EQ(oa[i].status, ob[i].status);
+    EXPECT_EQ(oa[i].purpose, ob[i].purpose);
+    EXPECT_EQ(oa[i].request.qty, ob[i].request.qty);
+    EXPECT_EQ(oa[i].filled_qty, ob[i].filled_qty);
+    EXPECT_EQ(oa[i].avg_price, ob[i].avg_price);
+    EXPECT_EQ(oa[i].repeats, ob[i].repeats);
+    EXPECT_EQ(oa[i].deny_reason, ob[i].deny_reason);
+  }
+  const auto fa = a.fills(), fb = b.fills();
+  ASSERT_EQ(fa.size(), fb.size());
+  for (std::size_t i = 0; i < fa.size(); ++i) EXPECT_EQ(fa[i].fill.fill_id, fb[i].fill.fill_id);
+  EXPECT_TRUE(b.meta_get("finished").has_value());
+  EXPECT_TRUE(b.meta_get("resumed_at").has_value());
+
+  // The event log: what was recorded after the last checkpoint was cut; ids continue; every bar, order and fill once.
+  const LogSummary la = log_summary(dir.file("whole.qel")), lb = log_summary(dir.file("killed.qel"));
+  for (std::size_t i = 1; i < lb.ids.size(); ++i) ASSERT_LT(lb.ids[i - 1], lb.ids[i]) << "record " << i;
+  EXPECT_EQ(la.bars, lb.bars);
+  EXPECT_EQ(la.submitted, lb.submitted);
+  EXPECT_EQ(la.filled, lb.filled);
+
+  // A finished run is not resumed.
+  try {
+    replay_run(panel, quiet_config(), {}, {}, o);
+    ADD_FAILURE() << "a finished run was resumed";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("has finished"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Executor, ResumeNamesWhatItCannotContinue) {
+  const MarketPanel panel = test_market(3, 500);
+  const std::vector<LiveStrategy> strategies = live_strategies(panel, 1);
+  TempDir dir;
+  // A ledger recorded without checkpoints.
+  ReplayOptions plain = alike_options(dir.file("plain.db"));
+  plain.t_end = 300;
+  replay_run(panel, quiet_config(), strategies, {}, plain);
+  ReplayOptions o = alike_options(dir.file("plain.db"));
+  o.resume = true;
+  try {
+    replay_run(panel, quiet_config(), {}, {}, o);
+    ADD_FAILURE() << "a ledger without a checkpoint was resumed";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no checkpoint"), std::string::npos) << e.what();
+  }
+  // A run stopped half-way, resumed on another market.
+  ReplayOptions half = alike_options(dir.file("half.db"));
+  half.executor.commit_every = 1;
+  half.checkpoint = true;
+  StopSource stop;
+  half.stop = stop.token();
+  half.before_bar = [&](std::int32_t t, ReplayControl&) {
+    if (t == 250) stop.request();
+  };
+  const ReplayResult r = replay_run(panel, quiet_config(), strategies, {}, half);
+  ASSERT_TRUE(r.stopped);
+  SynthOptions other;
+  other.n_symbols = 3;
+  other.n_bars = 500;
+  other.seed = 7;
+  other.t0_ms = panel.t0_ms() + 3'600'000;
+  const MarketPanel shifted = synth_generate(other).panel;
+  ReplayOptions again = alike_options(dir.file("half.db"));
+  again.resume = true;
+  try {
+    replay_run(shifted, quiet_config(), {}, {}, again);
+    ADD_FAILURE() << "a run was resumed on another market";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("another market"), std::string::npos) << e.what();
+  }
+  // On its own market it continues to the end.
+  const ReplayResult rest = replay_run(panel, quiet_config(), {}, {}, again);
+  EXPECT_EQ(rest.resumed_from, 251);  // bar 250 was the last one committed
+  EXPECT_EQ(rest.bars_done, 500);
 }
 
 }  // namespace

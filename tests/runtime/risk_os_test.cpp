@@ -605,5 +605,37 @@ TEST(RiskOSLocks, TheGuardAndCooldownsAreListedAndCanBeLiftedByAnOperator) {
   EXPECT_FALSE(r.check(entry()));
 }
 
+
+TEST(RiskOSCheckpoint, ABrakeAndACooldownSurviveARestart) {
+  RiskLimits limits;
+  limits.stop_out_cooldown_s = 600;
+  Rig before(limits);
+  before.risk.brake_set(true, "operator", "before the crash");
+  before.risk.stop_out("BTCUSDT");
+  const TradingState state = before.risk.state();
+  const boost::json::object saved = before.risk.checkpoint();
+
+  Rig after(limits);  // a new process
+  after.risk.restore(saved);
+  EXPECT_TRUE(after.risk.brake_engaged());
+  EXPECT_EQ(after.risk.state(), state);
+  EXPECT_TRUE(after.brakes.empty()) << "a restore announces nothing: the state was announced when it was entered";
+  ASSERT_EQ(after.risk.locks().size(), before.risk.locks().size());
+  EXPECT_EQ(after.risk.locks()[0].id, "cooldown:BTCUSDT");
+  EXPECT_EQ(boost::json::serialize(after.risk.checkpoint()), boost::json::serialize(saved));
+  after.risk.brake_set(false, "operator", "after the restart");
+  EXPECT_DENIED(after.check(entry()), DenyReason::stop_out_cooldown);
+
+  boost::json::object damaged = saved;
+  damaged.erase("guard_until");
+  Rig third(limits);
+  try {
+    third.risk.restore(damaged);
+    ADD_FAILURE() << "a checkpoint without guard_until was restored";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("guard_until"));
+  }
+}
+
 }  // namespace
 }  // namespace qtos
