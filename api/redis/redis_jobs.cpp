@@ -221,16 +221,17 @@ bool Worker::ensure_group() {
   return group_ready_;
 }
 
-void Worker::set_current(const std::string& key) {
+void Worker::set_current(const std::string& job, const std::string& entry) {
   std::lock_guard<std::mutex> lock(current_mutex_);
-  current_job_ = key;
+  current_job_ = job;
+  current_entry_ = entry;
 }
 
 void Worker::process(Job job) {
-  set_current(job.key + " (" + job.kind + ")");
+  set_current(job.key + " (" + job.kind + ")", job.entry_id);
   struct Idle {
     Worker* w;
-    ~Idle() { w->set_current(""); }
+    ~Idle() { w->set_current("", ""); }
   } idle{this};
   // An entry whose key already has a result (a copy added to the stream by hand or by a tool that bypassed the
   // enqueue script) is acknowledged without running the job again. A slow worker that finishes a job another worker
@@ -374,25 +375,41 @@ void Worker::run(const StopToken& stop) {
     base.host = host_name();
     base.pid = static_cast<std::int64_t>(::getpid());
     base.device = device_;
-    HeartbeatPublisher beat(client_.url(), options_, base, [this, &stop](Heartbeat& hb) {
-      hb.done = done_.load();
-      std::lock_guard<std::mutex> lock(current_mutex_);
-      hb.job = current_job_;
-      hb.state = stop.stop_requested() ? "stopping" : hb.job.empty() ? "idle" : "busy";
-    });
+    HeartbeatPublisher beat(
+        client_.url(), options_, base,
+        [this, &stop](Heartbeat& hb) {
+          hb.done = done_.load();
+          std::lock_guard<std::mutex> lock(current_mutex_);
+          hb.job = current_job_;
+          hb.state = stop.stop_requested() ? "stopping" : hb.job.empty() ? "idle" : "busy";
+        },
+        [this](RedisClient& c) {
+          // Re-claim the entry in hand (JUSTID: the delivery count stays) so its idle time restarts: a job that runs
+          // longer than reclaim_after is not taken over while this worker is alive.
+          std::string entry;
+          {
+            std::lock_guard<std::mutex> lock(current_mutex_);
+            entry = current_entry_;
+          }
+          if (!entry.empty())
+            (void)c.command({"XCLAIM", keys_.stream, std::string(kWorkerGroup), name_, "0", entry, "JUSTID"});
+        });
     while (!stop.stop_requested()) step(std::chrono::milliseconds(200));
   }
 }
 
-HeartbeatPublisher::HeartbeatPublisher(RedisUrl url, JobQueueOptions options, Heartbeat base, std::function<void(Heartbeat&)> fill) {
+HeartbeatPublisher::HeartbeatPublisher(RedisUrl url, JobQueueOptions options, Heartbeat base, std::function<void(Heartbeat&)> fill,
+                                       std::function<void(RedisClient&)> also) {
   if (base.name.empty()) throw std::invalid_argument("HeartbeatPublisher: the name is empty");
-  thread_ = std::thread([this, url = std::move(url), options = std::move(options), base = std::move(base), fill = std::move(fill)] {
+  thread_ = std::thread([this, url = std::move(url), options = std::move(options), base = std::move(base), fill = std::move(fill),
+                         also = std::move(also)] {
     RedisClient client(url, options.redis);
     const JobKeys keys = JobKeys::of(options.ns);
     Heartbeat hb = base;
     while (!stop_.load(std::memory_order_acquire)) {
       if (fill) fill(hb);
       (void)heartbeat_publish(client, keys, hb);
+      if (also) also(client);
       const auto until = std::chrono::steady_clock::now() + options.heartbeat_every;
       while (!stop_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -49,7 +49,9 @@ inline constexpr std::string_view kWorkerGroup = "workers";
 /// Queue settings shared by clients and workers.
 struct JobQueueOptions {
   std::string ns = "qtos";                               ///< key namespace
-  std::chrono::milliseconds reclaim_after{30'000};       ///< a pending job idle this long is claimed by another worker
+  /// A pending job idle this long is claimed by another worker. A live worker keeps its job in hand from going idle
+  /// (it re-claims it with every heartbeat), so only a dead or disconnected worker's job is taken over.
+  std::chrono::milliseconds reclaim_after{30'000};
   std::int64_t max_deliveries = 5;                       ///< deliveries before a job goes to the dead-letter stream
   std::int64_t stream_maxlen = 100'000;                  ///< the dead-letter stream's approximate length cap
   std::chrono::seconds result_ttl{86'400};               ///< results and job records expire after this
@@ -141,7 +143,7 @@ class Worker {
 
  private:
   void process(Job job);
-  void set_current(const std::string& key);
+  void set_current(const std::string& job, const std::string& entry);
   void reclaim();
   void trim();
   bool ensure_group();
@@ -154,7 +156,8 @@ class Worker {
   std::map<std::string, JobHandler> handlers_;
   bool group_ready_ = false;
   std::mutex current_mutex_;
-  std::string current_job_;  // the job in hand, for the heartbeat
+  std::string current_job_;    // the job in hand, for the heartbeat
+  std::string current_entry_;  // its stream entry, kept claimed while it runs
   std::chrono::steady_clock::time_point last_reclaim_{}, last_trim_{}, last_heartbeat_{};
   std::atomic<std::uint64_t> done_{0}, duplicates_{0}, failed_{0}, reclaimed_{0}, dead_{0};
   std::int64_t started_ms_ = 0;
@@ -182,8 +185,10 @@ struct Heartbeat {
 /// delays it) until destroyed, then one last heartbeat in state "stopped".
 class HeartbeatPublisher {
  public:
-  /// Publishes `base` every `options.heartbeat_every`, after `fill` (optional) updated its state and counters.
-  HeartbeatPublisher(RedisUrl url, JobQueueOptions options, Heartbeat base, std::function<void(Heartbeat&)> fill = {});
+  /// Publishes `base` every `options.heartbeat_every`, after `fill` (optional) updated its state and counters;
+  /// `also` (optional) runs on the same thread and connection each period (a worker keeps its job claimed with it).
+  HeartbeatPublisher(RedisUrl url, JobQueueOptions options, Heartbeat base, std::function<void(Heartbeat&)> fill = {},
+                     std::function<void(RedisClient&)> also = {});
   /// Stops the thread and publishes the final "stopped" heartbeat.
   ~HeartbeatPublisher();
   HeartbeatPublisher(const HeartbeatPublisher&) = delete;

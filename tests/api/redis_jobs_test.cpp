@@ -120,6 +120,28 @@ TEST(RedisJobs, AWorkerKilledMidJobLeavesItToAnotherWhoStoresExactlyOneResult) {
   EXPECT_EQ(who.value().str, "rescuer");
 }
 
+TEST(RedisJobs, AJobLongerThanTheReclaimTimeoutStaysWithItsLiveWorker) {
+  test::RedisServer server;
+  QTOS_REDIS_START(server);
+  redis::JobClient client(server.url(), fast_queue(), "client-1");
+  ASSERT_EQ(client.enqueue("long", "test.long", "").value(), redis::EnqueueOutcome::queued);
+  std::atomic<int> runs{0};
+  auto handler = [&](const redis::Job&) -> Result<std::string> {
+    ++runs;
+    std::this_thread::sleep_for(600ms);  // four reclaim timeouts
+    return std::string("done");
+  };
+  redis::Worker a(server.url(), fast_queue(), "a"), b(server.url(), fast_queue(), "b");
+  a.handle("test.long", handler);
+  b.handle("test.long", handler);
+  WorkerThread ta(a), tb(b);
+  auto out = client.wait({"long"}, 5s);
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_TRUE(out.value()[0].ok);
+  EXPECT_EQ(runs.load(), 1);  // the busy worker's heartbeats kept the job claimed: nobody ran it twice
+  EXPECT_EQ(stat(client.redis(), client.keys(), "reclaimed"), 0);
+}
+
 TEST(RedisJobs, AJobThatKeepsFailingMovesToTheDeadLetterStreamWithItsError) {
   test::RedisServer server;
   QTOS_REDIS_START(server);
