@@ -16,6 +16,8 @@
 #include "api/redis/job_kinds.hpp"
 #include "api/redis/redis_jobs.hpp"
 #include "cpu/registry/backends.hpp"
+#include "models/registry.hpp"
+#include "runtime/ranking/panel_ranking.hpp"
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/data/market_panel.hpp"
 #include "runtime/data/synth.hpp"
@@ -244,6 +246,53 @@ TEST(RedisJobs, ExactDoublesRoundTrip) {
     EXPECT_EQ(redis::exact_double_parse(redis::exact_double(v), "v"), v);
   EXPECT_TRUE(std::isnan(redis::exact_double_parse(redis::exact_double(std::nan("")), "v")));
   EXPECT_THROW(redis::exact_double_parse("1.5x", "v"), std::invalid_argument);
+}
+
+TEST(RedisJobs, RankAndRetrainJobsRunOnAWorkerAndABadPayloadIsNamed) {
+  test::RedisServer server;
+  QTOS_REDIS_START(server);
+  test::TempDir dir;
+  SynthOptions so;
+  so.n_symbols = 6;
+  so.n_bars = 1200;
+  so.seed = 4;
+  panel_save(synth_generate(so).panel, panel_path(dir.path().string()));
+  auto q = fast_queue();
+  q.max_deliveries = 1;  // a bad payload goes to the dead letters at once
+  redis::Worker w(server.url(), q, "w1");
+  redis::job_kinds_register(w, DeviceKind::cpu);
+  WorkerThread running(w);
+  redis::JobClient client(server.url(), q, "client-1");
+  const std::string data = dir.path().string();
+  ASSERT_TRUE(client.enqueue("rank-1", "rank", R"({"data":")" + data + R"(","top":3})").ok());
+  ASSERT_TRUE(client.enqueue("retrain-1", "retrain",
+                             R"({"data":")" + data + R"(","model":"mlp","registry":")" + (dir / "models").string() +
+                                 R"(","epochs":2,"hidden":8,"window":4,"batch_size":512,"seed":1})")
+                  .ok());
+  ASSERT_TRUE(client.enqueue("bad-1", "rank", R"({"top":3})").ok());
+  auto out = client.wait({"rank-1", "retrain-1", "bad-1"}, 60s);
+  ASSERT_TRUE(out.ok()) << out.error().message;
+
+  ASSERT_TRUE(out.value()[0].ok) << out.value()[0].error;
+  const auto rank = boost::json::parse(out.value()[0].result);
+  const MarketPanel panel = panel_load(panel_path(data));
+  auto ib = indicator_backends();
+  const Ranking local = panel_rank(panel, RankRequest{}, backend_select(ib, DeviceKind::cpu));
+  ASSERT_EQ(rank.at("top").as_array().size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(rank.at("top").as_array()[i].at("symbol").as_string(), local.top(3)[i].symbol);
+    EXPECT_EQ(redis::exact_double_parse(std::string(rank.at("top").as_array()[i].at("score").as_string()), "score"), local.top(3)[i].score);
+  }
+
+  ASSERT_TRUE(out.value()[1].ok) << out.value()[1].error;
+  const auto retrain = boost::json::parse(out.value()[1].result);
+  EXPECT_EQ(retrain.at("name").as_string(), "mlp");
+  EXPECT_EQ(retrain.at("version").as_int64(), 1);
+  models::ModelRegistry registry((dir / "models").string());
+  ASSERT_EQ(registry.list("mlp").size(), 1u);  // registered once, as a candidate
+
+  EXPECT_FALSE(out.value()[2].ok);
+  EXPECT_THAT(out.value()[2].error, HasSubstr("the payload has no 'data'"));
 }
 
 TEST(RedisEvolve, ThreeWorkersGiveTheSameHallOfFameAsOneProcess) {
