@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 
 #include "api/cli_checks.hpp"
+#include "api/redis/job_kinds.hpp"
 #include "api/strategy_cli_util.hpp"
 #include "api/verbs.hpp"
 #include "cpu/backtest/backtest.hpp"
@@ -42,6 +43,7 @@ struct EvolveArgs {
   std::int32_t folds = 0, purge = 200;  // --folds K: walk-forward in time instead of one train/test split
   bool rolling = false;
   std::string objective = "sharpe";
+  std::string workers;  // --workers redis://...: each generation's backtests run on `qtos worker`s (docs/SCALE_OUT.md)
 };
 
 boost::json::array parents_json(const HallOfFameEntry& h) {
@@ -119,6 +121,8 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--out", a->out, "also write the hall of fame as JSON to this file");
   cmd->add_option("--repo", a->repo, "also store the hall of fame in this strategy repository (SQLite), status BACKTEST");
   gaps_option_add(cmd, a->gaps);
+  cmd->add_option("--workers", a->workers, "redis://host[:port]: split each generation's backtests over the live `qtos worker`s "
+                                         "(same hall of fame as one process for the same seed)");
   cmd->callback([a, &ctx] {
     stop_signals_install();  // from here on SIGINT/SIGTERM stop the search at the next generation instead of killing it
     const StopToken stop = process_stop_token();
@@ -176,6 +180,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
     opt.hall_of_fame = a->top;
     opt.objective = objective;
     opt.stop = stop;
+    if (!a->workers.empty()) opt.evaluator = redis::evolve_workers_evaluator(a->workers, a->data, a->symbols);
     opt.costs = costs_from(a->fee_bps, a->slippage_bps, a->slippage_spread, a->capital, panel);
     opt.search = search;
     opt.time_budget_seconds = a->budget;

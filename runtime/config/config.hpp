@@ -169,6 +169,8 @@ struct Config {
   std::int64_t binance_dead_man_s = 0;       ///< QT_BINANCE_DEAD_MAN_S: USD-M countdown cancel-all (0: off)
   // Markets that close (cpu/kernels/gaps.hpp, docs/INDICATORS.md)
   kernels::GapPolicy gaps{};                 ///< QT_GAPS: skip (default) or reset-after:N, the verbs' default for --gaps
+  // Scale-out (api/redis, docs/SCALE_OUT.md)
+  std::string redis_url;  ///< QT_REDIS_URL: redis://[:password@]host[:port][/db] for workers and shared state; empty: one node, SQLite (secret)
 
   /// One row per known variable: its effective value as text (secrets masked) and where it came from.
   struct Entry {

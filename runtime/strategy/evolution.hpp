@@ -50,6 +50,21 @@ EvolveObjective evolve_objective_parse(const std::string& text, const std::strin
 /// 16 lower-case hex digits of a genome hash (genome_id's format): the id of a parent in a lineage.
 std::string genome_id_of_hash(std::uint64_t hash);
 
+/// What the fitness of one genome needs from its training backtest.
+struct TrainMetrics {
+  BacktestMetrics pooled;            ///< over every symbol
+  std::vector<double> symbol_sharpe;  ///< each symbol's Sharpe (filled when the request has per_symbol)
+};
+
+/// Computes the train metrics of a generation's fresh genomes: `train` holds the genomes, the window and the costs;
+/// the result has one entry per genome, in order. evolve() uses evolve_train_metrics (one process) unless
+/// EvolveOptions::evaluator is set (`qtos evolve --workers`: the genomes are split over workers, docs/SCALE_OUT.md).
+using PopulationEvaluator = std::function<std::vector<TrainMetrics>(const BacktestRequest& train)>;
+
+/// The single-process evaluator: backend.run(train), then backtest_metrics of each genome (and of each of its symbols
+/// when train.per_symbol is set: the robust fitness reads them).
+std::vector<TrainMetrics> evolve_train_metrics(const BacktestBackend& backend, const BacktestRequest& train);
+
 /// Search settings.
 struct EvolveOptions {
   std::int32_t population = 50;      ///< genomes per generation (>= 4)
@@ -84,6 +99,7 @@ struct EvolveOptions {
   double time_budget_seconds = 0;    ///< stop after the generation that uses up this wall time (0: no budget)
   EvolveObjective objective = EvolveObjective::sharpe;  ///< selection objective
   StopToken stop;                    ///< polled after each generation: a stop ends the search there (result marked partial)
+  PopulationEvaluator evaluator;     ///< when set, replaces evolve_train_metrics (must give the same metrics)
 };
 
 /// What one generation did.

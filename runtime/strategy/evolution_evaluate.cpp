@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 #include <set>
+#include <stdexcept>
+#include <string>
 #include <tuple>
 
 #include "cpu/strategy/genome_text.hpp"
@@ -42,6 +44,20 @@ double evolve_fitness_robust(const BacktestMetrics& pooled, std::vector<double> 
   return symbol_sharpe[lo] + (pos - static_cast<double>(lo)) * (symbol_sharpe[hi] - symbol_sharpe[lo]);
 }
 
+std::vector<TrainMetrics> evolve_train_metrics(const BacktestBackend& backend, const BacktestRequest& train) {
+  const BacktestResult br = backend.run(train);
+  const auto S = static_cast<std::size_t>(train.panel.n_symbols);
+  std::vector<TrainMetrics> out(br.genome.size());
+  for (std::size_t i = 0; i < br.genome.size(); ++i) {
+    out[i].pooled = backtest_metrics(br.genome[i], train.costs.bars_per_year);
+    if (train.per_symbol && br.genome_symbol.size() >= (i + 1) * S) {
+      out[i].symbol_sharpe.resize(S);
+      for (std::size_t s = 0; s < S; ++s) out[i].symbol_sharpe[s] = backtest_metrics(br.genome_symbol[i * S + s], train.costs.bars_per_year).sharpe;
+    }
+  }
+  return out;
+}
+
 namespace detail {
 
 Evaluation population_evaluate(const Population& pop, std::int32_t gen, const BacktestBackend& backend, BacktestRequest train,
@@ -58,15 +74,18 @@ Evaluation population_evaluate(const Population& pop, std::int32_t gen, const Ba
   train.per_symbol = opt.robust_fitness;
   Evaluation ev;
   const auto t0 = std::chrono::steady_clock::now();
-  const BacktestResult br = backend.run(train);
+  const std::vector<TrainMetrics> metrics = opt.evaluator ? opt.evaluator(train) : evolve_train_metrics(backend, train);
   ev.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (metrics.size() != fresh.size())
+    throw std::runtime_error("evolve: the population evaluator returned " + std::to_string(metrics.size()) + " results for " +
+                             std::to_string(fresh.size()) + " genomes");
   for (std::size_t i = 0; i < fresh.size(); ++i) {
-    Evaluated e{fresh[i], gen, backtest_metrics(br.genome[i], opt.costs.bars_per_year), 0.0, *fresh_parents[i]};
+    Evaluated e{fresh[i], gen, metrics[i].pooled, 0.0, *fresh_parents[i]};
     if (opt.robust_fitness) {
-      const auto S = static_cast<std::size_t>(train.panel.n_symbols);
-      std::vector<double> per(S);
-      for (std::size_t s = 0; s < S; ++s) per[s] = backtest_metrics(br.genome_symbol[i * S + s], opt.costs.bars_per_year).sharpe;
-      e.fitness = evolve_fitness_robust(e.train, std::move(per), opt.min_trades);
+      if (metrics[i].symbol_sharpe.size() != static_cast<std::size_t>(train.panel.n_symbols))
+        throw std::runtime_error("evolve: the population evaluator gave " + std::to_string(metrics[i].symbol_sharpe.size()) +
+                                 " per-symbol Sharpe ratios for " + std::to_string(train.panel.n_symbols) + " symbols");
+      e.fitness = evolve_fitness_robust(e.train, metrics[i].symbol_sharpe, opt.min_trades);
     } else {
       e.fitness = evolve_fitness(e.train, opt.min_trades);
     }
