@@ -4,8 +4,13 @@
 // arithmetic is the scalar state's, lane for lane (IEEE operations, no contraction), so the values are the row form's.
 #include "cpu/backend/indicator_lanes.hpp"
 
+#include <cstdint>
 #include <cstring>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "cpu/kernels/lanes.hpp"
 
@@ -69,6 +74,23 @@ struct LaneHist {
   r[7] = __builtin_shufflevector(u3, u7, 4, 5, 6, 7, 12, 13, 14, 15);
 }
 
+typedef float V4 __attribute__((vector_size(16)));
+
+/// Writes one 64-byte line (16 floats: bars t..t+7 from `a`, t+8..t+15 from `b`) at a 64-byte aligned `dst`, past the
+/// caches where the CPU can (x86 streaming stores): the outputs are written once and not read back here, so fetching
+/// the line before writing it (what a plain store does) would cost as much memory traffic as the write itself.
+[[gnu::always_inline]] inline void store_line(float* dst, V a, V b) {
+#if defined(__x86_64__)
+  _mm_stream_ps(dst, __builtin_shufflevector(a, a, 0, 1, 2, 3));
+  _mm_stream_ps(dst + 4, __builtin_shufflevector(a, a, 4, 5, 6, 7));
+  _mm_stream_ps(dst + 8, __builtin_shufflevector(b, b, 0, 1, 2, 3));
+  _mm_stream_ps(dst + 12, __builtin_shufflevector(b, b, 4, 5, 6, 7));
+#else
+  std::memcpy(dst, &a, sizeof(V));
+  std::memcpy(dst + 8, &b, sizeof(V));
+#endif
+}
+
 /// Transposes one column of the block (rows `src + s * stride`) into `dst` (n vectors); returns the lanes holding a
 /// value that is not finite somewhere.
 [[gnu::always_inline]] inline L::Mask transpose_in(const float* src, std::int64_t stride, std::int32_t n, L* dst) {
@@ -111,24 +133,35 @@ template <class State>
   State st;
   st.init(prm);
   L o[kOut];
+  const auto one_bar = [&](std::int32_t t) {  // a bar written lane by lane (before the first line, after the last)
+    st.step(LaneHist{cols[1], cols[2], cols[0], t}, o);
+    for (int j = 0; j < kOut; ++j)
+      for (int s = 0; s < kW; ++s) out[j * plane + base + s * stride + t] = o[j][s];
+  };
+  // Whole 64-byte lines of every output row: 16 bars of 8 symbols per tile. Rows and planes are multiples of 16
+  // floats apart, so every row of every output reaches a line boundary at the same bar.
+  constexpr std::int32_t kLine = 16;
+  const auto first = reinterpret_cast<std::uintptr_t>(out + base) % 64;
   std::int32_t t = 0;
-  for (; t + kW <= n; t += kW) {
-    V tile[kOut][kW];
-    for (int k = 0; k < kW; ++k) {
+  const std::int32_t head = first % 4 == 0 ? static_cast<std::int32_t>(((64 - first) % 64) / 4) : n;
+  for (; t < head && t < n; ++t) one_bar(t);
+  for (; t + kLine <= n; t += kLine) {
+    V tile[kOut][kLine];
+    for (int k = 0; k < kLine; ++k) {
       st.step(LaneHist{cols[1], cols[2], cols[0], t + k}, o);
       for (int j = 0; j < kOut; ++j) tile[j][k] = o[j].v;
     }
     for (int j = 0; j < kOut; ++j) {
-      transpose8(tile[j]);
+      transpose8(tile[j]);      // tile[j][s]: symbol s, bars t..t+7
+      transpose8(tile[j] + 8);  // tile[j][8 + s]: symbol s, bars t+8..t+15
       float* dst = out + j * plane + base + t;
-      for (int s = 0; s < kW; ++s) std::memcpy(dst + s * stride, &tile[j][s], sizeof(V));
+      for (int s = 0; s < kW; ++s) store_line(dst + s * stride, tile[j][s], tile[j][8 + s]);
     }
   }
-  for (; t < n; ++t) {
-    st.step(LaneHist{cols[1], cols[2], cols[0], t}, o);
-    for (int j = 0; j < kOut; ++j)
-      for (int s = 0; s < kW; ++s) out[j * plane + base + s * stride + t] = o[j][s];
-  }
+  for (; t < n; ++t) one_bar(t);
+#if defined(__x86_64__)
+  _mm_sfence();  // streaming stores are weakly ordered: make them visible before the block is reported done
+#endif
   return true;
 }
 

@@ -222,8 +222,9 @@ QTOS_HD inline T true_range(T high, T low, T prev_close) {
   return qmax(b, qmax(a, r));
 }
 
-/// Simple moving average over `n` inputs. Lookback n-1. Sums are kept relative to the first input (`shift_`)
-/// so that float sums of prices far from zero do not lose the digits that matter.
+/// Simple moving average over `n` inputs. Lookback n-1, O(1) per bar: a running sum kept relative to the first input
+/// (`shift`), so that float sums of prices far from zero keep the digits that matter, and compensated (Kahan): the
+/// rounding error of each update is carried in `comp` and fed back, so it does not pile up over a long series.
 template <class T>
 struct SmaState {
   static constexpr IndicatorKind kKind = IndicatorKind::sma;  ///< the family tag
@@ -236,18 +237,22 @@ struct SmaState {
   /// Leading bars without a value of output `output`.
   static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period - 1; }
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
-  T shift = 0, sum = 0;  ///< the first input of the stretch; sum of (x - shift) over the window
+  T shift = 0, sum = 0, comp = 0;  ///< the first input of the stretch; sum of (x - shift) over the window; its error
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
-  QTOS_HD void reset() { count = 0; sum = T(0); shift = T(0); }
+  QTOS_HD void reset() { count = 0; sum = comp = shift = T(0); }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return n; }
   /// Adds x; `x_old` is the input n steps ago (read only once n inputs were seen). Returns the SMA or NaN.
   QTOS_HD T update(T x, T x_old) {
     if (count == 0) shift = x;
-    sum += x - shift;
-    if (count >= n) sum -= x_old - shift;
+    T delta = x - shift;
+    if (count >= n) delta -= x_old - shift;
+    const T y = delta - comp;  // Kahan: add the update less the error left by the previous one
+    const T s = sum + y;
+    comp = (s - sum) - y;
+    sum = s;
     ++count;
     return count >= n ? shift + sum / T(n) : qnan<T>();
   }
@@ -484,7 +489,7 @@ struct WindowMoments {
     return count >= n;
   }
   /// Population variance (divisor n), never negative.
-  QTOS_HD D variance() const { return qselect(m2 > D(0), m2 / D(double(n)), D(0)); }
+  QTOS_HD D variance() const { return qselect(m2 > D(0), m2 * D(1.0 / double(n)), D(0)); }
 };
 
 /// Bollinger bands (TA-Lib BBANDS, population std) plus width = (upper-lower)/middle and %b = (close-lower)/(upper-lower)
@@ -516,7 +521,7 @@ struct BbandsState {
       for (int j = 0; j < kOutputs; ++j) out[j] = qnan<T>();
       return;
     }
-    const T sd = T(qsqrt(w.variance()));
+    const T sd = qsqrt(T(w.variance()));  // the root at T's precision: a float rounds the double variance first
     const T mid = T(w.mean);
     out[0] = mid;
     out[1] = mid + k * sd;
