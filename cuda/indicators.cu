@@ -22,7 +22,7 @@ using kernels::PanelView;
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kWarpsPerBlock = 4;
 
-/// History accessor of a warp: bar t comes from registers (shuffled), older bars from global memory (cached).
+/// One bar of a warp: bar t's columns in registers (shuffled) and the rows for older bars (read through WarpGapHist).
 struct WarpHist {
   float h0, l0, c0, q0;
   const float* hi;
@@ -30,22 +30,19 @@ struct WarpHist {
   const float* cl;
   const float* qv;
   std::int64_t t;
-  __device__ float high(std::int32_t k) const { return k == 0 ? h0 : hi[t - k]; }
-  __device__ float low(std::int32_t k) const { return k == 0 ? l0 : lo[t - k]; }
-  __device__ float close(std::int32_t k) const { return k == 0 ? c0 : cl[t - k]; }
-  __device__ float qvol(std::int32_t k) const { return k == 0 ? q0 : qv[t - k]; }
 };
 
-/// History accessor of a warp after a skipped gap (kernels::GapCursor): bar t from registers, the k-th existing bar
-/// back from global memory at the row position the cursor recorded.
-struct WarpSkipHist {
+/// History accessor of a warp under the gap policy (kernels::GapHist): bar t from registers, the k-th existing bar back
+/// from global memory, at t-k while the stretch is contiguous (`pos` null), else at the position the cursor recorded.
+struct WarpGapHist {
   WarpHist w;
-  const std::int32_t* pos;  // row positions of the bars since the last reset
+  const std::int32_t* pos;  // row positions of the bars since the last reset; null while contiguous
   std::int32_t i;           // index of the current bar among them
-  __device__ float high(std::int32_t k) const { return k == 0 ? w.h0 : w.hi[pos[i - k]]; }
-  __device__ float low(std::int32_t k) const { return k == 0 ? w.l0 : w.lo[pos[i - k]]; }
-  __device__ float close(std::int32_t k) const { return k == 0 ? w.c0 : w.cl[pos[i - k]]; }
-  __device__ float qvol(std::int32_t k) const { return k == 0 ? w.q0 : w.qv[pos[i - k]]; }
+  __device__ std::int64_t at(std::int32_t k) const { return pos != nullptr ? pos[i - k] : w.t - k; }
+  __device__ float high(std::int32_t k) const { return k == 0 ? w.h0 : w.hi[at(k)]; }
+  __device__ float low(std::int32_t k) const { return k == 0 ? w.l0 : w.lo[at(k)]; }
+  __device__ float close(std::int32_t k) const { return k == 0 ? w.c0 : w.cl[at(k)]; }
+  __device__ float qvol(std::int32_t k) const { return k == 0 ? w.q0 : w.qv[at(k)]; }
 };
 
 /// Walks bars [t_begin, t_end] of one symbol in 32-bar tiles; calls f(hist, t, j) for each bar on every lane, j being
@@ -102,8 +99,7 @@ __global__ static void series_kernel(PanelView p, IndicatorParams params, float*
       for (int k = 0; k < Ind::kOutputs; ++k) o[k] = NAN;
     } else {
       if (cur.enter(t) == kernels::GapStep::reset) st.reset();
-      if (cur.contiguous) st.step(h, o);
-      else st.step(WarpSkipHist{h, cur.pos, cur.count}, o);
+      st.step(WarpGapHist{h, cur.positions(), cur.count}, o);
       cur.done();
     }
     if (lane == j) {
@@ -150,8 +146,7 @@ __global__ static void features_kernel(PanelView p, kernels::FeatureParams param
     }
     if (cur.enter(t) == kernels::GapStep::reset) st.reset();
     const bool need_pair = n_valid - 1 - seen < st.liq_n;
-    if (cur.contiguous) st.step(h, t + t_begin, t == last_valid, need_pair);
-    else st.step(WarpSkipHist{h, cur.pos, cur.count}, t + t_begin, t == last_valid, need_pair);
+    st.step(WarpGapHist{h, cur.positions(), cur.count}, t + t_begin, t == last_valid, need_pair);
     cur.done();
     ++seen;
   });

@@ -202,8 +202,8 @@ QTOS_HD inline void features_row_run(FeatureState<T>& st, const float* high, con
     if (!bar_valid(high[t], low[t], close[t])) { cur.miss(); continue; }
     if (cur.enter(t) == GapStep::reset) st.reset();
     const bool need_pair = n_valid - 1 - seen < st.liq_n;
-    if (cur.contiguous) st.step(RowHist{high, low, close, qvol, t}, t + t0, t == last_valid, need_pair);
-    else st.step(SkipHist<RowAt>{RowAt{high, low, close, qvol}, scratch, cur.count}, t + t0, t == last_valid, need_pair);
+    st.step(GapHist<RowAt>{RowAt{high, low, close, qvol}, cur.positions(), t, cur.count}, t + t0, t == last_valid,
+            need_pair);
     cur.done();
     ++seen;
   }

@@ -51,10 +51,19 @@ struct GapCursor {
   bool seen = false;             ///< a valid bar was seen
 
   /// A missing bar.
-  QTOS_HD void miss() { ++missing; }
+  QTOS_HD QTOS_FORCE_INLINE void miss() { ++missing; }
   /// Valid bar t arrives: decides whether it follows directly, skips a gap or resets (the caller resets its states on
-  /// `reset`), and records its position. Call `done()` after stepping it.
-  QTOS_HD GapStep enter(std::int32_t t) {
+  /// `reset`), and records its position. Call `done()` after stepping it. The common case (no gap before it) is a
+  /// test and, after a skipped gap, one store; the rest is out of line so that the states stay in registers.
+  QTOS_HD QTOS_FORCE_INLINE GapStep enter(std::int32_t t) {
+    if (missing == 0 && count > 0) {
+      if (!contiguous) pos[count] = t;
+      return GapStep::adjacent;
+    }
+    return enter_after_gap(t);
+  }
+  /// enter() for the first bar, and a bar after a gap.
+  QTOS_HD GapStep enter_after_gap(std::int32_t t) {
     GapStep r = GapStep::adjacent;
     if (seen && missing > 0) r = policy.resets(missing) ? GapStep::reset : GapStep::skipped;
     missing = 0;
@@ -65,28 +74,35 @@ struct GapCursor {
       contiguous = true;
       return r;
     }
-    if (r == GapStep::skipped && contiguous) {
-      for (std::int32_t i = 0; i < count; ++i) pos[i] = start + i;  // the stretch so far was contiguous
+    if (contiguous) {  // the first skipped gap since the reset: the stretch so far was contiguous
+      for (std::int32_t i = 0; i < count; ++i) pos[i] = start + i;
       contiguous = false;
     }
-    if (!contiguous) pos[count] = t;
+    pos[count] = t;
     return r;
   }
+  /// The positions for GapHist: null while the stretch since the last reset is contiguous.
+  QTOS_HD QTOS_FORCE_INLINE const std::int32_t* positions() const { return contiguous ? nullptr : pos; }
   /// After stepping the bar entered last.
-  QTOS_HD void done() { ++count; }
+  QTOS_HD QTOS_FORCE_INLINE void done() { ++count; }
 };
 
-/// A history accessor over bars that skip gaps: lag k is the bar at row position pos[i - k] (i: the current bar's index
-/// since the last reset). `Row` is any accessor with `high(t)`, `low(t)`, `close(t)`, `qvol(t)` by absolute position.
+/// A history accessor under the gap policy: lag k is bar t-k while the stretch since the last reset is contiguous
+/// (`pos` null), else the bar at row position pos[i - k] (i: the current bar's index since the last reset). One type for
+/// both cases, so each state is compiled once per driver (two instantiations doubled the code and cost the inlining
+/// of the larger states). `Row` is any accessor with `high(t)`, `low(t)`, `close(t)`, `qvol(t)` by absolute position.
 template <class Row>
-struct SkipHist {
+struct GapHist {
   Row row;                  ///< the row, by absolute position
-  const std::int32_t* pos;  ///< row position of each bar since the last reset
+  const std::int32_t* pos;  ///< row position of each bar since the last reset; null while they are contiguous
+  std::int32_t t;           ///< the current bar's row position
   std::int32_t i;           ///< index of the current bar since the last reset
-  QTOS_HD float high(std::int32_t k) const { return row.high(pos[i - k]); }    ///< high of the k-th existing bar back
-  QTOS_HD float low(std::int32_t k) const { return row.low(pos[i - k]); }      ///< low of the k-th existing bar back
-  QTOS_HD float close(std::int32_t k) const { return row.close(pos[i - k]); }  ///< close of the k-th existing bar back
-  QTOS_HD float qvol(std::int32_t k) const { return row.qvol(pos[i - k]); }    ///< quote volume of the k-th bar back
+  /// Row position of the k-th existing bar back.
+  QTOS_HD std::int32_t at(std::int32_t k) const { return pos != nullptr ? pos[i - k] : t - k; }
+  QTOS_HD float high(std::int32_t k) const { return row.high(at(k)); }    ///< high of the k-th existing bar back
+  QTOS_HD float low(std::int32_t k) const { return row.low(at(k)); }      ///< low of the k-th existing bar back
+  QTOS_HD float close(std::int32_t k) const { return row.close(at(k)); }  ///< close of the k-th existing bar back
+  QTOS_HD float qvol(std::int32_t k) const { return row.qvol(at(k)); }    ///< quote volume of the k-th bar back
 };
 
 /// Absolute-position access to one row of a structure-of-arrays panel.

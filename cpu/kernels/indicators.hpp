@@ -1058,11 +1058,7 @@ QTOS_HD inline void indicator_row_run(Ind& ind, const float* high, const float* 
       continue;
     }
     if (cur.enter(t) == GapStep::reset) ind.reset();
-    if (cur.contiguous) {
-      ind.step(RowHist{high, low, close, qvol, t}, o);
-    } else {
-      ind.step(SkipHist<RowAt>{RowAt{high, low, close, qvol}, scratch, cur.count}, o);
-    }
+    ind.step(GapHist<RowAt>{RowAt{high, low, close, qvol}, cur.positions(), t, cur.count}, o);
     cur.done();
     for (int j = 0; j < Ind::kOutputs; ++j) out[j * plane + t] = Out(o[j]);
   }
