@@ -1,7 +1,10 @@
 // Indicator batch throughput: 5,000 symbols x 2,520 bars x {SMA, EMA, RSI, ATR, ADX, BBANDS, MACD} x 10 periods on
 // the CPU backend (and the CUDA one when a device is present), beside a straightforward scalar reference (the
-// single-threaded double loops of cpu/indicators/reference.cpp) and a STREAM-style triad, all in the same run.
-// Counters: bar_updates/s per indicator, ratio to the reference, bytes/s and that as a fraction of the triad.
+// single-threaded double loops of cpu/indicators/reference.cpp), the two C libraries people use for this, Tulip
+// Indicators and TA-Lib (when scripts/bench_peers.sh has fetched them: QTOS_BENCH_PEERS), and a STREAM-style triad,
+// all in the same run. Counters: bar_updates/s per indicator, ratio to the reference, bytes/s and that as a fraction
+// of the triad; the closing table puts qtos beside the better peer at one thread and at all cores, and checks the
+// peers' values against qtos's on the benchmark's data.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -19,6 +22,11 @@
 #include "cpu/indicators/reference.hpp"
 #include "cpu/registry/backends.hpp"
 #include "runtime/data/synth.hpp"
+
+#if defined(QTOS_BENCH_PEERS)
+#include <indicators.h>  // Tulip Indicators
+#include <ta_libc.h>     // TA-Lib
+#endif
 
 namespace {
 
@@ -83,6 +91,8 @@ struct Summary {
   double rate = 0, ratio = 0, bytes = 0, fraction = 0;
 };
 std::map<std::string, Summary> summary;
+/// Bar updates/s by "<impl> <threads> <indicator>" (impl qtos, tulip or talib; threads "1" or "all").
+std::map<std::string, double> rates;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -169,6 +179,7 @@ void BM_Backend(benchmark::State& state, Case c, const char* device, int threads
   const int outputs = qtos::kernels::indicator_output_count(c.kind);
   const double rate = updates / secs;
   const double bytes = rate * 4.0 * (c.inputs + outputs);  // float inputs read + outputs written per bar update
+  if (std::string(device) == "cpu") rates[std::string("qtos") + (threads == 1 ? " 1 " : " all ") + c.name] = rate;
   Summary& sm = summary[std::string(device) + (threads == 1 ? " 1-thread " : " ") + c.name];
   sm.rate = rate;
   sm.ratio = reference_rate.count(c.name) ? rate / reference_rate[c.name] : 0.0;
@@ -179,6 +190,191 @@ void BM_Backend(benchmark::State& state, Case c, const char* device, int threads
   state.counters["bytes_per_s"] = bytes;
   state.counters["of_triad"] = sm.fraction;
 }
+
+
+#if defined(QTOS_BENCH_PEERS)
+/// The benchmark panel in double, as the peers take it (converted once, outside the timings), and room for three
+/// outputs of every symbol: the peers compute the same panel as qtos and write every value to memory as qtos does
+/// (a cache-resident output buffer reused per symbol would measure another, smaller task).
+struct PeerData {
+  std::vector<std::vector<double>> high, low, close;
+  std::vector<double> out[3];  ///< output j of symbol s, bar i (from the peer's first value) at out[j][s * kBars + i]
+  PeerData() {
+    const auto& p = panel();
+    for (std::int32_t s = 0; s < kSymbols; ++s) {
+      const auto h = p.row(qtos::Column::high, s), l = p.row(qtos::Column::low, s), c = p.row(qtos::Column::close, s);
+      high.emplace_back(h.begin(), h.end());
+      low.emplace_back(l.begin(), l.end());
+      close.emplace_back(c.begin(), c.end());
+    }
+    for (auto& o : out) o.assign(static_cast<std::size_t>(kSymbols) * kBars, 0.0);
+  }
+};
+PeerData& peer_data() {
+  static PeerData d;
+  return d;
+}
+
+enum class Peer { tulip, talib };
+const char* peer_name(Peer p) { return p == Peer::tulip ? "tulip" : "talib"; }
+
+/// Where one peer call writes, in qtos's output order (qtos's DMI is +DI, -DI, ADX; BBANDS middle, upper, lower; MACD
+/// line, signal, histogram): o[j][i] is the value of bar begin[j] + i.
+struct PeerOut {
+  double* o[3];
+  int begin[3] = {0, 0, 0};
+  PeerOut(PeerData& d, std::int32_t s) {
+    for (int j = 0; j < 3; ++j) o[j] = d.out[j].data() + static_cast<std::size_t>(s) * kBars;
+  }
+};
+
+/// Runs one peer on one row of `n` bars, every output the indicator has, as its users would call it.
+void peer_run(Peer peer, IndicatorKind kind, int period, const double* h, const double* l, const double* c, int n,
+              PeerOut& out) {
+  const IndicatorParams prm = params_for(kind, period);
+  if (peer == Peer::tulip) {
+    const double* hlc[] = {h, l, c};
+    const double* cl[] = {c};
+    double opt[3] = {double(period), 0, 0};
+    double* o1[] = {out.o[0]};
+    switch (kind) {
+      case IndicatorKind::sma: ti_sma(n, cl, opt, o1); out.begin[0] = ti_sma_start(opt); break;
+      case IndicatorKind::ema: ti_ema(n, cl, opt, o1); out.begin[0] = ti_ema_start(opt); break;
+      case IndicatorKind::rsi: ti_rsi(n, cl, opt, o1); out.begin[0] = ti_rsi_start(opt); break;
+      case IndicatorKind::atr: ti_atr(n, hlc, opt, o1); out.begin[0] = ti_atr_start(opt); break;
+      case IndicatorKind::dmi: {
+        double* o2[] = {out.o[0], out.o[1]};
+        ti_di(n, hlc, opt, o2);
+        out.begin[0] = out.begin[1] = ti_di_start(opt);
+        double* o3[] = {out.o[2]};
+        ti_adx(n, hlc, opt, o3);
+        out.begin[2] = ti_adx_start(opt);
+        break;
+      }
+      case IndicatorKind::bbands: {
+        opt[1] = prm.k;
+        double* o3[] = {out.o[2], out.o[0], out.o[1]};  // lower, middle, upper
+        ti_bbands(n, cl, opt, o3);
+        out.begin[0] = out.begin[1] = out.begin[2] = ti_bbands_start(opt);
+        break;
+      }
+      case IndicatorKind::macd: {
+        opt[1] = prm.period2;
+        opt[2] = prm.period3;
+        double* o3[] = {out.o[0], out.o[1], out.o[2]};
+        ti_macd(n, cl, opt, o3);
+        out.begin[0] = out.begin[1] = out.begin[2] = ti_macd_start(opt);
+        break;
+      }
+      default: break;
+    }
+    return;
+  }
+  int beg = 0, nb = 0;
+  switch (kind) {
+    case IndicatorKind::sma: TA_SMA(0, n - 1, c, period, &beg, &nb, out.o[0]); break;
+    case IndicatorKind::ema: TA_EMA(0, n - 1, c, period, &beg, &nb, out.o[0]); break;
+    case IndicatorKind::rsi: TA_RSI(0, n - 1, c, period, &beg, &nb, out.o[0]); break;
+    case IndicatorKind::atr: TA_ATR(0, n - 1, h, l, c, period, &beg, &nb, out.o[0]); break;
+    case IndicatorKind::dmi:
+      TA_PLUS_DI(0, n - 1, h, l, c, period, &beg, &nb, out.o[0]);
+      out.begin[0] = beg;
+      TA_MINUS_DI(0, n - 1, h, l, c, period, &beg, &nb, out.o[1]);
+      out.begin[1] = beg;
+      TA_ADX(0, n - 1, h, l, c, period, &beg, &nb, out.o[2]);
+      out.begin[2] = beg;
+      return;
+    case IndicatorKind::bbands:
+      TA_BBANDS(0, n - 1, c, period, prm.k, prm.k, TA_MAType_SMA, &beg, &nb, out.o[1], out.o[0],
+                out.o[2]);
+      break;
+    case IndicatorKind::macd:
+      TA_MACD(0, n - 1, c, prm.period, prm.period2, prm.period3, &beg, &nb, out.o[0], out.o[1],
+              out.o[2]);
+      break;
+    default: break;
+  }
+  out.begin[0] = out.begin[1] = out.begin[2] = beg;
+}
+
+/// A peer over the slice, every period: one thread, or all cores (parallel over symbols, as qtos's backend).
+void BM_Peer(benchmark::State& state, Case c, Peer peer, int threads) {
+  PeerData& d = peer_data();
+  tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
+  double secs = 0, updates = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    arena.execute([&] {
+      for (int period : kPeriods) {
+        tbb::parallel_for(tbb::blocked_range<std::int32_t>(0, kSymbols, 8), [&](const auto& r) {
+          for (std::int32_t s = r.begin(); s != r.end(); ++s) {
+            PeerOut out(d, s);
+            peer_run(peer, c.kind, period, d.high[s].data(), d.low[s].data(), d.close[s].data(), kBars, out);
+          }
+        });
+        benchmark::DoNotOptimize(d.out[0].data());
+        updates += static_cast<double>(kSymbols) * kBars;
+      }
+    });
+    secs += seconds_since(t0);
+  }
+  rates[std::string(peer_name(peer)) + (threads == 1 ? " 1 " : " all ") + c.name] = updates / secs;
+  state.counters["bar_updates_per_s"] = updates / secs;
+}
+
+/// The peers' values beside qtos's (the CPU backend, float) on the benchmark's first symbols at period 14 (MACD
+/// 14/30/9): where each output's first value lies, and the largest relative difference over the bars both have, over
+/// all of them and from bar 300 on (where differently seeded recursions have converged).
+void check_peer_values() {
+  constexpr std::int32_t kCheck = 50;
+  constexpr std::int32_t kSettled = 300;
+  const auto backends = qtos::indicator_backends();
+  const qtos::IndicatorBackend* cpu = nullptr;
+  for (const auto& b : backends)
+    if (b->name() == "cpu") cpu = b.get();
+  const auto& p = panel();
+  const auto v = p.view(kCheck);
+  PeerData& d = peer_data();
+  std::printf("\nvalues of the peers vs qtos (float, CPU backend), period 14 (MACD 14/30/9), %d symbols x %d bars;\n"
+              "first value: the bar of each one's first output; difference: |qtos - peer| / max(|peer|, 1e-4 x close)\n",
+              kCheck, kBars);
+  std::printf("%-8s %-6s %-10s %22s %16s %16s\n", "family", "peer", "output", "first value peer/qtos",
+              "max rel. diff", "from bar 300");
+  for (const Case& c : kCases) {
+    const IndicatorParams prm = params_for(c.kind, 14);
+    std::vector<float> q(qtos::indicator_out_size(c.kind, v));
+    cpu->series(v, c.kind, prm, q);
+    const std::int64_t plane = static_cast<std::int64_t>(v.n_symbols) * v.stride;
+    const auto names = qtos::indicator_output_names(c.kind);
+    const int outputs = std::min(3, qtos::kernels::indicator_output_count(c.kind));
+    for (Peer peer : {Peer::tulip, Peer::talib}) {
+      for (int j = 0; j < outputs; ++j) {
+        double worst = 0, worst_settled = 0;
+        int first_peer = 0;
+        for (std::int32_t s = 0; s < kCheck; ++s) {
+          PeerOut out(d, s);
+          peer_run(peer, c.kind, 14, d.high[s].data(), d.low[s].data(), d.close[s].data(), kBars, out);
+          first_peer = out.begin[j];
+          for (std::int32_t t = out.begin[j]; t < kBars; ++t) {
+            const double qv = q[static_cast<std::size_t>(j * plane + s * v.stride + t)];
+            const double pv = out.o[j][static_cast<std::size_t>(t - out.begin[j])];
+            if (!std::isfinite(qv) || !std::isfinite(pv)) continue;
+            // Relative, with a floor of 1e-4 of the close: MACD's line is a small difference of two prices, where
+            // float rounding of the prices (1e-7 of the price) is a large part of a tiny value.
+            const double floor = 1e-4 * std::fabs(d.close[s][static_cast<std::size_t>(t)]);
+            const double rel = std::fabs(qv - pv) / std::max({std::fabs(pv), floor, 1e-12});
+            worst = std::max(worst, rel);
+            if (t >= kSettled) worst_settled = std::max(worst_settled, rel);
+          }
+        }
+        const int first_qtos = qtos::indicator_lookback(c.kind, prm, j);
+        std::printf("%-8s %-6s %-10s %14d / %-5d %16.3g %16.3g\n", c.name, peer_name(peer), names[j].c_str(), first_peer,
+                    first_qtos, worst, worst_settled);
+      }
+    }
+  }
+}
+#endif
 
 const bool registered = [] {
   for (const Case& c : kCases)
@@ -191,12 +387,23 @@ const bool registered = [] {
   for (const Case& c : kCases)
     benchmark::RegisterBenchmark((std::string("BM_Indicators/cpu_1thread/") + c.name).c_str(), BM_Backend, c, "cpu", 1)
         ->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+#if defined(QTOS_BENCH_PEERS)
+  for (int threads : {1, 0})
+    for (Peer peer : {Peer::tulip, Peer::talib})
+      for (const Case& c : kCases)
+        benchmark::RegisterBenchmark((std::string("BM_Peer/") + peer_name(peer) + (threads == 1 ? "_1thread/" : "/") +
+                                      c.name).c_str(), BM_Peer, c, peer, threads)
+            ->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+#endif
   return true;
 }();
 
 }  // namespace
 
 int main(int argc, char** argv) {
+#if defined(QTOS_BENCH_PEERS)
+  TA_Initialize();
+#endif
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
@@ -206,5 +413,26 @@ int main(int argc, char** argv) {
   std::printf("%-22s %16s %12s %12s %10s\n", "indicator", "bar-updates/s", "x reference", "GB/s", "of triad");
   for (const auto& [name, s] : summary)
     std::printf("%-22s %16.4g %12.2f %12.2f %9.1f%%\n", name.c_str(), s.rate, s.ratio, s.bytes / 1e9, 100.0 * s.fraction);
+#if defined(QTOS_BENCH_PEERS)
+  // qtos beside the better of Tulip Indicators and TA-Lib (their double C at -O3 -march=native), same run.
+  std::printf("\nqtos vs the better peer, M bar-updates/s (same run; target: qtos/best >= 2 at one thread)\n");
+  std::printf("%-7s %9s %9s %9s %10s | %9s %9s %9s %10s %9s\n", "", "qtos 1T", "tulip 1T", "talib 1T", "qtos/best",
+              "qtos all", "tulip all", "talib all", "qtos/best", "of triad");
+  const auto rate = [](const std::string& key) { return rates.count(key) ? rates.at(key) : 0.0; };
+  for (const Case& c : kCases) {
+    std::printf("%-7s", c.name);
+    for (const char* th : {" 1 ", " all "}) {
+      const double q = rate(std::string("qtos") + th + c.name), tu = rate(std::string("tulip") + th + c.name),
+                   ta = rate(std::string("talib") + th + c.name);
+      const double best = std::max(tu, ta);
+      std::printf(" %9.1f %9.1f %9.1f %9.2fx%s", q / 1e6, tu / 1e6, ta / 1e6, best > 0 ? q / best : 0.0,
+                  th[1] == '1' ? " |" : "");
+    }
+    const auto it = summary.find(std::string("cpu ") + c.name);
+    std::printf(" %8.1f%%\n", it != summary.end() ? 100.0 * it->second.fraction : 0.0);
+  }
+  check_peer_values();
+  TA_Shutdown();
+#endif
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <tbb/parallel_for.h>
 
 #include "cpu/backend/indicator_backend.hpp"
+#include "cpu/backend/indicator_lanes.hpp"
 #include "cpu/util/parallel.hpp"
 
 namespace qtos {
@@ -258,10 +259,19 @@ class IndicatorCpu final : public IndicatorBackend {
   std::string_view name() const override { return "cpu"; }
 
  protected:
+  // Blocks of eight symbols: in SIMD lanes (indicator_lanes.hpp) when the family has a lane form and none of the
+  // block's bars is missing, else row by row under the gap policy (the same values: the lanes run the same states).
   void series_run(const PanelView& panel, IndicatorKind kind, const IndicatorParams& params,
                   std::span<float> out) const override {
-    qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, panel.n_symbols), [&](const auto& r) {
-      for (std::int32_t s = r.begin(); s != r.end(); ++s) series_symbol<float, float>(panel, s, kind, params, out.data());
+    const std::int32_t lanes = detail::kIndicatorLanes;
+    const bool has_lanes = detail::indicator_has_lanes(kind);
+    const std::int32_t blocks = (panel.n_symbols + lanes - 1) / lanes;
+    qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, blocks), [&](const auto& r) {
+      for (std::int32_t b = r.begin(); b != r.end(); ++b) {
+        const std::int32_t s0 = b * lanes, s1 = std::min(s0 + lanes, panel.n_symbols);
+        if (has_lanes && s1 - s0 == lanes && detail::indicator_lanes_block(panel, s0, kind, params, out.data())) continue;
+        for (std::int32_t s = s0; s < s1; ++s) series_symbol<float, float>(panel, s, kind, params, out.data());
+      }
     });
   }
   void features_run(const PanelView& panel, const kernels::FeatureParams& params, std::int32_t t_begin,
@@ -276,6 +286,13 @@ class IndicatorCpu final : public IndicatorBackend {
 }  // namespace
 
 std::unique_ptr<IndicatorBackend> detail::indicator_cpu_backend() { return std::make_unique<IndicatorCpu>(); }
+
+void detail::indicator_series_rows(const PanelView& panel, IndicatorKind kind, const IndicatorParams& params,
+                                   std::span<float> out) {
+  qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, panel.n_symbols), [&](const auto& r) {
+    for (std::int32_t s = r.begin(); s != r.end(); ++s) series_symbol<float, float>(panel, s, kind, params, out.data());
+  });
+}
 
 void indicator_series_serial(const PanelView& panel, IndicatorKind kind, const IndicatorParams& params,
                              std::span<double> out) {

@@ -14,6 +14,10 @@
 /// smoothing from the sum (or mean) over its first period; `lookback` is the number of leading bars without a
 /// value. A bar with a missing (NaN) close, or high or low for a state that reads the range, is a gap; what a gap does
 /// (skipped, or a restart) is the drivers' business (cpu/kernels/gaps.hpp), never a state's: a state only has `reset()`.
+/// Lanes: T may also be a SIMD lane type (cpu/kernels/lanes.hpp, many symbols advanced together), so a state's
+/// arithmetic is written once for every form: data-dependent choices are `qselect(mask, a, b)` (a select per lane, a
+/// plain ternary for scalars), never a branch on a price; branches are taken only on the counters, which all lanes
+/// share. `LaneRebind<T, E>` is the same lane shape with elements E (double accumulators of a float state).
 /// docs/INDICATORS.md says how to add an indicator.
 
 #include <array>
@@ -149,11 +153,32 @@ QTOS_HD inline T qfloor(T x) {
   return std::floor(x);
 #endif
 }
+/// `c ? a : b`: the one spelling of a data-dependent choice in a state, so that a lane type (cpu/kernels/lanes.hpp)
+/// can select per lane with a mask where a scalar takes a bool.
+template <class T>
+QTOS_HD inline T qselect(bool c, T a, T b) {
+  return c ? a : b;
+}
 /// |x| at the precision of T.
 template <class T>
 QTOS_HD inline T qabs(T x) {
-  return x < T(0) ? -x : x;
+  return qselect(x < T(0), -x, x);
 }
+/// `a > b ? a : b`: a when it is larger, else b.
+template <class T>
+QTOS_HD inline T qmax(T a, T b) {
+  return qselect(a > b, a, b);
+}
+/// The scalar type of T (T itself for float and double; the element type of a lane type).
+template <class T>
+struct LaneScalar {
+  using type = T;  ///< the element type
+};
+/// T's shape with elements E: E for a scalar T, the lane type of E with as many lanes for a lane type.
+template <class T, class E>
+struct LaneRebind {
+  using type = E;  ///< the rebound type
+};
 
 /// Price changes at the data's own precision. Quotes are decimal (FX at 4 decimals) but stored as float, so two equal
 /// decimal moves differ by rounding noise; with `decimals` known, a change is taken as the difference of the quotes'
@@ -161,20 +186,21 @@ QTOS_HD inline T qabs(T x) {
 /// equal and a tie is a tie. Off (decimals < 0): plain differences.
 template <class T>
 struct PriceGrid {
-  T scale = T(0);  ///< 10^decimals; 0: off
+  using S = typename LaneScalar<T>::type;  ///< the scalar of T: every lane shares the grid
+  S scale = S(0);  ///< 10^decimals; 0: off
   /// 10^decimals, or off for decimals < 0 (at most 9 decimals: a float price carries no more).
   QTOS_HD void init(std::int32_t decimals) {
-    scale = T(0);
+    scale = S(0);
     if (decimals < 0 || decimals > 9) return;
-    scale = T(1);
-    for (std::int32_t i = 0; i < decimals; ++i) scale *= T(10);
+    scale = S(1);
+    for (std::int32_t i = 0; i < decimals; ++i) scale *= S(10);
   }
   /// The quote's tick count (an integer-valued T).
-  QTOS_HD T ticks(T p) const { return qfloor(p * scale + T(0.5)); }
+  QTOS_HD T ticks(T p) const { return qfloor(p * T(scale) + T(0.5)); }
   /// a - b at the grid's precision (plain a - b when off).
   QTOS_HD T diff(T a, T b) const {
-    if (scale == T(0)) return a - b;
-    return (ticks(a) - ticks(b)) / scale;
+    if (scale == S(0)) return a - b;
+    return (ticks(a) - ticks(b)) / T(scale);
   }
 };
 
@@ -184,8 +210,7 @@ QTOS_HD inline T true_range(T high, T low, T prev_close, const PriceGrid<T>& gri
   const T r = grid.diff(high, low);
   const T a = qabs(grid.diff(high, prev_close));
   const T b = qabs(grid.diff(low, prev_close));
-  const T m = a > r ? a : r;
-  return b > m ? b : m;
+  return qmax(b, qmax(a, r));
 }
 
 /// Wilder's true range of a bar given the previous close.
@@ -194,12 +219,12 @@ QTOS_HD inline T true_range(T high, T low, T prev_close) {
   const T r = high - low;
   const T a = qabs(high - prev_close);
   const T b = qabs(low - prev_close);
-  const T m = a > r ? a : r;
-  return b > m ? b : m;
+  return qmax(b, qmax(a, r));
 }
 
-/// Simple moving average over `n` inputs. Lookback n-1. Sums are kept relative to the first input (`shift_`)
-/// so that float sums of prices far from zero do not lose the digits that matter.
+/// Simple moving average over `n` inputs. Lookback n-1, O(1) per bar: a running sum kept relative to the first input
+/// (`shift`), so that float sums of prices far from zero keep the digits that matter, and compensated (Kahan): the
+/// rounding error of each update is carried in `comp` and fed back, so it does not pile up over a long series.
 template <class T>
 struct SmaState {
   static constexpr IndicatorKind kKind = IndicatorKind::sma;  ///< the family tag
@@ -212,18 +237,22 @@ struct SmaState {
   /// Leading bars without a value of output `output`.
   static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period - 1; }
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
-  T shift = 0, sum = 0;  ///< the first input of the stretch; sum of (x - shift) over the window
+  T shift = 0, sum = 0, comp = 0;  ///< the first input of the stretch; sum of (x - shift) over the window; its error
   /// Sets the period and clears the state.
   QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
   /// Forgets every input.
-  QTOS_HD void reset() { count = 0; sum = T(0); shift = T(0); }
+  QTOS_HD void reset() { count = 0; sum = comp = shift = T(0); }
   /// Oldest lag read.
   QTOS_HD std::int32_t max_lag() const { return n; }
   /// Adds x; `x_old` is the input n steps ago (read only once n inputs were seen). Returns the SMA or NaN.
   QTOS_HD T update(T x, T x_old) {
     if (count == 0) shift = x;
-    sum += x - shift;
-    if (count >= n) sum -= x_old - shift;
+    T delta = x - shift;
+    if (count >= n) delta -= x_old - shift;
+    const T y = delta - comp;  // Kahan: add the update less the error left by the previous one
+    const T s = sum + y;
+    comp = (s - sum) - y;
+    sum = s;
     ++count;
     return count >= n ? shift + sum / T(n) : qnan<T>();
   }
@@ -303,8 +332,8 @@ struct RsiState {
     const T d = grid.diff(x, prev);
     prev = x;
     // Selects, not branches: the sign of a price change is a coin flip the branch predictor cannot learn.
-    const T up = d > T(0) ? d : T(0);
-    const T down = d < T(0) ? -d : T(0);
+    const T up = qselect(d > T(0), d, T(0));
+    const T down = qselect(d < T(0), -d, T(0));
     if (i <= n) {
       gain += up;
       loss += down;
@@ -317,7 +346,7 @@ struct RsiState {
       loss = (loss * T(n - 1) + down) * inv_n;
     }
     const T total = gain + loss;
-    return total != T(0) ? T(100) * (gain / total) : T(0);
+    return qselect(total != T(0), T(100) * (gain / total), T(0));
   }
   /// One bar of close.
   template <class H>
@@ -395,11 +424,11 @@ struct DmiState {
     if (i == 0) { prev_high = high; prev_low = low; prev_close = close; return; }
     const T diff_p = grid.diff(high, prev_high);
     const T diff_m = grid.diff(prev_low, low);
-    // TA-Lib's rule as selects (unpredictable branches cost more than the arithmetic).
-    const bool is_minus = (diff_m > T(0)) & (diff_p < diff_m);
-    const bool is_plus = !is_minus & (diff_p > T(0)) & (diff_p > diff_m);
-    const T minus = is_minus ? diff_m : T(0);
-    const T plus = is_plus ? diff_p : T(0);
+    // TA-Lib's rule as selects (unpredictable branches cost more than the arithmetic, and lanes cannot branch).
+    const auto is_minus = (diff_m > T(0)) & (diff_p < diff_m);
+    const auto is_plus = (!is_minus) & (diff_p > T(0)) & (diff_p > diff_m);
+    const T minus = qselect(is_minus, diff_m, T(0));
+    const T plus = qselect(is_plus, diff_p, T(0));
     const T r = true_range(high, low, prev_close, grid);
     prev_high = high; prev_low = low; prev_close = close;
     if (i < n) { pdm += plus; mdm += minus; tr += r; return; }
@@ -408,23 +437,22 @@ struct DmiState {
     pdm = pdm - pdm * inv_n + plus;
     mdm = mdm - mdm * inv_n + minus;
     tr = tr - tr * inv_n + r;
-    T pdi = T(0), mdi = T(0);
-    bool dx_defined = false;
-    T dx = T(0);
-    if (tr != T(0)) {
-      const T scale = T(100) / tr;
-      pdi = pdm * scale;
-      mdi = mdm * scale;
-      const T s = pdi + mdi;
-      if (s != T(0)) { dx = T(100) * (qabs(mdi - pdi) / s); dx_defined = true; }
-    }
+    // DI = 0 where TR = 0; DX undefined (0, and ADX unchanged) where TR = 0 or +DI + -DI = 0. As selects, with
+    // safe divisors where a quotient is discarded.
+    const auto tr_set = tr != T(0);
+    const T scale = T(100) / qselect(tr_set, tr, T(1));
+    const T pdi = qselect(tr_set, pdm * scale, T(0));
+    const T mdi = qselect(tr_set, mdm * scale, T(0));
+    const T s = pdi + mdi;
+    const auto dx_defined = tr_set & (s != T(0));
+    const T dx = qselect(dx_defined, T(100) * (qabs(mdi - pdi) / qselect(dx_defined, s, T(1))), T(0));
     out[0] = pdi;
     out[1] = mdi;
     if (i < 2 * n - 1) { dx_sum += dx; return; }
     if (i == 2 * n - 1) {
       adx = (dx_sum + dx) / nn;
-    } else if (dx_defined) {
-      adx = (adx * T(n - 1) + dx) * inv_n;
+    } else {
+      adx = qselect(dx_defined, (adx * T(n - 1) + dx) * inv_n, adx);
     }
     out[2] = adx;
   }
@@ -440,27 +468,28 @@ struct DmiState {
 /// hundred bars costs a quiet symbol ~1% of its standard deviation (measured); inputs and outputs stay T.
 template <class T>
 struct WindowMoments {
+  using D = typename LaneRebind<T, double>::type;  ///< double, or double lanes for a lane type T
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
-  double mean = 0, m2 = 0;  ///< window mean; sum of squared deviations
+  D mean = D(0), m2 = D(0);  ///< window mean; sum of squared deviations
   /// Forgets every input.
-  QTOS_HD void reset() { count = 0; mean = m2 = 0.0; }
+  QTOS_HD void reset() { count = 0; mean = m2 = D(0); }
   /// Adds x; `old` (the input n steps ago) leaves once the window is full. Returns true when the window is full.
   QTOS_HD bool add(T x_in, T old_in) {
-    const double x = double(x_in), old = double(old_in);
+    const D x = D(x_in), old = D(old_in);
     if (count < n) {
       ++count;
-      const double d = x - mean;
-      mean += d / double(count);
+      const D d = x - mean;
+      mean += d / D(double(count));
       m2 += d * (x - mean);
     } else {
-      const double prev = mean;
-      mean += (x - old) * (1.0 / double(n));  // n is loop-invariant: the compiler hoists the reciprocal
+      const D prev = mean;
+      mean += (x - old) * D(1.0 / double(n));  // n is loop-invariant: the compiler hoists the reciprocal
       m2 += (x - old) * ((x - mean) + (old - prev));
     }
     return count >= n;
   }
   /// Population variance (divisor n), never negative.
-  QTOS_HD double variance() const { return m2 > 0.0 ? m2 / double(n) : 0.0; }
+  QTOS_HD D variance() const { return qselect(m2 > D(0), m2 * D(1.0 / double(n)), D(0)); }
 };
 
 /// Bollinger bands (TA-Lib BBANDS, population std) plus width = (upper-lower)/middle and %b = (close-lower)/(upper-lower)
@@ -492,13 +521,13 @@ struct BbandsState {
       for (int j = 0; j < kOutputs; ++j) out[j] = qnan<T>();
       return;
     }
-    const T sd = T(qsqrt(w.variance()));
+    const T sd = qsqrt(T(w.variance()));  // the root at T's precision: a float rounds the double variance first
     const T mid = T(w.mean);
     out[0] = mid;
     out[1] = mid + k * sd;
     out[2] = mid - k * sd;
     out[3] = (out[1] - out[2]) / mid;
-    out[4] = out[1] != out[2] ? (x - out[2]) / (out[1] - out[2]) : qnan<T>();
+    out[4] = qselect(out[1] != out[2], (x - out[2]) / (out[1] - out[2]), qnan<T>());
   }
   /// One bar of close.
   template <class H>

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "cpu/backend/indicator_backend.hpp"
+#include "cpu/backend/indicator_lanes.hpp"
 #include "cpu/indicators/reference.hpp"
 #include "cpu/indicators/streaming.hpp"
 #include "cpu/registry/backends.hpp"
@@ -407,6 +408,82 @@ TEST(IndicatorGaps, UnderSkipTheLookbackCountsTheBarsThatExist) {
   EXPECT_TRUE(std::isnan(v[12]));                  // no value at the missing bar
   EXPECT_DOUBLE_EQ(v[13], (108 + 109 + 110 + 111 + 113) / 5.0);  // the five bars that exist up to bar 13
   EXPECT_DOUBLE_EQ(v[17], (113 + 114 + 115 + 116 + 117) / 5.0);
+}
+
+// The lane form (eight symbols in SIMD lanes, the step states on a lane type) computes what the row form computes, bit
+// for bit: the same IEEE operations per lane. Panels of 29 symbols (three lane blocks and five symbols left over) and
+// 203 bars (a partial tile at the end).
+std::vector<float> run_backend(const OwnedPanel& p, IndicatorKind kind, const IndicatorParams& prm) {
+  std::vector<float> out(indicator_out_size(kind, p.view()));
+  const auto backends = indicator_backends();
+  for (const auto& b : backends)
+    if (b->name() == "cpu") b->series(p.view(), kind, prm, out);
+  return out;
+}
+
+std::vector<float> run_rows(const OwnedPanel& p, IndicatorKind kind, const IndicatorParams& prm) {
+  std::vector<float> out(indicator_out_size(kind, p.view()));
+  detail::indicator_series_rows(p.view(), kind, prm, out);
+  return out;
+}
+
+/// Equal floats, NaN equal to NaN; names the first difference.
+void expect_same(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    if (std::isnan(want[i]) && std::isnan(got[i])) continue;
+    ASSERT_EQ(got[i], want[i]) << what << " at " << i;
+  }
+}
+
+const IndicatorKind kLaneKinds[] = {IndicatorKind::sma, IndicatorKind::ema,    IndicatorKind::rsi, IndicatorKind::atr,
+                                    IndicatorKind::dmi, IndicatorKind::bbands, IndicatorKind::macd};
+
+TEST(IndicatorLanes, EveryLaneFamilyEqualsTheRowFormBitForBit) {
+  const OwnedPanel p = testing::synthetic_panel(29, 203, 7, false);
+  for (IndicatorKind kind : kLaneKinds) {
+    ASSERT_TRUE(detail::indicator_has_lanes(kind));
+    for (const auto& prm : params_for(kind)) {
+      // The lanes really run on a clean block (not a silent fallback to the rows).
+      std::vector<float> block(indicator_out_size(kind, p.view()));
+      EXPECT_TRUE(detail::indicator_lanes_block(p.view(), 8, kind, prm, block.data()));
+      expect_same(run_backend(p, kind, prm), run_rows(p, kind, prm),
+                  std::string(indicator_name(kind)) + " period " + std::to_string(prm.period));
+    }
+  }
+}
+
+TEST(IndicatorLanes, DecimalQuotesOnThePriceGridEqualTheRowForm) {
+  // RSI, ATR and DMI with price changes taken on a 4-decimal grid (many exact ties).
+  OwnedPanel p = testing::synthetic_panel(16, 150, 3, false);
+  for (auto* col : {&p.high, &p.low, &p.close})
+    for (float& x : *col) x = static_cast<float>(std::round(static_cast<double>(x) * 100.0) / 100.0);
+  for (IndicatorKind kind : {IndicatorKind::rsi, IndicatorKind::dmi}) {
+    IndicatorParams prm = period(14);
+    prm.price_decimals = 2;
+    expect_same(run_backend(p, kind, prm), run_rows(p, kind, prm), std::string(indicator_name(kind)) + " on a grid");
+  }
+}
+
+TEST(IndicatorLanes, ABlockWithAMissingBarRunsRowByRowUnderTheGapPolicy) {
+  OwnedPanel p = testing::synthetic_panel(24, 120, 5, false);
+  p.close[static_cast<std::size_t>(10 * p.stride + 50)] = NAN;  // symbol 10, block 1: a closure
+  p.high[static_cast<std::size_t>(20 * p.stride + 70)] = NAN;   // symbol 20, block 2: a missing high (range readers)
+  for (IndicatorKind kind : kLaneKinds) {
+    std::vector<float> block(indicator_out_size(kind, p.view()));
+    EXPECT_FALSE(detail::indicator_lanes_block(p.view(), 8, kind, period(5), block.data())) << indicator_name(kind);
+    const bool range = kind == IndicatorKind::atr || kind == IndicatorKind::dmi;
+    EXPECT_EQ(detail::indicator_lanes_block(p.view(), 16, kind, period(5), block.data()), !range) << indicator_name(kind);
+    for (const auto gaps : {kernels::gap_skip(), kernels::gap_reset_after(0)}) {
+      IndicatorParams prm = params_for(kind)[1];
+      prm.gaps = gaps;
+      expect_same(run_backend(p, kind, prm), run_rows(p, kind, prm),
+                  std::string(indicator_name(kind)) + " " + gap_policy_text(gaps));
+    }
+  }
+  // Families without a lane form always run by rows.
+  std::vector<float> block(indicator_out_size(IndicatorKind::obv, p.view()));
+  EXPECT_FALSE(detail::indicator_lanes_block(p.view(), 0, IndicatorKind::obv, IndicatorParams{}, block.data()));
 }
 
 }  // namespace

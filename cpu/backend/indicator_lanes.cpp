@@ -1,0 +1,213 @@
+// The lane form of the CPU indicator backend (see indicator_lanes.hpp): a block of eight symbols is transposed into
+// bar-major vectors (one vector of eight symbols per bar, 8x8 register transposes), the step state instantiated on
+// Lanes<float, 8> runs over them, and its outputs are transposed back into the symbol-major panel layout. The state's
+// arithmetic is the scalar state's, lane for lane (IEEE operations, no contraction), so the values are the row form's.
+#include "cpu/backend/indicator_lanes.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "cpu/kernels/lanes.hpp"
+
+namespace qtos::detail {
+
+namespace {
+
+using kernels::IndicatorInputs;
+using kernels::IndicatorKind;
+using kernels::IndicatorParams;
+using kernels::PanelView;
+
+constexpr int kW = kIndicatorLanes;
+using L = kernels::Lanes<float, kW>;
+using V = L::V;
+
+// Compiled for AVX-512 (x86-64-v4), AVX2 (v3) and baseline x86-64; the loader picks the best the CPU has (GCC function
+// multi-versioning, as the population backtest's lane kernel). Everything the entry calls is inlined into each clone.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
+#define QTOS_INDICATOR_LANE_CLONES [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), gnu::flatten]]
+#else
+#define QTOS_INDICATOR_LANE_CLONES [[gnu::flatten]]
+#endif
+
+/// History accessor over a block's transposed columns: lag k of bar t is the vector of bar t - k.
+struct LaneHist {
+  const L* hi;     ///< high, one vector per bar
+  const L* lo;     ///< low
+  const L* cl;     ///< close
+  std::int64_t t;  ///< the current bar
+  [[gnu::always_inline]] L high(std::int32_t k) const { return hi[t - k]; }   ///< high of bar t-k
+  [[gnu::always_inline]] L low(std::int32_t k) const { return lo[t - k]; }    ///< low of bar t-k
+  [[gnu::always_inline]] L close(std::int32_t k) const { return cl[t - k]; }  ///< close of bar t-k
+};
+
+/// In-place transpose of an 8x8 tile held as eight vectors (row i becomes column i).
+[[gnu::always_inline]] inline void transpose8(V r[8]) {
+  const V t0 = __builtin_shufflevector(r[0], r[1], 0, 8, 1, 9, 4, 12, 5, 13);
+  const V t1 = __builtin_shufflevector(r[0], r[1], 2, 10, 3, 11, 6, 14, 7, 15);
+  const V t2 = __builtin_shufflevector(r[2], r[3], 0, 8, 1, 9, 4, 12, 5, 13);
+  const V t3 = __builtin_shufflevector(r[2], r[3], 2, 10, 3, 11, 6, 14, 7, 15);
+  const V t4 = __builtin_shufflevector(r[4], r[5], 0, 8, 1, 9, 4, 12, 5, 13);
+  const V t5 = __builtin_shufflevector(r[4], r[5], 2, 10, 3, 11, 6, 14, 7, 15);
+  const V t6 = __builtin_shufflevector(r[6], r[7], 0, 8, 1, 9, 4, 12, 5, 13);
+  const V t7 = __builtin_shufflevector(r[6], r[7], 2, 10, 3, 11, 6, 14, 7, 15);
+  const V u0 = __builtin_shufflevector(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13);
+  const V u1 = __builtin_shufflevector(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15);
+  const V u2 = __builtin_shufflevector(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13);
+  const V u3 = __builtin_shufflevector(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15);
+  const V u4 = __builtin_shufflevector(t4, t6, 0, 1, 8, 9, 4, 5, 12, 13);
+  const V u5 = __builtin_shufflevector(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15);
+  const V u6 = __builtin_shufflevector(t5, t7, 0, 1, 8, 9, 4, 5, 12, 13);
+  const V u7 = __builtin_shufflevector(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
+  r[0] = __builtin_shufflevector(u0, u4, 0, 1, 2, 3, 8, 9, 10, 11);
+  r[1] = __builtin_shufflevector(u1, u5, 0, 1, 2, 3, 8, 9, 10, 11);
+  r[2] = __builtin_shufflevector(u2, u6, 0, 1, 2, 3, 8, 9, 10, 11);
+  r[3] = __builtin_shufflevector(u3, u7, 0, 1, 2, 3, 8, 9, 10, 11);
+  r[4] = __builtin_shufflevector(u0, u4, 4, 5, 6, 7, 12, 13, 14, 15);
+  r[5] = __builtin_shufflevector(u1, u5, 4, 5, 6, 7, 12, 13, 14, 15);
+  r[6] = __builtin_shufflevector(u2, u6, 4, 5, 6, 7, 12, 13, 14, 15);
+  r[7] = __builtin_shufflevector(u3, u7, 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+typedef float V4 __attribute__((vector_size(16)));
+
+/// Writes one 64-byte line (16 floats: bars t..t+7 from `a`, t+8..t+15 from `b`) at a 64-byte aligned `dst`, past the
+/// caches where the CPU can (x86 streaming stores): the outputs are written once and not read back here, so fetching
+/// the line before writing it (what a plain store does) would cost as much memory traffic as the write itself.
+[[gnu::always_inline]] inline void store_line(float* dst, V a, V b) {
+#if defined(__x86_64__)
+  _mm_stream_ps(dst, __builtin_shufflevector(a, a, 0, 1, 2, 3));
+  _mm_stream_ps(dst + 4, __builtin_shufflevector(a, a, 4, 5, 6, 7));
+  _mm_stream_ps(dst + 8, __builtin_shufflevector(b, b, 0, 1, 2, 3));
+  _mm_stream_ps(dst + 12, __builtin_shufflevector(b, b, 4, 5, 6, 7));
+#else
+  std::memcpy(dst, &a, sizeof(V));
+  std::memcpy(dst + 8, &b, sizeof(V));
+#endif
+}
+
+/// Transposes one column of the block (rows `src + s * stride`) into `dst` (n vectors); returns the lanes holding a
+/// value that is not finite somewhere.
+[[gnu::always_inline]] inline L::Mask transpose_in(const float* src, std::int64_t stride, std::int32_t n, L* dst) {
+  L::Mask bad{};
+  std::int32_t t = 0;
+  for (; t + kW <= n; t += kW) {
+    V r[kW];
+    for (int s = 0; s < kW; ++s) std::memcpy(&r[s], src + s * stride + t, sizeof(V));
+    transpose8(r);
+    for (int k = 0; k < kW; ++k) {
+      dst[t + k] = L(r[k]);
+      bad = bad | !kernels::lanes_finite(L(r[k]));
+    }
+  }
+  for (; t < n; ++t) {
+    V x = {};
+    for (int s = 0; s < kW; ++s) x[s] = src[s * stride + t];
+    dst[t] = L(x);
+    bad = bad | !kernels::lanes_finite(L(x));
+  }
+  return bad;
+}
+
+/// The block's columns, transposed, and the state run over them, its outputs transposed back.
+template <class State>
+[[gnu::always_inline]] inline bool run_block(const PanelView& p, std::int32_t s0, const IndicatorParams& prm, float* out,
+                                             L* const* cols) {
+  constexpr bool kRange = kernels::indicator_reads<State>(IndicatorInputs::range);
+  constexpr int kOut = State::kOutputs;
+  const std::int32_t n = p.n_bars;
+  const std::int64_t stride = p.stride;
+  const std::int64_t base = p.at(s0, 0);
+  L::Mask bad = transpose_in(p.close + base, stride, n, cols[0]);
+  if constexpr (kRange) {
+    bad = bad | transpose_in(p.high + base, stride, n, cols[1]);
+    bad = bad | transpose_in(p.low + base, stride, n, cols[2]);
+  }
+  if (bad.any()) return false;
+  const std::int64_t plane = static_cast<std::int64_t>(p.n_symbols) * stride;
+  State st;
+  st.init(prm);
+  L o[kOut];
+  const auto one_bar = [&](std::int32_t t) {  // a bar written lane by lane (before the first line, after the last)
+    st.step(LaneHist{cols[1], cols[2], cols[0], t}, o);
+    for (int j = 0; j < kOut; ++j)
+      for (int s = 0; s < kW; ++s) out[j * plane + base + s * stride + t] = o[j][s];
+  };
+  // Whole 64-byte lines of every output row: 16 bars of 8 symbols per tile. Rows and planes are multiples of 16
+  // floats apart, so every row of every output reaches a line boundary at the same bar.
+  constexpr std::int32_t kLine = 16;
+  const auto first = reinterpret_cast<std::uintptr_t>(out + base) % 64;
+  std::int32_t t = 0;
+  const std::int32_t head = first % 4 == 0 ? static_cast<std::int32_t>(((64 - first) % 64) / 4) : n;
+  for (; t < head && t < n; ++t) one_bar(t);
+  for (; t + kLine <= n; t += kLine) {
+    V tile[kOut][kLine];
+    for (int k = 0; k < kLine; ++k) {
+      st.step(LaneHist{cols[1], cols[2], cols[0], t + k}, o);
+      for (int j = 0; j < kOut; ++j) tile[j][k] = o[j].v;
+    }
+    for (int j = 0; j < kOut; ++j) {
+      transpose8(tile[j]);      // tile[j][s]: symbol s, bars t..t+7
+      transpose8(tile[j] + 8);  // tile[j][8 + s]: symbol s, bars t+8..t+15
+      float* dst = out + j * plane + base + t;
+      for (int s = 0; s < kW; ++s) store_line(dst + s * stride, tile[j][s], tile[j][8 + s]);
+    }
+  }
+  for (; t < n; ++t) one_bar(t);
+#if defined(__x86_64__)
+  _mm_sfence();  // streaming stores are weakly ordered: make them visible before the block is reported done
+#endif
+  return true;
+}
+
+QTOS_INDICATOR_LANE_CLONES bool lanes_block(const PanelView& p, std::int32_t s0, IndicatorKind kind,
+                                            const IndicatorParams& prm, float* out, L* const* cols) {
+  switch (kind) {
+    case IndicatorKind::sma: return run_block<kernels::SmaState<L>>(p, s0, prm, out, cols);
+    case IndicatorKind::ema: return run_block<kernels::EmaState<L>>(p, s0, prm, out, cols);
+    case IndicatorKind::rsi: return run_block<kernels::RsiState<L>>(p, s0, prm, out, cols);
+    case IndicatorKind::atr: return run_block<kernels::AtrState<L>>(p, s0, prm, out, cols);
+    case IndicatorKind::dmi: return run_block<kernels::DmiState<L>>(p, s0, prm, out, cols);
+    case IndicatorKind::bbands: return run_block<kernels::BbandsState<L>>(p, s0, prm, out, cols);
+    case IndicatorKind::macd: return run_block<kernels::MacdState<L>>(p, s0, prm, out, cols);
+    default: return false;
+  }
+}
+
+}  // namespace
+
+bool indicator_has_lanes(IndicatorKind kind) {
+  switch (kind) {
+    case IndicatorKind::sma:
+    case IndicatorKind::ema:
+    case IndicatorKind::rsi:
+    case IndicatorKind::atr:
+    case IndicatorKind::dmi:
+    case IndicatorKind::bbands:
+    case IndicatorKind::macd: return true;
+    default: return false;
+  }
+}
+
+bool indicator_lanes_block(const PanelView& panel, std::int32_t s0, IndicatorKind kind, const IndicatorParams& params,
+                           float* out) {
+  if (!indicator_has_lanes(kind) || panel.n_bars == 0) return false;
+  // The block's transposed columns (close, high, low), kept per thread: 32 bytes a bar each, in L2 for years of bars.
+  thread_local std::vector<L> cols[3];
+  const auto n = static_cast<std::size_t>(panel.n_bars);
+  bool range = false;
+  kernels::indicator_visit(kind, [&](auto tag) {
+    range = kernels::indicator_reads<typename decltype(tag)::type>(IndicatorInputs::range);
+  });
+  for (int c = 0; c < (range ? 3 : 1); ++c)
+    if (cols[c].size() < n) cols[c].resize(n);
+  L* ptrs[3] = {cols[0].data(), range ? cols[1].data() : nullptr, range ? cols[2].data() : nullptr};
+  return lanes_block(panel, s0, kind, params, out, ptrs);
+}
+
+}  // namespace qtos::detail
