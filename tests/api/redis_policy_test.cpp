@@ -127,12 +127,16 @@ TEST(RedisPolicy, TwoNodesRaceOneWinsOneConflictsAndTheHistoryHasBoth) {
   Node& loser = ra.ok() ? b : a;
   const auto& lost = ra.ok() ? rb : ra;
   EXPECT_EQ(lost.error().code, ErrorCode::conflict);
-  EXPECT_THAT(lost.error().message, HasSubstr("cannot follow stored version 2"));
+  // Usually both attempts reach Redis and its script refuses the second. On a loaded machine the winner's version can
+  // reach the loser's store through the subscription before the loser reads its current version: the loser is then
+  // refused locally, before any write, and Redis sees one attempt.
+  const bool refused_locally = lost.error().message.find("but the current version is 2") != std::string::npos;
+  if (!refused_locally) EXPECT_THAT(lost.error().message, HasSubstr("cannot follow stored version 2"));
 
-  // The history stream holds both attempts: version 2 accepted from the winner, refused for the loser.
+  // The history stream holds every attempt that reached Redis: version 2 accepted from the winner, refused for the loser.
   auto attempts = a.redis_backend->attempts();
   ASSERT_TRUE(attempts.ok()) << attempts.error().message;
-  ASSERT_EQ(attempts.value().size(), 3u);  // the seed, the winner, the loser
+  ASSERT_EQ(attempts.value().size(), refused_locally ? 2u : 3u);  // the seed, the winner, the loser
   int accepted2 = 0, conflict2 = 0;
   for (const auto& at : attempts.value()) {
     if (at.version != 2) continue;
@@ -147,7 +151,7 @@ TEST(RedisPolicy, TwoNodesRaceOneWinsOneConflictsAndTheHistoryHasBoth) {
     }
   }
   EXPECT_EQ(accepted2, 1);
-  EXPECT_EQ(conflict2, 1);
+  EXPECT_EQ(conflict2, refused_locally ? 0 : 1);
   auto hist = b.store->history();
   ASSERT_TRUE(hist.ok());
   ASSERT_EQ(hist.value().size(), 2u);

@@ -655,8 +655,9 @@ TEST(Evolution, TheComplexityPenaltyCountsRuleParts) {
   EXPECT_THROW(evolve(mk.m.panel.view(), mk.f, *cpu, penalised), std::invalid_argument);
 }
 
-// A market whose bars exist only four hours in five: every indicator restarts after each missing bar, so none with a
-// look-back over four bars ever has a value, and the search is told why it cannot trade.
+// A market whose bars exist only four hours in five, under reset-after:0 (every indicator restarts after each missing
+// bar): none with a look-back over four bars ever has a value, and the search is told why it cannot trade. (Under the
+// default skip the indicators carry over the gaps and warm up.)
 TEST(Evolution, ASearchThatCannotTradeSaysSo) {
   Market mk = market(0.0, false, 5);
   for (std::int32_t s = 0; s < mk.m.panel.n_symbols(); ++s)
@@ -665,7 +666,8 @@ TEST(Evolution, ASearchThatCannotTradeSaysSo) {
       for (std::size_t t = 4; t < row.size(); t += 5) row[t] = std::nanf("");
     }
   mk.m.panel.valid_ranges_recompute();
-  mk.f = strategy_features_compute(mk.m.panel.view());
+  EXPECT_TRUE(evolve_warnings_before(mk.m.panel.view(), strategy_features_compute(mk.m.panel.view()), options(1)).empty());
+  mk.f = strategy_features_compute(mk.m.panel.view(), false, kernels::gap_reset_after(0));
   EvolveOptions o = options(1);
   o.generations = 2;
   const auto before = evolve_warnings_before(mk.m.panel.view(), mk.f, o);

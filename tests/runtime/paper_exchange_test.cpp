@@ -253,6 +253,7 @@ TEST_F(PaperExchangeTest, MarketSellFillsBelowTheOpenAndOpensAShort) {
 TEST_F(PaperExchangeTest, SlippageUsesTheSpreadProxyOfThePreviousBarAndRestartsAfterAGap) {
   PaperExchangeConfig c;
   c.slippage_spread = 0.5;
+  c.gaps = kernels::gap_reset_after(0);  // the restart after a gap (the default skip carries the proxy over it)
   PaperExchange& ex = make(c);
   kernels::BacktestCosts costs;
   costs.slippage = c.slippage;
