@@ -131,7 +131,9 @@ TEST(RedisPolicy, TwoNodesRaceOneWinsOneConflictsAndTheHistoryHasBoth) {
   // reach the loser's store through the subscription before the loser reads its current version: the loser is then
   // refused locally, before any write, and Redis sees one attempt.
   const bool refused_locally = lost.error().message.find("but the current version is 2") != std::string::npos;
-  if (!refused_locally) EXPECT_THAT(lost.error().message, HasSubstr("cannot follow stored version 2"));
+  if (!refused_locally) {
+    EXPECT_THAT(lost.error().message, HasSubstr("cannot follow stored version 2"));
+  }
 
   // The history stream holds every attempt that reached Redis: version 2 accepted from the winner, refused for the loser.
   auto attempts = a.redis_backend->attempts();
