@@ -69,6 +69,9 @@ class FakeBinance {
   void used_weight_set(std::int64_t w);
   /// A closed kline the REST `klines` route serves (open time ms, close price; the other prices around it).
   void kline_add(const std::string& symbol, std::int64_t open_ms, std::int64_t interval_ms, double close);
+  /// USD-M: every trade is also pushed as an ORDER_TRADE_UPDATE to the open user data streams (/ws/<listenKey>), as
+  /// the venue does (off by default: the fault tests apply fills from REST).
+  void user_events_set(bool on);
   /// Sends a text frame to every open WebSocket connection.
   void ws_send(const std::string& text);
   /// Drops every open WebSocket connection (the TCP connection closed without a close frame).
