@@ -228,12 +228,11 @@ void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const
     if (std::filesystem::exists(config.state_dir + "/runs/" + name + "/ledger.db")) run_dir = config.state_dir + "/runs/" + name;
   }
   const bool resuming = !run_dir.empty();
+  std::string new_name;  // a new run: created once the venue's configuration has been accepted
   if (!resuming) {
-    std::string name = "live-" + utc_stamp();
-    for (int i = 2; std::filesystem::exists(config.state_dir + "/runs/" + name); ++i) name = "live-" + utc_stamp() + "-" + std::to_string(i);
-    run_dir = config.state_dir + "/runs/" + name;
-    std::filesystem::create_directories(run_dir);
-    atomic_write(pointer, name + "\n");
+    new_name = "live-" + utc_stamp();
+    for (int i = 2; std::filesystem::exists(config.state_dir + "/runs/" + new_name); ++i) new_name = "live-" + utc_stamp() + "-" + std::to_string(i);
+    run_dir = config.state_dir + "/runs/" + new_name;
   }
   const auto endpoint = [&](const std::string& url, const std::string& fallback, const char* what) {
     binance::HttpEndpoint e;
@@ -262,6 +261,10 @@ void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const
   auto* exchange = dynamic_cast<binance::BinanceExchange*>(made.get());
   if (exchange == nullptr) throw std::logic_error("make_exchange: QT_EXCHANGE=" + exchange_text + " did not give the Binance connector");
   const binance::ApiKeys keys = binance::api_keys_load(config);
+  if (!resuming) {
+    std::filesystem::create_directories(run_dir);
+    atomic_write(pointer, new_name + "\n");
+  }
   std::optional<binance::Signer> signer;
   if (market_kind == MarketKind::spot)
     signer = keys.private_pem.empty() ? binance::Signer::hmac(keys.secret) : binance::Signer::ed25519_pem(keys.private_pem);

@@ -67,6 +67,43 @@ std::int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+/// The venue as the executor sees it: the connector, except that a USD-M market order sized in quote (the executor's
+/// market entries; the paper venue derives the quantity at the fill) is sent with a base quantity, which is all USD-M
+/// takes: the quote amount at the symbol's last close, truncated to the step. Everything else goes straight through.
+class BaseSizedMarkets final : public Exchange {
+ public:
+  BaseSizedMarkets(binance::BinanceExchange& venue, const std::map<std::string, double>& last_close) : venue_(venue), last_close_(last_close) {}
+  std::string name() const override { return venue_.name(); }
+  MarketKind market() const override { return venue_.market(); }
+  bool simulated() const override { return venue_.simulated(); }
+  std::string quote_asset() const override { return venue_.quote_asset(); }
+  Result<SymbolFilters> filters(const Symbol& symbol) const override { return venue_.filters(symbol); }
+  SubmitResult submit(const OrderRequest& order) override {
+    if (venue_.market() == MarketKind::spot || !(order.quote_qty > 0) || order.qty > 0) return venue_.submit(order);
+    const auto it = last_close_.find(order.symbol.str());
+    if (it == last_close_.end() || !(it->second > 0))
+      return SubmitResult{SubmitOutcome::rejected, -1013, "denied locally, not sent: no price of " + order.symbol.str() + " yet to size the order in base"};
+    OrderRequest o = order;
+    const auto f = venue_.filters(o.symbol);
+    o.qty = qty_to_step(o.quote_qty / it->second, f.ok() ? f.value().step_size : 0.0);
+    o.quote_qty = 0;
+    return venue_.submit(o);
+  }
+  SubmitResult cancel(std::uint64_t order_id) override { return venue_.cancel(order_id); }
+  SubmitResult amend_stop(std::uint64_t order_id, double stop_price) override { return venue_.amend_stop(order_id, stop_price); }
+  std::optional<OrderState> query(std::uint64_t order_id) const override { return venue_.query(order_id); }
+  std::vector<OrderState> open_orders() const override { return venue_.open_orders(); }
+  std::vector<VenuePosition> positions() const override { return venue_.positions(); }
+  std::vector<Balance> balances() const override { return venue_.balances(); }
+  double equity() const override { return venue_.equity(); }
+  double quote_free() const override { return venue_.quote_free(); }
+  void listener_set(ExchangeListener* listener) override { venue_.listener_set(listener); }
+
+ private:
+  binance::BinanceExchange& venue_;
+  const std::map<std::string, double>& last_close_;
+};
+
 }  // namespace
 
 LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, const std::vector<LiveStrategy>& strategies,
@@ -105,6 +142,8 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
   hook_options.log_dir = log_dir;
   HookPipeline hooks(bus, hook_options);
 
+  std::map<std::string, double> last_close;  // per symbol: the newest bar's close (sizes USD-M market orders in base)
+  BaseSizedMarkets venue(exchange, last_close);
   // Subsystems and services, as in a replay: started now, stopped before the bus ends on every path out.
   const MarketPanel panel(options.symbols, 1, wall_ms() / interval_ms * interval_ms, interval_ms);  // no history: a live market
   std::vector<std::shared_ptr<TradingSubsystem>> built;
@@ -122,7 +161,7 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
     }
   } stop_built{built, services};
   if (options.subsystem_factory) {
-    ReplayContext context{config, bus, policy, risk, exchange, panel, log_dir, services};
+    ReplayContext context{config, bus, policy, risk, venue, panel, log_dir, services};
     built = options.subsystem_factory(context);
     auto start = [](Service& service, const std::string& name) {
       if (service.state() != ServiceState::running && service.state() != ServiceState::degraded && service.mode() != SubsystemMode::off &&
@@ -155,7 +194,7 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
   if (eo.check_interval <= 0) eo.check_interval = kNsPerSecond;
   // The venue's time is learnt before the executor reads its equity (a signed request).
   if (auto s = exchange.time_sync(); !s.ok()) spdlog::warn("live: the venue's clock could not be read yet: {}", s.error().message);
-  EventDrivenExecutor executor(config, bus, exchange, risk, policy, ledger, hooks, engine, eo);
+  EventDrivenExecutor executor(config, bus, venue, risk, policy, ledger, hooks, engine, eo);
   if (options.strategy_lookup) executor.strategies_follow(options.strategy_lookup);
   // Bars that closed before this start only warm the indicators up: a decision on a stale bar is not taken.
   const TimeNs started = clock.now();
@@ -171,7 +210,9 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
     ledger.meta_put("stage", std::string(stage_name(config.stage)));
   }
   result.initial_equity = executor.initial_equity();
-  executor.before_commit_set([&] {
+  // The checkpoint, written in the transaction of every commit: the executor's at each cycle's end, and the live
+  // run's own between cycles (fills and order updates arrive between bars; the executor commits only with a bar).
+  const auto checkpoint_write = [&] {
     recorder.flush(true);  // durable before the commit that names its length
     json::object lo;
     for (const auto& [sym, t] : last_open) lo[sym] = t;
@@ -184,9 +225,20 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
                              {"executor", executor.checkpoint()},
                              {"risk", risk.checkpoint()}};
     ledger.meta_put("checkpoint", json::serialize(state));
-  });
+  };
+  executor.before_commit_set(checkpoint_write);
+  bool dirty = false;                // the venue changed the executor's state since the last commit
+  bool bar_open = false;             // a bar was published and its cycle has not ended yet
+  std::uint64_t cycles_at_bar = 0;   // the executor's cycles when it was published
+  const auto commit_between_cycles = [&] {
+    if (bar_open && executor.stats().cycles > cycles_at_bar) bar_open = false;
+    if (!dirty || bar_open) return;  // mid-cycle: the cycle's end commits it
+    checkpoint_write();
+    ledger.commit();
+    dirty = false;
+  };
   if (options.on_bound) {
-    ReplayControl control{risk, policy, bus, executor, exchange};
+    ReplayControl control{risk, policy, bus, executor, venue};
     options.on_bound(control);
   }
 
@@ -231,19 +283,20 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
                    c.outcome == SubmitOutcome::accepted ? std::string("accepted") : c.message);
     }
     for (std::uint64_t id : rep.value().unknown) spdlog::warn("live: order {} of the ledger is unknown to the venue", id);
-    std::map<std::string, double> venue;
-    for (const VenuePosition& p : rep.value().positions) venue[p.symbol.str()] = p.qty;
+    std::map<std::string, double> at_venue;
+    for (const VenuePosition& p : rep.value().positions) at_venue[p.symbol.str()] = p.qty;
     for (const PositionRecord& p : ledger.positions()) {
       const double want = p.side == Side::buy ? p.qty : -p.qty;
-      const double have = venue.count(p.symbol.str()) ? venue[p.symbol.str()] : 0.0;
+      const double have = at_venue.count(p.symbol.str()) ? at_venue[p.symbol.str()] : 0.0;
       if (std::abs(want - have) > 1e-9 * std::max(1.0, std::abs(want)))
         spdlog::warn("live: {} position: the ledger holds {}, the venue {}", p.symbol.view(), want, have);
     }
     ++result.reconciliations;
     need_reconcile = false;
+    next_try = std::chrono::steady_clock::now();  // only failures wait before the next attempt
     spdlog::info("live: reconciled with {} ({} working orders checked, {} positions at the venue): trading", exchange.name(), working.size(),
                  rep.value().positions.size());
-    executor.cycle_end();  // what the reconciliation applied is committed now
+    dirty = true;  // what the reconciliation applied is committed with a checkpoint
   };
 
   // Bars: published on the owner thread; a cycle ends when every symbol has its bar of that time (the check
@@ -255,6 +308,9 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
     if (it != last_open.end() && open_ms <= it->second) return;  // a restart's back-fill may repeat the last bar
     last_open[b.symbol.str()] = open_ms;
     exchange.reference_price_set(b.symbol, b.close);
+    last_close[b.symbol.str()] = b.close;
+    cycles_at_bar = executor.stats().cycles;
+    bar_open = true;
     bus.publish(SourceName("binance"), b);
     ++result.bars;
     if (++pending_bars[open_ms] >= options.symbols.size()) {
@@ -286,9 +342,12 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
   uo.backoff_min = options.stream_backoff_min;
   uo.backoff_max = fo.backoff_max;
   uo.now_ms = fo.now_ms;
-  uo.on_event = [&commands, &exchange, &result](const std::string& text) {
-    commands.post([&exchange, &result, text] {
-      if (exchange.user_event(text)) ++result.user_events;
+  uo.on_event = [&commands, &exchange, &result, &dirty](const std::string& text) {
+    commands.post([&exchange, &result, &dirty, text] {
+      if (exchange.user_event(text)) {
+        ++result.user_events;
+        dirty = true;
+      }
     });
   };
   uo.on_reconnected = [&commands, &need_reconcile] { commands.post([&need_reconcile] { need_reconcile = true; }); };
@@ -297,7 +356,10 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
 
   // The timers of the loop: the connector's pump (fills and states by REST, the dead-man switch's re-arm).
   Timer poll_timer = clock.schedule_every(options.poll_interval.count() * kNsPerMillisecond, [&](TimeNs) {
-    if (started_venue) exchange.poll();
+    if (started_venue) {
+      exchange.poll();
+      dirty = true;
+    }
   });
 
   // Streams: the user stream first (no event is missed between the reconciliation and the stream), then the bars
@@ -332,6 +394,7 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
     }
     commands.run_until(deadline);
     clock.run_due();
+    commit_between_cycles();
     if (executor.state() == ServiceState::faulted) {
       fault = executor.last_reason();
       break;
@@ -344,7 +407,12 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
   poll_timer.cancel();
   commands.run_pending();  // events already queued by the streams
   trading_set(false);
-  if (fault.empty()) executor.cycle_end();
+  if (fault.empty()) {
+    executor.cycle_end();
+    dirty = true;
+    bar_open = false;
+    commit_between_cycles();
+  }
   executor.before_commit_set({});
   executor.stop("live run finished");
   ledger.commit();

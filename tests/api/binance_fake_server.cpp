@@ -115,6 +115,7 @@ struct FakeBinance::Impl {
   std::map<std::string, std::pair<double, int>> prices;
   bool duplicate_trades = false;
   bool user_events = false;
+  bool marketable_limits = false;
   std::vector<FakeOrder> orders;
   std::vector<FakeTrade> trades;
   std::map<std::string, double> position, entry;
@@ -203,6 +204,13 @@ struct FakeBinance::Impl {
     o.status = "FILLED";
   }
 
+  // A limit order at or through the market price (a buy at or above it, a sell at or below it).
+  bool crosses(const FakeOrder& o) const {
+    const auto pit = prices.find(o.symbol);
+    const double px = pit == prices.end() ? 100.0 : pit->second.first;
+    return o.side == "BUY" ? o.price >= px : o.price <= px;
+  }
+
   FakeOrder* find(const std::string& symbol, const std::string& cid) {
     for (auto it = orders.rbegin(); it != orders.rend(); ++it)
       if (it->symbol == symbol && it->client_id == cid) return &*it;
@@ -266,7 +274,7 @@ struct FakeBinance::Impl {
         o.stop_price = std::strtod(q["stopPrice"].c_str(), nullptr);
         o.reduce_only = q["reduceOnly"] == "true";
         o.status = "NEW";
-        if (o.type == "MARKET") fill(o);
+        if (o.type == "MARKET" || (marketable_limits && o.type == "LIMIT" && crosses(o))) fill(o);
         orders.push_back(o);
         return Answer{200, json::serialize(order_json(o))};
       }
@@ -525,6 +533,10 @@ void FakeBinance::used_weight_set(std::int64_t w) {
 void FakeBinance::kline_add(const std::string& symbol, std::int64_t open_ms, std::int64_t interval_ms, double close) {
   std::lock_guard lock(impl_->mu);
   impl_->klines[symbol].push_back({open_ms, interval_ms, close});
+}
+void FakeBinance::marketable_limits_set(bool on) {
+  std::lock_guard lock(impl_->mu);
+  impl_->marketable_limits = on;
 }
 void FakeBinance::user_events_set(bool on) {
   std::lock_guard lock(impl_->mu);

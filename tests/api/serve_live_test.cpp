@@ -47,6 +47,7 @@ kernels::Genome busy_genome() {
   g.op = static_cast<std::int32_t>(kernels::EntryOp::single);
   g.side = static_cast<std::int32_t>(kernels::Side::long_only);
   g.max_hold = 1;
+  g.stop_atr = 2.0f;  // a stop bounds the risk per trade (the policy refuses an entry with its whole notional at risk)
   g.size = 0.2f;
   return kernels::genome_normalize(g);
 }
@@ -58,6 +59,7 @@ class ServeLive : public ::testing::Test {
     // Fills reach the ledger through the user data stream only: the venue pushes each trade, and every REST trade
     // query fails (a fill applied from REST would hide a broken stream path).
     fake_.user_events_set(true);
+    fake_.marketable_limits_set(true);
     test::FakeFault down;
     down.kind = test::FakeFault::Kind::http_status;
     down.status = 503;
@@ -91,8 +93,7 @@ class ServeLive : public ::testing::Test {
     std::vector<std::string> env = {"PATH=/usr/bin:/bin", "HOME=" + dir_.path().string(), "QT_BINANCE_API_KEY=live-key",
                                     "QT_BINANCE_API_SECRET=live-secret", "QT_BINANCE_KEY_ENV=testnet", "QT_BINANCE_SYMBOLS=BTCUSDT",
                                     "QT_BINANCE_REST_URL=https://" + url, "QT_BINANCE_STREAM_URL=wss://" + url,
-                                    "QT_BINANCE_CA_FILE=" + fake_.ca_file(), "QT_SG_AI_ENABLED=false", "QT_OPP_RANKER_ENABLED=false",
-                                    "QT_LOG_LEVEL=info"};
+                                    "QT_BINANCE_CA_FILE=" + fake_.ca_file(), "QT_SG_AI_ENABLED=false", "QT_OPP_RANKER_ENABLED=false"};
     for (const char* var : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"})
       if (const char* v = std::getenv(var)) env.push_back(std::string(var) + "=" + v);
     std::vector<char*> cargv, cenv;
@@ -157,10 +158,21 @@ class ServeLive : public ::testing::Test {
                          {"o", std::to_string(close - 0.05)}, {"h", std::to_string(close + 0.5)}, {"l", std::to_string(close - 0.5)},
                          {"c", std::to_string(close)}, {"v", "10"}, {"q", "1000"}, {"n", 50}, {"x", true}};
     const std::size_t before = fake_.orders().size();
+    fake_.price_set("BTCUSDT", close);
     fake_.ws_send(json::serialize(json::object{{"stream", "btcusdt@kline_1h"}, {"data", json::object{{"e", "kline"}, {"s", "BTCUSDT"}, {"k", k}}}}));
-    // Every bar makes exactly one order here (an entry when flat, the exit after one bar otherwise).
+    // Every bar makes orders here: an entry (a limit order, then its protective stop once the fill is in) when flat,
+    // the exit (the stop cancelled, a market order) after one bar. Wait for the first, then for 300 ms of quiet.
     for (int w = 0; w < 500 && fake_.orders().size() == before; ++w) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // its fill comes back over the user stream
+    std::size_t n = fake_.orders().size();
+    for (int quiet = 0; quiet < 30;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (fake_.orders().size() != n) {
+        n = fake_.orders().size();
+        quiet = 0;
+      } else {
+        ++quiet;
+      }
+    }
   }
   /// SIGTERM, then the exit status (-1 when it did not exit within 20 s).
   int terminate() {
@@ -195,7 +207,7 @@ class ServeLive : public ::testing::Test {
       const auto rec = ledger.order_get(id);
       ASSERT_TRUE(rec.has_value()) << "the venue's order " << o.client_id << " is not in the ledger";
       double filled = 0;
-      for (const FillRecord& f : ledger.fills(id)) filled += f.qty;
+      for (const FillRecord& f : ledger.fills(id)) filled += f.fill.qty;
       EXPECT_NEAR(filled, venue_filled[o.order_id], 1e-9) << o.client_id;
       ledger_net += (o.side == "BUY" ? 1 : -1) * filled;
     }
@@ -223,15 +235,27 @@ TEST_F(ServeLive, TradesTheFakeVenueStopsOnSigtermAndResumesWithoutDuplicates) {
   EXPECT_EQ(targets, (std::set<std::string>{"/stream+kline", "/ws/lk1"})) << "the kline stream and the user stream (listenKey lk1)";
   EXPECT_GE(fake_.count("GET /fapi/v1/klines"), 1) << "the warm-up is read over REST";
   EXPECT_EQ(fake_.orders().size(), 0u) << "warm-up bars (closed before the start) do not trade";
-  for (int i = 0; i < 5; ++i) push_bar(i);
+  for (int i = 0; i < 3; ++i) push_bar(i);
+  EXPECT_EQ(fake_.orders().size(), 5u) << "entry + stop, exit, entry + stop\n" << text();
+  // Both streams dropped: the user stream comes back with a new listenKey and the venue is reconciled again before
+  // trading resumes.
+  fake_.ws_drop();
+  ASSERT_TRUE(wait_for("trading halted until the venue is reconciled")) << text();
+  ASSERT_TRUE(wait_for("venue reconciled: trading", 2)) << text();
+  ASSERT_TRUE(wait_streams(4)) << "both streams reconnect";
+  EXPECT_EQ(fake_.ws_targets().size(), 4u);
+  for (int i = 3; i < 5; ++i) push_bar(i);
   const std::size_t first_orders = fake_.orders().size();
-  EXPECT_EQ(first_orders, 5u) << text();
-  EXPECT_NE(fake_.position("BTCUSDT"), 0.0) << "an entry on the fifth bar is open at the stop";
+  EXPECT_EQ(first_orders, 8u) << "exit, entry + stop\n" << text();
+  EXPECT_GT(fake_.position("BTCUSDT"), 0.0) << "the entry of the fifth bar is open at the stop";
+  const test::FakeOrder resting = fake_.orders().back();
+  EXPECT_EQ(resting.type, "STOP_MARKET");
+  EXPECT_EQ(resting.status, "NEW");
   EXPECT_EQ(terminate(), 0) << text();
   const std::string prefix = text().substr(text().find("client order ids ") + 17, text().find("-<n>") - text().find("client order ids ") - 17);
   ASSERT_FALSE(prefix.empty());
   expect_ledger_matches_venue(prefix);
-  EXPECT_EQ(fake_.count("GET /fapi/v1/openOrders"), 2) << "start() and the owner's reconciliation";
+  EXPECT_EQ(fake_.count("GET /fapi/v1/openOrders"), 3) << "start(), the owner's reconciliation and the one after the reconnect";
 
   // A restart continues the run: reconciled before trading, nothing sent again, the open position exits on the next bar.
   const std::size_t ws_before = fake_.ws_targets().size();
@@ -242,7 +266,12 @@ TEST_F(ServeLive, TradesTheFakeVenueStopsOnSigtermAndResumesWithoutDuplicates) {
   ASSERT_TRUE(wait_streams(ws_before + 2));
   EXPECT_EQ(fake_.orders().size(), first_orders) << "a restart sends nothing by itself";
   for (int i = 5; i < 8; ++i) push_bar(i);
-  EXPECT_EQ(fake_.orders().size(), first_orders + 3) << text();
+  EXPECT_EQ(fake_.orders().size(), first_orders + 4) << "exit, entry + stop, exit\n" << text();
+  for (const test::FakeOrder& o : fake_.orders())
+    if (o.client_id == resting.client_id) {
+      EXPECT_EQ(o.status, "CANCELED") << "the stop resting across the restart is cancelled by the exit";
+    }
+  EXPECT_EQ(fake_.position("BTCUSDT"), 0.0);
   EXPECT_EQ(terminate(), 0) << text();
   EXPECT_EQ(text().find("Duplicate order"), std::string::npos) << text();
   expect_ledger_matches_venue(prefix);
