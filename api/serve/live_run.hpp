@@ -5,7 +5,10 @@
 /// post their events to the CommandQueue, which the owner drains between its timers. Trading stays HALTED until the
 /// venue is reconciled, at start and after every reconnect of the user stream (or a 418 ban's end). The run's state
 /// goes into the ledger's meta "checkpoint" at every commit; a restart on the same run directory continues from it
-/// and the venue's reconciliation brings what happened meanwhile (fills, ended orders) before trading resumes.
+/// and the venue's reconciliation brings what happened meanwhile (fills, ended orders) before trading resumes. The
+/// checkpoint is also written between cycles when the venue changed the executor's state (fills arrive between bars).
+/// USD-M takes only base quantities: a market order the executor sizes in quote is sent with the quantity that amount
+/// buys at the symbol's last close, truncated to the step.
 /// Built only with OpenSSL (QTOS_HAVE_BINANCE).
 
 #include <chrono>
@@ -61,7 +64,7 @@ struct LiveOptions {
   ReplaySubsystemFactory subsystem_factory;  ///< subsystems on the run's bus (ReplayContext::panel: an empty panel of the symbols)
   /// Strategies promoted to LIVE during the run (EventDrivenExecutor::strategies_follow); empty: only `strategies`.
   std::function<std::optional<LiveStrategy>(const std::string& id)> strategy_lookup;
-  /// Owner thread, once the run's objects exist (bind an API to them); and with nullptr-free controls only.
+  /// Owner thread, once the run's objects exist and before the first bar (bind an API to them).
   std::function<void(ReplayControl& control)> on_bound;
   /// Owner thread: trading allowed (true: reconciled) or halted (false), on every change.
   std::function<void(bool trading)> on_trading;
