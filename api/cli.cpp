@@ -79,6 +79,7 @@ int cli_main(int argc, char** argv) {
   verbs_backtest_register(app, ctx);
   verbs_orders_register(app, ctx);
   verbs_serve_register(app, ctx);
+  verbs_worker_register(app, ctx);
 
   // Name an unknown verb instead of CLI11's generic "a subcommand is required".
   for (int i = 1; i < argc; ++i) {

@@ -2,6 +2,7 @@
 
 #include <csignal>
 
+#include "cpu/backend/indicator_backend.hpp"
 #include "runtime/util/atomic_file.hpp"
 
 namespace qtos::api {
@@ -14,6 +15,21 @@ void output_path_check(const std::string& option, const std::string& path) {
     const AtomicFile probe(path);
   } catch (const WriteError& e) {
     throw UsageError(option + " " + path + ": " + e.what() + "; checked before starting, nothing was run");
+  }
+}
+
+CLI::Option* gaps_option_add(CLI::App* cmd, std::string& text) {
+  return cmd->add_option("--gaps", text,
+                         "what a missing bar (a closure, a holiday, an outage) does: skip (indicators and positions carry "
+                         "over it) or reset-after:N (restart after a gap longer than N bars) (default: QT_GAPS, skip)");
+}
+
+kernels::GapPolicy gaps_resolve(const std::string& text, const Config& config) {
+  if (text.empty()) return config.gaps;
+  try {
+    return gap_policy_parse(text, "--gaps");
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
   }
 }
 

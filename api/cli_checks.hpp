@@ -12,6 +12,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cpu/backend/indicator_backend.hpp"
+#include "cpu/kernels/gaps.hpp"
+#include "runtime/config/config.hpp"
+
 namespace qtos::api {
 
 /// A value the command line cannot accept, found after parsing (e.g. one that depends on the configuration); the
@@ -93,5 +97,10 @@ void output_path_check(const std::string& option, const std::string& path);
 
 /// "SIGINT", "SIGTERM" or "a stop request" for StopToken::signal().
 const char* stop_signal_name(int signal);
+
+/// Adds `--gaps skip|reset-after:N` to a verb; the text stays empty unless given (then QT_GAPS applies: gaps_resolve).
+CLI::Option* gaps_option_add(CLI::App* cmd, std::string& text);
+/// The gap policy of a run: `--gaps` when given, else the configuration's QT_GAPS. Throws UsageError naming --gaps.
+kernels::GapPolicy gaps_resolve(const std::string& text, const Config& config);
 
 }  // namespace qtos::api

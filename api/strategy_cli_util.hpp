@@ -14,6 +14,7 @@
 #include "api/cli_checks.hpp"
 #include "runtime/data/interval.hpp"
 #include "runtime/data/market_panel.hpp"
+#include "runtime/data/panel_info.hpp"
 #include "cpu/kernels/strategy.hpp"
 
 namespace qtos::api {
@@ -67,8 +68,9 @@ void cost_options_add(CLI::App* cmd, Args& a) {
       ->capture_default_str();
 }
 
-/// Costs from the CLI: fee and fixed slippage in basis points plus a fraction of the spread proxy, annualised for the
-/// panel's interval.
+/// Costs from the CLI: fee and fixed slippage in basis points plus a fraction of the spread proxy, annualised by the
+/// market's own bars per year (the calendar's for a 24/7 market, measured from the bars that exist for one that closes:
+/// market_shape).
 inline kernels::BacktestCosts costs_from(double fee_bps, double slippage_bps, double slippage_spread, double capital,
                                          const MarketPanel& panel) {
   if (!(fee_bps >= 0 && fee_bps <= 1000)) throw std::invalid_argument("--fee-bps " + std::to_string(fee_bps) + ": expected 0 to 1000");
@@ -83,7 +85,7 @@ inline kernels::BacktestCosts costs_from(double fee_bps, double slippage_bps, do
   c.slippage = slippage_bps * 1e-4;
   c.slippage_spread = slippage_spread;
   c.capital = capital;
-  c.bars_per_year = interval_bars_per_year(panel.interval_ms());
+  c.bars_per_year = market_shape(panel).bars_per_year;
   return c;
 }
 

@@ -42,7 +42,7 @@ std::string number_text(double v) {
 }
 
 struct ReplayArgs {
-  std::string data, out, from, to, stage, env, repo, symbols, models, market = "perp";
+  std::string data, out, from, to, stage, env, repo, symbols, models, market = "perp", gaps;
   std::vector<std::string> genomes;
   std::uint64_t seed = 1;
   double fee_bps = 4.0, slippage_bps = 2.0, slippage_spread = 0.0, capital = 10'000.0, leverage = 1.0;
@@ -129,12 +129,14 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--compare-stages", a->compare_stages,
                 "run the baseline (subsystems off) and each integration stage on the same data; write OUT/stages.html side by side");
   cmd->add_option("--leverage", a->leverage, "leverage of new positions (perp), 1 to 125")->check(number_range(1, 125))->capture_default_str();
+  gaps_option_add(cmd, a->gaps);
   cmd->callback([a, &ctx] {
     stop_signals_install();
     const StopToken stop = process_stop_token();
     if (a->compare_stages && !a->stage.empty())
       throw UsageError("--compare-stages runs every stage; leave out --stage " + a->stage);
-    const Config config = config_for(ctx, *a);
+    Config config = config_for(ctx, *a);
+    config.gaps = gaps_resolve(a->gaps, config);
     const std::vector<LiveStrategy> strategies = strategies_for(*a);
     // The models' ensemble, when asked for: every ACTIVE model of the registry, loaded and checked before the replay.
     std::unique_ptr<models::EnsembleManager> ensemble;
@@ -213,7 +215,9 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
                      {"market", a->market},
                      {"fee / slippage", std::to_string(a->fee_bps) + " bps / " + std::to_string(a->slippage_bps) + " bps + " +
                                             std::to_string(a->slippage_spread) + " x spread"},
-                     {"seed", std::to_string(a->seed)}};
+                     {"seed", std::to_string(a->seed)},
+                     {"gaps", gap_policy_text(run_config.gaps)},
+                     {"annualised with", market_shape(panel).annualisation()}};
       in.equity = ledger.equity_curve();
       in.trades = ledger.trades();
       in.orders = ledger.orders();
@@ -301,7 +305,8 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
     for (IntegrationStage st : {IntegrationStage::observation, IntegrationStage::partial, IntegrationStage::coordination, IntegrationStage::autonomy}) {
       ReplayArgs staged = *a;
       staged.stage = std::string(stage_name(st));
-      const Config sc = config_for(ctx, staged);
+      Config sc = config_for(ctx, staged);
+      sc.gaps = config.gaps;
       std::string dir_name(stage_name(st));
       std::transform(dir_name.begin(), dir_name.end(), dir_name.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
       const auto run = run_one(sc, a->out + "/" + dir_name, true, std::string(stage_name(st)));

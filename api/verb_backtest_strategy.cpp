@@ -22,7 +22,7 @@ namespace qtos::api {
 namespace {
 
 struct BacktestArgs {
-  std::string data, genome, rules_file, symbols, format = "table", repo = "strategies.db";
+  std::string data, genome, rules_file, symbols, format = "table", repo = "strategies.db", gaps;
   double fee_bps = 4.0, slippage_bps = 2.0, slippage_spread = 0.0, capital = 10'000.0;
   double from = 0.0, to = 1.0;
   std::int64_t max_trades = 50;
@@ -77,6 +77,7 @@ void verbs_backtest_strategy_register(CLI::App& app, CliContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--max-trades", a->max_trades, "trades to list (-1: all)")->check(integer_range(-1))->capture_default_str();
   cmd->add_option("--format", a->format, "table|csv (csv: the trade list only)")->check(CLI::IsMember({"table", "csv"}))->capture_default_str();
+  gaps_option_add(cmd, a->gaps);
   cmd->callback([a, &ctx] {
     stop_signals_install();  // SIGINT/SIGTERM: stop listing at the next trade, say so, exit 130/143
     const StopToken stop = process_stop_token();
@@ -86,9 +87,10 @@ void verbs_backtest_strategy_register(CLI::App& app, CliContext& ctx) {
     if (!(a->from >= 0 && a->from < a->to && a->to <= 1))
       throw UsageError("--from " + std::to_string(a->from) + " --to " + std::to_string(a->to) +
                        ": expected fractions with 0 <= from < to <= 1");
+    const kernels::GapPolicy gaps = gaps_resolve(a->gaps, ctx.config());
     const MarketPanel full = panel_load(panel_path(a->data));
     const MarketPanel panel = panel_select(full, a->symbols, a->data);
-    const StrategyFeatures features = strategy_features_compute(panel.view(), true);
+    const StrategyFeatures features = strategy_features_compute(panel.view(), true, gaps);
     const std::vector<kernels::Genome> one = {genome};
     BacktestRequest req;
     req.panel = panel.view();
@@ -111,6 +113,8 @@ void verbs_backtest_strategy_register(CLI::App& app, CliContext& ctx) {
       std::printf("%d symbols, bars [%d, %d) (%s .. %s), fee %.1f bps, slippage %.1f bps + %.2f x spread, capital %.0f\n", panel.n_symbols(),
                   req.t_begin, req.t_end, time_format_iso(panel.time_ms(req.t_begin)).c_str(),
                   time_format_iso(panel.time_ms(std::max(req.t_begin, req.t_end - 1))).c_str(), a->fee_bps, a->slippage_bps, a->slippage_spread, a->capital);
+      std::printf("gaps %s; Sharpe and Sortino annualised with %s\n", gap_policy_text(gaps).c_str(),
+                  market_shape(panel).annualisation().c_str());
       std::printf("total return %s  Sharpe %s  Sortino %s  max drawdown %s  win rate %s  trades %.0f  profit factor %s  "
                   "avg trade %s  exposure %s\n",
                   num_cell(100 * m.total_return, "%+.2f%%").c_str(), num_cell(m.sharpe, "%.2f").c_str(),

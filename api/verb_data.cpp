@@ -32,6 +32,8 @@ struct SynthArgs {
   std::string start = "2024-01-01";
   std::string out;
   double planted_momentum = 0.0;
+  double planted_reversion = 0.0;
+  std::int32_t planted_flip = 0;
   bool random_walk = false;
 };
 
@@ -96,6 +98,8 @@ void print_info(const PanelInfo& info, bool per_symbol) {
   }
   std::printf("gaps      : %lld missing bars in %lld gaps across %lld symbols\n", static_cast<long long>(info.gap_bars),
               static_cast<long long>(runs), static_cast<long long>(symbols_with_gaps));
+  std::printf("market    : %s\n", info.shape.text.c_str());
+  std::printf("per year  : %s\n", info.shape.annualisation().c_str());
   if (!per_symbol) return;
   std::printf("\n%-16s %8s %-20s %-20s %6s %6s %14s %16s\n", "SYMBOL", "BARS", "FIRST", "LAST", "GAPS", "LONGEST", "LAST CLOSE",
               "AVG QUOTE VOL");
@@ -114,6 +118,14 @@ boost::json::object info_json(const PanelInfo& info) {
   o["first"] = time_format_iso(info.first_ms);
   o["last"] = time_format_iso(info.last_ms);
   o["gap_bars"] = info.gap_bars;
+  o["market"] = {{"shape", info.shape.text},
+                 {"continuous", info.shape.continuous},
+                 {"trading_days", info.shape.trading_days},
+                 {"bars_per_day", info.shape.bars_per_day},
+                 {"bars_per_week", info.shape.bars_per_week},
+                 {"coverage", info.shape.coverage},
+                 {"bars_per_year", info.shape.bars_per_year},
+                 {"bars_per_year_source", info.shape.measured ? "measured" : "calendar"}};
   boost::json::array arr;
   for (const auto& s : info.symbols)
     arr.push_back({{"symbol", s.symbol}, {"bars", s.bars}, {"first", s.bars ? time_format_iso(s.first_ms) : ""},
@@ -140,6 +152,12 @@ void verbs_data_register(CLI::App& app, CliContext& ctx) {
   synth->add_option("--planted-momentum", sa->planted_momentum,
                     "plant a tradeable momentum edge of this strength (x bar volatility; 0 = none, 0.15 = clear)")
       ->capture_default_str();
+  synth->add_option("--planted-reversion", sa->planted_reversion,
+                    "plant a tradeable mean-reversion edge of this strength (x bar volatility; not with --planted-momentum)")
+      ->capture_default_str();
+  synth->add_option("--planted-flip", sa->planted_flip,
+                    "with --planted-momentum: the edge flips sign (to calmer mean reversion) in regimes of about this many bars")
+      ->capture_default_str();
   synth->add_flag("--random-walk", sa->random_walk, "a pure random walk: no regime drift or mean reversion (nothing to find)");
   synth->callback([sa] {
     SynthOptions opt;
@@ -151,6 +169,8 @@ void verbs_data_register(CLI::App& app, CliContext& ctx) {
       opt.seed = sa->seed;
       opt.t0_ms = time_parse(sa->start, "--start");
       opt.planted_momentum = sa->planted_momentum;
+      opt.planted_reversion = sa->planted_reversion;
+      opt.planted_flip_bars = sa->planted_flip;
       opt.random_walk = sa->random_walk;
       synth_options_check(opt);
     } catch (const std::invalid_argument& e) {

@@ -24,7 +24,7 @@ namespace {
 using kernels::IndicatorKind;
 
 struct IndicatorArgs {
-  std::string data, symbol, indicator, format = "csv";
+  std::string data, symbol, indicator, format = "csv", gaps;
   std::int32_t period = 0;  // used only when --period is given
 };
 
@@ -103,7 +103,7 @@ std::string fmt_value(double v) {
 
 }  // namespace
 
-void verbs_indicators_register(CLI::App& app, CliContext&) {
+void verbs_indicators_register(CLI::App& app, CliContext& ctx) {
   auto a = std::make_shared<IndicatorArgs>();
   auto* cmd = app.add_subcommand("indicators", "print one indicator's full series for one symbol (empty inside the lookback)");
   cmd->add_option("--data", a->data, "data directory (DIR/panel.qtp)")->required();
@@ -116,7 +116,8 @@ void verbs_indicators_register(CLI::App& app, CliContext&) {
       ->check(CLI::IsMember(names));
   auto* period_opt = cmd->add_option("--period", a->period, period_help())->check(integer_range(1));
   cmd->add_option("--format", a->format, "csv|json")->check(CLI::IsMember({"csv", "json"}))->capture_default_str();
-  cmd->callback([a, period_opt] {
+  gaps_option_add(cmd, a->gaps);
+  cmd->callback([a, period_opt, &ctx] {
     const IndicatorChoice& choice = choices().at(a->indicator);
     const auto specs = indicator_param_specs(choice.kind);
     kernels::IndicatorParams prm = indicator_defaults(choice.kind);
@@ -126,6 +127,7 @@ void verbs_indicators_register(CLI::App& app, CliContext&) {
       prm.period = a->period;
       if (choice.kind == IndicatorKind::macd && prm.period != 12) prm.period2 = 2 * prm.period + 2;  // CLI convention
     }
+    prm.gaps = gaps_resolve(a->gaps, ctx.config());
     try {
       indicator_params_check(choice.kind, prm);
     } catch (const std::invalid_argument& e) {
@@ -153,6 +155,9 @@ void verbs_indicators_register(CLI::App& app, CliContext&) {
     v.first_bar = nullptr;
     v.last_bar = nullptr;
     v.n_symbols = 1;
+    // RSI and DMI take price changes at the quotes' own precision (exact on decimal data: a tie is a tie).
+    const auto row = [&](const float* c) { return std::span<const float>(c, static_cast<std::size_t>(v.n_bars)); };
+    prm.price_decimals = price_decimals_infer(row(v.high), row(v.low), row(v.close));
     std::vector<double> out(indicator_out_size(choice.kind, v));
     indicator_series_serial(v, choice.kind, prm, out);
 
@@ -164,6 +169,8 @@ void verbs_indicators_register(CLI::App& app, CliContext&) {
     auto value = [&](int j, std::int32_t t) { return out[static_cast<std::size_t>(j) * plane + static_cast<std::size_t>(t)]; };
 
     if (a->format == "csv") {
+      // The CSV stays a plain table for other tools; how missing bars were treated goes to stderr (JSON records it).
+      std::fprintf(stderr, "gaps: %s\n", gap_policy_text(prm.gaps).c_str());
       std::printf("time");
       for (int j : outputs) std::printf(",%s", all_names[static_cast<std::size_t>(j)].c_str());
       std::printf("\n");
@@ -183,6 +190,8 @@ void verbs_indicators_register(CLI::App& app, CliContext&) {
       else o[spec.key] = static_cast<std::int64_t>(x);
     }
     o["interval"] = interval_name(panel.interval_ms());
+    o["gaps"] = gap_policy_text(prm.gaps);
+    o["price_decimals"] = prm.price_decimals;  // -1: the prices are not decimal quotes (taken as stored)
     boost::json::object lookbacks;
     boost::json::array columns;
     for (int j : outputs) {

@@ -20,7 +20,7 @@ namespace qtos::api {
 namespace {
 
 struct RankArgs {
-  std::string data, device, format = "table", at, explain;
+  std::string data, device, format = "table", at, explain, gaps;
   std::int64_t top = -1;  // -1: QT_OPP_RANKER_TOP_N
 };
 
@@ -98,6 +98,7 @@ void verbs_rank_register(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--format", a->format, "table|json|csv")->check(CLI::IsMember({"table", "json", "csv"}))->capture_default_str();
   cmd->add_option("--at", a->at, "rank as of this time (YYYY-MM-DD[THH:MM[:SS]Z] or Unix ms; default: the last bar)");
   cmd->add_option("--explain", a->explain, "also explain this symbol's score (or why it was filtered)");
+  gaps_option_add(cmd, a->gaps);
   cmd->callback([a, &ctx] {
     const Config& cfg = ctx.config();
     const DeviceKind kind = a->device.empty() ? cfg.device : device_parse(a->device, "--device");
@@ -115,6 +116,7 @@ void verbs_rank_register(CLI::App& app, CliContext& ctx) {
       throw std::invalid_argument("--explain " + a->explain + ": no such symbol in " + a->data + " (" +
                                   std::to_string(panel.n_symbols()) + " symbols, e.g. " + panel.symbols().front() + ")");
     RankRequest req;
+    req.features.gaps = gaps_resolve(a->gaps, cfg);
     req.bar = panel.n_bars() - 1;
     if (!a->at.empty()) {
       const std::int64_t ms = time_parse(a->at, "--at");
@@ -127,7 +129,7 @@ void verbs_rank_register(CLI::App& app, CliContext& ctx) {
     const auto n = static_cast<std::size_t>(top);
 
     if (a->format == "table") {
-      print_table(r, panel, n, std::string(backend.name()));
+      print_table(r, panel, n, std::string(backend.name()) + ", gaps " + gap_policy_text(req.features.gaps));
     } else if (a->format == "csv") {
       std::printf("rank,symbol,score,trend,volatility,liquidity,performance,model,status,reason\n");
       auto f = [](double v) { return std::isfinite(v) ? cell(v, "%.6f") : std::string(); };
@@ -142,6 +144,7 @@ void verbs_rank_register(CLI::App& app, CliContext& ctx) {
       o["bar"] = r.bar;
       o["interval"] = interval_name(panel.interval_ms());
       o["device"] = std::string(backend.name());
+      o["gaps"] = gap_policy_text(req.features.gaps);
       o["symbols"] = panel.n_symbols();
       o["ranked"] = r.eligible;
       boost::json::array ranked, filtered;

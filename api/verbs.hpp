@@ -43,6 +43,7 @@ void verbs_strategies_register(CLI::App& app, CliContext& ctx);         ///< `qt
 void verbs_backtest_register(CLI::App& app, CliContext& ctx);           ///< `qtos backtest`: the full-system replay
 void verbs_orders_register(CLI::App& app, CliContext& ctx);             ///< `qtos orders list|show`
 void verbs_serve_register(CLI::App& app, CliContext& ctx);              ///< `qtos serve`: the OS running, the API and dashboard
+void verbs_worker_register(CLI::App& app, CliContext& ctx);             ///< `qtos worker` and `qtos workers` (Redis scale-out)
 
 /// The model registry directory: `given` when not empty, else $QT_STATE_DIR/models.
 std::string models_registry_dir(CliContext& ctx, const std::string& given);

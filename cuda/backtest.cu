@@ -39,8 +39,16 @@ struct DeviceView {
 };
 
 /// Symbols s0 + blockIdx.y: the launch is tiled over symbols, gridDim.y being limited to 65535.
+/// The last bar before `t` of row `row` with finite open, high, low and close; -1 when none (as backtest_prev_valid).
+__device__ std::int32_t prev_valid(const DeviceView& v, std::int64_t row, std::int32_t t) {
+  for (std::int32_t u = t - 1; u >= 0; --u)
+    if (kernels::backtest_bar_valid(v.open[row + u], v.high[row + u], v.low[row + u], v.close[row + u])) return u;
+  return -1;
+}
+
 static __global__ void backtest_kernel(DeviceView v, const Genome* genomes, std::int32_t n_genomes, kernels::BacktestCosts costs,
-                                       std::int32_t t_begin, std::int32_t t_end, std::int32_t s0, BacktestAccum* out) {
+                                       kernels::GapPolicy gap_policy, std::int32_t t_begin, std::int32_t t_end,
+                                       std::int32_t s0, BacktestAccum* out) {
   __shared__ float smem[kPlanes * kChunk];
   const std::int32_t s = s0 + static_cast<std::int32_t>(blockIdx.y);
   const std::int32_t g = static_cast<std::int32_t>(blockIdx.x) * kThreads + static_cast<std::int32_t>(threadIdx.x);
@@ -55,10 +63,14 @@ static __global__ void backtest_kernel(DeviceView v, const Genome* genomes, std:
   kernels::NoTradeSink sink;
   const std::int64_t row = s * v.stride;
   const std::int64_t spread_plane = static_cast<std::int64_t>(kernels::StrategyFeature::spread) * v.plane_size;
-  // Fills on bar t pay the slippage of bar t-1's spread proxy (kernels::fill_slippage).
-  float prev_spread = t_begin > 0 ? v.feats[spread_plane + row + t_begin - 1] : kernels::qnan<float>();
-  for (std::int32_t t0 = t_begin; t0 < t_end; t0 += kChunk) {
-    const std::int32_t n = min(kChunk, t_end - t0);
+  // The gap policy as every driver applies it (kernels::BacktestGapCursor): fills on a bar pay the slippage of the
+  // previous existing bar's spread proxy, and the window closes at backtest_last_bar.
+  kernels::BacktestGapCursor<float> gaps{gap_policy};
+  const std::int32_t prev = prev_valid(v, row, t_begin);
+  gaps.start(prev, t_begin, prev >= 0 ? v.feats[spread_plane + row + prev] : kernels::qnan<float>());
+  const std::int32_t last = kernels::backtest_last_bar(gap_policy, prev_valid(v, row, t_end), t_end - 1);
+  for (std::int32_t t0 = t_begin; t0 <= last; t0 += kChunk) {
+    const std::int32_t n = min(kChunk, last + 1 - t0);
     __syncthreads();  // the previous chunk is no longer read
     for (int i = static_cast<int>(threadIdx.x); i < kPlanes * kChunk; i += kThreads) {
       const int plane = i / kChunk, k = i % kChunk;
@@ -76,11 +88,13 @@ static __global__ void backtest_kernel(DeviceView v, const Genome* genomes, std:
         const SharedReader f{smem + 4 * kChunk + k};
         const std::int32_t t = t0 + k;
         const float cl = smem[3 * kChunk + k];
+        const bool valid = kernels::backtest_bar_valid(smem[k], smem[kChunk + k], smem[2 * kChunk + k], cl);
+        if (!gaps.on_bar(valid)) continue;  // a missing bar the gap policy skips
         const std::uint32_t sig = kernels::signals_run<float>(prog, cl, f);
         st.step(genome, costs, t, smem[k], smem[kChunk + k], smem[2 * kChunk + k], cl, static_cast<std::int32_t>(sig),
-                f(static_cast<std::int32_t>(kernels::StrategyFeature::atr)), kernels::fill_slippage<float>(costs, prev_spread),
-                t == t_end - 1, sink);
-        prev_spread = f(static_cast<std::int32_t>(kernels::StrategyFeature::spread));
+                f(static_cast<std::int32_t>(kernels::StrategyFeature::atr)), kernels::fill_slippage<float>(costs, gaps.fill_spread()),
+                t == last, sink);
+        if (valid) gaps.passed(f(static_cast<std::int32_t>(kernels::StrategyFeature::spread)));
       }
     }
   }
@@ -132,7 +146,7 @@ class BacktestCuda final : public BacktestBackend {
     for (std::size_t s0 = 0; s0 < S; s0 += kGridMaxY) {
       const dim3 grid(tiles.x, static_cast<unsigned>(std::min<std::size_t>(kGridMaxY, S - s0)));
       launch("backtest_kernel", backtest_kernel, grid, dim3(kThreads), 0, st, v, genomes_.data(),
-             static_cast<std::int32_t>(P), r.costs, r.t_begin, r.t_end, static_cast<std::int32_t>(s0), cells_.data());
+             static_cast<std::int32_t>(P), r.costs, r.features->gaps, r.t_begin, r.t_end, static_cast<std::int32_t>(s0), cells_.data());
     }
     launch("merge_kernel", merge_kernel, grid_x((P + 127) / 128, "merge_kernel"), dim3(128), 0, st, cells_.data(),
            static_cast<std::int32_t>(P), static_cast<std::int32_t>(S), merged_.data());

@@ -22,7 +22,7 @@ using kernels::PanelView;
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kWarpsPerBlock = 4;
 
-/// History accessor of a warp: bar t comes from registers (shuffled), older bars from global memory (cached).
+/// One bar of a warp: bar t's columns in registers (shuffled) and the rows for older bars (read through WarpGapHist).
 struct WarpHist {
   float h0, l0, c0, q0;
   const float* hi;
@@ -30,10 +30,19 @@ struct WarpHist {
   const float* cl;
   const float* qv;
   std::int64_t t;
-  __device__ float high(std::int32_t k) const { return k == 0 ? h0 : hi[t - k]; }
-  __device__ float low(std::int32_t k) const { return k == 0 ? l0 : lo[t - k]; }
-  __device__ float close(std::int32_t k) const { return k == 0 ? c0 : cl[t - k]; }
-  __device__ float qvol(std::int32_t k) const { return k == 0 ? q0 : qv[t - k]; }
+};
+
+/// History accessor of a warp under the gap policy (kernels::GapHist): bar t from registers, the k-th existing bar back
+/// from global memory, at t-k while the stretch is contiguous (`pos` null), else at the position the cursor recorded.
+struct WarpGapHist {
+  WarpHist w;
+  const std::int32_t* pos;  // row positions of the bars since the last reset; null while contiguous
+  std::int32_t i;           // index of the current bar among them
+  __device__ std::int64_t at(std::int32_t k) const { return pos != nullptr ? pos[i - k] : w.t - k; }
+  __device__ float high(std::int32_t k) const { return k == 0 ? w.h0 : w.hi[at(k)]; }
+  __device__ float low(std::int32_t k) const { return k == 0 ? w.l0 : w.lo[at(k)]; }
+  __device__ float close(std::int32_t k) const { return k == 0 ? w.c0 : w.cl[at(k)]; }
+  __device__ float qvol(std::int32_t k) const { return k == 0 ? w.q0 : w.qv[at(k)]; }
 };
 
 /// Walks bars [t_begin, t_end] of one symbol in 32-bar tiles; calls f(hist, t, j) for each bar on every lane, j being
@@ -65,7 +74,8 @@ __device__ inline std::int64_t warp_symbol() {
 }
 
 template <class Ind>
-__global__ static void series_kernel(PanelView p, IndicatorParams params, float* out, std::int64_t plane) {
+__global__ static void series_kernel(PanelView p, IndicatorParams params, float* out, std::int64_t plane,
+                                     std::int32_t* gap_pos) {
   const std::int64_t s64 = warp_symbol();
   if (s64 >= p.n_symbols) return;  // the whole warp leaves together
   const auto s = static_cast<std::int32_t>(s64);
@@ -78,14 +88,19 @@ __global__ static void series_kernel(PanelView p, IndicatorParams params, float*
   // The columns this state declares it reads (its kInputs trait); the close is always loaded (a NaN close is a gap).
   constexpr bool kRange = kernels::indicator_reads<Ind>(kernels::IndicatorInputs::range);
   constexpr bool kVolume = kernels::indicator_reads<Ind>(kernels::IndicatorInputs::volume);
+  // The gap policy as every driver applies it (kernels::GapCursor); every lane keeps the same cursor (uniform), and the
+  // row positions after a skipped gap go to this symbol's row of the scratch.
+  kernels::GapCursor cur{params.gaps, gap_pos + base};
   warp_walk<kRange, kVolume>(p, base, 0, p.n_bars - 1, [&](const WarpHist& h, std::int32_t t, int j) {
     float o[Ind::kOutputs];
     const bool valid = kernels::indicator_bar_valid<Ind>(h.h0, h.l0, h.c0);
     if (!valid) {
-      st.reset();
+      cur.miss();
       for (int k = 0; k < Ind::kOutputs; ++k) o[k] = NAN;
     } else {
-      st.step(h, o);
+      if (cur.enter(t) == kernels::GapStep::reset) st.reset();
+      st.step(WarpGapHist{h, cur.positions(), cur.count}, o);
+      cur.done();
     }
     if (lane == j) {
       for (int k = 0; k < Ind::kOutputs; ++k) mine[k] = o[k];
@@ -100,7 +115,7 @@ __global__ static void series_kernel(PanelView p, IndicatorParams params, float*
 }
 
 __global__ static void features_kernel(PanelView p, kernels::FeatureParams params, std::int32_t t_begin,
-                                       std::int32_t t_end, kernels::FeatureRow* out) {
+                                       std::int32_t t_end, kernels::FeatureRow* out, std::int32_t* gap_pos) {
   const std::int64_t s64 = warp_symbol();
   if (s64 >= p.n_symbols) return;
   const auto s = static_cast<std::int32_t>(s64);
@@ -108,17 +123,32 @@ __global__ static void features_kernel(PanelView p, kernels::FeatureParams param
   kernels::FeatureState<float> st;
   st.init(params);
   const std::int32_t len = t_end - t_begin;
-  // As kernels::features_row_run: window features are read at the last bar and before each gap (next_eval), and
-  // spread pair estimates are needed only within liq_n bars of such a bar. Every lane scans alike (uniform).
-  std::int32_t next_eval = -1;
-  warp_walk<true, true>(p, base, 0, len, [&](const WarpHist& h, std::int32_t t, int) {
-    if (t > next_eval) {
-      next_eval = t;
-      while (next_eval < len &&
-             kernels::bar_valid(p.high[base + next_eval + 1], p.low[base + next_eval + 1], p.close[base + next_eval + 1]))
-        ++next_eval;
+  // As kernels::features_row_run: window features are read at the last valid bar, and spread pair estimates are
+  // needed only for the last liq_n valid bars. The lanes count the valid bars together, then walk alike (uniform).
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  std::int32_t n_valid = 0, last_valid = -1;
+  for (std::int32_t t = lane; t <= len; t += 32) {
+    if (kernels::bar_valid(p.high[base + t], p.low[base + t], p.close[base + t])) {
+      ++n_valid;
+      last_valid = t;
     }
-    st.step(h, t + t_begin, t == next_eval, next_eval - t < st.liq_n);
+  }
+  for (int d = 16; d > 0; d /= 2) {
+    n_valid += __shfl_xor_sync(kFullMask, n_valid, d);
+    last_valid = max(last_valid, __shfl_xor_sync(kFullMask, last_valid, d));
+  }
+  kernels::GapCursor cur{params.gaps, gap_pos + p.at(s, 0)};
+  std::int32_t seen = 0;
+  warp_walk<true, true>(p, base, 0, len, [&](const WarpHist& h, std::int32_t t, int) {
+    if (!kernels::bar_valid(h.h0, h.l0, h.c0)) {
+      cur.miss();
+      return;
+    }
+    if (cur.enter(t) == kernels::GapStep::reset) st.reset();
+    const bool need_pair = n_valid - 1 - seen < st.liq_n;
+    st.step(WarpGapHist{h, cur.positions(), cur.count}, t + t_begin, t == last_valid, need_pair);
+    cur.done();
+    ++seen;
   });
   if ((threadIdx.x & 31u) == 0) out[s] = st.row;
 }
@@ -146,7 +176,7 @@ class IndicatorCuda final : public IndicatorBackend {
     const auto cells = static_cast<std::uint64_t>(r.panel.n_symbols) * static_cast<std::uint64_t>(r.panel.stride);
     const std::uint64_t out = r.kind ? static_cast<std::uint64_t>(kernels::indicator_output_count(*r.kind)) * cells * sizeof(float)
                                      : static_cast<std::uint64_t>(r.panel.n_symbols) * sizeof(kernels::FeatureRow);
-    return 4 * cells * sizeof(float) + out <= devices_query().global_mem_bytes;
+    return 4 * cells * sizeof(float) + cells * sizeof(std::int32_t) + out <= devices_query().global_mem_bytes;
   }
 
  protected:
@@ -156,12 +186,13 @@ class IndicatorCuda final : public IndicatorBackend {
     const cudaStream_t st = stream().get();
     const PanelView d = upload(panel, st);
     out_.grow(out.size());
+    gap_pos_.grow(static_cast<std::size_t>(panel.n_symbols) * static_cast<std::size_t>(panel.stride));
     const std::int64_t plane = static_cast<std::int64_t>(panel.n_symbols) * panel.stride;
     // One launch site for every family: the kernel library's dispatcher names the state type of `kind`.
     kernels::indicator_dispatch<float>(kind, params, [&](auto& state) {
       using State = std::remove_cvref_t<decltype(state)>;
       launch("series_kernel", series_kernel<State>, warp_grid(panel.n_symbols), dim3(32 * kWarpsPerBlock), 0, st, d,
-             params, out_.data(), plane);
+             params, out_.data(), plane, gap_pos_.data());
     });
     QTOS_CUDA_CHECK(cudaMemcpyAsync(out.data(), out_.data(), out.size_bytes(), cudaMemcpyDeviceToHost, st));
     stream().synchronize();  // the host needs the series
@@ -173,8 +204,9 @@ class IndicatorCuda final : public IndicatorBackend {
     const cudaStream_t st = stream().get();
     const PanelView d = upload(panel, st);
     rows_.grow(out.size());
+    gap_pos_.grow(static_cast<std::size_t>(panel.n_symbols) * static_cast<std::size_t>(panel.stride));
     launch("features_kernel", features_kernel, warp_grid(panel.n_symbols), dim3(32 * kWarpsPerBlock), 0, st, d, params,
-           t_begin, t_end, rows_.data());
+           t_begin, t_end, rows_.data(), gap_pos_.data());
     QTOS_CUDA_CHECK(cudaMemcpyAsync(out.data(), rows_.data(), out.size_bytes(), cudaMemcpyDeviceToHost, st));
     stream().synchronize();  // the host needs the rows
   }
@@ -225,6 +257,7 @@ class IndicatorCuda final : public IndicatorBackend {
   mutable ResidentPanel resident_;
   mutable DeviceBuffer<float> out_;                // grow-only, reused across calls
   mutable DeviceBuffer<kernels::FeatureRow> rows_;  // grow-only, reused across calls
+  mutable DeviceBuffer<std::int32_t> gap_pos_;      // grow-only: row positions after a skipped gap (GapCursor)
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The feature spec: names, warm-up, validation, differences and its JSON form.
 #include "models/features.hpp"
 #include "models/json_fields.hpp"
+#include "cpu/backend/indicator_backend.hpp"
 
 #include <algorithm>
 #include <sstream>
@@ -69,6 +70,8 @@ void FeatureSpec::validate() const {
   period("spread_window", spread_window, 1, 10000);
   if (horizon < 1 || horizon > 10000) bad("horizon", "= " + std::to_string(horizon) + " (expected 1..10000)");
   if (window < 1 || window > 4096) bad("window", "= " + std::to_string(window) + " (expected 1..4096)");
+  if (!(gaps == kernels::gap_reset_after(0)))
+    bad("gaps", "= " + gap_policy_text(gaps) + " (the model features restart after every gap: expected reset-after:0)");
 }
 
 std::string FeatureSpec::differences(const FeatureSpec& o) const {
@@ -88,6 +91,7 @@ std::string FeatureSpec::differences(const FeatureSpec& o) const {
   field("cross_sectional_ranks", cross_sectional_ranks ? "true" : "false", o.cross_sectional_ranks ? "true" : "false");
   field("horizon", std::to_string(horizon), std::to_string(o.horizon));
   field("window", std::to_string(window), std::to_string(o.window));
+  field("gaps", gap_policy_text(gaps), gap_policy_text(o.gaps));
   return d.str();
 }
 
@@ -107,6 +111,7 @@ std::string FeatureSpec::to_json() const {
   o["cross_sectional_ranks"] = cross_sectional_ranks;
   o["horizon"] = horizon;
   o["window"] = window;
+  o["gaps"] = gap_policy_text(gaps);
   return boost::json::serialize(o);
 }
 
@@ -138,6 +143,11 @@ FeatureSpec FeatureSpec::from_json_object(const boost::json::object& o) {
   s.cross_sectional_ranks = json::field_bool(o, "cross_sectional_ranks", what);
   s.horizon = json_int("horizon");
   s.window = json_int("window");
+  // A spec written before the gap policy was recorded was computed restarting after every gap.
+  if (const auto* g = o.if_contains("gaps")) {
+    if (!g->is_string()) throw std::invalid_argument("feature spec JSON: 'gaps' is not a string (expected skip or reset-after:N)");
+    s.gaps = gap_policy_parse(std::string(g->as_string()), "feature spec JSON 'gaps'");
+  }
   return s;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/kernels/gaps.hpp"
 #include "cpu/kernels/panel_view.hpp"
 
 namespace boost::json {
@@ -31,6 +32,10 @@ struct FeatureSpec {
   bool cross_sectional_ranks = true;  ///< add ranks of the shortest and longest lagged return across symbols
   std::int32_t horizon = 4;         ///< H: the target is the log return from bar t to bar t+H
   std::int32_t window = 16;         ///< bars of history per sample for the sequence models
+  /// What a missing bar does to the features. The model features restart after every gap (reset-after:0: lags and
+  /// windows lie inside one gap-free run); the policy is recorded so that a model is never served features computed
+  /// under another one (a spec without the field was computed this way).
+  kernels::GapPolicy gaps = kernels::gap_reset_after(0);
 
   /// Number of features per bar.
   std::int32_t n_features() const;

@@ -14,6 +14,7 @@ PACKAGES=(
   libssl-dev  # https:// webhooks (QT_NOTIFY_WEBHOOK_URL) with certificate verification
   libminizip-dev  # `qtos data import` reads Binance's zipped kline archives in place (no hand-written inflater)
   libopenblas0-openmp  # LibTorch's BLAS: Debian's default reference BLAS makes a 5000x64x64 matmul ~14x slower
+  redis-server libhiredis-dev  # scale-out (QT_REDIS_URL): shared policy store, event bridge, job workers; tests start their own server
 )
 
 missing=()

@@ -34,6 +34,20 @@ void indicator_params_check(kernels::IndicatorKind kind, const kernels::Indicato
 /// Throws std::invalid_argument naming the window when a feature window is out of range.
 void feature_params_check(const kernels::FeatureParams& params);
 
+/// Parses a gap policy: "skip" or "reset-after:N" (N an integer in [0, 1000000]); throws std::invalid_argument naming
+/// `what` (the option or variable it came from) and the accepted forms.
+kernels::GapPolicy gap_policy_parse(std::string_view text, std::string_view what = "gap policy");
+/// The text form of a gap policy ("skip", "reset-after:3"), as gap_policy_parse reads it.
+std::string gap_policy_text(kernels::GapPolicy gaps);
+/// Throws std::invalid_argument when a gap policy is malformed (reset_after below -1).
+void gap_policy_check(kernels::GapPolicy gaps);
+
+/// The decimals the quotes of these price columns were written with: the smallest k in [0, 9] such that every finite
+/// value is the float nearest a multiple of 10^-k (and 10^-k is at least 8 float steps of the largest price, so that
+/// the multiple is unambiguous); -1 when there is none (prices that are not decimal quotes). The value of
+/// IndicatorParams::price_decimals that makes RSI and DMI exact on decimal data.
+std::int32_t price_decimals_infer(std::span<const float> high, std::span<const float> low, std::span<const float> close);
+
 /// Floats one indicator run writes: outputs * n_symbols * stride (output j of (s, t) at j*plane + s*stride + t).
 std::size_t indicator_out_size(kernels::IndicatorKind kind, const kernels::PanelView& panel);
 

@@ -1,8 +1,11 @@
 // TBB backend of the indicators and ranking features (parallel over symbols), the argument checks shared by every
 // backend, and the serial double-precision reference of the consistency suite.
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <tbb/parallel_for.h>
 
@@ -63,7 +66,74 @@ std::string integer_text(double x) { return std::to_string(static_cast<std::int6
 
 }  // namespace
 
+kernels::GapPolicy gap_policy_parse(std::string_view text, std::string_view what) {
+  const auto fail = [&] {
+    return std::invalid_argument(std::string(what) + " '" + std::string(text) +
+                                 "': expected skip or reset-after:N (N an integer in [0, 1000000])");
+  };
+  if (text == "skip") return kernels::gap_skip();
+  constexpr std::string_view kPrefix = "reset-after:";
+  if (!text.starts_with(kPrefix)) throw fail();
+  const std::string_view digits = text.substr(kPrefix.size());
+  if (digits.empty() || digits.size() > 7) throw fail();
+  std::int32_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') throw fail();
+    n = n * 10 + (c - '0');
+  }
+  if (n > 1000000) throw fail();
+  return kernels::gap_reset_after(n);
+}
+
+std::string gap_policy_text(kernels::GapPolicy gaps) {
+  return gaps.skips_all() ? std::string("skip") : "reset-after:" + std::to_string(gaps.reset_after);
+}
+
+void gap_policy_check(kernels::GapPolicy gaps) {
+  if (gaps.reset_after < -1)
+    throw std::invalid_argument("gap policy reset_after = " + std::to_string(gaps.reset_after) +
+                                ": expected -1 (skip) or a bar count >= 0");
+}
+
+std::int32_t price_decimals_infer(std::span<const float> high, std::span<const float> low, std::span<const float> close) {
+  float largest = 0.0f;
+  bool any = false;
+  for (const auto col : {high, low, close})
+    for (float p : col)
+      if (std::isfinite(p)) {
+        largest = std::max(largest, std::fabs(p));
+        any = true;
+      }
+  if (!any || largest == 0.0f) return -1;
+  const double largest_step = std::ldexp(1.0, std::ilogb(largest) - 23);  // a float step at the largest price
+  double scale = 1.0;
+  for (std::int32_t k = 0; k <= 9; ++k, scale *= 10.0) {
+    // The grid must be much wider than a float step, or any float would fit it (8 steps: a value that is not a quote
+    // fits by chance with probability 1/8, so a whole series of them never does).
+    if (1.0 / scale < 8.0 * largest_step) return -1;
+    bool fits = true;
+    for (const auto col : {high, low, close}) {
+      for (float p : col) {
+        if (!std::isfinite(p) || p == 0.0f) continue;
+        const double x = static_cast<double>(p) * scale;
+        const double half_step = 0.5 * std::ldexp(1.0, std::ilogb(p) - 23) * scale;
+        if (std::fabs(x - std::floor(x + 0.5)) > half_step * (1 + 1e-9) + 1e-12) {
+          fits = false;
+          break;
+        }
+      }
+      if (!fits) break;
+    }
+    if (fits) return k;
+  }
+  return -1;
+}
+
 void indicator_params_check(IndicatorKind kind, const IndicatorParams& p) {
+  gap_policy_check(p.gaps);
+  if (p.price_decimals < -1 || p.price_decimals > 9)
+    throw std::invalid_argument("price_decimals = " + std::to_string(p.price_decimals) +
+                                ": expected -1 (prices as stored) or 0 to 9");
   if (static_cast<int>(kind) < 0 || static_cast<int>(kind) >= kernels::kIndicatorKindCount)
     throw std::invalid_argument("indicator kind " + std::to_string(static_cast<int>(kind)) + ": expected one of the " +
                                 std::to_string(kernels::kIndicatorKindCount) + " families");
@@ -92,6 +162,7 @@ void indicator_params_check(IndicatorKind kind, const IndicatorParams& p) {
 }
 
 void feature_params_check(const kernels::FeatureParams& p) {
+  gap_policy_check(p.gaps);
   require(p.ema_fast >= 1 && p.ema_fast < p.ema_slow, "ema_fast", p.ema_fast, "an integer in [1, ema_slow)");
   require(p.ema_slow <= 100000, "ema_slow", p.ema_slow, "an integer <= 100000");
   require(p.adx >= 1 && p.adx <= 100000, "adx window", p.adx, "an integer in [1, 100000]");
@@ -151,14 +222,22 @@ void IndicatorBackend::features(const PanelView& panel, const kernels::FeaturePa
 
 namespace {
 
+/// Per-thread scratch of row positions for the gap cursor (one int per bar; touched only after a skipped gap).
+std::int32_t* gap_scratch(std::int64_t n) {
+  thread_local std::vector<std::int32_t> scratch;
+  if (static_cast<std::int64_t>(scratch.size()) < n) scratch.resize(static_cast<std::size_t>(n));
+  return scratch.data();
+}
+
 template <class T, class Out>
 void series_symbol(const PanelView& p, std::int32_t s, IndicatorKind kind, const IndicatorParams& params, Out* out) {
   const std::int64_t base = p.at(s, 0);
   const std::int64_t plane = static_cast<std::int64_t>(p.n_symbols) * p.stride;
+  std::int32_t* scratch = gap_scratch(p.n_bars);
   kernels::indicator_dispatch<T>(kind, params, [&](auto& st) {
     using State = std::remove_reference_t<decltype(st)>;
     kernels::indicator_row_run<T, State, Out>(st, p.high + base, p.low + base, p.close + base, p.quote_volume + base,
-                                              p.n_bars, out + base, plane);
+                                              p.n_bars, out + base, plane, params.gaps, scratch);
   });
 }
 
@@ -169,7 +248,8 @@ kernels::FeatureRow features_symbol(const PanelView& p, std::int32_t s, const ke
   st.init(params);
   const std::int64_t base = p.at(s, t_begin);
   const std::int32_t len = t_end - t_begin;
-  kernels::features_row_run(st, p.high + base, p.low + base, p.close + base, p.quote_volume + base, len, t_begin);
+  kernels::features_row_run(st, p.high + base, p.low + base, p.close + base, p.quote_volume + base, len, t_begin,
+                            gap_scratch(len + 1));
   return st.row;
 }
 

@@ -28,27 +28,46 @@ struct PlaneReader {
 };
 
 /// Runs one genome on one symbol with the shared step, evaluating the rules bar by bar (the reference form; T = double
-/// in the serial reference and the trade lists).
+/// in the serial reference and the trade lists). The gap policy of the feature bank decides which bars are stepped.
 template <class T, class Sink>
 BacktestAccum run_one(const BacktestRequest& r, const T* feats, const Genome& g, std::int32_t s, Sink& sink) {
   const PanelView& p = r.panel;
   BacktestState<T> st;
   st.init(T(r.costs.capital / p.n_symbols));
   const std::int64_t ps = r.features->plane_size;
-  for (std::int32_t t = r.t_begin; t < r.t_end; ++t) {
+  const T* spread = feats + feature_plane(StrategyFeature::spread) * ps;
+  const auto valid_at = [&](std::int64_t at) {
+    return kernels::backtest_bar_valid(p.open[at], p.high[at], p.low[at], p.close[at]);
+  };
+  kernels::BacktestGapCursor<T> gaps{r.features->gaps};
+  const std::int32_t prev = detail::backtest_prev_valid(p, s, r.t_begin);
+  gaps.start(prev, r.t_begin, prev >= 0 ? spread[p.at(s, prev)] : kernels::qnan<T>());
+  const std::int32_t last = kernels::backtest_last_bar(r.features->gaps, detail::backtest_prev_valid(p, s, r.t_end),
+                                                       r.t_end - 1);
+  for (std::int32_t t = r.t_begin; t <= last; ++t) {
     const std::int64_t at = p.at(s, t);
+    const bool valid = valid_at(at);
+    if (!gaps.on_bar(valid)) continue;
     const PlaneReader<T> f{feats + at, ps};
     const T cl = T(p.close[at]);
     const std::uint32_t sig = kernels::signals_eval<T>(g, cl, f);
-    const T prev_spread = t > 0 ? feats[feature_plane(StrategyFeature::spread) * ps + at - 1] : kernels::qnan<T>();
     st.step(g, r.costs, t, T(p.open[at]), T(p.high[at]), T(p.low[at]), cl, static_cast<std::int32_t>(sig),
-            f(feature_plane(StrategyFeature::atr)), kernels::fill_slippage<T>(r.costs, prev_spread), t == r.t_end - 1, sink);
+            f(feature_plane(StrategyFeature::atr)), kernels::fill_slippage<T>(r.costs, gaps.fill_spread()), t == last, sink);
+    if (valid) gaps.passed(spread[at]);
   }
   st.finish();
   return st.acc;
 }
 
 }  // namespace
+
+std::int32_t detail::backtest_prev_valid(const PanelView& p, std::int32_t s, std::int32_t t) {
+  for (std::int32_t u = t - 1; u >= 0; --u) {
+    const std::int64_t at = p.at(s, u);
+    if (kernels::backtest_bar_valid(p.open[at], p.high[at], p.low[at], p.close[at])) return u;
+  }
+  return -1;
+}
 
 BacktestRequest backtest_request_check(BacktestRequest r) {
   const PanelView& p = r.panel;

@@ -28,10 +28,13 @@ struct StrategyFeatures {
   std::int64_t plane_size = 0;  ///< n_symbols * stride
   std::vector<float> f32;       ///< float planes (backends)
   std::vector<double> f64;      ///< double planes (serial reference); empty unless asked for
+  kernels::GapPolicy gaps{};    ///< the gap policy of the indicators, which the backtests over this bank follow too
 };
 
-/// Computes the feature bank of a panel (parallel over symbols, deterministic). Indicators restart after a gap.
-StrategyFeatures strategy_features_compute(const kernels::PanelView& panel, bool with_double = false);
+/// Computes the feature bank of a panel (parallel over symbols, deterministic) under gap policy `gaps` (default skip:
+/// the indicators carry over missing bars; reset-after:N restarts them after longer gaps).
+StrategyFeatures strategy_features_compute(const kernels::PanelView& panel, bool with_double = false,
+                                           kernels::GapPolicy gaps = {});
 
 /// Performance figures of one genome (pooled over its symbols) or one (genome, symbol) sub-account.
 struct BacktestMetrics {

@@ -104,7 +104,7 @@ template <bool HasB, bool HasC, bool DivClose, bool Above>
     if constexpr (DivClose) lhs = lhs / close[k];
     float rhs = HasB ? b[k] : cst;
     rhs = rhs + (HasC ? kk * cp[k] : 0.0f);
-    out[k] = Above ? lhs > rhs : lhs < rhs;
+    out[k] = Above ? kernels::rule_above(lhs, rhs) : kernels::rule_below(lhs, rhs);
   }
 }
 
@@ -141,11 +141,14 @@ struct BulkScratch {
 };
 
 /// What every lane group of a symbol shares over the window, computed once per run (not once per task): valid-bar
-/// counts and the last valid bar (for the all-lanes-idle skip) and the slippage of fills on each bar.
+/// counts and the last valid bar (for the all-lanes-idle skip), which bars are stepped under the gap policy, the bar
+/// that closes the window and the slippage of fills on each bar.
 struct WindowTables {
   std::int32_t n = 0;                      ///< bars in the window
   std::vector<std::int32_t> valid_before;  ///< per symbol n + 1: valid bars in [0, k) of the window
   std::vector<std::int32_t> last_valid;    ///< per symbol n: the last valid bar <= k, -1 when none
+  std::vector<std::uint8_t> stepped;       ///< per symbol n: 1 when the step runs on bar k (kernels::BacktestGapCursor)
+  std::vector<std::int32_t> last;          ///< per symbol: the window bar that closes the positions (backtest_last_bar)
   std::vector<float> slip;                 ///< per symbol n: fill_slippage of fills on bar k
 
   explicit WindowTables(const BacktestRequest& r) : n(r.t_end - r.t_begin) {
@@ -153,31 +156,42 @@ struct WindowTables {
     const auto un = static_cast<std::size_t>(n), S = static_cast<std::size_t>(p.n_symbols);
     valid_before.resize((un + 1) * S);
     last_valid.resize(un * S);
+    stepped.resize(un * S);
+    last.resize(S);
     slip.resize(un * S);
     const float* spread = r.features->f32.data() + feature_plane(StrategyFeature::spread) * r.features->plane_size;
     qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, p.n_symbols), [&](const tbb::blocked_range<std::int32_t>& br) {
       for (std::int32_t s = br.begin(); s != br.end(); ++s) {
         std::int32_t* vb = valid_before.data() + static_cast<std::size_t>(s) * (un + 1);
         std::int32_t* lv = last_valid.data() + static_cast<std::size_t>(s) * un;
+        std::uint8_t* st = stepped.data() + static_cast<std::size_t>(s) * un;
         float* sl = slip.data() + static_cast<std::size_t>(s) * un;
         const std::int64_t at0 = p.at(s, r.t_begin);
-        std::int32_t count = 0, last = -1;
+        kernels::BacktestGapCursor<float> gaps{r.features->gaps};
+        const std::int32_t prev = detail::backtest_prev_valid(p, s, r.t_begin);
+        gaps.start(prev, r.t_begin, prev >= 0 ? spread[p.at(s, prev)] : kernels::qnan<float>());
+        std::int32_t count = 0, lastv = -1;
         for (std::int32_t k = 0; k < n; ++k) {
           vb[k] = count;
           const std::int64_t i = at0 + k;
-          if (std::isfinite(p.open[i]) && std::isfinite(p.high[i]) && std::isfinite(p.low[i]) && std::isfinite(p.close[i])) {
+          const bool valid = kernels::backtest_bar_valid(p.open[i], p.high[i], p.low[i], p.close[i]);
+          st[k] = gaps.on_bar(valid) ? 1 : 0;
+          sl[k] = kernels::fill_slippage<float>(r.costs, gaps.fill_spread());
+          if (valid) {
             ++count;
-            last = k;
+            lastv = k;
+            gaps.passed(spread[i]);
           }
-          lv[k] = last;
-          sl[k] = kernels::fill_slippage<float>(r.costs, r.t_begin + k > 0 ? spread[i - 1] : kernels::qnan<float>());
+          lv[k] = lastv;
         }
         vb[n] = count;
+        last[static_cast<std::size_t>(s)] = kernels::backtest_last_bar(r.features->gaps, lastv, n - 1);
       }
     });
   }
   const std::int32_t* valid_before_of(std::int32_t s) const { return valid_before.data() + static_cast<std::size_t>(s) * (static_cast<std::size_t>(n) + 1); }
   const std::int32_t* last_valid_of(std::int32_t s) const { return last_valid.data() + static_cast<std::size_t>(s) * static_cast<std::size_t>(n); }
+  const std::uint8_t* stepped_of(std::int32_t s) const { return stepped.data() + static_cast<std::size_t>(s) * static_cast<std::size_t>(n); }
   const float* slip_of(std::int32_t s) const { return slip.data() + static_cast<std::size_t>(s) * static_cast<std::size_t>(n); }
 };
 
@@ -275,17 +289,20 @@ QTOS_LANE_CLONES void run_group(const BacktestRequest& r, const WindowTables& wt
   const std::int32_t* valid_before = wt.valid_before_of(s);
   const std::int32_t* last_valid = wt.last_valid_of(s);
   const std::uint8_t* sig = w.sig.data();
+  const std::uint8_t* stepped = wt.stepped_of(s);
+  const std::int32_t last = wt.last[static_cast<std::size_t>(s)];
   BacktestLaneState<VecLanes> st;
   st.init(float(r.costs.capital / p.n_symbols));
   NoTradeSink sink;
-  for (std::int32_t k = 0; k < n; ++k) {
+  for (std::int32_t k = 0; k <= last; ++k) {
+    if (!stepped[k]) continue;  // a missing bar the gap policy skips
     st.step(gl, r.costs, r.t_begin + k, open[k], high[k], low[k], close[k], VecLanes::load_signals(sig + static_cast<std::ptrdiff_t>(k) * kLanes),
-            atr[k], slip[k], k == n - 1, sink);
+            atr[k], slip[k], k == last, sink);
     // Every lane idle (flat, nothing pending, equity marked): up to the next bar where some lane may enter (or the
     // last bar) the step would only count each valid bar (r = 0), remember its close and do nothing on a missing
     // one, in every lane, so do exactly that here.
     if (st.started && !VecLanes::any((st.pos != 0) | (st.pending != 0) | (st.cash != st.eq_prev))) {
-      const std::int32_t j = next_entry_bar(sig, k + 1, n - 1);
+      const std::int32_t j = next_entry_bar(sig, k + 1, last);
       if (j > k + 1) {
         st.acc.n += static_cast<double>(valid_before[j] - valid_before[k + 1]);
         const std::int32_t lv = last_valid[j - 1];

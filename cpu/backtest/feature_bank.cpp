@@ -11,6 +11,7 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
+#include "cpu/backend/indicator_backend.hpp"
 #include "cpu/backtest/feature_state.hpp"
 #include "cpu/util/parallel.hpp"
 
@@ -18,7 +19,8 @@ namespace qtos {
 
 using kernels::PanelView;
 
-StrategyFeatures strategy_features_compute(const PanelView& panel, bool with_double) {
+StrategyFeatures strategy_features_compute(const PanelView& panel, bool with_double, kernels::GapPolicy gaps) {
+  gap_policy_check(gaps);
   if (panel.n_symbols < 0 || panel.n_bars < 0 || panel.stride < panel.n_bars)
     throw std::invalid_argument("strategy features: malformed panel view (" + std::to_string(panel.n_symbols) + " symbols, " +
                                 std::to_string(panel.n_bars) + " bars, stride " + std::to_string(panel.stride) + ")");
@@ -26,13 +28,14 @@ StrategyFeatures strategy_features_compute(const PanelView& panel, bool with_dou
   StrategyFeatures f;
   f.id = next_id.fetch_add(1, std::memory_order_relaxed);
   f.plane_size = panel.n_symbols * panel.stride;
+  f.gaps = gaps;
   const std::size_t total = static_cast<std::size_t>(f.plane_size) * kernels::kStrategyFeatureCount;
   f.f32.assign(total, std::numeric_limits<float>::quiet_NaN());
   if (with_double) f.f64.assign(total, std::numeric_limits<double>::quiet_NaN());
   qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, panel.n_symbols, 1), [&](const tbb::blocked_range<std::int32_t>& br) {
     double v[kernels::kStrategyFeatureCount];
     for (std::int32_t s = br.begin(); s != br.end(); ++s) {
-      StrategyFeatureState st;
+      StrategyFeatureState st(gaps);
       for (std::int32_t t = 0; t < panel.n_bars; ++t) {
         const std::int64_t at = panel.at(s, t);
         st.update(panel.high[at], panel.low[at], panel.close[at], v);

@@ -12,10 +12,14 @@
 namespace qtos {
 
 /// Streaming feature bank (kStrategyFeatureCount values per bar, double precision). A bar with a missing high, low
-/// or close resets every indicator: they restart after the gap.
+/// or close gets NaN features; the indicators skip it or restart after the gap as the gap policy says
+/// (cpu/kernels/gaps.hpp; the ring of closes holds existing bars only, so lags count those).
 class StrategyFeatureState {
  public:
-  StrategyFeatureState() { reset(); }
+  /// A fresh bank under gap policy `gaps` (default skip).
+  explicit StrategyFeatureState(kernels::GapPolicy gaps = {}) : gaps_(gaps) { reset(); }
+  /// The gap policy.
+  kernels::GapPolicy gaps() const { return gaps_; }
 
   /// Forgets every bar.
   void reset() {
@@ -28,6 +32,7 @@ class StrategyFeatureState {
     atr_.init(IndicatorParams{kStrategyAtrPeriod, 26, 9, 2.0});
     spread_.init(IndicatorParams{kStrategySpreadPeriod, 26, 9, 2.0});
     count_ = 0;
+    missing_ = 0;
   }
 
   /// Adds one bar and writes the kStrategyFeatureCount features of it into `out` (NaN while warming up or when the
@@ -45,9 +50,11 @@ class StrategyFeatureState {
     using namespace kernels;
     if (!(std::isfinite(h) && std::isfinite(l) && std::isfinite(c))) {
       for (std::int32_t k = 0; k < kStrategyFeatureCount; ++k) out[k] = std::numeric_limits<double>::quiet_NaN();
-      reset();
+      ++missing_;
       return;
     }
+    if (count_ > 0 && gaps_.resets(missing_)) reset();
+    missing_ = 0;
     ring_[count_ & kRingMask] = c;
     // The close n bars ago, once n bars were seen since the last reset (as the indicator states require).
     auto lag = [&](std::int32_t n) { return count_ >= n ? ring_[(count_ - n) & kRingMask] : 0.0; };
@@ -92,7 +99,9 @@ class StrategyFeatureState {
   kernels::SpreadState<double> spread_;
   static_assert(kernels::kStrategySpreadPeriod <= kernels::SpreadState<double>::kRing);
   double ring_[kRingMask + 1] = {};
-  std::int64_t count_ = 0;
+  std::int64_t count_ = 0;         // existing bars since the last reset
+  std::int32_t missing_ = 0;       // missing bars since the last existing one
+  kernels::GapPolicy gaps_;
 };
 
 }  // namespace qtos

@@ -19,6 +19,7 @@ FeatureEngine::FeatureEngine(std::int32_t n_symbols, const kernels::FeatureParam
   rows_.assign(static_cast<std::size_t>(n_symbols), proto.row);
   ring_.assign(static_cast<std::size_t>(n_symbols) * 4 * static_cast<std::size_t>(cap_), 0.0f);
   dirty_.assign(static_cast<std::size_t>(n_symbols), 0);
+  cursors_.assign(static_cast<std::size_t>(n_symbols), Cursor{});
 }
 
 RingHist FeatureEngine::hist(std::size_t s, std::int64_t pos) const {
@@ -29,22 +30,23 @@ RingHist FeatureEngine::hist(std::size_t s, std::int64_t pos) const {
 
 void FeatureEngine::step_symbol(std::size_t s, std::int32_t t, float high, float low, float close, float qvol) {
   auto& st = states_[s];
-  if (!kernels::bar_valid(high, low, close) && dirty_[s]) {
-    // A gap starts: evaluate the window features at the last valid bar while the ring still holds its window.
-    st.evaluate_windows(hist(s, st.row.last_bar));
-    rows_[s] = st.row;
-    dirty_[s] = 0;
+  Cursor& cur = cursors_[s];
+  if (!kernels::bar_valid(high, low, close)) {
+    ++cur.missing;  // the ring holds existing bars only: a missing one is not written
+    return;
   }
+  if (st.row.last_bar >= 0 && params_.gaps.resets(cur.missing)) st.reset();
+  cur.missing = 0;
   const auto c = static_cast<std::size_t>(cap_);
   float* r = ring_.data() + s * 4 * c;
-  const auto i = static_cast<std::size_t>(t & (cap_ - 1));
+  const auto i = static_cast<std::size_t>(cur.written & (cap_ - 1));
   r[i] = high;
   r[c + i] = low;
   r[2 * c + i] = close;
   r[3 * c + i] = qvol;
-  const std::int32_t before = st.row.last_bar;
-  st.step(hist(s, t), t, /*evaluate=*/false);
-  if (st.row.last_bar != before) dirty_[s] = 1;  // per symbol: written by one TBB task only
+  st.step(hist(s, cur.written), t, /*evaluate=*/false);
+  ++cur.written;
+  dirty_[s] = 1;  // per symbol: written by one TBB task only
 }
 
 const std::vector<kernels::FeatureRow>& FeatureEngine::rows() const {
@@ -52,7 +54,7 @@ const std::vector<kernels::FeatureRow>& FeatureEngine::rows() const {
   qtos::parallel_for(tbb::blocked_range<std::size_t>(0, states_.size(), 256), [&](const auto& range) {
     for (std::size_t s = range.begin(); s != range.end(); ++s) {
       if (!dirty_[s]) continue;
-      states_[s].evaluate_windows(hist(s, states_[s].row.last_bar));
+      states_[s].evaluate_windows(hist(s, cursors_[s].written - 1));
       rows_[s] = states_[s].row;
       dirty_[s] = 0;
     }
@@ -77,6 +79,7 @@ void FeatureEngine::replay(const kernels::PanelView& panel, std::int32_t t_begin
       states_[su] = proto;
       rows_[su] = proto.row;
       dirty_[su] = 0;
+      cursors_[su] = Cursor{};
       for (std::int32_t t = t_begin; t <= t_end; ++t) {
         const std::int64_t o = panel.at(s, t);
         step_symbol(su, t, panel.high[o], panel.low[o], panel.close[o], panel.quote_volume[o]);

@@ -171,6 +171,7 @@ std::vector<Series> macd(std::span<const double> x, int fast, int slow, int sign
   for (std::size_t t = s0; t < len; ++t) {
     out[1][t] = sig[t - s0];
     out[2][t] = std::isnan(sig[t - s0]) ? kNan : out[0][t] - sig[t - s0];
+    if (std::isnan(sig[t - s0])) out[0][t] = kNan;  // TA-Lib prints the line only once the signal exists
   }
   return out;
 }

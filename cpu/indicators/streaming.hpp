@@ -51,7 +51,7 @@ template <class T>
 class IndicatorStream {
  public:
   /// Throws std::invalid_argument (indicator_params_check) on bad parameters.
-  IndicatorStream(kernels::IndicatorKind kind, const kernels::IndicatorParams& params) : kind_(kind) {
+  IndicatorStream(kernels::IndicatorKind kind, const kernels::IndicatorParams& params) : kind_(kind), gaps_(params.gaps) {
     indicator_params_check(kind, params);
     kernels::indicator_dispatch<T>(kind, params, [&](const auto& s) {
       state_ = s;
@@ -62,16 +62,19 @@ class IndicatorStream {
   }
   /// The family.
   kernels::IndicatorKind kind() const { return kind_; }
-  /// Consumes one bar and returns its outputs (NaN inside the lookback; a missing price resets the state).
+  /// Consumes one bar and returns its outputs (NaN inside the lookback and at a missing bar, which the state skips or
+  /// restarts after as the parameters' gap policy says; the ring holds existing bars only, so lags count those).
   std::span<const T> update(float high, float low, float close, float qvol) {
     const bool valid = std::visit(
         [&](const auto& s) { return kernels::indicator_bar_valid<std::remove_cvref_t<decltype(s)>>(high, low, close); },
         state_);
     if (!valid) {
-      std::visit([](auto& s) { s.reset(); }, state_);
+      ++missing_;
       for (auto& o : out_) o = T(NAN);
       return out_;
     }
+    if (pos_ >= 0 && gaps_.resets(missing_)) std::visit([](auto& s) { s.reset(); }, state_);
+    missing_ = 0;
     ++pos_;
     const auto c = static_cast<std::size_t>(cap_);
     const auto i = static_cast<std::size_t>(pos_ & (cap_ - 1));
@@ -87,6 +90,8 @@ class IndicatorStream {
  private:
   using State = typename IndicatorVariant<T, kernels::IndicatorTypes>::type;
   kernels::IndicatorKind kind_;
+  kernels::GapPolicy gaps_;
+  std::int32_t missing_ = 0;  // missing bars since the last valid one
   State state_;
   std::int64_t cap_ = 1, pos_ = -1;
   std::vector<float> ring_;  // high, low, close, quote volume; cap_ each
@@ -117,13 +122,19 @@ class FeatureEngine {
  private:
   void step_symbol(std::size_t s, std::int32_t t, float high, float low, float close, float qvol);
   RingHist hist(std::size_t s, std::int64_t pos) const;
+  /// Per symbol: valid bars written to the ring (the ring slot of the next one) and missing bars since the last.
+  struct Cursor {
+    std::int64_t written = 0;
+    std::int32_t missing = 0;
+  };
   kernels::FeatureParams params_;
   std::int64_t cap_;  // ring capacity, a power of two
   mutable std::vector<kernels::FeatureState<float>> states_;
   mutable std::vector<kernels::FeatureRow> rows_;
   mutable std::vector<std::uint8_t> dirty_;  // 1: a valid bar was added since the window features were evaluated
   mutable bool any_dirty_ = false;
-  std::vector<float> ring_;  // per symbol: high, low, close, quote volume rings of cap_ bars
+  std::vector<float> ring_;  // per symbol: high, low, close, quote volume rings of cap_ existing bars
+  std::vector<Cursor> cursors_;
   std::int32_t last_t_ = -1;
 };
 

@@ -35,6 +35,7 @@ struct FeatureParams {
   std::int32_t momentum = 20;       ///< rate-of-change window
   std::int32_t liquidity = 20;      ///< dollar volume and spread window
   std::int32_t drawdown = 60;       ///< max drawdown window (<= kMaxDrawdownWindowMax)
+  GapPolicy gaps{};                 ///< what a missing bar does (read by the drivers; default skip)
   /// Bars of history a symbol needs before every feature has a value.
   QTOS_HD std::int32_t warmup() const {
     std::int32_t w = ema_slow;
@@ -56,10 +57,11 @@ struct FeatureParams {
   }
 };
 
-/// One symbol's features as of a bar. `history` counts consecutive valid bars up to `last_bar` (a gap restarts it).
+/// One symbol's features as of a bar. `history` counts the valid bars up to `last_bar` since the state last restarted
+/// (under the `skip` gap policy every valid bar; under `reset-after:N` those after the last gap longer than N bars).
 struct FeatureRow {
   float value[kFeatureCount];  ///< indexed by Feature; NaN while a feature is in its lookback
-  std::int32_t history = 0;    ///< consecutive bars with data ending at last_bar
+  std::int32_t history = 0;    ///< bars with data ending at last_bar since the last restart
   std::int32_t last_bar = -1;  ///< last bar with data at or before the evaluation bar; -1 when none
   /// Value of one feature.
   QTOS_HD float get(Feature f) const { return value[static_cast<int>(f)]; }
@@ -83,7 +85,7 @@ struct FeatureState {
   bool prev_log_range_valid = false;                  ///< prev_log_range holds ln(prev_high/prev_low)
   T pairs[kLiquidityWindowMax];    ///< Corwin-Schultz estimates; pair p (bars p, p+1 of the stretch) in slot p % liq_n
   FeatureRow row;                  ///< the features as of the last valid bar
-  bool gap = false;  ///< a missing bar was seen: the next valid bar restarts every indicator
+  GapPolicy gaps{};                ///< the drivers' gap policy (FeatureParams::gaps)
 
   /// Sets every window and clears the state.
   QTOS_HD void init(const FeatureParams& p) {
@@ -96,26 +98,24 @@ struct FeatureState {
     mom_n = p.momentum;
     bb_n = p.bbands;
     liq_n = p.liquidity;
+    gaps = p.gaps;
     row.last_bar = -1;
-    gap = false;
     reset();
   }
-  /// Forgets the history (a gap); keeps last_bar.
+  /// Forgets the history (a gap the policy does not bridge); keeps last_bar.
   QTOS_HD void reset() {
     ema_fast.reset(); ema_slow.reset(); dmi.reset(); atr.reset(); dd.reset();
     prev_log_range_valid = false;
     row.history = 0;
     for (int j = 0; j < kFeatureCount; ++j) row.value[j] = NAN;
   }
-  /// Consumes bar t. A missing bar leaves the features as of the last valid bar (so staleness can be judged)
-  /// and makes the next valid bar restart every indicator. `evaluate`: compute the window features (the batch form
-  /// asks only at bars whose features are read: the evaluation bar, or before a gap). `need_pair`: this bar's
-  /// spread pair estimate will be inside the liquidity window at the next evaluation.
+  /// Consumes valid bar t (the driver skips missing bars, which leave the features as of the last valid bar so that
+  /// staleness can be judged, and resets the state where the gap policy says). `evaluate`: compute the window features
+  /// (the batch form asks only at the bar whose features are read). `need_pair`: this bar's spread pair estimate will
+  /// be inside the liquidity window at the next evaluation.
   template <class H>
   QTOS_HD void step(const H& h, std::int32_t t, bool evaluate = true, bool need_pair = true) {
     const T high = T(h.high(0)), low = T(h.low(0)), close = T(h.close(0));
-    if (!bar_valid(high, low, close)) { gap = true; return; }
-    if (gap) { reset(); gap = false; }
     T o[3];
     const T fast = ema_fast.update(close);
     const T slow = ema_slow.update(close);
@@ -186,18 +186,26 @@ struct FeatureState {
 };
 
 /// Runs a feature state over bars [0, len] of one row that starts at panel bar `t0` (batch form); the row then holds
-/// the features as of bar t0 + len. Window features are evaluated at the last bar and before each gap, and spread
-/// pair estimates are computed only within `liq_n` bars of such a bar.
+/// the features as of bar t0 + len (as of its last valid bar when the row ends in a gap). Missing bars are skipped or
+/// restart the state as `st.gaps` says (lags through `scratch`, len + 1 entries, after a skipped gap). Window features
+/// are evaluated once, at the last valid bar, and spread pair estimates are computed only for the last `liq_n` + 1
+/// valid bars (the pairs the liquidity window holds there).
 template <class T>
 QTOS_HD inline void features_row_run(FeatureState<T>& st, const float* high, const float* low, const float* close,
-                                     const float* qvol, std::int32_t len, std::int32_t t0) {
-  std::int32_t next_eval = -1;  // the next bar at which features are read: len, or the last valid bar before a gap
+                                     const float* qvol, std::int32_t len, std::int32_t t0, std::int32_t* scratch) {
+  std::int32_t n_valid = 0, last_valid = -1;
+  for (std::int32_t t = 0; t <= len; ++t)
+    if (bar_valid(high[t], low[t], close[t])) { ++n_valid; last_valid = t; }
+  GapCursor cur{st.gaps, scratch};
+  std::int32_t seen = 0;  // valid bars before t
   for (std::int32_t t = 0; t <= len; ++t) {
-    if (t > next_eval) {
-      next_eval = t;
-      while (next_eval < len && bar_valid(high[next_eval + 1], low[next_eval + 1], close[next_eval + 1])) ++next_eval;
-    }
-    st.step(RowHist{high, low, close, qvol, t}, t + t0, t == next_eval, next_eval - t < st.liq_n);
+    if (!bar_valid(high[t], low[t], close[t])) { cur.miss(); continue; }
+    if (cur.enter(t) == GapStep::reset) st.reset();
+    const bool need_pair = n_valid - 1 - seen < st.liq_n;
+    st.step(GapHist<RowAt>{RowAt{high, low, close, qvol}, cur.positions(), t, cur.count}, t + t0, t == last_valid,
+            need_pair);
+    cur.done();
+    ++seen;
   }
 }
 

@@ -12,8 +12,9 @@
 /// once the state has seen more than k bars since its last reset, so a ring of max_lag()+1 bars always suffices.
 /// Seeding follows TA-Lib (docs/INDICATORS.md): an EMA starts from the SMA of its first `period` inputs, Wilder
 /// smoothing from the sum (or mean) over its first period; `lookback` is the number of leading bars without a
-/// value. A bar with a missing (NaN) close, or high or low for a state that reads the range, resets the state: the
-/// indicator restarts after the gap. docs/INDICATORS.md says how to add an indicator.
+/// value. A bar with a missing (NaN) close, or high or low for a state that reads the range, is a gap; what a gap does
+/// (skipped, or a restart) is the drivers' business (cpu/kernels/gaps.hpp), never a state's: a state only has `reset()`.
+/// docs/INDICATORS.md says how to add an indicator.
 
 #include <array>
 #include <cmath>
@@ -21,6 +22,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "cpu/kernels/gaps.hpp"
 #include "cpu/kernels/qtos_hd.hpp"
 
 namespace qtos::kernels {
@@ -64,6 +66,9 @@ struct IndicatorParams {
   std::int32_t period2 = 26;  ///< MACD slow period
   std::int32_t period3 = 9;   ///< MACD signal period
   double k = 2.0;             ///< Bollinger band width in standard deviations
+  GapPolicy gaps{};           ///< what a missing bar does (read by the drivers, never by a state; default skip)
+  std::int32_t price_decimals = -1;  ///< RSI, DMI: decimals of the quotes, price changes taken exactly at that
+                                     ///< precision (PriceGrid); -1: prices as stored
 };
 
 /// A field of IndicatorParams.
@@ -135,10 +140,52 @@ QTOS_HD inline T qsqrt(T x) {
   return std::sqrt(x);
 #endif
 }
+/// floor at the precision of T.
+template <class T>
+QTOS_HD inline T qfloor(T x) {
+#if defined(__CUDA_ARCH__)
+  return floor(x);
+#else
+  return std::floor(x);
+#endif
+}
 /// |x| at the precision of T.
 template <class T>
 QTOS_HD inline T qabs(T x) {
   return x < T(0) ? -x : x;
+}
+
+/// Price changes at the data's own precision. Quotes are decimal (FX at 4 decimals) but stored as float, so two equal
+/// decimal moves differ by rounding noise; with `decimals` known, a change is taken as the difference of the quotes'
+/// integer tick counts divided by 10^decimals, the double (or float) nearest the exact decimal change — equal moves are
+/// equal and a tie is a tie. Off (decimals < 0): plain differences.
+template <class T>
+struct PriceGrid {
+  T scale = T(0);  ///< 10^decimals; 0: off
+  /// 10^decimals, or off for decimals < 0 (at most 9 decimals: a float price carries no more).
+  QTOS_HD void init(std::int32_t decimals) {
+    scale = T(0);
+    if (decimals < 0 || decimals > 9) return;
+    scale = T(1);
+    for (std::int32_t i = 0; i < decimals; ++i) scale *= T(10);
+  }
+  /// The quote's tick count (an integer-valued T).
+  QTOS_HD T ticks(T p) const { return qfloor(p * scale + T(0.5)); }
+  /// a - b at the grid's precision (plain a - b when off).
+  QTOS_HD T diff(T a, T b) const {
+    if (scale == T(0)) return a - b;
+    return (ticks(a) - ticks(b)) / scale;
+  }
+};
+
+/// Wilder's true range of a bar given the previous close, its differences taken on `grid`.
+template <class T>
+QTOS_HD inline T true_range(T high, T low, T prev_close, const PriceGrid<T>& grid) {
+  const T r = grid.diff(high, low);
+  const T a = qabs(grid.diff(high, prev_close));
+  const T b = qabs(grid.diff(low, prev_close));
+  const T m = a > r ? a : r;
+  return b > m ? b : m;
 }
 
 /// Wilder's true range of a bar given the previous close.
@@ -242,8 +289,9 @@ struct RsiState {
   static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period; }
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
   T prev = 0, gain = 0, loss = 0;  ///< previous close; Wilder averages of gains and losses
+  PriceGrid<T> grid;               ///< price changes at the quotes' precision (IndicatorParams::price_decimals)
   /// Sets the period and clears the state.
-  QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
+  QTOS_HD void init(const IndicatorParams& p) { n = p.period; grid.init(p.price_decimals); reset(); }
   /// Forgets every input.
   QTOS_HD void reset() { count = 0; prev = gain = loss = T(0); }
   /// Oldest lag read.
@@ -252,7 +300,7 @@ struct RsiState {
   QTOS_HD T update(T x) {
     const std::int32_t i = count++;
     if (i == 0) { prev = x; return qnan<T>(); }
-    const T d = x - prev;
+    const T d = grid.diff(x, prev);
     prev = x;
     // Selects, not branches: the sign of a price change is a coin flip the branch predictor cannot learn.
     const T up = d > T(0) ? d : T(0);
@@ -333,8 +381,9 @@ struct DmiState {
   std::int32_t n = 0, count = 0;  ///< period; inputs seen since the last reset
   T prev_high = 0, prev_low = 0, prev_close = 0;  ///< the previous bar
   T pdm = 0, mdm = 0, tr = 0, dx_sum = 0, adx = 0;  ///< Wilder sums of +DM, -DM, TR; seed sum of DX; current ADX
+  PriceGrid<T> grid;  ///< price changes at the quotes' precision (IndicatorParams::price_decimals): ties are ties
   /// Sets the period and clears the state.
-  QTOS_HD void init(const IndicatorParams& p) { n = p.period; reset(); }
+  QTOS_HD void init(const IndicatorParams& p) { n = p.period; grid.init(p.price_decimals); reset(); }
   /// Forgets every input.
   QTOS_HD void reset() { count = 0; prev_high = prev_low = prev_close = pdm = mdm = tr = dx_sum = adx = T(0); }
   /// Oldest lag read.
@@ -344,14 +393,14 @@ struct DmiState {
     const std::int32_t i = count++;
     out[0] = out[1] = out[2] = qnan<T>();
     if (i == 0) { prev_high = high; prev_low = low; prev_close = close; return; }
-    const T diff_p = high - prev_high;
-    const T diff_m = prev_low - low;
+    const T diff_p = grid.diff(high, prev_high);
+    const T diff_m = grid.diff(prev_low, low);
     // TA-Lib's rule as selects (unpredictable branches cost more than the arithmetic).
     const bool is_minus = (diff_m > T(0)) & (diff_p < diff_m);
     const bool is_plus = !is_minus & (diff_p > T(0)) & (diff_p > diff_m);
     const T minus = is_minus ? diff_m : T(0);
     const T plus = is_plus ? diff_p : T(0);
-    const T r = true_range(high, low, prev_close);
+    const T r = true_range(high, low, prev_close, grid);
     prev_high = high; prev_low = low; prev_close = close;
     if (i < n) { pdm += plus; mdm += minus; tr += r; return; }
     const T nn = T(n);
@@ -476,9 +525,7 @@ struct MacdState {
       IndicatorParamSpec{"signal_period", "signal period", IndicatorParamField::period3, 1, 100000}};
   static constexpr IndicatorParams kDefaults{.period = 12, .period2 = 26, .period3 = 9};  ///< CLI defaults
   /// Leading bars without a value of output `output`.
-  static constexpr std::int32_t lookback(const IndicatorParams& p, int output) {
-    return output == 0 ? p.period2 - 1 : p.period2 + p.period3 - 2;
-  }
+  static constexpr std::int32_t lookback(const IndicatorParams& p, int) { return p.period2 + p.period3 - 2; }
   std::int32_t fast = 0, slow = 0, count = 0;  ///< periods; inputs seen since the last reset
   T fast_k = 0, fast_sum = 0, fast_value = 0;  ///< fast EMA: factor, seed sum, value
   EmaState<T> slow_ema, signal_ema;  ///< slow EMA of close; signal EMA of the line
@@ -516,9 +563,11 @@ struct MacdState {
     }
     const T line = fast_value - s;
     const T sig = signal_ema.update(line);
-    out[0] = line;
+    // TA-Lib's convention: every output waits for the signal line (lookback s+g-2, 33 at 12/26/9).
+    const bool ready = signal_ema.ready();
+    out[0] = ready ? line : qnan<T>();
     out[1] = sig;
-    out[2] = signal_ema.ready() ? line - sig : qnan<T>();
+    out[2] = ready ? line - sig : qnan<T>();
   }
   /// One bar of close.
   template <class H>
@@ -964,20 +1013,24 @@ struct RowHist {
   QTOS_HD float qvol(std::int32_t k) const { return qv[t - k]; }   ///< quote volume of bar t-k
 };
 
-/// Runs indicator state `Ind` over bars [0, n) of one row; output j of bar t goes to out[j * plane + t].
-/// A bar with a missing price resets the state and gets NaN outputs.
+/// Runs indicator state `Ind` over bars [0, n) of one row; output j of bar t goes to out[j * plane + t]. A bar with a
+/// missing price gets NaN outputs; `gaps` says whether the state carries over the gap (lags then count existing bars,
+/// read through `scratch`, n entries, touched only after a skipped gap) or restarts after it.
 template <class T, class Ind, class Out>
 QTOS_HD inline void indicator_row_run(Ind& ind, const float* high, const float* low, const float* close, const float* qvol,
-                                      std::int32_t n, Out* out, std::int64_t plane) {
+                                      std::int32_t n, Out* out, std::int64_t plane, GapPolicy gaps,
+                                      std::int32_t* scratch) {
   T o[Ind::kOutputs];
+  GapCursor cur{gaps, scratch};
   for (std::int32_t t = 0; t < n; ++t) {
     if (!bar_valid_for<Ind>(high, low, close, t)) {
-      ind.reset();
+      cur.miss();
       for (int j = 0; j < Ind::kOutputs; ++j) out[j * plane + t] = Out(NAN);
       continue;
     }
-    const RowHist h{high, low, close, qvol, t};
-    ind.step(h, o);
+    if (cur.enter(t) == GapStep::reset) ind.reset();
+    ind.step(GapHist<RowAt>{RowAt{high, low, close, qvol}, cur.positions(), t, cur.count}, o);
+    cur.done();
     for (int j = 0; j < Ind::kOutputs; ++j) out[j * plane + t] = Out(o[j]);
   }
 }

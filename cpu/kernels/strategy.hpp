@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "cpu/kernels/gaps.hpp"
 #include "cpu/kernels/indicators.hpp"
 #include "cpu/kernels/qtos_hd.hpp"
 
@@ -277,6 +278,24 @@ QTOS_HD inline CondProgram condition_compile(const Condition& c) {
   return p;
 }
 
+/// Relative width of a tie in a rule's comparison: sides closer than kRuleTie x (|lhs| + |rhs|) are neither above nor
+/// below each other. Decimal prices make exact ties common (a 4-decimal close equal to its SMA), and float and double
+/// round such a tie to opposite sides; the band (about 8 float ulps of the sides) is wider than that rounding and far
+/// narrower than a price tick (1e-4 / 1.19 = 8e-5 relative for FX), so the float backtester and the double one decide
+/// every tie alike (DecimalPrices.FloatAndDoubleBacktestsAgreeWhereACloseTiesItsBand).
+inline constexpr float kRuleTie = 5e-7f;
+
+/// lhs above rhs beyond the tie band (false on a tie or a NaN side): the comparison of every rule.
+template <class T>
+QTOS_HD inline bool rule_above(T lhs, T rhs) {
+  return lhs - rhs > T(kRuleTie) * (qabs(lhs) + qabs(rhs));  // false when either side is NaN
+}
+/// lhs below rhs beyond the tie band (see rule_above).
+template <class T>
+QTOS_HD inline bool rule_below(T lhs, T rhs) {
+  return rhs - lhs > T(kRuleTie) * (qabs(lhs) + qabs(rhs));
+}
+
 /// Evaluates a compiled condition: every plane read and both comparisons happen whatever the kind.
 template <class T, class F>
 QTOS_HD inline bool condition_run(const CondProgram& p, T close, const F& f) {
@@ -285,7 +304,7 @@ QTOS_HD inline bool condition_run(const CondProgram& p, T close, const F& f) {
   const T base = f(p.b);
   const T extra = T(p.k) * f(p.c_plane);
   const T rhs = (p.b >= 0 ? base : T(p.c)) + (p.c_plane >= 0 ? extra : T(0));
-  const bool gt = lhs > rhs, lt = lhs < rhs;  // both false when either side is NaN
+  const bool gt = rule_above(lhs, rhs), lt = rule_below(lhs, rhs);  // both false when either side is NaN
   return (p.cmp > 0 && gt) || (p.cmp < 0 && lt);
 }
 
@@ -398,6 +417,53 @@ struct BacktestCosts {
 template <class T>
 QTOS_HD inline T fill_slippage(const BacktestCosts& c, T prev_spread) {
   return finite_value(prev_spread) ? T(c.slippage) + T(c.slippage_spread) * prev_spread : T(c.slippage);
+}
+
+/// The driver's side of the gap policy in a backtest of one symbol (cpu/kernels/gaps.hpp): which bars are stepped and
+/// which spread proxy the fills of a bar pay. Under `skip` a missing bar is not stepped at all: positions and pending
+/// orders carry over the closure and an order due at the next open fills at the next bar that exists. Under
+/// `reset-after:N` the (N+1)-th and later missing bars of a gap are stepped, which flattens at the last known close and
+/// drops the pending order (reset-after:0: every missing bar, the historical rule).
+template <class T>
+struct BacktestGapCursor {
+  GapPolicy gaps;                ///< the rule (the feature bank's)
+  std::int32_t missing = 0;      ///< missing bars since the last valid bar
+  bool have_prev = false;        ///< a valid bar was seen
+  T prev_spread = qnan<T>();     ///< spread proxy of the last valid bar
+  /// Positions the cursor before the window's first bar `t_begin`: `prev` is the last valid bar before it (-1: none)
+  /// and `spread` that bar's spread proxy.
+  QTOS_HD void start(std::int32_t prev, std::int32_t t_begin, T spread) {
+    have_prev = prev >= 0;
+    missing = have_prev ? t_begin - 1 - prev : 0;
+    prev_spread = spread;
+  }
+  /// Bar arrives (valid or not): true when the step must run on it.
+  QTOS_HD bool on_bar(bool valid) {
+    if (valid) return true;
+    ++missing;
+    return gaps.resets(missing);
+  }
+  /// Spread proxy that fills on the valid bar just arrived pay (fill_slippage): the previous existing bar's, NaN when
+  /// there is none or a gap the policy does not bridge lies between.
+  QTOS_HD T fill_spread() const { return have_prev && !gaps.resets(missing) ? prev_spread : qnan<T>(); }
+  /// After stepping a valid bar whose spread proxy is `spread`.
+  QTOS_HD void passed(T spread) {
+    have_prev = true;
+    missing = 0;
+    prev_spread = spread;
+  }
+};
+
+/// The bar at which a window [.., end] closes its open positions (`last` of the step): `end`, unless the window ends
+/// in a gap that the policy bridges (then its last valid bar `last_valid`, where the compressed market would end).
+QTOS_HD inline std::int32_t backtest_last_bar(GapPolicy gaps, std::int32_t last_valid, std::int32_t end) {
+  return last_valid < 0 || last_valid == end || gaps.resets(end - last_valid) ? end : last_valid;
+}
+
+/// True when a bar can be traded: finite open, high, low and close (the step's own test).
+template <class T>
+QTOS_HD inline bool backtest_bar_valid(T o, T h, T l, T c) {
+  return finite_value(o) && finite_value(h) && finite_value(l) && finite_value(c);
 }
 
 /// Why a position was closed.

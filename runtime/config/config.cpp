@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include "cpu/backend/indicator_backend.hpp"
+
 extern char** environ;
 
 namespace qtos {
@@ -417,6 +419,33 @@ std::vector<Spec> make_specs() {
                  return !c.binance_ca_file.empty();
                },
                [](const Config& c) { return c.binance_ca_file.empty() ? std::string("(the system store)") : c.binance_ca_file; }});
+  // Markets that close: what a missing bar does to indicators, features and backtests
+  s.push_back({"QT_GAPS", "skip or reset-after:N (N an integer in [0, 1000000])",
+               [](Config& c, std::string_view t) {
+                 try {
+                   c.gaps = gap_policy_parse(trim(t), "QT_GAPS");
+                   return true;
+                 } catch (const std::invalid_argument&) {
+                   return false;
+                 }
+               },
+               [](const Config& c) { return gap_policy_text(c.gaps); }});
+  // Scale-out: the URL may carry a password, so it is a secret (shown without it). The full check (port, database)
+  // is redis_url_parse() in api/redis, run when a verb connects.
+  s.push_back({"QT_REDIS_URL", "redis://[:password@]host[:port][/db] (or empty: one node, SQLite)",
+               [](Config& c, std::string_view t) {
+                 const std::string v = trim(t);
+                 if (v.empty()) return c.redis_url.clear(), true;
+                 if (!v.starts_with("redis://") || v.size() == 8 || v.find_first_of(" \t") != std::string::npos) return false;
+                 c.redis_url = v;
+                 return true;
+               },
+               [](const Config& c) {
+                 if (c.redis_url.empty()) return std::string("(unset)");
+                 const std::size_t at = c.redis_url.rfind('@');
+                 return at == std::string::npos ? c.redis_url : "redis://***" + c.redis_url.substr(at);
+               },
+               true});
   return s;
 }
 

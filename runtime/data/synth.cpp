@@ -67,6 +67,15 @@ void synth_options_check(const SynthOptions& opt) {
     throw std::invalid_argument("gap rate " + std::to_string(opt.gap_rate) + " is out of range; expected 0 to below 0.5");
   if (!(opt.planted_momentum >= 0 && opt.planted_momentum <= 2))
     throw std::invalid_argument("--planted-momentum: " + std::to_string(opt.planted_momentum) + " is out of range; expected 0 to 2");
+  if (!(opt.planted_reversion >= 0 && opt.planted_reversion <= 2))
+    throw std::invalid_argument("--planted-reversion: " + std::to_string(opt.planted_reversion) + " is out of range; expected 0 to 2");
+  if (opt.planted_reversion > 0 && opt.planted_momentum > 0)
+    throw std::invalid_argument("--planted-reversion with --planted-momentum: expected one of them (--planted-flip alternates the two)");
+  if (opt.planted_flip_bars < 0 || opt.planted_flip_bars > opt.n_bars)
+    throw std::invalid_argument("--planted-flip: " + std::to_string(opt.planted_flip_bars) + " bars is out of range; expected 0 to --bars (" +
+                                std::to_string(opt.n_bars) + ")");
+  if (opt.planted_flip_bars > 0 && !(opt.planted_momentum > 0))
+    throw std::invalid_argument("--planted-flip: expected --planted-momentum > 0 (the edge whose sign flips)");
   for (std::size_t i = 0; i < opt.regime_schedule.size(); ++i) {
     const std::int32_t first = opt.regime_schedule[i].first;
     if (first < 0 || first >= opt.n_bars || (i > 0 && first <= opt.regime_schedule[i - 1].first))
@@ -127,6 +136,19 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
     prev_r = r / vol_mult;  // GARCH reacts to the unscaled shock so a crash does not persist for weeks
   }
 
+  // Sign of the planted edge per bar: +1 momentum, -1 reversion (calmer). Its own stream, so markets without flips
+  // draw exactly the numbers they always did.
+  std::vector<std::int8_t> edge_sign(static_cast<std::size_t>(T), 1);
+  if (opt.planted_flip_bars > 0) {
+    Rng frng(opt.seed, 0xf119);
+    std::int8_t sign = frng.uniform() < 0.5 ? 1 : -1;
+    for (std::int32_t t = 0; t < T; ++t) {
+      if (t > 0 && frng.uniform() < 1.0 / opt.planted_flip_bars) sign = static_cast<std::int8_t>(-sign);
+      edge_sign[static_cast<std::size_t>(t)] = sign;
+    }
+  }
+  const double planted_edge = opt.planted_momentum > 0 ? opt.planted_momentum : -opt.planted_reversion;
+
   std::vector<std::string> names;
   names.reserve(static_cast<std::size_t>(opt.n_symbols));
   for (std::int32_t s = 0; s < opt.n_symbols; ++s) names.push_back(symbol_name(s, opt.n_symbols));
@@ -167,11 +189,15 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
         const double tail = rng.uniform() < 0.03 ? 3.0 : 1.0;
         const double e = std::sqrt(ivar) * tail * rng.normal();
         prev_e = e / tail;
-        double r = beta * factor[ti] + e;
+        const double calm = edge_sign[ti] < 0 ? 0.6 : 1.0;  // reversion regimes of a flipping market are calmer
+        double r = (beta * factor[ti] + e) * calm;
         if (m.regimes[ti] == SynthRegime::ranging && !opt.random_walk) r -= 0.02 * (log_p - anchor);  // mean reversion while ranging
-        if (opt.planted_momentum > 0) {
-          const double bar_vol = std::sqrt(beta * beta * factor_sigma[ti] * factor_sigma[ti] + ivar);
-          r += opt.planted_momentum * bar_vol * (trend > 0 ? 1.0 : (trend < 0 ? -1.0 : 0.0));
+        // A random walk is a martingale in price: the log return gives up half its variance (the fat-tail mixture's
+        // 0.97 + 0.03 x 9 included), so no rule, long or short, has a positive expected return before costs.
+        if (opt.random_walk) r -= 0.5 * (beta * beta * factor_sigma[ti] * factor_sigma[ti] + 1.24 * ivar);
+        if (planted_edge != 0) {
+          const double bar_vol = std::sqrt(beta * beta * factor_sigma[ti] * factor_sigma[ti] + ivar) * calm;
+          r += planted_edge * edge_sign[ti] * bar_vol * (trend > 0 ? 1.0 : (trend < 0 ? -1.0 : 0.0));
           trend += 0.1 * (r - trend);
         }
         anchor += 0.01 * (log_p - anchor);
@@ -179,12 +205,22 @@ SynthMarket synth_generate(const SynthOptions& opt, const std::function<void(std
         const double log_open = log_p + 0.05 * std::sqrt(ivar) * rng.normal();
         log_p = log_open + r;
         if (gap) continue;  // the exchange was down: no bar, but the price moved on
-        const double bar_sigma = std::sqrt(beta * beta * factor_sigma[ti] * factor_sigma[ti] + ivar);
+        const double bar_sigma = std::sqrt(beta * beta * factor_sigma[ti] * factor_sigma[ti] + ivar) * calm;
         const double spread = base_spread * rp.spread_mult * std::exp(0.25 * rng.normal());
         const double open = std::exp(log_open), close = std::exp(log_p);
         // Highs trade at the ask and lows at the bid, so the bar range carries the spread (Corwin-Schultz).
-        const double hi = std::max(open, close) * std::exp(std::fabs(rng.normal()) * 0.6 * bar_sigma) * (1.0 + spread / 2);
-        const double lo = std::min(open, close) * std::exp(-std::fabs(rng.normal()) * 0.6 * bar_sigma) * (1.0 - spread / 2);
+        double hi = std::max(open, close) * std::exp(std::fabs(rng.normal()) * 0.6 * bar_sigma) * (1.0 + spread / 2);
+        double lo = std::min(open, close) * std::exp(-std::fabs(rng.normal()) * 0.6 * bar_sigma) * (1.0 - spread / 2);
+        if (opt.random_walk) {
+          // The extremes of the path between open and close (a Brownian bridge of the bar's variance), not noise drawn
+          // apart from it: a range drawn apart would let a far target sell at highs the path never paid for, an edge
+          // no random walk has. max = (x + sqrt(x^2 - 2 v ln U)) / 2 for a bridge from 0 to x.
+          const double x = log_p - log_open, var_bar = bar_sigma * bar_sigma;
+          const double up = 0.5 * (x + std::sqrt(x * x - 2.0 * var_bar * std::log(1.0 - rng.uniform())));
+          const double down = 0.5 * (x - std::sqrt(x * x - 2.0 * var_bar * std::log(1.0 - rng.uniform())));
+          hi = open * std::exp(up) * (1.0 + spread / 2);
+          lo = open * std::exp(down) * (1.0 - spread / 2);
+        }
         const double activity = 1.0 + 2.0 * std::fabs(r) / std::max(bar_sigma, 1e-12);
         const double quote = daily_liq / bars_per_day * rp.volume_mult * activity * std::exp(0.5 * rng.normal());
         const double typical = (hi + lo + close) / 3.0;

@@ -35,7 +35,16 @@ struct SynthOptions {
   /// Planted, tradeable momentum: each bar's return gains planted_momentum x the bar's volatility in the
   /// direction of the symbol's last ~10 bars (an EMA of its returns). 0 = none; 0.3 is a strong edge.
   double planted_momentum = 0.0;
-  /// A pure random walk: no regime drift, constant regime volatility, no mean reversion while ranging.
+  /// Planted, tradeable mean reversion: the same as planted_momentum with the opposite sign (each bar's return loses
+  /// planted_reversion x the bar's volatility in the direction of the last ~10 bars). 0 = none; not with momentum.
+  double planted_reversion = 0.0;
+  /// Sign-flipping regimes of the planted momentum edge: market-wide regimes of about this many bars (geometric
+  /// lengths) alternate between momentum (strength planted_momentum) and mean reversion of the same strength at 0.6x
+  /// the volatility, so a rule can tell them apart by ATR%. 0 = no flips; needs planted_momentum > 0.
+  std::int32_t planted_flip_bars = 0;
+  /// A pure random walk: no regime drift, constant regime volatility, no mean reversion while ranging, and each
+  /// bar's log return lowered by half its variance so the price is a martingale, and each bar's high and low the
+  /// extremes of a Brownian bridge from its open to its close (no rule, stops and targets included, has an edge).
   bool random_walk = false;
   /// Planted regimes: (first bar, regime) pairs in increasing bar order; from each first bar the regime is the given one
   /// until the next pair (before the first pair, the chain's own). Empty: the random regime chain alone.

@@ -384,8 +384,9 @@ struct PaperExchange::Impl {
     if (!(positive(b.open) && positive(b.high) && positive(b.low) && positive(b.close))) return;
     Book& k = book_get(b.symbol);
     const TimeNs interval = static_cast<TimeNs>(b.interval_s) * kNsPerSecond;
-    if (k.listed && b.open_time != k.last_open + interval) {
-      k.spread_state.reset();  // the backtester's indicators restart after a gap
+    if (k.listed && b.open_time != k.last_open + interval && interval > 0 &&
+        cfg.gaps.resets(static_cast<std::int32_t>(std::min<TimeNs>((b.open_time - k.last_open) / interval - 1, 1 << 30)))) {
+      k.spread_state.reset();  // as the backtester's indicators: restart after a gap the policy does not bridge
       k.spread = kNaN;
     }
     k.listed = true;

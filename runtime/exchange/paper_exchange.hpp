@@ -16,6 +16,7 @@
 
 #include <boost/json.hpp>
 
+#include "cpu/kernels/gaps.hpp"
 #include "runtime/exchange/exchange.hpp"
 
 namespace qtos {
@@ -39,6 +40,8 @@ struct PaperExchangeConfig {
   /// Fault seam for reconciliation tests: every Nth submit is taken by the venue but answers SubmitOutcome::unknown
   /// ("timeout: no answer"); query() shows what became of it (0: off).
   std::uint64_t lose_answer_every = 0;
+  /// What a missing bar does to the spread proxy behind slippage_spread (default skip: it carries over the closure).
+  kernels::GapPolicy gaps{};
 };
 
 /// The paper exchange. Everything runs on the bus owner thread; on_bar() reports fills and order updates to the

@@ -107,8 +107,10 @@ std::uint32_t AITradingEngine::bar_update(const MarketBarClosed& bar) {
   const std::uint32_t slot = slot_intern(bar.symbol);
   SymbolState& st = symbols_[slot];
   const TimeNs interval = static_cast<TimeNs>(bar.interval_s) * kNsPerSecond;
-  // A missing bar restarts the indicators, as the batch feature bank does (its NaN bar resets the states).
-  if (st.seen && bar.open_time != st.open_time + interval) st.features.reset();
+  // Missing bars (a closure) are skipped or restart the indicators as the gap policy says, as in the batch feature bank.
+  if (st.seen && bar.open_time != st.open_time + interval && interval > 0 &&
+      gaps_.resets(static_cast<std::int32_t>(std::min<TimeNs>((bar.open_time - st.open_time) / interval - 1, 1 << 30))))
+    st.features.reset();
   st.features.update(bar.high, bar.low, bar.close, st.f, st.planes);  // only what its strategies read
   st.close = bar.close;
   st.open_time = bar.open_time;

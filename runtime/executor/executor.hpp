@@ -97,8 +97,10 @@ class AITradingEngine {
   const std::vector<LiveStrategy>& strategies() const { return strategies_; }
   /// The model source, if any.
   ModelSignalSource* model_source() const { return model_; }
-  /// Feeds a bar: the symbol's feature state advances (restarting after a missing bar). Returns the symbol's slot.
+  /// Feeds a bar: the symbol's feature state advances (over missing bars as the gap policy says). Returns its slot.
   std::uint32_t bar_update(const MarketBarClosed& bar);
+  /// What a missing bar does to the features (default skip: they carry over it; cpu/kernels/gaps.hpp).
+  void gaps_set(kernels::GapPolicy gaps) { gaps_ = gaps; }
   /// The slot of a symbol (dense, in order of first appearance), created when new.
   std::uint32_t slot_intern(const Symbol& symbol);
   /// The slot of a symbol, or kNoSlot when it has not appeared.
@@ -141,6 +143,7 @@ class AITradingEngine {
     std::vector<std::uint8_t> traded_by;  // per strategy
     std::uint32_t planes = 0;             // feature planes its strategies read (bit p: plane p), the ATR always
   };
+  kernels::GapPolicy gaps_{};
   std::vector<LiveStrategy> strategies_;
   std::vector<std::uint8_t> enabled_;  // per strategy: takes new entries (a retired one does not)
   std::vector<std::set<std::string>> strategy_symbols_;

@@ -122,7 +122,9 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
   hook_options.log_dir = options.log_dir;
   HookPipeline hooks(bus, hook_options);
   for (const auto& s : subsystems) hooks.add(s);
-  PaperExchange exchange(options.exchange, clock);
+  PaperExchangeConfig venue_config = options.exchange;
+  venue_config.gaps = config.gaps;  // the venue's spread proxy treats a closure as the strategies' features do (QT_GAPS)
+  PaperExchange exchange(venue_config, clock);
   // Subsystems built on this bus: started now, stopped (their subscriptions and timers released) before the bus ends,
   // on every path out of the replay.
   std::vector<std::shared_ptr<TradingSubsystem>> built;
@@ -154,6 +156,7 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
     for (const auto& s : services) start(*s, "service " + s->name());
   }
   AITradingEngine engine;
+  engine.gaps_set(config.gaps);
   if (options.resume) {
     engine.restore(ckpt::obj(resume, "engine"));
   } else {

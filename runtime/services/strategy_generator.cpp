@@ -3,7 +3,9 @@
 #include <cmath>
 #include <limits>
 #include <set>
+#include <stdexcept>
 
+#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "cpu/strategy/genome_text.hpp"
@@ -72,23 +74,49 @@ BacktestMetrics StrategyGeneratorAI::backtest_strategy(const MarketPanel& panel,
 }
 
 EvolveResult StrategyGeneratorAI::evolve_population(const MarketPanel& panel, const EvolveOptions& options) {
+  if (options.validation_end == options.validation_begin)
+    throw std::invalid_argument("evolve_population: no validation window (validation_begin == validation_end == " +
+                                std::to_string(options.validation_begin) +
+                                "); the generator selects on a validation window and reports on an untouched test window");
   const StrategyFeatures f = strategy_features_compute(panel.view());
   EvolveResult r = evolve(panel.view(), f, backend_, options);
   const std::int64_t now = to_ms(clock_.now());
+  auto num = [](double v) { return std::isfinite(v) ? boost::json::value(v) : boost::json::value(nullptr); };
   for (const auto& h : r.hall_of_fame) {
     StrategyRecord rec;
     rec.genome = h.genome;
     rec.generation = h.generation;
     rec.origin = "StrategyGeneratorAI evolve seed " + std::to_string(options.seed);
     for (std::uint64_t p : h.parents) rec.parents.push_back(genome_id_of_hash(p));
-    char buf[256];
-    std::snprintf(buf, sizeof buf, "{\"in_sample_sharpe\":%.6g,\"out_of_sample_sharpe\":%.6g,\"out_of_sample_return\":%.6g,"
-                                   "\"deflated_sharpe\":%.6g,\"trials\":%lld}",
-                  h.train.sharpe, h.test.sharpe, h.test.total_return, h.deflated_sharpe, static_cast<long long>(r.trials));
-    rec.backtest_metrics = buf;
+    const boost::json::object m{
+        {"selected", &h == &r.hall_of_fame.front()},
+        {"search", evolve_search_name(options.search)},
+        {"trials", r.trials},
+        {"train", {{"sharpe", num(h.train.sharpe)}, {"trades", h.train.trades}, {"deflated_sharpe", h.train_dsr}}},
+        {"validation", {{"sharpe", num(h.validation.sharpe)}, {"trades", h.validation.trades}, {"deflated_sharpe", h.validation_dsr}}},
+        {"test", {{"sharpe", num(h.test.sharpe)}, {"total_return", num(h.test.total_return)}, {"trades", h.test.trades},
+                  {"deflated_sharpe", h.test_dsr}}}};
+    rec.backtest_metrics = boost::json::serialize(m);
     repo_.upsert(rec, now);
   }
   return r;
+}
+
+std::optional<std::string> shadow_entry_refusal(const StrategyRecord& rec) {
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(rec.backtest_metrics, ec);
+  const boost::json::object* o = ec ? nullptr : v.if_object();
+  const boost::json::value* selected = o ? o->if_contains("selected") : nullptr;
+  if (selected == nullptr || !selected->is_bool() || !selected->as_bool())
+    return "strategy " + rec.id + " was not the selected strategy of a train/validation/test search (only the one chosen on the "
+           "validation window, with its test window reported, may go to SHADOW)";
+  const boost::json::value* test = o->if_contains("test");
+  const boost::json::value* sharpe = test && test->is_object() ? test->as_object().if_contains("sharpe") : nullptr;
+  if (sharpe == nullptr || !sharpe->is_number() || !(sharpe->to_number<double>() > 0.0))
+    return "strategy " + rec.id + "'s test-window Sharpe is " +
+           (sharpe && sharpe->is_number() ? std::to_string(sharpe->to_number<double>()) : std::string("missing")) +
+           ": expected above 0 on the window the search never saw";
+  return std::nullopt;
 }
 
 void StrategyGeneratorAI::on_start() {
@@ -168,6 +196,8 @@ std::optional<ShadowEvaluation> StrategyGeneratorAI::evaluate_shadow_strategy(co
 Result<StrategyRecord> StrategyGeneratorAI::promote_strategy(const std::string& id, const std::string& reason) {
   const auto rec = repo_.get(id);
   if (!rec) return Error{ErrorCode::not_found, "promote: no strategy '" + id + "' in the repository"};
+  if (rec->status == StrategyStatus::backtest)
+    if (const auto why = shadow_entry_refusal(*rec)) return Error{ErrorCode::conflict, "promote: " + *why};
   if (rec->status == StrategyStatus::shadow && !policy_allows_strategy(*policy_.current(), rec->id))
     return Error{ErrorCode::blocked, "promote: the policy does not allow strategy " + rec->id + " to trade live"};
   const StrategyStatus to = rec->status == StrategyStatus::backtest ? StrategyStatus::shadow : StrategyStatus::live;

@@ -50,6 +50,10 @@ struct ShadowEvaluation {
   bool allowed_by_policy = true; ///< not blocked, and allowed when the policy has an allow-list
 };
 
+/// Why a BACKTEST record may not go to SHADOW, or nullopt when it may: it must be the selected strategy of a
+/// train/validation/test search (backtest metrics with "selected": true) with a test-window Sharpe above 0.
+std::optional<std::string> shadow_entry_refusal(const StrategyRecord& rec);
+
 /// The Strategy Generator AI service (bus owner thread; not thread-safe).
 class StrategyGeneratorAI final : public Service {
  public:
@@ -63,11 +67,14 @@ class StrategyGeneratorAI final : public Service {
   /// One genome over bars [t_begin, t_end) of a panel (t_end -1: the end).
   BacktestMetrics backtest_strategy(const MarketPanel& panel, const kernels::Genome& genome, std::int32_t t_begin = 0,
                                     std::int32_t t_end = -1) const;
-  /// Runs a genetic search and stores its hall of fame in the repository (status BACKTEST); returns the result.
+  /// Runs the search with its three windows (throws std::invalid_argument without a validation window) and stores its
+  /// hall of fame in the repository (status BACKTEST; the selected one marked "selected", each with its train,
+  /// validation and test figures); returns the result.
   EvolveResult evolve_population(const MarketPanel& panel, const EvolveOptions& options);
   /// Paper-trading figures of a SHADOW or LIVE strategy and whether it may be promoted; nullopt when untracked.
   std::optional<ShadowEvaluation> evaluate_shadow_strategy(const std::string& id) const;
   /// Moves a strategy one stage on (BACKTEST -> SHADOW -> LIVE), records the reason and publishes StrategyPromoted.
+  /// BACKTEST -> SHADOW is refused (conflict) unless shadow_entry_refusal passes.
   Result<StrategyRecord> promote_strategy(const std::string& id, const std::string& reason);
   /// Retires a strategy, records the reason and publishes StrategyRetired.
   Result<StrategyRecord> retire_strategy(const std::string& id, const std::string& reason);

@@ -1,5 +1,5 @@
-// The genetic search: evolve() loops evaluate -> select -> breed over the generations, then builds the hall of fame
-// from every trial. The steps live in evolution_evaluate.cpp, evolution_select.cpp, evolution_breed.cpp and
+// The search: evolve() loops evaluate -> select -> breed over the generations (random search: evaluate -> draw), then
+// builds the hall of fame from every trial, ranks it on the validation window and only then tests it. The steps live in evolution_evaluate.cpp, evolution_select.cpp, evolution_breed.cpp and
 // evolution_hall_of_fame.cpp; walk-forward folds in evolution_walk_forward.cpp.
 #include "runtime/strategy/evolution.hpp"
 
@@ -23,10 +23,17 @@ void options_check(const kernels::PanelView& panel, const EvolveOptions& o) {
   if (!(o.time_budget_seconds >= 0)) bad("time budget must be >= 0 seconds");
   if (o.train_begin < 0 || o.train_end <= o.train_begin + 1)
     bad("train window [" + std::to_string(o.train_begin) + ", " + std::to_string(o.train_end) + ") must hold at least 2 bars");
-  if (o.test_begin < o.train_end || o.test_end <= o.test_begin + 1 || o.test_end > panel.n_bars)
+  const bool has_validation = o.validation_end != o.validation_begin;
+  if (has_validation && (o.validation_begin < o.train_end || o.validation_end <= o.validation_begin + 1))
+    bad("validation window [" + std::to_string(o.validation_begin) + ", " + std::to_string(o.validation_end) +
+        ") must hold at least 2 bars and start at or after the train window's end (" + std::to_string(o.train_end) + ")");
+  const std::int32_t before_test = has_validation ? o.validation_end : o.train_end;
+  if (o.test_begin < before_test || o.test_end <= o.test_begin + 1 || o.test_end > panel.n_bars)
     bad("test window [" + std::to_string(o.test_begin) + ", " + std::to_string(o.test_end) +
-        ") must hold at least 2 bars, start at or after the train window's end (" + std::to_string(o.train_end) +
-        ") and end within the data's " + std::to_string(panel.n_bars) + " bars");
+        ") must hold at least 2 bars, start at or after the " + (has_validation ? "validation" : "train") + " window's end (" +
+        std::to_string(before_test) + ") and end within the data's " + std::to_string(panel.n_bars) + " bars");
+  if (!(o.complexity_penalty >= 0 && o.complexity_penalty <= 10)) bad("complexity_penalty " + std::to_string(o.complexity_penalty) + ": expected 0 to 10");
+
 }
 
 }  // namespace
@@ -63,12 +70,16 @@ EvolveResult evolve(const kernels::PanelView& panel, const StrategyFeatures& fea
     if (opt.time_budget_seconds > 0 &&
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() >= opt.time_budget_seconds)
       break;
+    if (opt.search == EvolveSearch::random) {
+      pop = detail::population_untried(static_cast<std::size_t>(opt.population), rng, tried);
+      continue;
+    }
     const detail::Selection sel = detail::selection_rank(pop, ev.fitness, tried, opt);
     pop = detail::population_breed(pop, sel, opt, rng);
   }
 
   detail::trial_sharpe_moments(tried, result);
-  detail::hall_of_fame_test(detail::hall_of_fame_pick(tried, opt), backend, train, opt, result);
+  detail::hall_of_fame_select_and_test(detail::hall_of_fame_pick(tried, opt), backend, train, opt, result);
   return result;
 }
 

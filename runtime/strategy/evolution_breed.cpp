@@ -168,6 +168,17 @@ Population population_random(std::size_t size, Rng& rng) {
   return pop;
 }
 
+Population population_untried(std::size_t size, Rng& rng, const TrialCache& tried) {
+  Population pop;
+  while (pop.size() < size) {
+    Genome g = genome_random(rng);
+    // The grammar holds far more genomes than any search tries; the cap only guards a degenerate stream.
+    for (int tries = 0; tries < 1000 && tried.count(genome_hash(g)) != 0; ++tries) g = genome_random(rng);
+    pop.push_unique(g, {}, rng);
+  }
+  return pop;
+}
+
 Population population_breed(const Population& pop, const Selection& sel, const EvolveOptions& opt, Rng& rng) {
   const auto P = static_cast<std::size_t>(opt.population);
   Population next;

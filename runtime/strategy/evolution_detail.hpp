@@ -97,6 +97,9 @@ Population population_random(std::size_t size, Rng& rng);
 /// (crossover_rate) and mutation, each recording its parents.
 Population population_breed(const Population& pop, const Selection& sel, const EvolveOptions& opt, Rng& rng);
 
+/// Random search's next batch: `size` random genomes never evaluated before (not in `tried`), without parents.
+Population population_untried(std::size_t size, Rng& rng, const TrialCache& tried);
+
 // ---- hall of fame (evolution_hall_of_fame.cpp) ----------------------------------------------------------------
 
 /// Sets result.trials and the moments of the per-bar train Sharpe over every trial that traded (sr_mean,
@@ -107,9 +110,11 @@ void trial_sharpe_moments(const TrialCache& tried, EvolveResult& result);
 /// spread first; at most opt.hall_of_fame.
 std::vector<const Evaluated*> hall_of_fame_pick(const TrialCache& tried, const EvolveOptions& opt);
 
-/// Tests `picks` on the out-of-sample window only (`base` gives panel, features and costs), deflates their Sharpe
-/// with result.trials and result.sr_variance, and fills result.hall_of_fame ranked by out-of-sample Sharpe.
-void hall_of_fame_test(const std::vector<const Evaluated*>& picks, const BacktestBackend& backend, BacktestRequest base,
-                       const EvolveOptions& opt, EvolveResult& result);
+/// Backtests `picks` on the validation window (`base` gives panel, features and costs) and ranks them by validation
+/// fitness (by train fitness without a validation window); then, with the order fixed, backtests them once on the
+/// test window. Fills result.hall_of_fame (the first is the selected strategy) with the three windows' metrics and
+/// DSRs (train: N = result.trials; validation: N = the picks; test: N = 1).
+void hall_of_fame_select_and_test(const std::vector<const Evaluated*>& picks, const BacktestBackend& backend, BacktestRequest base,
+                                  const EvolveOptions& opt, EvolveResult& result);
 
 }  // namespace qtos::detail

@@ -22,6 +22,14 @@ EvolveObjective evolve_objective_parse(const std::string& text, const std::strin
   throw std::invalid_argument(what + " '" + text + "': expected sharpe or pareto");
 }
 
+const char* evolve_search_name(EvolveSearch s) { return s == EvolveSearch::random ? "random" : "genetic"; }
+
+EvolveSearch evolve_search_parse(const std::string& text, const std::string& what) {
+  if (text == "genetic") return EvolveSearch::genetic;
+  if (text == "random") return EvolveSearch::random;
+  throw std::invalid_argument(what + " '" + text + "': expected genetic or random");
+}
+
 std::vector<std::int32_t> pareto_fronts(const std::vector<ObjectivePoint>& pts) {
   // Deb's fast non-dominated sort: O(N^2) comparisons, fronts peeled one after another.
   const std::size_t n = pts.size();

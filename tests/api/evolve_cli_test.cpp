@@ -1,5 +1,6 @@
 // `qtos evolve` and `qtos backtest-strategy` through the real binary: end to end on a synthetic market with a planted
-// edge, same seed same hall of fame, the hall of fame's code replayed by backtest-strategy, and bad inputs.
+// edge (train, validation and test windows; the selected strategy in the JSON), same seed same hall of fame, the hall
+// of fame's code replayed by backtest-strategy, random search and a budget, warnings, and bad inputs.
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -44,7 +45,8 @@ TEST_F(EvolveCli, EndToEndHallOfFameIsDeterministicAndReplayable) {
   const std::string args = "evolve --data syn --population 32 --generations 5 --seed 3 --device cpu --top 4 --out ";
   const auto a = run_qtos(args + "a.json", dir_->path());
   ASSERT_EQ(a.exit_code, 0) << a.err;
-  for (const char* s : {"evolving 32 genomes x 5 generations on 10 symbols", "hall of fame", "OOS SHRP", "DSR", "-> "})
+  for (const char* s : {"evolving 32 genomes x 5 generations by genetic search on 10 symbols", "train bars [0, 1500), validation bars [1500, 2100), test bars [2100, 3000)",
+                        "hall of fame", "ranked by validation Sharpe", "TST SHRP", "VAL DSR", "-> ", "selected: "})
     EXPECT_TRUE(has(a.out, s)) << s << "\n" << a.out;
   EXPECT_TRUE(has(a.err, "best") && has(a.err, "median") && has(a.err, "bar-steps/s")) << a.err;
   const auto b = run_qtos(args + "b.json", dir_->path());
@@ -54,9 +56,20 @@ TEST_F(EvolveCli, EndToEndHallOfFameIsDeterministicAndReplayable) {
   ASSERT_EQ(hof.size(), 4u);
   EXPECT_EQ(boost::json::serialize(ja.at("hall_of_fame")), boost::json::serialize(jb.at("hall_of_fame")));
   const auto& best = hof[0].as_object();
-  // The planted edge is found: the best genome makes money out of sample.
-  EXPECT_GT(best.at("out_of_sample").at("total_return").as_double(), 0.0);
-  EXPECT_GT(best.at("out_of_sample").at("trades").as_double(), 10.0);
+  // The selected strategy is the first of the hall of fame, with its three windows and the N each DSR was deflated for.
+  const auto& sel = ja.at("selected").as_object();
+  EXPECT_EQ(sel.at("id"), best.at("id"));
+  EXPECT_EQ(sel.at("chosen_on").as_string(), "validation");
+  EXPECT_EQ(sel.at("train").at("dsr_trials").as_int64(), ja.at("trials").as_int64());
+  EXPECT_EQ(sel.at("validation").at("dsr_trials").as_int64(), 4);  // the hall of fame compared on validation
+  EXPECT_EQ(sel.at("test").at("dsr_trials").as_int64(), 1);        // the one choice the test window saw
+  EXPECT_EQ(sel.at("validation").at("bars").as_array()[0].as_int64(), 1500);
+  EXPECT_EQ(sel.at("test").at("bars").as_array()[0].as_int64(), 2100);
+  EXPECT_EQ(sel.at("test").at("sharpe"), best.at("test").at("sharpe"));
+  EXPECT_EQ(ja.at("search").as_string(), "genetic");
+  // The planted edge is found: the selected genome makes money on the untouched test window.
+  EXPECT_GT(best.at("test").at("total_return").as_double(), 0.0);
+  EXPECT_GT(best.at("test").at("trades").as_double(), 10.0);
 
   // backtest-strategy on the test window reproduces the out-of-sample figures of the hall of fame.
   const std::string code(best.at("code").as_string());
@@ -64,7 +77,7 @@ TEST_F(EvolveCli, EndToEndHallOfFameIsDeterministicAndReplayable) {
   ASSERT_EQ(bt.exit_code, 0) << bt.err;
   EXPECT_TRUE(has(bt.out, std::string(best.at("rules").as_string()))) << bt.out;
   char trades[64];
-  std::snprintf(trades, sizeof trades, "trades %.0f ", best.at("out_of_sample").at("trades").as_double());
+  std::snprintf(trades, sizeof trades, "trades %.0f ", best.at("test").at("trades").as_double());
   EXPECT_TRUE(has(bt.out, trades)) << trades << "\n" << bt.out;
   EXPECT_TRUE(has(bt.out, "SYMBOL") && has(bt.out, "REASON") && has(bt.out, "more trades")) << bt.out;
   // --rules FILE and CSV output.
@@ -99,7 +112,7 @@ TEST_F(EvolveCli, RepositoryLifecycleThroughTheCli) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto s = run_qtos("strategies --repo s.db show " + id, dir_->path());
   ASSERT_EQ(s.exit_code, 0) << s.err;
-  for (const char* w : {"status     RETIRED", "out_of_sample", "BACKTEST -> SHADOW  OOS ok", "LIVE -> RETIRED  below floor", "code       g1:"})
+  for (const char* w : {"status     RETIRED", "\"validation\"", "\"test\"", "BACKTEST -> SHADOW  OOS ok", "LIVE -> RETIRED  below floor", "code       g1:"})
     EXPECT_TRUE(has(s.out, w)) << w << "\n" << s.out;
   // backtest-strategy takes the repository id (a prefix is enough) as well as the genome code.
   const auto byid = run_qtos("backtest-strategy --data syn --repo s.db --genome " + id.substr(0, 8) + " --max-trades 1", dir_->path());
@@ -117,8 +130,8 @@ TEST_F(EvolveCli, WalkForwardFoldsAndLineage) {
   const std::string args = "evolve --data syn --population 24 --generations 3 --seed 3 --device cpu --top 3 --folds 3 --purge 100 ";
   const auto a = run_qtos(args + "--out wf.json --repo wf.db", dir_->path());
   ASSERT_EQ(a.exit_code, 0) << a.err;
-  for (const char* w : {"walk-forward: 3 folds (anchored), purge 100 bars, objective sharpe", "fold 1: train bars [0, 650), test bars [750, 1500)",
-                        "fold 3: train bars [0, 2150), test bars [2250, 3000)", "walk-forward OOS", "efficiency", "trials in all folds",
+  for (const char* w : {"walk-forward: 3 folds (anchored), purge 100 bars, objective sharpe", "fold 1: train bars [0, 488), validation bars [488, 650), test bars [750, 1500)",
+                        "fold 3: train bars [0, 1613), validation bars [1613, 2150), test bars [2250, 3000)", "walk-forward OOS", "efficiency", "trials in all folds",
                         "final hall of fame: the last fold's", "parents: "})
     EXPECT_TRUE(has(a.out, w)) << w << "\n" << a.out;
   EXPECT_TRUE(has(a.err, "fold 3 gen 3")) << a.err;
@@ -130,9 +143,11 @@ TEST_F(EvolveCli, WalkForwardFoldsAndLineage) {
   for (std::size_t k = 0; k < 3; ++k) {
     const auto& f = folds[k].as_object();
     const auto& train = f.at("train").as_array();
+    const auto& validation = f.at("validation").as_array();
     const auto& test = f.at("test").as_array();
     EXPECT_EQ(train[0].as_int64(), 0);
-    EXPECT_EQ(train[1].as_int64() + 100, test[0].as_int64());  // the purge gap: no train bar touches the test block
+    EXPECT_EQ(train[1].as_int64(), validation[0].as_int64());
+    EXPECT_EQ(validation[1].as_int64() + 100, test[0].as_int64());  // the purge gap: no earlier bar touches the test block
     EXPECT_EQ(test[0].as_int64(), 750 * static_cast<std::int64_t>(k + 1));
     trials += f.at("trials").as_int64();
   }
@@ -173,9 +188,9 @@ TEST_F(EvolveCli, BadFoldsAndObjectiveAreNamed) {
   auto r = run_qtos(base + "--folds 200", dir_->path());
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(has(r.err, "--folds: 200 is out of range; expected an integer from 1 to 100")) << r.err;
-  r = run_qtos(base + "--folds 12", dir_->path());  // blocks of 230 bars leave fold 1 30 train bars after the purge
+  r = run_qtos(base + "--folds 12", dir_->path());  // blocks of 230 bars leave fold 1 30 bars after the purge: 23 + 7
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_TRUE(has(r.err, "--folds 12 with --purge 200 on 3000 bars: fold 1 would train on 30 bars")) << r.err;
+  EXPECT_TRUE(has(r.err, "--folds 12 with --purge 200 on 3000 bars: fold 1 would train on 23 bars, validate on 7")) << r.err;
   r = run_qtos(base + "--folds 2 --train 0.5", dir_->path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "--folds") && has(r.err, "--train")) << r.err;
@@ -187,13 +202,51 @@ TEST_F(EvolveCli, BadFoldsAndObjectiveAreNamed) {
   EXPECT_TRUE(has(r.err, "--objective 'calmar': expected sharpe or pareto")) << r.err;
 }
 
+TEST_F(EvolveCli, RandomSearchWithABudgetIsTheSameProtocol) {
+  const auto a = run_qtos("evolve --data syn --search random --budget 60 --population 16 --generations 3 --seed 2 --device cpu --top 3 "
+                          "--out r.json",
+                          dir_->path());
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_TRUE(has(a.out, "evolving 16 genomes x 3 generations (or a 60 s budget, whichever ends first) by random search")) << a.out;
+  EXPECT_TRUE(has(a.out, "(budget 60 s)")) << a.out;
+  const auto j = read_json(dir_->path() / "r.json");
+  EXPECT_EQ(j.at("search").as_string(), "random");
+  EXPECT_EQ(j.at("budget_seconds").as_double(), 60.0);
+  EXPECT_EQ(j.at("trials").as_int64(), 48);  // three batches of 16 genomes never tried before
+  for (const auto& h : j.at("hall_of_fame").as_array()) EXPECT_TRUE(h.at("parents").as_array().empty());
+  EXPECT_EQ(j.at("selected").at("id"), j.at("hall_of_fame").as_array()[0].at("id"));
+  // --budget alone: the budget ends the search, and the run says how long it took.
+  const auto b = run_qtos("evolve --data syn --budget 1 --population 16 --seed 2 --device cpu --top 3 --out b.json", dir_->path());
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_TRUE(has(b.out, "evolving 16 genomes per generation for a 1 s budget by genetic search")) << b.out;
+  const auto jb = read_json(dir_->path() / "b.json");
+  EXPECT_GE(jb.at("search_seconds").as_double(), 1.0);
+  EXPECT_GT(jb.at("generations_completed").as_int64(), 1);
+}
+
+TEST_F(EvolveCli, IndicatorsThatCannotWarmUpAreNamed) {
+  // A 60-bar train window: EMA(100) and EMA(200) never have a value there.
+  const auto r = run_qtos("evolve --data syn --train 0.02 --validation 0.01 --test 0.1 --population 8 --generations 1 --device cpu", dir_->path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(has(r.err, "warning: 2 indicator(s) of the grammar never warm up on the train window [0, 60): EMA(100), EMA(200)")) << r.err;
+  const auto ok = run_qtos("evolve --data syn --population 8 --generations 1 --device cpu", dir_->path());
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_FALSE(has(ok.err, "warning:")) << ok.err;
+}
+
 TEST_F(EvolveCli, BadInputsAreNamed) {
   auto r = run_qtos("evolve --data syn --population 2 --generations 1", dir_->path());
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(has(r.err, "--population: 2 is out of range; expected an integer from 4 to 1000000")) << r.err;
   r = run_qtos("evolve --data syn --train 0.8 --test 0.5 --population 8 --generations 1", dir_->path());
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_TRUE(has(r.err, "train + test <= 1")) << r.err;
+  EXPECT_TRUE(has(r.err, "train + validation + test <= 1")) << r.err;
+  r = run_qtos("evolve --data syn --population 8 --generations 1 --search annealing", dir_->path());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "--search 'annealing': expected genetic or random")) << r.err;
+  r = run_qtos("evolve --data syn --population 8 --generations 1 --budget -1", dir_->path());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "--budget")) << r.err;
   r = run_qtos("evolve --data syn --symbols NOPE --population 8 --generations 1", dir_->path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(has(r.err, "no symbol 'NOPE'")) << r.err;

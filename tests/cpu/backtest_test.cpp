@@ -199,8 +199,8 @@ OwnedPanel zigzag(std::int32_t n) {
 }
 
 std::vector<TradeRecord> trades_of(const OwnedPanel& p, const Genome& g, const kernels::BacktestCosts& costs,
-                                   BacktestAccum* acc = nullptr) {
-  const StrategyFeatures f = strategy_features_compute(p.view(), true);
+                                   BacktestAccum* acc = nullptr, kernels::GapPolicy gaps = {}) {
+  const StrategyFeatures f = strategy_features_compute(p.view(), true, gaps);
   const std::vector<Genome> gs = {kernels::genome_normalize(g)};
   BacktestRequest r;
   r.panel = p.view();
@@ -339,10 +339,10 @@ TEST(BacktestSemantics, StopWinsWhenStopAndTargetShareABar) {
   EXPECT_LT(it->trade.exit_price, it->trade.entry_price);
 }
 
-TEST(BacktestSemantics, FlatThroughAGapAndNoFillOnAMissingBar) {
+TEST(BacktestSemantics, ResetAfterZeroIsFlatThroughAGapAndNoFillOnAMissingBar) {
   OwnedPanel p = zigzag(60);
   for (std::int32_t t = 25; t < 28; ++t) p.open[t] = p.high[t] = p.low[t] = p.close[t] = NAN;
-  const auto tr = trades_of(p, always_long(100), kernels::BacktestCosts{});
+  const auto tr = trades_of(p, always_long(100), kernels::BacktestCosts{}, nullptr, kernels::gap_reset_after(0));
   ASSERT_GE(tr.size(), 2u);
   EXPECT_EQ(tr[0].trade.entry_bar, 15);
   EXPECT_EQ(tr[0].trade.exit_bar, 25);
@@ -351,6 +351,18 @@ TEST(BacktestSemantics, FlatThroughAGapAndNoFillOnAMissingBar) {
   // Indicators restart after the gap: ATR(14) needs bars 28..42, so the next entry fills at 43.
   EXPECT_EQ(tr[1].trade.entry_bar, 43);
   for (const auto& t : tr) EXPECT_FALSE(t.trade.entry_bar >= 25 && t.trade.entry_bar < 28);
+}
+
+TEST(BacktestSemantics, SkipHoldsThroughAGapAndTheWindowEndsAtItsLastExistingBar) {
+  OwnedPanel p = zigzag(60);
+  for (std::int32_t t = 25; t < 28; ++t) p.open[t] = p.high[t] = p.low[t] = p.close[t] = NAN;
+  for (std::int32_t t = 57; t < 60; ++t) p.open[t] = p.high[t] = p.low[t] = p.close[t] = NAN;
+  const auto tr = trades_of(p, always_long(100), kernels::BacktestCosts{});
+  ASSERT_EQ(tr.size(), 1u);
+  EXPECT_EQ(tr[0].trade.entry_bar, 15);
+  EXPECT_EQ(tr[0].trade.exit_bar, 56);  // held over the closure, closed at the last bar that exists
+  EXPECT_EQ(tr[0].trade.reason, ExitReason::end);
+  EXPECT_DOUBLE_EQ(tr[0].trade.exit_price, double(p.close[56]) * (1 - kernels::BacktestCosts{}.slippage));
 }
 
 TEST(BacktestSemantics, EmptyInputsAndBadRequestsAreNamed) {
@@ -541,9 +553,10 @@ struct EventLoop {
   }
 };
 
-TEST(BacktestCrossCheck, EventLoopGivesTheSameTrades) {
+TEST(BacktestCrossCheck, EventLoopGivesTheSameTradesUnderResetAfterZero) {
+  // The event loop flattens on every missing bar, the historical rule that reset-after:0 keeps.
   const OwnedPanel p = testing::synthetic_panel(4, 900, 21, true);
-  const StrategyFeatures f = strategy_features_compute(p.view(), true);
+  const StrategyFeatures f = strategy_features_compute(p.view(), true, kernels::gap_reset_after(0));
   std::vector<Genome> gs;
   Genome a;  // RSI mean reversion with an exit rule and a stop
   a.entry[0] = {k(CondKind::rsi_below), 1, 0, 35.0f};

@@ -118,9 +118,10 @@ TEST(IndicatorsByHand, MacdStartsBothEmasAtTheSlowSeed) {
   m.period2 = 3;
   m.period3 = 2;
   // slow EMA(3) seed 2 at bar 2; fast EMA(2) seed = SMA(2,3) = 2.5 at bar 2 -> line .5; bar 3: slow 3, fast
-  // (4-2.5)*2/3+2.5 = 3.5 -> .5; signal EMA(2) seed = mean(.5,.5) at bar 3; histogram 0.
+  // (4-2.5)*2/3+2.5 = 3.5 -> .5; signal EMA(2) seed = mean(.5,.5) at bar 3; histogram 0. As in TA-Lib the line is
+  // printed from bar 3 only, once the signal exists (lookback s+g-2).
   const double n = NAN;
-  expect_series(run_serial(p, IndicatorKind::macd, m, 0), {n, n, .5, .5, .5, .5}, "line");
+  expect_series(run_serial(p, IndicatorKind::macd, m, 0), {n, n, n, .5, .5, .5}, "line");
   expect_series(run_serial(p, IndicatorKind::macd, m, 1), {n, n, n, .5, .5, .5}, "signal");
   expect_series(run_serial(p, IndicatorKind::macd, m, 2), {n, n, n, 0, 0, 0}, "hist");
 }
@@ -182,10 +183,52 @@ std::vector<IndicatorParams> params_for(IndicatorKind kind) {
 
 class IndicatorsVsReference : public ::testing::TestWithParam<int> {};
 
-TEST_P(IndicatorsVsReference, MatchesIndependentReferenceInDoubleIncludingGaps) {
+/// The bars of symbol s that exist, as one stretch of grid positions.
+std::vector<std::int32_t> existing(const OwnedPanel& p, std::int32_t s) {
+  std::vector<std::int32_t> out;
+  for (std::int32_t t = 0; t < p.n_bars; ++t)
+    if (!std::isnan(p.close[static_cast<std::size_t>(s * p.stride + t)])) out.push_back(t);
+  return out;
+}
+
+/// Column `col` of symbol s at the grid positions `at`, as doubles.
+std::vector<double> gather(const OwnedPanel& p, const std::vector<float>& col, std::int32_t s, const std::vector<std::int32_t>& at) {
+  std::vector<double> r;
+  for (std::int32_t t : at) r.push_back(col[static_cast<std::size_t>(s * p.stride + t)]);
+  return r;
+}
+
+TEST_P(IndicatorsVsReference, MatchesIndependentReferenceInDoubleSkippingGaps) {
+  // Under skip the reference runs over the bars that exist, one stretch per symbol.
   const auto kind = static_cast<IndicatorKind>(GetParam());
   const OwnedPanel p = testing::synthetic_panel(12, 300, 42);
   for (const auto& prm : params_for(kind)) {
+    std::vector<double> out(indicator_out_size(kind, p.view()));
+    indicator_series_serial(p.view(), kind, prm, out);
+    const std::size_t plane = static_cast<std::size_t>(p.n_symbols) * static_cast<std::size_t>(p.stride);
+    for (std::int32_t s = 0; s < p.n_symbols; ++s) {
+      const auto at = existing(p, s);
+      const auto ref = reference::series(kind, prm, gather(p, p.high, s, at), gather(p, p.low, s, at),
+                                         gather(p, p.close, s, at), gather(p, p.qvol, s, at));
+      for (std::size_t j = 0; j < ref.size(); ++j) {
+        std::vector<double> want(static_cast<std::size_t>(p.n_bars), NAN);
+        for (std::size_t i = 0; i < at.size(); ++i) want[static_cast<std::size_t>(at[i])] = ref[j][i];
+        std::vector<double> got;
+        for (std::int32_t t = 0; t < p.n_bars; ++t) got.push_back(out[j * plane + static_cast<std::size_t>(s * p.stride + t)]);
+        const bool unit_scale = (kind == IndicatorKind::bbands && j == 4) || (kind == IndicatorKind::dollar_volume && j == 1);
+        expect_series(got, want, std::string(indicator_name(kind)) + " period " + std::to_string(prm.period) + " output " +
+                                     std::to_string(j) + " symbol " + std::to_string(s), unit_scale);
+      }
+    }
+  }
+}
+
+TEST_P(IndicatorsVsReference, MatchesIndependentReferenceInDoubleRestartingAfterGaps) {
+  // Under reset-after:0 the reference runs over each gap-free stretch on its own.
+  const auto kind = static_cast<IndicatorKind>(GetParam());
+  const OwnedPanel p = testing::synthetic_panel(12, 300, 42);
+  for (auto prm : params_for(kind)) {
+    prm.gaps = kernels::gap_reset_after(0);
     std::vector<double> out(indicator_out_size(kind, p.view()));
     indicator_series_serial(p.view(), kind, prm, out);
     const std::size_t plane = static_cast<std::size_t>(p.n_symbols) * static_cast<std::size_t>(p.stride);
@@ -341,15 +384,29 @@ TEST(IndicatorBackendCpu, RejectsAnOutputBufferOfTheWrongSize) {
   EXPECT_THROW(backends.back()->series(p.view(), IndicatorKind::bbands, period(5), out), std::invalid_argument);
 }
 
-TEST(IndicatorGaps, AMissingBarRestartsTheLookback) {
+TEST(IndicatorGaps, UnderResetAfterZeroAMissingBarRestartsTheLookback) {
+  std::vector<double> c(30);
+  for (std::size_t t = 0; t < c.size(); ++t) c[t] = 100.0 + static_cast<double>(t);
+  c[12] = NAN;
+  const auto p = panel_of(c, c, c);
+  IndicatorParams prm = period(5);
+  prm.gaps = kernels::gap_reset_after(0);
+  const auto v = run_serial(p, IndicatorKind::sma, prm, 0);
+  EXPECT_DOUBLE_EQ(v[11], 100 + 9.0);
+  for (int t = 12; t <= 16; ++t) EXPECT_TRUE(std::isnan(v[static_cast<std::size_t>(t)])) << t;  // gap + 4 bars of lookback
+  EXPECT_DOUBLE_EQ(v[17], 100 + 15.0);
+}
+
+TEST(IndicatorGaps, UnderSkipTheLookbackCountsTheBarsThatExist) {
   std::vector<double> c(30);
   for (std::size_t t = 0; t < c.size(); ++t) c[t] = 100.0 + static_cast<double>(t);
   c[12] = NAN;
   const auto p = panel_of(c, c, c);
   const auto v = run_serial(p, IndicatorKind::sma, period(5), 0);
   EXPECT_DOUBLE_EQ(v[11], 100 + 9.0);
-  for (int t = 12; t <= 16; ++t) EXPECT_TRUE(std::isnan(v[static_cast<std::size_t>(t)])) << t;  // gap + 4 bars of lookback
-  EXPECT_DOUBLE_EQ(v[17], 100 + 15.0);
+  EXPECT_TRUE(std::isnan(v[12]));                  // no value at the missing bar
+  EXPECT_DOUBLE_EQ(v[13], (108 + 109 + 110 + 111 + 113) / 5.0);  // the five bars that exist up to bar 13
+  EXPECT_DOUBLE_EQ(v[17], (113 + 114 + 115 + 116 + 117) / 5.0);
 }
 
 }  // namespace

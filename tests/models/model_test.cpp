@@ -242,6 +242,30 @@ TEST_F(SavedModel, RoundTripPredictsTheSameAndRefusesAnotherFeatureSpec) {
     EXPECT_NE(msg.find(dir_.string()), std::string::npos) << msg;
   }
   {
+    // A model whose features were computed under another gap policy is refused, naming both policies; a spec written
+    // before the policy was recorded reads as the restart-after-every-gap rule the features follow.
+    const auto meta_path = (dir_ / "meta.json").string();
+    std::stringstream text;
+    text << std::ifstream(meta_path).rdbuf();
+    const std::string original = text.str();
+    auto doc = boost::json::parse(original).as_object();
+    EXPECT_EQ(doc["feature_spec"].as_object().at("gaps").as_string(), "reset-after:0");
+    doc["feature_spec"].as_object()["gaps"] = "skip";
+    std::ofstream(meta_path, std::ios::trunc) << boost::json::serialize(doc);
+    try {
+      (void)Model::load(dir_.string(), &current);
+      FAIL() << "a model trained under another gap policy was loaded";
+    } catch (const std::runtime_error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("refusing"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("gaps skip vs reset-after:0"), std::string::npos) << msg;
+    }
+    doc["feature_spec"].as_object().erase("gaps");
+    std::ofstream(meta_path, std::ios::trunc) << boost::json::serialize(doc);
+    EXPECT_NO_THROW((void)Model::load(dir_.string(), &current));
+    std::ofstream(meta_path, std::ios::trunc) << original;
+  }
+  {
     // A model saved before the indicator features (feature spec version 1, no periods) is refused by version.
     const auto meta_path = (dir_ / "meta.json").string();
     std::stringstream text;

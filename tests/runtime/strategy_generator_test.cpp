@@ -97,6 +97,7 @@ struct Fixture {
       StrategyRecord r;
       r.genome = g;
       r.origin = "test";
+      r.backtest_metrics = R"({"selected":true,"test":{"sharpe":1.5}})";  // as a train/validation/test search stores it
       repo.upsert(r, kT0Ms);
     }
     // The losing strategy is already live.
@@ -242,16 +243,54 @@ TEST(StrategyGeneratorAI, GeneratesBacktestsAndEvolvesIntoTheRepository) {
   eo.generations = 2;
   eo.hall_of_fame = 4;
   eo.min_trades = 5;
-  eo.train_end = 300;
+  eo.train_end = 240;
   eo.test_begin = 300;
   eo.test_end = kBars;
+  // The generator selects on a validation window: without one it refuses to run.
+  try {
+    sg.evolve_population(f.panel, eo);
+    FAIL() << "ran without a validation window";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("no validation window"), std::string::npos) << e.what();
+  }
+  eo.validation_begin = 240;
+  eo.validation_end = 300;
   const EvolveResult r = sg.evolve_population(f.panel, eo);
   ASSERT_EQ(r.hall_of_fame.size(), 4u);
   for (const auto& h : r.hall_of_fame) {
     const auto rec = f.repo.get(genome_id(h.genome));
     ASSERT_TRUE(rec);
-    EXPECT_NE(rec->backtest_metrics.find("deflated_sharpe"), std::string::npos);
+    for (const char* key : {"\"train\"", "\"validation\"", "\"test\"", "deflated_sharpe"})
+      EXPECT_NE(rec->backtest_metrics.find(key), std::string::npos) << key << " in " << rec->backtest_metrics;
+    const bool selected = &h == &r.hall_of_fame.front();
+    EXPECT_EQ(rec->backtest_metrics.find("\"selected\":true") != std::string::npos, selected) << rec->backtest_metrics;
+    // Only the selected strategy may go to SHADOW (on this trending market its test Sharpe is positive).
+    const auto p = sg.promote_strategy(rec->id, "selected on validation");
+    if (selected) {
+      EXPECT_GT(h.test.sharpe, 0.0);
+      EXPECT_TRUE(p) << p.error().message;
+    } else {
+      ASSERT_FALSE(p);
+      EXPECT_EQ(p.error().code, "conflict");
+      EXPECT_NE(p.error().message.find("was not the selected strategy of a train/validation/test search"), std::string::npos)
+          << p.error().message;
+    }
   }
+}
+
+TEST(StrategyGeneratorAI, ShadowEntryNeedsTheSelectedStrategyWithAPositiveTestSharpe) {
+  StrategyRecord rec;
+  rec.id = "abcd";
+  rec.backtest_metrics = "";
+  EXPECT_TRUE(shadow_entry_refusal(rec));  // no metrics at all (stored by hand)
+  rec.backtest_metrics = R"({"selected":false,"test":{"sharpe":3}})";
+  EXPECT_TRUE(shadow_entry_refusal(rec));
+  rec.backtest_metrics = R"({"selected":true,"test":{"sharpe":-0.4}})";
+  const auto why = shadow_entry_refusal(rec);
+  ASSERT_TRUE(why);
+  EXPECT_NE(why->find("test-window Sharpe is -0.4"), std::string::npos) << *why;
+  rec.backtest_metrics = R"({"selected":true,"test":{"sharpe":0.8}})";
+  EXPECT_FALSE(shadow_entry_refusal(rec));
 }
 
 }  // namespace

@@ -1,8 +1,12 @@
-// The synthetic market: deterministic per seed, valid bars, regimes, a common factor with per-symbol beta.
+// The synthetic market: deterministic per seed, valid bars, regimes, a common factor with per-symbol beta, and the
+// planted edges the search-quality study runs on (momentum, mean reversion, a momentum edge that flips sign).
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -110,6 +114,86 @@ TEST(Synth, CommonFactorWithPerSymbolBeta) {
   double low = 0, high = 0;
   for (std::size_t i = 0; i < 10; ++i) low += beta_vs_est[i].second, high += beta_vs_est[beta_vs_est.size() - 1 - i].second;
   EXPECT_GT(high, low * 1.5);
+}
+
+/// Per 200-bar window of the whole panel: the correlation of each bar's close-to-close log return with the sign of the
+/// summed previous 10 returns, pooled over the symbols (the planted edges act on a ~10-bar trend).
+std::vector<double> trend_correlations(const SynthMarket& m) {
+  std::vector<double> out;
+  const std::int32_t T = m.panel.n_bars();
+  for (std::int32_t w0 = 20; w0 + 200 <= T; w0 += 200) {
+    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, n = 0;
+    for (std::int32_t s = 0; s < m.panel.n_symbols(); ++s) {
+      const auto c = m.panel.series(Column::close, s);
+      for (std::int32_t t = w0; t < w0 + 200; ++t) {
+        const auto i = static_cast<std::size_t>(t);
+        if (!std::isfinite(c[i]) || !std::isfinite(c[i - 1]) || !std::isfinite(c[i - 11])) continue;
+        const double x = std::log(c[i - 1] / c[i - 11]) > 0 ? 1.0 : -1.0, y = std::log(c[i] / c[i - 1]);
+        sx += x, sy += y, sxx += x * x, syy += y * y, sxy += x * y, n += 1;
+      }
+    }
+    out.push_back((sxy - sx * sy / n) / std::sqrt((sxx - sx * sx / n) * (syy - sy * sy / n)));
+  }
+  return out;
+}
+
+double mean_of(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()); }
+
+TEST(SynthPlanted, MomentumReversionAndAFlippingEdgeHaveTheirSigns) {
+  SynthOptions o = opts(3);
+  o.n_symbols = 10;
+  o.n_bars = 6000;
+  o.planted_momentum = 0.15;
+  const auto mom = trend_correlations(synth_generate(o));
+  o.planted_momentum = 0;
+  o.planted_reversion = 0.15;
+  const auto rev = trend_correlations(synth_generate(o));
+  o.planted_reversion = 0;
+  const auto none = trend_correlations(synth_generate(o));
+  o.planted_momentum = 0.2;
+  o.planted_flip_bars = 600;
+  const SynthMarket flip_market = synth_generate(o);
+  const auto flip = trend_correlations(flip_market);
+  EXPECT_GT(mean_of(mom), mean_of(none) + 0.02);
+  EXPECT_LT(mean_of(rev), mean_of(none) - 0.02);
+  // The flipping edge: clear momentum windows and clear reversion windows, where the pure momentum market has almost
+  // no reversion window.
+  auto count = [](const std::vector<double>& v, double lo, double hi) {
+    return std::count_if(v.begin(), v.end(), [&](double x) { return x > lo && x < hi; });
+  };
+  EXPECT_GE(count(flip, 0.03, 1), 4);
+  EXPECT_GE(count(flip, -1, -0.03), 4);
+  EXPECT_LE(count(mom, -1, -0.03), 1);
+  // Deterministic per seed, and another stream than the plain market's: the flips change the prices.
+  const SynthMarket again = synth_generate(o);
+  const auto a = flip_market.panel.series(Column::close, 0), b = again.panel.series(Column::close, 0);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size_bytes()));
+}
+
+TEST(SynthPlanted, BadPlantedOptionsAreNamed) {
+  auto err = [](SynthOptions o) {
+    try {
+      synth_options_check(o);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  SynthOptions o;
+  o.planted_reversion = 3;
+  EXPECT_NE(err(o).find("--planted-reversion: 3"), std::string::npos) << err(o);
+  o.planted_reversion = 0.1;
+  o.planted_momentum = 0.1;
+  EXPECT_NE(err(o).find("expected one of them"), std::string::npos) << err(o);
+  o.planted_reversion = 0;
+  o.planted_momentum = 0;
+  o.planted_flip_bars = 100;
+  EXPECT_NE(err(o).find("--planted-flip: expected --planted-momentum > 0"), std::string::npos) << err(o);
+  o.planted_momentum = 0.1;
+  o.planted_flip_bars = -1;
+  EXPECT_NE(err(o).find("--planted-flip: -1 bars is out of range"), std::string::npos) << err(o);
+  o.planted_flip_bars = 100;
+  EXPECT_EQ(err(o), "");
 }
 
 TEST(Synth, BadOptionsNameTheOption) {
