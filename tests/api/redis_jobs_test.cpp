@@ -344,7 +344,10 @@ TEST(RedisEvolve, ThreeWorkersGiveTheSameHallOfFameAsOneProcess) {
     EXPECT_EQ(a.fitness, b.fitness);
     EXPECT_EQ(a.train.sharpe, b.train.sharpe);
     EXPECT_EQ(a.test.sharpe, b.test.sharpe);
-    EXPECT_EQ(a.deflated_sharpe, b.deflated_sharpe);
+    EXPECT_EQ(a.validation.sharpe, b.validation.sharpe);
+    EXPECT_EQ(a.train_dsr, b.train_dsr);
+    EXPECT_EQ(a.validation_dsr, b.validation_dsr);
+    EXPECT_EQ(a.test_dsr, b.test_dsr);
     EXPECT_EQ(a.parents, b.parents);
   }
   // Every generation's fresh genomes went out as 3 jobs, each spread over the workers (all three took some).

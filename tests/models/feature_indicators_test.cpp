@@ -37,8 +37,10 @@ std::vector<double> kernel_series(const SyntheticMarket& m, std::int32_t s, kern
   const auto off = static_cast<std::size_t>(s * m.stride + from);
   const std::int32_t n = m.n_bars - from;
   std::vector<double> out(static_cast<std::size_t>(n) * Ind::kOutputs);
+  // Model features restart their indicators after a missing bar (their spec's gap policy is reset-after:0).
+  std::vector<std::int32_t> scratch(static_cast<std::size_t>(n));
   kernels::indicator_row_run<double>(ind, m.high.data() + off, m.low.data() + off, m.close.data() + off,
-                                     m.volume.data() + off, n, out.data(), n);
+                                     m.volume.data() + off, n, out.data(), n, kernels::gap_reset_after(0), scratch.data());
   return std::vector<double>(out.begin() + static_cast<std::ptrdiff_t>(j) * n,
                              out.begin() + static_cast<std::ptrdiff_t>(j + 1) * n);
 }
