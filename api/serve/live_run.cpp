@@ -332,7 +332,6 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
   fo.on_note = [](const std::string& s) { spdlog::info("live: kline feed: {}", s); };
   binance::KlineFeed feed(fo);
 
-  std::atomic<bool> stream_reconnected{false};
   binance::UserStreamOptions uo;
   uo.market = exchange.market();
   uo.ws = exchange.market() == MarketKind::spot ? options.endpoints.ws_api : options.endpoints.stream;
