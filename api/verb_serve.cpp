@@ -35,6 +35,13 @@
 #include "runtime/util/atomic_file.hpp"
 #include "runtime/util/stop_token.hpp"
 #include "runtime/util/time_format.hpp"
+#if defined(QTOS_HAVE_BINANCE)
+#include <spdlog/spdlog.h>
+
+#include "api/binance/exchange_factory.hpp"
+#include "api/serve/live_run.hpp"
+#include "runtime/data/interval.hpp"
+#endif
 
 namespace qtos::api {
 namespace {
@@ -47,6 +54,8 @@ struct ServeArgs {
   std::uint64_t seed = 7;
   double capital = 10'000;
   bool new_run = false;
+  std::string exchange, env;  // --exchange, --env (QT_EXCHANGE, QT_BINANCE_ENV)
+  bool replay_options = false;  // --data or --speed given (a replay's options)
 };
 
 /// The configuration of the service: the environment and .env as always, with the demo's defaults where they say
@@ -71,6 +80,8 @@ Config serve_config(CliContext& ctx, const ServeArgs& a) {
   set_default("QT_SG_PROMOTE_MIN_WIN_RATE", "0.4");
   set_default("QT_OPP_RANKER_ENABLED", "true");
   if (!a.state_dir.empty()) src.environment["QT_STATE_DIR"] = a.state_dir;
+  if (!a.exchange.empty()) src.environment["QT_EXCHANGE"] = a.exchange;
+  if (!a.env.empty()) src.environment["QT_BINANCE_ENV"] = a.env;
   return config_load(src);
 }
 
@@ -193,6 +204,179 @@ class ApiFeed final : public Service {
   ServePlane& plane_;
 };
 
+/// `qtos serve --exchange binance-*`: the OS trading the venue live (api/serve/live_run.hpp) behind the same API.
+void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const StopToken& stop, const std::string& token) {
+#if defined(QTOS_HAVE_BINANCE)
+  const std::string exchange_text = std::string(exchange_name(config.exchange));
+  if (a.replay_options)
+    throw UsageError("--data and --speed choose a market to replay; with QT_EXCHANGE=" + exchange_text +
+                     " the market is the venue's, live: QT_BINANCE_SYMBOLS and QT_BINANCE_INTERVAL (drop --data/--speed)");
+  if (config.binance_symbols.empty())
+    throw ConfigError("QT_BINANCE_SYMBOLS: unset: a live run needs the symbols it trades (e.g. QT_BINANCE_SYMBOLS=BTCUSDT)");
+  const binance::Env env = exchange_is_simulated(config.exchange) ? binance::Env::testnet : binance::Env::mainnet;
+  const MarketKind market_kind = (config.exchange == ExchangeKind::binance_spot || config.exchange == ExchangeKind::binance_spot_testnet)
+                                     ? MarketKind::spot
+                                     : MarketKind::linear_perpetual;
+  // The run directory: the unfinished live run continues (its ledger, its checkpoint, its client-order-id prefix);
+  // --new-run starts another.
+  const std::string pointer = config.state_dir + "/current_live_run";
+  std::string run_dir;
+  if (!a.new_run && std::filesystem::exists(pointer)) {
+    const std::string name = file_text(pointer);
+    if (name.empty() || name.find('/') != std::string::npos)
+      throw UsageError(pointer + ": expected the name of a run under " + config.state_dir + "/runs, found '" + name + "'");
+    if (std::filesystem::exists(config.state_dir + "/runs/" + name + "/ledger.db")) run_dir = config.state_dir + "/runs/" + name;
+  }
+  const bool resuming = !run_dir.empty();
+  std::string new_name;  // a new run: created once the venue's configuration has been accepted
+  if (!resuming) {
+    new_name = "live-" + utc_stamp();
+    for (int i = 2; std::filesystem::exists(config.state_dir + "/runs/" + new_name); ++i) new_name = "live-" + utc_stamp() + "-" + std::to_string(i);
+    run_dir = config.state_dir + "/runs/" + new_name;
+  }
+  const auto endpoint = [&](const std::string& url, const std::string& fallback, const char* what) {
+    binance::HttpEndpoint e;
+    try {
+      e = live_endpoint_parse(url.empty() ? fallback : url, what);
+    } catch (const std::invalid_argument& x) {
+      throw ConfigError(x.what());
+    }
+    e.ca_file = config.binance_ca_file;
+    return e;
+  };
+  LiveOptions lo;
+  lo.endpoints.rest = endpoint(config.binance_rest_url, binance::rest_url(market_kind, env), "QT_BINANCE_REST_URL");
+  lo.endpoints.stream = endpoint(config.binance_stream_url, live_stream_url(market_kind, env), "QT_BINANCE_STREAM_URL");
+  lo.endpoints.ws_api = endpoint(config.binance_ws_api_url, live_ws_api_url(env), "QT_BINANCE_WS_API_URL");
+  for (const auto* e : {&lo.endpoints.stream, &lo.endpoints.ws_api})
+    if (const auto host_env = binance::env_of_host(e->host); host_env && *host_env != env)
+      throw ConfigError("QT_BINANCE_STREAM_URL/QT_BINANCE_WS_API_URL: the host " + e->host + " belongs to " + std::string(enum_name(*host_env)) +
+                        ", not to QT_EXCHANGE=" + exchange_text);
+  binance::ExchangeFactoryOptions fo;
+  fo.rest = lo.endpoints.rest;
+  fo.client_prefix = live_client_prefix(run_dir);
+  fo.leverage = 2;
+  fo.health_alert = [](const std::string& s) { spdlog::error("exchange health alert: {}", s); };
+  std::unique_ptr<Exchange> made = binance::make_exchange(config, fo);  // ConfigError on every refusal
+  auto* exchange = dynamic_cast<binance::BinanceExchange*>(made.get());
+  if (exchange == nullptr) throw std::logic_error("make_exchange: QT_EXCHANGE=" + exchange_text + " did not give the Binance connector");
+  const binance::ApiKeys keys = binance::api_keys_load(config);
+  if (!resuming) {
+    std::filesystem::create_directories(run_dir);
+    atomic_write(pointer, new_name + "\n");
+  }
+  std::optional<binance::Signer> signer;
+  if (market_kind == MarketKind::spot)
+    signer = keys.private_pem.empty() ? binance::Signer::hmac(keys.secret) : binance::Signer::ed25519_pem(keys.private_pem);
+
+  CommandQueue commands;
+  const std::int64_t interval_ms = interval_parse_ms(config.binance_interval, "QT_BINANCE_INTERVAL");
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  // The API's jobs read a panel of the run's market: a live run has none recorded (jobs find no bars).
+  auto market = std::make_shared<const MarketPanel>(config.binance_symbols, 1, now_ms / interval_ms * interval_ms, interval_ms);
+  const std::string repo_path = config.state_dir + "/strategies.db";
+  ServePlane plane(commands, run_dir + "/ledger.db", repo_path, config.state_dir + "/models", market, config.stage);
+  ServerSettings settings;
+  settings.address = a.address;
+  settings.port = static_cast<std::uint16_t>(a.port);
+  settings.api.token = token;
+  Server server(plane, settings);
+  server.start();
+  std::printf("qtos serve: dashboard http://%s:%u/   (API token in %s/api_token, or QT_API_TOKEN)\n",
+              a.address.find(':') != std::string::npos ? ("[" + a.address + "]").c_str() : a.address.c_str(), static_cast<unsigned>(server.port()),
+              config.state_dir.c_str());
+  std::fflush(stdout);
+
+  StrategyRepository repo(repo_path);
+  std::vector<LiveStrategy> strategies;
+  for (const StrategyRecord& r : repo.list(StrategyStatus::live)) strategies.push_back(LiveStrategy{r.id, r.genome, 0.0, {}});
+  std::string symbols_text;
+  for (const auto& s : config.binance_symbols) symbols_text += (symbols_text.empty() ? "" : ",") + s;
+  std::printf("live: %s %s, %s %s bars; stage %s; %zu LIVE strategies in %s%s\n", exchange->name().c_str(), std::string(enum_name(env)).c_str(),
+              symbols_text.c_str(), config.binance_interval.c_str(), std::string(stage_name(config.stage)).c_str(), strategies.size(),
+              repo_path.c_str(), strategies.empty() ? " (none: nothing trades until one is promoted)" : "");
+  std::printf("run: %s%s; client order ids %s-<n>; trading starts once the venue is reconciled; Ctrl-C stops cleanly\n", run_dir.c_str(),
+              resuming ? " (resumed)" : "", fo.client_prefix.c_str());
+  std::fflush(stdout);
+
+  lo.run_dir = run_dir;
+  lo.symbols = config.binance_symbols;
+  lo.interval = config.binance_interval;
+  lo.warmup = a.warmup;
+  lo.api_key = keys.api_key;
+  lo.signer = signer ? &*signer : nullptr;
+  lo.executor.leverage = 2;
+  lo.executor.check_interval = kNsPerSecond;
+  lo.commands = &commands;
+  lo.stop = stop;
+  Policy demo = policy_from_config(config);
+  demo.max_open_positions = 8;
+  demo.max_risk_per_trade = 0.05;
+  demo.min_confidence = 0.5;
+  demo.max_leverage = 3;
+  lo.policy = demo;
+  lo.policy_backend = [&] { return std::make_unique<SqlitePolicyBackend>(config.state_dir + "/policy.db"); };
+  std::shared_ptr<SubsystemSet> subsystems;
+  std::shared_ptr<StrategyGeneratorAI> generator;
+  std::shared_ptr<MarketOpportunityRanker> ranker;
+  const auto backtest_backend = ::qtos::detail::backtest_cpu_backend();
+  lo.subsystem_factory = [&](ReplayContext& c) {
+    subsystems = std::make_shared<SubsystemSet>(SubsystemDeps{c.config, c.bus, c.policy, c.exchange, c.log_dir});
+    c.services.push_back(std::make_shared<ApiFeed>(c.bus, plane));
+    generator = std::make_shared<StrategyGeneratorAI>(c.bus, strategy_generator_mode(c.config), repo, c.policy, *backtest_backend,
+                                                      strategy_generator_options(c.config));
+    c.services.push_back(generator);
+    RankerOptions ro;
+    ro.symbols = config.binance_symbols;
+    ranker = std::make_shared<MarketOpportunityRanker>(c.bus, c.config, c.policy, ro);
+    c.services.push_back(ranker);
+    if (auto notifier = webhook_notifier_from_config(c.bus, c.config)) c.services.push_back(std::shared_ptr<Service>(std::move(notifier)));
+    return subsystems->pipeline_order();
+  };
+  lo.strategy_lookup = [&](const std::string& id) -> std::optional<LiveStrategy> {
+    const auto r = repo.get(id);
+    if (!r || r->status != StrategyStatus::live) return std::nullopt;
+    return LiveStrategy{r->id, r->genome, 0.0, {}};
+  };
+  lo.on_bound = [&](ReplayControl& control) {
+    plane.bind(ServeBinding{&config, &control.bus, &control.policy, &control.risk, &control.exchange, &control.executor, subsystems.get(),
+                            generator.get(), ranker.get()});
+    plane.ready_set(true);
+  };
+  lo.on_trading = [](bool trading) {
+    std::printf("%s\n", trading ? "venue reconciled: trading" : "trading halted until the venue is reconciled");
+    std::fflush(stdout);
+  };
+  const auto shutdown = [&] {
+    plane.ready_set(false);
+    commands.close();
+    plane.bind(std::nullopt);
+    server.stop();
+    plane.jobs_stop();
+  };
+  LiveResult r;
+  try {
+    r = live_run(config, *exchange, strategies, lo);
+  } catch (...) {
+    shutdown();
+    throw;
+  }
+  shutdown();
+  std::printf("%s: %llu bars, %llu orders, %llu denied, %llu rejected, %llu fills, %llu trades; %llu reconciliations; equity %.2f -> %.2f; "
+              "ledger %s/ledger.db\n",
+              r.stopped ? (std::string("stopped by ") + stop_signal_name(stop.signal())).c_str() : "live run ended",
+              static_cast<unsigned long long>(r.bars), static_cast<unsigned long long>(r.stats.orders),
+              static_cast<unsigned long long>(r.stats.denied), static_cast<unsigned long long>(r.stats.rejected),
+              static_cast<unsigned long long>(r.stats.fills), static_cast<unsigned long long>(r.stats.trades),
+              static_cast<unsigned long long>(r.reconciliations), r.initial_equity, r.final_equity, run_dir.c_str());
+  ctx.exit_code = 0;
+#else
+  (void)ctx, (void)a, (void)stop, (void)token;
+  throw UsageError("QT_EXCHANGE=" + std::string(exchange_name(config.exchange)) +
+                   ": this build has no Binance connector (it needs OpenSSL); use --exchange paper");
+#endif
+}
+
 }  // namespace
 
 void verbs_serve_register(CLI::App& app, CliContext& ctx) {
@@ -214,7 +398,10 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--max-bars", a->max_bars, "stop after this many bars of trading (default: the end of the data)")->check(CLI::Range(1, 100'000'000));
   cmd->add_option("--capital", a->capital, "initial balance of the paper exchange")->check(number_range(0, 1e15, true))->capture_default_str();
   cmd->add_flag("--new-run", a->new_run, "start a new run even when the state directory's last run can be resumed");
-  cmd->callback([a, &ctx] {
+  cmd->add_option("--exchange", a->exchange, "the venue: paper (a replayed market) or binance-spot / binance-futures (live; QT_EXCHANGE)")
+      ->check(CLI::IsMember({"paper", "binance-spot", "binance-futures"}));
+  cmd->add_option("--env", a->env, "Binance environment: testnet or mainnet (QT_BINANCE_ENV)")->check(CLI::IsMember({"testnet", "mainnet"}));
+  cmd->callback([a, &ctx, cmd] {
     stop_signals_install();
     const StopToken stop = process_stop_token();
     const Config config = serve_config(ctx, *a);
@@ -222,6 +409,11 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     const std::string token = api_token_resolve(config);
     // A damaged or foreign policy database is refused before anything else is started or written.
     { const SqlitePolicyBackend probe(config.state_dir + "/policy.db"); }
+    if (config.exchange != ExchangeKind::paper) {
+      a->replay_options = !a->data.empty() || cmd->count("--speed") > 0;
+      serve_live(ctx, *a, config, stop, token);
+      return;
+    }
 
     // The API first: the dashboard's address is the first thing printed; it answers 503 until the OS runs.
     CommandQueue commands;

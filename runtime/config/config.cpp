@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <iomanip>
+#include <set>
 #include <sstream>
 
 #include "cpu/backend/indicator_backend.hpp"
@@ -387,6 +388,37 @@ std::vector<Spec> make_specs() {
                }});
   s.push_back(int_spec("QT_BINANCE_RECV_WINDOW_MS", &Config::binance_recv_window_ms, 1, 60'000, " of milliseconds"));
   s.push_back(int_spec("QT_BINANCE_DEAD_MAN_S", &Config::binance_dead_man_s, 0, 3'600, " of seconds (0: off)"));
+  // The live run (`qtos serve --exchange binance-*`): its kline interval, and the venue's addresses for operations and
+  // tests (a local fake venue, a proxy): unset means Binance's own for QT_EXCHANGE/QT_BINANCE_ENV.
+  s.push_back({"QT_BINANCE_INTERVAL", "a kline interval: 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h or 1d",
+               [](Config& c, std::string_view t) {
+                 static const std::set<std::string> ok = {"1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"};
+                 if (!ok.count(trim(t))) return false;
+                 c.binance_interval = trim(t);
+                 return true;
+               },
+               [](const Config& c) { return c.binance_interval; }});
+  const auto url_spec = [](std::string name, std::string Config::*field, std::string schemes) {
+    return Spec{std::move(name), "a URL " + schemes + "host[:port] (unset: Binance's)",
+                [field, schemes](Config& c, std::string_view t) {
+                  const std::string v = trim(t);
+                  bool ok = false;
+                  for (const char* p : {"https://", "http://", "wss://", "ws://"})
+                    ok = ok || (v.rfind(p, 0) == 0 && v.size() > std::string(p).size() && schemes.find(p) != std::string::npos);
+                  if (ok) c.*field = v;
+                  return ok;
+                },
+                [field](const Config& c) { return (c.*field).empty() ? std::string("(Binance's)") : c.*field; }};
+  };
+  s.push_back(url_spec("QT_BINANCE_REST_URL", &Config::binance_rest_url, "https:// or http:// (loopback tests)"));
+  s.push_back(url_spec("QT_BINANCE_STREAM_URL", &Config::binance_stream_url, "wss:// or https://"));
+  s.push_back(url_spec("QT_BINANCE_WS_API_URL", &Config::binance_ws_api_url, "wss:// or https://"));
+  s.push_back({"QT_BINANCE_CA_FILE", "a PEM file of certificates to trust for the venue (tests: a local fake venue's)",
+               [](Config& c, std::string_view t) {
+                 c.binance_ca_file = trim(t);
+                 return !c.binance_ca_file.empty();
+               },
+               [](const Config& c) { return c.binance_ca_file.empty() ? std::string("(the system store)") : c.binance_ca_file; }});
   // Markets that close: what a missing bar does to indicators, features and backtests
   s.push_back({"QT_GAPS", "skip or reset-after:N (N an integer in [0, 1000000])",
                [](Config& c, std::string_view t) {

@@ -167,6 +167,11 @@ struct Config {
   std::vector<std::string> binance_symbols;  ///< QT_BINANCE_SYMBOLS: symbols traded (empty: all listed)
   std::int64_t binance_recv_window_ms = 5000;  ///< QT_BINANCE_RECV_WINDOW_MS: recvWindow of signed requests
   std::int64_t binance_dead_man_s = 0;       ///< QT_BINANCE_DEAD_MAN_S: USD-M countdown cancel-all (0: off)
+  std::string binance_interval = "1h";       ///< QT_BINANCE_INTERVAL: kline interval of the live run
+  std::string binance_rest_url;              ///< QT_BINANCE_REST_URL: REST base instead of the venue's ("" : Binance's)
+  std::string binance_stream_url;            ///< QT_BINANCE_STREAM_URL: market/user stream host ("" : Binance's)
+  std::string binance_ws_api_url;            ///< QT_BINANCE_WS_API_URL: spot WebSocket API host ("" : Binance's)
+  std::string binance_ca_file;               ///< QT_BINANCE_CA_FILE: PEM bundle to trust instead of the system store
   // Markets that close (cpu/kernels/gaps.hpp, docs/INDICATORS.md)
   kernels::GapPolicy gaps{};                 ///< QT_GAPS: skip (default) or reset-after:N, the verbs' default for --gaps
   // Scale-out (api/redis, docs/SCALE_OUT.md)

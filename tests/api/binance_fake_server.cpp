@@ -114,6 +114,8 @@ struct FakeBinance::Impl {
   std::int64_t skew = 0, used_weight = 0, next_order = 1000, next_trade = 500;
   std::map<std::string, std::pair<double, int>> prices;
   bool duplicate_trades = false;
+  bool user_events = false;
+  bool marketable_limits = false;
   std::vector<FakeOrder> orders;
   std::vector<FakeTrade> trades;
   std::map<std::string, double> position, entry;
@@ -131,6 +133,7 @@ struct FakeBinance::Impl {
   struct WsConn {
     websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws;
     std::deque<std::string> out;
+    std::string target;
     asio::steady_timer wake;
     bool closed = false;
     WsConn(beast::ssl_stream<beast::tcp_stream>&& s, asio::io_context& ioc) : ws(std::move(s)), wake(ioc) {}
@@ -182,8 +185,30 @@ struct FakeBinance::Impl {
       wallet -= t.commission;
       o.executed += q;
       o.quote += q * px;
+      if (user_events && futures) {
+        const json::object ev{{"e", "ORDER_TRADE_UPDATE"}, {"E", wall_ms() + skew}, {"T", wall_ms() + skew},
+                              {"o", json::object{{"s", o.symbol}, {"c", o.client_id}, {"S", o.side}, {"o", o.type}, {"q", num_text(o.qty)},
+                                                 {"p", num_text(o.price)}, {"x", "TRADE"}, {"X", i + 1 == parts ? "FILLED" : "PARTIALLY_FILLED"},
+                                                 {"i", o.order_id}, {"l", num_text(q)}, {"z", num_text(o.executed)}, {"L", num_text(px)},
+                                                 {"n", num_text(t.commission)}, {"N", "USDT"}, {"T", wall_ms() + skew}, {"t", t.id},
+                                                 {"m", false}, {"R", o.reduce_only}}}};
+        asio::post(ioc, [this, text = json::serialize(ev)] {
+          for (auto& w : conns)
+            if (auto c = w.lock(); c && !c->closed && c->target.rfind("/ws/", 0) == 0) {
+              c->out.push_back(text);
+              c->wake.cancel();
+            }
+        });
+      }
     }
     o.status = "FILLED";
+  }
+
+  // A limit order at or through the market price (a buy at or above it, a sell at or below it).
+  bool crosses(const FakeOrder& o) const {
+    const auto pit = prices.find(o.symbol);
+    const double px = pit == prices.end() ? 100.0 : pit->second.first;
+    return o.side == "BUY" ? o.price >= px : o.price <= px;
   }
 
   FakeOrder* find(const std::string& symbol, const std::string& cid) {
@@ -249,7 +274,7 @@ struct FakeBinance::Impl {
         o.stop_price = std::strtod(q["stopPrice"].c_str(), nullptr);
         o.reduce_only = q["reduceOnly"] == "true";
         o.status = "NEW";
-        if (o.type == "MARKET") fill(o);
+        if (o.type == "MARKET" || (marketable_limits && o.type == "LIMIT" && crosses(o))) fill(o);
         orders.push_back(o);
         return Answer{200, json::serialize(order_json(o))};
       }
@@ -409,6 +434,7 @@ struct FakeBinance::Impl {
 
   asio::awaitable<void> ws_serve(beast::ssl_stream<beast::tcp_stream> stream, http::request<http::string_body> req) {
     auto c = std::make_shared<WsConn>(std::move(stream), ioc);
+    c->target = std::string(req.target());
     co_await c->ws.async_accept(req, asio::use_awaitable);
     {
       std::lock_guard lock(mu);
@@ -507,6 +533,14 @@ void FakeBinance::used_weight_set(std::int64_t w) {
 void FakeBinance::kline_add(const std::string& symbol, std::int64_t open_ms, std::int64_t interval_ms, double close) {
   std::lock_guard lock(impl_->mu);
   impl_->klines[symbol].push_back({open_ms, interval_ms, close});
+}
+void FakeBinance::marketable_limits_set(bool on) {
+  std::lock_guard lock(impl_->mu);
+  impl_->marketable_limits = on;
+}
+void FakeBinance::user_events_set(bool on) {
+  std::lock_guard lock(impl_->mu);
+  impl_->user_events = on;
 }
 void FakeBinance::ws_send(const std::string& text) {
   Impl* im = impl_.get();

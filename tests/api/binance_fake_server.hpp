@@ -69,6 +69,12 @@ class FakeBinance {
   void used_weight_set(std::int64_t w);
   /// A closed kline the REST `klines` route serves (open time ms, close price; the other prices around it).
   void kline_add(const std::string& symbol, std::int64_t open_ms, std::int64_t interval_ms, double close);
+  /// USD-M: every trade is also pushed as an ORDER_TRADE_UPDATE to the open user data streams (/ws/<listenKey>), as
+  /// the venue does (off by default: the fault tests apply fills from REST).
+  void user_events_set(bool on);
+  /// A LIMIT order that crosses the price of price_set() fills at that price when placed, as at the venue (off by
+  /// default: limit orders rest).
+  void marketable_limits_set(bool on);
   /// Sends a text frame to every open WebSocket connection.
   void ws_send(const std::string& text);
   /// Drops every open WebSocket connection (the TCP connection closed without a close frame).
