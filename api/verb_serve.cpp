@@ -205,6 +205,57 @@ class ApiFeed final : public Service {
 };
 
 /// `qtos serve --exchange binance-*`: the OS trading the venue live (api/serve/live_run.hpp) behind the same API.
+/// The OS a `qtos serve` run composes on the run's bus, whether it replays a market or trades a venue: the AI
+/// subsystems, the API's event feed, the strategy generator, the ranker over `symbols` and the notifier. One
+/// definition for both paths, so that the replay and the live run never differ in what runs.
+struct ServeOs {
+  std::shared_ptr<SubsystemSet> subsystems;
+  std::shared_ptr<StrategyGeneratorAI> generator;
+  std::shared_ptr<MarketOpportunityRanker> ranker;
+  std::shared_ptr<const BacktestBackend> backtest = ::qtos::detail::backtest_cpu_backend();
+
+  /// The factory a replay or a live run calls on its bus; `plane`, `repo` and `this` must outlive the run.
+  ReplaySubsystemFactory factory(ServePlane& plane, StrategyRepository& repo, std::vector<std::string> symbols) {
+    return [this, &plane, &repo, symbols = std::move(symbols)](ReplayContext& c) {
+      subsystems = std::make_shared<SubsystemSet>(SubsystemDeps{c.config, c.bus, c.policy, c.exchange, c.log_dir});
+      c.services.push_back(std::make_shared<ApiFeed>(c.bus, plane));
+      generator = std::make_shared<StrategyGeneratorAI>(c.bus, strategy_generator_mode(c.config), repo, c.policy, *backtest,
+                                                        strategy_generator_options(c.config));
+      c.services.push_back(generator);
+      RankerOptions ro;
+      ro.symbols = symbols;
+      ranker = std::make_shared<MarketOpportunityRanker>(c.bus, c.config, c.policy, ro);
+      c.services.push_back(ranker);
+      if (auto notifier = webhook_notifier_from_config(c.bus, c.config)) c.services.push_back(std::shared_ptr<Service>(std::move(notifier)));
+      return subsystems->pipeline_order();
+    };
+  }
+  /// What the API reaches of the running OS.
+  ServeBinding binding(const Config& config, ReplayControl& control) const {
+    return ServeBinding{&config, &control.bus, &control.policy, &control.risk, &control.exchange, &control.executor, subsystems.get(),
+                        generator.get(), ranker.get()};
+  }
+};
+
+/// The demo's policy where the configuration says nothing more: room for eight positions, 5% risk per trade.
+Policy serve_policy(const Config& config) {
+  Policy demo = policy_from_config(config);
+  demo.max_open_positions = 8;
+  demo.max_risk_per_trade = 0.05;
+  demo.min_confidence = 0.5;
+  demo.max_leverage = 3;
+  return demo;
+}
+
+/// The repository's view for promotions: a strategy promoted to LIVE starts trading.
+std::function<std::optional<LiveStrategy>(const std::string&)> repo_lookup(StrategyRepository& repo) {
+  return [&repo](const std::string& id) -> std::optional<LiveStrategy> {
+    const auto r = repo.get(id);
+    if (!r || r->status != StrategyStatus::live) return std::nullopt;
+    return LiveStrategy{r->id, r->genome, 0.0, {}};
+  };
+}
+
 void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const StopToken& stop, const std::string& token) {
 #if defined(QTOS_HAVE_BINANCE)
   const std::string exchange_text = std::string(exchange_name(config.exchange));
@@ -309,38 +360,13 @@ void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const
   lo.executor.check_interval = kNsPerSecond;
   lo.commands = &commands;
   lo.stop = stop;
-  Policy demo = policy_from_config(config);
-  demo.max_open_positions = 8;
-  demo.max_risk_per_trade = 0.05;
-  demo.min_confidence = 0.5;
-  demo.max_leverage = 3;
-  lo.policy = demo;
+  lo.policy = serve_policy(config);
   lo.policy_backend = [&] { return std::make_unique<SqlitePolicyBackend>(config.state_dir + "/policy.db"); };
-  std::shared_ptr<SubsystemSet> subsystems;
-  std::shared_ptr<StrategyGeneratorAI> generator;
-  std::shared_ptr<MarketOpportunityRanker> ranker;
-  const auto backtest_backend = ::qtos::detail::backtest_cpu_backend();
-  lo.subsystem_factory = [&](ReplayContext& c) {
-    subsystems = std::make_shared<SubsystemSet>(SubsystemDeps{c.config, c.bus, c.policy, c.exchange, c.log_dir});
-    c.services.push_back(std::make_shared<ApiFeed>(c.bus, plane));
-    generator = std::make_shared<StrategyGeneratorAI>(c.bus, strategy_generator_mode(c.config), repo, c.policy, *backtest_backend,
-                                                      strategy_generator_options(c.config));
-    c.services.push_back(generator);
-    RankerOptions ro;
-    ro.symbols = config.binance_symbols;
-    ranker = std::make_shared<MarketOpportunityRanker>(c.bus, c.config, c.policy, ro);
-    c.services.push_back(ranker);
-    if (auto notifier = webhook_notifier_from_config(c.bus, c.config)) c.services.push_back(std::shared_ptr<Service>(std::move(notifier)));
-    return subsystems->pipeline_order();
-  };
-  lo.strategy_lookup = [&](const std::string& id) -> std::optional<LiveStrategy> {
-    const auto r = repo.get(id);
-    if (!r || r->status != StrategyStatus::live) return std::nullopt;
-    return LiveStrategy{r->id, r->genome, 0.0, {}};
-  };
+  ServeOs os;
+  lo.subsystem_factory = os.factory(plane, repo, config.binance_symbols);
+  lo.strategy_lookup = repo_lookup(repo);
   lo.on_bound = [&](ReplayControl& control) {
-    plane.bind(ServeBinding{&config, &control.bus, &control.policy, &control.risk, &control.exchange, &control.executor, subsystems.get(),
-                            generator.get(), ranker.get()});
+    plane.bind(os.binding(config, control));
     plane.ready_set(true);
   };
   lo.on_trading = [](bool trading) {
@@ -482,35 +508,11 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     o.event_log_path = run_dir + "/events.qel";
     o.log_dir = run_dir + "/logs";
     o.stop = stop;
-    Policy demo = policy_from_config(config);
-    demo.max_open_positions = 8;
-    demo.max_risk_per_trade = 0.05;
-    demo.min_confidence = 0.5;
-    demo.max_leverage = 3;
-    o.policy = demo;
+    o.policy = serve_policy(config);
     o.policy_backend = [&] { return std::make_unique<SqlitePolicyBackend>(config.state_dir + "/policy.db"); };
-    std::shared_ptr<SubsystemSet> subsystems;
-    std::shared_ptr<StrategyGeneratorAI> generator;
-    std::shared_ptr<MarketOpportunityRanker> ranker;
-    const auto backtest_backend = ::qtos::detail::backtest_cpu_backend();
-    o.subsystem_factory = [&](ReplayContext& c) {
-      subsystems = std::make_shared<SubsystemSet>(SubsystemDeps{c.config, c.bus, c.policy, c.exchange, c.log_dir});
-      c.services.push_back(std::make_shared<ApiFeed>(c.bus, plane));
-      StrategyGeneratorOptions sg = strategy_generator_options(c.config);
-      generator = std::make_shared<StrategyGeneratorAI>(c.bus, strategy_generator_mode(c.config), repo, c.policy, *backtest_backend, sg);
-      c.services.push_back(generator);
-      RankerOptions ro;
-      ro.symbols = market->symbols();
-      ranker = std::make_shared<MarketOpportunityRanker>(c.bus, c.config, c.policy, ro);
-      c.services.push_back(ranker);
-      if (auto notifier = webhook_notifier_from_config(c.bus, c.config)) c.services.push_back(std::shared_ptr<Service>(std::move(notifier)));
-      return subsystems->pipeline_order();
-    };
-    o.strategy_lookup = [&](const std::string& id) -> std::optional<LiveStrategy> {
-      const auto r = repo.get(id);
-      if (!r || r->status != StrategyStatus::live) return std::nullopt;
-      return LiveStrategy{r->id, r->genome, 0.0, {}};
-    };
+    ServeOs os;
+    o.subsystem_factory = os.factory(plane, repo, market->symbols());
+    o.strategy_lookup = repo_lookup(repo);
     // Pacing: bar t (from t_begin) is published when its simulated time is due on the wall clock; the API's commands
     // run on this thread while it waits. Warm-up bars go at once.
     auto wall0 = std::chrono::steady_clock::now();
@@ -519,8 +521,7 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     std::int32_t pace_from = -1;  // the first trading bar of this process (a resumed run paces from where it resumed)
     o.before_bar = [&](std::int32_t t, ReplayControl& control) {
       if (!bound) {
-        plane.bind(ServeBinding{&config, &control.bus, &control.policy, &control.risk, &control.exchange, &control.executor, subsystems.get(),
-                                generator.get(), ranker.get()});
+        plane.bind(os.binding(config, control));
         bound = true;
       }
       if (t >= t_begin && pace_from < 0) {

@@ -146,34 +146,9 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
   BaseSizedMarkets venue(exchange, last_close);
   // Subsystems and services, as in a replay: started now, stopped before the bus ends on every path out.
   const MarketPanel panel(options.symbols, 1, wall_ms() / interval_ms * interval_ms, interval_ms);  // no history: a live market
-  std::vector<std::shared_ptr<TradingSubsystem>> built;
   std::vector<std::shared_ptr<Service>> services;
-  struct StopBuilt {
-    std::vector<std::shared_ptr<TradingSubsystem>>& built;
-    std::vector<std::shared_ptr<Service>>& services;
-    ~StopBuilt() {
-      auto stop = [](Service* service) {
-        if (service != nullptr && service->state() != ServiceState::stopped && service->state() != ServiceState::created)
-          service->stop("live run finished");
-      };
-      for (auto& s : built) stop(dynamic_cast<Service*>(s.get()));
-      for (auto& s : services) stop(s.get());
-    }
-  } stop_built{built, services};
-  if (options.subsystem_factory) {
-    ReplayContext context{config, bus, policy, risk, venue, panel, log_dir, services};
-    built = options.subsystem_factory(context);
-    auto start = [](Service& service, const std::string& name) {
-      if (service.state() != ServiceState::running && service.state() != ServiceState::degraded && service.mode() != SubsystemMode::off &&
-          !service.start())
-        throw std::runtime_error("live run: " + name + " did not start: " + service.last_reason());
-    };
-    for (const auto& s : built) {
-      hooks.add(s);
-      if (auto* service = dynamic_cast<Service*>(s.get())) start(*service, "subsystem " + s->name());
-    }
-    for (const auto& s : services) start(*s, "service " + s->name());
-  }
+  const RunServices run_services(options.subsystem_factory, ReplayContext{config, bus, policy, risk, venue, panel, log_dir, services}, hooks,
+                                 "live run");
 
   AITradingEngine engine;
   std::map<std::string, std::int64_t> last_open;  // per symbol: the open time (ms) of the newest bar published

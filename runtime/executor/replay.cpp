@@ -58,6 +58,39 @@ class PanelModelSignals final : public ModelSignalSource {
 
 }  // namespace
 
+RunServices::RunServices(const ReplaySubsystemFactory& factory, ReplayContext context, HookPipeline& hooks, std::string run)
+    : run_(std::move(run)) {
+  if (!factory) return;
+  try {
+    built_ = factory(context);
+    services_ = context.services;
+    auto start = [&](Service& service, const std::string& name) {
+      if (service.state() != ServiceState::running && service.state() != ServiceState::degraded && service.mode() != SubsystemMode::off &&
+          !service.start())
+        throw std::runtime_error(run_ + ": " + name + " did not start: " + service.last_reason());
+    };
+    for (const auto& s : built_) {
+      hooks.add(s);
+      if (auto* service = dynamic_cast<Service*>(s.get())) start(*service, "subsystem " + s->name());
+    }
+    for (const auto& s : services_) start(*s, "service " + s->name());
+  } catch (...) {
+    stop_all();  // what started stops before the exception leaves the run (no destructor runs for this object)
+    throw;
+  }
+}
+
+RunServices::~RunServices() { stop_all(); }
+
+void RunServices::stop_all() {
+  auto stop = [this](Service* service) {
+    if (service != nullptr && service->state() != ServiceState::stopped && service->state() != ServiceState::created)
+      service->stop(run_ + " finished");
+  };
+  for (auto& s : built_) stop(dynamic_cast<Service*>(s.get()));
+  for (auto& s : services_) stop(s.get());
+}
+
 ReplayResult replay_run(const MarketPanel& panel, const Config& config, const std::vector<LiveStrategy>& strategies,
                         const std::vector<std::shared_ptr<TradingSubsystem>>& subsystems, const ReplayOptions& options) {
   const std::int32_t t_end = options.t_end < 0 ? panel.n_bars() : options.t_end;
@@ -125,36 +158,10 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
   PaperExchangeConfig venue_config = options.exchange;
   venue_config.gaps = config.gaps;  // the venue's spread proxy treats a closure as the strategies' features do (QT_GAPS)
   PaperExchange exchange(venue_config, clock);
-  // Subsystems built on this bus: started now, stopped (their subscriptions and timers released) before the bus ends,
-  // on every path out of the replay.
-  std::vector<std::shared_ptr<TradingSubsystem>> built;
+  // Subsystems built on this bus: started now, stopped before the bus ends, on every path out of the replay.
   std::vector<std::shared_ptr<Service>> services;
-  struct StopBuilt {
-    std::vector<std::shared_ptr<TradingSubsystem>>& built;
-    std::vector<std::shared_ptr<Service>>& services;
-    ~StopBuilt() {
-      auto stop = [](Service* service) {
-        if (service != nullptr && service->state() != ServiceState::stopped && service->state() != ServiceState::created)
-          service->stop("replay finished");
-      };
-      for (auto& s : built) stop(dynamic_cast<Service*>(s.get()));
-      for (auto& s : services) stop(s.get());
-    }
-  } stop_built{built, services};
-  if (options.subsystem_factory) {
-    ReplayContext context{config, bus, policy, risk, exchange, panel, options.log_dir, services};
-    built = options.subsystem_factory(context);
-    auto start = [](Service& service, const std::string& name) {
-      if (service.state() != ServiceState::running && service.state() != ServiceState::degraded && service.mode() != SubsystemMode::off &&
-          !service.start())
-        throw std::runtime_error("replay: " + name + " did not start: " + service.last_reason());
-    };
-    for (const auto& s : built) {
-      hooks.add(s);
-      if (auto* service = dynamic_cast<Service*>(s.get())) start(*service, "subsystem " + s->name());
-    }
-    for (const auto& s : services) start(*s, "service " + s->name());
-  }
+  const RunServices run_services(options.subsystem_factory,
+                                 ReplayContext{config, bus, policy, risk, exchange, panel, options.log_dir, services}, hooks, "replay");
   AITradingEngine engine;
   engine.gaps_set(config.gaps);
   if (options.resume) {

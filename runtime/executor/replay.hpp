@@ -62,6 +62,24 @@ struct ReplayContext {
 /// running yet, and stopped when the replay ends (so a caller may keep them to read their counts afterwards).
 using ReplaySubsystemFactory = std::function<std::vector<std::shared_ptr<TradingSubsystem>>(ReplayContext& context)>;
 
+/// The subsystems and services `factory` builds on a run's bus (a replay's, or a live run's): the subsystems are added
+/// to `hooks` in the order returned, every one that is a Service is started (std::runtime_error naming `run` and the
+/// part that did not start), and all are stopped, their subscriptions and timers released, when this ends — on every
+/// path out of the run, before its bus goes. An empty factory builds nothing.
+class RunServices {
+ public:
+  RunServices(const ReplaySubsystemFactory& factory, ReplayContext context, HookPipeline& hooks, std::string run);
+  ~RunServices();
+  RunServices(const RunServices&) = delete;
+  RunServices& operator=(const RunServices&) = delete;
+
+ private:
+  void stop_all();
+  std::string run_;
+  std::vector<std::shared_ptr<TradingSubsystem>> built_;
+  std::vector<std::shared_ptr<Service>> services_;
+};
+
 /// What a replay runs on and writes.
 struct ReplayOptions {
   std::int32_t t_begin = 0;          ///< first bar that trades (earlier bars warm the indicators up)
