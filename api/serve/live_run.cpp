@@ -133,6 +133,7 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
     json::value v = json::parse(*text, ec);
     if (ec || !v.is_object()) throw std::runtime_error("live run: the checkpoint in " + ledger_path + " is not a JSON object");
     resume = std::move(v.get_object());
+    ckpt::version_check(resume, ledger_path);
     result.resumed = true;
     bus.ids_continue_after(ckpt::u64(resume, "last_event_id"));
     event_log_truncate(events_path, ckpt::u64(resume, "event_log_bytes"));
@@ -191,7 +192,7 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
     recorder.flush(true);  // durable before the commit that names its length
     json::object lo;
     for (const auto& [sym, t] : last_open) lo[sym] = t;
-    const json::object state{{"version", 1},
+    const json::object state{{"version", ckpt::kVersion},
                              {"live", true},
                              {"last_event_id", bus.last_id()},
                              {"event_log_bytes", recorder.file_bytes()},

@@ -137,6 +137,7 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
     boost::json::value v = boost::json::parse(*text, ec);
     if (ec || !v.is_object()) throw std::runtime_error("resume: the checkpoint in " + options.ledger_path + " is not a JSON object");
     resume = std::move(v.get_object());
+    ckpt::version_check(resume, options.ledger_path);
     const std::int64_t t_done = ckpt::i64(resume, "t");
     if (t_done < 0 || t_done + 1 >= t_end)
       throw std::runtime_error("resume: the checkpoint is at bar " + std::to_string(t_done) + ", outside the window's " + std::to_string(t_end) +
@@ -208,7 +209,7 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
         recorder->flush(true);  // durable before the commit that names its length
         log_bytes = recorder->file_bytes();
       }
-      const boost::json::object state{{"version", 1},
+      const boost::json::object state{{"version", ckpt::kVersion},
                                       {"t", t_now},
                                       {"bar_open", open_of(t_now)},
                                       {"last_event_id", bus.last_id()},

@@ -15,6 +15,20 @@
 
 namespace qtos::ckpt {
 
+/// The layout of what checkpoints hold. Raw-byte fields (feature states, genomes) are exact only within one layout:
+/// bump this whenever a checkpointed struct or field changes, so that an old checkpoint is refused, never misread.
+/// 2: the feature states gained the gap policy's fields.
+inline constexpr std::int64_t kVersion = 2;
+
+/// Throws std::runtime_error naming `where` when `state` was written in another layout than this build's.
+inline void version_check(const boost::json::object& state, const std::string& where) {
+  const boost::json::value* v = state.if_contains("version");
+  const std::int64_t got = v != nullptr && v->is_int64() ? v->get_int64() : -1;
+  if (got != kVersion)
+    throw std::runtime_error("the checkpoint in " + where + " has layout " + std::to_string(got) + "; this build reads layout " +
+                             std::to_string(kVersion) + " only (written by another version of qtos): start a new run (qtos serve --new-run)");
+}
+
 /// A double, exactly.
 inline boost::json::value num(double v) { return boost::json::value(std::bit_cast<std::uint64_t>(v)); }
 

@@ -25,6 +25,7 @@
 #include "runtime/util/rng.hpp"
 #include "runtime/predict/predictor.hpp"
 #include "runtime/bus/event_log.hpp"
+#include "runtime/util/checkpoint.hpp"
 #include "tests/support/crash_child.hpp"
 #include "tests/support/run_command.hpp"
 
@@ -837,6 +838,30 @@ TEST(Executor, ResumeNamesWhatItCannotContinue) {
     ADD_FAILURE() << "a run was resumed on another market";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("another market"), std::string::npos) << e.what();
+  }
+  // A checkpoint of another layout (another qtos version) is refused, never misread.
+  std::string saved;
+  {
+    Ledger l(dir.file("half.db"), store::OpenMode::existing);
+    saved = *l.meta_get("checkpoint");
+    std::string old_layout = saved;
+    const std::string now = "\"version\":" + std::to_string(ckpt::kVersion);
+    ASSERT_NE(old_layout.find(now), std::string::npos);
+    old_layout.replace(old_layout.find(now), now.size(), "\"version\":1");
+    l.meta_put("checkpoint", old_layout);
+    l.commit();
+  }
+  try {
+    replay_run(panel, quiet_config(), {}, {}, again);
+    ADD_FAILURE() << "a checkpoint of another layout was restored";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("layout 1"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--new-run"), std::string::npos) << e.what();
+  }
+  {
+    Ledger l(dir.file("half.db"), store::OpenMode::existing);
+    l.meta_put("checkpoint", saved);
+    l.commit();
   }
   // On its own market it continues to the end.
   const ReplayResult rest = replay_run(panel, quiet_config(), {}, {}, again);
