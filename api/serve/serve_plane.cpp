@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <stdexcept>
 
 #include <boost/json.hpp>
@@ -297,7 +298,10 @@ Result<json::value> ServePlane::strategy(std::string_view id) {
 
 json::value ServePlane::models() {
   // The registry is thread-safe and shared with `qtos retrain` and `qtos models` (SQLite WAL): read from this thread.
-  const models::ModelRegistry registry(models_dir_);
+  // A GET creates nothing: without a registry yet, the list is empty.
+  if (!std::filesystem::exists(std::filesystem::path(models_dir_) / "registry.db"))
+    return json::value(json::object{{"registry", models_dir_}, {"models", json::array{}}});
+  const models::ModelRegistry registry(models_dir_, models::RegistryOptions{store::OpenMode::existing});
   json::array out;
   for (const models::ModelRecord& r : registry.list()) {
     json::object metrics;
@@ -563,8 +567,9 @@ Result<json::value> ServePlane::strategy_retire(std::string_view id, const Actor
 
 Result<json::value> ServePlane::model_promote(std::string_view name_view, const Actor& actor) {
   const std::string name(name_view);
-  if (!models::model_name_valid(name)) return Error{ErrorCode::no_model, "no model '" + name + "'"};
-  models::ModelRegistry registry(models_dir_);
+  if (!models::model_name_valid(name) || !std::filesystem::exists(std::filesystem::path(models_dir_) / "registry.db"))
+    return Error{ErrorCode::no_model, "no model '" + name + "'"};
+  models::ModelRegistry registry(models_dir_, models::RegistryOptions{store::OpenMode::existing});
   // The newest SHADOW version becomes ACTIVE; without one, the newest CANDIDATE moves on to SHADOW (one stage at a time,
   // as `qtos models promote` moves it).
   std::optional<models::ModelRecord> pick;

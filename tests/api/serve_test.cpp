@@ -317,6 +317,7 @@ TEST_F(Serve, TheOsTradesBehindTheApiAndIsDrivenOverHttp) {
   // Models: a retrain job on the bars replayed so far registers a CANDIDATE; promotions move it to SHADOW, then ACTIVE,
   // and the promotion to ACTIVE reaches the event feed.
   EXPECT_TRUE(body_json(http(port_, "GET", "/models")).at("models").as_array().empty());
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("state") + "/models/registry.db")) << "a GET created the registry";
   EXPECT_EQ(http(port_, "POST", "/jobs/retrain", token_, R"({"params": {"model": "svm"}})").status, 422);
   EXPECT_EQ(http(port_, "POST", "/models/mlp/promote", token_, "{}").status, 404);
   r = http(port_, "POST", "/jobs/retrain", token_, R"({"params": {"model": "mlp", "epochs": 1, "name": "serve_mlp"}})");
