@@ -434,6 +434,9 @@ const std::vector<unsigned> kGetId = {200, 400, 403, 404, 503};
 const std::vector<unsigned> kControl = {200, 400, 401, 403, 413, 422, 503};
 const std::vector<unsigned> kControlId = {200, 400, 401, 403, 404, 413, 422, 503};
 
+// A job start: 202 with its id, 409 while the running jobs are at their cap.
+const std::vector<unsigned> kJobStart = {202, 400, 401, 403, 409, 413, 422, 503};
+
 std::vector<RouteSpec> build_routes() {
   const QueryParamSpec limit{"limit", "at most this many items (default 100)"};
   const std::string reason_only = std::string(R"J({"type": "object", "additionalProperties": false, "properties": {)J") +
@@ -500,11 +503,6 @@ std::vector<RouteSpec> build_routes() {
     std::sort(base.begin(), base.end());
     return base;
   };
-  auto replace_ok = [](std::vector<unsigned> base, unsigned ok) {
-    std::replace(base.begin(), base.end(), 200u, ok);
-    std::sort(base.begin(), base.end());
-    return base;
-  };
 
   std::vector<RouteSpec> t;
   t.push_back(get("/", "dashboard",
@@ -561,11 +559,11 @@ std::vector<RouteSpec> build_routes() {
   t.push_back(control(verb::delete_, "/locks/{id}", "lockDelete", "Releases a lock", r_lock_delete, {}, false,
                       {200, 400, 401, 403, 404, 503}));
   t.push_back(control(verb::post, "/jobs/rank", "jobRank", "Starts a ranking job; answers its id",
-                      r_job_start<JobKind::rank>, kJob, false, replace_ok(kControl, 202)));
+                      r_job_start<JobKind::rank>, kJob, false, kJobStart));
   t.push_back(control(verb::post, "/jobs/evolve", "jobEvolve", "Starts an evolution job; answers its id",
-                      r_job_start<JobKind::evolve>, kJob, false, replace_ok(kControl, 202)));
+                      r_job_start<JobKind::evolve>, kJob, false, kJobStart));
   t.push_back(control(verb::post, "/jobs/retrain", "jobRetrain", "Starts a retraining job; answers its id",
-                      r_job_start<JobKind::retrain>, kJob, false, replace_ok(kControl, 202)));
+                      r_job_start<JobKind::retrain>, kJob, false, kJobStart));
   t.push_back(get("/jobs/{id}", "jobGet", "A job's state and progress", r_job, kGetId));
   t.push_back(control(verb::delete_, "/jobs/{id}", "jobCancel", "Asks a job to stop at its next safe point",
                       r_job_cancel, {}, false, {200, 400, 401, 403, 404, 503}));

@@ -664,6 +664,12 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
   }
   {
     std::lock_guard lock(jobs_mutex_);
+    // Jobs share the machine with the trading loop: a bounded number run at once, the rest are refused (not queued),
+    // so that a burst of requests cannot starve the OS of its cores.
+    const auto running = std::count_if(jobs_.begin(), jobs_.end(), [](const auto& kv) { return kv.second->state.load() == 0; });
+    if (running >= kMaxRunningJobs)
+      return Error{ErrorCode::conflict, std::to_string(running) + " jobs are running (at most " + std::to_string(kMaxRunningJobs) +
+                                            " at once): wait for one to finish or cancel it (DELETE /jobs/{id})"};
     job->id = "job-" + std::to_string(++next_job_);
     jobs_[job->id] = job;
   }

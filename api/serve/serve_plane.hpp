@@ -154,6 +154,7 @@ class ServePlane final : public ControlPlane {
   // jobs (any thread)
   std::mutex jobs_mutex_;
   std::map<std::string, std::shared_ptr<ServeJob>> jobs_;
+  static constexpr long kMaxRunningJobs = 2;  // jobs running at once (the trading loop keeps the rest of the machine)
   std::uint64_t next_job_ = 0;
 };
 

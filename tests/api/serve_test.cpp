@@ -330,6 +330,20 @@ TEST_F(Serve, TheOsTradesBehindTheApiAndIsDrivenOverHttp) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_EQ(rj.at("state").as_string(), "DONE") << json::serialize(rj);
+  // At most two jobs at once beside the trading loop: a third start is refused with the reason, then cancels free it.
+  std::vector<std::string> slow;
+  for (int i = 0; i < 2; ++i) {
+    r = http(port_, "POST", "/jobs/evolve", token_, R"({"params": {"population": 400, "generations": 1000}})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    slow.push_back(std::string(body_json(r).at("id").as_string()));
+  }
+  r = http(port_, "POST", "/jobs/rank", token_, "{}");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_NE(r.body.find("DELETE /jobs/"), std::string::npos) << r.body;
+  for (const std::string& id : slow) EXPECT_EQ(http(port_, "DELETE", "/jobs/" + id, token_).status, 200);
+  for (const std::string& id : slow)
+    for (int i = 0; i < 200 && body_json(http(port_, "GET", "/jobs/" + id)).at("state").as_string() == "RUNNING"; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(rj.at("result").at("status").as_string(), "CANDIDATE");
   json::value models = body_json(http(port_, "GET", "/models"));
   ASSERT_EQ(models.at("models").as_array().size(), 1u) << json::serialize(models);
