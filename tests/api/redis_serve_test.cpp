@@ -285,6 +285,21 @@ TEST(RedisServe, ANodeShowsItsWorkerSharesItsPolicyAndSendsJobsToLiveWorkers) {
   EXPECT_EQ(top[0].at("rank").as_int64(), 1);
   EXPECT_EQ(done.at("result").at("device").as_string(), "cpu");
   EXPECT_EQ(serve.send("DELETE", "/jobs/" + std::string(remote.at("id").as_string()), "").status, 422);  // not cancellable from here
+  // A retrain on the worker registers its model in this server's registry; an evolve splits its generations over it.
+  const json::value retrain = serve.send("POST", "/jobs/retrain", R"({"params": {"model": "mlp", "name": "remote", "epochs": 1}})").json();
+  const json::value evolve = serve.send("POST", "/jobs/evolve", R"({"params": {"population": 8, "generations": 2}})").json();
+  ASSERT_TRUE(retrain.is_object() && evolve.is_object());
+  EXPECT_EQ(retrain.at("runs_on").as_string(), "workers");
+  EXPECT_EQ(evolve.at("runs_on").as_string(), "workers");
+  const json::value trained = job_outcome(serve, std::string(retrain.at("id").as_string()));
+  ASSERT_EQ(trained.at("state").as_string(), "DONE") << json::serialize(trained);
+  EXPECT_EQ(trained.at("result").at("name").as_string(), "remote");
+  EXPECT_EQ(trained.at("result").at("status").as_string(), "CANDIDATE");
+  EXPECT_THAT(json::serialize(serve.get("/models").json()), HasSubstr(R"("name":"remote")"));
+  const json::value evolved = job_outcome(serve, std::string(evolve.at("id").as_string()));
+  ASSERT_EQ(evolved.at("state").as_string(), "DONE") << json::serialize(evolved);
+  EXPECT_EQ(evolved.at("result").at("generations").as_int64(), 2);
+  EXPECT_THAT(test::slurp(dir / "w1.log"), HasSubstr("evolve-generation"));
 
   // A policy change through the API: in Redis's history, and on the other node as PolicyUpdated.
   OtherNode other(server.url());
