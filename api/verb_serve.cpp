@@ -319,7 +319,8 @@ std::function<std::optional<LiveStrategy>(const std::string&)> repo_lookup(Strat
   };
 }
 
-void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const StopToken& stop, const std::string& token) {
+void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const StopToken& stop, const std::string& token,
+                std::optional<redis::ScaleOutOptions> redis) {
 #if defined(QTOS_HAVE_BINANCE)
   const std::string exchange_text = std::string(exchange_name(config.exchange));
   if (a.replay_options)
@@ -425,7 +426,7 @@ void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const
   lo.stop = stop;
   lo.policy = serve_policy(config);
   ServeOs os;
-  os.redis = serve_redis(config, a);
+  os.redis = std::move(redis);
   if (os.redis) plane.redis_set(ServeRedis{os.redis->url, os.redis->queue, os.redis->node, ""});  // no market file for workers
   lo.policy_backend = os.policy_backend(config);
   lo.subsystem_factory = os.factory(plane, repo, config.binance_symbols);
@@ -462,7 +463,7 @@ void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const
               static_cast<unsigned long long>(r.reconciliations), r.initial_equity, r.final_equity, run_dir.c_str());
   ctx.exit_code = 0;
 #else
-  (void)ctx, (void)a, (void)stop, (void)token;
+  (void)ctx, (void)a, (void)stop, (void)token, (void)redis;
   throw UsageError("QT_EXCHANGE=" + std::string(exchange_name(config.exchange)) +
                    ": this build has no Binance connector (it needs OpenSSL); use --exchange paper");
 #endif
@@ -506,7 +507,7 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     if (!redis) { const SqlitePolicyBackend probe(config.state_dir + "/policy.db"); }
     if (config.exchange != ExchangeKind::paper) {
       a->replay_options = !a->data.empty() || cmd->count("--speed") > 0;
-      serve_live(ctx, *a, config, stop, token);
+      serve_live(ctx, *a, config, stop, token, std::move(redis));
       return;
     }
 
