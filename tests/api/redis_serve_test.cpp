@@ -355,7 +355,7 @@ TEST(RedisServe, RedisKilledUnderServeDegradesItTheRunGoesOnAndPolicyChangesWait
   EXPECT_EQ(serve.stop(), 0) << serve.log();
 }
 
-TEST(RedisServe, AnUnreachableRedisAtStartIsRefusedNamingQT_REDIS_URL) {
+TEST(RedisServeUsage, AnUnreachableRedisAtStartIsRefusedNamingQT_REDIS_URL) {
   test::TempDir dir;
   const std::string url = "redis://127.0.0.1:" + std::to_string(test::redis_free_port());  // nothing listens there
   const auto r = test::run_qtos("serve --state-dir st --port 0 --symbols 4 --bars 1000", dir.path(), {{"QT_REDIS_URL", url}});
