@@ -698,6 +698,9 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
   // (serve --data: a data directory); otherwise it runs here, as on a single node. Looked at before the lock: a Redis
   // round trip.
   const std::size_t workers = live_workers();
+  const std::int32_t bars = std::min(upto, market_->n_bars());
+  if (workers > 0 && kind == JobKind::evolve) job->runs_on = "workers";
+  if (kind == JobKind::retrain) job->trained_on_bars = std::max(1, bars - 4);  // as below: targets stop at the bar reached
   {
     std::lock_guard lock(jobs_mutex_);
     // Jobs share the machine with the trading loop: a bounded number run at once, the rest are refused (not queued),
@@ -717,18 +720,15 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
   if (workers > 0) {
     const std::string key = redis_->node + ":" + job->id + ":" + std::to_string(redis::redis_now_ms());
     if (kind == JobKind::evolve) {
-      job->runs_on = "workers";
       auto client = std::make_shared<redis::JobClient>(redis_->url, redis_->queue, key);
       evaluator = redis::redis_population_evaluator(client, redis::DistributedEvolveOptions{.run_id = key, .data = redis_->data, .chunks = workers});
     } else {
       json::object payload{{"data", redis_->data}};
-      const std::int32_t bars = std::min(upto, market->n_bars());
       if (kind == JobKind::rank) {
         payload["bar"] = bars - 1;
         payload["top"] = top;
       } else {
         // As here: trained on the bars replayed so far, the same features and network.
-        job->trained_on_bars = std::max(1, bars - 4);
         payload["model"] = model_text;
         payload["name"] = name;
         payload["registry"] = std::filesystem::absolute(models_dir).string();
@@ -743,9 +743,12 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
       const std::string kind_text(kind == JobKind::rank ? redis::kJobRank : redis::kJobRetrain);
       auto queued = redis_jobs_->enqueue(key, kind_text, json::serialize(payload));
       if (queued.ok()) {
-        job->runs_on = "workers";
-        job->redis_key = key;
-        return json::value(json::object{{"id", job->id}, {"kind", std::string(enum_name(kind))}, {"runs_on", job->runs_on}, {"redis_key", key}});
+        {
+          std::lock_guard lock(jobs_mutex_);  // GET /jobs/{id} may already read the job
+          job->runs_on = "workers";
+          job->redis_key = key;
+        }
+        return json::value(json::object{{"id", job->id}, {"kind", std::string(enum_name(kind))}, {"runs_on", "workers"}, {"redis_key", key}});
       }
       // Redis went away between the look at the heartbeats and the enqueue: the job runs here.
       spdlog::warn("api: job {} runs in this process: it could not be queued to the workers: {}", job->id, queued.error().message);
@@ -834,17 +837,20 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
 
 Result<json::value> ServePlane::job(std::string_view id) {
   std::shared_ptr<ServeJob> job;
+  std::string redis_key, runs_on;
   {
     std::lock_guard lock(jobs_mutex_);
     const auto it = jobs_.find(std::string(id));
     if (it == jobs_.end()) return Error{ErrorCode::no_job, "no job '" + std::string(id) + "'"};
     job = it->second;
+    redis_key = job->redis_key;
+    runs_on = job->runs_on;
   }
-  if (!job->redis_key.empty()) return redis_job_state(*job);
+  if (!redis_key.empty()) return redis_job_state(*job, redis_key);
   static constexpr const char* kStates[] = {"RUNNING", "DONE", "FAILED", "CANCELLED"};
   const int state = job->state.load();
   json::object o{{"id", job->id}, {"kind", std::string(enum_name(job->kind))}, {"state", kStates[state]}, {"progress", job->progress.load()},
-                 {"runs_on", job->runs_on}};
+                 {"runs_on", runs_on}};
   if (state == 1) o["result"] = job->result;
   if (state == 2) o["error"] = job->error;
   return json::value(std::move(o));
@@ -876,15 +882,15 @@ std::size_t ServePlane::live_workers() {
   return n;
 }
 
-Result<json::value> ServePlane::redis_job_state(ServeJob& job) {
-  auto outcome = redis_jobs_->outcome(job.redis_key);
+Result<json::value> ServePlane::redis_job_state(const ServeJob& job, const std::string& key) {
+  auto outcome = redis_jobs_->outcome(key);
   if (!outcome.ok())
-    return Error{ErrorCode::storage, "job '" + job.id + "' runs on the Redis workers (key " + job.redis_key +
+    return Error{ErrorCode::storage, "job '" + job.id + "' runs on the Redis workers (key " + key +
                                          "), and Redis (QT_REDIS_URL) is unreachable: " + outcome.error().message};
-  json::object o{{"id", job.id}, {"kind", std::string(enum_name(job.kind))}, {"runs_on", job.runs_on}, {"redis_key", job.redis_key}};
+  json::object o{{"id", job.id}, {"kind", std::string(enum_name(job.kind))}, {"runs_on", "workers"}, {"redis_key", key}};
   if (!outcome.value()) {
     // Queued, running, or failed once and waiting for another delivery: RUNNING, with the queue's own state beside.
-    auto h = redis_jobs_->redis().command({"HMGET", redis_jobs_->keys().job(job.redis_key), "state", "worker", "deliveries"});
+    auto h = redis_jobs_->redis().command({"HMGET", redis_jobs_->keys().job(key), "state", "worker", "deliveries"});
     o["state"] = "RUNNING";
     o["progress"] = 0.0;
     if (h.ok() && h.value().elements.size() == 3) {

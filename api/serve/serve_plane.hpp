@@ -83,8 +83,8 @@ struct ServeJob {
   std::atomic<int> state{0};            ///< 0 running, 1 done, 2 failed, 3 cancelled
   std::atomic<double> progress{0};      ///< 0..1
   std::string error;                    ///< when failed
-  std::string runs_on = "process";      ///< "process" (a thread of this server) or "workers" (the Redis workers)
-  std::string redis_key;                ///< a job queued to the workers: its key ("" : it runs here, maybe on workers)
+  std::string runs_on = "process";      ///< "process" (a thread of this server) or "workers" (the Redis workers); under the jobs lock
+  std::string redis_key;                ///< a job queued to the workers: its key ("": a thread here); under the jobs lock
   std::int32_t trained_on_bars = 0;     ///< a retrain queued to the workers: the bars its targets stop at
   boost::json::value result;            ///< when done
   StopSource stop;                      ///< cancel
@@ -156,7 +156,7 @@ class ServePlane final : public ControlPlane {
   Result<boost::json::value> on_owner_result(F fn);
   Ledger& ledger();  // owner thread: the run's ledger, read through its own connection
   std::size_t live_workers();  // live `qtos worker` heartbeats (0 without Redis or while it is unreachable)
-  Result<boost::json::value> redis_job_state(ServeJob& job);  // GET /jobs/{id} of a job queued to the workers
+  Result<boost::json::value> redis_job_state(const ServeJob& job, const std::string& key);  // GET /jobs/{id}: queued to the workers
 
   CommandQueue& commands_;
   std::string ledger_path_, repo_path_, models_dir_;
