@@ -391,6 +391,7 @@ void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const
   auto market = std::make_shared<const MarketPanel>(config.binance_symbols, 1, now_ms / interval_ms * interval_ms, interval_ms);
   const std::string repo_path = config.state_dir + "/strategies.db";
   ServePlane plane(commands, run_dir + "/ledger.db", repo_path, config.state_dir + "/models", market, config.stage);
+  if (redis) plane.redis_set(ServeRedis{redis->url, redis->queue, redis->node, ""});  // a live market has no file for workers
   ServerSettings settings;
   settings.address = a.address;
   settings.port = static_cast<std::uint16_t>(a.port);
@@ -427,7 +428,6 @@ void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const
   lo.policy = serve_policy(config);
   ServeOs os;
   os.redis = std::move(redis);
-  if (os.redis) plane.redis_set(ServeRedis{os.redis->url, os.redis->queue, os.redis->node, ""});  // no market file for workers
   lo.policy_backend = os.policy_backend(config);
   lo.subsystem_factory = os.factory(plane, repo, config.binance_symbols);
   lo.strategy_lookup = repo_lookup(repo);
