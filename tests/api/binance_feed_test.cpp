@@ -11,6 +11,7 @@
 
 #include "api/binance/kline_feed.hpp"
 #include "tests/api/binance_fake_server.hpp"
+#include "tests/support/eventually.hpp"
 
 namespace qtos::binance {
 namespace {
@@ -23,17 +24,6 @@ std::string kline_event(const std::string& sym, std::int64_t open_ms, double clo
          "\",\"i\":\"1h\",\"o\":\"" + std::to_string(close - 0.5) + "\",\"c\":\"" + std::to_string(close) + "\",\"h\":\"" +
          std::to_string(close + 1) + "\",\"l\":\"" + std::to_string(close - 1) + "\",\"v\":\"10\",\"n\":50,\"x\":" +
          (closed ? "true" : "false") + ",\"q\":\"1000\"}}}";
-}
-
-/// Waits (briefly, polling) until `pred` holds.
-template <class P>
-bool wait_for(P pred, int ms = 3000) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return pred();
 }
 
 struct Bars {
@@ -78,14 +68,14 @@ TEST(BinanceKlineFeed, ClosedBarsOnceInOrderThroughDropsAndHoles) {
   };
   KlineFeed feed(o);
   feed.start();
-  ASSERT_TRUE(wait_for([&] { return fake.ws_targets().size() == 1; }));
+  ASSERT_TRUE(test::eventually([&] { return fake.ws_targets().size() == 1; }));
   EXPECT_EQ(fake.ws_targets()[0], "/stream?streams=btcusdt@kline_1h/btcusdt@bookTicker");
 
   fake.ws_send(kline_event("BTCUSDT", t0, 100, false));  // still open: not a bar
   fake.ws_send(kline_event("BTCUSDT", t0, 101, true));
   fake.ws_send(kline_event("BTCUSDT", t0, 101, true));   // a repeat
   fake.ws_send("{\"stream\":\"btcusdt@bookTicker\",\"data\":{\"u\":1,\"s\":\"BTCUSDT\",\"b\":\"100.1\",\"B\":\"1\",\"a\":\"100.2\",\"A\":\"1\"}}");
-  ASSERT_TRUE(wait_for([&] {
+  ASSERT_TRUE(test::eventually([&] {
     std::lock_guard l(book_mu);
     return !books.empty();
   }));
@@ -96,12 +86,12 @@ TEST(BinanceKlineFeed, ClosedBarsOnceInOrderThroughDropsAndHoles) {
   fake.kline_add("BTCUSDT", t0 + kH, kH, 102);
   fake.kline_add("BTCUSDT", t0 + 2 * kH, kH, 103);
   fake.ws_drop();
-  ASSERT_TRUE(wait_for([&] { return fake.ws_targets().size() == 2 && bars.size() == 3; })) << bars.size();
+  ASSERT_TRUE(test::eventually([&] { return fake.ws_targets().size() == 2 && bars.size() == 3; })) << bars.size();
   fake.ws_send(kline_event("BTCUSDT", t0 + 3 * kH, 104, true));
   // A hole inside the stream (t0+4h never streamed): filled from REST before t0+5h.
   fake.kline_add("BTCUSDT", t0 + 4 * kH, kH, 105);
   fake.ws_send(kline_event("BTCUSDT", t0 + 5 * kH, 106, true));
-  ASSERT_TRUE(wait_for([&] { return bars.size() == 6; })) << bars.size();
+  ASSERT_TRUE(test::eventually([&] { return bars.size() == 6; })) << bars.size();
   feed.stop();
   std::lock_guard l(bars.mu);
   for (std::size_t i = 0; i < bars.opens.size(); ++i) {

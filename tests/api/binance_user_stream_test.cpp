@@ -12,19 +12,10 @@
 #include "api/binance/binance_exchange.hpp"
 #include "api/binance/user_stream.hpp"
 #include "tests/api/binance_fake_server.hpp"
+#include "tests/support/eventually.hpp"
 
 namespace qtos::binance {
 namespace {
-
-template <class P>
-bool wait_for(P pred, int ms = 3000) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return pred();
-}
 
 struct Events {
   std::mutex mu;
@@ -89,17 +80,18 @@ TEST(BinanceUserStream, FuturesListenKeyEventsReachTheConnectorOnceAndADropRecon
   };
   UserStream us(o);
   us.start();
-  ASSERT_TRUE(wait_for([&] { return us.connects() == 1; }));
+  // The fake records a target once its side of the handshake is done, which may come just after the client's.
+  ASSERT_TRUE(test::eventually([&] { return us.connects() == 1 && fake.ws_targets().size() == 1; }));
   EXPECT_EQ(fake.count("POST /fapi/v1/listenKey"), 1);
   EXPECT_EQ(fake.ws_targets().back(), "/ws/lk1");
   fake.ws_send(fill_event(11));
   fake.ws_send(fill_event(11));  // the venue repeats itself
-  ASSERT_TRUE(wait_for([&] { return ev.size() == 2; }));
+  ASSERT_TRUE(test::eventually([&] { return ev.size() == 2; }));
   fake.ws_drop();
-  ASSERT_TRUE(wait_for([&] { return us.connects() == 2; }));
+  ASSERT_TRUE(test::eventually([&] { return us.connects() == 2 && fake.ws_targets().size() == 2; }));
   EXPECT_EQ(fake.ws_targets().back(), "/ws/lk2") << "a new listenKey for the new connection";
   fake.ws_send(fill_event(11));  // replayed after the reconnect
-  ASSERT_TRUE(wait_for([&] { return ev.size() == 3; }));
+  ASSERT_TRUE(test::eventually([&] { return ev.size() == 3; }));
   us.stop();
   {
     std::lock_guard l(ev.mu);
@@ -127,10 +119,10 @@ TEST(BinanceUserStream, SpotSubscribesWithASignatureTheVenueAccepts) {
   };
   UserStream us(o);
   us.start();
-  ASSERT_TRUE(wait_for([&] { return us.connects() == 1; }));
+  ASSERT_TRUE(test::eventually([&] { return us.connects() == 1 && fake.ws_targets().size() == 1; }));
   EXPECT_EQ(fake.ws_targets().back(), "/ws-api/v3");
   fake.ws_send("{\"subscriptionId\":0,\"event\":{\"e\":\"executionReport\",\"s\":\"BTCUSDT\",\"c\":\"qt-1\"}}");
-  ASSERT_TRUE(wait_for([&] { return ev.size() == 1; }));
+  ASSERT_TRUE(test::eventually([&] { return ev.size() == 1; }));
   us.stop();
   // A wrong secret is refused by the venue: the stream never counts as connected.
   test::FakeBinance strict(false, "k", "other");
@@ -139,7 +131,7 @@ TEST(BinanceUserStream, SpotSubscribesWithASignatureTheVenueAccepts) {
   bad.ws.ca_file = strict.ca_file();
   UserStream refused(bad);
   refused.start();
-  ASSERT_TRUE(wait_for([&] { return strict.ws_targets().size() >= 2; }));
+  ASSERT_TRUE(test::eventually([&] { return strict.ws_targets().size() >= 2; }));
   EXPECT_EQ(refused.connects(), 0u);
   refused.stop();
 }

@@ -14,21 +14,12 @@
 
 #include "api/binance/ws_session.hpp"
 #include "tests/api/binance_fake_server.hpp"
+#include "tests/support/eventually.hpp"
 
 namespace qtos::binance {
 namespace {
 
 using std::chrono::milliseconds;
-
-template <class P>
-bool wait_for(P pred, int ms = 3000) {
-  const auto end = std::chrono::steady_clock::now() + milliseconds(ms);
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-  return pred();
-}
 
 /// The delays in the session's notes ("... reconnecting in N ms").
 struct Notes {
@@ -72,7 +63,7 @@ TEST(WsSession, FailuresBackOffAndAConnectionThatWorkedStartsAgainFromTheMinimum
   o.name = "test stream";
   o.endpoint = HttpEndpoint{"localhost", fake.port(), true, fake.ca_file()};
   o.backoff_min = milliseconds(8);
-  o.backoff_max = milliseconds(1000);  // long: a connection dropped at once never counts as open "for backoff_max"
+  o.backoff_max = milliseconds(5000);  // long: a connection dropped at once never counts as open "for backoff_max"
   o.idle_timeout = milliseconds(10'000);
   o.target = [&] {
     std::lock_guard l(mu);
@@ -93,8 +84,8 @@ TEST(WsSession, FailuresBackOffAndAConnectionThatWorkedStartsAgainFromTheMinimum
   o.periodic = [&] { ++periodic; };
   WsSession s(o);
   s.start();
-  ASSERT_TRUE(wait_for([&] { return s.connects() == 1; }));
-  EXPECT_TRUE(wait_for([&] { return periodic.load() >= 2; }));  // a keep-alive while the connection is open
+  ASSERT_TRUE(test::eventually([&] { return s.connects() == 1; }));
+  EXPECT_TRUE(test::eventually([&] { return periodic.load() >= 2; }));  // a keep-alive while the connection is open
   // Four failed attempts: 8, 16, 32, 64 ms before jitter, each in [50%, 100%] of its step.
   const std::vector<long> first = notes.delays();
   ASSERT_EQ(first.size(), 4u);
@@ -108,21 +99,21 @@ TEST(WsSession, FailuresBackOffAndAConnectionThatWorkedStartsAgainFromTheMinimum
     EXPECT_NE(notes.lines[0].find("test stream lost (listenKey not granted (HTTP 503))"), std::string::npos) << notes.lines[0];
   }
   fake.ws_send("{\"e\":\"hello\"}");
-  ASSERT_TRUE(wait_for([&] {
+  ASSERT_TRUE(test::eventually([&] {
     std::lock_guard l(mu);
     return texts.size() == 1;
   }));
   // The connection worked (a frame read): after a drop the next attempt waits the minimum again, not the cap.
   fake.ws_drop();
-  ASSERT_TRUE(wait_for([&] { return s.connects() == 2; }));
+  ASSERT_TRUE(test::eventually([&] { return s.connects() == 2; }));
   const std::vector<long> after = notes.delays();
   ASSERT_EQ(after.size(), 5u);
   EXPECT_LE(after[4], 8);
   // A connection that read nothing before it dropped did not work: the back-off grows again.
   fake.ws_drop();
-  ASSERT_TRUE(wait_for([&] { return s.connects() == 3; }));
+  ASSERT_TRUE(test::eventually([&] { return s.connects() == 3; }));
   fake.ws_drop();
-  ASSERT_TRUE(wait_for([&] { return s.connects() == 4; }));
+  ASSERT_TRUE(test::eventually([&] { return s.connects() == 4; }));
   const std::vector<long> grown = notes.delays();
   ASSERT_EQ(grown.size(), 7u);
   EXPECT_GE(grown[5], 16 / 2);
@@ -159,7 +150,7 @@ TEST(WsSession, ARefusedHelloIsNotAConnectionAndThePeriodicTaskRunsOnlyWhileOpen
   o.on_note = [&](const std::string& s) { notes.add(s); };
   WsSession s(o);
   s.start();
-  ASSERT_TRUE(wait_for([&] { return notes.size() >= 3; }));
+  ASSERT_TRUE(test::eventually([&] { return notes.size() >= 3; }));
   s.stop();
   EXPECT_EQ(s.connects(), 0u);
   EXPECT_EQ(periodic.load(), 0);  // never open, never run
@@ -183,7 +174,7 @@ TEST(WsSession, StopCutsALongBackoffShortAndBadOptionsAreNamed) {
   {
     WsSession s(o);
     s.start();
-    ASSERT_TRUE(wait_for([&] { return attempts.load() == 1; }));
+    ASSERT_TRUE(test::eventually([&] { return attempts.load() == 1; }));
     const auto t0 = std::chrono::steady_clock::now();
     s.stop();
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));  // not the minute of back-off

@@ -25,6 +25,7 @@
 #include <gtest/gtest.h>
 
 #include "api/redis/redis_policy.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/run_command.hpp"
 
@@ -88,15 +89,8 @@ Reply http(std::uint16_t port, const std::string& method, const std::string& tar
   return r;
 }
 
-/// Polls `pred` every 20 ms for up to `limit`.
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 8s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
+/// Polls every 20 ms (each poll may be an HTTP request), for up to 8 s.
+bool eventually(const std::function<bool()>& pred) { return test::eventually(pred, 8s, 20ms); }
 
 /// A child process with its output in `log`, stopped with SIGTERM at scope exit.
 class Child {
