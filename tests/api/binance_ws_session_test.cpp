@@ -83,8 +83,10 @@ TEST(WsSession, FailuresBackOffAndAConnectionThatWorkedStartsAgainFromTheMinimum
   o.periodic_every = milliseconds(2);
   o.periodic = [&] { ++periodic; };
   WsSession s(o);
+  // Open `n` times, on both sides: the fake lists a connection (and can drop it) just after the client sees it open.
+  const auto opened = [&](std::uint64_t n) { return s.connects() == n && fake.ws_targets().size() == n; };
   s.start();
-  ASSERT_TRUE(test::eventually([&] { return s.connects() == 1; }));
+  ASSERT_TRUE(test::eventually([&] { return opened(1); }));
   EXPECT_TRUE(test::eventually([&] { return periodic.load() >= 2; }));  // a keep-alive while the connection is open
   // Four failed attempts: 8, 16, 32, 64 ms before jitter, each in [50%, 100%] of its step.
   const std::vector<long> first = notes.delays();
@@ -105,15 +107,15 @@ TEST(WsSession, FailuresBackOffAndAConnectionThatWorkedStartsAgainFromTheMinimum
   }));
   // The connection worked (a frame read): after a drop the next attempt waits the minimum again, not the cap.
   fake.ws_drop();
-  ASSERT_TRUE(test::eventually([&] { return s.connects() == 2; }));
+  ASSERT_TRUE(test::eventually([&] { return opened(2); }));
   const std::vector<long> after = notes.delays();
   ASSERT_EQ(after.size(), 5u);
   EXPECT_LE(after[4], 8);
   // A connection that read nothing before it dropped did not work: the back-off grows again.
   fake.ws_drop();
-  ASSERT_TRUE(test::eventually([&] { return s.connects() == 3; }));
+  ASSERT_TRUE(test::eventually([&] { return opened(3); }));
   fake.ws_drop();
-  ASSERT_TRUE(test::eventually([&] { return s.connects() == 4; }));
+  ASSERT_TRUE(test::eventually([&] { return opened(4); }));
   const std::vector<long> grown = notes.delays();
   ASSERT_EQ(grown.size(), 7u);
   EXPECT_GE(grown[5], 16 / 2);
