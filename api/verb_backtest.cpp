@@ -148,6 +148,12 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
       if (active.empty())
         throw UsageError("--models " + a->models + ": no ACTIVE model to trade (qtos models --registry " + a->models + " promote NAME VERSION)");
       const auto first = registry.load(active.front());
+      // The models' features follow the run's gap policy: a model trained under another one is refused, naming both.
+      if (!(first->meta().spec.gaps == config.gaps))
+        throw UsageError("--models " + a->models + ": " + active.front().name + " v" + std::to_string(active.front().version) +
+                         " was trained under gaps " + gap_policy_text(first->meta().spec.gaps) + ", this run is under gaps " +
+                         gap_policy_text(config.gaps) + " (give --gaps " + gap_policy_text(first->meta().spec.gaps) +
+                         " or retrain it under " + gap_policy_text(config.gaps) + ")");
       ensemble = std::make_unique<models::EnsembleManager>(first->meta().spec, "ensemble");
       ensemble->reload(registry);
     }
