@@ -78,7 +78,11 @@ Config config_for(CliContext& ctx, const ReplayArgs& a) {
   return config_load(sources);
 }
 
-std::vector<LiveStrategy> strategies_for(const ReplayArgs& a) {
+/// The strategies to trade; a stored one backtested under another gap policy than the run's is named on stderr.
+std::vector<LiveStrategy> strategies_for(const ReplayArgs& a, kernels::GapPolicy gaps) {
+  const auto note = [&](const StrategyRecord& rec) {
+    if (const auto m = strategy_gaps_mismatch(rec, gap_policy_text(gaps))) std::fprintf(stderr, "note: %s\n", m->c_str());
+  };
   std::vector<LiveStrategy> out;
   for (const std::string& g : a.genomes) {
     kernels::Genome genome;
@@ -91,13 +95,17 @@ std::vector<LiveStrategy> strategies_for(const ReplayArgs& a) {
       const auto rec = repo.get(g);
       if (!rec) throw UsageError("--genome " + g + ": no strategy with this id in " + a.repo + " (or the prefix matches several)");
       genome = rec->genome;
+      note(*rec);
     }
     out.push_back(LiveStrategy{genome_id(genome), genome, 0.0, {}});
   }
   if (a.genomes.empty() && !a.repo.empty()) {
     if (!std::filesystem::exists(a.repo)) throw UsageError("--repo " + a.repo + ": no such strategy repository");
     const StrategyRepository repo(a.repo);
-    for (const auto& rec : repo.list(StrategyStatus::live)) out.push_back(LiveStrategy{rec.id, rec.genome, 0.0, {}});
+    for (const auto& rec : repo.list(StrategyStatus::live)) {
+      note(rec);
+      out.push_back(LiveStrategy{rec.id, rec.genome, 0.0, {}});
+    }
     if (out.empty()) throw UsageError("--repo " + a.repo + ": no LIVE strategy to trade (qtos strategies promote ID live), or give --genome");
   }
   return out;
@@ -137,7 +145,7 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
       throw UsageError("--compare-stages runs every stage; leave out --stage " + a->stage);
     Config config = config_for(ctx, *a);
     config.gaps = gaps_resolve(a->gaps, config);
-    const std::vector<LiveStrategy> strategies = strategies_for(*a);
+    const std::vector<LiveStrategy> strategies = strategies_for(*a, config.gaps);
     // The models' ensemble, when asked for: every ACTIVE model of the registry, loaded and checked before the replay.
     std::unique_ptr<models::EnsembleManager> ensemble;
     if (!a->models.empty()) {

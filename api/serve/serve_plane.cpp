@@ -675,6 +675,7 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
   }
   const std::shared_ptr<const MarketPanel> market = market_;
   const std::string repo_path = repo_path_, models_dir = models_dir_;
+  const kernels::GapPolicy gaps = gaps_;
   job->worker = std::thread([=] {
     try {
       if (job->kind == JobKind::retrain) {
@@ -682,6 +683,7 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
         models::FeatureSpec spec;
         spec.horizon = 4;
         spec.window = 16;
+        spec.gaps = gaps;  // the run's policy, recorded in the model
         const std::int32_t t_end = std::min(upto, market->n_bars()) - spec.horizon;
         const models::FeatureTable table = models::features_build(market->view(), spec, 0, std::max(1, t_end));
         const models::TimeSplit split = models::split_by_time(table);
@@ -718,6 +720,7 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
       } else if (job->kind == JobKind::rank) {
         RankRequest req;
         req.bar = std::min(upto, market->n_bars()) - 1;
+        req.features.gaps = gaps;
         const auto backends = indicator_backends();
         const Ranking r = panel_rank(*market, req, backend_select(backends, DeviceKind::cpu));
         json::array out;
@@ -726,7 +729,7 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
         job->result = json::object{{"bar", req.bar}, {"eligible", r.eligible}, {"top", std::move(out)}};
       } else {
         const kernels::PanelView view = market->view();
-        const StrategyFeatures f = strategy_features_compute(view, true);
+        const StrategyFeatures f = strategy_features_compute(view, true, gaps);
         EvolveOptions o;
         o.population = static_cast<std::int32_t>(population);
         o.generations = static_cast<std::int32_t>(generations);
