@@ -227,6 +227,7 @@ struct ServeOs {
       RankerOptions ro;
       ro.symbols = symbols;
       ro.features.gaps = c.config.gaps;  // the ranking's features under the run's gap policy (QT_GAPS)
+      ro.features.price_decimals = panel_price_decimals_common(c.panel.view());  // -1 live: no bars yet to infer from
       ranker = std::make_shared<MarketOpportunityRanker>(c.bus, c.config, c.policy, ro);
       c.services.push_back(ranker);
       if (auto notifier = webhook_notifier_from_config(c.bus, c.config)) c.services.push_back(std::shared_ptr<Service>(std::move(notifier)));

@@ -721,6 +721,7 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
         RankRequest req;
         req.bar = std::min(upto, market->n_bars()) - 1;
         req.features.gaps = gaps;
+        req.features.price_decimals = panel_price_decimals_common(market->view());
         const auto backends = indicator_backends();
         const Ranking r = panel_rank(*market, req, backend_select(backends, DeviceKind::cpu));
         json::array out;

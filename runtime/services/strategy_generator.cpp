@@ -144,8 +144,15 @@ void StrategyGeneratorAI::sync_with_repository() {
   for (auto it = tracked_.begin(); it != tracked_.end();) it = seen.count(it->first) ? std::next(it) : tracked_.erase(it);
 }
 
+StrategyGeneratorAI::SymbolFeed& StrategyGeneratorAI::symbol_feed(const std::string& symbol) {
+  auto [it, fresh] = symbols_.try_emplace(symbol);
+  if (fresh)  // RSI and ADX at the symbol's quote precision, as in the backtest's feature bank
+    if (const auto d = opt_.price_decimals.find(symbol); d != opt_.price_decimals.end()) it->second.features = StrategyFeatureState({}, d->second);
+  return it->second;
+}
+
 void StrategyGeneratorAI::feed(const std::string& symbol, double o, double h, double l, double c) {
-  SymbolFeed& sf = symbols_[symbol];
+  SymbolFeed& sf = symbol_feed(symbol);
   // Fills on this bar pay the slippage of the previous bar's spread proxy, as in the backtest.
   const double slip = kernels::fill_slippage<double>(opt_.costs, sf.values[static_cast<std::int32_t>(kernels::StrategyFeature::spread)]);
   sf.features.update(h, l, c, sf.values);
@@ -162,7 +169,7 @@ void StrategyGeneratorAI::feed(const std::string& symbol, double o, double h, do
 
 void StrategyGeneratorAI::on_bar(const MarketBarClosed& bar) {
   const std::string symbol(bar.symbol.view());
-  SymbolFeed& sf = symbols_[symbol];
+  SymbolFeed& sf = symbol_feed(symbol);
   const TimeNs interval = static_cast<TimeNs>(bar.interval_s) * 1'000'000'000;
   // A missing interval is a gap: one missing bar flattens paper positions and restarts the indicators.
   if (sf.last_open >= 0 && bar.open_time - sf.last_open > interval) {

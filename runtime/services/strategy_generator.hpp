@@ -32,6 +32,7 @@ struct StrategyGeneratorOptions {
   kernels::BacktestCosts costs;        ///< paper-trading costs; capital per symbol sub-account
   std::uint64_t seed = 1;              ///< generate_strategy's random stream
   kernels::GapPolicy gaps{};           ///< the backtests' gap policy (QT_GAPS), recorded with each strategy it stores
+  std::map<std::string, std::int32_t> price_decimals;  ///< per symbol: quote decimals of the shadow features (RSI, ADX)
 };
 
 /// Options from the configuration: QT_SG_SHADOW_DAYS, QT_SG_PROMOTE_MIN_SHARPE, QT_SG_PROMOTE_MIN_WIN_RATE,
@@ -101,6 +102,7 @@ class StrategyGeneratorAI final : public Service {
     double values[kernels::kStrategyFeatureCount] = {};
   };
   void on_bar(const MarketBarClosed& bar);
+  SymbolFeed& symbol_feed(const std::string& symbol);
   void sync_with_repository();
   void feed(const std::string& symbol, double o, double h, double l, double c);
 
