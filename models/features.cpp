@@ -40,6 +40,8 @@ struct SymbolStates {
   std::int32_t run = 0;      ///< present bars consumed since the last restart, the last one included
   std::int32_t missing = 0;  ///< missing bars since the last present one
   bool seen = false;         ///< a present bar was consumed
+  bool contiguous = true;    ///< no gap was skipped since the restart: lag k is bar newest - k
+  std::int32_t newest = 0;   ///< row position of the newest bar consumed
   std::vector<std::int32_t> pos;  ///< ring (a power of two long): row position of the i-th bar since the restart
 
   void init(const FeatureSpec& spec) {
@@ -66,6 +68,7 @@ struct SymbolStates {
     run = 0;
     missing = 0;
     seen = false;
+    contiguous = true;
   }
   void restart() {
     rvol.reset();
@@ -76,22 +79,29 @@ struct SymbolStates {
     bb.reset();
     spread.reset();
     run = 0;
+    contiguous = true;
   }
   /// Row position of the k-th present bar back from the newest (k < run).
-  std::int32_t at(std::int32_t k) const { return pos[static_cast<std::size_t>(run - 1 - k) & (pos.size() - 1)]; }
+  std::int32_t at(std::int32_t k) const {
+    return contiguous ? newest - k : pos[static_cast<std::size_t>(run - 1 - k) & (pos.size() - 1)];
+  }
 };
 
-/// History accessor over a row under the gap policy: lag k is the k-th present bar back since the restart.
+/// History accessor over a row after a skipped gap: lag k is the k-th present bar back since the restart, read through
+/// the ring of positions (a copy of the bookkeeping, so that it stays in registers while the states step).
 struct StatesHist {
   const float* hi;
   const float* lo;
   const float* cl;
   const float* qv;
-  const SymbolStates* st;  ///< run already counts the current bar
-  float high(std::int32_t k) const { return hi[st->at(k)]; }
-  float low(std::int32_t k) const { return lo[st->at(k)]; }
-  float close(std::int32_t k) const { return cl[st->at(k)]; }
-  float qvol(std::int32_t k) const { return qv[st->at(k)]; }
+  const std::int32_t* pos;  ///< the ring
+  std::int32_t mask;        ///< ring size - 1
+  std::int32_t i;           ///< the current bar's index since the restart
+  std::int32_t at(std::int32_t k) const { return pos[(i - k) & mask]; }
+  float high(std::int32_t k) const { return hi[at(k)]; }
+  float low(std::int32_t k) const { return lo[at(k)]; }
+  float close(std::int32_t k) const { return cl[at(k)]; }
+  float qvol(std::int32_t k) const { return qv[at(k)]; }
 };
 
 /// Every symbol's states after bars [0, t), and the bar t-1 each of them consumed last (to notice a rewrite).
@@ -148,21 +158,29 @@ bool states_step(detail::SymbolStates& st, const float* hi, const float* lo, con
     ++st.missing;
     return false;
   }
-  if (st.seen && st.missing > 0 && st.gaps.resets(st.missing)) st.restart();
+  if (st.seen && st.missing > 0) {
+    if (st.gaps.resets(st.missing)) st.restart();
+    else st.contiguous = false;  // lags now reach over the skipped gap: through the ring
+  }
   st.missing = 0;
+  st.newest = t;
   st.seen = true;
   st.pos[static_cast<std::size_t>(st.run) & (st.pos.size() - 1)] = t;
   ++st.run;
-  const detail::StatesHist h{hi, lo, cl, qv, &st};
-  st.rvol.step(h, &o.sigma);
-  double vol_out[2];
-  st.volume.step(h, vol_out);  // the qvol column is the base volume here
-  o.volume_sum = vol_out[0];
-  st.rsi.step(h, &o.rsi);
-  st.atr.step(h, &o.atr);
-  st.dmi.step(h, o.dmi);
-  st.bb.step(h, o.bb);
-  st.spread.step(h, &o.spread);
+  // The common case (no gap skipped since the restart) reads lags directly; after a skipped gap, through the ring.
+  const auto step_all = [&](const auto& h) {
+    st.rvol.step(h, &o.sigma);
+    double vol_out[2];
+    st.volume.step(h, vol_out);  // the qvol column is the base volume here
+    o.volume_sum = vol_out[0];
+    st.rsi.step(h, &o.rsi);
+    st.atr.step(h, &o.atr);
+    st.dmi.step(h, o.dmi);
+    st.bb.step(h, o.bb);
+    st.spread.step(h, &o.spread);
+  };
+  if (st.contiguous) step_all(kernels::RowHist{hi, lo, cl, qv, t});
+  else step_all(detail::StatesHist{hi, lo, cl, qv, st.pos.data(), static_cast<std::int32_t>(st.pos.size()) - 1, st.run - 1});
   return true;
 }
 
@@ -174,8 +192,13 @@ class TargetWalker {
  public:
   TargetWalker(const float* hi, const float* lo, const float* cl, const float* qv, std::int32_t n, kernels::GapPolicy gaps)
       : hi_(hi), lo_(lo), cl_(cl), qv_(qv), n_(n), gaps_(gaps) {}
-  /// The target bar of present bar t, or -1 when it is missing or beyond the row.
+  /// The target bar of present bar t, or -1 when it is missing or beyond the row. Calls come with increasing t.
   std::int32_t target(std::int32_t t, std::int32_t horizon) {
+    // The common case, bars t+1 .. t+H all present: bar t+H under every policy. Bars before known_ are known present
+    // (each bar is looked at once over the calls, and never past t+H).
+    if (known_ <= t) known_ = t + 1;
+    while (known_ <= t + horizon && known_ < n_ && present(known_)) ++known_;
+    if (t + horizon < known_) return t + horizon;
     std::int32_t u = t;
     for (std::int32_t clock = 0; clock < horizon; ++clock) {
       if (u + 1 >= n_) return -1;
@@ -208,6 +231,7 @@ class TargetWalker {
   std::int32_t n_;
   kernels::GapPolicy gaps_;
   std::int32_t gap_begin_ = 0, gap_end_ = 0;
+  std::int32_t known_ = 0;  // bars (last t asked for, known_) are present
 };
 
 }  // namespace
