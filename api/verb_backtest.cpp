@@ -78,7 +78,11 @@ Config config_for(CliContext& ctx, const ReplayArgs& a) {
   return config_load(sources);
 }
 
-std::vector<LiveStrategy> strategies_for(const ReplayArgs& a) {
+/// The strategies to trade; a stored one backtested under another gap policy than the run's is named on stderr.
+std::vector<LiveStrategy> strategies_for(const ReplayArgs& a, kernels::GapPolicy gaps) {
+  const auto note = [&](const StrategyRecord& rec) {
+    if (const auto m = strategy_gaps_mismatch(rec, gap_policy_text(gaps))) std::fprintf(stderr, "note: %s\n", m->c_str());
+  };
   std::vector<LiveStrategy> out;
   for (const std::string& g : a.genomes) {
     kernels::Genome genome;
@@ -91,13 +95,17 @@ std::vector<LiveStrategy> strategies_for(const ReplayArgs& a) {
       const auto rec = repo.get(g);
       if (!rec) throw UsageError("--genome " + g + ": no strategy with this id in " + a.repo + " (or the prefix matches several)");
       genome = rec->genome;
+      note(*rec);
     }
     out.push_back(LiveStrategy{genome_id(genome), genome, 0.0, {}});
   }
   if (a.genomes.empty() && !a.repo.empty()) {
     if (!std::filesystem::exists(a.repo)) throw UsageError("--repo " + a.repo + ": no such strategy repository");
     const StrategyRepository repo(a.repo);
-    for (const auto& rec : repo.list(StrategyStatus::live)) out.push_back(LiveStrategy{rec.id, rec.genome, 0.0, {}});
+    for (const auto& rec : repo.list(StrategyStatus::live)) {
+      note(rec);
+      out.push_back(LiveStrategy{rec.id, rec.genome, 0.0, {}});
+    }
     if (out.empty()) throw UsageError("--repo " + a.repo + ": no LIVE strategy to trade (qtos strategies promote ID live), or give --genome");
   }
   return out;
@@ -137,7 +145,7 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
       throw UsageError("--compare-stages runs every stage; leave out --stage " + a->stage);
     Config config = config_for(ctx, *a);
     config.gaps = gaps_resolve(a->gaps, config);
-    const std::vector<LiveStrategy> strategies = strategies_for(*a);
+    const std::vector<LiveStrategy> strategies = strategies_for(*a, config.gaps);
     // The models' ensemble, when asked for: every ACTIVE model of the registry, loaded and checked before the replay.
     std::unique_ptr<models::EnsembleManager> ensemble;
     if (!a->models.empty()) {
@@ -148,6 +156,12 @@ void verbs_backtest_register(CLI::App& app, CliContext& ctx) {
       if (active.empty())
         throw UsageError("--models " + a->models + ": no ACTIVE model to trade (qtos models --registry " + a->models + " promote NAME VERSION)");
       const auto first = registry.load(active.front());
+      // The models' features follow the run's gap policy: a model trained under another one is refused, naming both.
+      if (!(first->meta().spec.gaps == config.gaps))
+        throw UsageError("--models " + a->models + ": " + active.front().name + " v" + std::to_string(active.front().version) +
+                         " was trained under gaps " + gap_policy_text(first->meta().spec.gaps) + ", this run is under gaps " +
+                         gap_policy_text(config.gaps) + " (give --gaps " + gap_policy_text(first->meta().spec.gaps) +
+                         " or retrain it under " + gap_policy_text(config.gaps) + ")");
       ensemble = std::make_unique<models::EnsembleManager>(first->meta().spec, "ensemble");
       ensemble->reload(registry);
     }

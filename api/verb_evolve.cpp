@@ -399,6 +399,7 @@ void verbs_evolve_register(CLI::App& app, CliContext& ctx) {
                                     std::to_string(opt.generations) + ")"
                               : "");
         for (std::uint64_t p : h.parents) rec.parents.push_back(genome_id_of_hash(p));
+        rec.gaps = gap_policy_text(gaps);
         const boost::json::object m{{"fitness", h.fitness},
                                     {"selected", &h == &r.hall_of_fame.front()},
                                     {"search", evolve_search_name(search)},

@@ -117,6 +117,7 @@ void verbs_rank_register(CLI::App& app, CliContext& ctx) {
                                   std::to_string(panel.n_symbols()) + " symbols, e.g. " + panel.symbols().front() + ")");
     RankRequest req;
     req.features.gaps = gaps_resolve(a->gaps, cfg);
+    req.features.price_decimals = panel_price_decimals_common(panel.view());  // ADX exact on decimal quotes
     req.bar = panel.n_bars() - 1;
     if (!a->at.empty()) {
       const std::int64_t ms = time_parse(a->at, "--at");

@@ -22,7 +22,7 @@ namespace qtos::api {
 namespace {
 
 struct RetrainArgs {
-  std::string data, model, device = "auto", name, registry;
+  std::string data, model, device = "auto", name, registry, gaps;
   std::int32_t epochs = 20, batch_size = 256, horizon = 4, window = 16, hidden = 32, layers = 1, patience = 4;
   double lr = 2e-3;
   std::uint64_t seed = 42;
@@ -87,6 +87,7 @@ void verbs_retrain_register(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--patience", a->patience, "epochs without validation improvement before stopping, 1 to 100000")
       ->check(integer_range(1, 100'000))
       ->capture_default_str();
+  gaps_option_add(cmd, a->gaps);
   cmd->callback([a, &ctx] {
     stop_signals_install();  // SIGINT/SIGTERM end training at the next mini-batch; nothing is registered
     const StopToken stop = process_stop_token();
@@ -115,6 +116,7 @@ void verbs_retrain_register(CLI::App& app, CliContext& ctx) {
     models::FeatureSpec spec;
     spec.horizon = a->horizon;
     spec.window = a->window;
+    spec.gaps = gaps_resolve(a->gaps, ctx.config());  // recorded in the model: it is served under this policy only
     models::ModelHyper hyper;
     hyper.hidden = a->hidden;
     hyper.d_model = a->hidden;
@@ -133,8 +135,8 @@ void verbs_retrain_register(CLI::App& app, CliContext& ctx) {
 
     const auto table = about_data(a->data, [&] { return models::features_build(panel.view(), spec); });
     const auto split = about_data(a->data, [&] { return models::split_by_time(table); });
-    std::printf("retrain %s on %s: %d symbols x %d bars; train %s..%s, validation %s..%s, test %s..%s (purge %d bars)\n",
-                a->model.c_str(), a->data.c_str(), panel.n_symbols(), panel.n_bars(),
+    std::printf("retrain %s on %s: %d symbols x %d bars, gaps %s; train %s..%s, validation %s..%s, test %s..%s (purge %d bars)\n",
+                a->model.c_str(), a->data.c_str(), panel.n_symbols(), panel.n_bars(), gap_policy_text(spec.gaps).c_str(),
                 time_format_iso(panel.time_ms(split.train_begin)).c_str(), time_format_iso(panel.time_ms(split.train_end)).c_str(),
                 time_format_iso(panel.time_ms(split.val_begin)).c_str(), time_format_iso(panel.time_ms(split.val_end)).c_str(),
                 time_format_iso(panel.time_ms(split.test_begin)).c_str(),

@@ -107,10 +107,11 @@ std::shared_ptr<const MarketPanel> serve_market(const ServeArgs& a, std::string&
 
 /// The strategy repository: its LIVE strategies trade. An empty one is seeded by a short genetic search on the warm-up
 /// bars: the best two go LIVE, the next two SHADOW (the generator promotes them when they earn it).
-void repository_seed(StrategyRepository& repo, const MarketPanel& panel, std::int32_t train_end, std::uint64_t seed) {
+void repository_seed(StrategyRepository& repo, const MarketPanel& panel, std::int32_t train_end, std::uint64_t seed,
+                     kernels::GapPolicy gaps) {
   if (repo.count() > 0) return;
   const kernels::PanelView view = panel.view();
-  const StrategyFeatures f = strategy_features_compute(view, true);
+  const StrategyFeatures f = strategy_features_compute(view, true, gaps);
   EvolveOptions o;
   o.population = 40;
   o.generations = 4;
@@ -128,6 +129,7 @@ void repository_seed(StrategyRepository& repo, const MarketPanel& panel, std::in
     StrategyRecord rec;
     rec.genome = r.hall_of_fame[i].genome;
     rec.origin = "qtos serve: the demo's first search";
+    rec.gaps = gap_policy_text(gaps);
     rec.generation = r.hall_of_fame[i].generation;
     const auto n = [](double v) { return std::isfinite(v) ? boost::json::value(v) : boost::json::value(nullptr); };
     rec.backtest_metrics = boost::json::serialize(boost::json::object{
@@ -287,6 +289,8 @@ struct ServeOs {
       c.services.push_back(generator);
       RankerOptions ro;
       ro.symbols = symbols;
+      ro.features.gaps = c.config.gaps;  // the ranking's features under the run's gap policy (QT_GAPS)
+      ro.features.price_decimals = panel_price_decimals_common(c.panel.view());  // -1 live: no bars yet to infer from
       ranker = std::make_shared<MarketOpportunityRanker>(c.bus, c.config, c.policy, ro);
       c.services.push_back(ranker);
       if (auto notifier = webhook_notifier_from_config(c.bus, c.config)) c.services.push_back(std::shared_ptr<Service>(std::move(notifier)));
@@ -391,6 +395,7 @@ void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const
   auto market = std::make_shared<const MarketPanel>(config.binance_symbols, 1, now_ms / interval_ms * interval_ms, interval_ms);
   const std::string repo_path = config.state_dir + "/strategies.db";
   ServePlane plane(commands, run_dir + "/ledger.db", repo_path, config.state_dir + "/models", market, config.stage);
+  plane.gaps_set(config.gaps);
   if (redis) plane.redis_set(ServeRedis{redis->url, redis->queue, redis->node, ""});  // a live market has no file for workers
   ServerSettings settings;
   settings.address = a.address;
@@ -405,7 +410,10 @@ void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const
 
   StrategyRepository repo(repo_path);
   std::vector<LiveStrategy> strategies;
-  for (const StrategyRecord& r : repo.list(StrategyStatus::live)) strategies.push_back(LiveStrategy{r.id, r.genome, 0.0, {}});
+  for (const StrategyRecord& r : repo.list(StrategyStatus::live)) {
+    if (const auto m = strategy_gaps_mismatch(r, gap_policy_text(config.gaps))) spdlog::warn("{}", *m);
+    strategies.push_back(LiveStrategy{r.id, r.genome, 0.0, {}});
+  }
   std::string symbols_text;
   for (const auto& s : config.binance_symbols) symbols_text += (symbols_text.empty() ? "" : ",") + s;
   std::printf("live: %s %s, %s %s bars; stage %s; %zu LIVE strategies in %s%s\n", exchange->name().c_str(), std::string(enum_name(env)).c_str(),
@@ -537,6 +545,7 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     }
     const std::string repo_path = config.state_dir + "/strategies.db";
     ServePlane plane(commands, run_dir + "/ledger.db", repo_path, config.state_dir + "/models", market, config.stage);
+    plane.gaps_set(config.gaps);
     ServerSettings settings;
     settings.address = a->address;
     settings.port = static_cast<std::uint16_t>(a->port);
@@ -551,7 +560,7 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     std::fflush(stdout);
 
     StrategyRepository repo(repo_path);
-    repository_seed(repo, *market, a->warmup, a->seed);
+    repository_seed(repo, *market, a->warmup, a->seed, config.gaps);
     std::printf("market: %s; stage %s; %lld LIVE and %lld SHADOW strategies in %s\n", market_text.c_str(),
                 std::string(stage_name(config.stage)).c_str(), static_cast<long long>(repo.list(StrategyStatus::live).size()),
                 static_cast<long long>(repo.list(StrategyStatus::shadow).size()), repo_path.c_str());
@@ -566,7 +575,10 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     std::fflush(stdout);
 
     std::vector<LiveStrategy> strategies;
-    for (const StrategyRecord& r : repo.list(StrategyStatus::live)) strategies.push_back(LiveStrategy{r.id, r.genome, 0.0, {}});
+    for (const StrategyRecord& r : repo.list(StrategyStatus::live)) {
+      if (const auto m = strategy_gaps_mismatch(r, gap_policy_text(config.gaps))) spdlog::warn("{}", *m);
+      strategies.push_back(LiveStrategy{r.id, r.genome, 0.0, {}});
+    }
 
     const std::int32_t t_begin = a->warmup;
     const std::int32_t t_end = a->max_bars > 0 ? std::min(market->n_bars(), t_begin + a->max_bars) : market->n_bars();

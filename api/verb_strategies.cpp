@@ -71,6 +71,7 @@ void verbs_strategies_register(CLI::App& app, CliContext&) {
     for (const auto& p : r.parents) parents += (parents.empty() ? "" : ", ") + p;
     std::printf("parents    %s\n", parents.empty() ? "- (random genome)" : parents.c_str());
     std::printf("backtest   %s\n", r.backtest_metrics.empty() ? "-" : r.backtest_metrics.c_str());
+    std::printf("gaps       %s\n", r.gaps.empty() ? "- (stored before the gap policy was recorded)" : r.gaps.c_str());
     std::printf("shadow     %s\n", r.shadow_metrics.empty() ? "-" : r.shadow_metrics.c_str());
     std::printf("live       %s\n", r.live_metrics.empty() ? "-" : r.live_metrics.c_str());
     std::printf("history:\n");

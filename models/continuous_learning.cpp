@@ -28,7 +28,8 @@ Metrics model_evaluate_window(const Model& model, const MarketPanel& panel, std:
   if (t_begin < 0 || t_begin > t_end || t_end > panel.n_bars())
     throw std::invalid_argument("model_evaluate_window: bars [" + std::to_string(t_begin) + ", " + std::to_string(t_end) +
                                 ") are not inside the panel's " + std::to_string(panel.n_bars()) + " bars");
-  const auto table = features_build(panel.view(), spec, std::max(0, t_begin - spec.window + 1), t_end);
+  // The samples' windows count present bars: across a closure they reach further back than window - 1 bars.
+  const auto table = features_build(panel.view(), spec, features_window_first_bar(panel.view(), t_begin, t_end, spec.window), t_end);
   const auto samples = samples_select(table, t_begin, t_end, true);
   std::vector<float> r(samples.size()), u(samples.size()), y(samples.size());
   model.predict_samples(table, samples, r, u);

@@ -21,9 +21,11 @@ std::vector<SampleRef> samples_select(const FeatureTable& tab, std::int32_t t_be
   for (std::int32_t t = lo; t < hi; ++t) {
     for (std::int32_t s = 0; s < tab.n_symbols; ++s) {
       if (need_target && !std::isfinite(tab.forward[static_cast<std::size_t>(tab.at(s, t))])) continue;
-      bool ok = true;
-      for (std::int32_t w = 0; w < window && ok; ++w) {
-        const float* r = tab.row(s, t - w);
+      const std::int32_t first = tab.window_begin(s, t, window);
+      bool ok = first >= 0;
+      for (std::int32_t u = first; ok && u <= t; ++u) {
+        if (!tab.present[static_cast<std::size_t>(tab.at(s, u))]) continue;  // a closure: not a bar of the window
+        const float* r = tab.row(s, u);
         for (std::int32_t f = 0; f < tab.n_features; ++f)
           if (!std::isfinite(r[f])) {
             ok = false;
@@ -98,13 +100,17 @@ void windows_gather(const FeatureTable& tab, const Normalizer& norm, std::span<c
                                 std::to_string(samples.size()) + " samples x " + std::to_string(window) + " bars x " +
                                 std::to_string(nf) + " features");
   for (const auto& sr : samples)
-    if (sr.s < 0 || sr.s >= tab.n_symbols || sr.t - window + 1 < tab.t_begin || sr.t >= tab.t_begin + tab.n_bars)
+    if (sr.s < 0 || sr.s >= tab.n_symbols || sr.t < tab.t_begin || sr.t >= tab.t_begin + tab.n_bars ||
+        tab.window_begin(sr.s, sr.t, window) < 0)
       throw std::invalid_argument("windows_gather: sample (symbol " + std::to_string(sr.s) + ", bar " + std::to_string(sr.t) +
-                                  ") with a window of " + std::to_string(window) + " bars is not inside the table's bars [" +
+                                  ") with a window of " + std::to_string(window) + " present bars is not inside the table's bars [" +
                                   std::to_string(tab.t_begin) + ", " + std::to_string(tab.t_begin + tab.n_bars) + ")");
-  for (std::size_t i = 0; i < samples.size(); ++i)
-    for (std::size_t k = 0; k < w; ++k)
-      norm.apply(tab.row(samples[i].s, samples[i].t - window + 1 + static_cast<std::int32_t>(k)), out.data() + (i * w + k) * nf);
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    // The window's bars, oldest first: the last `window` present bars up to the sample's (closures passed over).
+    std::size_t k = w;
+    for (std::int32_t u = samples[i].t; k > 0; --u)
+      if (tab.present[static_cast<std::size_t>(tab.at(samples[i].s, u))]) norm.apply(tab.row(samples[i].s, u), out.data() + (i * w + --k) * nf);
+  }
 }
 
 }  // namespace qtos::models

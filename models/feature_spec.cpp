@@ -70,8 +70,7 @@ void FeatureSpec::validate() const {
   period("spread_window", spread_window, 1, 10000);
   if (horizon < 1 || horizon > 10000) bad("horizon", "= " + std::to_string(horizon) + " (expected 1..10000)");
   if (window < 1 || window > 4096) bad("window", "= " + std::to_string(window) + " (expected 1..4096)");
-  if (!(gaps == kernels::gap_reset_after(0)))
-    bad("gaps", "= " + gap_policy_text(gaps) + " (the model features restart after every gap: expected reset-after:0)");
+  if (gaps.reset_after < -1) bad("gaps", "reset_after = " + std::to_string(gaps.reset_after) + " (expected skip or reset-after:N, N >= 0)");
 }
 
 std::string FeatureSpec::differences(const FeatureSpec& o) const {
@@ -144,6 +143,7 @@ FeatureSpec FeatureSpec::from_json_object(const boost::json::object& o) {
   s.horizon = json_int("horizon");
   s.window = json_int("window");
   // A spec written before the gap policy was recorded was computed restarting after every gap.
+  s.gaps = kernels::gap_reset_after(0);
   if (const auto* g = o.if_contains("gaps")) {
     if (!g->is_string()) throw std::invalid_argument("feature spec JSON: 'gaps' is not a string (expected skip or reset-after:N)");
     s.gaps = gap_policy_parse(std::string(g->as_string()), "feature spec JSON 'gaps'");

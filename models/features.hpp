@@ -32,17 +32,19 @@ struct FeatureSpec {
   bool cross_sectional_ranks = true;  ///< add ranks of the shortest and longest lagged return across symbols
   std::int32_t horizon = 4;         ///< H: the target is the log return from bar t to bar t+H
   std::int32_t window = 16;         ///< bars of history per sample for the sequence models
-  /// What a missing bar does to the features. The model features restart after every gap (reset-after:0: lags and
-  /// windows lie inside one gap-free run); the policy is recorded so that a model is never served features computed
-  /// under another one (a spec without the field was computed this way).
-  kernels::GapPolicy gaps = kernels::gap_reset_after(0);
+  /// What a missing bar does to the features, as for every other consumer of the panel (cpu/kernels/gaps.hpp): under
+  /// skip (the default) the states carry over closures and lags and windows count present bars; under reset-after:N
+  /// they restart after a gap longer than N bars. Recorded so that a model is never served features computed under
+  /// another policy; a spec written without the field was computed under reset-after:0.
+  kernels::GapPolicy gaps = kernels::gap_skip();
 
   /// Number of features per bar.
   std::int32_t n_features() const;
   /// Feature names in column order.
   std::vector<std::string> names() const;
-  /// Bars of gap-free history before the first bar whose features are defined: features of bar t need bars
-  /// t - warmup() .. t all present (the longest indicator lookback, lag or window).
+  /// Bars of history before the first bar whose features are defined (the longest indicator lookback, lag or window):
+  /// features of bar t need warmup() present bars before it since the states' last restart (under skip: any
+  /// warmup() present bars before it; under reset-after:0: bars t - warmup() .. t all present).
   std::int32_t warmup() const;
   /// Throws std::invalid_argument naming the bad field when the spec cannot be built.
   void validate() const;
@@ -66,8 +68,15 @@ struct FeatureTable {
   std::int32_t n_bars = 0;   ///< bars covered
   std::int32_t n_features = 0;  ///< spec.n_features()
   std::vector<float> x;        ///< features, [symbol][bar][feature]
-  std::vector<float> forward;  ///< target: log(close[t+H] / close[t]); NaN when bar t+H is beyond the panel or missing
+  std::vector<float> forward;  ///< target: log(close[t+H] / close[t]), t+H counted as features_build says; NaN when
+                               ///< that bar is beyond the panel or missing
   std::vector<float> scale;    ///< realised volatility at t times sqrt(H): the unit the networks predict in
+  std::vector<std::uint8_t> present;  ///< 1 where bar (s, t) exists: a sample's window counts these bars only
+
+  /// First bar of the window of `window` present bars of symbol s ending at bar t (a closure inside it is passed
+  /// over), or -1 when the table holds fewer. Under reset-after:N a window across a restart holds the restart's
+  /// warm-up rows (NaN), so such a window is never complete; under reset-after:0 it is bars t - window + 1 .. t.
+  std::int32_t window_begin(std::int32_t s, std::int32_t t, std::int32_t window) const;
 
   /// Index of (s, t) in forward/scale (t is a panel bar).
   std::int64_t at(std::int32_t s, std::int32_t t) const { return static_cast<std::int64_t>(s) * n_bars + (t - t_begin); }
@@ -84,14 +93,20 @@ struct CarryImpl;
 class FeatureCarry;
 
 /// Builds features for panel bars [t_begin, t_end) (t_end = -1: to the last bar). Features at bar t read only bars
-/// <= t of every symbol; `forward` alone reads bar t+H. The indicator states of a symbol always run from panel bar 0
-/// (restarting after every missing bar), whatever t_begin is, so the features of a bar are bit-identical whatever
-/// range they are built in. With `carry`, the states saved by the previous call (at its t_begin and after its last bar)
+/// <= t of every symbol; `forward` alone reads ahead, to the bar H steps on (under skip the H-th present bar; under
+/// reset-after:N a gap longer than N passes at its calendar length, so reset-after:0 reads bar t+H). The indicator
+/// states of a symbol always run from panel bar 0 (over missing bars as spec.gaps says), whatever t_begin is, so the
+/// features of a bar are bit-identical whatever range they are built in. With `carry`, the states saved by the previous call (at its t_begin and after its last bar)
 /// are reused when the panel's columns and the spec are the same, the saved bar is not after t_begin, and each
 /// symbol's last consumed bar is unchanged; the carry then holds this call's. Throws std::invalid_argument on a bad
 /// spec or range.
 FeatureTable features_build(const kernels::PanelView& panel, const FeatureSpec& spec, std::int32_t t_begin = 0,
                             std::int32_t t_end = -1, FeatureCarry* carry = nullptr);
+
+/// The first bar that the windows of `window` present bars ending at bars [t_begin, t_end) reach, over every symbol
+/// (t_begin when none reaches further): the range features_build must cover for the samples of those bars.
+std::int32_t features_window_first_bar(const kernels::PanelView& panel, std::int32_t t_begin, std::int32_t t_end,
+                                       std::int32_t window);
 
 /// The indicator states of every symbol as of a bar, kept between features_build calls so that inference on the
 /// next bar advances them by one bar instead of replaying the symbol's history. An optimisation only: a build with a
@@ -122,8 +137,9 @@ struct SampleRef {
   std::int32_t t = 0;  ///< panel bar
 };
 
-/// Samples at bars [t_begin, t_end) whose whole window of `window` bars (-1: `spec.window`) has finite features
-/// (and, when `need_target`, a finite target). Ordered by bar, then symbol.
+/// Samples at bars [t_begin, t_end) whose whole window of `window` present bars (-1: `spec.window`; see
+/// FeatureTable::window_begin) has finite features (and, when `need_target`, a finite target). Ordered by bar, then
+/// symbol.
 std::vector<SampleRef> samples_select(const FeatureTable& table, std::int32_t t_begin, std::int32_t t_end,
                                       bool need_target, std::int32_t window = -1);
 
@@ -151,7 +167,7 @@ struct Normalizer {
   void apply(const float* in, float* out) const;
 };
 
-/// Copies the normalised window of `window` bars ending at each sample into `out` ([n][window][n_features]).
+/// Copies the normalised window of `window` present bars ending at each sample into `out` ([n][window][n_features]).
 void windows_gather(const FeatureTable& table, const Normalizer& norm, std::span<const SampleRef> samples,
                     std::int32_t window, std::span<float> out);
 

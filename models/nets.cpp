@@ -173,8 +173,9 @@ Result<Predictions> Model::predict(const kernels::PanelView& panel, std::int32_t
   // The indicator states run from bar 0; the carry keeps them between calls, so a live tick replays one bar per
   // symbol instead of the whole history. Concurrent callers that find the carry busy replay (same features).
   std::unique_lock lock(impl_->inference.mutex, std::try_to_lock);
-  const auto table =
-      features_build(panel, spec, t - w + 1, t + 1, lock.owns_lock() ? &impl_->inference.carry : nullptr);
+  // The window counts present bars: across a closure it reaches further back than w bars.
+  const auto table = features_build(panel, spec, features_window_first_bar(panel, t, t + 1, w), t + 1,
+                                    lock.owns_lock() ? &impl_->inference.carry : nullptr);
   if (lock.owns_lock()) lock.unlock();
   const auto samples = samples_select(table, t, t + 1, false, w);
   Predictions p;

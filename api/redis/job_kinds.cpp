@@ -213,6 +213,7 @@ Result<std::string> run_retrain(const Job& job, DeviceKind device) {
   models::FeatureSpec spec;
   spec.horizon = static_cast<std::int32_t>(int_field(o, "horizon", 4, job));
   spec.window = static_cast<std::int32_t>(int_field(o, "window", 16, job));
+  if (o.contains("gaps")) spec.gaps = gap_policy_parse(str_field(o, "gaps", job), "job " + job.key + " gaps");
   models::ModelHyper hyper;
   hyper.hidden = static_cast<std::int32_t>(int_field(o, "hidden", 32, job));
   hyper.d_model = hyper.hidden;

@@ -716,6 +716,7 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
   }
   const std::shared_ptr<const MarketPanel> market = market_;
   const std::string repo_path = repo_path_, models_dir = models_dir_;
+  const kernels::GapPolicy gaps = gaps_;
   PopulationEvaluator evaluator;  // evolve on the workers: each generation split over them (the search stays here)
   if (workers > 0) {
     const std::string key = redis_->node + ":" + job->id + ":" + std::to_string(redis::redis_now_ms());
@@ -739,6 +740,7 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
         payload["hidden"] = 32;
         payload["layers"] = 1;
         payload["t_end"] = job->trained_on_bars;
+        payload["gaps"] = gap_policy_text(gaps);  // the run's policy, recorded in the model
       }
       const std::string kind_text(kind == JobKind::rank ? redis::kJobRank : redis::kJobRetrain);
       auto queued = redis_jobs_->enqueue(key, kind_text, json::serialize(payload));
@@ -761,6 +763,7 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
         models::FeatureSpec spec;
         spec.horizon = 4;
         spec.window = 16;
+        spec.gaps = gaps;  // the run's policy, recorded in the model
         const std::int32_t t_end = std::min(upto, market->n_bars()) - spec.horizon;
         const models::FeatureTable table = models::features_build(market->view(), spec, 0, std::max(1, t_end));
         const models::TimeSplit split = models::split_by_time(table);
@@ -797,6 +800,8 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
       } else if (job->kind == JobKind::rank) {
         RankRequest req;
         req.bar = std::min(upto, market->n_bars()) - 1;
+        req.features.gaps = gaps;
+        req.features.price_decimals = panel_price_decimals_common(market->view());
         const auto backends = indicator_backends();
         const Ranking r = panel_rank(*market, req, backend_select(backends, DeviceKind::cpu));
         json::array out;
@@ -805,7 +810,7 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
         job->result = json::object{{"bar", req.bar}, {"eligible", r.eligible}, {"top", std::move(out)}};
       } else {
         const kernels::PanelView view = market->view();
-        const StrategyFeatures f = strategy_features_compute(view, true);
+        const StrategyFeatures f = strategy_features_compute(view, true, gaps);
         EvolveOptions o;
         o.population = static_cast<std::int32_t>(population);
         o.generations = static_cast<std::int32_t>(generations);

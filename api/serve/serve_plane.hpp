@@ -105,6 +105,8 @@ class ServePlane final : public ControlPlane {
   void bind(std::optional<ServeBinding> binding);
   /// Owner thread: the bar the run is at (jobs use the data up to it) and the last ranking seen.
   void bar_set(std::int32_t t) { bar_.store(t); }
+  /// The run's gap policy (QT_GAPS), which the jobs' features follow; set before the API serves (jobs read it).
+  void gaps_set(kernels::GapPolicy gaps) { gaps_ = gaps; }
   /// Owner thread: a ranking was published.
   void ranking_set(const OpportunitiesUpdated& ranking);
   /// The event ring (the owner thread adds to it).
@@ -160,6 +162,7 @@ class ServePlane final : public ControlPlane {
 
   CommandQueue& commands_;
   std::string ledger_path_, repo_path_, models_dir_;
+  kernels::GapPolicy gaps_{};  // the run's gap policy (gaps_set)
   std::shared_ptr<const MarketPanel> market_;
   std::atomic<bool> ready_{false};
   std::atomic<std::int32_t> bar_{0};

@@ -47,6 +47,11 @@ void gap_policy_check(kernels::GapPolicy gaps);
 /// the multiple is unambiguous); -1 when there is none (prices that are not decimal quotes). The value of
 /// IndicatorParams::price_decimals that makes RSI and DMI exact on decimal data.
 std::int32_t price_decimals_infer(std::span<const float> high, std::span<const float> low, std::span<const float> close);
+/// price_decimals_infer of each symbol of a panel (its bars [0, n_bars)), in panel order.
+std::vector<std::int32_t> panel_price_decimals(const kernels::PanelView& panel);
+/// One decimals value for every symbol of a panel: the finest of them when every symbol is decimal-quoted and the grid
+/// is unambiguous at every price (price_decimals_infer over all symbols' prices together), else -1.
+std::int32_t panel_price_decimals_common(const kernels::PanelView& panel);
 
 /// Floats one indicator run writes: outputs * n_symbols * stride (output j of (s, t) at j*plane + s*stride + t).
 std::size_t indicator_out_size(kernels::IndicatorKind kind, const kernels::PanelView& panel);

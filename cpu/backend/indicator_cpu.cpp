@@ -130,6 +130,25 @@ std::int32_t price_decimals_infer(std::span<const float> high, std::span<const f
   return -1;
 }
 
+std::vector<std::int32_t> panel_price_decimals(const kernels::PanelView& panel) {
+  std::vector<std::int32_t> out(static_cast<std::size_t>(std::max(panel.n_symbols, 0)), -1);
+  const auto n = static_cast<std::size_t>(std::max(panel.n_bars, 0));
+  for (std::int32_t s = 0; s < panel.n_symbols; ++s) {
+    const auto row = [&](const float* c) { return std::span<const float>(c + panel.at(s, 0), n); };
+    out[static_cast<std::size_t>(s)] = price_decimals_infer(row(panel.high), row(panel.low), row(panel.close));
+  }
+  return out;
+}
+
+std::int32_t panel_price_decimals_common(const kernels::PanelView& panel) {
+  const auto n = static_cast<std::size_t>(std::max(panel.n_bars, 0));
+  std::vector<float> all;
+  all.reserve(3 * n * static_cast<std::size_t>(std::max(panel.n_symbols, 0)));
+  for (std::int32_t s = 0; s < panel.n_symbols; ++s)
+    for (const float* c : {panel.high, panel.low, panel.close}) all.insert(all.end(), c + panel.at(s, 0), c + panel.at(s, 0) + n);
+  return price_decimals_infer(all, {}, {});
+}
+
 void indicator_params_check(IndicatorKind kind, const IndicatorParams& p) {
   gap_policy_check(p.gaps);
   if (p.price_decimals < -1 || p.price_decimals > 9)
@@ -164,6 +183,7 @@ void indicator_params_check(IndicatorKind kind, const IndicatorParams& p) {
 
 void feature_params_check(const kernels::FeatureParams& p) {
   gap_policy_check(p.gaps);
+  require(p.price_decimals >= -1 && p.price_decimals <= 9, "price_decimals", p.price_decimals, "-1 (as stored) or 0..9");
   require(p.ema_fast >= 1 && p.ema_fast < p.ema_slow, "ema_fast", p.ema_fast, "an integer in [1, ema_slow)");
   require(p.ema_slow <= 100000, "ema_slow", p.ema_slow, "an integer <= 100000");
   require(p.adx >= 1 && p.adx <= 100000, "adx window", p.adx, "an integer in [1, 100000]");

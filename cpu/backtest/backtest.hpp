@@ -29,10 +29,12 @@ struct StrategyFeatures {
   std::vector<float> f32;       ///< float planes (backends)
   std::vector<double> f64;      ///< double planes (serial reference); empty unless asked for
   kernels::GapPolicy gaps{};    ///< the gap policy of the indicators, which the backtests over this bank follow too
+  std::vector<std::int32_t> price_decimals;  ///< per symbol: the decimals RSI and ADX took price changes at (-1: none)
 };
 
 /// Computes the feature bank of a panel (parallel over symbols, deterministic) under gap policy `gaps` (default skip:
-/// the indicators carry over missing bars; reset-after:N restarts them after longer gaps).
+/// the indicators carry over missing bars; reset-after:N restarts them after longer gaps). RSI and ADX take price
+/// changes at each symbol's own quote precision (panel_price_decimals), as `qtos indicators` does.
 StrategyFeatures strategy_features_compute(const kernels::PanelView& panel, bool with_double = false,
                                            kernels::GapPolicy gaps = {});
 

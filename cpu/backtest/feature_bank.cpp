@@ -29,13 +29,14 @@ StrategyFeatures strategy_features_compute(const PanelView& panel, bool with_dou
   f.id = next_id.fetch_add(1, std::memory_order_relaxed);
   f.plane_size = panel.n_symbols * panel.stride;
   f.gaps = gaps;
+  f.price_decimals = panel_price_decimals(panel);
   const std::size_t total = static_cast<std::size_t>(f.plane_size) * kernels::kStrategyFeatureCount;
   f.f32.assign(total, std::numeric_limits<float>::quiet_NaN());
   if (with_double) f.f64.assign(total, std::numeric_limits<double>::quiet_NaN());
   qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, panel.n_symbols, 1), [&](const tbb::blocked_range<std::int32_t>& br) {
     double v[kernels::kStrategyFeatureCount];
     for (std::int32_t s = br.begin(); s != br.end(); ++s) {
-      StrategyFeatureState st(gaps);
+      StrategyFeatureState st(gaps, f.price_decimals[static_cast<std::size_t>(s)]);
       for (std::int32_t t = 0; t < panel.n_bars; ++t) {
         const std::int64_t at = panel.at(s, t);
         st.update(panel.high[at], panel.low[at], panel.close[at], v);

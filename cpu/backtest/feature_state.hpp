@@ -16,18 +16,24 @@ namespace qtos {
 /// (cpu/kernels/gaps.hpp; the ring of closes holds existing bars only, so lags count those).
 class StrategyFeatureState {
  public:
-  /// A fresh bank under gap policy `gaps` (default skip).
-  explicit StrategyFeatureState(kernels::GapPolicy gaps = {}) : gaps_(gaps) { reset(); }
+  /// A fresh bank under gap policy `gaps` (default skip); RSI and ADX take price changes at `price_decimals` (the
+  /// quotes' decimals, price_decimals_infer; -1: prices as stored).
+  explicit StrategyFeatureState(kernels::GapPolicy gaps = {}, std::int32_t price_decimals = -1)
+      : gaps_(gaps), price_decimals_(price_decimals) {
+    reset();
+  }
   /// The gap policy.
   kernels::GapPolicy gaps() const { return gaps_; }
+  /// The decimals RSI and ADX take price changes at (-1: as stored).
+  std::int32_t price_decimals() const { return price_decimals_; }
 
   /// Forgets every bar.
   void reset() {
     using namespace kernels;
     for (int i = 0; i < kEmaCount; ++i) ema_[i].init_period(kEmaPeriods[i]);
-    for (int i = 0; i < kRsiCount; ++i) rsi_[i].init(IndicatorParams{kRsiPeriods[i], 26, 9, 2.0});
+    for (int i = 0; i < kRsiCount; ++i) rsi_[i].init(IndicatorParams{kRsiPeriods[i], 26, 9, 2.0, {}, price_decimals_});
     for (int i = 0; i < kBbCount; ++i) bb_[i].init(IndicatorParams{kBbPeriods[i], 26, 9, 1.0});  // k = 1: upper - middle is the sd
-    for (int i = 0; i < kAdxCount; ++i) dmi_[i].init(IndicatorParams{kAdxPeriods[i], 26, 9, 2.0});
+    for (int i = 0; i < kAdxCount; ++i) dmi_[i].init(IndicatorParams{kAdxPeriods[i], 26, 9, 2.0, {}, price_decimals_});
     for (int i = 0; i < kRocCount; ++i) roc_[i].init(IndicatorParams{kRocPeriods[i], 26, 9, 2.0});
     atr_.init(IndicatorParams{kStrategyAtrPeriod, 26, 9, 2.0});
     spread_.init(IndicatorParams{kStrategySpreadPeriod, 26, 9, 2.0});
@@ -102,6 +108,7 @@ class StrategyFeatureState {
   std::int64_t count_ = 0;         // existing bars since the last reset
   std::int32_t missing_ = 0;       // missing bars since the last existing one
   kernels::GapPolicy gaps_;
+  std::int32_t price_decimals_ = -1;
 };
 
 }  // namespace qtos

@@ -36,6 +36,7 @@ struct FeatureParams {
   std::int32_t liquidity = 20;      ///< dollar volume and spread window
   std::int32_t drawdown = 60;       ///< max drawdown window (<= kMaxDrawdownWindowMax)
   GapPolicy gaps{};                 ///< what a missing bar does (read by the drivers; default skip)
+  std::int32_t price_decimals = -1;  ///< the ADX takes price changes at this quote precision (PriceGrid); -1: as stored
   /// Bars of history a symbol needs before every feature has a value.
   QTOS_HD std::int32_t warmup() const {
     std::int32_t w = ema_slow;
@@ -92,7 +93,8 @@ struct FeatureState {
     IndicatorParams q;
     ema_fast.init_period(p.ema_fast);
     ema_slow.init_period(p.ema_slow);
-    q.period = p.adx; dmi.init(q);
+    q.period = p.adx; q.price_decimals = p.price_decimals; dmi.init(q);
+    q.price_decimals = -1;
     q.period = p.atr; atr.init(q);
     q.period = p.drawdown; dd.init(q);
     mom_n = p.momentum;

@@ -173,7 +173,7 @@ struct Config {
   std::string binance_ws_api_url;            ///< QT_BINANCE_WS_API_URL: spot WebSocket API host ("" : Binance's)
   std::string binance_ca_file;               ///< QT_BINANCE_CA_FILE: PEM bundle to trust instead of the system store
   // Markets that close (cpu/kernels/gaps.hpp, docs/INDICATORS.md)
-  kernels::GapPolicy gaps{};                 ///< QT_GAPS: skip (default) or reset-after:N, the verbs' default for --gaps
+  kernels::GapPolicy gaps{};                 ///< QT_GAPS: skip (default) or reset-after:N: --gaps' default, qtos serve's policy
   // Scale-out (api/redis, docs/SCALE_OUT.md)
   std::string redis_url;  ///< QT_REDIS_URL: redis://[:password@]host[:port][/db] for workers and shared state; empty: one node, SQLite (secret)
 

@@ -93,6 +93,7 @@ std::uint32_t AITradingEngine::slot_intern(const Symbol& symbol) {
   if (fresh) {
     SymbolState& st = symbols_.emplace_back();
     st.symbol = symbol;
+    if (const auto d = decimals_.find(symbol.str()); d != decimals_.end()) st.features = StrategyFeatureState({}, d->second);
     st.traded_by.resize(strategies_.size());
     st.planes = 1u << kAtrPlane;
     for (std::size_t i = 0; i < strategies_.size(); ++i) {

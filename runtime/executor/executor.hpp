@@ -101,6 +101,9 @@ class AITradingEngine {
   std::uint32_t bar_update(const MarketBarClosed& bar);
   /// What a missing bar does to the features (default skip: they carry over it; cpu/kernels/gaps.hpp).
   void gaps_set(kernels::GapPolicy gaps) { gaps_ = gaps; }
+  /// The quote decimals of each symbol (price_decimals_infer), at which RSI and ADX take price changes as the batch
+  /// feature bank does; a symbol not named takes prices as stored. Applies to symbols that appear after the call.
+  void price_decimals_set(std::map<std::string, std::int32_t> decimals) { decimals_ = std::move(decimals); }
   /// The slot of a symbol (dense, in order of first appearance), created when new.
   std::uint32_t slot_intern(const Symbol& symbol);
   /// The slot of a symbol, or kNoSlot when it has not appeared.
@@ -144,6 +147,7 @@ class AITradingEngine {
     std::uint32_t planes = 0;             // feature planes its strategies read (bit p: plane p), the ATR always
   };
   kernels::GapPolicy gaps_{};
+  std::map<std::string, std::int32_t> decimals_;  // symbol -> quote decimals (price_decimals_set)
   std::vector<LiveStrategy> strategies_;
   std::vector<std::uint8_t> enabled_;  // per strategy: takes new entries (a retired one does not)
   std::vector<std::set<std::string>> strategy_symbols_;

@@ -3,9 +3,11 @@
 #include "runtime/executor/replay.hpp"
 
 #include <cmath>
+#include <map>
 #include <stdexcept>
 #include <string>
 
+#include "cpu/backend/indicator_backend.hpp"
 #include "runtime/bus/event_log.hpp"
 #include "runtime/data/bar_event.hpp"
 #include "runtime/policy/policy_backend.hpp"
@@ -91,6 +93,13 @@ void RunServices::stop_all() {
   for (auto& s : services_) stop(s.get());
 }
 
+std::map<std::string, std::int32_t> symbol_price_decimals(const MarketPanel& panel) {
+  const std::vector<std::int32_t> decimals = panel_price_decimals(panel.view());
+  std::map<std::string, std::int32_t> out;
+  for (std::size_t s = 0; s < decimals.size(); ++s) out[panel.symbols()[s]] = decimals[s];
+  return out;
+}
+
 ReplayResult replay_run(const MarketPanel& panel, const Config& config, const std::vector<LiveStrategy>& strategies,
                         const std::vector<std::shared_ptr<TradingSubsystem>>& subsystems, const ReplayOptions& options) {
   const std::int32_t t_end = options.t_end < 0 ? panel.n_bars() : options.t_end;
@@ -165,6 +174,7 @@ ReplayResult replay_run(const MarketPanel& panel, const Config& config, const st
                                  ReplayContext{config, bus, policy, risk, exchange, panel, options.log_dir, services}, hooks, "replay");
   AITradingEngine engine;
   engine.gaps_set(config.gaps);
+  engine.price_decimals_set(symbol_price_decimals(panel));  // as the batch feature bank behind evolve
   if (options.resume) {
     engine.restore(ckpt::obj(resume, "engine"));
   } else {

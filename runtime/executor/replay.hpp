@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -129,6 +130,11 @@ struct ReplayResult {
   std::int32_t resumed_from = -1;    ///< resume: the first bar time replayed in this process (-1: a fresh run)
   bool stopped = false;              ///< stopped early by the stop token
 };
+
+/// Each symbol's quote decimals (panel_price_decimals, -1 where the prices are not decimal quotes): what the streaming
+/// feature states of the replay (the executor's, the strategy generator's shadow accounts) take RSI and ADX price
+/// changes at, as the batch feature bank does.
+std::map<std::string, std::int32_t> symbol_price_decimals(const MarketPanel& panel);
 
 /// Replays `panel` through the whole system under `config` with `strategies` trading and `subsystems` answering the
 /// hooks (added in that order). Throws std::invalid_argument naming the option when the window is empty or out of the

@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "cpu/backend/indicator_backend.hpp"
 #include "cpu/strategy/genome_text.hpp"
 #include "runtime/data/market_panel.hpp"
 #include "runtime/policy/policy.hpp"
@@ -48,6 +49,7 @@ StrategyGeneratorOptions strategy_generator_options(const Config& config) {
   o.min_trades = static_cast<double>(config.sg_promote_min_trades);
   o.live_floor_sharpe = config.sg_live_floor_sharpe;
   o.review_period = config.sg_review_interval * TimeNs{1'000'000'000};
+  o.gaps = config.gaps;
   return o;
 }
 
@@ -61,7 +63,7 @@ kernels::Genome StrategyGeneratorAI::generate_strategy() { return genome_random(
 
 BacktestMetrics StrategyGeneratorAI::backtest_strategy(const MarketPanel& panel, const kernels::Genome& genome, std::int32_t t_begin,
                                                        std::int32_t t_end) const {
-  const StrategyFeatures f = strategy_features_compute(panel.view());
+  const StrategyFeatures f = strategy_features_compute(panel.view(), false, opt_.gaps);
   const std::vector<kernels::Genome> one = {kernels::genome_normalize(genome)};
   BacktestRequest r;
   r.panel = panel.view();
@@ -78,7 +80,7 @@ EvolveResult StrategyGeneratorAI::evolve_population(const MarketPanel& panel, co
     throw std::invalid_argument("evolve_population: no validation window (validation_begin == validation_end == " +
                                 std::to_string(options.validation_begin) +
                                 "); the generator selects on a validation window and reports on an untouched test window");
-  const StrategyFeatures f = strategy_features_compute(panel.view());
+  const StrategyFeatures f = strategy_features_compute(panel.view(), false, opt_.gaps);
   EvolveResult r = evolve(panel.view(), f, backend_, options);
   const std::int64_t now = to_ms(clock_.now());
   auto num = [](double v) { return std::isfinite(v) ? boost::json::value(v) : boost::json::value(nullptr); };
@@ -87,6 +89,7 @@ EvolveResult StrategyGeneratorAI::evolve_population(const MarketPanel& panel, co
     rec.genome = h.genome;
     rec.generation = h.generation;
     rec.origin = "StrategyGeneratorAI evolve seed " + std::to_string(options.seed);
+    rec.gaps = gap_policy_text(opt_.gaps);
     for (std::uint64_t p : h.parents) rec.parents.push_back(genome_id_of_hash(p));
     const boost::json::object m{
         {"selected", &h == &r.hall_of_fame.front()},
@@ -141,8 +144,15 @@ void StrategyGeneratorAI::sync_with_repository() {
   for (auto it = tracked_.begin(); it != tracked_.end();) it = seen.count(it->first) ? std::next(it) : tracked_.erase(it);
 }
 
+StrategyGeneratorAI::SymbolFeed& StrategyGeneratorAI::symbol_feed(const std::string& symbol) {
+  auto [it, fresh] = symbols_.try_emplace(symbol);
+  if (fresh)  // RSI and ADX at the symbol's quote precision, as in the backtest's feature bank
+    if (const auto d = opt_.price_decimals.find(symbol); d != opt_.price_decimals.end()) it->second.features = StrategyFeatureState({}, d->second);
+  return it->second;
+}
+
 void StrategyGeneratorAI::feed(const std::string& symbol, double o, double h, double l, double c) {
-  SymbolFeed& sf = symbols_[symbol];
+  SymbolFeed& sf = symbol_feed(symbol);
   // Fills on this bar pay the slippage of the previous bar's spread proxy, as in the backtest.
   const double slip = kernels::fill_slippage<double>(opt_.costs, sf.values[static_cast<std::int32_t>(kernels::StrategyFeature::spread)]);
   sf.features.update(h, l, c, sf.values);
@@ -159,7 +169,7 @@ void StrategyGeneratorAI::feed(const std::string& symbol, double o, double h, do
 
 void StrategyGeneratorAI::on_bar(const MarketBarClosed& bar) {
   const std::string symbol(bar.symbol.view());
-  SymbolFeed& sf = symbols_[symbol];
+  SymbolFeed& sf = symbol_feed(symbol);
   const TimeNs interval = static_cast<TimeNs>(bar.interval_s) * 1'000'000'000;
   // A missing interval is a gap: one missing bar flattens paper positions and restarts the indicators.
   if (sf.last_open >= 0 && bar.open_time - sf.last_open > interval) {

@@ -31,10 +31,12 @@ struct StrategyGeneratorOptions {
   TimeNs review_period = 3'600'000'000'000;  ///< how often the promotion rules run (1 hour; QT_SG_REVIEW_INTERVAL)
   kernels::BacktestCosts costs;        ///< paper-trading costs; capital per symbol sub-account
   std::uint64_t seed = 1;              ///< generate_strategy's random stream
+  kernels::GapPolicy gaps{};           ///< the backtests' gap policy (QT_GAPS), recorded with each strategy it stores
+  std::map<std::string, std::int32_t> price_decimals;  ///< per symbol: quote decimals of the shadow features (RSI, ADX)
 };
 
 /// Options from the configuration: QT_SG_SHADOW_DAYS, QT_SG_PROMOTE_MIN_SHARPE, QT_SG_PROMOTE_MIN_WIN_RATE,
-/// QT_SG_PROMOTE_MIN_TRADES, QT_SG_LIVE_FLOOR_SHARPE, QT_SG_REVIEW_INTERVAL; costs and seed keep their defaults.
+/// QT_SG_PROMOTE_MIN_TRADES, QT_SG_LIVE_FLOOR_SHARPE, QT_SG_REVIEW_INTERVAL, QT_GAPS; costs and seed keep their defaults.
 StrategyGeneratorOptions strategy_generator_options(const Config& config);
 /// The service's mode from the configuration: ENFORCED when QT_SG_AI_ENABLED, OFF otherwise.
 SubsystemMode strategy_generator_mode(const Config& config);
@@ -100,6 +102,7 @@ class StrategyGeneratorAI final : public Service {
     double values[kernels::kStrategyFeatureCount] = {};
   };
   void on_bar(const MarketBarClosed& bar);
+  SymbolFeed& symbol_feed(const std::string& symbol);
   void sync_with_repository();
   void feed(const std::string& symbol, double o, double h, double l, double c);
 

@@ -175,7 +175,9 @@ EvolveResult evolve(const kernels::PanelView& panel, const StrategyFeatures& fea
                     const EvolveOptions& opt, const std::function<void(const GenerationReport&)>& on_generation = {});
 
 /// Warnings before a search (docs/EVOLUTION.md): the indicators of the grammar that have no value on any bar of the
-/// train window for any symbol (they can never warm up there), named with the longest run of consecutive bars.
+/// train window for any symbol (they can never warm up there), named with the most bars they run over without a restart
+/// under the bank's gap policy (skip: a symbol's bars with data in the window; reset-after:N: its longest stretch not
+/// broken by a gap longer than N bars, the longest run of consecutive bars under reset-after:0).
 std::vector<std::string> evolve_warnings_before(const kernels::PanelView& panel, const StrategyFeatures& features, const EvolveOptions& opt);
 
 /// Warnings after a search: most genomes tried never traded on the train window, or no genome reached min_trades.

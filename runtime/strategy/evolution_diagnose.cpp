@@ -34,14 +34,21 @@ std::vector<std::string> evolve_warnings_before(const kernels::PanelView& panel,
   std::vector<std::string> out;
   if (panel.n_symbols <= 0 || features.f32.empty()) return out;
   const std::int32_t b = std::max(0, opt.train_begin), e = std::min(panel.n_bars, opt.train_end);
-  // The longest run of consecutive bars with a close, over the symbols: what an indicator that restarts after a
-  // missing bar has to warm up in.
+  // The most bars an indicator runs over without a restart, over the symbols: under skip every bar with a close of the
+  // window; under reset-after:N the longest stretch of them not broken by a gap longer than N bars (reset-after:0: the
+  // longest run of consecutive bars).
+  const kernels::GapPolicy gaps = features.gaps;
   std::int32_t longest = 0;
   for (std::int32_t s = 0; s < panel.n_symbols; ++s) {
-    std::int32_t run = 0;
+    std::int32_t run = 0, missing = 0;
     for (std::int32_t t = b; t < e; ++t) {
-      run = std::isfinite(panel.close[panel.at(s, t)]) ? run + 1 : 0;
-      longest = std::max(longest, run);
+      if (!std::isfinite(panel.close[panel.at(s, t)])) {
+        ++missing;
+        continue;
+      }
+      if (gaps.resets(missing)) run = 0;
+      missing = 0;
+      longest = std::max(longest, ++run);
     }
   }
   std::vector<std::string> cold;
@@ -56,10 +63,19 @@ std::vector<std::string> evolve_warnings_before(const kernels::PanelView& panel,
   if (!cold.empty()) {
     std::string names;
     for (const auto& n : cold) names += (names.empty() ? "" : ", ") + n;
+    const std::string stretch =
+        gaps.skips_all() ? "the most bars with data of any symbol there is "
+        : gaps.reset_after == 0
+            ? "the longest run of consecutive bars there is "
+            : "the longest stretch of bars with data not broken by a gap of more than " + std::to_string(gaps.reset_after) +
+                  " bars there is ";
+    const std::string cause =
+        gaps.skips_all() ? "a look-back longer than the bars with data in the window: use a longer window"
+                         : "a look-back longer than the window, or missing bars that restart the indicators under gaps reset-after:" +
+                               std::to_string(gaps.reset_after) + ": use a longer window, data with fewer gaps or --gaps skip";
     out.push_back(std::to_string(cold.size()) + " indicator(s) of the grammar never warm up on the train window [" + std::to_string(b) +
-                  ", " + std::to_string(e) + "): " + names + "; the longest run of consecutive bars there is " +
-                  std::to_string(longest) + ", so rules reading them can never fire (a look-back longer than the window, or missing bars that restart the "
-                  "indicators: use a longer window or data with fewer gaps)");
+                  ", " + std::to_string(e) + "): " + names + "; " + stretch + std::to_string(longest) +
+                  ", so rules reading them can never fire (" + cause + ")");
   }
   return out;
 }

@@ -10,10 +10,12 @@ namespace qtos {
 namespace {
 
 constexpr const char* kColumns =
-    "id, code, rules, generation, origin, status, created_ms, updated_ms, backtest_metrics, shadow_metrics, live_metrics, parents";
+    "id, code, rules, generation, origin, status, created_ms, updated_ms, backtest_metrics, shadow_metrics, live_metrics, parents, "
+    "gaps";
 
 /// The repository's schema versions (PRAGMA user_version): 1 = the first schema (no parents column; files of it were
-/// stamped 0 before application ids), 2 = lineage (`parents`).
+/// stamped 0 before application ids), 2 = lineage (`parents`), 3 = the gap policy of the backtest (`gaps`, '' in rows
+/// stored before it).
 const store::Schema& repository_schema() {
   static const store::Schema schema{
       "strategy repository",
@@ -49,6 +51,10 @@ CREATE TABLE IF NOT EXISTS strategy_transitions (
         [](store::Db& db) {
           if (!db.column_exists("strategies", "parents"))
             db.exec("ALTER TABLE strategies ADD COLUMN parents TEXT NOT NULL DEFAULT ''");
+        }},
+       {3,
+        [](store::Db& db) {
+          if (!db.column_exists("strategies", "gaps")) db.exec("ALTER TABLE strategies ADD COLUMN gaps TEXT NOT NULL DEFAULT ''");
         }}}};
   return schema;
 }
@@ -75,6 +81,12 @@ bool is_hex_prefix(std::string_view s) {
 }
 
 }  // namespace
+
+std::optional<std::string> strategy_gaps_mismatch(const StrategyRecord& rec, std::string_view run_gaps) {
+  if (rec.gaps == run_gaps) return std::nullopt;
+  return "strategy " + rec.id + " was backtested under gaps " + (rec.gaps.empty() ? std::string("(not recorded)") : rec.gaps) +
+         ", this run is under gaps " + std::string(run_gaps) + ": its trades here may differ from its record";
+}
 
 const char* strategy_status_name(StrategyStatus s) { return enum_name(s).data(); }
 
@@ -110,6 +122,7 @@ StrategyRecord read_row(const store::Stmt& s) {
   r.shadow_metrics = s.text_at(9);
   r.live_metrics = s.text_at(10);
   r.parents = parents_split(s.text_at(11));
+  r.gaps = s.text_at(12);
   return r;
 }
 
@@ -121,12 +134,16 @@ namespace {
 bool upsert_in(store::Db& db, const StrategyRecord& rec, std::int64_t now_ms) {
   const std::string id = genome_id(rec.genome);
   if (db.cached("SELECT 1 FROM strategies WHERE id = ?1").bind(1, id).step()) {
-    db.cached("UPDATE strategies SET backtest_metrics = ?1 WHERE id = ?2").bind(1, rec.backtest_metrics).bind(2, id).run();
+    db.cached("UPDATE strategies SET backtest_metrics = ?1, gaps = ?3 WHERE id = ?2")
+        .bind(1, rec.backtest_metrics)
+        .bind(2, id)
+        .bind(3, rec.gaps)
+        .run();
     return false;
   }
   db.cached(
         "INSERT INTO strategies (id, code, rules, generation, origin, status, created_ms, updated_ms, backtest_metrics, "
-        "shadow_metrics, live_metrics, parents) VALUES (?1, ?2, ?3, ?4, ?5, 'BACKTEST', ?6, ?6, ?7, '', '', ?8)")
+        "shadow_metrics, live_metrics, parents, gaps) VALUES (?1, ?2, ?3, ?4, ?5, 'BACKTEST', ?6, ?6, ?7, '', '', ?8, ?9)")
       .bind(1, id)
       .bind(2, genome_encode(rec.genome))
       .bind(3, genome_rules(rec.genome))
@@ -135,6 +152,7 @@ bool upsert_in(store::Db& db, const StrategyRecord& rec, std::int64_t now_ms) {
       .bind(6, now_ms)
       .bind(7, rec.backtest_metrics)
       .bind(8, parents_join(rec.parents))
+      .bind(9, rec.gaps)
       .run();
   return true;
 }

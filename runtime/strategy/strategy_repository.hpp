@@ -39,7 +39,12 @@ struct StrategyRecord {
   std::string backtest_metrics;   ///< JSON: in-sample and out-of-sample metrics and the deflated Sharpe
   std::string shadow_metrics;     ///< JSON of the shadow stage (empty until one is recorded)
   std::string live_metrics;       ///< JSON of the live stage (empty until one is recorded)
+  std::string gaps;               ///< gap policy of the backtest ("skip", "reset-after:N"; empty: stored before it was)
 };
+
+/// A note naming the strategy and both policies when its backtest was run under another gap policy than `run_gaps`
+/// (the run's, as gap_policy_text writes it); nothing when they are the same.
+std::optional<std::string> strategy_gaps_mismatch(const StrategyRecord& rec, std::string_view run_gaps);
 
 /// One lifecycle change.
 struct StrategyTransition {

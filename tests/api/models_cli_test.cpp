@@ -53,6 +53,25 @@ TEST(ModelsCli, RetrainRegistersACandidateThatMovesThroughTheStages) {
   EXPECT_TRUE(has(run_qtos("models show nothing", dir.path()).err, "no model named 'nothing'"));
 }
 
+TEST(ModelsCli, AModelIsServedUnderTheGapPolicyItWasTrainedUnder) {
+  TempDir dir;
+  ASSERT_EQ(run_qtos("data synth --symbols 4 --bars 600 --seed 6 --out syn", dir.path()).exit_code, 0);
+  const auto r = run_qtos("retrain --data syn --model mlp --epochs 1 --seed 1 --gaps reset-after:0", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "gaps reset-after:0")) << r.out;
+  const auto show = run_qtos("models show mlp", dir.path());
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_EQ(boost::json::parse(show.out).at("meta").at("feature_spec").at("gaps").as_string(), "reset-after:0");
+  ASSERT_EQ(run_qtos("models promote mlp 1", dir.path()).exit_code, 0);
+  ASSERT_EQ(run_qtos("models promote mlp 1", dir.path()).exit_code, 0);
+  // The run's policy (QT_GAPS, default skip) is not the model's: refused before the replay, naming both.
+  const auto bt = run_qtos("backtest --data syn --models state/models --out bt", dir.path());
+  EXPECT_EQ(bt.exit_code, 2) << bt.err;
+  EXPECT_TRUE(has(bt.err, "mlp v1 was trained under gaps reset-after:0, this run is under gaps skip")) << bt.err;
+  EXPECT_TRUE(has(bt.err, "--gaps reset-after:0")) << bt.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "bt/ledger.db"));
+}
+
 TEST(ModelsCli, BadInputsAreNamed) {
   TempDir dir;
   const auto nodata = run_qtos("retrain --data missing --model mlp", dir.path());

@@ -37,7 +37,7 @@ std::vector<double> kernel_series(const SyntheticMarket& m, std::int32_t s, kern
   const auto off = static_cast<std::size_t>(s * m.stride + from);
   const std::int32_t n = m.n_bars - from;
   std::vector<double> out(static_cast<std::size_t>(n) * Ind::kOutputs);
-  // Model features restart their indicators after a missing bar (their spec's gap policy is reset-after:0).
+  // Restarting after a missing bar: the premise of the gap test below (a spec under reset-after:0).
   std::vector<std::int32_t> scratch(static_cast<std::size_t>(n));
   kernels::indicator_row_run<double>(ind, m.high.data() + off, m.low.data() + off, m.close.data() + off,
                                      m.volume.data() + off, n, out.data(), n, kernels::gap_reset_after(0), scratch.data());
@@ -154,11 +154,12 @@ TEST(FeatureIndicators, ColumnsMatchTextbookFormulas) {
   }
 }
 
-TEST(FeatureIndicators, AGapRestartsEveryIndicator) {
+TEST(FeatureIndicators, UnderResetAfterZeroAGapRestartsEveryIndicator) {
   SyntheticMarket m(2, 220, 0.0, 44);
   const std::int32_t g = 90;
   m.gap(0, g);
-  const FeatureSpec spec;
+  FeatureSpec spec;
+  spec.gaps = kernels::gap_reset_after(0);  // the premise: a missing bar restarts (tests/models/features_gaps_test.cpp: skip)
   const auto tab = features_build(m.view(), spec);
   // Bars g .. g + warmup have no features (the run after the gap is too short); the next bar has all of them.
   for (std::int32_t t = g; t <= g + spec.warmup(); ++t)
@@ -247,7 +248,7 @@ TEST(FeatureIndicators, VersionOneSpecsParseAndDifferByVersion) {
       R"("horizon":4,"window":16})";
   const auto old = FeatureSpec::from_json(v1);
   EXPECT_EQ(old.version, 1);
-  EXPECT_EQ(old.differences(FeatureSpec{}), "version 1 vs 2");
+  EXPECT_EQ(old.differences(FeatureSpec{}), "version 1 vs 2; gaps reset-after:0 vs skip");  // no field: reset-after:0
   // From version 2 on the periods are required and round-trip.
   FeatureSpec spec;
   spec.adx_period = 10;

@@ -243,26 +243,33 @@ TEST_F(SavedModel, RoundTripPredictsTheSameAndRefusesAnotherFeatureSpec) {
   }
   {
     // A model whose features were computed under another gap policy is refused, naming both policies; a spec written
-    // before the policy was recorded reads as the restart-after-every-gap rule the features follow.
+    // before the policy was recorded reads as reset-after:0 (the rule its features followed), so it is refused under
+    // skip and loads under reset-after:0.
     const auto meta_path = (dir_ / "meta.json").string();
     std::stringstream text;
     text << std::ifstream(meta_path).rdbuf();
     const std::string original = text.str();
     auto doc = boost::json::parse(original).as_object();
-    EXPECT_EQ(doc["feature_spec"].as_object().at("gaps").as_string(), "reset-after:0");
-    doc["feature_spec"].as_object()["gaps"] = "skip";
+    EXPECT_EQ(doc["feature_spec"].as_object().at("gaps").as_string(), "skip");
+    auto refused = [&](const FeatureSpec& run, const std::string& want) {
+      try {
+        (void)Model::load(dir_.string(), &run);
+        ADD_FAILURE() << "a model trained under another gap policy was loaded";
+      } catch (const std::runtime_error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("refusing"), std::string::npos) << msg;
+        EXPECT_NE(msg.find(want), std::string::npos) << msg;
+      }
+    };
+    doc["feature_spec"].as_object()["gaps"] = "reset-after:2";
     std::ofstream(meta_path, std::ios::trunc) << boost::json::serialize(doc);
-    try {
-      (void)Model::load(dir_.string(), &current);
-      FAIL() << "a model trained under another gap policy was loaded";
-    } catch (const std::runtime_error& e) {
-      const std::string msg = e.what();
-      EXPECT_NE(msg.find("refusing"), std::string::npos) << msg;
-      EXPECT_NE(msg.find("gaps skip vs reset-after:0"), std::string::npos) << msg;
-    }
+    refused(current, "gaps reset-after:2 vs skip");
     doc["feature_spec"].as_object().erase("gaps");
     std::ofstream(meta_path, std::ios::trunc) << boost::json::serialize(doc);
-    EXPECT_NO_THROW((void)Model::load(dir_.string(), &current));
+    refused(current, "gaps reset-after:0 vs skip");
+    FeatureSpec restart = current;
+    restart.gaps = kernels::gap_reset_after(0);
+    EXPECT_NO_THROW((void)Model::load(dir_.string(), &restart));
     std::ofstream(meta_path, std::ios::trunc) << original;
   }
   {
@@ -303,19 +310,20 @@ TEST(Prediction, PanelPredictionMatchesSamplePredictionAndNeedsHistory) {
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p.value().bar, t);
   EXPECT_EQ(p.value().horizon, 2);
-  EXPECT_TRUE(std::isnan(p.value().expected_return[2]));  // its window contains the gap
-  EXPECT_EQ(p.value().count_valid(), 4);
+  // Symbol 2's window passes over its missing bar (skip: the window is its last present bars).
+  EXPECT_TRUE(std::isfinite(p.value().expected_return[2]));
+  EXPECT_EQ(p.value().count_valid(), 5);
   const auto samples = samples_select(tab, t, t + 1, false);
-  ASSERT_EQ(samples.size(), 4U);
-  std::vector<float> r(4), u(4);
+  ASSERT_EQ(samples.size(), 5U);
+  std::vector<float> r(5), u(5);
   model.predict_samples(tab, samples, r, u);
-  for (std::size_t i = 0; i < 4; ++i) {
+  for (std::size_t i = 0; i < 5; ++i) {
     EXPECT_EQ(p.value().expected_return[static_cast<std::size_t>(samples[i].s)], r[i]);
     EXPECT_EQ(p.value().prob_up[static_cast<std::size_t>(samples[i].s)], u[i]);
   }
   // Walking forward bar by bar (the feature carry replays one bar per call) predicts exactly what a model with no
   // carried state does, and so does stepping back.
-  for (std::int32_t bar : {596, 597, 598, 599, 580}) {
+  for (std::int32_t bar : {589, 590, 591, 596, 597, 598, 599, 580}) {
     const auto fresh = model.renamed("fresh", 1);  // a copy starts with an empty carry
     const auto a = model.predict(m.view(), bar);
     const auto b = fresh->predict(m.view(), bar);
@@ -328,7 +336,7 @@ TEST(Prediction, PanelPredictionMatchesSamplePredictionAndNeedsHistory) {
     ASSERT_EQ(ra.size(), rb.size());
     EXPECT_EQ(std::memcmp(ra.data(), rb.data(), ra.size() * sizeof(float)), 0) << "bar " << bar;  // NaN included
     EXPECT_EQ(std::memcmp(ua.data(), ub.data(), ua.size() * sizeof(float)), 0) << "bar " << bar;
-    EXPECT_EQ(a.value().count_valid(), bar == 580 ? 5 : 4);  // symbol 2 has a gap at 590
+    EXPECT_EQ(a.value().count_valid(), bar == 590 ? 4 : 5);  // symbol 2 has no bar at 590
   }
   const auto early = model.predict(m.view(), 10);
   ASSERT_FALSE(early.ok());

@@ -674,6 +674,17 @@ TEST(Evolution, ASearchThatCannotTradeSaysSo) {
   ASSERT_EQ(before.size(), 1u);
   for (const char* name : {"EMA(200)", "RSI(7)", "BB(10) middle", "ADX(7)", "ROC(5)", "ATR(14)", "longest run of consecutive bars there is 4"})
     EXPECT_NE(before[0].find(name), std::string::npos) << name << " in: " << before[0];
+  EXPECT_NE(before[0].find("restart the indicators under gaps reset-after:0"), std::string::npos) << before[0];
+  // Under reset-after:1 the one-bar closures are bridged (as under skip): every indicator warms up.
+  EXPECT_TRUE(evolve_warnings_before(mk.m.panel.view(), strategy_features_compute(mk.m.panel.view(), false, kernels::gap_reset_after(1)), o)
+                  .empty());
+  // Under skip a train window too short for a look-back is named by the bars with data in it (four of every five).
+  EvolveOptions short_window = o;
+  short_window.train_end = short_window.train_begin + 50;
+  const auto skipped = evolve_warnings_before(mk.m.panel.view(), strategy_features_compute(mk.m.panel.view()), short_window);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_NE(skipped[0].find("EMA(200)"), std::string::npos) << skipped[0];
+  EXPECT_NE(skipped[0].find("the most bars with data of any symbol there is 40"), std::string::npos) << skipped[0];
   auto cpu = detail::backtest_cpu_backend();
   const EvolveResult r = evolve(mk.m.panel.view(), mk.f, *cpu, o);
   const auto after = evolve_warnings_after(r);

@@ -48,8 +48,9 @@ void pages_damage(const std::string& path) {
   }
 }
 
+/// Opens a strategy repository file at its current version (3: the gap policy column) without running its migrations.
 const store::Schema& probe_schema() {
-  static const store::Schema s{"strategy repository", store::kAppIdStrategies, {"strategies"}, {{1, [](store::Db&) {}}, {2, [](store::Db&) {}}}};
+  static const store::Schema s{"strategy repository", store::kAppIdStrategies, {"strategies"}, {{1, [](store::Db&) {}}, {2, [](store::Db&) {}}, {3, [](store::Db&) {}}}};
   return s;
 }
 

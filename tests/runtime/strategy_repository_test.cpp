@@ -187,9 +187,38 @@ TEST(StrategyRepository, OpensAndMigratesAFileOfTheOldSchema) {
   sqlite3_stmt* st = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(st, 0), 2);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 3);
   sqlite3_finalize(st);
   sqlite3_close(db);
+  EXPECT_EQ(again.get(old_id)->gaps, "");  // stored before the gap policy was recorded
+}
+
+TEST(StrategyRepository, StoresTheGapPolicyOfTheBacktestAndNamesAnotherOne) {
+  test::TempDir dir;
+  const std::string path = dir.file("g.db");
+  StrategyRecord r = record(29.0f, 3);
+  r.gaps = "reset-after:2";
+  {
+    StrategyRepository repo(path);
+    EXPECT_TRUE(repo.upsert(r, 1000));
+  }
+  StrategyRepository repo(path);
+  const auto got = repo.get(genome_id(r.genome));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->gaps, "reset-after:2");
+  EXPECT_FALSE(strategy_gaps_mismatch(*got, "reset-after:2"));
+  const auto note = strategy_gaps_mismatch(*got, "skip");
+  ASSERT_TRUE(note);
+  EXPECT_NE(note->find(got->id), std::string::npos) << *note;
+  EXPECT_NE(note->find("gaps reset-after:2, this run is under gaps skip"), std::string::npos) << *note;
+  // A new backtest of the same strategy replaces its metrics and the policy they were computed under.
+  r.gaps = "skip";
+  r.backtest_metrics = "{\"sharpe\":0.5}";
+  EXPECT_FALSE(repo.upsert(r, 2000));
+  EXPECT_EQ(repo.get(got->id)->gaps, "skip");
+  StrategyRecord unknown = *got;
+  unknown.gaps.clear();
+  EXPECT_NE(strategy_gaps_mismatch(unknown, "skip")->find("(not recorded)"), std::string::npos);
 }
 
 }  // namespace
