@@ -114,10 +114,49 @@ typedef float V4 __attribute__((vector_size(16)));
   return bad;
 }
 
-/// The block's columns, transposed, and the state run over them, its outputs transposed back.
+/// The state with parameters `prm` run over a block's transposed columns (`n` bars), its outputs transposed back:
+/// output j of symbol s0 + s, bar t at dst[j][s * stride + t], none where dst[j] is null (an output not asked for).
+/// Bars [0, head) and the bars after the last whole line are stored one by one; the bars between go out in whole
+/// 64-byte lines of every output row (`head` is where the rows reach a line boundary, n when they never do together).
 template <class State>
-[[gnu::always_inline]] inline bool run_block(const PanelView& p, std::int32_t s0, const IndicatorParams& prm, float* out,
-                                             L* const* cols) {
+[[gnu::always_inline]] inline void run_state(L* const* cols, std::int32_t n, std::int64_t stride, std::int32_t head,
+                                             const IndicatorParams& prm, float* const* dst) {
+  constexpr int kOut = State::kOutputs;
+  State st;
+  st.init(prm);
+  L o[kOut];
+  const auto one_bar = [&](std::int32_t t) {  // a bar written lane by lane (before the first line, after the last)
+    st.step(LaneHist{cols[1], cols[2], cols[0], t}, o);
+    for (int j = 0; j < kOut; ++j)
+      if (dst[j])
+        for (int s = 0; s < kW; ++s) dst[j][s * stride + t] = o[j][s];
+  };
+  // Whole 64-byte lines of every output row: 16 bars of 8 symbols per tile.
+  constexpr std::int32_t kLine = 16;
+  std::int32_t t = 0;
+  for (; t < head && t < n; ++t) one_bar(t);
+  for (; t + kLine <= n; t += kLine) {
+    V tile[kOut][kLine];
+    for (int k = 0; k < kLine; ++k) {
+      st.step(LaneHist{cols[1], cols[2], cols[0], t + k}, o);
+      for (int j = 0; j < kOut; ++j) tile[j][k] = o[j].v;
+    }
+    for (int j = 0; j < kOut; ++j) {
+      if (!dst[j]) continue;
+      transpose8(tile[j]);      // tile[j][s]: symbol s, bars t..t+7
+      transpose8(tile[j] + 8);  // tile[j][8 + s]: symbol s, bars t+8..t+15
+      for (int s = 0; s < kW; ++s) store_line(dst[j] + s * stride + t, tile[j][s], tile[j][8 + s]);
+    }
+  }
+  for (; t < n; ++t) one_bar(t);
+}
+
+/// The block's columns transposed once, then the state run over them for each parameter set in turn (the columns
+/// stay in the core's caches between the sets: a set after the first reads no input from memory). Output j of set i
+/// goes to planes[i * kOutputs + j] (see indicator_lanes_block_planes).
+template <class State>
+[[gnu::always_inline]] inline bool run_block(const PanelView& p, std::int32_t s0, const IndicatorParams* prm,
+                                             std::int32_t n_prm, float* const* planes, L* const* cols) {
   constexpr bool kRange = kernels::indicator_reads<State>(IndicatorInputs::range);
   constexpr int kOut = State::kOutputs;
   const std::int32_t n = p.n_bars;
@@ -129,36 +168,23 @@ template <class State>
     bad = bad | transpose_in(p.low + base, stride, n, cols[2]);
   }
   if (bad.any()) return false;
-  const std::int64_t plane = static_cast<std::int64_t>(p.n_symbols) * stride;
-  State st;
-  st.init(prm);
-  L o[kOut];
-  const auto one_bar = [&](std::int32_t t) {  // a bar written lane by lane (before the first line, after the last)
-    st.step(LaneHist{cols[1], cols[2], cols[0], t}, o);
-    for (int j = 0; j < kOut; ++j)
-      for (int s = 0; s < kW; ++s) out[j * plane + base + s * stride + t] = o[j][s];
-  };
-  // Whole 64-byte lines of every output row: 16 bars of 8 symbols per tile. Rows and planes are multiples of 16
-  // floats apart, so every row of every output reaches a line boundary at the same bar.
-  constexpr std::int32_t kLine = 16;
-  const auto first = reinterpret_cast<std::uintptr_t>(out + base) % 64;
-  std::int32_t t = 0;
-  const std::int32_t head = first % 4 == 0 ? static_cast<std::int32_t>(((64 - first) % 64) / 4) : n;
-  for (; t < head && t < n; ++t) one_bar(t);
-  for (; t + kLine <= n; t += kLine) {
-    V tile[kOut][kLine];
-    for (int k = 0; k < kLine; ++k) {
-      st.step(LaneHist{cols[1], cols[2], cols[0], t + k}, o);
-      for (int j = 0; j < kOut; ++j) tile[j][k] = o[j].v;
-    }
-    for (int j = 0; j < kOut; ++j) {
-      transpose8(tile[j]);      // tile[j][s]: symbol s, bars t..t+7
-      transpose8(tile[j] + 8);  // tile[j][8 + s]: symbol s, bars t+8..t+15
-      float* dst = out + j * plane + base + t;
-      for (int s = 0; s < kW; ++s) store_line(dst + s * stride, tile[j][s], tile[j][8 + s]);
-    }
+  // Lines need every row of every output at the same offset in its 64-byte line: a stride of whole lines and planes
+  // whose origins agree modulo a line (true of the backend's layouts). Else every bar is stored one by one.
+  std::int32_t head = n;
+  std::uintptr_t first = 64;
+  bool lines = stride % 16 == 0;
+  for (std::int32_t k = 0; k < n_prm * kOut && lines; ++k) {
+    if (!planes[k]) continue;
+    const auto at = reinterpret_cast<std::uintptr_t>(planes[k] + base) % 64;
+    if (first == 64) first = at;
+    lines = at == first && at % 4 == 0;
   }
-  for (; t < n; ++t) one_bar(t);
+  if (lines && first < 64) head = static_cast<std::int32_t>(((64 - first) % 64) / 4);
+  for (std::int32_t i = 0; i < n_prm; ++i) {
+    float* dst[kOut];
+    for (int j = 0; j < kOut; ++j) dst[j] = planes[i * kOut + j] ? planes[i * kOut + j] + base : nullptr;
+    run_state<State>(cols, n, stride, head, prm[i], dst);
+  }
 #if defined(__x86_64__)
   _mm_sfence();  // streaming stores are weakly ordered: make them visible before the block is reported done
 #endif
@@ -166,15 +192,16 @@ template <class State>
 }
 
 QTOS_INDICATOR_LANE_CLONES bool lanes_block(const PanelView& p, std::int32_t s0, IndicatorKind kind,
-                                            const IndicatorParams& prm, float* out, L* const* cols) {
+                                            const IndicatorParams* prm, std::int32_t n_prm, float* const* planes,
+                                            L* const* cols) {
   switch (kind) {
-    case IndicatorKind::sma: return run_block<kernels::SmaState<L>>(p, s0, prm, out, cols);
-    case IndicatorKind::ema: return run_block<kernels::EmaState<L>>(p, s0, prm, out, cols);
-    case IndicatorKind::rsi: return run_block<kernels::RsiState<L>>(p, s0, prm, out, cols);
-    case IndicatorKind::atr: return run_block<kernels::AtrState<L>>(p, s0, prm, out, cols);
-    case IndicatorKind::dmi: return run_block<kernels::DmiState<L>>(p, s0, prm, out, cols);
-    case IndicatorKind::bbands: return run_block<kernels::BbandsState<L>>(p, s0, prm, out, cols);
-    case IndicatorKind::macd: return run_block<kernels::MacdState<L>>(p, s0, prm, out, cols);
+    case IndicatorKind::sma: return run_block<kernels::SmaState<L>>(p, s0, prm, n_prm, planes, cols);
+    case IndicatorKind::ema: return run_block<kernels::EmaState<L>>(p, s0, prm, n_prm, planes, cols);
+    case IndicatorKind::rsi: return run_block<kernels::RsiState<L>>(p, s0, prm, n_prm, planes, cols);
+    case IndicatorKind::atr: return run_block<kernels::AtrState<L>>(p, s0, prm, n_prm, planes, cols);
+    case IndicatorKind::dmi: return run_block<kernels::DmiState<L>>(p, s0, prm, n_prm, planes, cols);
+    case IndicatorKind::bbands: return run_block<kernels::BbandsState<L>>(p, s0, prm, n_prm, planes, cols);
+    case IndicatorKind::macd: return run_block<kernels::MacdState<L>>(p, s0, prm, n_prm, planes, cols);
     default: return false;
   }
 }
@@ -194,9 +221,9 @@ bool indicator_has_lanes(IndicatorKind kind) {
   }
 }
 
-bool indicator_lanes_block(const PanelView& panel, std::int32_t s0, IndicatorKind kind, const IndicatorParams& params,
-                           float* out) {
-  if (!indicator_has_lanes(kind) || panel.n_bars == 0) return false;
+bool indicator_lanes_block_planes(const PanelView& panel, std::int32_t s0, IndicatorKind kind,
+                                  std::span<const IndicatorParams> params, float* const* planes) {
+  if (!indicator_has_lanes(kind) || panel.n_bars == 0 || params.empty()) return false;
   // The block's transposed columns (close, high, low), kept per thread: 32 bytes a bar each, in L2 for years of bars.
   thread_local std::vector<L> cols[3];
   const auto n = static_cast<std::size_t>(panel.n_bars);
@@ -207,7 +234,17 @@ bool indicator_lanes_block(const PanelView& panel, std::int32_t s0, IndicatorKin
   for (int c = 0; c < (range ? 3 : 1); ++c)
     if (cols[c].size() < n) cols[c].resize(n);
   L* ptrs[3] = {cols[0].data(), range ? cols[1].data() : nullptr, range ? cols[2].data() : nullptr};
-  return lanes_block(panel, s0, kind, params, out, ptrs);
+  return lanes_block(panel, s0, kind, params.data(), static_cast<std::int32_t>(params.size()), planes, ptrs);
+}
+
+bool indicator_lanes_block(const PanelView& panel, std::int32_t s0, IndicatorKind kind, const IndicatorParams& params,
+                           float* out) {
+  const std::int64_t plane = static_cast<std::int64_t>(panel.n_symbols) * panel.stride;
+  float* planes[8] = {};  // a lane family has at most five outputs (Bollinger)
+  const int outputs = kernels::indicator_output_count(kind);
+  if (outputs > 8) return false;
+  for (int j = 0; j < outputs; ++j) planes[j] = out + j * plane;
+  return indicator_lanes_block_planes(panel, s0, kind, std::span(&params, 1), planes);
 }
 
 }  // namespace qtos::detail

@@ -25,6 +25,13 @@ bool indicator_has_lanes(kernels::IndicatorKind kind);
 bool indicator_lanes_block(const kernels::PanelView& panel, std::int32_t s0, kernels::IndicatorKind kind,
                            const kernels::IndicatorParams& params, float* out);
 
+/// Runs `kind` with each parameter set of `params` on symbols [s0, s0 + kIndicatorLanes) in lanes, the block's columns
+/// transposed once for all the sets; output j of set i of (s, t) goes to planes[i * outputs + j][s * stride + t]
+/// (`outputs` = the family's output count), or nowhere when that pointer is null. Returns false and writes nothing
+/// where indicator_lanes_block does. Expects checked arguments.
+bool indicator_lanes_block_planes(const kernels::PanelView& panel, std::int32_t s0, kernels::IndicatorKind kind,
+                                  std::span<const kernels::IndicatorParams> params, float* const* planes);
+
 /// The CPU backend's float arithmetic symbol by symbol (the row form, gaps handled by the policy), without lanes: what
 /// the lane form must equal exactly. Expects checked arguments and out of indicator_out_size floats.
 void indicator_series_rows(const kernels::PanelView& panel, kernels::IndicatorKind kind,
