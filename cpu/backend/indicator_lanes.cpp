@@ -116,9 +116,11 @@ typedef float V4 __attribute__((vector_size(16)));
 
 /// The state with parameters `prm` run over a block's transposed columns (`n` bars), its outputs transposed back:
 /// output j of symbol s0 + s, bar t at dst[j][s * stride + t], none where dst[j] is null (an output not asked for).
+/// Only outputs [0, kLive) are stored (dst[j] for j >= kLive must be null), so the arithmetic of the outputs after
+/// them is dead code the compiler drops (Bollinger's three bands without width and %b: no division).
 /// Bars [0, head) and the bars after the last whole line are stored one by one; the bars between go out in whole
 /// 64-byte lines of every output row (`head` is where the rows reach a line boundary, n when they never do together).
-template <class State>
+template <class State, int kLive>
 [[gnu::always_inline]] inline void run_state(L* const* cols, std::int32_t n, std::int64_t stride, std::int32_t head,
                                              const IndicatorParams& prm, float* const* dst) {
   constexpr int kOut = State::kOutputs;
@@ -127,7 +129,7 @@ template <class State>
   L o[kOut];
   const auto one_bar = [&](std::int32_t t) {  // a bar written lane by lane (before the first line, after the last)
     st.step(LaneHist{cols[1], cols[2], cols[0], t}, o);
-    for (int j = 0; j < kOut; ++j)
+    for (int j = 0; j < kLive; ++j)
       if (dst[j])
         for (int s = 0; s < kW; ++s) dst[j][s * stride + t] = o[j][s];
   };
@@ -136,12 +138,12 @@ template <class State>
   std::int32_t t = 0;
   for (; t < head && t < n; ++t) one_bar(t);
   for (; t + kLine <= n; t += kLine) {
-    V tile[kOut][kLine];
+    V tile[kLive][kLine];
     for (int k = 0; k < kLine; ++k) {
       st.step(LaneHist{cols[1], cols[2], cols[0], t + k}, o);
-      for (int j = 0; j < kOut; ++j) tile[j][k] = o[j].v;
+      for (int j = 0; j < kLive; ++j) tile[j][k] = o[j].v;
     }
-    for (int j = 0; j < kOut; ++j) {
+    for (int j = 0; j < kLive; ++j) {
       if (!dst[j]) continue;
       transpose8(tile[j]);      // tile[j][s]: symbol s, bars t..t+7
       transpose8(tile[j] + 8);  // tile[j][8 + s]: symbol s, bars t+8..t+15
@@ -149,6 +151,16 @@ template <class State>
     }
   }
   for (; t < n; ++t) one_bar(t);
+}
+
+/// run_state storing outputs [0, live) (1 <= live <= kLive), instantiated for each count.
+template <class State, int kLive = State::kOutputs>
+[[gnu::always_inline]] inline void run_state_live(int live, L* const* cols, std::int32_t n, std::int64_t stride,
+                                                  std::int32_t head, const IndicatorParams& prm, float* const* dst) {
+  if constexpr (kLive > 1) {
+    if (live < kLive) return run_state_live<State, kLive - 1>(live, cols, n, stride, head, prm, dst);
+  }
+  run_state<State, kLive>(cols, n, stride, head, prm, dst);
 }
 
 /// The block's columns transposed once, then the state run over them for each parameter set in turn (the columns
@@ -182,8 +194,12 @@ template <class State>
   if (lines && first < 64) head = static_cast<std::int32_t>(((64 - first) % 64) / 4);
   for (std::int32_t i = 0; i < n_prm; ++i) {
     float* dst[kOut];
-    for (int j = 0; j < kOut; ++j) dst[j] = planes[i * kOut + j] ? planes[i * kOut + j] + base : nullptr;
-    run_state<State>(cols, n, stride, head, prm[i], dst);
+    int live = 0;
+    for (int j = 0; j < kOut; ++j) {
+      dst[j] = planes[i * kOut + j] ? planes[i * kOut + j] + base : nullptr;
+      if (dst[j]) live = j + 1;
+    }
+    if (live > 0) run_state_live<State>(live, cols, n, stride, head, prm[i], dst);
   }
 #if defined(__x86_64__)
   _mm_sfence();  // streaming stores are weakly ordered: make them visible before the block is reported done
