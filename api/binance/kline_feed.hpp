@@ -1,9 +1,9 @@
 #pragma once
 /// @file The live market feed: Binance kline (and optionally book-ticker) streams over a TLS WebSocket, each closed
 /// kline handed on as a `MarketBarClosed` — the event the replay publishes, so the executor cannot tell the two apart.
-/// Keep-alive pings (and pongs to the venue's pings) through Beast's timeout option; a dropped or silent connection
-/// is reopened after a jittered exponential back-off, and the bars missed meanwhile are read over REST (`klines`)
-/// before the stream resumes. Each symbol's bars are delivered once, in open-time order, never one still open.
+/// The connection (keep-alive pings, a silent or dropped connection reopened after a jittered back-off) is a
+/// `WsSession`; the bars missed meanwhile are read over REST (`klines`) before the stream resumes. Each symbol's bars
+/// are delivered once, in open-time order, never one still open.
 
 #include <atomic>
 #include <chrono>
@@ -12,7 +12,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "api/binance/https_client.hpp"
@@ -64,7 +63,7 @@ class KlineFeed {
   /// Stops it and joins the thread (any wait is cut short).
   void stop();
   /// Connections opened so far.
-  std::uint64_t connects() const { return connects_.load(); }
+  std::uint64_t connects() const;
   /// Bars delivered through REST back-fill so far.
   std::uint64_t backfilled() const { return backfilled_.load(); }
 
@@ -72,8 +71,8 @@ class KlineFeed {
   struct Impl;
   KlineFeedOptions options_;
   std::unique_ptr<Impl> impl_;
-  std::thread thread_;
-  std::atomic<std::uint64_t> connects_{0}, backfilled_{0};
+  bool started_ = false;
+  std::atomic<std::uint64_t> backfilled_{0};
 };
 
 }  // namespace qtos::binance

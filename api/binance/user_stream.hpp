@@ -4,15 +4,14 @@
 /// were retired in 2026): a WebSocket API connection that subscribes with `userDataStream.subscribe.signature`.
 /// Events are handed on as text, on the stream's thread: the owner thread applies them with
 /// BinanceExchange::user_event() (which applies each trade once). After every reconnect `on_reconnected` is called:
-/// events may have been missed, so the owner reconciles (trading is halted until that succeeds).
+/// events may have been missed, so the owner reconciles (trading is halted until that succeeds). The connection and
+/// its reconnects are a `WsSession`.
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "api/binance/https_client.hpp"
 #include "api/binance/signing.hpp"
@@ -52,14 +51,12 @@ class UserStream {
   /// Stops it and joins the thread.
   void stop();
   /// Connections that reached the subscribed state.
-  std::uint64_t connects() const { return connects_.load(); }
+  std::uint64_t connects() const;
 
  private:
   struct Impl;
   UserStreamOptions options_;
   std::unique_ptr<Impl> impl_;
-  std::thread thread_;
-  std::atomic<std::uint64_t> connects_{0};
 };
 
 }  // namespace qtos::binance
