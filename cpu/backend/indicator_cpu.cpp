@@ -310,28 +310,38 @@ class IndicatorCpu final : public IndicatorBackend {
   std::string_view name() const override { return "cpu"; }
 
  protected:
-  // Blocks of eight symbols: in SIMD lanes (indicator_lanes.hpp) when the family has a lane form and none of the
-  // block's bars is missing, else row by row under the gap policy (the same values: the lanes run the same states).
-  void series_run(const PanelView& panel, IndicatorKind kind, const IndicatorParams& params,
-                  std::span<float> out) const override {
-    const std::int32_t lanes = detail::kIndicatorLanes;
+  // Chunks of two blocks of eight symbols: in SIMD lanes (indicator_lanes.hpp) when the family has a lane form and
+  // none of a block's bars is missing, else row by row under the gap policy (the same values: the lanes run the same
+  // states). `row(s)` runs symbol s by rows.
+  template <class Row>
+  static void run_chunks(const PanelView& panel, IndicatorKind kind, std::span<const IndicatorParams> params,
+                         float* const* planes, const Row& row) {
+    const std::int32_t lanes = detail::kIndicatorLanes, chunk = 2 * lanes;
     const bool has_lanes = detail::indicator_has_lanes(kind);
-    const std::int32_t blocks = (panel.n_symbols + lanes - 1) / lanes;
-    qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, blocks), [&](const auto& r) {
-      for (std::int32_t b = r.begin(); b != r.end(); ++b) {
-        const std::int32_t s0 = b * lanes, s1 = std::min(s0 + lanes, panel.n_symbols);
-        if (has_lanes && s1 - s0 == lanes && detail::indicator_lanes_block(panel, s0, kind, params, out.data())) continue;
-        for (std::int32_t s = s0; s < s1; ++s) series_symbol<float, float>(panel, s, kind, params, out.data());
+    const std::int32_t chunks = (panel.n_symbols + chunk - 1) / chunk;
+    qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, chunks), [&](const auto& r) {
+      for (std::int32_t c = r.begin(); c != r.end(); ++c) {
+        const std::int32_t s0 = c * chunk, s1 = std::min(s0 + chunk, panel.n_symbols);
+        const int n_blocks = has_lanes ? (s1 - s0) / lanes : 0;
+        const unsigned done = n_blocks > 0 ? detail::indicator_lanes_blocks(panel, s0, n_blocks, kind, params, planes) : 0;
+        for (std::int32_t s = s0; s < s1; ++s)
+          if (!((done >> ((s - s0) / lanes)) & 1u)) row(s);
       }
     });
   }
-  // The batch: each block of eight symbols transposed once for all the parameter sets (indicator_lanes_block_planes);
-  // a block with a missing bar, the symbols left over and the families without lanes run row by row per set, into a
-  // per-thread row of every output, of which the planes asked for are copied.
+  void series_run(const PanelView& panel, IndicatorKind kind, const IndicatorParams& params,
+                  std::span<float> out) const override {
+    const std::int64_t plane = static_cast<std::int64_t>(panel.n_symbols) * panel.stride;
+    std::vector<float*> planes(static_cast<std::size_t>(kernels::indicator_output_count(kind)));
+    for (std::size_t j = 0; j < planes.size(); ++j) planes[j] = out.data() + static_cast<std::int64_t>(j) * plane;
+    run_chunks(panel, kind, std::span(&params, 1), planes.data(),
+               [&](std::int32_t s) { series_symbol<float, float>(panel, s, kind, params, out.data()); });
+  }
+  // The batch: the lane blocks transposed once for all the parameter sets; a block with a missing bar, the symbols
+  // left over and the families without lanes run row by row per set, into a per-thread row of every output, of which
+  // the planes asked for are copied.
   void series_batch_run(const PanelView& panel, IndicatorKind kind, std::span<const IndicatorParams> params,
                         std::uint32_t outputs, std::span<float> out) const override {
-    const std::int32_t lanes = detail::kIndicatorLanes;
-    const bool has_lanes = detail::indicator_has_lanes(kind);
     const int n_out = kernels::indicator_output_count(kind);
     const std::int64_t plane = static_cast<std::int64_t>(panel.n_symbols) * panel.stride;
     std::vector<float*> planes(params.size() * static_cast<std::size_t>(n_out), nullptr);
@@ -339,30 +349,21 @@ class IndicatorCpu final : public IndicatorBackend {
     for (std::size_t i = 0; i < params.size(); ++i)
       for (int j = 0; j < n_out; ++j)
         if ((outputs >> j) & 1u) planes[i * static_cast<std::size_t>(n_out) + static_cast<std::size_t>(j)] = out.data() + plane * next++;
-    const std::int32_t blocks = (panel.n_symbols + lanes - 1) / lanes;
-    qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, blocks), [&](const auto& r) {
-      for (std::int32_t b = r.begin(); b != r.end(); ++b) {
-        const std::int32_t s0 = b * lanes, s1 = std::min(s0 + lanes, panel.n_symbols);
-        if (has_lanes && s1 - s0 == lanes && detail::indicator_lanes_block_planes(panel, s0, kind, params, planes.data()))
-          continue;
-        thread_local std::vector<float> row;
-        row.resize(static_cast<std::size_t>(n_out) * static_cast<std::size_t>(panel.n_bars));
-        std::int32_t* scratch = gap_scratch(panel.n_bars);
-        for (std::int32_t s = s0; s < s1; ++s) {
-          const std::int64_t base = panel.at(s, 0);
-          for (std::size_t i = 0; i < params.size(); ++i) {
-            kernels::indicator_dispatch<float>(kind, params[i], [&](auto& st) {
-              using State = std::remove_reference_t<decltype(st)>;
-              kernels::indicator_row_run<float, State, float>(st, panel.high + base, panel.low + base,
-                                                              panel.close + base, panel.quote_volume + base,
-                                                              panel.n_bars, row.data(), panel.n_bars,
-                                                              params[i].gaps, scratch);
-            });
-            for (int j = 0; j < n_out; ++j)
-              if (float* dst = planes[i * static_cast<std::size_t>(n_out) + static_cast<std::size_t>(j)])
-                std::copy_n(row.data() + static_cast<std::ptrdiff_t>(j) * panel.n_bars, panel.n_bars, dst + base);
-          }
-        }
+    run_chunks(panel, kind, params, planes.data(), [&](std::int32_t s) {
+      thread_local std::vector<float> row;
+      row.resize(static_cast<std::size_t>(n_out) * static_cast<std::size_t>(panel.n_bars));
+      std::int32_t* scratch = gap_scratch(panel.n_bars);
+      const std::int64_t base = panel.at(s, 0);
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        kernels::indicator_dispatch<float>(kind, params[i], [&](auto& st) {
+          using State = std::remove_reference_t<decltype(st)>;
+          kernels::indicator_row_run<float, State, float>(st, panel.high + base, panel.low + base, panel.close + base,
+                                                          panel.quote_volume + base, panel.n_bars, row.data(),
+                                                          panel.n_bars, params[i].gaps, scratch);
+        });
+        for (int j = 0; j < n_out; ++j)
+          if (float* dst = planes[i * static_cast<std::size_t>(n_out) + static_cast<std::size_t>(j)])
+            std::copy_n(row.data() + static_cast<std::ptrdiff_t>(j) * panel.n_bars, panel.n_bars, dst + base);
       }
     });
   }

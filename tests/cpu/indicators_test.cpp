@@ -481,6 +481,28 @@ TEST(IndicatorLanes, ABlockWithAMissingBarRunsRowByRowUnderTheGapPolicy) {
                   std::string(indicator_name(kind)) + " " + gap_policy_text(gaps));
     }
   }
+  // Two blocks advance together, or the clean one alone: blocks 1 (a closure) and 2 (clean for the close-only
+  // families) from symbol 8; block 2 equals the rows and block 1 is left untouched for the rows to fill.
+  for (IndicatorKind kind : {IndicatorKind::sma, IndicatorKind::bbands, IndicatorKind::macd}) {
+    const IndicatorParams prm = params_for(kind)[1];
+    const std::int64_t plane = static_cast<std::int64_t>(p.n_symbols) * p.stride;
+    std::vector<float> got(indicator_out_size(kind, p.view()), -1.0f);
+    std::vector<float*> planes;
+    for (int j = 0; j < kernels::indicator_output_count(kind); ++j) planes.push_back(got.data() + j * plane);
+    EXPECT_EQ(detail::indicator_lanes_blocks(p.view(), 8, 2, kind, std::span(&prm, 1), planes.data()), 2u);
+    EXPECT_EQ(detail::indicator_lanes_blocks(p.view(), 0, 2, kind, std::span(&prm, 1), planes.data()), 1u);
+    const auto want = run_rows(p, kind, prm);
+    for (int j = 0; j < kernels::indicator_output_count(kind); ++j)
+      for (std::int32_t s = 0; s < 24; ++s)
+        for (std::int32_t t = 0; t < p.n_bars; ++t) {
+          const auto i = static_cast<std::size_t>(j * plane + s * p.stride + t);
+          if (s >= 8 && s < 16) {
+            ASSERT_EQ(got[i], -1.0f) << indicator_name(kind) << " wrote the block with a gap";
+          } else if (!(std::isnan(got[i]) && std::isnan(want[i]))) {
+            ASSERT_EQ(got[i], want[i]) << indicator_name(kind) << " symbol " << s << " bar " << t;
+          }
+        }
+  }
   // Families without a lane form always run by rows.
   std::vector<float> block(indicator_out_size(IndicatorKind::obv, p.view()));
   EXPECT_FALSE(detail::indicator_lanes_block(p.view(), 0, IndicatorKind::obv, IndicatorParams{}, block.data()));
