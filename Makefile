@@ -44,7 +44,7 @@ sanitize: configure
 # ranking): each start of a tsan binary costs ~1.5 s (LibTorch loading), they were 60% of the tsan test time, and the
 # threaded engines behind those verbs run under tsan in-process (Executor, Evolution, WalkForward, the serve tests).
 TSAN_SUITES ?= runtime api
-TSAN_EXCLUDE ?= ^(Cli|DataCli|RankCli|EvolveCli|BacktestCli|ModelsCli|StoreCli|HardeningCliUsage)\.
+TSAN_EXCLUDE ?= ^(Cli|DataCli|RankCli|EvolveCli|BacktestCli|ModelsCli|StoreCli|HardeningCliUsage|RedisServeUsage)\.
 ci: test
 	$(MAKE) sanitize PRESET=asan
 	$(MAKE) sanitize PRESET=tsan SAN_SUITES="$(TSAN_SUITES)" SAN_EXCLUDE='$(TSAN_EXCLUDE)'

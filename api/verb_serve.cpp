@@ -1,6 +1,8 @@
 // `qtos serve`: the operating system running — a recorded or synthetic market replayed at a chosen speed through the
 // whole trading system (executor, Risk OS, the AI subsystems, the strategy generator, the ranker, the paper exchange,
 // the ledger), with the HTTP control API and its dashboard. What `make run` starts.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <chrono>
@@ -19,6 +21,7 @@
 #include "api/cli_checks.hpp"
 #include "api/http/server.hpp"
 #include "api/notify/webhook_notifier.hpp"
+#include "api/redis/scale_out_node.hpp"
 #include "api/serve/command_queue.hpp"
 #include "api/serve/serve_plane.hpp"
 #include "api/verbs.hpp"
@@ -56,6 +59,7 @@ struct ServeArgs {
   bool new_run = false;
   std::string exchange, env;  // --exchange, --env (QT_EXCHANGE, QT_BINANCE_ENV)
   bool replay_options = false;  // --data or --speed given (a replay's options)
+  std::string node;  // --node: this node's name in a Redis deployment (default HOST-PID)
 };
 
 /// The configuration of the service: the environment and .env as always, with the demo's defaults where they say
@@ -204,6 +208,52 @@ class ApiFeed final : public Service {
   ServePlane& plane_;
 };
 
+/// The node of a Redis deployment (QT_REDIS_URL) as a service of the run: built when the run's services start (on the
+/// bus owner thread, once the policy store on Redis exists) and torn down when they stop, before the bus goes.
+class ScaleOutService final : public Service {
+ public:
+  /// `backend` is the run's policy backend on Redis (set when the run's PolicyStore was built; the store owns it).
+  ScaleOutService(EventBus& bus, PolicyStore& policy, const redis::ScaleOutOptions& options, redis::RedisPolicyBackend* const& backend)
+      : Service("scale-out", SubsystemMode::enforced, bus), policy_(policy), options_(options), backend_(backend) {}
+  /// The node while the service runs (null otherwise). Bus owner thread.
+  const redis::ScaleOutNode* node() const { return node_.get(); }
+
+ protected:
+  void on_start() override {
+    if (backend_ == nullptr) throw std::logic_error("scale-out: the run's policy store is not on Redis");
+    node_ = std::make_unique<redis::ScaleOutNode>(options_, policy_, *backend_, bus());
+  }
+  void on_stop() override { node_.reset(); }
+
+ private:
+  PolicyStore& policy_;
+  const redis::ScaleOutOptions& options_;
+  redis::RedisPolicyBackend* const& backend_;
+  std::unique_ptr<redis::ScaleOutNode> node_;
+};
+
+/// `qtos serve` with QT_REDIS_URL: the node's settings, after checking that the shared policy can be loaded. Without
+/// it a node would either refuse to trade later or trade on a policy the other nodes do not share: refused at start,
+/// naming the variable. Once running, a Redis outage only degrades the node (docs/SCALE_OUT.md).
+std::optional<redis::ScaleOutOptions> serve_redis(const Config& config, const ServeArgs& a) {
+  if (config.redis_url.empty()) {
+    if (!a.node.empty()) throw UsageError("--node " + a.node + ": names this node in a Redis deployment, and QT_REDIS_URL is unset");
+    return std::nullopt;
+  }
+  redis::ScaleOutOptions so;
+  try {
+    so.url = redis::redis_url_parse(config.redis_url, "QT_REDIS_URL");
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(e.what());
+  }
+  so.node = a.node.empty() ? redis::host_name() + "-" + std::to_string(::getpid()) : a.node;
+  redis::RedisPolicyBackend probe(so.url, so.queue.ns, so.node, so.queue.redis);
+  if (auto p = probe.load_latest(); !p.ok())
+    throw ConfigError("QT_REDIS_URL=" + so.url.text() + ": the shared policy cannot be loaded (" + p.error().message +
+                      "): start Redis, or unset QT_REDIS_URL to run as one node on " + config.state_dir + "/policy.db");
+  return so;
+}
+
 /// `qtos serve --exchange binance-*`: the OS trading the venue live (api/serve/live_run.hpp) behind the same API.
 /// The OS a `qtos serve` run composes on the run's bus, whether it replays a market or trades a venue: the AI
 /// subsystems, the API's event feed, the strategy generator, the ranker over `symbols` and the notifier. One
@@ -213,10 +263,23 @@ struct ServeOs {
   std::shared_ptr<StrategyGeneratorAI> generator;
   std::shared_ptr<MarketOpportunityRanker> ranker;
   std::shared_ptr<const BacktestBackend> backtest = ::qtos::detail::backtest_cpu_backend();
+  std::optional<redis::ScaleOutOptions> redis;         ///< a node of a Redis deployment (QT_REDIS_URL)
+  redis::RedisPolicyBackend* redis_backend = nullptr;  ///< the run's policy backend on Redis (its PolicyStore owns it)
+  std::shared_ptr<ScaleOutService> scale_out;          ///< the node, while the run's services run
 
+  /// Where the run's policy lives: Redis, shared by every node, or SQLite under the state directory.
+  std::function<std::unique_ptr<PolicyBackend>()> policy_backend(const Config& config) {
+    if (redis) return [this] { return redis::scale_out_policy_backend(*redis, redis_backend); };
+    return [&config] { return std::make_unique<SqlitePolicyBackend>(config.state_dir + "/policy.db"); };
+  }
   /// The factory a replay or a live run calls on its bus; `plane`, `repo` and `this` must outlive the run.
   ReplaySubsystemFactory factory(ServePlane& plane, StrategyRepository& repo, std::vector<std::string> symbols) {
     return [this, &plane, &repo, symbols = std::move(symbols)](ReplayContext& c) {
+      // The node first: its bridge mirrors what the others publish from their start.
+      if (redis) {
+        scale_out = std::make_shared<ScaleOutService>(c.bus, c.policy, *redis, redis_backend);
+        c.services.push_back(scale_out);
+      }
       subsystems = std::make_shared<SubsystemSet>(SubsystemDeps{c.config, c.bus, c.policy, c.exchange, c.log_dir});
       c.services.push_back(std::make_shared<ApiFeed>(c.bus, plane));
       generator = std::make_shared<StrategyGeneratorAI>(c.bus, strategy_generator_mode(c.config), repo, c.policy, *backtest,
@@ -233,7 +296,7 @@ struct ServeOs {
   /// What the API reaches of the running OS.
   ServeBinding binding(const Config& config, ReplayControl& control) const {
     return ServeBinding{&config, &control.bus, &control.policy, &control.risk, &control.exchange, &control.executor, subsystems.get(),
-                        generator.get(), ranker.get()};
+                        generator.get(), ranker.get(), scale_out ? scale_out->node() : nullptr};
   }
 };
 
@@ -256,7 +319,8 @@ std::function<std::optional<LiveStrategy>(const std::string&)> repo_lookup(Strat
   };
 }
 
-void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const StopToken& stop, const std::string& token) {
+void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const StopToken& stop, const std::string& token,
+                std::optional<redis::ScaleOutOptions> redis) {
 #if defined(QTOS_HAVE_BINANCE)
   const std::string exchange_text = std::string(exchange_name(config.exchange));
   if (a.replay_options)
@@ -327,6 +391,7 @@ void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const
   auto market = std::make_shared<const MarketPanel>(config.binance_symbols, 1, now_ms / interval_ms * interval_ms, interval_ms);
   const std::string repo_path = config.state_dir + "/strategies.db";
   ServePlane plane(commands, run_dir + "/ledger.db", repo_path, config.state_dir + "/models", market, config.stage);
+  if (redis) plane.redis_set(ServeRedis{redis->url, redis->queue, redis->node, ""});  // a live market has no file for workers
   ServerSettings settings;
   settings.address = a.address;
   settings.port = static_cast<std::uint16_t>(a.port);
@@ -361,8 +426,9 @@ void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const
   lo.commands = &commands;
   lo.stop = stop;
   lo.policy = serve_policy(config);
-  lo.policy_backend = [&] { return std::make_unique<SqlitePolicyBackend>(config.state_dir + "/policy.db"); };
   ServeOs os;
+  os.redis = std::move(redis);
+  lo.policy_backend = os.policy_backend(config);
   lo.subsystem_factory = os.factory(plane, repo, config.binance_symbols);
   lo.strategy_lookup = repo_lookup(repo);
   lo.on_bound = [&](ReplayControl& control) {
@@ -397,7 +463,7 @@ void serve_live(CliContext& ctx, const ServeArgs& a, const Config& config, const
               static_cast<unsigned long long>(r.reconciliations), r.initial_equity, r.final_equity, run_dir.c_str());
   ctx.exit_code = 0;
 #else
-  (void)ctx, (void)a, (void)stop, (void)token;
+  (void)ctx, (void)a, (void)stop, (void)token, (void)redis;
   throw UsageError("QT_EXCHANGE=" + std::string(exchange_name(config.exchange)) +
                    ": this build has no Binance connector (it needs OpenSSL); use --exchange paper");
 #endif
@@ -426,6 +492,8 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--new-run", a->new_run, "start a new run even when the state directory's last run can be resumed");
   cmd->add_option("--exchange", a->exchange, "the venue: paper (a replayed market) or binance-spot / binance-futures (live; QT_EXCHANGE)")
       ->check(CLI::IsMember({"paper", "binance-spot", "binance-futures"}));
+  cmd->add_option("--node", a->node, "this node's name in a Redis deployment (QT_REDIS_URL): policy history, heartbeat, job keys "
+                                     "(default HOST-PID)");
   cmd->add_option("--env", a->env, "Binance environment: testnet or mainnet (QT_BINANCE_ENV)")->check(CLI::IsMember({"testnet", "mainnet"}));
   cmd->callback([a, &ctx, cmd] {
     stop_signals_install();
@@ -433,11 +501,13 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     const Config config = serve_config(ctx, *a);
     std::filesystem::create_directories(config.state_dir);
     const std::string token = api_token_resolve(config);
-    // A damaged or foreign policy database is refused before anything else is started or written.
-    { const SqlitePolicyBackend probe(config.state_dir + "/policy.db"); }
+    // A damaged or foreign policy database, or a shared policy that cannot be loaded, is refused before anything else
+    // is started or written.
+    std::optional<redis::ScaleOutOptions> redis = serve_redis(config, *a);
+    if (!redis) { const SqlitePolicyBackend probe(config.state_dir + "/policy.db"); }
     if (config.exchange != ExchangeKind::paper) {
       a->replay_options = !a->data.empty() || cmd->count("--speed") > 0;
-      serve_live(ctx, *a, config, stop, token);
+      serve_live(ctx, *a, config, stop, token, std::move(redis));
       return;
     }
 
@@ -471,6 +541,8 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     settings.address = a->address;
     settings.port = static_cast<std::uint16_t>(a->port);
     settings.api.token = token;
+    if (redis)
+      plane.redis_set(ServeRedis{redis->url, redis->queue, redis->node, a->data.empty() ? "" : std::filesystem::absolute(a->data).string()});
     Server server(plane, settings);
     server.start();
     std::printf("qtos serve: dashboard http://%s:%u/   (API token in %s/api_token, or QT_API_TOKEN)\n",
@@ -488,6 +560,9 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
                   static_cast<long long>(resume->bar));
     std::printf("run: %s (ledger, events, decision logs); speed %g simulated s per s; Ctrl-C stops at the end of the bar\n", run_dir.c_str(),
                 a->speed);
+    if (redis)
+      std::printf("scale-out: node %s on %s: the policy is shared there; jobs go to its live workers%s\n", redis->node.c_str(),
+                  redis->url.text().c_str(), a->data.empty() ? " only with --data (the embedded market is not a file they can load)" : "");
     std::fflush(stdout);
 
     std::vector<LiveStrategy> strategies;
@@ -509,8 +584,9 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
     o.log_dir = run_dir + "/logs";
     o.stop = stop;
     o.policy = serve_policy(config);
-    o.policy_backend = [&] { return std::make_unique<SqlitePolicyBackend>(config.state_dir + "/policy.db"); };
     ServeOs os;
+    os.redis = std::move(redis);
+    o.policy_backend = os.policy_backend(config);
     o.subsystem_factory = os.factory(plane, repo, market->symbols());
     o.strategy_lookup = repo_lookup(repo);
     // Pacing: bar t (from t_begin) is published when its simulated time is due on the wall clock; the API's commands
@@ -530,8 +606,13 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
         plane.ready_set(true);
       }
       plane.bar_set(t);
+      // The node's subscription posts other nodes' policy changes to the bus: delivered here, between bars.
+      const auto deliver_posted = [&] {
+        if (os.redis) control.bus.drain();
+      };
       if (t < t_begin || a->speed <= 0) {
         commands.run_pending();
+        deliver_posted();
         return;
       }
       const auto due = wall0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -540,8 +621,10 @@ void verbs_serve_register(CLI::App& app, CliContext& ctx) {
         const auto now = std::chrono::steady_clock::now();
         if (now >= due) break;
         commands.run_until(std::min(due, now + std::chrono::milliseconds(100)));
+        deliver_posted();
       }
       commands.run_pending();
+      deliver_posted();
     };
     ReplayResult r;
     try {

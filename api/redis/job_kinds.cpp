@@ -228,7 +228,12 @@ Result<std::string> run_retrain(const Job& job, DeviceKind device) {
   opts.device = device;
   opts.t0_ms = panel.t0_ms();
   opts.interval_ms = panel.interval_ms();
-  const auto table = models::features_build(panel.view(), spec);
+  // A replaying node trains on the bars it has replayed so far: `t_end` (optional) is where the targets stop.
+  const std::int64_t t_end = int_field(o, "t_end", -1, job);
+  if (t_end != -1 && (t_end < 1 || t_end > panel.n_bars()))
+    return Error{ErrorCode::invalid, "job " + job.key + ": t_end " + std::to_string(t_end) + " is outside the panel's " +
+                                         std::to_string(panel.n_bars()) + " bars"};
+  const auto table = models::features_build(panel.view(), spec, 0, static_cast<std::int32_t>(t_end));
   const auto split = models::split_by_time(table);
   auto trained = models::model_train(table, split, kind, hyper, opts);
   if (!trained.ok()) return trained.error();

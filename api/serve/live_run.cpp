@@ -368,6 +368,7 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
       deadline = std::min(deadline, std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(in));
     }
     commands.run_until(deadline);
+    bus.drain();  // events other threads posted (a Redis node's subscription: another node's policy change)
     clock.run_due();
     commit_between_cycles();
     if (executor.state() == ServiceState::faulted) {

@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "api/redis/job_kinds.hpp"
 #include "cpu/backend/device.hpp"
 #include "cpu/ranking/opportunity.hpp"
 #include "cpu/registry/backends.hpp"
@@ -143,6 +144,28 @@ json::object metrics_json(const StrategyMetrics& m) {
 
 Error unavailable() { return Error{ErrorCode::stopped, "the OS is not running (starting or stopping)"}; }
 
+/// A policy change on a node whose Redis is unreachable is refused before it is tried: the node keeps the last shared
+/// policy rather than diverging from the other nodes, and the bus thread never waits on a dead connection.
+std::optional<Error> redis_refusal(const ServeBinding& b) {
+  if (b.scale_out == nullptr || !b.scale_out->degraded()) return std::nullopt;
+  const json::value h = b.scale_out->health_json();
+  const json::value* why = h.as_object().if_contains("error");
+  return Error{ErrorCode::storage, "the shared policy store (Redis, QT_REDIS_URL) is unreachable" +
+                                       (why != nullptr && why->is_string() && !why->as_string().empty() ? ": " + std::string(why->as_string()) : std::string()) +
+                                       "; policy changes are refused until it is back (this node keeps policy version " +
+                                       std::to_string(b.policy->version()) + ")"};
+}
+
+/// A worker's hex-float text (exact_double) as a JSON number (null when it is not finite or not a number).
+json::value hex_number(const json::value& v) {
+  if (!v.is_string()) return v;
+  try {
+    return num(redis::exact_double_parse(std::string(v.as_string()), "result"));
+  } catch (const std::invalid_argument&) {
+    return json::value(nullptr);
+  }
+}
+
 }  // namespace
 
 // ---- the event ring -------------------------------------------------------------------------------------------------
@@ -230,11 +253,18 @@ Ledger& ServePlane::ledger() {
 }
 
 json::value ServePlane::health_ai() {
-  return on_owner([this](ServeBinding& b) {
+  json::value out = on_owner([this](ServeBinding& b) {
     json::value v = json::parse(health_ai_json(::qtos::health_ai(*b.subsystems, stage_, b.risk->brake_engaged())));
     v.as_object()["trading_state"] = std::string(enum_name(b.risk->state()));
+    if (b.scale_out != nullptr) v.as_object()["scale_out"] = b.scale_out->health_json();
     return v;
   });
+  // The heartbeats are read on this thread (a Redis round trip never runs on the bus thread).
+  if (redis_reader_) {
+    auto list = redis::heartbeats_list(*redis_reader_, redis::JobKeys::of(redis_->queue.ns), redis_->queue.heartbeat_every);
+    out.as_object()["workers"] = list.ok() ? redis::heartbeats_json(list.value()) : json::value(json::object{{"error", list.error().message}});
+  }
+  return out;
 }
 
 json::value ServePlane::policy() {
@@ -488,6 +518,7 @@ json::value ServePlane::locks() {
 
 Result<json::value> ServePlane::policy_update(const PolicyPatch& patch, std::uint64_t expected_version, const Actor& actor) {
   return on_owner_result([=](ServeBinding& b) -> Result<json::value> {
+    if (auto refused = redis_refusal(b)) return *refused;
     auto r = b.policy->update(expected_version, [&](Policy& p) { patch.apply(p); }, actor.reason, actor.name);
     if (!r.ok()) return r.error();
     return json::value(policy_json(*r.value()));
@@ -496,6 +527,7 @@ Result<json::value> ServePlane::policy_update(const PolicyPatch& patch, std::uin
 
 Result<json::value> ServePlane::risk_mode_set(RiskMode mode, const Actor& actor) {
   return on_owner_result([=](ServeBinding& b) -> Result<json::value> {
+    if (auto refused = redis_refusal(b)) return *refused;
     auto r = b.policy->update(b.policy->version(), [&](Policy& p) { p.risk_mode = mode; }, actor.reason, actor.name);
     if (!r.ok()) return r.error();
     return json::value(policy_json(*r.value()));
@@ -662,11 +694,20 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
     if (name.empty()) name = model_text;
     if (!models::model_name_valid(name)) return Error{ErrorCode::invalid, "name: '" + name + "' is not [A-Za-z0-9_-]{1,31}"};
   }
+  // With Redis, a job goes to the `qtos worker` processes while at least one is alive and they can load the market
+  // (serve --data: a data directory); otherwise it runs here, as on a single node. Looked at before the lock: a Redis
+  // round trip.
+  const std::size_t workers = live_workers();
+  const std::int32_t bars = std::min(upto, market_->n_bars());
+  if (workers > 0 && kind == JobKind::evolve) job->runs_on = "workers";
+  if (kind == JobKind::retrain) job->trained_on_bars = std::max(1, bars - 4);  // as below: targets stop at the bar reached
   {
     std::lock_guard lock(jobs_mutex_);
     // Jobs share the machine with the trading loop: a bounded number run at once, the rest are refused (not queued),
-    // so that a burst of requests cannot starve the OS of its cores.
-    const auto running = std::count_if(jobs_.begin(), jobs_.end(), [](const auto& kv) { return kv.second->state.load() == 0; });
+    // so that a burst of requests cannot starve the OS of its cores. A job queued to the workers takes no core here.
+    const auto running = std::count_if(jobs_.begin(), jobs_.end(), [](const auto& kv) {
+      return kv.second->state.load() == 0 && kv.second->redis_key.empty();
+    });
     if (running >= kMaxRunningJobs)
       return Error{ErrorCode::conflict, std::to_string(running) + " jobs are running (at most " + std::to_string(kMaxRunningJobs) +
                                             " at once): wait for one to finish or cancel it (DELETE /jobs/{id})"};
@@ -675,6 +716,44 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
   }
   const std::shared_ptr<const MarketPanel> market = market_;
   const std::string repo_path = repo_path_, models_dir = models_dir_;
+  PopulationEvaluator evaluator;  // evolve on the workers: each generation split over them (the search stays here)
+  if (workers > 0) {
+    const std::string key = redis_->node + ":" + job->id + ":" + std::to_string(redis::redis_now_ms());
+    if (kind == JobKind::evolve) {
+      auto client = std::make_shared<redis::JobClient>(redis_->url, redis_->queue, key);
+      evaluator = redis::redis_population_evaluator(client, redis::DistributedEvolveOptions{.run_id = key, .data = redis_->data, .chunks = workers});
+    } else {
+      json::object payload{{"data", redis_->data}};
+      if (kind == JobKind::rank) {
+        payload["bar"] = bars - 1;
+        payload["top"] = top;
+      } else {
+        // As here: trained on the bars replayed so far, the same features and network.
+        payload["model"] = model_text;
+        payload["name"] = name;
+        payload["registry"] = std::filesystem::absolute(models_dir).string();
+        payload["epochs"] = epochs;
+        payload["seed"] = seed;
+        payload["horizon"] = 4;
+        payload["window"] = 16;
+        payload["hidden"] = 32;
+        payload["layers"] = 1;
+        payload["t_end"] = job->trained_on_bars;
+      }
+      const std::string kind_text(kind == JobKind::rank ? redis::kJobRank : redis::kJobRetrain);
+      auto queued = redis_jobs_->enqueue(key, kind_text, json::serialize(payload));
+      if (queued.ok()) {
+        {
+          std::lock_guard lock(jobs_mutex_);  // GET /jobs/{id} may already read the job
+          job->runs_on = "workers";
+          job->redis_key = key;
+        }
+        return json::value(json::object{{"id", job->id}, {"kind", std::string(enum_name(kind))}, {"runs_on", "workers"}, {"redis_key", key}});
+      }
+      // Redis went away between the look at the heartbeats and the enqueue: the job runs here.
+      spdlog::warn("api: job {} runs in this process: it could not be queued to the workers: {}", job->id, queued.error().message);
+    }
+  }
   job->worker = std::thread([=] {
     try {
       if (job->kind == JobKind::retrain) {
@@ -736,6 +815,7 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
         o.test_end = upto;
         o.hall_of_fame = 5;
         o.stop = job->stop.token();
+        o.evaluator = evaluator;
         const auto backend = ::qtos::detail::backtest_cpu_backend();
         const EvolveResult r = evolve(view, f, *backend, o, [job, g = o.generations](const GenerationReport& rep) {
           job->progress = static_cast<double>(rep.generation + 1) / g;
@@ -752,20 +832,25 @@ Result<json::value> ServePlane::job_start(JobKind kind, const json::object& para
       job->state = 2;
     }
   });
-  return json::value(json::object{{"id", job->id}, {"kind", std::string(enum_name(kind))}});
+  return json::value(json::object{{"id", job->id}, {"kind", std::string(enum_name(kind))}, {"runs_on", job->runs_on}});
 }
 
 Result<json::value> ServePlane::job(std::string_view id) {
   std::shared_ptr<ServeJob> job;
+  std::string redis_key, runs_on;
   {
     std::lock_guard lock(jobs_mutex_);
     const auto it = jobs_.find(std::string(id));
     if (it == jobs_.end()) return Error{ErrorCode::no_job, "no job '" + std::string(id) + "'"};
     job = it->second;
+    redis_key = job->redis_key;
+    runs_on = job->runs_on;
   }
+  if (!redis_key.empty()) return redis_job_state(*job, redis_key);
   static constexpr const char* kStates[] = {"RUNNING", "DONE", "FAILED", "CANCELLED"};
   const int state = job->state.load();
-  json::object o{{"id", job->id}, {"kind", std::string(enum_name(job->kind))}, {"state", kStates[state]}, {"progress", job->progress.load()}};
+  json::object o{{"id", job->id}, {"kind", std::string(enum_name(job->kind))}, {"state", kStates[state]}, {"progress", job->progress.load()},
+                 {"runs_on", runs_on}};
   if (state == 1) o["result"] = job->result;
   if (state == 2) o["error"] = job->error;
   return json::value(std::move(o));
@@ -775,8 +860,77 @@ Result<json::value> ServePlane::job_cancel(std::string_view id, const Actor&) {
   std::lock_guard lock(jobs_mutex_);
   const auto it = jobs_.find(std::string(id));
   if (it == jobs_.end()) return Error{ErrorCode::no_job, "no job '" + std::string(id) + "'"};
+  if (!it->second->redis_key.empty())
+    return Error{ErrorCode::unsupported, "job '" + it->second->id + "' is queued to the Redis workers (key " + it->second->redis_key +
+                                             ") and cannot be cancelled from here; its result is kept for a day"};
   it->second->stop.request();
   return json::value(json::object{{"id", it->second->id}, {"cancel", "requested"}});
+}
+
+void ServePlane::redis_set(ServeRedis r) {
+  redis_jobs_ = std::make_unique<redis::JobClient>(r.url, r.queue, r.node + "-api");
+  redis_reader_ = std::make_unique<redis::RedisClient>(r.url, r.queue.redis);
+  redis_ = std::move(r);
+}
+
+std::size_t ServePlane::live_workers() {
+  if (!redis_reader_ || redis_->data.empty()) return 0;
+  auto list = redis::heartbeats_list(*redis_reader_, redis::JobKeys::of(redis_->queue.ns), redis_->queue.heartbeat_every);
+  if (!list.ok()) return 0;  // Redis unreachable: jobs run here
+  std::size_t n = 0;
+  for (const redis::Heartbeat& hb : list.value()) n += hb.alive && hb.role == "worker";
+  return n;
+}
+
+Result<json::value> ServePlane::redis_job_state(const ServeJob& job, const std::string& key) {
+  auto outcome = redis_jobs_->outcome(key);
+  if (!outcome.ok())
+    return Error{ErrorCode::storage, "job '" + job.id + "' runs on the Redis workers (key " + key +
+                                         "), and Redis (QT_REDIS_URL) is unreachable: " + outcome.error().message};
+  json::object o{{"id", job.id}, {"kind", std::string(enum_name(job.kind))}, {"runs_on", "workers"}, {"redis_key", key}};
+  if (!outcome.value()) {
+    // Queued, running, or failed once and waiting for another delivery: RUNNING, with the queue's own state beside.
+    auto h = redis_jobs_->redis().command({"HMGET", redis_jobs_->keys().job(key), "state", "worker", "deliveries"});
+    o["state"] = "RUNNING";
+    o["progress"] = 0.0;
+    if (h.ok() && h.value().elements.size() == 3) {
+      o["queue_state"] = h.value().elements[0].str;
+      o["worker"] = h.value().elements[1].str;
+      o["deliveries"] = h.value().elements[2].str.empty() ? 0 : std::atoll(h.value().elements[2].str.c_str());
+    }
+    return json::value(std::move(o));
+  }
+  const redis::JobOutcome& out = *outcome.value();
+  if (!out.ok) {
+    o["state"] = "FAILED";
+    o["progress"] = 0.0;
+    o["error"] = "dead-lettered to " + redis_jobs_->keys().dead + " after repeated failures on the workers: " + out.error;
+    return json::value(std::move(o));
+  }
+  o["state"] = "DONE";
+  o["progress"] = 1.0;
+  boost::system::error_code ec;
+  json::value r = json::parse(out.result, ec);
+  if (ec || !r.is_object()) {
+    o["state"] = "FAILED";
+    o["error"] = "the workers stored a result that is not a JSON object";
+    return json::value(std::move(o));
+  }
+  // The same shape as a job run here: numbers as numbers (the workers send hex floats, exact to the bit).
+  json::object& res = r.as_object();
+  if (job.kind == JobKind::rank) {
+    if (json::value* top = res.if_contains("top"); top != nullptr && top->is_array())
+      for (json::value& row : top->as_array())
+        if (row.is_object() && row.as_object().contains("score")) row.as_object()["score"] = hex_number(row.as_object()["score"]);
+    if (const json::value* n = res.if_contains("ranked")) res["eligible"] = *n;
+  } else if (job.kind == JobKind::retrain) {
+    for (const char* k : {"val_accuracy", "test_accuracy"})
+      if (json::value* v = res.if_contains(k)) *v = hex_number(*v);
+    res["status"] = "CANDIDATE";
+    res["trained_on_bars"] = job.trained_on_bars;
+  }
+  o["result"] = std::move(r);
+  return json::value(std::move(o));
 }
 
 void ServePlane::jobs_stop() {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "api/http/control_plane.hpp"
+#include "api/redis/scale_out_node.hpp"
 #include "api/serve/command_queue.hpp"
 #include "runtime/analytics/ledger.hpp"
 #include "runtime/bus/event_bus.hpp"
@@ -43,6 +44,16 @@ struct ServeBinding {
   SubsystemSet* subsystems = nullptr;       ///< the AI subsystems
   StrategyGeneratorAI* generator = nullptr; ///< promotions and retirements
   const MarketOpportunityRanker* ranker = nullptr;  ///< the last ranking with its sub-scores (null: no ranker)
+  const redis::ScaleOutNode* scale_out = nullptr;   ///< the node of a Redis deployment (null: one node, SQLite)
+};
+
+/// What the plane needs of a Redis deployment (QT_REDIS_URL, docs/SCALE_OUT.md): the jobs API sends rank, evolve and
+/// retrain jobs to `qtos worker` processes while one is alive, and /health/ai lists every heartbeat.
+struct ServeRedis {
+  redis::RedisUrl url;          ///< the shared Redis
+  redis::JobQueueOptions queue; ///< namespace, heartbeat period, connection settings
+  std::string node;             ///< this node's name (job keys and the job clients' ids start with it)
+  std::string data;             ///< the replayed market's data directory, absolute ("": a market workers cannot load)
 };
 
 /// The ring of recent events (id = the bus's event id), filled on the owner thread, read from any thread.
@@ -72,6 +83,9 @@ struct ServeJob {
   std::atomic<int> state{0};            ///< 0 running, 1 done, 2 failed, 3 cancelled
   std::atomic<double> progress{0};      ///< 0..1
   std::string error;                    ///< when failed
+  std::string runs_on = "process";      ///< "process" (a thread of this server) or "workers" (the Redis workers); under the jobs lock
+  std::string redis_key;                ///< a job queued to the workers: its key ("": a thread here); under the jobs lock
+  std::int32_t trained_on_bars = 0;     ///< a retrain queued to the workers: the bars its targets stop at
   boost::json::value result;            ///< when done
   StopSource stop;                      ///< cancel
   std::thread worker;                   ///< joined at shutdown
@@ -99,6 +113,8 @@ class ServePlane final : public ControlPlane {
   void ready_set(bool ready) { ready_.store(ready); }
   /// Stops and joins every job (shutdown).
   void jobs_stop();
+  /// Before the server starts: this node belongs to a Redis deployment (jobs may run on its workers).
+  void redis_set(ServeRedis r);
 
   bool ready() const override { return ready_.load(); }
   boost::json::value health_ai() override;
@@ -139,6 +155,8 @@ class ServePlane final : public ControlPlane {
   template <class F>
   Result<boost::json::value> on_owner_result(F fn);
   Ledger& ledger();  // owner thread: the run's ledger, read through its own connection
+  std::size_t live_workers();  // live `qtos worker` heartbeats (0 without Redis or while it is unreachable)
+  Result<boost::json::value> redis_job_state(const ServeJob& job, const std::string& key);  // GET /jobs/{id}: queued to the workers
 
   CommandQueue& commands_;
   std::string ledger_path_, repo_path_, models_dir_;
@@ -156,6 +174,10 @@ class ServePlane final : public ControlPlane {
   std::map<std::string, std::shared_ptr<ServeJob>> jobs_;
   static constexpr long kMaxRunningJobs = 2;  // jobs running at once (the trading loop keeps the rest of the machine)
   std::uint64_t next_job_ = 0;
+  // Redis (set before the server starts, then read-only; the clients are thread-safe)
+  std::optional<ServeRedis> redis_;
+  std::unique_ptr<redis::JobClient> redis_jobs_;
+  std::unique_ptr<redis::RedisClient> redis_reader_;
 };
 
 }  // namespace qtos::api

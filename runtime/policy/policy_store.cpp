@@ -35,8 +35,23 @@ PolicyStore::PolicyStore(std::unique_ptr<PolicyBackend> backend, Clock& clock, E
   initial.updated_at = clock_.now();
   initial.updated_by = "system";
   initial.reason = "initial policy";
-  if (auto r = backend_->append(initial); !r.ok())
+  if (auto r = backend_->append(initial); !r.ok()) {
+    // Seeding is a compare-and-set like every write: another process or node that seeded the same empty backend at
+    // the same moment won, and its stored policy is the one to run on (every node starts on one policy).
+    if (r.error().code == ErrorCode::conflict) {
+      auto stored = backend_->load_latest();
+      if (stored.ok() && stored.value()) {
+        Policy p = std::move(*stored.value());
+        if (auto ok = policy_validate(p); !ok.ok())
+          throw PolicyStoreError("the policy version " + std::to_string(p.version) + " another writer seeded in " + backend_->describe() +
+                                 " breaks a rule: " + ok.error().message);
+        spdlog::info("policy: another writer seeded {} first; starting on its version {}", backend_->describe(), p.version);
+        install(std::make_shared<const Policy>(std::move(p)));
+        return;
+      }
+    }
     throw PolicyStoreError("cannot store the initial policy in " + backend_->describe() + ": " + r.error().message);
+  }
   install(std::make_shared<const Policy>(std::move(initial)));
 }
 

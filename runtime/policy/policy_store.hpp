@@ -23,7 +23,8 @@ namespace qtos {
 class PolicyStore {
  public:
   /// Loads the newest policy from `backend`. An empty backend is seeded with `initial` as version 1 (author
-  /// "system"). Throws PolicyStoreError when the backend cannot be read or holds a policy that breaks a rule, and
+  /// "system"); when another writer seeds it first (a conflict), the store starts on that writer's policy. Throws
+  /// PolicyStoreError when the backend cannot be read or holds a policy that breaks a rule, and
   /// std::invalid_argument when `initial` breaks a rule. `bus` (optional) receives PolicyUpdated; `clock` stamps
   /// updates. Both must outlive the store.
   PolicyStore(std::unique_ptr<PolicyBackend> backend, Clock& clock, EventBus* bus = nullptr, Policy initial = {});

@@ -180,6 +180,78 @@ TEST(RedisPolicy, TwoNodesRaceOneWinsOneConflictsAndTheHistoryHasBoth) {
   EXPECT_EQ(loser.events.size(), 2u);
 }
 
+/// A Redis backend whose seeding write waits until both nodes have read the empty store: the cold-start race made
+/// certain rather than left to the scheduler.
+class RacingBackend final : public PolicyBackend {
+ public:
+  RacingBackend(std::unique_ptr<redis::RedisPolicyBackend> inner, std::barrier<>& both_loaded) : inner_(std::move(inner)), both_loaded_(both_loaded) {}
+  std::string describe() const override { return inner_->describe(); }
+  Result<std::optional<Policy>> load_latest() override { return inner_->load_latest(); }
+  Result<Unit> append(const Policy& next) override {
+    if (!seeded_) {
+      seeded_ = true;
+      both_loaded_.arrive_and_wait();
+    }
+    return inner_->append(next);
+  }
+  Result<std::vector<Policy>> history(std::uint64_t from, std::size_t limit) override { return inner_->history(from, limit); }
+  redis::RedisPolicyBackend& inner() { return *inner_; }
+
+ private:
+  std::unique_ptr<redis::RedisPolicyBackend> inner_;
+  std::barrier<>& both_loaded_;
+  bool seeded_ = false;
+};
+
+TEST(RedisPolicy, TwoNodesSeedingAnEmptyRedisAtOnceBothStartOnTheWinnersPolicy) {
+  test::RedisServer server;
+  QTOS_REDIS_START(server);
+  std::barrier<> both_loaded(2);
+  SimClock clock{1'000};
+  std::unique_ptr<PolicyStore> stores[2];
+  RacingBackend* backends[2] = {nullptr, nullptr};
+  std::string errors[2];
+  std::thread nodes[2];
+  for (int i = 0; i < 2; ++i)
+    nodes[i] = std::thread([&, i] {
+      auto backend = std::make_unique<RacingBackend>(
+          std::make_unique<redis::RedisPolicyBackend>(server.url(), "t", i == 0 ? "node-a" : "node-b", fast_options()), both_loaded);
+      backends[i] = backend.get();
+      Policy initial;
+      initial.max_leverage = i == 0 ? 2 : 3;  // each node would seed its own policy
+      try {
+        stores[i] = std::make_unique<PolicyStore>(std::move(backend), clock, nullptr, initial);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  for (auto& t : nodes) t.join();
+  ASSERT_TRUE(stores[0] && stores[1]) << "a node refused to start: " << errors[0] << errors[1];
+  // Both run on version 1, and on the same policy: the winner's.
+  EXPECT_EQ(stores[0]->version(), 1u);
+  EXPECT_EQ(stores[1]->version(), 1u);
+  EXPECT_EQ(*stores[0]->current(), *stores[1]->current());
+  auto attempts = backends[0]->inner().attempts();
+  ASSERT_TRUE(attempts.ok()) << attempts.error().message;
+  ASSERT_EQ(attempts.value().size(), 2u);  // both seeds reached the compare-and-set
+  const auto& won = attempts.value()[0].outcome == "accepted" ? attempts.value()[0] : attempts.value()[1];
+  const auto& lost = attempts.value()[0].outcome == "accepted" ? attempts.value()[1] : attempts.value()[0];
+  EXPECT_EQ(won.outcome, "accepted");
+  EXPECT_EQ(lost.outcome, "conflict");
+  EXPECT_EQ(won.version, 1u);
+  EXPECT_EQ(lost.version, 1u);
+  EXPECT_EQ(lost.stored, 1u);
+  EXPECT_NE(won.node, lost.node);
+  EXPECT_EQ(stores[0]->current()->max_leverage, won.node == "node-a" ? 2.0 : 3.0);
+  auto hist = stores[1]->history();
+  ASSERT_TRUE(hist.ok());
+  EXPECT_EQ(hist.value().size(), 1u);
+  // The loser writes on as any node does.
+  auto next = stores[1]->update(1, [](Policy& p) { p.max_open_positions = 4; }, "after the race", "ops");
+  ASSERT_TRUE(next.ok()) << next.error().message;
+  EXPECT_EQ(next.value()->version, 2u);
+}
+
 TEST(RedisPolicy, RedisRestartDegradesNodesThenTheyRecoverWithNothingLost) {
   test::RedisServer server;
   QTOS_REDIS_START(server);

@@ -19,6 +19,7 @@
 #include "runtime/bus/event_log.hpp"
 #include "runtime/executor/replay.hpp"
 #include "tests/models/synthetic.hpp"
+#include "tests/support/replay_fixture.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos::models {
@@ -74,27 +75,11 @@ ClmServiceOptions flow_options() {
 
 /// Limits that never bind: every confident model signal becomes an order.
 ReplayOptions flow_replay_options(const std::string& ledger, const std::string& event_log) {
-  ReplayOptions o;
-  o.exchange.market = MarketKind::linear_perpetual;
-  o.exchange.initial_balance = 10'000;
+  ReplayOptions o = test::unbounded_replay_options(ledger);
   o.exchange.taker_fee = 0.0004;
   o.exchange.slippage = 0.0002;
-  o.executor.leverage = 2;
-  o.ledger_path = ledger;
   o.event_log_path = event_log;
-  Policy p;
-  p.max_risk_per_trade = 0.01;
-  p.max_open_positions = 1000;
-  p.max_leverage = 10;
-  p.max_daily_drawdown_pct = 100;
-  p.max_open_drawdown_pct = 100;
-  p.min_confidence = 0.5;
-  o.policy = p;
-  RiskLimits r;
-  r.max_notional_per_order = 1e12;
-  r.max_orders_per_minute = 1'000'000;
-  r.price_collar_pct = 1e6;
-  o.risk_limits = r;
+  o.policy->max_risk_per_trade = 0.01;
   o.predictor_name = "ensemble";
   return o;
 }

@@ -18,6 +18,7 @@
 #include "runtime/executor/replay.hpp"
 #include "runtime/strategy/evolution.hpp"
 #include "runtime/util/rng.hpp"
+#include "tests/support/replay_fixture.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -37,44 +38,16 @@ MarketPanel market() {
 
 /// Strategies with a stop and a target (no trailing stop of their own) that trade on the market.
 std::vector<LiveStrategy> strategies(const MarketPanel& panel) {
-  Rng rng(2024);
-  std::vector<LiveStrategy> out;
-  const StrategyFeatures f = strategy_features_compute(panel.view(), true);
-  for (int tries = 0; tries < 600 && out.size() < 2; ++tries) {
-    kernels::Genome g = genome_random(rng);
-    if (!(g.stop_atr > 0.0f && g.take_atr > 0.0f)) continue;
+  test::GenomePick pick;
+  pick.tries = 600;
+  pick.accept = [](kernels::Genome& g) {
     g.trail_atr = 0.0f;  // a trailing-stop exit then comes only from a stop a subsystem moved
-    const std::vector<kernels::Genome> one = {g};
-    BacktestRequest req;
-    req.panel = panel.view();
-    req.features = &f;
-    req.genomes = one;
-    if (backtest_trades(req, 0).size() >= 8) out.push_back(LiveStrategy{genome_id(g), g, 0.0, {}});
-  }
-  return out;
+    return g.stop_atr > 0.0f && g.take_atr > 0.0f;
+  };
+  return test::trading_strategies(panel, pick);
 }
 
-ReplayOptions options(const std::string& ledger) {
-  ReplayOptions o;
-  o.exchange.market = MarketKind::linear_perpetual;
-  o.exchange.initial_balance = 10'000;
-  o.executor.leverage = 2;
-  o.ledger_path = ledger;
-  Policy p;
-  p.max_risk_per_trade = 1.0;
-  p.max_open_positions = 1000;
-  p.max_leverage = 10;
-  p.max_daily_drawdown_pct = 100;
-  p.max_open_drawdown_pct = 100;
-  p.min_confidence = 0.5;
-  o.policy = p;
-  RiskLimits r;
-  r.max_notional_per_order = 1e12;
-  r.max_orders_per_minute = 1'000'000;
-  r.price_collar_pct = 1e6;
-  o.risk_limits = r;
-  return o;
-}
+ReplayOptions options(const std::string& ledger) { return test::unbounded_replay_options(ledger); }
 
 Config quiet() {
   Config c;

@@ -27,6 +27,7 @@
 #include "runtime/bus/event_log.hpp"
 #include "runtime/util/checkpoint.hpp"
 #include "tests/support/crash_child.hpp"
+#include "tests/support/replay_fixture.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -58,27 +59,11 @@ Config quiet_config() {
 
 /// Limits that never bind, so both engines see the same trades.
 ReplayOptions alike_options(const std::string& ledger) {
-  ReplayOptions o;
-  o.exchange.market = MarketKind::linear_perpetual;
+  ReplayOptions o = test::unbounded_replay_options(ledger);
   o.exchange.initial_balance = kCapital;
   o.exchange.taker_fee = kFee;
   o.exchange.slippage = kSlip;
   o.exchange.slippage_spread = kSlipSpread;
-  o.executor.leverage = 2;  // margin for a sleeve that spends all its cash plus the fee
-  o.ledger_path = ledger;
-  Policy p;
-  p.max_risk_per_trade = 1.0;
-  p.max_open_positions = 1000;
-  p.max_leverage = 10;
-  p.max_daily_drawdown_pct = 100;
-  p.max_open_drawdown_pct = 100;
-  p.min_confidence = 0.5;
-  o.policy = p;
-  RiskLimits r;
-  r.max_notional_per_order = 1e12;
-  r.max_orders_per_minute = 1'000'000;
-  r.price_collar_pct = 1e6;
-  o.risk_limits = r;
   return o;
 }
 
@@ -152,19 +137,9 @@ void expect_same_trades(const std::vector<Trade>& want, const std::vector<Trade>
 
 /// Genomes of every shape (stops, targets, trails, max hold, shorts, both sides) that trade on the market.
 std::vector<kernels::Genome> trading_genomes(const MarketPanel& panel, std::size_t want) {
-  Rng rng(2024);
-  std::vector<kernels::Genome> out;
-  const StrategyFeatures f = strategy_features_compute(panel.view(), true);
-  for (int tries = 0; tries < 400 && out.size() < want; ++tries) {
-    const kernels::Genome g = genome_random(rng);
-    const std::vector<kernels::Genome> one = {g};
-    BacktestRequest req;
-    req.panel = panel.view();
-    req.features = &f;
-    req.genomes = one;
-    if (backtest_trades(req, 0).size() >= 8) out.push_back(g);
-  }
-  return out;
+  test::GenomePick pick;
+  pick.want = want;
+  return test::trading_genomes(panel, pick);
 }
 
 LiveStrategy live(const kernels::Genome& g) { return LiveStrategy{genome_id(g), g, 0.0, {}}; }

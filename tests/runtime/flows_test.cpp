@@ -31,6 +31,7 @@
 #include "runtime/subsystems/subsystem_set.hpp"
 #include "runtime/util/rng.hpp"
 #include "tests/runtime/test_util.hpp"
+#include "tests/support/replay_fixture.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -50,20 +51,13 @@ std::vector<AnyEvent> event_log(const std::string& path) { return test::event_lo
 
 /// Strategies with a stop that trade on the market (long-biased ones first: a crash hurts them).
 std::vector<LiveStrategy> trading_strategies(const MarketPanel& panel, std::size_t n, std::uint64_t seed) {
-  Rng rng(seed);
-  std::vector<LiveStrategy> out;
-  const StrategyFeatures f = strategy_features_compute(panel.view(), true);
-  for (int tries = 0; tries < 2000 && out.size() < n; ++tries) {
-    const kernels::Genome g = genome_random(rng);
-    if (g.stop_atr <= 0.0f) continue;
-    const std::vector<kernels::Genome> one = {g};
-    BacktestRequest req;
-    req.panel = panel.view();
-    req.features = &f;
-    req.genomes = one;
-    if (backtest_trades(req, 0).size() >= 40) out.push_back(LiveStrategy{genome_id(g), g, 0.0, {}});
-  }
-  return out;
+  test::GenomePick pick;
+  pick.want = n;
+  pick.min_trades = 40;
+  pick.seed = seed;
+  pick.tries = 2000;
+  pick.accept = [](kernels::Genome& g) { return g.stop_atr > 0.0f; };
+  return test::trading_strategies(panel, pick);
 }
 
 ReplayOptions replay_options(const std::string& ledger, const std::string& events, std::int32_t t_begin) {

@@ -26,6 +26,7 @@
 #include "runtime/subsystems/self_healing.hpp"
 #include "runtime/util/rng.hpp"
 #include "tests/runtime/test_util.hpp"
+#include "tests/support/replay_fixture.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -548,41 +549,12 @@ MarketPanel market(bool gap, std::int32_t symbols = 8, std::int32_t bars = 700) 
 
 /// `n` strategies that trade on the market (each at least 8 backtest trades).
 std::vector<LiveStrategy> strategies(const MarketPanel& panel, std::size_t n) {
-  Rng rng(2024);
-  std::vector<LiveStrategy> out;
-  const StrategyFeatures f = strategy_features_compute(panel.view(), true);
-  for (int tries = 0; tries < 400 && out.size() < n; ++tries) {
-    const kernels::Genome g = genome_random(rng);
-    const std::vector<kernels::Genome> one = {g};
-    BacktestRequest req;
-    req.panel = panel.view();
-    req.features = &f;
-    req.genomes = one;
-    if (backtest_trades(req, 0).size() >= 8) out.push_back(LiveStrategy{genome_id(g), g, 0.0, {}});
-  }
-  return out;
+  test::GenomePick pick;
+  pick.want = n;
+  return test::trading_strategies(panel, pick);
 }
 
-ReplayOptions replay_options(const std::string& ledger) {
-  ReplayOptions o;
-  o.exchange.initial_balance = 10'000;
-  o.executor.leverage = 2;
-  o.ledger_path = ledger;
-  Policy p;
-  p.max_risk_per_trade = 1.0;
-  p.max_open_positions = 1000;
-  p.max_leverage = 10;
-  p.max_daily_drawdown_pct = 100;
-  p.max_open_drawdown_pct = 100;
-  p.min_confidence = 0.5;
-  o.policy = p;
-  RiskLimits r;
-  r.max_notional_per_order = 1e12;
-  r.max_orders_per_minute = 1'000'000;
-  r.price_collar_pct = 1e6;
-  o.risk_limits = r;
-  return o;
-}
+ReplayOptions replay_options(const std::string& ledger) { return test::unbounded_replay_options(ledger); }
 
 /// What a ledger holds, without the decision traces (OBSERVE adds its "would" steps there).
 using OrderRow = std::tuple<std::uint64_t, int, int, int, std::string, double, double, double, double, int, std::uint32_t>;

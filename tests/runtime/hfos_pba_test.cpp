@@ -22,6 +22,7 @@
 #include "runtime/subsystems/ai_hfos.hpp"
 #include "runtime/subsystems/portfolio_balancer.hpp"
 #include "runtime/util/rng.hpp"
+#include "tests/support/replay_fixture.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -428,40 +429,14 @@ MarketPanel test_market(std::int32_t symbols = 6, std::int32_t bars = 900) {
 }
 
 std::vector<LiveStrategy> strategies_for(const MarketPanel& panel, std::size_t want) {
-  Rng rng(2024);
-  std::vector<LiveStrategy> out;
-  const StrategyFeatures f = strategy_features_compute(panel.view(), true);
-  for (int tries = 0; tries < 400 && out.size() < want; ++tries) {
-    const kernels::Genome g = genome_random(rng);
-    const std::vector<kernels::Genome> one = {g};
-    BacktestRequest req;
-    req.panel = panel.view();
-    req.features = &f;
-    req.genomes = one;
-    if (backtest_trades(req, 0).size() >= 8) out.push_back(LiveStrategy{genome_id(g), g, 0.0, {}});
-  }
-  return out;
+  test::GenomePick pick;
+  pick.want = want;
+  return test::trading_strategies(panel, pick);
 }
 
 ReplayOptions replay_options(const std::string& ledger) {
-  ReplayOptions o;
-  o.exchange.market = MarketKind::linear_perpetual;
+  ReplayOptions o = test::unbounded_replay_options(ledger);
   o.exchange.initial_balance = kCapital;
-  o.executor.leverage = 2;
-  o.ledger_path = ledger;
-  Policy p;
-  p.max_risk_per_trade = 1.0;
-  p.max_open_positions = 1000;
-  p.max_leverage = 10;
-  p.max_daily_drawdown_pct = 100;
-  p.max_open_drawdown_pct = 100;
-  p.min_confidence = 0.5;
-  o.policy = p;
-  RiskLimits r;
-  r.max_notional_per_order = 1e12;
-  r.max_orders_per_minute = 1'000'000;
-  r.price_collar_pct = 1e6;
-  o.risk_limits = r;
   return o;
 }
 

@@ -21,6 +21,7 @@
 #include "runtime/subsystems/meta_strategy_controller.hpp"
 #include "runtime/subsystems/regime_detector.hpp"
 #include "runtime/util/rng.hpp"
+#include "tests/support/replay_fixture.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -513,19 +514,10 @@ struct ReplayRun {
 };
 
 std::vector<LiveStrategy> trading_strategies(const MarketPanel& panel, std::size_t want) {
-  Rng rng(2024);
-  std::vector<LiveStrategy> out;
-  const StrategyFeatures f = strategy_features_compute(panel.view(), true);
-  for (int tries = 0; tries < 400 && out.size() < want; ++tries) {
-    const kernels::Genome g = genome_random(rng);
-    const std::vector<kernels::Genome> one = {g};
-    BacktestRequest req;
-    req.panel = panel.view();
-    req.features = &f;
-    req.genomes = one;
-    if (backtest_trades(req, 0).size() >= 20) out.push_back(LiveStrategy{genome_id(g), g, 0.0, {}});
-  }
-  return out;
+  test::GenomePick pick;
+  pick.want = want;
+  pick.min_trades = 20;
+  return test::trading_strategies(panel, pick);
 }
 
 ReplayRun msc_replay(const MarketPanel& panel, const std::vector<LiveStrategy>& strategies, std::optional<SubsystemMode> mode,
@@ -533,24 +525,10 @@ ReplayRun msc_replay(const MarketPanel& panel, const std::vector<LiveStrategy>& 
   Config cfg = msc_config(mode.value_or(SubsystemMode::observe));
   cfg.max_daily_dd_pct = 100;
   cfg.max_open_dd_pct = 100;
-  ReplayOptions o;
-  o.exchange.market = MarketKind::linear_perpetual;
-  o.exchange.initial_balance = 10'000;
-  o.executor.leverage = 2;
-  o.ledger_path = dir + "/" + name + ".db";
+  ReplayOptions o = test::unbounded_replay_options(dir + "/" + name + ".db");
   o.log_dir = dir + "/logs";
-  Policy p;
-  p.max_open_positions = 4;
-  p.max_leverage = 10;
-  p.max_daily_drawdown_pct = 100;
-  p.max_open_drawdown_pct = 100;
-  p.min_confidence = 0.5;
-  o.policy = p;
-  RiskLimits r;
-  r.max_notional_per_order = 1e12;
-  r.max_orders_per_minute = 1'000'000;
-  r.price_collar_pct = 1e6;
-  o.risk_limits = r;
+  o.policy->max_risk_per_trade = Policy{}.max_risk_per_trade;
+  o.policy->max_open_positions = 4;
   ReplayRun run;
   if (mode)
     o.subsystem_factory = [](ReplayContext& c) -> std::vector<std::shared_ptr<TradingSubsystem>> {

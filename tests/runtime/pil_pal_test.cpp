@@ -26,6 +26,7 @@
 #include "runtime/subsystems/position_intelligence.hpp"
 #include "runtime/subsystems/profit_amplification.hpp"
 #include "runtime/util/rng.hpp"
+#include "tests/support/replay_fixture.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -418,21 +419,7 @@ MarketPanel replay_market() {
 }
 
 /// Two strategies (every exit shape: stops, targets, trails, max hold) that trade on the market.
-std::vector<LiveStrategy> replay_strategies(const MarketPanel& panel) {
-  Rng rng(2024);
-  std::vector<LiveStrategy> out;
-  const StrategyFeatures f = strategy_features_compute(panel.view(), true);
-  for (int tries = 0; tries < 400 && out.size() < 2; ++tries) {
-    const kernels::Genome g = genome_random(rng);
-    const std::vector<kernels::Genome> one = {g};
-    BacktestRequest req;
-    req.panel = panel.view();
-    req.features = &f;
-    req.genomes = one;
-    if (backtest_trades(req, 0).size() >= 8) out.push_back(LiveStrategy{genome_id(g), g, 0.0, {}});
-  }
-  return out;
-}
+std::vector<LiveStrategy> replay_strategies(const MarketPanel& panel) { return test::trading_strategies(panel, {}); }
 
 /// Trend followers whose entry rule is a state that lasts (EMA(fast) above EMA(slow), both sides): their thesis holds
 /// through a trend, so a winner can still have its signal when PAL considers adding to it.
@@ -453,26 +440,9 @@ std::vector<LiveStrategy> trend_strategies() {
 }
 
 ReplayOptions replay_options(const std::string& ledger) {
-  ReplayOptions o;
-  o.exchange.market = MarketKind::linear_perpetual;
-  o.exchange.initial_balance = 10'000;
+  ReplayOptions o = test::unbounded_replay_options(ledger);
   o.exchange.taker_fee = 0.0004;
   o.exchange.slippage = 0.0002;
-  o.executor.leverage = 2;
-  o.ledger_path = ledger;
-  Policy p;
-  p.max_risk_per_trade = 1.0;
-  p.max_open_positions = 1000;
-  p.max_leverage = 10;
-  p.max_daily_drawdown_pct = 100;
-  p.max_open_drawdown_pct = 100;
-  p.min_confidence = 0.5;
-  o.policy = p;
-  RiskLimits r;
-  r.max_notional_per_order = 1e12;
-  r.max_orders_per_minute = 1'000'000;
-  r.price_collar_pct = 1e6;
-  o.risk_limits = r;
   return o;
 }
 

@@ -1,0 +1,371 @@
+// `qtos serve` as a node of a Redis deployment, through the real binary with a private redis-server (loopback, a free
+// port): /health/ai shows the node's link and a `qtos worker`'s heartbeat; a policy change through the API lands in
+// Redis's history and reaches a second node as PolicyUpdated; jobs go to a live worker (or run in the process while
+// none is alive) and GET /jobs/{id} returns the worker's result; Redis SIGKILLed under the server degrades it (the run
+// goes on, policy changes are refused with 503 naming Redis) and a restart recovers it; an unreachable Redis at start
+// is refused naming QT_REDIS_URL.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/json.hpp>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "api/redis/redis_policy.hpp"
+#include "tests/support/redis_server.hpp"
+#include "tests/support/run_command.hpp"
+
+extern char** environ;
+
+namespace qtos {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  /// The body as JSON (null when it is not JSON).
+  json::value json() const {
+    boost::system::error_code ec;
+    json::value v = json::parse(body, ec);
+    return ec ? json::value(nullptr) : v;
+  }
+};
+
+/// One HTTP/1.1 request on a fresh loopback connection .
+Reply http(std::uint16_t port, const std::string& method, const std::string& target, const std::string& token = {},
+           const std::string& body = {}) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return {};
+  }
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\nConnection: close\r\n";
+  if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
+  if (method == "POST" || method == "PUT") req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n" + body;
+  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string in;
+  char buf[65536];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) in.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  Reply r;
+  if (in.size() > 12) r.status = std::atoi(in.c_str() + 9);
+  const auto at = in.find("\r\n\r\n");
+  if (at != std::string::npos) r.body = in.substr(at + 4);
+  if (in.find("Transfer-Encoding: chunked") != std::string::npos) {  // keep only the chunks' data
+    std::string plain;
+    for (std::size_t pos = 0; pos < r.body.size();) {
+      const std::size_t eol = r.body.find("\r\n", pos);
+      if (eol == std::string::npos) break;
+      const std::size_t n = std::stoul(r.body.substr(pos, eol - pos), nullptr, 16);
+      if (n == 0) break;
+      plain += r.body.substr(eol + 2, n);
+      pos = eol + 2 + n + 2;
+    }
+    r.body = plain;
+  }
+  return r;
+}
+
+/// Polls `pred` every 20 ms for up to `limit`.
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 8s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+/// A child process with its output in `log`, stopped with SIGTERM at scope exit.
+class Child {
+ public:
+  /// Starts QTOS_BIN with `args`, the environment of this process plus `env` ("NAME=value" entries).
+  Child(std::vector<std::string> args, const std::vector<std::string>& env, const std::filesystem::path& log) {
+    args.insert(args.begin(), QTOS_BIN);
+    std::vector<std::string> envs;
+    for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
+    envs.insert(envs.end(), env.begin(), env.end());
+    std::vector<char*> argv, envp;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : envs) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    const std::string out = log.string();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (!std::freopen(out.c_str(), "w", stdout) || !std::freopen(out.c_str(), "a", stderr)) _exit(126);
+      ::execve(QTOS_BIN, argv.data(), envp.data());
+      _exit(127);
+    }
+  }
+  ~Child() { stop(); }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  /// SIGTERM, then the exit status (-1 when it did not exit normally).
+  int stop() {
+    if (pid_ <= 0) return status_;
+    ::kill(pid_, SIGTERM);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return status_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+};
+
+/// `qtos serve` on a small recorded market with QT_REDIS_URL set, its address read from its log.
+class ServeNode {
+ public:
+  ServeNode(const test::TempDir& dir, const std::string& redis_url, const std::string& node)
+      : log_(dir / (node + ".log")),
+        state_(dir.file(node + "-state")),
+        child_({"serve", "--state-dir", state_, "--port", "0", "--data", dir.file("syn"), "--warmup", "300", "--speed", "36000", "--node",
+                node},
+               {"QT_REDIS_URL=" + redis_url}, log_) {}
+  /// Waits for the address, the token and the OS trading (false with the log when it does not come).
+  ::testing::AssertionResult ready() {
+    const bool up = eventually([&] {
+      const std::string text = test::slurp(log_);
+      const auto at = text.find("dashboard http://127.0.0.1:");
+      if (at == std::string::npos) return false;
+      port_ = static_cast<std::uint16_t>(std::atoi(text.c_str() + at + 27));
+      return port_ != 0;
+    });
+    if (!up) return ::testing::AssertionFailure() << "no address printed: " << test::slurp(log_);
+    token_ = test::slurp(state_ + "/api_token");
+    while (!token_.empty() && (token_.back() == '\n' || token_.back() == ' ')) token_.pop_back();
+    if (!eventually([&] { return http(port_, "GET", "/health/ai").status == 200; }))
+      return ::testing::AssertionFailure() << "not ready: " << test::slurp(log_);
+    return ::testing::AssertionSuccess();
+  }
+  Reply get(const std::string& target) const { return http(port_, "GET", target); }
+  Reply send(const std::string& method, const std::string& target, const std::string& body) const { return http(port_, method, target, token_, body); }
+  /// /health/ai's "scale_out" object.
+  json::value scale_out() const {
+    const json::value h = get("/health/ai").json();
+    return h.is_object() && h.as_object().contains("scale_out") ? h.at("scale_out") : json::value(nullptr);
+  }
+  /// The bar the run is at.
+  std::int64_t bar() const {
+    const json::value a = get("/analytics/system").json();
+    return a.is_object() ? a.at("bar").to_number<std::int64_t>() : -1;
+  }
+  /// PUT /policy raising max_open_positions by one on the current version (re-read after a 409: MSC writes too).
+  Reply policy_change(const std::string& reason) const {
+    Reply r;
+    for (int i = 0; i < 5; ++i) {
+      const json::value p = get("/policy").json();
+      if (!p.is_object()) continue;
+      const std::int64_t positions = p.at("max_open_positions").to_number<std::int64_t>();
+      r = send("PUT", "/policy",
+               json::serialize(json::object{{"expected_version", p.at("version")}, {"max_open_positions", positions % 20 + 1}, {"reason", reason}}));
+      if (r.status != 409) return r;
+    }
+    return r;
+  }
+  /// Stops the server (SIGTERM); its exit status.
+  int stop() { return child_.stop(); }
+  std::string log() const { return test::slurp(log_); }
+
+ private:
+  std::filesystem::path log_;
+  std::string state_;
+  Child child_;
+  std::uint16_t port_ = 0;
+  std::string token_;
+};
+
+/// A second node in this process: a PolicyStore on the same Redis, its subscription and a bus recording PolicyUpdated.
+struct OtherNode {
+  explicit OtherNode(const redis::RedisUrl& url) : bus(clock) {
+    bus.bind_owner_thread();
+    auto backend = std::make_unique<redis::RedisPolicyBackend>(url, "qtos", "other-node");
+    redis_backend = backend.get();
+    store = std::make_unique<PolicyStore>(std::move(backend), clock, &bus);
+    sub = bus.subscribe<PolicyUpdated>("watcher", [this](const PolicyUpdated& e) { events.push_back(e); });
+    sync = std::make_unique<redis::RedisPolicySync>(url, "qtos", *store, *redis_backend, &bus);
+  }
+  /// Drains the bus until `pred` holds or 8 s pass.
+  bool drain_until(const std::function<bool()>& pred) {
+    const auto deadline = std::chrono::steady_clock::now() + 8s;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      bus.wait_and_drain(10ms);
+    }
+    return true;
+  }
+  SimClock clock{1'000};
+  EventBus bus;
+  redis::RedisPolicyBackend* redis_backend = nullptr;
+  std::unique_ptr<PolicyStore> store;
+  std::vector<PolicyUpdated> events;
+  Subscription sub;
+  std::unique_ptr<redis::RedisPolicySync> sync;
+};
+
+/// Whether /health/ai's heartbeats list `name` as alive.
+bool heartbeat_alive(const ServeNode& serve, const std::string& name) {
+  const json::value h = serve.get("/health/ai").json();
+  if (!h.is_object() || !h.as_object().contains("workers") || !h.at("workers").is_array()) return false;
+  for (const auto& hb : h.at("workers").as_array())
+    if (hb.at("name").as_string() == name && hb.at("alive").as_bool()) return true;
+  return false;
+}
+
+/// Polls GET /jobs/{id} until the job is no longer RUNNING.
+json::value job_outcome(const ServeNode& serve, const std::string& id) {
+  json::value j;
+  eventually([&] {
+    j = serve.get("/jobs/" + id).json();
+    return j.is_object() && j.at("state").as_string() != "RUNNING";
+  });
+  return j;
+}
+
+TEST(RedisServe, ANodeShowsItsWorkerSharesItsPolicyAndSendsJobsToLiveWorkers) {
+  test::RedisServer server;
+  QTOS_REDIS_START(server);
+  test::TempDir dir;
+  ASSERT_EQ(test::run_qtos("data synth --symbols 4 --bars 1500 --seed 3 --out syn", dir.path()).exit_code, 0);
+  ServeNode serve(dir, server.url_text(), "gpu-1");
+  ASSERT_TRUE(serve.ready());
+  EXPECT_THAT(serve.log(), HasSubstr("scale-out: node gpu-1 on " + server.url_text()));
+  ASSERT_TRUE(eventually([&] { return serve.scale_out().is_object() && serve.scale_out().at("redis").as_string() == "ok"; }))
+      << json::serialize(serve.scale_out());
+  EXPECT_EQ(serve.scale_out().at("node").as_string(), "gpu-1");
+
+  // No worker yet: a rank job runs in this process, as on a single node.
+  const json::value local = serve.send("POST", "/jobs/rank", R"({"params": {"top": 3}})").json();
+  ASSERT_TRUE(local.is_object()) << "no job started";
+  EXPECT_EQ(local.at("runs_on").as_string(), "process");
+  const json::value local_done = job_outcome(serve, std::string(local.at("id").as_string()));
+  EXPECT_EQ(local_done.at("state").as_string(), "DONE") << json::serialize(local_done);
+
+  // A worker: its heartbeat in /health/ai, then the next rank job goes to it.
+  Child worker({"worker", "--redis", server.url_text(), "--device", "cpu", "--name", "w1", "--reclaim-s", "1"}, {}, dir / "w1.log");
+  ASSERT_TRUE(eventually([&] { return heartbeat_alive(serve, "w1"); })) << json::serialize(serve.get("/health/ai").json());
+  EXPECT_TRUE(heartbeat_alive(serve, "gpu-1"));  // the node's own heartbeat
+  const json::value remote = serve.send("POST", "/jobs/rank", R"({"params": {"top": 3}})").json();
+  ASSERT_TRUE(remote.is_object());
+  EXPECT_EQ(remote.at("runs_on").as_string(), "workers");
+  const json::value done = job_outcome(serve, std::string(remote.at("id").as_string()));
+  ASSERT_EQ(done.at("state").as_string(), "DONE") << json::serialize(done);
+  EXPECT_EQ(done.at("runs_on").as_string(), "workers");
+  EXPECT_THAT(std::string(done.at("redis_key").as_string()), HasSubstr("gpu-1:"));
+  const json::array& top = done.at("result").at("top").as_array();
+  ASSERT_FALSE(top.empty());
+  EXPECT_LE(top.size(), 3u);
+  EXPECT_TRUE(top[0].at("score").is_double());  // a number, as from a job run here
+  EXPECT_EQ(top[0].at("rank").as_int64(), 1);
+  EXPECT_EQ(done.at("result").at("device").as_string(), "cpu");
+  EXPECT_EQ(serve.send("DELETE", "/jobs/" + std::string(remote.at("id").as_string()), "").status, 422);  // not cancellable from here
+  // A retrain on the worker registers its model in this server's registry; an evolve splits its generations over it.
+  const json::value retrain = serve.send("POST", "/jobs/retrain", R"({"params": {"model": "mlp", "name": "remote", "epochs": 1}})").json();
+  const json::value evolve = serve.send("POST", "/jobs/evolve", R"({"params": {"population": 8, "generations": 2}})").json();
+  ASSERT_TRUE(retrain.is_object() && evolve.is_object());
+  EXPECT_EQ(retrain.at("runs_on").as_string(), "workers");
+  EXPECT_EQ(evolve.at("runs_on").as_string(), "workers");
+  const json::value trained = job_outcome(serve, std::string(retrain.at("id").as_string()));
+  ASSERT_EQ(trained.at("state").as_string(), "DONE") << json::serialize(trained);
+  EXPECT_EQ(trained.at("result").at("name").as_string(), "remote");
+  EXPECT_EQ(trained.at("result").at("status").as_string(), "CANDIDATE");
+  EXPECT_THAT(json::serialize(serve.get("/models").json()), HasSubstr(R"("name":"remote")"));
+  const json::value evolved = job_outcome(serve, std::string(evolve.at("id").as_string()));
+  ASSERT_EQ(evolved.at("state").as_string(), "DONE") << json::serialize(evolved);
+  EXPECT_EQ(evolved.at("result").at("generations").as_int64(), 2);
+  EXPECT_THAT(test::slurp(dir / "w1.log"), HasSubstr("evolve-generation"));
+
+  // A policy change through the API: in Redis's history, and on the other node as PolicyUpdated.
+  OtherNode other(server.url());
+  ASSERT_TRUE(other.drain_until([&] { return other.sync->connected(); }));
+  const Reply changed = serve.policy_change("raised over the API");
+  ASSERT_EQ(changed.status, 200) << changed.body;
+  const std::uint64_t version = changed.json().at("version").to_number<std::uint64_t>();
+  ASSERT_TRUE(other.drain_until([&] {
+    for (const PolicyUpdated& e : other.events)
+      if (e.version == version) return true;
+    return false;
+  })) << "version " << version << " never reached the other node";
+  EXPECT_EQ(other.store->current()->reason, "raised over the API");
+  auto attempts = other.redis_backend->attempts();
+  ASSERT_TRUE(attempts.ok()) << attempts.error().message;
+  bool recorded = false;
+  for (const auto& a : attempts.value()) recorded |= a.version == version && a.outcome == "accepted" && a.node == "gpu-1";
+  EXPECT_TRUE(recorded) << "version " << version << " by gpu-1 is not in the history stream";
+
+  EXPECT_EQ(worker.stop(), 0);
+  EXPECT_EQ(serve.stop(), 0) << serve.log();
+}
+
+TEST(RedisServe, RedisKilledUnderServeDegradesItTheRunGoesOnAndPolicyChangesWaitForTheRestart) {
+  test::RedisServer server;
+  QTOS_REDIS_START(server);
+  test::TempDir dir;
+  ASSERT_EQ(test::run_qtos("data synth --symbols 4 --bars 1500 --seed 3 --out syn", dir.path()).exit_code, 0);
+  ServeNode serve(dir, server.url_text(), "gpu-1");
+  ASSERT_TRUE(serve.ready());
+  ASSERT_TRUE(eventually([&] { return serve.scale_out().is_object() && serve.scale_out().at("redis").as_string() == "ok"; }));
+
+  server.kill();  // SIGKILL
+  ASSERT_TRUE(eventually([&] { return serve.scale_out().at("redis").as_string() == "degraded"; })) << json::serialize(serve.scale_out());
+  EXPECT_FALSE(serve.scale_out().at("error").as_string().empty());
+  EXPECT_TRUE(serve.get("/health/ai").json().at("workers").as_object().contains("error"));
+  // Trading goes on.
+  const std::int64_t bar = serve.bar();
+  EXPECT_TRUE(eventually([&] { return serve.bar() > bar; })) << "the run stopped with Redis";
+  // A policy change is refused, naming Redis; the node keeps its policy.
+  const std::uint64_t before = serve.get("/policy").json().at("version").to_number<std::uint64_t>();
+  const Reply refused = serve.policy_change("during the outage");
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_THAT(refused.body, HasSubstr("Redis"));
+  EXPECT_EQ(serve.get("/policy").json().at("version").to_number<std::uint64_t>(), before);
+
+  ASSERT_TRUE(server.start());  // the same port and append-only file
+  ASSERT_TRUE(eventually([&] { return serve.scale_out().at("redis").as_string() == "ok"; })) << json::serialize(serve.scale_out());
+  EXPECT_GE(serve.scale_out().at("reconnects").to_number<std::int64_t>(), 1);
+  const Reply after = serve.policy_change("after the outage");
+  ASSERT_EQ(after.status, 200) << after.body;
+  EXPECT_GT(after.json().at("version").to_number<std::uint64_t>(), before);
+  EXPECT_EQ(serve.stop(), 0) << serve.log();
+}
+
+TEST(RedisServeUsage, AnUnreachableRedisAtStartIsRefusedNamingQT_REDIS_URL) {
+  test::TempDir dir;
+  const std::string url = "redis://127.0.0.1:" + std::to_string(test::redis_free_port());  // nothing listens there
+  const auto r = test::run_qtos("serve --state-dir st --port 0 --symbols 4 --bars 1000", dir.path(), {{"QT_REDIS_URL", url}});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("QT_REDIS_URL=" + url + ": the shared policy cannot be loaded"));
+  EXPECT_THAT(r.err, HasSubstr("unset QT_REDIS_URL"));
+  const auto node = test::run_qtos("serve --state-dir st --port 0 --node n1", dir.path());
+  EXPECT_NE(node.exit_code, 0);
+  EXPECT_THAT(node.err, HasSubstr("--node n1"));
+}
+
+}  // namespace
+}  // namespace qtos
