@@ -3,8 +3,9 @@
 // single-threaded double loops of cpu/indicators/reference.cpp), the two C libraries people use for this, Tulip
 // Indicators and TA-Lib (when scripts/bench_peers.sh has fetched them: QTOS_BENCH_PEERS), and a STREAM-style triad,
 // all in the same run. Counters: bar_updates/s per indicator, ratio to the reference, bytes/s and that as a fraction
-// of the triad; the closing table puts qtos beside the better peer at one thread and at all cores, and checks the
-// peers' values against qtos's on the benchmark's data.
+// of the triad; the closing table puts qtos beside the better peer at one thread (by wall and by CPU time) and at all
+// cores, Bollinger also on the peers' work (the three bands, per period and in one series_batch over the ten
+// periods), and checks the peers' values against qtos's on the benchmark's data.
 #include <algorithm>
 #include <bit>
 #include <chrono>
