@@ -3,12 +3,15 @@
 // single-threaded double loops of cpu/indicators/reference.cpp), the two C libraries people use for this, Tulip
 // Indicators and TA-Lib (when scripts/bench_peers.sh has fetched them: QTOS_BENCH_PEERS), and a STREAM-style triad,
 // all in the same run. Counters: bar_updates/s per indicator, ratio to the reference, bytes/s and that as a fraction
-// of the triad; the closing table puts qtos beside the better peer at one thread and at all cores, and checks the
-// peers' values against qtos's on the benchmark's data.
+// of the triad; the closing table puts qtos beside the better peer at one thread (by wall and by CPU time) and at all
+// cores, Bollinger also on the peers' work (the three bands, per period and in one series_batch over the ten
+// periods), and checks the peers' values against qtos's on the benchmark's data.
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <span>
 #include <string>
@@ -94,6 +97,18 @@ std::map<std::string, Summary> summary;
 /// Bar updates/s by "<impl> <threads> <indicator>" (impl qtos, tulip or talib; threads "1" or "all").
 std::map<std::string, double> rates;
 
+/// Bar updates per second of the calling thread's CPU time, by the same keys, for the one-thread runs (a one-thread
+/// arena runs its work on the calling thread): on a loaded machine a long run loses more wall time to neighbours than
+/// a short one, so the CPU-time ratio is the steadier comparison; both are printed.
+std::map<std::string, double> cpu_rates;
+
+/// CPU time of the calling thread, in seconds.
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -148,9 +163,17 @@ void BM_Reference(benchmark::State& state, Case c) {
   state.counters["bar_updates_per_s"] = updates / secs;
 }
 
+/// How qtos is asked: every output, one series() per period (`all`); the outputs the peers write (Bollinger's three
+/// bands), one series_batch() per period (`bands`); those, one series_batch() over the ten periods (`batch`).
+enum class Form { all, bands, batch };
+/// The row name of a case asked in a form ("BBANDS", "BBANDS 3 bands", "BBANDS 3 bands x10").
+std::string form_name(const Case& c, Form f) {
+  return std::string(c.name) + (f == Form::all ? "" : f == Form::bands ? " 3 bands" : " 3 bands x10");
+}
+
 /// `threads` = 0: all cores; 1: one TBB thread (a per-core rate, comparable with the single-threaded reference even
 /// when neighbours load the machine).
-void BM_Backend(benchmark::State& state, Case c, const char* device, int threads) {
+void BM_Backend(benchmark::State& state, Case c, const char* device, int threads, Form form) {
   auto backends = qtos::indicator_backends();
   const qtos::IndicatorBackend* backend = nullptr;
   for (const auto& b : backends)
@@ -161,26 +184,42 @@ void BM_Backend(benchmark::State& state, Case c, const char* device, int threads
   }
   const auto& p = panel();
   const auto v = p.view();
-  std::vector<float> out(qtos::indicator_out_size(c.kind, v));
+  const std::uint32_t mask = form == Form::all ? qtos::indicator_all_outputs(c.kind) : 7u;  // Bollinger: the bands
+  std::vector<IndicatorParams> sets;
+  for (int period : kPeriods) sets.push_back(params_for(c.kind, period));
+  const std::size_t n_sets = form == Form::batch ? sets.size() : 1;
+  // Every output written to its own memory: the batch's ten periods x three bands are 1.5 GB at this shape.
+  std::vector<float> out(qtos::indicator_batch_out_size(c.kind, v, n_sets, mask));
+  const auto run = [&](std::span<const IndicatorParams> prm) {
+    if (form == Form::all) backend->series(v, c.kind, prm[0], out);
+    else backend->series_batch(v, c.kind, prm, mask, out);
+  };
   tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
-  arena.execute([&] { backend->series(v, c.kind, params_for(c.kind, 14), out); });  // warm up (and upload to a GPU)
-  double secs = 0, updates = 0;
+  arena.execute([&] { run(std::span(sets).first(n_sets)); });  // warm up (page the output in, upload to a GPU)
+  double secs = 0, cpu_secs = 0, updates = 0;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = thread_cpu_seconds();
     arena.execute([&] {
-      for (int period : kPeriods) {
-        backend->series(v, c.kind, params_for(c.kind, period), out);
-        updates += static_cast<double>(kSymbols) * kBars;
+      if (form == Form::batch) {
+        run(sets);
+      } else {
+        for (const auto& prm : sets) run(std::span(&prm, 1));
       }
+      updates += static_cast<double>(kSymbols) * kBars * static_cast<double>(sets.size());
     });
     benchmark::DoNotOptimize(out.data());
+    cpu_secs += thread_cpu_seconds() - c0;
     secs += seconds_since(t0);
   }
-  const int outputs = qtos::kernels::indicator_output_count(c.kind);
+  const int outputs = std::popcount(mask);
   const double rate = updates / secs;
-  const double bytes = rate * 4.0 * (c.inputs + outputs);  // float inputs read + outputs written per bar update
-  if (std::string(device) == "cpu") rates[std::string("qtos") + (threads == 1 ? " 1 " : " all ") + c.name] = rate;
-  Summary& sm = summary[std::string(device) + (threads == 1 ? " 1-thread " : " ") + c.name];
+  // Float inputs read plus outputs written per bar update; the batch reads a block's inputs once for its ten sets.
+  const double bytes = rate * 4.0 * (c.inputs / static_cast<double>(n_sets) + outputs);
+  const std::string name = form_name(c, form);
+  if (std::string(device) == "cpu") rates[std::string("qtos") + (threads == 1 ? " 1 " : " all ") + name] = rate;
+  if (std::string(device) == "cpu" && threads == 1) cpu_rates["qtos 1 " + name] = updates / cpu_secs;
+  Summary& sm = summary[std::string(device) + (threads == 1 ? " 1-thread " : " ") + name];
   sm.rate = rate;
   sm.ratio = reference_rate.count(c.name) ? rate / reference_rate[c.name] : 0.0;
   sm.bytes = bytes;
@@ -301,9 +340,10 @@ void peer_run(Peer peer, IndicatorKind kind, int period, const double* h, const 
 void BM_Peer(benchmark::State& state, Case c, Peer peer, int threads) {
   PeerData& d = peer_data();
   tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
-  double secs = 0, updates = 0;
+  double secs = 0, cpu_secs = 0, updates = 0;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = thread_cpu_seconds();
     arena.execute([&] {
       for (int period : kPeriods) {
         tbb::parallel_for(tbb::blocked_range<std::int32_t>(0, kSymbols, 8), [&](const auto& r) {
@@ -316,8 +356,10 @@ void BM_Peer(benchmark::State& state, Case c, Peer peer, int threads) {
         updates += static_cast<double>(kSymbols) * kBars;
       }
     });
+    cpu_secs += thread_cpu_seconds() - c0;
     secs += seconds_since(t0);
   }
+  if (threads == 1) cpu_rates[std::string(peer_name(peer)) + " 1 " + c.name] = updates / cpu_secs;
   rates[std::string(peer_name(peer)) + (threads == 1 ? " 1 " : " all ") + c.name] = updates / secs;
   state.counters["bar_updates_per_s"] = updates / secs;
 }
@@ -382,11 +424,23 @@ const bool registered = [] {
         ->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
   for (const char* device : {"cpu", "cuda"})
     for (const Case& c : kCases)
-      benchmark::RegisterBenchmark((std::string("BM_Indicators/") + device + "/" + c.name).c_str(), BM_Backend, c, device, 0)
+      benchmark::RegisterBenchmark((std::string("BM_Indicators/") + device + "/" + c.name).c_str(), BM_Backend, c, device, 0,
+                                   Form::all)
           ->Iterations(2)->Unit(benchmark::kMillisecond)->UseRealTime();
   for (const Case& c : kCases)
-    benchmark::RegisterBenchmark((std::string("BM_Indicators/cpu_1thread/") + c.name).c_str(), BM_Backend, c, "cpu", 1)
+    benchmark::RegisterBenchmark((std::string("BM_Indicators/cpu_1thread/") + c.name).c_str(), BM_Backend, c, "cpu", 1,
+                                 Form::all)
         ->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+  // Bollinger as the peers compute it: the three bands (not width and %b), one period a call and the ten in one call.
+  for (const Case& c : kCases)
+    if (c.kind == IndicatorKind::bbands)
+      for (const Form form : {Form::bands, Form::batch})
+        for (const int threads : {1, 0}) {
+          const std::string sub = form == Form::bands ? "BBANDS_3bands" : "BBANDS_3bands_x10";
+          benchmark::RegisterBenchmark((std::string("BM_Indicators/cpu") + (threads == 1 ? "_1thread/" : "/") + sub).c_str(),
+                                       BM_Backend, c, "cpu", threads, form)
+              ->Iterations(threads == 1 ? 1 : 2)->Unit(benchmark::kMillisecond)->UseRealTime();
+        }
 #if defined(QTOS_BENCH_PEERS)
   for (int threads : {1, 0})
     for (Peer peer : {Peer::tulip, Peer::talib})
@@ -416,20 +470,29 @@ int main(int argc, char** argv) {
 #if defined(QTOS_BENCH_PEERS)
   // qtos beside the better of Tulip Indicators and TA-Lib (their double C at -O3 -march=native), same run.
   std::printf("\nqtos vs the better peer, M bar-updates/s (same run; target: qtos/best >= 2 at one thread)\n");
-  std::printf("%-7s %9s %9s %9s %10s | %9s %9s %9s %10s %9s\n", "", "qtos 1T", "tulip 1T", "talib 1T", "qtos/best",
-              "qtos all", "tulip all", "talib all", "qtos/best", "of triad");
+  std::printf("%-18s %9s %9s %9s %10s | %9s %9s %9s %10s %9s | %14s\n", "", "qtos 1T", "tulip 1T", "talib 1T",
+              "qtos/best", "qtos all", "tulip all", "talib all", "qtos/best", "of triad", "1T by CPU time");
   const auto rate = [](const std::string& key) { return rates.count(key) ? rates.at(key) : 0.0; };
-  for (const Case& c : kCases) {
-    std::printf("%-7s", c.name);
+  const auto row = [&](const std::string& q_name, const std::string& peer_name) {
+    std::printf("%-18s", q_name.c_str());
     for (const char* th : {" 1 ", " all "}) {
-      const double q = rate(std::string("qtos") + th + c.name), tu = rate(std::string("tulip") + th + c.name),
-                   ta = rate(std::string("talib") + th + c.name);
+      const double q = rate("qtos" + (th + q_name)), tu = rate("tulip" + (th + peer_name)),
+                   ta = rate("talib" + (th + peer_name));
       const double best = std::max(tu, ta);
       std::printf(" %9.1f %9.1f %9.1f %9.2fx%s", q / 1e6, tu / 1e6, ta / 1e6, best > 0 ? q / best : 0.0,
                   th[1] == '1' ? " |" : "");
     }
-    const auto it = summary.find(std::string("cpu ") + c.name);
-    std::printf(" %8.1f%%\n", it != summary.end() ? 100.0 * it->second.fraction : 0.0);
+    const auto it = summary.find("cpu " + q_name);
+    const auto cpu_rate = [](const std::string& key) { return cpu_rates.count(key) ? cpu_rates.at(key) : 0.0; };
+    const double best_cpu = std::max(cpu_rate("tulip 1 " + peer_name), cpu_rate("talib 1 " + peer_name));
+    std::printf(" %8.1f%% | %13.2fx\n", it != summary.end() ? 100.0 * it->second.fraction : 0.0,
+                best_cpu > 0 ? cpu_rate("qtos 1 " + q_name) / best_cpu : 0.0);
+  };
+  for (const Case& c : kCases) {
+    row(c.name, c.name);
+    // The peers write Bollinger's three bands: qtos asked for the same three, per period and in one batch call.
+    if (c.kind == IndicatorKind::bbands)
+      for (const Form form : {Form::bands, Form::batch}) row(form_name(c, form), c.name);
   }
   check_peer_values();
   TA_Shutdown();

@@ -56,6 +56,12 @@ std::int32_t panel_price_decimals_common(const kernels::PanelView& panel);
 /// Floats one indicator run writes: outputs * n_symbols * stride (output j of (s, t) at j*plane + s*stride + t).
 std::size_t indicator_out_size(kernels::IndicatorKind kind, const kernels::PanelView& panel);
 
+/// Every output of a family as a series_batch mask (bit j asks for output j).
+std::uint32_t indicator_all_outputs(kernels::IndicatorKind kind);
+/// Floats one series_batch run writes: n_params * (outputs asked for) * n_symbols * stride.
+std::size_t indicator_batch_out_size(kernels::IndicatorKind kind, const kernels::PanelView& panel, std::size_t n_params,
+                                     std::uint32_t outputs);
+
 /// What an indicator backend is asked to run, as far as choosing a backend needs to know.
 struct IndicatorRequest {
   kernels::PanelView panel;                    ///< the market
@@ -74,6 +80,13 @@ class IndicatorBackend : public BackendBase {
   /// panel, one plane per output). Checks the arguments, then forwards to the backend.
   void series(const kernels::PanelView& panel, kernels::IndicatorKind kind, const kernels::IndicatorParams& params,
               std::span<float> out) const;
+  /// Several parameter sets of one family in one call (e.g. the periods of a feature grid), only the outputs in
+  /// `outputs` (bit j asks for output j; indicator_all_outputs for all): the r-th output asked for of parameter set i
+  /// is plane i * popcount(outputs) + r of `out` (indicator_batch_out_size floats), each plane laid out as series()
+  /// lays out an output, with the same values. The CPU backend transposes each block of symbols once for all the sets
+  /// and writes only the planes asked for. Checks the arguments, then forwards to the backend.
+  void series_batch(const kernels::PanelView& panel, kernels::IndicatorKind kind,
+                    std::span<const kernels::IndicatorParams> params, std::uint32_t outputs, std::span<float> out) const;
   /// Features of every symbol as of bar `t_end`, running the states over bars [t_begin, t_end].
   void features(const kernels::PanelView& panel, const kernels::FeatureParams& params, std::int32_t t_begin,
                 std::int32_t t_end, std::span<kernels::FeatureRow> out) const;
@@ -82,6 +95,11 @@ class IndicatorBackend : public BackendBase {
   /// Backend part of series(); arguments already checked and the panel non-empty.
   virtual void series_run(const kernels::PanelView& panel, kernels::IndicatorKind kind,
                           const kernels::IndicatorParams& params, std::span<float> out) const = 0;
+  /// Backend part of series_batch(); arguments already checked and the panel non-empty. This default runs series_run
+  /// per parameter set into a scratch of every output and copies the planes asked for.
+  virtual void series_batch_run(const kernels::PanelView& panel, kernels::IndicatorKind kind,
+                                std::span<const kernels::IndicatorParams> params, std::uint32_t outputs,
+                                std::span<float> out) const;
   /// Backend part of features(); arguments already checked and the panel non-empty.
   virtual void features_run(const kernels::PanelView& panel, const kernels::FeatureParams& params, std::int32_t t_begin,
                             std::int32_t t_end, std::span<kernels::FeatureRow> out) const = 0;

@@ -1,6 +1,7 @@
 // TBB backend of the indicators and ranking features (parallel over symbols), the argument checks shared by every
 // backend, and the serial double-precision reference of the consistency suite.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -201,6 +202,16 @@ std::size_t indicator_out_size(IndicatorKind kind, const PanelView& panel) {
          static_cast<std::size_t>(panel.stride);
 }
 
+std::uint32_t indicator_all_outputs(IndicatorKind kind) {
+  return (std::uint32_t{1} << kernels::indicator_output_count(kind)) - 1;
+}
+
+std::size_t indicator_batch_out_size(IndicatorKind kind, const PanelView& panel, std::size_t n_params,
+                                     std::uint32_t outputs) {
+  return n_params * static_cast<std::size_t>(std::popcount(outputs & indicator_all_outputs(kind))) *
+         static_cast<std::size_t>(panel.n_symbols) * static_cast<std::size_t>(panel.stride);
+}
+
 namespace {
 
 void panel_check(const PanelView& panel, const char* what) {
@@ -225,6 +236,46 @@ void IndicatorBackend::series(const PanelView& panel, IndicatorKind kind, const 
                                 std::to_string(need) + " (outputs x n_symbols x stride)");
   if (need == 0 || panel.n_bars == 0) return;
   series_run(panel, kind, params, out);
+}
+
+void IndicatorBackend::series_batch(const PanelView& panel, IndicatorKind kind, std::span<const IndicatorParams> params,
+                                    std::uint32_t outputs, std::span<float> out) const {
+  panel_check(panel, "indicator batch");
+  if (params.empty()) throw std::invalid_argument("indicator batch: no parameter sets (expected at least one)");
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    try {
+      indicator_params_check(kind, params[i]);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("indicator batch: parameter set " + std::to_string(i) + ": " + e.what());
+    }
+  }
+  const std::uint32_t all = indicator_all_outputs(kind);
+  if (outputs == 0 || (outputs & ~all) != 0)
+    throw std::invalid_argument("indicator batch: outputs mask " + std::to_string(outputs) + " for " +
+                                std::string(indicator_name(kind)) + "; expected a non-empty subset of bits 0.." +
+                                std::to_string(kernels::indicator_output_count(kind) - 1) + " (one per output)");
+  const std::size_t need = indicator_batch_out_size(kind, panel, params.size(), outputs);
+  if (out.size() != need)
+    throw std::invalid_argument("indicator batch: out has " + std::to_string(out.size()) + " floats; expected " +
+                                std::to_string(need) + " (parameter sets x outputs asked for x n_symbols x stride)");
+  if (need == 0 || panel.n_bars == 0) return;
+  series_batch_run(panel, kind, params, outputs, out);
+}
+
+void IndicatorBackend::series_batch_run(const PanelView& panel, IndicatorKind kind,
+                                        std::span<const IndicatorParams> params, std::uint32_t outputs,
+                                        std::span<float> out) const {
+  const std::size_t plane = static_cast<std::size_t>(panel.n_symbols) * static_cast<std::size_t>(panel.stride);
+  std::vector<float> all(indicator_out_size(kind, panel));
+  std::size_t at = 0;
+  for (const IndicatorParams& prm : params) {
+    series_run(panel, kind, prm, all);
+    for (int j = 0; j < kernels::indicator_output_count(kind); ++j, outputs >>= 0)
+      if ((outputs >> j) & 1u) {
+        std::copy_n(all.begin() + static_cast<std::ptrdiff_t>(j * plane), plane, out.begin() + static_cast<std::ptrdiff_t>(at));
+        at += plane;
+      }
+  }
 }
 
 void IndicatorBackend::features(const PanelView& panel, const kernels::FeatureParams& params, std::int32_t t_begin,
@@ -279,18 +330,60 @@ class IndicatorCpu final : public IndicatorBackend {
   std::string_view name() const override { return "cpu"; }
 
  protected:
-  // Blocks of eight symbols: in SIMD lanes (indicator_lanes.hpp) when the family has a lane form and none of the
-  // block's bars is missing, else row by row under the gap policy (the same values: the lanes run the same states).
+  // Chunks of two blocks of eight symbols: in SIMD lanes (indicator_lanes.hpp) when the family has a lane form and
+  // none of a block's bars is missing, else row by row under the gap policy (the same values: the lanes run the same
+  // states). `row(s)` runs symbol s by rows.
+  template <class Row>
+  static void run_chunks(const PanelView& panel, IndicatorKind kind, std::span<const IndicatorParams> params,
+                         float* const* planes, const Row& row) {
+    const std::int32_t lanes = detail::kIndicatorLanes, chunk = 2 * lanes;
+    const bool has_lanes = detail::indicator_has_lanes(kind);
+    const std::int32_t chunks = (panel.n_symbols + chunk - 1) / chunk;
+    qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, chunks), [&](const auto& r) {
+      for (std::int32_t c = r.begin(); c != r.end(); ++c) {
+        const std::int32_t s0 = c * chunk, s1 = std::min(s0 + chunk, panel.n_symbols);
+        const int n_blocks = has_lanes ? (s1 - s0) / lanes : 0;
+        const unsigned done = n_blocks > 0 ? detail::indicator_lanes_blocks(panel, s0, n_blocks, kind, params, planes) : 0;
+        for (std::int32_t s = s0; s < s1; ++s)
+          if (!((done >> ((s - s0) / lanes)) & 1u)) row(s);
+      }
+    });
+  }
   void series_run(const PanelView& panel, IndicatorKind kind, const IndicatorParams& params,
                   std::span<float> out) const override {
-    const std::int32_t lanes = detail::kIndicatorLanes;
-    const bool has_lanes = detail::indicator_has_lanes(kind);
-    const std::int32_t blocks = (panel.n_symbols + lanes - 1) / lanes;
-    qtos::parallel_for(tbb::blocked_range<std::int32_t>(0, blocks), [&](const auto& r) {
-      for (std::int32_t b = r.begin(); b != r.end(); ++b) {
-        const std::int32_t s0 = b * lanes, s1 = std::min(s0 + lanes, panel.n_symbols);
-        if (has_lanes && s1 - s0 == lanes && detail::indicator_lanes_block(panel, s0, kind, params, out.data())) continue;
-        for (std::int32_t s = s0; s < s1; ++s) series_symbol<float, float>(panel, s, kind, params, out.data());
+    const std::int64_t plane = static_cast<std::int64_t>(panel.n_symbols) * panel.stride;
+    std::vector<float*> planes(static_cast<std::size_t>(kernels::indicator_output_count(kind)));
+    for (std::size_t j = 0; j < planes.size(); ++j) planes[j] = out.data() + static_cast<std::int64_t>(j) * plane;
+    run_chunks(panel, kind, std::span(&params, 1), planes.data(),
+               [&](std::int32_t s) { series_symbol<float, float>(panel, s, kind, params, out.data()); });
+  }
+  // The batch: the lane blocks transposed once for all the parameter sets; a block with a missing bar, the symbols
+  // left over and the families without lanes run row by row per set, into a per-thread row of every output, of which
+  // the planes asked for are copied.
+  void series_batch_run(const PanelView& panel, IndicatorKind kind, std::span<const IndicatorParams> params,
+                        std::uint32_t outputs, std::span<float> out) const override {
+    const int n_out = kernels::indicator_output_count(kind);
+    const std::int64_t plane = static_cast<std::int64_t>(panel.n_symbols) * panel.stride;
+    std::vector<float*> planes(params.size() * static_cast<std::size_t>(n_out), nullptr);
+    std::int64_t next = 0;
+    for (std::size_t i = 0; i < params.size(); ++i)
+      for (int j = 0; j < n_out; ++j)
+        if ((outputs >> j) & 1u) planes[i * static_cast<std::size_t>(n_out) + static_cast<std::size_t>(j)] = out.data() + plane * next++;
+    run_chunks(panel, kind, params, planes.data(), [&](std::int32_t s) {
+      thread_local std::vector<float> row;
+      row.resize(static_cast<std::size_t>(n_out) * static_cast<std::size_t>(panel.n_bars));
+      std::int32_t* scratch = gap_scratch(panel.n_bars);
+      const std::int64_t base = panel.at(s, 0);
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        kernels::indicator_dispatch<float>(kind, params[i], [&](auto& st) {
+          using State = std::remove_reference_t<decltype(st)>;
+          kernels::indicator_row_run<float, State, float>(st, panel.high + base, panel.low + base, panel.close + base,
+                                                          panel.quote_volume + base, panel.n_bars, row.data(),
+                                                          panel.n_bars, params[i].gaps, scratch);
+        });
+        for (int j = 0; j < n_out; ++j)
+          if (float* dst = planes[i * static_cast<std::size_t>(n_out) + static_cast<std::size_t>(j)])
+            std::copy_n(row.data() + static_cast<std::ptrdiff_t>(j) * panel.n_bars, panel.n_bars, dst + base);
       }
     });
   }

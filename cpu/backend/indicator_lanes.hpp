@@ -25,6 +25,16 @@ bool indicator_has_lanes(kernels::IndicatorKind kind);
 bool indicator_lanes_block(const kernels::PanelView& panel, std::int32_t s0, kernels::IndicatorKind kind,
                            const kernels::IndicatorParams& params, float* out);
 
+/// Runs `kind` with each parameter set of `params` on `n_blocks` (1 or 2) blocks of kIndicatorLanes symbols from s0
+/// in lanes, the blocks' columns transposed once for all the sets and two clean blocks advanced together (independent
+/// dependency chains); output j of set i of (s, t) goes to planes[i * outputs + j][s * stride + t] (`outputs` = the
+/// family's output count), or nowhere when that pointer is null. Returns the mask of the blocks computed (bit b:
+/// block b); a block with a missing bar, as in indicator_lanes_block, is not computed nor written. Expects checked
+/// arguments and s0 + n_blocks * kIndicatorLanes <= n_symbols.
+unsigned indicator_lanes_blocks(const kernels::PanelView& panel, std::int32_t s0, int n_blocks,
+                                kernels::IndicatorKind kind, std::span<const kernels::IndicatorParams> params,
+                                float* const* planes);
+
 /// The CPU backend's float arithmetic symbol by symbol (the row form, gaps handled by the policy), without lanes: what
 /// the lane form must equal exactly. Expects checked arguments and out of indicator_out_size floats.
 void indicator_series_rows(const kernels::PanelView& panel, kernels::IndicatorKind kind,

@@ -23,6 +23,11 @@ class IndicatorRouted final : public IndicatorBackend {
                   std::span<float> out) const override {
     pick({panel, kind}).series(panel, kind, params, out);
   }
+  void series_batch_run(const kernels::PanelView& panel, kernels::IndicatorKind kind,
+                        std::span<const kernels::IndicatorParams> params, std::uint32_t outputs,
+                        std::span<float> out) const override {
+    pick({panel, kind}).series_batch(panel, kind, params, outputs, out);
+  }
   void features_run(const kernels::PanelView& panel, const kernels::FeatureParams& params, std::int32_t t_begin,
                     std::int32_t t_end, std::span<kernels::FeatureRow> out) const override {
     pick({panel, std::nullopt}).features(panel, params, t_begin, t_end, out);

@@ -481,9 +481,151 @@ TEST(IndicatorLanes, ABlockWithAMissingBarRunsRowByRowUnderTheGapPolicy) {
                   std::string(indicator_name(kind)) + " " + gap_policy_text(gaps));
     }
   }
+  // Two blocks advance together, or the clean one alone: blocks 1 (a closure) and 2 (clean for the close-only
+  // families) from symbol 8; block 2 equals the rows and block 1 is left untouched for the rows to fill.
+  for (IndicatorKind kind : {IndicatorKind::sma, IndicatorKind::bbands, IndicatorKind::macd}) {
+    const IndicatorParams prm = params_for(kind)[1];
+    const std::int64_t plane = static_cast<std::int64_t>(p.n_symbols) * p.stride;
+    std::vector<float> got(indicator_out_size(kind, p.view()), -1.0f);
+    std::vector<float*> planes;
+    for (int j = 0; j < kernels::indicator_output_count(kind); ++j) planes.push_back(got.data() + j * plane);
+    EXPECT_EQ(detail::indicator_lanes_blocks(p.view(), 8, 2, kind, std::span(&prm, 1), planes.data()), 2u);
+    EXPECT_EQ(detail::indicator_lanes_blocks(p.view(), 0, 2, kind, std::span(&prm, 1), planes.data()), 1u);
+    const auto want = run_rows(p, kind, prm);
+    for (int j = 0; j < kernels::indicator_output_count(kind); ++j)
+      for (std::int32_t s = 0; s < 24; ++s)
+        for (std::int32_t t = 0; t < p.n_bars; ++t) {
+          const auto i = static_cast<std::size_t>(j * plane + s * p.stride + t);
+          if (s >= 8 && s < 16) {
+            ASSERT_EQ(got[i], -1.0f) << indicator_name(kind) << " wrote the block with a gap";
+          } else if (!(std::isnan(got[i]) && std::isnan(want[i]))) {
+            ASSERT_EQ(got[i], want[i]) << indicator_name(kind) << " symbol " << s << " bar " << t;
+          }
+        }
+  }
   // Families without a lane form always run by rows.
   std::vector<float> block(indicator_out_size(IndicatorKind::obv, p.view()));
   EXPECT_FALSE(detail::indicator_lanes_block(p.view(), 0, IndicatorKind::obv, IndicatorParams{}, block.data()));
+}
+
+// A view whose stride is not a whole number of 64-byte lines (a view built by hand): the lanes store bar by bar,
+// never a streaming line at an address it does not fit, and still equal the rows.
+TEST(IndicatorLanes, AStrideOfPartialLinesEqualsTheRowForm) {
+  const OwnedPanel src = testing::synthetic_panel(17, 150, 11, false);
+  const std::int64_t stride = 153;  // neither a multiple of 16 nor of 4 floats
+  OwnedPanel p = src;
+  p.stride = stride;
+  for (auto* col : {&p.high, &p.low, &p.close, &p.qvol}) col->assign(static_cast<std::size_t>(17 * stride), NAN);
+  for (std::int32_t s = 0; s < 17; ++s)
+    for (std::int32_t t = 0; t < 150; ++t) {
+      const auto from = static_cast<std::size_t>(s * src.stride + t), to = static_cast<std::size_t>(s * stride + t);
+      p.high[to] = src.high[from];
+      p.low[to] = src.low[from];
+      p.close[to] = src.close[from];
+      p.qvol[to] = src.qvol[from];
+    }
+  for (IndicatorKind kind : kLaneKinds) {
+    std::vector<float> block(indicator_out_size(kind, p.view()));
+    EXPECT_TRUE(detail::indicator_lanes_block(p.view(), 8, kind, params_for(kind)[1], block.data()));
+    expect_same(run_backend(p, kind, params_for(kind)[1]), run_rows(p, kind, params_for(kind)[1]),
+                std::string(indicator_name(kind)) + " at stride 153");
+  }
+}
+
+/// series_batch on the CPU backend (or `backend`) with `params` and `outputs`.
+std::vector<float> run_batch(const OwnedPanel& p, IndicatorKind kind, const std::vector<IndicatorParams>& params,
+                             std::uint32_t outputs, const IndicatorBackend* backend = nullptr) {
+  std::vector<float> out(indicator_batch_out_size(kind, p.view(), params.size(), outputs));
+  const auto backends = indicator_backends();
+  for (const auto& b : backends)
+    if (!backend && b->name() == "cpu") backend = b.get();
+  backend->series_batch(p.view(), kind, params, outputs, out);
+  return out;
+}
+
+/// The planes series() writes for each parameter set, the outputs of `outputs` in order: what series_batch must equal.
+std::vector<float> one_by_one(const OwnedPanel& p, IndicatorKind kind, const std::vector<IndicatorParams>& params,
+                              std::uint32_t outputs) {
+  const std::size_t plane = static_cast<std::size_t>(p.n_symbols) * static_cast<std::size_t>(p.stride);
+  std::vector<float> want;
+  for (const auto& prm : params) {
+    const auto all = run_backend(p, kind, prm);
+    for (int j = 0; j < kernels::indicator_output_count(kind); ++j)
+      if ((outputs >> j) & 1u) want.insert(want.end(), all.begin() + static_cast<std::ptrdiff_t>(j * plane),
+                                           all.begin() + static_cast<std::ptrdiff_t>((j + 1) * plane));
+  }
+  return want;
+}
+
+// Every family, all its outputs and subsets (the first and the last; the first; all but the last: the lanes store a
+// prefix of the outputs and drop the arithmetic of the rest), on a clean panel (lane blocks, the
+// symbols left over) and one with closures, late listings and delistings (blocks that run by rows): the batch equals
+// one series() per parameter set, plane for plane and bit for bit.
+TEST(IndicatorBatch, EqualsOneSeriesPerParameterSetForEveryFamily) {
+  const OwnedPanel clean = testing::synthetic_panel(29, 203, 7, false);
+  const OwnedPanel gappy = testing::synthetic_panel(29, 203, 8, true);
+  for (int k = 0; k < kernels::kIndicatorKindCount; ++k) {
+    const auto kind = static_cast<IndicatorKind>(k);
+    const std::uint32_t all = indicator_all_outputs(kind);
+    const int n_out = kernels::indicator_output_count(kind);
+    const std::uint32_t ends = 1u | (1u << (n_out - 1));
+    std::vector<IndicatorParams> params = params_for(kind);
+    for (const OwnedPanel* p : {&clean, &gappy})
+      for (const std::uint32_t outputs : {all, ends, 1u, all >> 1})
+        if (outputs != 0)
+            expect_same(run_batch(*p, kind, params, outputs), one_by_one(*p, kind, params, outputs),
+                      std::string(indicator_name(kind)) + " outputs " + std::to_string(outputs) +
+                          (p == &gappy ? " with gaps" : ""));
+  }
+}
+
+/// A backend with only series_run (the CPU backend's): series_batch through the interface's default.
+class SeriesOnly final : public IndicatorBackend {
+ public:
+  std::string_view name() const override { return "series-only"; }
+  bool available() const override { return true; }
+
+ protected:
+  void series_run(const kernels::PanelView& panel, IndicatorKind kind, const IndicatorParams& params,
+                  std::span<float> out) const override {
+    detail::indicator_cpu_backend()->series(panel, kind, params, out);
+  }
+  void features_run(const kernels::PanelView&, const kernels::FeatureParams&, std::int32_t, std::int32_t,
+                    std::span<kernels::FeatureRow>) const override {}
+};
+
+TEST(IndicatorBatch, TheInterfaceDefaultEqualsTheLanes) {
+  const OwnedPanel p = testing::synthetic_panel(20, 90, 4, true);
+  const SeriesOnly backend;
+  for (IndicatorKind kind : {IndicatorKind::bbands, IndicatorKind::dmi, IndicatorKind::roc}) {
+    const auto params = params_for(kind);
+    const std::uint32_t outputs = kernels::indicator_output_count(kind) > 1 ? indicator_all_outputs(kind) & ~1u : 1u;
+    expect_same(run_batch(p, kind, params, outputs, &backend), run_batch(p, kind, params, outputs),
+                std::string(indicator_name(kind)));
+  }
+}
+
+TEST(IndicatorBatch, BadArgumentsAreRefusedNamingThem) {
+  const OwnedPanel p = testing::synthetic_panel(9, 40, 2, false);
+  const auto backend = detail::indicator_cpu_backend();
+  const auto kind = IndicatorKind::bbands;
+  const std::vector<IndicatorParams> two = {period(5), period(1)};  // Bollinger needs a period of at least 2
+  std::vector<float> out(indicator_batch_out_size(kind, p.view(), 2, 7));
+  const auto message = [&](std::span<const IndicatorParams> prm, std::uint32_t outputs, std::span<float> o) {
+    try {
+      backend->series_batch(p.view(), kind, prm, outputs, o);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({}, 7, out).find("no parameter sets"), std::string::npos);
+  EXPECT_NE(message(two, 7, out).find("parameter set 1"), std::string::npos);
+  const std::vector<IndicatorParams> ok = {period(5), period(20)};
+  EXPECT_NE(message(ok, 0, out).find("outputs mask 0"), std::string::npos);
+  EXPECT_NE(message(ok, 32, out).find("bits 0..4"), std::string::npos);
+  EXPECT_NE(message(ok, 3, out).find("expected " + std::to_string(out.size() * 2 / 3)), std::string::npos);
+  EXPECT_EQ(message(ok, 7, out), "no error");
 }
 
 }  // namespace
