@@ -1,31 +1,82 @@
 #!/usr/bin/env bash
-# Run THERE (the lent GPU machine, through the device tool, with `carry: [".debs"]`): unpacks the carried Debian
-# packages into a private prefix, builds qtos against the machine's CUDA and PyTorch's CUDA LibTorch (preset
-# `gpu`), runs every test (the CUDA consistency suites now run instead of skipping) and the benchmarks, and
-# leaves the logs in $OUT. Usage: bash scripts/gpu_run.sh [bench-filter-regex]
+# Run THERE (a lent GPU machine, with the packages scripts/gpu_prepare.sh downloaded carried in .debs/): unpacks them
+# into a private prefix, builds the CUDA-relevant targets against the machine's CUDA and PyTorch's CUDA LibTorch
+# (preset `gpu`, sm_90) with every core, runs the CUDA test suites, one compute-sanitizer memcheck pass, the GPU
+# benchmarks beside their CPU rows, and writes $OUT/results.json and $OUT/results.md (scripts/gpu_results.py) with
+# everything printed in $OUT/run.log. Each step has a deadline, so a slow or failing step still leaves the others'
+# results. Usage: bash scripts/gpu_run.sh        (about 7 minutes on an H200 host with 16 cores)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/qtos-gpu-out}
-mkdir -p "$OUT"
+RAW=/tmp/qtos-gpu-raw
 PREFIX=/tmp/qtos-deps
-mkdir -p "$PREFIX"
+mkdir -p "$OUT" "$RAW" "$PREFIX"
+exec > >(tee -a "$OUT/run.log") 2>&1
+T0=$(date +%s)
+step() { echo; echo "=== [$(( $(date +%s) - T0 )) s] $*"; }
+
+step "unpack"
 for f in .debs/*.deb; do dpkg -x "$f" "$PREFIX"; done
 export LD_LIBRARY_PATH="$PREFIX/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 TORCH_DIR=$(python3 -c 'import torch, os; print(os.path.join(torch.utils.cmake_prefix_path, "Torch"))')
-{
-  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv
-  nvcc --version | tail -1
-  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
-} 2>&1 | tee "$OUT/device.txt"
+TORCH_LIB=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+export LD_LIBRARY_PATH="$TORCH_LIB:$LD_LIBRARY_PATH"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv | tee "$RAW/nvidia-smi.csv"
+nvcc --version | tail -1
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+nproc
 
-cmake --preset gpu -DCMAKE_PREFIX_PATH="$PREFIX/usr;$PREFIX/usr/lib/x86_64-linux-gnu/cmake" -DTorch_DIR="$TORCH_DIR" \
-  -DCMAKE_CUDA_ARCHITECTURES=90 2>&1 | tee "$OUT/configure.log" || exit 1
-cmake --build build/gpu -j"$(nproc)" 2>&1 | tail -50 | tee "$OUT/build.log"
-[ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
-ctest --test-dir build/gpu --output-on-failure -j4 2>&1 | tee "$OUT/tests.log" | tail -40
-FILTER=${1:-.}
-for b in build/gpu/bin/bench_*; do
-  [ -x "$b" ] || continue
-  echo "== $b" | tee -a "$OUT/bench.log"
-  "$b" --benchmark_filter="$FILTER" --benchmark_min_time=0.2 2>&1 | tee -a "$OUT/bench.log" | tail -30
-done
+step "configure (preset gpu, sm_90)"
+timeout 180 cmake --preset gpu -DCMAKE_PREFIX_PATH="$PREFIX/usr;$PREFIX/usr/lib/x86_64-linux-gnu/cmake" \
+  -DTorch_DIR="$TORCH_DIR" -DCMAKE_CUDA_ARCHITECTURES=90 >"$RAW/configure.log" 2>&1
+rc=$?; tail -25 "$RAW/configure.log"; [ $rc -eq 0 ] || { echo "configure failed ($rc)"; python3 scripts/gpu_results.py "$RAW" "$OUT"; exit 1; }
+
+TARGETS="qtos_test_cuda qtos_test_models bench_indicators bench_backtest bench_models bench_ranking"
+step "build $TARGETS"
+timeout 330 cmake --build build/gpu -j"$(nproc)" --target $TARGETS >"$RAW/build.log" 2>&1
+rc=$?; grep -E "error|FAILED" "$RAW/build.log" | head -30; tail -5 "$RAW/build.log"
+echo "build rc=$rc"
+
+B=build/gpu
+if [ -x $B/tests/qtos_test_cuda ]; then
+  step "CUDA consistency suites"
+  timeout 120 $B/tests/qtos_test_cuda --gtest_output=json:"$RAW/gtest_cuda.json" 2>&1 | tail -40
+fi
+if [ -x $B/tests/qtos_test_models ]; then
+  step "model training and inference on CUDA"
+  timeout 90 $B/tests/qtos_test_models --gtest_filter='*Cuda*:*Device*:Training.*' --gtest_output=json:"$RAW/gtest_models.json" 2>&1 | tail -30
+fi
+if [ -x $B/tests/qtos_test_cuda ] && command -v compute-sanitizer >/dev/null; then
+  step "compute-sanitizer memcheck on the CUDA suite"
+  timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 $B/tests/qtos_test_cuda >"$RAW/memcheck.log" 2>&1
+  echo "memcheck rc=$?" | tee -a "$RAW/memcheck.log"; tail -15 "$RAW/memcheck.log"
+fi
+
+step "benchmarks"
+bench() {  # name, deadline (s), filter
+  [ -x "$B/bin/$1" ] || { echo "$1: not built"; return; }
+  echo "== $1 ($3)"
+  timeout "$2" "$B/bin/$1" --benchmark_filter="$3" --benchmark_out="$RAW/$1.json" --benchmark_out_format=json 2>&1 | tail -40
+}
+bench bench_backtest 120 'BM_Backtest/(tbb/|cuda)'
+bench bench_indicators 90 'BM_Indicators/(cpu|cuda)/'
+bench bench_models 90 'BM_train_cuda|BM_train_samples_per_s/mlp|BM_mlp_forward'
+bench bench_ranking 45 'BM_FullRecompute/|BM_IncrementalUpdate/'
+
+step "HBM copy bandwidth (the physical limit of the memory-bound rows)"
+timeout 30 python3 - <<'EOF' | tee "$RAW/hbm.txt"
+import torch
+n = 1 << 30  # 4 GiB of float32
+a = torch.empty(n, dtype=torch.float32, device="cuda"); b = torch.empty_like(a)
+for _ in range(3): b.copy_(a)
+torch.cuda.synchronize()
+s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+s.record()
+for _ in range(10): b.copy_(a)
+e.record(); torch.cuda.synchronize()
+print("hbm_copy_bytes_per_s", 10 * 2 * 4 * n / (s.elapsed_time(e) / 1e3))
+EOF
+
+step "results"
+python3 scripts/gpu_results.py "$RAW" "$OUT"
+step "done"
