@@ -153,6 +153,37 @@ def main(raw, out):
                f"full recompute {fmt(res['figures']['ranking_cpu']['full_ms'])} ms; incremental update "
                f"{fmt(res['figures']['ranking_cpu']['incremental_us'])} us (target <= 1 ms)", ""]
 
+    ev = {}
+    for line in text(os.path.join(raw, "evolve.txt")).splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "evolve_wall_s":
+            ev[(parts[1], int(parts[2]))] = float(parts[3])
+    per_gen = {dev: (ev[(dev, 4)] - ev[(dev, 1)]) / 3 for dev in ("cpu", "cuda") if (dev, 1) in ev and (dev, 4) in ev}
+    res["figures"]["evolve_s_per_generation"] = per_gen
+    if per_gen:
+        md += ["## qtos evolve, 1,000 symbols x 2,520 bars, population 512 (wall s per generation: 4 generations minus 1)", "",
+               "| device | s per generation |", "|---|---|"] + [f"| {d} | {fmt(v)} |" for d, v in per_gen.items()]
+        if "cpu" in per_gen and "cuda" in per_gen and per_gen["cuda"] > 0:
+            md.append(f"\nGPU / CPU speed-up: {fmt(per_gen['cpu'] / per_gen['cuda'], 3)}")
+        md.append("")
+    ncu = {}
+    import csv
+    rows_csv = list(csv.reader(text(os.path.join(raw, "ncu.csv")).splitlines()))
+    if rows_csv:
+        head = rows_csv[0]
+        try:
+            i_name, i_unit, i_val = head.index("Metric Name"), head.index("Metric Unit"), head.index("Metric Value")
+            for r in rows_csv[1:]:
+                if len(r) > max(i_name, i_unit, i_val):
+                    ncu[r[i_name]] = (r[i_val] + " " + r[i_unit]).strip()
+        except ValueError:
+            pass
+    res["figures"]["ncu_backtest_kernel"] = ncu
+    if ncu:
+        keys = [k for k in ("Duration", "Compute (SM) Throughput", "Memory Throughput", "DRAM Throughput", "Achieved Occupancy",
+                            "Theoretical Occupancy", "Registers Per Thread", "Block Size", "Grid Size") if k in ncu]
+        md += ["## ncu --set basic, backtest_kernel (one launch)", "", "| metric | value |", "|---|---|"] + [f"| {k} | {ncu[k]} |" for k in keys] + [""]
+
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(res, f, indent=1, sort_keys=True)
     with open(os.path.join(out, "results.md"), "w") as f:

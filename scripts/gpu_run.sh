@@ -31,7 +31,7 @@ timeout 180 cmake --preset gpu -DCMAKE_PREFIX_PATH="$PREFIX/usr;$PREFIX/usr/lib/
   -DTorch_DIR="$TORCH_DIR" -DCMAKE_CUDA_ARCHITECTURES=90 >"$RAW/configure.log" 2>&1
 rc=$?; tail -25 "$RAW/configure.log"; [ $rc -eq 0 ] || { echo "configure failed ($rc)"; python3 scripts/gpu_results.py "$RAW" "$OUT"; exit 1; }
 
-TARGETS="qtos_test_cuda qtos_test_models bench_indicators bench_backtest bench_models bench_ranking"
+TARGETS="qtos_test_cuda qtos_test_models bench_indicators bench_backtest bench_models bench_ranking qtos"
 step "build $TARGETS"
 timeout 330 cmake --build build/gpu -j"$(nproc)" --target $TARGETS >"$RAW/build.log" 2>&1
 rc=$?; grep -E "error|FAILED" "$RAW/build.log" | head -30; tail -5 "$RAW/build.log"
@@ -62,6 +62,26 @@ bench bench_backtest 120 'BM_Backtest/(tbb/|cuda)'
 bench bench_indicators 90 'BM_Indicators/(cpu|cuda)/'
 bench bench_models 90 'BM_train_cuda|BM_train_samples_per_s/mlp|BM_mlp_forward'
 bench bench_ranking 45 'BM_FullRecompute/|BM_IncrementalUpdate/'
+
+if [ -x $B/bin/qtos ]; then
+  step "qtos evolve per generation on 1,000 symbols, CPU vs GPU (4 generations minus 1: start-up and features left out)"
+  timeout 60 $B/bin/qtos data synth --symbols 1000 --bars 2520 --seed 3 --out /tmp/m1000 >/dev/null
+  for dev in cpu cuda; do
+    for g in 1 4; do
+      t=$EPOCHREALTIME
+      timeout 90 $B/bin/qtos evolve --data /tmp/m1000 --device $dev --population 512 --generations $g --seed 1 \
+        --out /tmp/hof_${dev}_$g.json >/dev/null 2>"$RAW/evolve_${dev}_$g.err" || echo "evolve $dev $g failed: $(tail -2 "$RAW/evolve_${dev}_$g.err")"
+      echo "evolve_wall_s $dev $g $(echo "$EPOCHREALTIME $t" | awk '{printf "%.3f", $1 - $2}')" | tee -a "$RAW/evolve.txt"
+    done
+  done
+  cmp -s /tmp/hof_cpu_4.json /tmp/hof_cuda_4.json && echo "evolve: the CPU and GPU halls of fame are identical" || echo "evolve: the CPU and GPU halls of fame differ (float backends may differ in the last bits)"
+fi
+if command -v ncu >/dev/null && [ -x $B/bin/bench_backtest ]; then
+  step "ncu --set basic on the backtest kernel"
+  timeout 120 ncu --set basic --kernel-name regex:backtest_kernel --launch-count 1 --csv --page details \
+    $B/bin/bench_backtest --benchmark_filter=cuda >"$RAW/ncu.csv" 2>"$RAW/ncu.err"
+  echo "ncu rc=$?"; grep -E "Achieved Occupancy|Compute \(SM\) Throughput|DRAM Throughput|Memory Throughput|Registers Per Thread|Theoretical Occupancy|Duration" "$RAW/ncu.csv" | head -12; tail -3 "$RAW/ncu.err"
+fi
 
 step "HBM copy bandwidth (the physical limit of the memory-bound rows)"
 timeout 30 python3 - <<'EOF' | tee "$RAW/hbm.txt"

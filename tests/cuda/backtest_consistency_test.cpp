@@ -72,7 +72,14 @@ TEST(BacktestCuda, MatchesTbbAndTheSerialReference) {
         EXPECT_NEAR(ma.total_return, mb.total_return, 1e-4) << "S=" << S << " P=" << n << " genome " << g;
         EXPECT_NEAR(ma.sharpe, mb.sharpe, 5e-3) << "S=" << S << " P=" << n << " genome " << g;
         EXPECT_NEAR(ma.max_drawdown, mb.max_drawdown, 1e-4);
-        if (ref.genome[g].trades == a.genome[g].trades) { EXPECT_NEAR(ma.total_return, mr.total_return, 1e-4); }
+        // Against the double reference: float equity arithmetic (a few ulps per trade's return, compounded over the
+        // trades and carried by the equity multiple; docs/EVOLUTION.md). Measured on an H200: 1.56e-4 at a total
+        // return of 0.74, beyond a flat 1e-4.
+        const double float_tol = (1e-4 + 2e-7 * static_cast<double>(a.genome[g].trades)) * (1.0 + std::abs(mr.total_return));
+        if (ref.genome[g].trades == a.genome[g].trades) {
+          EXPECT_NEAR(ma.total_return, mr.total_return, float_tol)
+              << "S=" << S << " P=" << n << " genome " << g << ", " << a.genome[g].trades << " trades";
+        }
       }
       EXPECT_LE(double(trade_mismatch), 0.01 * double(n)) << "S=" << S << " P=" << n;
     }
