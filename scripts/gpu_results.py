@@ -52,6 +52,26 @@ def bench_rows(doc):
     return rows
 
 
+def ncu_metrics(csv_text):
+    """Metric name -> "value unit" from ncu's --csv --page details rows (a header row "ID",...,"Metric Name","Metric
+    Unit","Metric Value" when present; else the rows alone, whose last three fields are name, unit and value)."""
+    import csv
+    out = {}
+    rows = [r for r in csv.reader(l for l in csv_text.splitlines() if l.startswith('"')) if r]
+    head = next((r for r in rows if "Metric Name" in r), None)
+    for r in rows:
+        if r is head:
+            continue
+        r = r[:-1] if r and r[-1] == "" else r  # a trailing comma
+        if head is not None:
+            i_name, i_unit, i_val = head.index("Metric Name"), head.index("Metric Unit"), head.index("Metric Value")
+            if len(r) > max(i_name, i_unit, i_val):
+                out[r[i_name]] = (r[i_val] + " " + r[i_unit]).strip()
+        elif len(r) >= 3:
+            out[r[-3]] = (r[-1] + " " + r[-2]).strip()
+    return out
+
+
 def fmt(x, digits=4):
     if x is None:
         return "-"
@@ -166,19 +186,7 @@ def main(raw, out):
         if "cpu" in per_gen and "cuda" in per_gen and per_gen["cuda"] > 0:
             md.append(f"\nGPU / CPU speed-up: {fmt(per_gen['cpu'] / per_gen['cuda'], 3)}")
         md.append("")
-    ncu = {}
-    import csv
-    rows_csv = list(csv.reader(text(os.path.join(raw, "ncu.csv")).splitlines()))
-    if rows_csv:
-        head = rows_csv[0]
-        try:
-            i_name, i_unit, i_val = head.index("Metric Name"), head.index("Metric Unit"), head.index("Metric Value")
-            for r in rows_csv[1:]:
-                if len(r) > max(i_name, i_unit, i_val):
-                    ncu[r[i_name]] = (r[i_val] + " " + r[i_unit]).strip()
-        except ValueError:
-            pass
-    res["figures"]["ncu_backtest_kernel"] = ncu
+    res["figures"]["ncu_backtest_kernel"] = ncu = ncu_metrics(text(os.path.join(raw, "ncu.csv")))
     if ncu:
         keys = [k for k in ("Duration", "Compute (SM) Throughput", "Memory Throughput", "DRAM Throughput", "Achieved Occupancy",
                             "Theoretical Occupancy", "Registers Per Thread", "Block Size", "Grid Size") if k in ncu]
@@ -191,7 +199,25 @@ def main(raw, out):
     print("\n".join(md))
 
 
+def add_ncu_from_log(log, out):
+    """For a run whose ncu.csv did not come back: the ncu rows it printed into run.log, added to OUT's results."""
+    metrics = ncu_metrics(text(log))
+    path = os.path.join(out, "results.json")
+    res = load(path)
+    res["figures"]["ncu_backtest_kernel"] = metrics
+    with open(path, "w") as f:
+        json.dump(res, f, indent=1, sort_keys=True)
+    keys = [k for k in ("Duration", "Compute (SM) Throughput", "Memory Throughput", "DRAM Throughput", "Achieved Occupancy",
+                        "Theoretical Occupancy", "Registers Per Thread") if k in metrics]
+    with open(os.path.join(out, "results.md"), "a") as f:
+        f.write("\n".join(["## ncu --set basic, backtest_kernel (one launch; the rows run.log printed)", "", "| metric | value |",
+                           "|---|---|"] + [f"| {k} | {metrics[k]} |" for k in keys]) + "\n")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: gpu_results.py RAW OUT")
-    main(sys.argv[1], sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == "--ncu-from-log":
+        add_ncu_from_log(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 3:
+        main(sys.argv[1], sys.argv[2])
+    else:
+        sys.exit("usage: gpu_results.py RAW OUT | gpu_results.py --ncu-from-log RUN_LOG OUT")
