@@ -187,6 +187,39 @@ TEST(Training, CudaGraphStepLearnsLikeTheEagerStep) {
   EXPECT_LT(last, first);  // replays really update the weights
 }
 
+TEST(Training, CudaAndCpuLearnTheSameModelWithinFloatTolerance) {
+  if (!torch_info().cuda_available) GTEST_SKIP() << "LibTorch sees no CUDA device";
+  // The same seed, data and batches on both devices (the weights are initialised on the CPU, then moved): only the
+  // float arithmetic of the kernels differs (cuBLAS/cuDNN against the CPU's), so the two models predict alike and
+  // score alike. Inference runs on the CPU for both (the trainer moves the network back), as in production.
+  SyntheticMarket m(16, 1500, -0.4, 101);
+  const auto tab = features_build(m.view(), small_spec());
+  const auto sp = split_by_time(tab);
+  const auto test_samples = samples_select(tab, sp.test_begin, sp.test_end, true);
+  ASSERT_GT(test_samples.size(), 100U);
+  for (auto kind : {ModelKind::mlp, ModelKind::gru}) {
+    auto opts = fast_options();
+    opts.device = DeviceKind::cpu;
+    auto cpu = model_train(tab, sp, kind, small_hyper(), opts);
+    opts.device = DeviceKind::cuda;
+    auto gpu = model_train(tab, sp, kind, small_hyper(), opts);
+    ASSERT_TRUE(cpu.ok());
+    ASSERT_TRUE(gpu.ok());
+    EXPECT_EQ(gpu.value()->meta().device.rfind("cuda", 0), 0U) << gpu.value()->meta().device;  // "cuda+graph" by default
+    EXPECT_NEAR(gpu.value()->meta().test.rank_ic, cpu.value()->meta().test.rank_ic, 0.03) << model_kind_name(kind);
+    std::vector<float> rc(test_samples.size()), pc(test_samples.size()), rg(test_samples.size()), pg(test_samples.size());
+    cpu.value()->predict_samples(tab, test_samples, rc, pc);
+    gpu.value()->predict_samples(tab, test_samples, rg, pg);
+    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+    const double n = static_cast<double>(rc.size());
+    for (std::size_t i = 0; i < rc.size(); ++i) {
+      sx += rc[i], sy += rg[i], sxx += double(rc[i]) * rc[i], syy += double(rg[i]) * rg[i], sxy += double(rc[i]) * rg[i];
+    }
+    const double corr = (sxy - sx * sy / n) / std::sqrt((sxx - sx * sx / n) * (syy - sy * sy / n));
+    EXPECT_GT(corr, 0.98) << model_kind_name(kind) << ": CPU- and CUDA-trained predictions on the test samples";
+  }
+}
+
 TEST(Training, CudaIsRefusedByNameWithoutADevice) {
   if (torch_info().cuda_available) GTEST_SKIP() << "a CUDA device is present";
   SyntheticMarket m(2, 300, 0.0, 1);
