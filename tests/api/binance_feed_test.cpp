@@ -56,6 +56,21 @@ TEST(BinanceKlineFeed, ClosedBarsOnceInOrderThroughDropsAndHoles) {
   o.book_tickers = true;
   o.backoff_min = std::chrono::milliseconds(10);
   o.backoff_max = std::chrono::milliseconds(40);
+  std::mutex note_mu;
+  std::string notes;  // reconnects and back-fill failures, shown when a wait fails
+  o.on_note = [&](const std::string& n) {
+    std::lock_guard l(note_mu);
+    notes += n + "\n";
+  };
+  const auto shown = [&] {
+    std::string out;
+    {
+      std::lock_guard l(bars.mu);
+      for (const std::int64_t open : bars.opens) out += std::to_string((open - t0) / kH) + "h ";
+    }
+    std::lock_guard l(note_mu);
+    return out + "\n" + notes;
+  };
   o.on_bar = [&](const MarketBarClosed& b) {
     std::lock_guard l(bars.mu);
     bars.opens.push_back(b.open_time / kNsPerMillisecond);
@@ -86,12 +101,15 @@ TEST(BinanceKlineFeed, ClosedBarsOnceInOrderThroughDropsAndHoles) {
   fake.kline_add("BTCUSDT", t0 + kH, kH, 102);
   fake.kline_add("BTCUSDT", t0 + 2 * kH, kH, 103);
   fake.ws_drop();
-  ASSERT_TRUE(test::eventually([&] { return fake.ws_targets().size() == 2 && bars.size() == 3; })) << bars.size();
+  ASSERT_TRUE(test::eventually([&] { return fake.ws_targets().size() == 2 && bars.size() == 3; })) << bars.size() << " bars; notes:\n" << shown();
+  // The venue's REST has every closed bar, the streamed ones too: the reconnect's back-fill may still be reading
+  // pages when this bar closes, and then takes it from REST (a fake whose REST lacked it would make it look lost).
+  fake.kline_add("BTCUSDT", t0 + 3 * kH, kH, 104);
   fake.ws_send(kline_event("BTCUSDT", t0 + 3 * kH, 104, true));
   // A hole inside the stream (t0+4h never streamed): filled from REST before t0+5h.
   fake.kline_add("BTCUSDT", t0 + 4 * kH, kH, 105);
   fake.ws_send(kline_event("BTCUSDT", t0 + 5 * kH, 106, true));
-  ASSERT_TRUE(test::eventually([&] { return bars.size() == 6; })) << bars.size();
+  ASSERT_TRUE(test::eventually([&] { return bars.size() == 6; })) << bars.size() << " bars; notes:\n" << shown();
   feed.stop();
   std::lock_guard l(bars.mu);
   for (std::size_t i = 0; i < bars.opens.size(); ++i) {
@@ -99,7 +117,9 @@ TEST(BinanceKlineFeed, ClosedBarsOnceInOrderThroughDropsAndHoles) {
     EXPECT_DOUBLE_EQ(bars.closes[i], 101.0 + static_cast<double>(i)) << i;
   }
   EXPECT_EQ(feed.connects(), 2u);
-  EXPECT_EQ(feed.backfilled(), 3u);
+  // 1h, 2h and 4h from REST; 3h too when the reconnect's back-fill read it before the stream delivered it.
+  EXPECT_GE(feed.backfilled(), 3u);
+  EXPECT_LE(feed.backfilled(), 4u);
 }
 
 }  // namespace
