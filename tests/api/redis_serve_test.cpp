@@ -26,6 +26,7 @@
 
 #include "api/redis/redis_policy.hpp"
 #include "tests/support/eventually.hpp"
+#include "tests/support/http_request.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/run_command.hpp"
 
@@ -38,56 +39,8 @@ using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 namespace json = boost::json;
 
-struct Reply {
-  int status = 0;
-  std::string body;
-  /// The body as JSON (null when it is not JSON).
-  json::value json() const {
-    boost::system::error_code ec;
-    json::value v = json::parse(body, ec);
-    return ec ? json::value(nullptr) : v;
-  }
-};
-
-/// One HTTP/1.1 request on a fresh loopback connection .
-Reply http(std::uint16_t port, const std::string& method, const std::string& target, const std::string& token = {},
-           const std::string& body = {}) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return {};
-  }
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\nConnection: close\r\n";
-  if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
-  if (method == "POST" || method == "PUT") req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  req += "\r\n" + body;
-  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string in;
-  char buf[65536];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) in.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  Reply r;
-  if (in.size() > 12) r.status = std::atoi(in.c_str() + 9);
-  const auto at = in.find("\r\n\r\n");
-  if (at != std::string::npos) r.body = in.substr(at + 4);
-  if (in.find("Transfer-Encoding: chunked") != std::string::npos) {  // keep only the chunks' data
-    std::string plain;
-    for (std::size_t pos = 0; pos < r.body.size();) {
-      const std::size_t eol = r.body.find("\r\n", pos);
-      if (eol == std::string::npos) break;
-      const std::size_t n = std::stoul(r.body.substr(pos, eol - pos), nullptr, 16);
-      if (n == 0) break;
-      plain += r.body.substr(eol + 2, n);
-      pos = eol + 2 + n + 2;
-    }
-    r.body = plain;
-  }
-  return r;
-}
+using Reply = test::HttpReply;
+using test::http;
 
 /// Polls every 20 ms (each poll may be an HTTP request), for up to 8 s.
 bool eventually(const std::function<bool()>& pred) { return test::eventually(pred, 8s, 20ms); }

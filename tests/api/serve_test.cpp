@@ -25,6 +25,7 @@
 #include "runtime/analytics/ledger.hpp"
 #include "runtime/bus/event_log.hpp"
 #include "tests/support/crash_child.hpp"
+#include "tests/support/http_request.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -33,53 +34,8 @@ namespace {
 namespace json = boost::json;
 using test::TempDir;
 
-struct Reply {
-  int status = 0;
-  std::string body;
-};
-
-/// One HTTP/1.1 request on a fresh loopback connection.
-Reply http(std::uint16_t port, const std::string& method, const std::string& target, const std::string& token = {},
-           const std::string& body = {}) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return {};
-  }
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\nConnection: close\r\n";
-  if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
-  if (!body.empty() || method == "POST" || method == "PUT")
-    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  req += "\r\n" + body;
-  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string in;
-  char buf[65536];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) in.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  Reply r;
-  if (in.size() > 12) r.status = std::atoi(in.c_str() + 9);
-  const auto at = in.find("\r\n\r\n");
-  if (at != std::string::npos) r.body = in.substr(at + 4);
-  // A chunked body: keep only the chunks' data.
-  if (in.find("Transfer-Encoding: chunked") != std::string::npos) {
-    std::string plain;
-    std::size_t pos = 0;
-    while (pos < r.body.size()) {
-      const std::size_t eol = r.body.find("\r\n", pos);
-      if (eol == std::string::npos) break;
-      const std::size_t n = std::stoul(r.body.substr(pos, eol - pos), nullptr, 16);
-      if (n == 0) break;
-      plain += r.body.substr(eol + 2, n);
-      pos = eol + 2 + n + 2;
-    }
-    r.body = plain;
-  }
-  return r;
-}
+using Reply = test::HttpReply;
+using test::http;
 
 /// The demo's market, small: 10 symbols x 2000 hourly bars, 300 of them warm-up.
 const std::vector<std::string> kDemo = {"--symbols", "10", "--bars", "2000", "--warmup", "300"};
@@ -192,11 +148,7 @@ class Serve : public ::testing::Test {
   std::string token_, first_lines_;
 };
 
-json::value body_json(const Reply& r) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  return ec ? json::value(nullptr) : v;
-}
+json::value body_json(const Reply& r) { return r.json(); }
 
 TEST_F(Serve, TheOsTradesBehindTheApiAndIsDrivenOverHttp) {
   EXPECT_EQ(first_lines_.rfind("qtos serve: dashboard http://127.0.0.1:", 0) == std::string::npos &&
