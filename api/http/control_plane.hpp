@@ -18,6 +18,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,6 +74,12 @@ struct PolicyPatch {
 /// The long jobs the API can start.
 enum class JobKind { rank, evolve, retrain };
 QTOS_ENUM_NAMES(JobKind, "rank", "evolve", "retrain");
+
+/// Thrown by a read whose backing store cannot be reached now (the shared policy on Redis while Redis is away): the
+/// handler answers 503 with the message, as a retryable condition, not 500.
+struct PlaneUnavailable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 /// Who asks and why, for the policy history and the logs ("api" plus the caller's reason).
 struct Actor {

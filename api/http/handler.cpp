@@ -829,6 +829,8 @@ Response answer(ControlPlane& plane, const ApiSettings& settings, const Request&
     return dispatch(plane, settings, request);
   } catch (const ApiError& e) {
     return error_json(e.code, request.version(), e.error, e.message, e.field);
+  } catch (const PlaneUnavailable& e) {
+    return error_json(status::service_unavailable, request.version(), "unavailable", e.what(), {});
   } catch (const std::exception&) {
     // A ControlPlane bug: say nothing about it to the caller (the plane logs its own failures).
     return error_json(status::internal_server_error, request.version(), "internal", "internal error", {});

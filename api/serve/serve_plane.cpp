@@ -275,6 +275,9 @@ json::value ServePlane::policy_history(std::uint64_t from_version, std::size_t l
   return on_owner([=](ServeBinding& b) {
     json::array out;
     auto h = b.policy->history(std::max<std::uint64_t>(1, from_version), limit);
+    if (!h.ok() && h.error().code == ErrorCode::storage && b.scale_out != nullptr)
+      throw PlaneUnavailable("the policy history is on the shared store (Redis, QT_REDIS_URL), which is unreachable now: " +
+                             h.error().message + "; retry when /health/ai shows scale_out ok");
     if (!h.ok()) throw std::runtime_error(h.error().message);
     for (const Policy& p : h.value()) out.push_back(policy_json(p));
     return json::value(std::move(out));

@@ -292,6 +292,10 @@ TEST(RedisServe, RedisKilledUnderServeDegradesItTheRunGoesOnAndPolicyChangesWait
   EXPECT_EQ(refused.status, 503) << refused.body;
   EXPECT_THAT(refused.body, HasSubstr("Redis"));
   EXPECT_EQ(serve.get("/policy").json().at("version").to_number<std::uint64_t>(), before);
+  // The history lives on Redis: a retryable 503 naming it, not a 500.
+  const Reply history = serve.get("/policy/history");
+  EXPECT_EQ(history.status, 503) << history.body;
+  EXPECT_THAT(history.body, HasSubstr("QT_REDIS_URL"));
 
   ASSERT_TRUE(server.start());  // the same port and append-only file
   ASSERT_TRUE(eventually([&] { return serve.scale_out().at("redis").as_string() == "ok"; })) << json::serialize(serve.scale_out());
