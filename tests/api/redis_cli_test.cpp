@@ -14,6 +14,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/support/qtos_process.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/run_command.hpp"
 
@@ -24,34 +25,10 @@ using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 namespace json = boost::json;
 
-/// `qtos worker` as a child process, stopped with SIGTERM at scope exit.
-class WorkerProcess {
- public:
-  WorkerProcess(const std::string& url, const std::string& name, const std::filesystem::path& log) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const std::string out = log.string();
-      if (!std::freopen(out.c_str(), "w", stdout) || !std::freopen(out.c_str(), "a", stderr)) _exit(126);
-      ::execl(QTOS_BIN, QTOS_BIN, "worker", "--redis", url.c_str(), "--device", "cpu", "--name", name.c_str(), "--reclaim-s", "1",
-              static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~WorkerProcess() { stop(); }
-  /// SIGTERM, then the exit status (-1 when it did not exit normally).
-  int stop() {
-    if (pid_ <= 0) return status_;
-    ::kill(pid_, SIGTERM);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return status_;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int status_ = -1;
+/// `qtos worker` on the CPU with a one-second reclaim, its output in `log`.
+struct WorkerProcess : test::QtosProcess {
+  WorkerProcess(const std::string& url, const std::string& name, const std::filesystem::path& log)
+      : QtosProcess({"worker", "--redis", url, "--device", "cpu", "--name", name, "--reclaim-s", "1"}, {}, log) {}
 };
 
 TEST(RedisCli, WorkersListHeartbeatsAndEvolveOnWorkersMatchesOneProcess) {

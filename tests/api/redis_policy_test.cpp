@@ -13,6 +13,7 @@
 
 #include "api/redis/redis_policy.hpp"
 #include "api/redis/scale_out_node.hpp"
+#include "tests/support/redis_policy_node.hpp"
 #include "tests/support/redis_server.hpp"
 
 namespace qtos {
@@ -26,33 +27,9 @@ redis::RedisOptions fast_options() {
   return redis::RedisOptions{.connect_timeout = 200ms, .command_timeout = 1000ms, .backoff_initial = 20ms, .backoff_max = 100ms};
 }
 
-/// One node: its bus (owned by the test thread), its policy store on Redis and its subscription.
-struct Node {
-  Node(const redis::RedisUrl& url, const std::string& name) : bus(clock) {
-    bus.bind_owner_thread();
-    auto backend = std::make_unique<redis::RedisPolicyBackend>(url, "t", name, fast_options());
-    redis_backend = backend.get();
-    store = std::make_unique<PolicyStore>(std::move(backend), clock, &bus);
-    sub = bus.subscribe<PolicyUpdated>("watcher", [this](const PolicyUpdated& e) { events.push_back(e); });
-    sync = std::make_unique<redis::RedisPolicySync>(url, "t", *store, *redis_backend, &bus, fast_options());
-  }
-  /// Drains the bus until `pred` holds or 5 s pass.
-  template <class Pred>
-  bool drain_until(Pred pred) {
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (!pred()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      bus.wait_and_drain(10ms);
-    }
-    return true;
-  }
-  SimClock clock{1'000};
-  EventBus bus;
-  redis::RedisPolicyBackend* redis_backend = nullptr;
-  std::unique_ptr<PolicyStore> store;
-  std::vector<PolicyUpdated> events;
-  Subscription sub;
-  std::unique_ptr<redis::RedisPolicySync> sync;
+/// One node on namespace "t" with the short timeouts.
+struct Node : test::RedisPolicyNode {
+  Node(const redis::RedisUrl& url, const std::string& name) : RedisPolicyNode(url, "t", name, fast_options()) {}
 };
 
 TEST(RedisPolicy, EncodesEveryFieldAndRejectsGarbageNamingTheProblem) {

@@ -27,6 +27,8 @@
 #include "api/redis/redis_policy.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/http_request.hpp"
+#include "tests/support/qtos_process.hpp"
+#include "tests/support/redis_policy_node.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/run_command.hpp"
 
@@ -45,46 +47,7 @@ using test::http;
 /// Polls every 20 ms (each poll may be an HTTP request), for up to 8 s.
 bool eventually(const std::function<bool()>& pred) { return test::eventually(pred, 8s, 20ms); }
 
-/// A child process with its output in `log`, stopped with SIGTERM at scope exit.
-class Child {
- public:
-  /// Starts QTOS_BIN with `args`, the environment of this process plus `env` ("NAME=value" entries).
-  Child(std::vector<std::string> args, const std::vector<std::string>& env, const std::filesystem::path& log) {
-    args.insert(args.begin(), QTOS_BIN);
-    std::vector<std::string> envs;
-    for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
-    envs.insert(envs.end(), env.begin(), env.end());
-    std::vector<char*> argv, envp;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : envs) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    const std::string out = log.string();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      if (!std::freopen(out.c_str(), "w", stdout) || !std::freopen(out.c_str(), "a", stderr)) _exit(126);
-      ::execve(QTOS_BIN, argv.data(), envp.data());
-      _exit(127);
-    }
-  }
-  ~Child() { stop(); }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  /// SIGTERM, then the exit status (-1 when it did not exit normally).
-  int stop() {
-    if (pid_ <= 0) return status_;
-    ::kill(pid_, SIGTERM);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return status_;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int status_ = -1;
-};
+using Child = test::QtosProcess;
 
 /// `qtos serve` on a small recorded market with QT_REDIS_URL set, its address read from its log.
 class ServeNode {
@@ -148,32 +111,9 @@ class ServeNode {
   std::string token_;
 };
 
-/// A second node in this process: a PolicyStore on the same Redis, its subscription and a bus recording PolicyUpdated.
-struct OtherNode {
-  explicit OtherNode(const redis::RedisUrl& url) : bus(clock) {
-    bus.bind_owner_thread();
-    auto backend = std::make_unique<redis::RedisPolicyBackend>(url, "qtos", "other-node");
-    redis_backend = backend.get();
-    store = std::make_unique<PolicyStore>(std::move(backend), clock, &bus);
-    sub = bus.subscribe<PolicyUpdated>("watcher", [this](const PolicyUpdated& e) { events.push_back(e); });
-    sync = std::make_unique<redis::RedisPolicySync>(url, "qtos", *store, *redis_backend, &bus);
-  }
-  /// Drains the bus until `pred` holds or 8 s pass.
-  bool drain_until(const std::function<bool()>& pred) {
-    const auto deadline = std::chrono::steady_clock::now() + 8s;
-    while (!pred()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      bus.wait_and_drain(10ms);
-    }
-    return true;
-  }
-  SimClock clock{1'000};
-  EventBus bus;
-  redis::RedisPolicyBackend* redis_backend = nullptr;
-  std::unique_ptr<PolicyStore> store;
-  std::vector<PolicyUpdated> events;
-  Subscription sub;
-  std::unique_ptr<redis::RedisPolicySync> sync;
+/// A second node in this process on the serve node's namespace.
+struct OtherNode : test::RedisPolicyNode {
+  explicit OtherNode(const redis::RedisUrl& url) : RedisPolicyNode(url, "qtos", "other-node") {}
 };
 
 /// Whether /health/ai's heartbeats list `name` as alive.
