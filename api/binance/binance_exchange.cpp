@@ -714,7 +714,11 @@ Result<ReconcileReport> BinanceExchange::reconcile(const std::vector<OrderReques
       rep.finished.push_back(*s);
     }
   }
-  rep.positions = positions();
+  // The account and the positions as they are now: without them the Risk OS would start from a guess.
+  if (!account_read()) return Error{ErrorCode::load_failed, "reconcile: the account could not be read (see the last note)"};
+  auto positions_now = positions_read();
+  if (!positions_now) return Error{ErrorCode::load_failed, "reconcile: the positions could not be read (see the last note)"};
+  rep.positions = std::move(*positions_now);
   halted_ = false;
   return rep;
 }
@@ -728,31 +732,88 @@ std::vector<OrderState> BinanceExchange::open_orders() const {
   return out;
 }
 
-std::vector<VenuePosition> BinanceExchange::positions() const {
-  std::vector<VenuePosition> out;
-  if (options_.market == MarketKind::linear_perpetual) {
-    const Reply r = call("GET", "/fapi/v3/positionRisk", {}, true, Call::query);
-    const auto v = r.kind == Reply::Kind::ok ? parse(r.body) : std::nullopt;
-    if (!v || !v->is_array()) return out;
-    for (const json::value& x : v->as_array()) {
-      if (!x.is_object()) continue;
-      const json::object& o = x.as_object();
-      VenuePosition p;
-      p.qty = num(o, "positionAmt");
-      if (p.qty == 0) continue;
-      p.symbol = str(o, "symbol");
-      p.entry_price = num(o, "entryPrice");
-      p.mark_price = num(o, "markPrice");
-      p.unrealized_pnl = num(o, "unRealizedProfit");
-      p.liquidation_price = num(o, "liquidationPrice");
-      p.margin = num(o, "isolatedMargin");
-      p.leverage = options_.leverage;
-      out.push_back(p);
-    }
-    std::sort(out.begin(), out.end(), [](const VenuePosition& a, const VenuePosition& b) { return a.symbol.str() < b.symbol.str(); });
-    return out;
+// Every account read is a REST call that can fail. A failed read never stands for an empty account or a zero
+// equity (which would look like a 100% drawdown to the Risk OS, or a day's start at zero that disables the daily
+// limit): the public reads answer the last good read and say so once per streak; reconcile() reads afresh and fails
+// when it cannot, so trading never starts or resumes without one.
+
+std::optional<BinanceExchange::Account> BinanceExchange::account_read() const {
+  const Reply r = call("GET", path("/api/v3/account", "/fapi/v3/account"), {}, true, Call::query);
+  const auto v = r.kind == Reply::Kind::ok ? parse(r.body) : std::nullopt;
+  if (!v || !v->is_object()) {
+    account_failed("account (" + (r.kind == Reply::Kind::ok ? std::string("not a JSON object") : r.message) + ")");
+    return std::nullopt;
   }
-  for (const Balance& b : balances()) {
+  const json::object& o = v->as_object();
+  Account a;
+  if (const json::value* bs = o.if_contains(options_.market == MarketKind::spot ? "balances" : "assets"); bs && bs->is_array()) {
+    for (const json::value& x : bs->as_array()) {
+      if (!x.is_object()) continue;
+      const json::object& b = x.as_object();
+      Balance bal;
+      bal.asset = str(b, "asset");
+      if (options_.market == MarketKind::spot) {
+        bal.free = num(b, "free");
+        bal.locked = num(b, "locked");
+      } else {
+        bal.free = num(b, "availableBalance");
+        bal.locked = std::max(0.0, num(b, "walletBalance") - bal.free);
+      }
+      if (bal.free != 0 || bal.locked != 0) a.balances.push_back(bal);
+    }
+  }
+  std::sort(a.balances.begin(), a.balances.end(), [](const Balance& x, const Balance& y) { return x.asset < y.asset; });
+  for (const Balance& b : a.balances)
+    if (b.asset == options_.quote_asset) a.quote_free = b.free;
+  if (options_.market == MarketKind::linear_perpetual) {
+    a.equity = num(o, "totalMarginBalance");
+    a.quote_free = num(o, "availableBalance");
+  } else {
+    for (const Balance& b : a.balances)
+      if (b.asset == options_.quote_asset) a.equity += b.free + b.locked;
+    for (const VenuePosition& p : spot_positions(a.balances)) a.equity += p.qty * p.mark_price;
+  }
+  last_account_ = a;
+  account_streak_ = 0;
+  return a;
+}
+
+std::optional<std::vector<VenuePosition>> BinanceExchange::positions_read() const {
+  if (options_.market == MarketKind::spot) {
+    auto a = account_read();
+    if (!a) return std::nullopt;
+    return spot_positions(a->balances);
+  }
+  const Reply r = call("GET", "/fapi/v3/positionRisk", {}, true, Call::query);
+  const auto v = r.kind == Reply::Kind::ok ? parse(r.body) : std::nullopt;
+  if (!v || !v->is_array()) {
+    account_failed("positions (" + (r.kind == Reply::Kind::ok ? std::string("not a JSON array") : r.message) + ")");
+    return std::nullopt;
+  }
+  std::vector<VenuePosition> out;
+  for (const json::value& x : v->as_array()) {
+    if (!x.is_object()) continue;
+    const json::object& o = x.as_object();
+    VenuePosition p;
+    p.qty = num(o, "positionAmt");
+    if (p.qty == 0) continue;
+    p.symbol = str(o, "symbol");
+    p.entry_price = num(o, "entryPrice");
+    p.mark_price = num(o, "markPrice");
+    p.unrealized_pnl = num(o, "unRealizedProfit");
+    p.liquidation_price = num(o, "liquidationPrice");
+    p.margin = num(o, "isolatedMargin");
+    p.leverage = options_.leverage;
+    out.push_back(p);
+  }
+  std::sort(out.begin(), out.end(), [](const VenuePosition& a, const VenuePosition& b) { return a.symbol.str() < b.symbol.str(); });
+  last_positions_ = out;
+  return out;
+}
+
+std::vector<VenuePosition> BinanceExchange::spot_positions(const std::vector<Balance>& balances) const {
+  std::vector<VenuePosition> out;
+  for (const Balance& b : balances) {
     for (const auto& [sym, rules] : rules_) {
       if (rules.base_asset != b.asset || rules.quote_asset != options_.quote_asset) continue;
       if (!options_.symbols.empty() && std::find(options_.symbols.begin(), options_.symbols.end(), sym) == options_.symbols.end()) continue;
@@ -767,54 +828,30 @@ std::vector<VenuePosition> BinanceExchange::positions() const {
   return out;
 }
 
+void BinanceExchange::account_failed(const std::string& what) const {
+  if (account_streak_++ == 0)
+    note("reading the " + what + " failed: answering the last good read until a read succeeds (reconcile needs a fresh one)");
+}
+
+std::vector<VenuePosition> BinanceExchange::positions() const {
+  if (auto p = positions_read()) return *p;
+  if (options_.market == MarketKind::spot) return last_account_ ? spot_positions(last_account_->balances) : std::vector<VenuePosition>{};
+  return last_positions_.value_or(std::vector<VenuePosition>{});
+}
+
 std::vector<Balance> BinanceExchange::balances() const {
-  std::vector<Balance> out;
-  const Reply r = call("GET", path("/api/v3/account", "/fapi/v3/account"), {}, true, Call::query);
-  const auto v = r.kind == Reply::Kind::ok ? parse(r.body) : std::nullopt;
-  if (!v || !v->is_object()) return out;
-  const json::object& o = v->as_object();
-  if (const json::value* bs = o.if_contains(options_.market == MarketKind::spot ? "balances" : "assets"); bs && bs->is_array()) {
-    for (const json::value& x : bs->as_array()) {
-      if (!x.is_object()) continue;
-      const json::object& b = x.as_object();
-      Balance bal;
-      bal.asset = str(b, "asset");
-      if (options_.market == MarketKind::spot) {
-        bal.free = num(b, "free");
-        bal.locked = num(b, "locked");
-      } else {
-        bal.free = num(b, "availableBalance");
-        bal.locked = std::max(0.0, num(b, "walletBalance") - bal.free);
-      }
-      if (bal.free != 0 || bal.locked != 0) out.push_back(bal);
-    }
-  }
-  std::sort(out.begin(), out.end(), [](const Balance& a, const Balance& b) { return a.asset < b.asset; });
-  return out;
+  if (auto a = account_read()) return a->balances;
+  return last_account_ ? last_account_->balances : std::vector<Balance>{};
 }
 
 double BinanceExchange::equity() const {
-  if (options_.market == MarketKind::linear_perpetual) {
-    const Reply r = call("GET", "/fapi/v3/account", {}, true, Call::query);
-    const auto v = r.kind == Reply::Kind::ok ? parse(r.body) : std::nullopt;
-    return v && v->is_object() ? num(v->as_object(), "totalMarginBalance") : 0.0;
-  }
-  double total = 0;
-  for (const Balance& b : balances())
-    if (b.asset == options_.quote_asset) total += b.free + b.locked;
-  for (const VenuePosition& p : positions()) total += p.qty * p.mark_price;
-  return total;
+  if (auto a = account_read()) return a->equity;
+  return last_account_ ? last_account_->equity : 0.0;
 }
 
 double BinanceExchange::quote_free() const {
-  if (options_.market == MarketKind::linear_perpetual) {
-    const Reply r = call("GET", "/fapi/v3/account", {}, true, Call::query);
-    const auto v = r.kind == Reply::Kind::ok ? parse(r.body) : std::nullopt;
-    return v && v->is_object() ? num(v->as_object(), "availableBalance") : 0.0;
-  }
-  for (const Balance& b : balances())
-    if (b.asset == options_.quote_asset) return b.free;
-  return 0;
+  if (auto a = account_read()) return a->quote_free;
+  return last_account_ ? last_account_->quote_free : 0.0;
 }
 
 }  // namespace qtos::binance

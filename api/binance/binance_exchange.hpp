@@ -133,6 +133,8 @@ class BinanceExchange final : public Exchange {
   SubmitResult amend_stop(std::uint64_t order_id, double stop_price) override;
   std::optional<OrderState> query(std::uint64_t order_id) const override;
   std::vector<OrderState> open_orders() const override;
+  /// The account reads below ask the venue; when a read fails they answer the last good one (noted once per streak
+  /// of failures), never an empty account. reconcile() needs fresh reads.
   std::vector<VenuePosition> positions() const override;
   std::vector<Balance> balances() const override;
   double equity() const override;
@@ -176,6 +178,16 @@ class BinanceExchange final : public Exchange {
   void trades_fetch(Track& t) const;
   OrderState state_of(const Track& t) const;
   double reference_price(const std::string& symbol) const;
+  /// One account read: balances, equity and the quote asset's free amount (nullopt when the read failed).
+  struct Account {
+    std::vector<Balance> balances;
+    double equity = 0;
+    double quote_free = 0;
+  };
+  std::optional<Account> account_read() const;
+  std::optional<std::vector<VenuePosition>> positions_read() const;
+  std::vector<VenuePosition> spot_positions(const std::vector<Balance>& balances) const;
+  void account_failed(const std::string& what) const;
   void note(const std::string& text) const;
   std::int64_t now_ms() const;
 
@@ -192,6 +204,9 @@ class BinanceExchange final : public Exchange {
   mutable RateState rate_;
   mutable std::vector<std::string> audit_;
   mutable std::int64_t offset_ms_ = 0;
+  mutable std::optional<Account> last_account_;                    // the last good account read
+  mutable std::optional<std::vector<VenuePosition>> last_positions_;  // the last good USD-M positions read
+  mutable std::int64_t account_streak_ = 0;                        // failed account reads since the last good one
   bool halted_ = true;
   std::chrono::steady_clock::time_point dead_man_armed_{};
 };

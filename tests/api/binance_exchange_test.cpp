@@ -4,6 +4,8 @@
 // compared: nothing lost, nothing doubled, nothing resent.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -365,6 +367,37 @@ TEST_F(BinanceExchangeTest, DeadManSwitchIsArmedPerSymbolByPoll) {
   ex.poll();
   ex.poll();  // re-armed only after a third of the countdown
   EXPECT_EQ(fake_->count("POST /fapi/v1/countdownCancelAll"), 1);
+}
+
+TEST_F(BinanceExchangeTest, AFailedAccountReadIsNeverAnEmptyAccountAndReconcileNeedsAFreshOne) {
+  auto ex = connect();
+  ASSERT_EQ(book_.send(*ex, Side::buy, 0.05).outcome, SubmitOutcome::accepted);
+  const double equity = ex->equity(), free = ex->quote_free();
+  const auto positions = ex->positions();
+  ASSERT_GT(equity, 0);
+  ASSERT_EQ(positions.size(), 1u);
+  // A 5xx on the account and on the positions: the last good reads stand (a zero equity would be a 100% drawdown to
+  // the Risk OS; an empty position list would hide an open position), and the connector says so once.
+  for (int i = 0; i < 2; ++i) fake_->fault("GET /fapi/v3/account", FakeFault{FakeFault::Kind::http_status, false, 0, 503});
+  fake_->fault("GET /fapi/v3/positionRisk", FakeFault{FakeFault::Kind::http_status, false, 0, 503});
+  EXPECT_DOUBLE_EQ(ex->equity(), equity);
+  EXPECT_DOUBLE_EQ(ex->quote_free(), free);
+  const auto stale = ex->positions();
+  ASSERT_EQ(stale.size(), 1u);
+  EXPECT_DOUBLE_EQ(stale[0].qty, positions[0].qty);
+  const auto& audit = ex->audit();
+  EXPECT_EQ(std::count_if(audit.begin(), audit.end(), [](const std::string& a) { return a.find("reading the account") != std::string::npos; }),
+            1);
+  // A reconciliation that cannot read the account fails and leaves trading halted; the next one succeeds.
+  fake_->fault("GET /fapi/v3/account", FakeFault{FakeFault::Kind::http_status, false, 0, 503});
+  const auto failed = ex->reconcile({});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.error().message.find("account"), std::string::npos) << failed.error().message;
+  EXPECT_TRUE(ex->halted());
+  const auto again = ex->reconcile({});
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_FALSE(ex->halted());
+  ASSERT_EQ(again.value().positions.size(), 1u);
 }
 
 TEST_F(BinanceExchangeTest, SpotOrdersPositionsAndBalances) {
