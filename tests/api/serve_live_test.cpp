@@ -26,6 +26,7 @@
 #include "runtime/analytics/ledger.hpp"
 #include "runtime/strategy/strategy_repository.hpp"
 #include "tests/api/binance_fake_server.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/run_command.hpp"
 
 #if defined(QTOS_HAVE_BINANCE)
@@ -144,11 +145,7 @@ class ServeLive : public ::testing::Test {
   }
   /// Waits until the fake has accepted `n` WebSocket connections.
   bool wait_streams(std::size_t n) {
-    for (int i = 0; i < 1000; ++i) {
-      if (fake_.ws_targets().size() >= n) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
+    return test::eventually([&] { return fake_.ws_targets().size() >= n; }, std::chrono::seconds(10));
   }
   /// Pushes the closed hourly bar `i` (0 = the bar opening at the hour of the test's start) over the kline stream, and
   /// waits until the venue has seen the orders it should cause (the strategy enters on one bar and exits on the next).
@@ -233,7 +230,8 @@ TEST_F(ServeLive, TradesTheFakeVenueStopsOnSigtermAndResumesWithoutDuplicates) {
   std::set<std::string> targets;
   for (const std::string& t : fake_.ws_targets()) targets.insert(t.substr(0, t.find('?')) + (t.find("kline_1h") != std::string::npos ? "+kline" : ""));
   EXPECT_EQ(targets, (std::set<std::string>{"/stream+kline", "/ws/lk1"})) << "the kline stream and the user stream (listenKey lk1)";
-  EXPECT_GE(fake_.count("GET /fapi/v1/klines"), 1) << "the warm-up is read over REST";
+  // The warm-up is read once the kline stream is open (the fake sees the stream's handshake first).
+  EXPECT_TRUE(test::eventually([&] { return fake_.count("GET /fapi/v1/klines") >= 1; })) << "the warm-up is read over REST";
   EXPECT_EQ(fake_.orders().size(), 0u) << "warm-up bars (closed before the start) do not trade";
   for (int i = 0; i < 3; ++i) push_bar(i);
   EXPECT_EQ(fake_.orders().size(), 5u) << "entry + stop, exit, entry + stop\n" << text();
