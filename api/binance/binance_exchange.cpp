@@ -92,6 +92,8 @@ BinanceExchange::BinanceExchange(BinanceOptions options, Signer signer) : option
   if (!prefix_ok(options_.client_prefix))
     throw std::invalid_argument("client order id prefix '" + options_.client_prefix + "': expected 1..20 of [A-Za-z0-9_]");
   if (options_.lookup_attempts < 1) throw std::invalid_argument("lookup_attempts: expected >= 1");
+  if (options_.account_max_age.count() < 0)
+    throw std::invalid_argument("account_max_age " + std::to_string(options_.account_max_age.count()) + " ms: expected >= 0");
   if (options_.api_key.empty()) throw std::invalid_argument("Binance API key: empty");
   if (const auto host_env = env_of_host(options_.rest.host)) {
     if (!options_.rest.tls) throw std::invalid_argument("Binance REST URL for " + options_.rest.host + ": expected https://");
@@ -229,6 +231,7 @@ BinanceExchange::Reply BinanceExchange::call(const std::string& method, const st
                      "not sent: used weight " + std::to_string(it->second) + " of " + std::to_string(rate_.weight_limit_1m) + " per minute", {}};
     }
   }
+  if (kind != Call::query) account_stale();  // an order or a cancel (sent or not: its fate may be unknown)
   for (int attempt = 0;; ++attempt) {
     Params sent = params;
     if (is_signed) {
@@ -474,6 +477,7 @@ void BinanceExchange::trades_fetch(Track& t) const {
     t.fee += f.fee;
     f.remaining_qty = std::max(0.0, t.request.qty - t.cum_qty);
     ref_price_[t.request.symbol.str()] = f.price;
+    account_stale();
     if (listener_ != nullptr) listener_->on_fill(f);
   }
 }
@@ -580,6 +584,7 @@ void BinanceExchange::poll() {
     if (venue_qty_[id] > t.cum_qty) trades_fetch(t);
     if (t.status != t.reported && t.status != OrderStatus::pending_new && listener_ != nullptr) {
       t.reported = t.status;
+      account_stale();  // a cancel or an expiry the poll found frees margin
       listener_->on_order_update(state_of(t));
     }
   }
@@ -601,6 +606,7 @@ void BinanceExchange::poll() {
 bool BinanceExchange::user_event(const std::string& text) {
   const auto v = parse(text);
   if (!v || !v->is_object()) return false;
+  account_stale();  // any account news (ACCOUNT_UPDATE, outboundAccountPosition, an order's) makes the next read fresh
   const json::object* ev = &v->as_object();
   if (const json::value* inner = ev->if_contains("event"); inner != nullptr && inner->is_object()) ev = &inner->as_object();
   const std::string type = str(*ev, "e");
@@ -647,6 +653,7 @@ bool BinanceExchange::user_event(const std::string& text) {
     t.fee += f.fee;
     f.remaining_qty = std::max(0.0, t.request.qty - t.cum_qty);
     ref_price_[t.request.symbol.str()] = f.price;
+    account_stale();
     if (listener_ != nullptr) listener_->on_fill(f);
   }
   // An older event (out of order) cannot lower what the venue already reported.
@@ -715,8 +722,9 @@ Result<ReconcileReport> BinanceExchange::reconcile(const std::vector<OrderReques
     }
   }
   // The account and the positions as they are now: without them the Risk OS would start from a guess.
-  if (!account_read()) return Error{ErrorCode::load_failed, "reconcile: the account could not be read (see the last note)"};
-  auto positions_now = positions_read();
+  const auto account_now = account_read();
+  if (!account_now) return Error{ErrorCode::load_failed, "reconcile: the account could not be read (see the last note)"};
+  auto positions_now = options_.market == MarketKind::spot ? std::optional(spot_positions(account_now->balances)) : positions_read();
   if (!positions_now) return Error{ErrorCode::load_failed, "reconcile: the positions could not be read (see the last note)"};
   rep.positions = std::move(*positions_now);
   halted_ = false;
@@ -774,16 +782,13 @@ std::optional<BinanceExchange::Account> BinanceExchange::account_read() const {
     for (const VenuePosition& p : spot_positions(a.balances)) a.equity += p.qty * p.mark_price;
   }
   last_account_ = a;
+  account_at_ms_ = now_ms();
   account_streak_ = 0;
   return a;
 }
 
+// USD-M positions (spot positions are the account's balances: spot_positions()).
 std::optional<std::vector<VenuePosition>> BinanceExchange::positions_read() const {
-  if (options_.market == MarketKind::spot) {
-    auto a = account_read();
-    if (!a) return std::nullopt;
-    return spot_positions(a->balances);
-  }
   const Reply r = call("GET", "/fapi/v3/positionRisk", {}, true, Call::query);
   const auto v = r.kind == Reply::Kind::ok ? parse(r.body) : std::nullopt;
   if (!v || !v->is_array()) {
@@ -808,7 +813,29 @@ std::optional<std::vector<VenuePosition>> BinanceExchange::positions_read() cons
   }
   std::sort(out.begin(), out.end(), [](const VenuePosition& a, const VenuePosition& b) { return a.symbol.str() < b.symbol.str(); });
   last_positions_ = out;
+  positions_at_ms_ = now_ms();
   return out;
+}
+
+bool BinanceExchange::fresh(std::int64_t read_at_ms) const {
+  if (read_at_ms < 0 || options_.account_max_age.count() == 0) return false;
+  const std::int64_t age = now_ms() - read_at_ms;
+  return age >= 0 && age < options_.account_max_age.count();  // a clock stepped back reads afresh
+}
+
+std::optional<BinanceExchange::Account> BinanceExchange::account_recent() const {
+  if (last_account_ && fresh(account_at_ms_)) return last_account_;
+  return account_read();
+}
+
+std::optional<std::vector<VenuePosition>> BinanceExchange::positions_recent() const {
+  if (options_.market == MarketKind::spot) {
+    const auto a = account_recent();
+    if (!a) return std::nullopt;
+    return spot_positions(a->balances);
+  }
+  if (last_positions_ && fresh(positions_at_ms_)) return last_positions_;
+  return positions_read();
 }
 
 std::vector<VenuePosition> BinanceExchange::spot_positions(const std::vector<Balance>& balances) const {
@@ -834,23 +861,23 @@ void BinanceExchange::account_failed(const std::string& what) const {
 }
 
 std::vector<VenuePosition> BinanceExchange::positions() const {
-  if (auto p = positions_read()) return *p;
+  if (auto p = positions_recent()) return *p;
   if (options_.market == MarketKind::spot) return last_account_ ? spot_positions(last_account_->balances) : std::vector<VenuePosition>{};
   return last_positions_.value_or(std::vector<VenuePosition>{});
 }
 
 std::vector<Balance> BinanceExchange::balances() const {
-  if (auto a = account_read()) return a->balances;
+  if (auto a = account_recent()) return a->balances;
   return last_account_ ? last_account_->balances : std::vector<Balance>{};
 }
 
 double BinanceExchange::equity() const {
-  if (auto a = account_read()) return a->equity;
+  if (auto a = account_recent()) return a->equity;
   return last_account_ ? last_account_->equity : 0.0;
 }
 
 double BinanceExchange::quote_free() const {
-  if (auto a = account_read()) return a->quote_free;
+  if (auto a = account_recent()) return a->quote_free;
   return last_account_ ? last_account_->quote_free : 0.0;
 }
 

@@ -57,6 +57,10 @@ struct BinanceOptions {
   bool isolated_margin = false;                      ///< USD-M: ISOLATED (true) or CROSSED margin, set with the leverage
   std::int32_t dead_man_seconds = 0;                 ///< USD-M: countdown cancel-all armed by poll() (0: off)
   double weight_guard = 0.9;                         ///< new orders refused locally above this share of the weight limit
+  /// The account reads (equity, balances, free cash, positions) answer the last good read while it is younger than
+  /// this and nothing has happened since (an order sent, a fill, a user-stream event); 0: every read asks the venue.
+  /// One bar's cycle reads the equity several times (Risk OS, Portfolio Balancer, sizing), one REST call each without it.
+  std::chrono::milliseconds account_max_age{1000};
   std::function<void(const std::string&)> health_alert;  ///< called on a 418 ban and on other alarms
   std::function<std::int64_t()> now_ms;              ///< local wall clock in ms (default: the system clock)
   std::function<void(std::chrono::milliseconds)> sleep;  ///< pause between lookups (default: this thread sleeps)
@@ -133,8 +137,9 @@ class BinanceExchange final : public Exchange {
   SubmitResult amend_stop(std::uint64_t order_id, double stop_price) override;
   std::optional<OrderState> query(std::uint64_t order_id) const override;
   std::vector<OrderState> open_orders() const override;
-  /// The account reads below ask the venue; when a read fails they answer the last good one (noted once per streak
-  /// of failures), never an empty account. reconcile() needs fresh reads.
+  /// The account reads below ask the venue unless the last good read is younger than `account_max_age` and nothing
+  /// has happened since; when a read fails they answer the last good one (noted once per streak of failures), never
+  /// an empty account. reconcile() always reads afresh.
   std::vector<VenuePosition> positions() const override;
   std::vector<Balance> balances() const override;
   double equity() const override;
@@ -185,7 +190,13 @@ class BinanceExchange final : public Exchange {
     double quote_free = 0;
   };
   std::optional<Account> account_read() const;
-  std::optional<std::vector<VenuePosition>> positions_read() const;
+  std::optional<std::vector<VenuePosition>> positions_read() const;  ///< USD-M only
+  /// The last good read while it is fresh (see BinanceOptions::account_max_age), else a read.
+  std::optional<Account> account_recent() const;
+  std::optional<std::vector<VenuePosition>> positions_recent() const;
+  bool fresh(std::int64_t read_at_ms) const;
+  /// Something changed the account (an order sent, a fill, a user-stream event): the next read asks the venue.
+  void account_stale() const { account_at_ms_ = positions_at_ms_ = -1; }
   std::vector<VenuePosition> spot_positions(const std::vector<Balance>& balances) const;
   void account_failed(const std::string& what) const;
   void note(const std::string& text) const;
@@ -207,6 +218,8 @@ class BinanceExchange final : public Exchange {
   mutable std::optional<Account> last_account_;                    // the last good account read
   mutable std::optional<std::vector<VenuePosition>> last_positions_;  // the last good USD-M positions read
   mutable std::int64_t account_streak_ = 0;                        // failed account reads since the last good one
+  mutable std::int64_t account_at_ms_ = -1;                        // when last_account_ was read (-1: stale)
+  mutable std::int64_t positions_at_ms_ = -1;                      // when last_positions_ was read (-1: stale)
   bool halted_ = true;
   std::chrono::steady_clock::time_point dead_man_armed_{};
 };

@@ -109,6 +109,7 @@ class BinanceExchangeTest : public ::testing::Test {
     o.lookup_pause = std::chrono::milliseconds(5);
     o.leverage = 3;
     o.health_alert = [this](const std::string& s) { alerts_.push_back(s); };
+    o.account_max_age = account_max_age_;
     return o;
   }
   std::unique_ptr<BinanceExchange> connect(bool futures = true, bool start = true) {
@@ -133,6 +134,7 @@ class BinanceExchangeTest : public ::testing::Test {
   }
 
   std::unique_ptr<FakeBinance> fake_;
+  std::chrono::milliseconds account_max_age_{1000};
   Book book_;
   mutable std::vector<std::string> alerts_;
 };
@@ -370,6 +372,7 @@ TEST_F(BinanceExchangeTest, DeadManSwitchIsArmedPerSymbolByPoll) {
 }
 
 TEST_F(BinanceExchangeTest, AFailedAccountReadIsNeverAnEmptyAccountAndReconcileNeedsAFreshOne) {
+  account_max_age_ = std::chrono::milliseconds(0);  // every read asks the venue (and meets the faults below)
   auto ex = connect();
   ASSERT_EQ(book_.send(*ex, Side::buy, 0.05).outcome, SubmitOutcome::accepted);
   const double equity = ex->equity(), free = ex->quote_free();
@@ -400,6 +403,41 @@ TEST_F(BinanceExchangeTest, AFailedAccountReadIsNeverAnEmptyAccountAndReconcileN
   ASSERT_EQ(again.value().positions.size(), 1u);
 }
 
+TEST_F(BinanceExchangeTest, OneCyclesAccountReadsAskTheVenueOnceUntilSomethingChanges) {
+  constexpr const char* kAccount = "GET /fapi/v3/account";
+  constexpr const char* kPositions = "GET /fapi/v3/positionRisk";
+  account_max_age_ = std::chrono::milliseconds(1000);
+  auto ex = connect();
+  ASSERT_EQ(book_.send(*ex, Side::buy, 0.05).outcome, SubmitOutcome::accepted);
+  // What one bar's cycle asks (Risk OS, Portfolio Balancer, sizing): one account read, one positions read.
+  int account = fake_->count(kAccount), positions = fake_->count(kPositions);
+  const double equity = ex->equity();
+  EXPECT_DOUBLE_EQ(ex->equity(), equity);
+  EXPECT_GT(ex->quote_free(), 0);
+  EXPECT_FALSE(ex->balances().empty());
+  ASSERT_EQ(ex->positions().size(), 1u);
+  ASSERT_EQ(ex->positions().size(), 1u);
+  EXPECT_EQ(fake_->count(kAccount), account + 1);
+  EXPECT_EQ(fake_->count(kPositions), positions + 1);
+  // An order sent makes the next read ask the venue: the position it opened is seen at once.
+  ASSERT_EQ(book_.send(*ex, Side::buy, 0.05).outcome, SubmitOutcome::accepted);
+  ASSERT_EQ(ex->positions().size(), 1u);
+  EXPECT_DOUBLE_EQ(ex->positions()[0].qty, 0.1);
+  EXPECT_NE(ex->equity(), 0);
+  EXPECT_EQ(fake_->count(kAccount), account + 2);
+  EXPECT_EQ(fake_->count(kPositions), positions + 2);
+  // So does any user-stream event (an ACCOUNT_UPDATE is not an order's, and still news for the account).
+  EXPECT_FALSE(ex->user_event(R"({"e":"ACCOUNT_UPDATE","E":1,"a":{"m":"ORDER","B":[],"P":[]}})"));
+  ex->equity();
+  EXPECT_EQ(fake_->count(kAccount), account + 3);
+  // And age: a read older than account_max_age asks again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  ex->equity();
+  ex->equity();
+  EXPECT_EQ(fake_->count(kAccount), account + 4);
+  expect_consistent(*ex);
+}
+
 TEST_F(BinanceExchangeTest, SpotOrdersPositionsAndBalances) {
   auto ex = connect(false);
   EXPECT_EQ(ex->name(), "binance-spot-testnet");
@@ -427,6 +465,9 @@ TEST_F(BinanceExchangeTest, UnsafeOptionsAreRefusedAtStartUp) {
   EXPECT_THROW(BinanceExchange(o, Signer::hmac(kSecret)), std::invalid_argument);
   o = options();
   o.client_prefix = "bad prefix";
+  EXPECT_THROW(BinanceExchange(o, Signer::hmac(kSecret)), std::invalid_argument);
+  o = options();
+  o.account_max_age = std::chrono::milliseconds(-1);
   EXPECT_THROW(BinanceExchange(o, Signer::hmac(kSecret)), std::invalid_argument);
 }
 
