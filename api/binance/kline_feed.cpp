@@ -9,7 +9,6 @@
 #include <boost/json.hpp>
 
 #include "api/binance/signing.hpp"
-#include "api/binance/ws_session.hpp"
 #include "runtime/data/interval.hpp"
 
 namespace qtos::binance {
@@ -161,10 +160,7 @@ KlineFeed::KlineFeed(KlineFeedOptions options) : options_(std::move(options)), i
   WsSessionOptions w;
   w.name = "kline stream";
   w.endpoint = options_.ws;
-  w.backoff_min = options_.backoff_min;
-  w.backoff_max = options_.backoff_max;
-  w.idle_timeout = options_.idle_timeout;
-  w.seed = options_.seed;
+  w.reconnect = options_.reconnect;
   w.target = [this] { return kline_stream_target(options_.symbols, options_.interval, options_.book_tickers); };
   // What closed while we were away comes from REST before the stream resumes.
   w.on_open = [this, &im](std::uint64_t) {

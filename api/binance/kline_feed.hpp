@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "api/binance/https_client.hpp"
+#include "api/binance/ws_session.hpp"
 #include "runtime/bus/events.hpp"
 #include "runtime/exchange/exchange.hpp"
 
@@ -35,11 +36,8 @@ struct KlineFeedOptions {
   std::vector<std::string> symbols; ///< upper case (BTCUSDT)
   std::string interval = "1h";      ///< kline interval
   bool book_tickers = false;        ///< also subscribe to <symbol>@bookTicker
-  std::chrono::milliseconds backoff_min{500};   ///< first reconnect delay (before jitter)
-  std::chrono::milliseconds backoff_max{30'000};  ///< longest reconnect delay
-  std::chrono::milliseconds idle_timeout{60'000}; ///< no frame (pong included) this long: the connection is dead
+  WsReconnect reconnect;            ///< back-off, idle timeout (60 s), jitter seed
   std::chrono::milliseconds rest_timeout{5'000};  ///< one back-fill request
-  std::uint64_t seed = 1;           ///< jitter (seeded: a test sees the same delays)
   std::function<std::int64_t()> now_ms;  ///< venue-time estimate in ms (default: the system clock)
   std::function<void(const MarketBarClosed&)> on_bar;  ///< every closed bar, on the feed's thread
   std::function<void(const BookTicker&)> on_book;      ///< book-ticker updates, on the feed's thread

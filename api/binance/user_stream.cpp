@@ -4,7 +4,6 @@
 
 #include <boost/json.hpp>
 
-#include "api/binance/ws_session.hpp"
 
 namespace qtos::binance {
 
@@ -34,10 +33,7 @@ UserStream::UserStream(UserStreamOptions options) : options_(std::move(options))
   WsSessionOptions w;
   w.name = "user stream";
   w.endpoint = options_.ws;
-  w.backoff_min = options_.backoff_min;
-  w.backoff_max = options_.backoff_max;
-  w.idle_timeout = options_.idle_timeout;
-  w.seed = options_.seed;
+  w.reconnect = options_.reconnect;
   w.on_note = options_.on_note;
   if (spot) {
     w.target = [] { return std::string("/ws-api/v3"); };

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "api/binance/https_client.hpp"
+#include "api/binance/ws_session.hpp"
 #include "api/binance/signing.hpp"
 #include "runtime/exchange/exchange.hpp"
 
@@ -27,12 +28,10 @@ struct UserStreamOptions {
   std::string api_key;          ///< X-MBX-APIKEY / apiKey
   const Signer* signer = nullptr;  ///< spot: signs the subscription (must outlive the stream)
   std::function<std::int64_t()> now_ms;  ///< venue-time estimate, ms (spot subscription timestamp)
-  std::chrono::milliseconds backoff_min{500};    ///< first reconnect delay (before jitter)
-  std::chrono::milliseconds backoff_max{30'000};  ///< longest reconnect delay
-  std::chrono::milliseconds idle_timeout{120'000};  ///< silence (pongs included) that ends a connection
+  /// Back-off, jitter seed and the idle timeout (120 s: the user stream is quiet between account events).
+  WsReconnect reconnect{.idle_timeout = std::chrono::milliseconds(120'000)};
   std::chrono::milliseconds keepalive{30 * 60'000};  ///< USD-M listenKey keep-alive period
   std::chrono::milliseconds rest_timeout{5'000};  ///< one listenKey request
-  std::uint64_t seed = 1;       ///< back-off jitter
   std::function<void(const std::string&)> on_event;  ///< one event (JSON text), on the stream thread
   std::function<void()> on_reconnected;              ///< after each reconnect (not the first connect)
   std::function<void(const std::string&)> on_note;   ///< reconnects, refusals, expiries

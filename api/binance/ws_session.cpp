@@ -82,7 +82,7 @@ struct WsSession::Impl {
     lowest.expires_never();
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::seconds(10);
-    t.idle_timeout = o.idle_timeout;
+    t.idle_timeout = o.reconnect.idle_timeout;
     t.keep_alive_pings = true;
     ws->set_option(t);
     co_await ws->async_handshake(host_header, target, asio::use_awaitable);
@@ -122,12 +122,12 @@ struct WsSession::Impl {
         why = e.what();
       }
       periodic_timer.cancel();
-      if (opened_at != Clock::time_point{} && Clock::now() - opened_at >= o.backoff_max) worked = true;
+      if (opened_at != Clock::time_point{} && Clock::now() - opened_at >= o.reconnect.backoff_max) worked = true;
       ws.reset();
       if (stopping) break;
       failures = worked ? 1 : failures + 1;
       const double jitter = 0.5 + 0.5 * std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-      const auto delay = ws_backoff_delay(o.backoff_min, o.backoff_max, failures, jitter);
+      const auto delay = ws_backoff_delay(o.reconnect.backoff_min, o.reconnect.backoff_max, failures, jitter);
       note(o.name + " lost (" + (why.empty() ? std::string("closed") : why) + "): reconnecting in " +
            std::to_string(delay.count()) + " ms");
       backoff_timer.expires_after(delay);
@@ -140,11 +140,11 @@ struct WsSession::Impl {
 WsSession::WsSession(WsSessionOptions options) : options_(std::move(options)) {
   if (!options_.target) throw std::invalid_argument(options_.name + ": no target (the request path of each connection)");
   if (!options_.on_text) throw std::invalid_argument(options_.name + ": no on_text callback");
-  if (options_.backoff_min.count() <= 0 || options_.backoff_max < options_.backoff_min)
+  if (options_.reconnect.backoff_min.count() <= 0 || options_.reconnect.backoff_max < options_.reconnect.backoff_min)
     throw std::invalid_argument(options_.name + ": back-off must satisfy 0 < min <= max");
   if (options_.periodic_every.count() < 0) throw std::invalid_argument(options_.name + ": periodic_every must be >= 0");
   impl_ = std::make_unique<Impl>(*this, options_);
-  impl_->rng.seed(options_.seed);
+  impl_->rng.seed(options_.reconnect.seed);
   boost::system::error_code ec;
   if (options_.endpoint.ca_file.empty())
     impl_->ssl.set_default_verify_paths(ec);

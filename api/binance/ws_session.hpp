@@ -19,14 +19,20 @@
 
 namespace qtos::binance {
 
+/// How a stream reconnects and when it calls a silent connection dead: one block, carried as is by every stream's
+/// options (the kline feed's, the user stream's) into its session.
+struct WsReconnect {
+  std::chrono::milliseconds backoff_min{500};     ///< first reconnect delay (before jitter)
+  std::chrono::milliseconds backoff_max{30'000};  ///< longest reconnect delay
+  std::chrono::milliseconds idle_timeout{60'000}; ///< silence (pongs included) that ends a connection
+  std::uint64_t seed = 1;                         ///< back-off jitter (seeded: a test sees the same delays)
+};
+
 /// What one session connects to and what it does with a connection. Every callback runs on the session's thread.
 struct WsSessionOptions {
   std::string name = "stream";      ///< how notes name it ("kline stream", "user stream")
   HttpEndpoint endpoint;            ///< wss host, port, CA file
-  std::chrono::milliseconds backoff_min{500};     ///< first reconnect delay (before jitter)
-  std::chrono::milliseconds backoff_max{30'000};  ///< longest reconnect delay
-  std::chrono::milliseconds idle_timeout{60'000}; ///< silence (pongs included) that ends a connection
-  std::uint64_t seed = 1;           ///< back-off jitter (seeded: a test sees the same delays)
+  WsReconnect reconnect;            ///< back-off and idle timeout
   /// The request target of the next connection (called before each one; may do blocking REST calls, e.g. a
   /// listenKey; throws to fail this attempt, which is then retried after the back-off).
   std::function<std::string()> target;

@@ -301,8 +301,8 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
   fo.rest = options.endpoints.rest;
   fo.symbols = options.symbols;
   fo.interval = options.interval;
-  fo.backoff_min = options.stream_backoff_min;
-  fo.backoff_max = std::max(options.stream_backoff_min, std::chrono::milliseconds(30'000));
+  fo.reconnect.backoff_min = options.stream_backoff_min;
+  fo.reconnect.backoff_max = std::max(options.stream_backoff_min, std::chrono::milliseconds(30'000));
   fo.now_ms = [&offset_ms] { return wall_ms() + offset_ms.load(); };
   fo.on_bar = [&commands, &on_bar](const MarketBarClosed& b) { commands.post([&on_bar, b] { on_bar(b); }); };
   fo.on_note = [](const std::string& s) { spdlog::info("live: kline feed: {}", s); };
@@ -314,8 +314,8 @@ LiveResult live_run(const Config& config, binance::BinanceExchange& exchange, co
   uo.rest = options.endpoints.rest;
   uo.api_key = options.api_key;
   uo.signer = options.signer;
-  uo.backoff_min = options.stream_backoff_min;
-  uo.backoff_max = fo.backoff_max;
+  uo.reconnect.backoff_min = options.stream_backoff_min;
+  uo.reconnect.backoff_max = fo.reconnect.backoff_max;
   uo.now_ms = fo.now_ms;
   uo.on_event = [&commands, &exchange, &result, &dirty](const std::string& text) {
     commands.post([&exchange, &result, &dirty, text] {

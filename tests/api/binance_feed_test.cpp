@@ -54,8 +54,8 @@ TEST(BinanceKlineFeed, ClosedBarsOnceInOrderThroughDropsAndHoles) {
   o.symbols = {"BTCUSDT"};
   o.interval = "1h";
   o.book_tickers = true;
-  o.backoff_min = std::chrono::milliseconds(10);
-  o.backoff_max = std::chrono::milliseconds(40);
+  o.reconnect.backoff_min = std::chrono::milliseconds(10);
+  o.reconnect.backoff_max = std::chrono::milliseconds(40);
   std::mutex note_mu;
   std::string notes;  // reconnects and back-fill failures, shown when a wait fails
   o.on_note = [&](const std::string& n) {

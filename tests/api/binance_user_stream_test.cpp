@@ -68,8 +68,8 @@ TEST(BinanceUserStream, FuturesListenKeyEventsReachTheConnectorOnceAndADropRecon
   o.ws = bo.rest;
   o.rest = bo.rest;
   o.api_key = "k";
-  o.backoff_min = std::chrono::milliseconds(10);
-  o.backoff_max = std::chrono::milliseconds(40);
+  o.reconnect.backoff_min = std::chrono::milliseconds(10);
+  o.reconnect.backoff_max = std::chrono::milliseconds(40);
   o.on_event = [&](const std::string& t) {
     std::lock_guard l(ev.mu);
     ev.texts.push_back(t);
@@ -111,8 +111,8 @@ TEST(BinanceUserStream, SpotSubscribesWithASignatureTheVenueAccepts) {
   o.ws = HttpEndpoint{"localhost", fake.port(), true, fake.ca_file()};
   o.api_key = std::string(1, 'k');  // not `= "k"`: GCC 12 warns falsely (-Wrestrict) on that assignment here
   o.signer = &signer;
-  o.backoff_min = std::chrono::milliseconds(10);
-  o.backoff_max = std::chrono::milliseconds(40);
+  o.reconnect.backoff_min = std::chrono::milliseconds(10);
+  o.reconnect.backoff_max = std::chrono::milliseconds(40);
   o.on_event = [&](const std::string& t) {
     std::lock_guard l(ev.mu);
     ev.texts.push_back(t);

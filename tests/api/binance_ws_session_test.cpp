@@ -62,9 +62,9 @@ TEST(WsSession, FailuresBackOffAndAConnectionThatWorkedStartsAgainFromTheMinimum
   WsSessionOptions o;
   o.name = "test stream";
   o.endpoint = HttpEndpoint{"localhost", fake.port(), true, fake.ca_file()};
-  o.backoff_min = milliseconds(8);
-  o.backoff_max = milliseconds(5000);  // long: a connection dropped at once never counts as open "for backoff_max"
-  o.idle_timeout = milliseconds(10'000);
+  o.reconnect.backoff_min = milliseconds(8);
+  o.reconnect.backoff_max = milliseconds(5000);  // long: a connection dropped at once never counts as open "for backoff_max"
+  o.reconnect.idle_timeout = milliseconds(10'000);
   o.target = [&] {
     std::lock_guard l(mu);
     if (++attempts <= fail_first) throw std::runtime_error("listenKey not granted (HTTP 503)");
@@ -135,8 +135,8 @@ TEST(WsSession, ARefusedHelloIsNotAConnectionAndThePeriodicTaskRunsOnlyWhileOpen
   std::atomic<int> periodic{0};
   WsSessionOptions o;
   o.endpoint = HttpEndpoint{"localhost", fake.port(), true, fake.ca_file()};
-  o.backoff_min = milliseconds(5);
-  o.backoff_max = milliseconds(20);
+  o.reconnect.backoff_min = milliseconds(5);
+  o.reconnect.backoff_max = milliseconds(20);
   o.target = [] { return std::string("/ws-api/v3"); };
   // A subscription with a bad signature: the fake answers status 400, as the venue does.
   o.hello = [] {
@@ -165,8 +165,8 @@ TEST(WsSession, StopCutsALongBackoffShortAndBadOptionsAreNamed) {
   WsSessionOptions o;
   o.name = "kline stream";
   o.endpoint = HttpEndpoint{"localhost", fake.port(), true, fake.ca_file()};
-  o.backoff_min = milliseconds(60'000);
-  o.backoff_max = milliseconds(60'000);
+  o.reconnect.backoff_min = milliseconds(60'000);
+  o.reconnect.backoff_max = milliseconds(60'000);
   std::atomic<int> attempts{0};
   o.target = [&]() -> std::string {
     ++attempts;
@@ -182,7 +182,7 @@ TEST(WsSession, StopCutsALongBackoffShortAndBadOptionsAreNamed) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));  // not the minute of back-off
   }
   WsSessionOptions bad = o;
-  bad.backoff_min = milliseconds(0);
+  bad.reconnect.backoff_min = milliseconds(0);
   try {
     WsSession s(bad);
     FAIL() << "a zero back-off was accepted";
