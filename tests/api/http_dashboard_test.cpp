@@ -33,6 +33,7 @@
 #include "api/http/server.hpp"
 #include "runtime/clock/clock.hpp"
 #include "tests/api/http_fake_plane.hpp"
+#include "tests/support/qtos_process.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos::api {
@@ -638,44 +639,11 @@ TEST(HttpDashboardServe, ThePageDrivesTheRunningOs) {
   if (chromium.empty()) chromium = find_on_path("chromium-browser");
   if (chromium.empty()) GTEST_SKIP() << "no chromium on PATH (Debian: apt-get install chromium)";
   test::TempDir dir;
-  int out[2];
-  ASSERT_EQ(::pipe(out), 0);
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::close(out[0]);
-    ::close(out[1]);
-    ::execl(QTOS_BIN, QTOS_BIN, "serve", "--state-dir", dir.file("state").c_str(), "--port", "0", "--speed", "3600", "--symbols", "10",
-            "--bars", "2000", "--warmup", "300", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  FILE* child_out = ::fdopen(out[0], "r");
-  std::uint16_t port = 0;
-  char line[4096];
-  while (port == 0 && std::fgets(line, sizeof line, child_out))
-    if (const char* at = std::strstr(line, "dashboard http://127.0.0.1:")) port = static_cast<std::uint16_t>(std::atoi(at + 27));
-  std::thread drain([child_out] {
-    char buf[4096];
-    while (std::fgets(buf, sizeof buf, child_out)) {
-    }
-  });
-  struct Reap {
-    pid_t pid;
-    std::thread& drain;
-    FILE* f;
-    int status = -1;
-    ~Reap() {
-      if (pid > 0) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
-      }
-      drain.join();
-      std::fclose(f);
-    }
-  } reap{pid, drain, child_out};
-  ASSERT_NE(port, 0);
+  test::QtosProcess serve({"serve", "--state-dir", dir.file("state"), "--port", "0", "--speed", "3600", "--symbols", "10", "--bars", "2000",
+                           "--warmup", "300"},
+                          {.capture_stderr = false});
+  const std::uint16_t port = serve.dashboard_port();
+  ASSERT_NE(port, 0) << serve.output();
   std::string token = test::slurp(dir.file("state") + "/api_token");
   while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
   for (int i = 0; i < 300; ++i) {
@@ -709,11 +677,7 @@ TEST(HttpDashboardServe, ThePageDrivesTheRunningOs) {
   std::filesystem::create_directories(artifacts);
   std::ofstream(artifacts + "/dashboard-serve.png", std::ios::binary) << png;
   // A clean stop.
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  for (int i = 0; i < 200 && ::waitpid(pid, &status, WNOHANG) != pid; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  reap.pid = -1;
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(serve.terminate(), 0) << serve.output();
 }
 
 }  // namespace

@@ -25,10 +25,10 @@ using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 namespace json = boost::json;
 
-/// `qtos worker` on the CPU with a one-second reclaim, its output in `log`.
+/// `qtos worker` on the CPU with a one-second reclaim.
 struct WorkerProcess : test::QtosProcess {
-  WorkerProcess(const std::string& url, const std::string& name, const std::filesystem::path& log)
-      : QtosProcess({"worker", "--redis", url, "--device", "cpu", "--name", name, "--reclaim-s", "1"}, {}, log) {}
+  WorkerProcess(const std::string& url, const std::string& name)
+      : QtosProcess({"worker", "--redis", url, "--device", "cpu", "--name", name, "--reclaim-s", "1"}) {}
 };
 
 TEST(RedisCli, WorkersListHeartbeatsAndEvolveOnWorkersMatchesOneProcess) {
@@ -36,8 +36,8 @@ TEST(RedisCli, WorkersListHeartbeatsAndEvolveOnWorkersMatchesOneProcess) {
   QTOS_REDIS_START(server);
   test::TempDir dir;
   ASSERT_EQ(test::run_qtos("data synth --symbols 4 --bars 1500 --seed 3 --out syn", dir.path()).exit_code, 0);
-  WorkerProcess w1(server.url_text(), "cli-w1", dir / "w1.log");
-  WorkerProcess w2(server.url_text(), "cli-w2", dir / "w2.log");
+  WorkerProcess w1(server.url_text(), "cli-w1");
+  WorkerProcess w2(server.url_text(), "cli-w2");
   json::value listing;
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -64,9 +64,9 @@ TEST(RedisCli, WorkersListHeartbeatsAndEvolveOnWorkersMatchesOneProcess) {
   EXPECT_EQ(json::serialize(a.at("hall_of_fame")), json::serialize(b.at("hall_of_fame")));
   EXPECT_EQ(a.at("trials"), b.at("trials"));
 
-  EXPECT_EQ(w1.stop(), 0);
-  EXPECT_EQ(w2.stop(), 0);
-  EXPECT_THAT(test::slurp(dir / "w1.log") + test::slurp(dir / "w2.log"), HasSubstr("results stored"));
+  EXPECT_EQ(w1.terminate(), 0);
+  EXPECT_EQ(w2.terminate(), 0);
+  EXPECT_THAT(w1.output() + w2.output(), HasSubstr("results stored"));
 }
 
 TEST(RedisCli, AMissingOrBadRedisUrlIsAUsageErrorNamingIt) {

@@ -53,25 +53,18 @@ using Child = test::QtosProcess;
 class ServeNode {
  public:
   ServeNode(const test::TempDir& dir, const std::string& redis_url, const std::string& node)
-      : log_(dir / (node + ".log")),
-        state_(dir.file(node + "-state")),
+      : state_(dir.file(node + "-state")),
         child_({"serve", "--state-dir", state_, "--port", "0", "--data", dir.file("syn"), "--warmup", "300", "--speed", "36000", "--node",
                 node},
-               {"QT_REDIS_URL=" + redis_url}, log_) {}
+               {.env = {"QT_REDIS_URL=" + redis_url}}) {}
   /// Waits for the address, the token and the OS trading (false with the log when it does not come).
   ::testing::AssertionResult ready() {
-    const bool up = eventually([&] {
-      const std::string text = test::slurp(log_);
-      const auto at = text.find("dashboard http://127.0.0.1:");
-      if (at == std::string::npos) return false;
-      port_ = static_cast<std::uint16_t>(std::atoi(text.c_str() + at + 27));
-      return port_ != 0;
-    });
-    if (!up) return ::testing::AssertionFailure() << "no address printed: " << test::slurp(log_);
+    port_ = child_.dashboard_port(30s);
+    if (port_ == 0) return ::testing::AssertionFailure() << "no address printed: " << child_.output();
     token_ = test::slurp(state_ + "/api_token");
     while (!token_.empty() && (token_.back() == '\n' || token_.back() == ' ')) token_.pop_back();
     if (!eventually([&] { return http(port_, "GET", "/health/ai").status == 200; }))
-      return ::testing::AssertionFailure() << "not ready: " << test::slurp(log_);
+      return ::testing::AssertionFailure() << "not ready: " << child_.output();
     return ::testing::AssertionSuccess();
   }
   Reply get(const std::string& target) const { return http(port_, "GET", target); }
@@ -100,11 +93,10 @@ class ServeNode {
     return r;
   }
   /// Stops the server (SIGTERM); its exit status.
-  int stop() { return child_.stop(); }
-  std::string log() const { return test::slurp(log_); }
+  int stop() { return child_.terminate(); }
+  std::string log() const { return child_.output(); }
 
  private:
-  std::filesystem::path log_;
   std::string state_;
   Child child_;
   std::uint16_t port_ = 0;
@@ -155,7 +147,7 @@ TEST(RedisServe, ANodeShowsItsWorkerSharesItsPolicyAndSendsJobsToLiveWorkers) {
   EXPECT_EQ(local_done.at("state").as_string(), "DONE") << json::serialize(local_done);
 
   // A worker: its heartbeat in /health/ai, then the next rank job goes to it.
-  Child worker({"worker", "--redis", server.url_text(), "--device", "cpu", "--name", "w1", "--reclaim-s", "1"}, {}, dir / "w1.log");
+  Child worker({"worker", "--redis", server.url_text(), "--device", "cpu", "--name", "w1", "--reclaim-s", "1"});
   ASSERT_TRUE(eventually([&] { return heartbeat_alive(serve, "w1"); })) << json::serialize(serve.get("/health/ai").json());
   EXPECT_TRUE(heartbeat_alive(serve, "gpu-1"));  // the node's own heartbeat
   const json::value remote = serve.send("POST", "/jobs/rank", R"({"params": {"top": 3}})").json();
@@ -186,7 +178,7 @@ TEST(RedisServe, ANodeShowsItsWorkerSharesItsPolicyAndSendsJobsToLiveWorkers) {
   const json::value evolved = job_outcome(serve, std::string(evolve.at("id").as_string()));
   ASSERT_EQ(evolved.at("state").as_string(), "DONE") << json::serialize(evolved);
   EXPECT_EQ(evolved.at("result").at("generations").as_int64(), 2);
-  EXPECT_THAT(test::slurp(dir / "w1.log"), HasSubstr("evolve-generation"));
+  EXPECT_THAT(worker.output(), HasSubstr("evolve-generation"));
 
   // A policy change through the API: in Redis's history, and on the other node as PolicyUpdated.
   OtherNode other(server.url());
@@ -206,7 +198,7 @@ TEST(RedisServe, ANodeShowsItsWorkerSharesItsPolicyAndSendsJobsToLiveWorkers) {
   for (const auto& a : attempts.value()) recorded |= a.version == version && a.outcome == "accepted" && a.node == "gpu-1";
   EXPECT_TRUE(recorded) << "version " << version << " by gpu-1 is not in the history stream";
 
-  EXPECT_EQ(worker.stop(), 0);
+  EXPECT_EQ(worker.terminate(), 0);
   EXPECT_EQ(serve.stop(), 0) << serve.log();
 }
 

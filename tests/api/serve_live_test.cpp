@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -27,6 +27,7 @@
 #include "runtime/strategy/strategy_repository.hpp"
 #include "tests/api/binance_fake_server.hpp"
 #include "tests/support/eventually.hpp"
+#include "tests/support/qtos_process.hpp"
 #include "tests/support/run_command.hpp"
 
 #if defined(QTOS_HAVE_BINANCE)
@@ -79,70 +80,27 @@ class ServeLive : public ::testing::Test {
     ASSERT_TRUE(repo.transition(id, StrategyStatus::live, "test", 0).ok());
   }
   void TearDown() override {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (reader_.joinable()) reader_.join();
+    if (proc_) proc_->kill9();
   }
 
-  /// Starts the binary against the fake venue.
+  /// Starts the binary against the fake venue (a clean environment: nothing of the user's QT_* settings).
   void launch() {
-    std::vector<std::string> argv = {QTOS_BIN, "serve", "--exchange", "binance-futures", "--env", "testnet", "--state-dir", dir_.file("state"),
-                                     "--port", "0", "--warmup", "50"};
     const std::string url = "localhost:" + std::to_string(fake_.port());
-    std::vector<std::string> env = {"PATH=/usr/bin:/bin", "HOME=" + dir_.path().string(), "QT_BINANCE_API_KEY=live-key",
-                                    "QT_BINANCE_API_SECRET=live-secret", "QT_BINANCE_KEY_ENV=testnet", "QT_BINANCE_SYMBOLS=BTCUSDT",
-                                    "QT_BINANCE_REST_URL=https://" + url, "QT_BINANCE_STREAM_URL=wss://" + url,
-                                    "QT_BINANCE_CA_FILE=" + fake_.ca_file(), "QT_SG_AI_ENABLED=false", "QT_OPP_RANKER_ENABLED=false"};
-    for (const char* var : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"})
-      if (const char* v = std::getenv(var)) env.push_back(std::string(var) + "=" + v);
-    std::vector<char*> cargv, cenv;
-    for (std::string& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    for (std::string& e : env) cenv.push_back(e.data());
-    cenv.push_back(nullptr);
-    int out[2];
-    ASSERT_EQ(::pipe(out), 0);
-    pid_ = ::fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      ::dup2(out[1], 1);
-      ::dup2(out[1], 2);
-      ::close(out[0]);
-      ::close(out[1]);
-      ::execve(QTOS_BIN, cargv.data(), cenv.data());
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    {
-      std::lock_guard lock(mutex_);
-      text_.clear();
-    }
-    reader_ = std::thread([this, fd = out[0]] {
-      char buf[4096];
-      for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) {
-        std::lock_guard lock(mutex_);
-        text_.append(buf, static_cast<std::size_t>(n));
-      }
-      ::close(fd);
-    });
+    proc_.reset();
+    proc_.emplace(std::vector<std::string>{"serve", "--exchange", "binance-futures", "--env", "testnet", "--state-dir", dir_.file("state"),
+                                           "--port", "0", "--warmup", "50"},
+                  test::QtosProcessOptions{
+                      .env = {"PATH=/usr/bin:/bin", "HOME=" + dir_.path().string(), "QT_BINANCE_API_KEY=live-key",
+                              "QT_BINANCE_API_SECRET=live-secret", "QT_BINANCE_KEY_ENV=testnet", "QT_BINANCE_SYMBOLS=BTCUSDT",
+                              "QT_BINANCE_REST_URL=https://" + url, "QT_BINANCE_STREAM_URL=wss://" + url,
+                              "QT_BINANCE_CA_FILE=" + fake_.ca_file(), "QT_SG_AI_ENABLED=false", "QT_OPP_RANKER_ENABLED=false"},
+                      .inherit_env = false});
   }
-  std::string text() {
-    std::lock_guard lock(mutex_);
-    return text_;
-  }
-  /// Waits until the output holds `what` `times` times (false after `seconds`).
-  bool wait_for(const std::string& what, int times = 1, int seconds = 20) {
-    for (int i = 0; i < seconds * 50; ++i) {
-      const std::string t = text();
-      int n = 0;
-      for (auto at = t.find(what); at != std::string::npos; at = t.find(what, at + 1)) ++n;
-      if (n >= times) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
-  }
+  std::string text() const { return proc_ ? proc_->output() : std::string(); }
+  /// Waits until the output holds `what` `times` times (false after 20 s).
+  bool wait_for(const std::string& what, int times = 1) const { return proc_->wait_for(what, times); }
+  /// SIGTERM, then the exit status (-1 when it did not exit within 20 s).
+  int terminate() { return proc_->terminate(); }
   /// Waits until the fake has accepted `n` WebSocket connections.
   bool wait_streams(std::size_t n) {
     return test::eventually([&] { return fake_.ws_targets().size() >= n; }, std::chrono::seconds(10));
@@ -170,20 +128,6 @@ class ServeLive : public ::testing::Test {
         ++quiet;
       }
     }
-  }
-  /// SIGTERM, then the exit status (-1 when it did not exit within 20 s).
-  int terminate() {
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 200; ++i) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        if (reader_.joinable()) reader_.join();
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return -1;
   }
   std::string run_dir() {
     std::string name = test::slurp(dir_.file("state") + "/current_live_run");
@@ -217,10 +161,7 @@ class ServeLive : public ::testing::Test {
   test::FakeBinance fake_{true, "live-key", "live-secret"};
   test::TempDir dir_;
   std::int64_t now_open_ = 0;
-  pid_t pid_ = -1;
-  std::thread reader_;
-  std::mutex mutex_;
-  std::string text_;
+  std::optional<test::QtosProcess> proc_;
 };
 
 TEST_F(ServeLive, TradesTheFakeVenueStopsOnSigtermAndResumesWithoutDuplicates) {

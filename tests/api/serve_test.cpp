@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <set>
 #include <thread>
@@ -25,7 +26,9 @@
 #include "runtime/analytics/ledger.hpp"
 #include "runtime/bus/event_log.hpp"
 #include "tests/support/crash_child.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/http_request.hpp"
+#include "tests/support/qtos_process.hpp"
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
@@ -46,115 +49,46 @@ class Serve : public ::testing::Test {
   /// Starts `qtos serve` on the fixture's state directory with the demo market and `args`, and waits until it trades.
   void launch(const std::vector<std::string>& args, bool wait_ready = true) {
     port_ = 0;
-    first_lines_.clear();
-    {
-      std::lock_guard lock(mutex_);
-      rest_.clear();
-    }
-    std::vector<std::string> argv = {QTOS_BIN, "serve", "--state-dir", dir_.file("state"), "--port", "0"};
+    std::vector<std::string> argv = {"serve", "--state-dir", dir_.file("state"), "--port", "0"};
     argv.insert(argv.end(), kDemo.begin(), kDemo.end());
     argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (std::string& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    int out[2];
-    ASSERT_EQ(::pipe(out), 0);
-    pid_ = ::fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      ::dup2(out[1], 1);
-      ::close(out[0]);
-      ::close(out[1]);
-      ::execv(QTOS_BIN, cargv.data());
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    // The dashboard's address is the first line; read until it shows.
-    stdout_ = ::fdopen(out[0], "r");
-    char line[4096];
-    for (int i = 0; i < 50 && port_ == 0 && std::fgets(line, sizeof line, stdout_); ++i) {
-      first_lines_ += line;
-      if (const char* at = std::strstr(line, "dashboard http://127.0.0.1:")) port_ = static_cast<std::uint16_t>(std::atoi(at + 27));
-    }
-    ASSERT_NE(port_, 0) << first_lines_;
-    // Keep reading the child's output so that it never blocks on a full pipe.
-    reader_ = std::thread([this] {
-      char buf[4096];
-      while (std::fgets(buf, sizeof buf, stdout_)) {
-        std::lock_guard lock(mutex_);
-        rest_ += buf;
-      }
-    });
+    proc_.reset();
+    proc_.emplace(argv, test::QtosProcessOptions{.capture_stderr = false});  // stdout: what the user reads first
+    port_ = proc_->dashboard_port();
+    ASSERT_NE(port_, 0) << proc_->output();
     token_ = test::slurp(dir_.file("state") + "/api_token");
     while (!token_.empty() && (token_.back() == '\n' || token_.back() == '\r' || token_.back() == ' ')) token_.pop_back();
     ASSERT_FALSE(token_.empty());
     // Ready once the warm-up is over and the OS trades.
-    for (int i = 0; i < 300 && wait_ready; ++i) {
-      const Reply h = http(port_, "GET", "/health/ai");
-      if (h.status == 200) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    if (wait_ready) FAIL() << "never ready";
+    if (wait_ready && !test::eventually([&] { return http(port_, "GET", "/health/ai").status == 200; }, std::chrono::seconds(30),
+                                        std::chrono::milliseconds(100)))
+      FAIL() << "never ready";
   }
   void TearDown() override { kill9(); }
-  /// SIGKILL (nothing flushed, nothing finished), and the end of its output.
+  /// SIGKILL (nothing flushed, nothing finished).
   void kill9() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-    if (reader_.joinable()) reader_.join();  // the child is gone: end of file
-    if (stdout_) std::fclose(stdout_);
-    stdout_ = nullptr;
+    if (proc_) proc_->kill9();
   }
   /// The exit status once it exits on its own (-1 when it did not within `seconds`).
-  int wait_exit(int seconds) {
-    for (int i = 0; i < seconds * 10; ++i) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return -1;
-  }
-  std::string output() {
-    if (reader_.joinable() && pid_ < 0) reader_.join();
-    std::lock_guard lock(mutex_);
-    return rest_;
-  }
+  int wait_exit(int seconds) { return proc_->wait_exit(std::chrono::seconds(seconds)); }
+  /// What it printed (all of it once it has exited).
+  std::string output() const { return proc_ ? proc_->output() : std::string(); }
   /// SIGTERM, then the exit status (-1 when it did not exit within 20 s).
-  int terminate() {
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 200; ++i) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return -1;
-  }
+  int terminate() { return proc_->terminate(); }
+
   TempDir dir_;
-  pid_t pid_ = -1;
-  FILE* stdout_ = nullptr;
-  std::thread reader_;
-  std::mutex mutex_;
-  std::string rest_;
+  std::optional<test::QtosProcess> proc_;
   std::uint16_t port_ = 0;
-  std::string token_, first_lines_;
+  std::string token_;
 };
 
 json::value body_json(const Reply& r) { return r.json(); }
 
 TEST_F(Serve, TheOsTradesBehindTheApiAndIsDrivenOverHttp) {
-  EXPECT_EQ(first_lines_.rfind("qtos serve: dashboard http://127.0.0.1:", 0) == std::string::npos &&
-                first_lines_.find("\nqtos serve: dashboard") == std::string::npos,
+  EXPECT_EQ(output().rfind("qtos serve: dashboard http://127.0.0.1:", 0) == std::string::npos &&
+                output().find("\nqtos serve: dashboard") == std::string::npos,
             false)
-      << first_lines_;
+      << output();
   // Reads.
   Reply r = http(port_, "GET", "/health");
   EXPECT_EQ(r.status, 200);
