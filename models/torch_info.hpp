@@ -1,19 +1,21 @@
 #pragma once
-/// @file What the LibTorch this binary was built with offers; the rest of the system sees no torch types.
+/// @file What the LibTorch backend module offers; the rest of the system sees no torch types.
 
 #include <string>
 
 namespace qtos::models {
 
-/// Facts about the linked LibTorch.
+/// Facts about the LibTorch of the backend module.
 struct TorchInfo {
   std::string version;       ///< e.g. "1.13.1"
+  std::string module;        ///< the module's path (libqtos_torch.so)
   bool cuda_available = false;  ///< LibTorch was built with CUDA and sees a device
   int cuda_devices = 0;      ///< devices LibTorch sees
   int intra_op_threads = 0;  ///< CPU threads LibTorch uses for one operator
 };
 
-/// Queries LibTorch (cheap; no model is loaded).
+/// Queries LibTorch, loading the backend module on the first call (no model is loaded). Throws std::runtime_error
+/// naming the paths tried when the module cannot be loaded.
 TorchInfo torch_info();
 
 /// Sets LibTorch's intra-op CPU threads (benchmarks pin it to match their peer); throws std::invalid_argument when

@@ -1,4 +1,5 @@
-// The training loop (AdamW, cosine LR, clipping, early stopping) and the training-throughput bench step.
+// The backend module's training loop (AdamW, cosine LR, clipping, early stopping) and the training-throughput bench
+// step.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,7 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/version.h>
 
-#include "models/detail/nets.hpp"
+#include "models/torch/nets.hpp"
 
 #ifdef QTOS_TORCH_CUDA  // a CUDA LibTorch (defined by models/CMakeLists.txt); the CPU build never sees these headers
 #include <ATen/cuda/CUDAEvent.h>
@@ -200,8 +201,10 @@ std::int64_t now_ms(const Clock* clock) {
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSplit& split, ModelKind kind,
-                                           const ModelHyper& hyper, const TrainOptions& opts) {
+namespace detail {
+
+Result<std::unique_ptr<Model>> torch_train(const FeatureTable& tab, const TimeSplit& split, ModelKind kind, const ModelHyper& hyper,
+                                           const TrainOptions& opts) {
   options_validate(opts);
   hyper.validate(kind, tab.spec);
   const torch::Device dev = detail::device_resolve(opts.device);
@@ -324,7 +327,7 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSp
   }
   net->to(torch::kCPU);
   net->eval();
-  impl->net = net;
+  impl->net = std::make_shared<detail::TorchNetwork>(net, torch::Device(torch::kCPU));
   const Model scratch(std::make_unique<Model::Impl>(*impl));  // evaluates; the final Model gets the metrics
 
   // Out-of-sample evaluation on validation and test, and the naive baseline on test.
@@ -352,44 +355,51 @@ Result<std::unique_ptr<Model>> model_train(const FeatureTable& tab, const TimeSp
   return std::make_unique<Model>(std::move(impl));
 }
 
-struct TrainBench::Impl {
-  std::shared_ptr<detail::NetBase> net;
-  std::unique_ptr<torch::optim::AdamW> opt;
-  std::unique_ptr<StepRunner> runner;
-  torch::Tensor x, y_ret, y_up;
-  bool graphed = false;
+namespace {
+
+class TorchTrainBench final : public TrainBenchStep {
+ public:
+  TorchTrainBench(ModelKind kind, const ModelHyper& hyper, std::int32_t n_features, std::int32_t window, std::int32_t batch,
+                  std::uint64_t seed, DeviceKind device, bool cuda_graph) {
+    if (n_features < 1 || window < 1 || batch < 1)
+      throw std::invalid_argument("TrainBench: features " + std::to_string(n_features) + ", window " + std::to_string(window) +
+                                  ", batch " + std::to_string(batch) + " must all be >= 1");
+    FeatureSpec spec;
+    spec.window = window;
+    hyper.validate(kind, spec);
+    torch::manual_seed(seed);
+    const torch::Device dev = device_resolve(device);
+    const std::int32_t w = kind == ModelKind::mlp ? 1 : window;
+    net_ = net_create(kind, hyper, n_features, w);
+    net_->to(dev);
+    net_->train();
+    opt_ = std::make_unique<torch::optim::AdamW>(net_->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(1e-4));
+    x_ = torch::randn({batch, w, n_features}).to(dev);
+    y_ret_ = torch::randn({batch}).to(dev);
+    y_up_ = (torch::rand({batch}) > 0.5).to(torch::kFloat32).to(dev);
+    runner_ = std::make_unique<StepRunner>(*net_, *opt_, 1.0);
+    if (cuda_graph) {
+      if (!dev.is_cuda()) throw std::invalid_argument("TrainBench: CUDA-graph capture needs --device cuda");
+      graphed_ = runner_->capture(dev, batch, w, n_features);
+    }
+  }
+  double step() override { return runner_->step(x_, y_ret_, y_up_); }
+  bool graphed() const override { return graphed_; }
+
+ private:
+  std::shared_ptr<NetBase> net_;
+  std::unique_ptr<torch::optim::AdamW> opt_;
+  std::unique_ptr<StepRunner> runner_;
+  torch::Tensor x_, y_ret_, y_up_;
+  bool graphed_ = false;
 };
 
-TrainBench::TrainBench(ModelKind kind, const ModelHyper& hyper, std::int32_t n_features, std::int32_t window,
-                       std::int32_t batch, std::uint64_t seed, DeviceKind device, bool cuda_graph)
-    : impl_(std::make_unique<Impl>()) {
-  if (n_features < 1 || window < 1 || batch < 1)
-    throw std::invalid_argument("TrainBench: features " + std::to_string(n_features) + ", window " + std::to_string(window) +
-                                ", batch " + std::to_string(batch) + " must all be >= 1");
-  FeatureSpec spec;
-  spec.window = window;
-  hyper.validate(kind, spec);
-  torch::manual_seed(seed);
-  const torch::Device dev = detail::device_resolve(device);
-  const std::int32_t w = kind == ModelKind::mlp ? 1 : window;
-  impl_->net = detail::net_create(kind, hyper, n_features, w);
-  impl_->net->to(dev);
-  impl_->net->train();
-  impl_->opt = std::make_unique<torch::optim::AdamW>(impl_->net->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(1e-4));
-  impl_->x = torch::randn({batch, w, n_features}).to(dev);
-  impl_->y_ret = torch::randn({batch}).to(dev);
-  impl_->y_up = (torch::rand({batch}) > 0.5).to(torch::kFloat32).to(dev);
-  impl_->runner = std::make_unique<StepRunner>(*impl_->net, *impl_->opt, 1.0);
-  if (cuda_graph) {
-    if (!dev.is_cuda()) throw std::invalid_argument("TrainBench: CUDA-graph capture needs --device cuda");
-    impl_->graphed = impl_->runner->capture(dev, batch, w, n_features);
-  }
+}  // namespace
+
+std::unique_ptr<TrainBenchStep> torch_train_bench(ModelKind kind, const ModelHyper& hyper, std::int32_t n_features, std::int32_t window,
+                                                  std::int32_t batch, std::uint64_t seed, DeviceKind device, bool cuda_graph) {
+  return std::make_unique<TorchTrainBench>(kind, hyper, n_features, window, batch, seed, device, cuda_graph);
 }
 
-TrainBench::~TrainBench() = default;
-
-double TrainBench::step() { return impl_->runner->step(impl_->x, impl_->y_ret, impl_->y_up); }
-
-bool TrainBench::graphed() const { return impl_->graphed; }
-
+}  // namespace detail
 }  // namespace qtos::models

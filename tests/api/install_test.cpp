@@ -1,5 +1,6 @@
 // `cmake --install` of this build into a temporary prefix: the layout README "Deployment (GPU server)" describes,
-// a binary that runs from there, a systemd unit pointing at it, and an example .env that names every variable.
+// a binary that runs from there (with its LibTorch module), a systemd unit pointing at it, and an example .env that
+// names every variable.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,9 +61,12 @@ TEST(Install, CmakeInstallLaysOutBinaryUnitExampleEnvAndDocs) {
     EXPECT_EQ(shell(std::string("systemd-analyze verify ") + q(unit_path) + " >" + q(log) + " 2>&1"), 0)
         << test::slurp(log);
   }
-  // The installed binary runs from its new place.
+  // The installed binary runs from its new place, with the LibTorch module installed beside it.
+  EXPECT_TRUE(fs::exists(prefix / "lib/qtos/libqtos_torch.so"));
   EXPECT_EQ(shell(q(prefix / "bin/qtos") + " version >" + q(log) + " 2>&1"), 0) << test::slurp(log);
   EXPECT_NE(test::slurp(log).find("qtos 0."), std::string::npos) << test::slurp(log);
+  EXPECT_NE(test::slurp(log).find((prefix / "lib/qtos/libqtos_torch.so").string() + ")"), std::string::npos)
+      << "the installed module, not the build's\n" << test::slurp(log);
   fs::remove_all(prefix);
   fs::remove(log);
 }
