@@ -38,16 +38,13 @@ sanitize: configure
 
 # What CI runs (.ci/run): every test in the release build, then the sanitizer runs.
 # ThreadSanitizer runs the suites whose threads are our own (the bus, services, the HTTP server, `qtos serve`, the
-# notifier); the cpu and models suites' parallelism is TBB over disjoint slices and LibTorch's pool, checked under
-# AddressSanitizer, and leaving them out of the tsan build keeps CI within its 30 minutes. The tsan run also leaves out
-# the suites that only start one-shot verbs of the binary and read their output (usage errors, exports, the table of a
-# ranking): each start of a tsan binary costs ~1.5 s (LibTorch loading), they were 60% of the tsan test time, and the
-# threaded engines behind those verbs run under tsan in-process (Executor, Evolution, WalkForward, the serve tests).
+# notifier, and the verbs' threaded engines through the binary); the cpu and models suites' parallelism is TBB over
+# disjoint slices and LibTorch's pool, checked under AddressSanitizer, and leaving them out of the tsan build keeps CI
+# within its 30 minutes.
 TSAN_SUITES ?= runtime api
-TSAN_EXCLUDE ?= ^(Cli|DataCli|RankCli|EvolveCli|BacktestCli|ModelsCli|StoreCli|HardeningCliUsage|RedisServeUsage)\.
 ci: test
 	$(MAKE) sanitize PRESET=asan
-	$(MAKE) sanitize PRESET=tsan SAN_SUITES="$(TSAN_SUITES)" SAN_EXCLUDE='$(TSAN_EXCLUDE)'
+	$(MAKE) sanitize PRESET=tsan SAN_SUITES="$(TSAN_SUITES)"
 
 asan:
 	$(MAKE) test PRESET=asan

@@ -16,12 +16,12 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace backtest_cli_test {
 
 using test::run_qtos;
 using test::TempDir;
 
-bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+using test::has;
 
 using test::slurp;
 
@@ -131,11 +131,11 @@ TEST_F(BacktestCli, BadInputsAreNamed) {
   EXPECT_TRUE(has(r.err, "nothing.db")) << r.err;
 }
 
-}  // namespace
+}  // namespace backtest_cli_test
 }  // namespace qtos
 
 namespace qtos {
-namespace {
+namespace backtest_cli_test {
 
 using test::run_qtos;
 using test::slurp;
@@ -213,5 +213,5 @@ TEST(BacktestCompareStages, FiveRunsOnePageObservationEqualsTheBaseline) {
               static_cast<std::size_t>(blank));
 }
 
-}  // namespace
+}  // namespace backtest_cli_test
 }  // namespace qtos

@@ -19,7 +19,7 @@
 #include "tests/api/binance_fake_server.hpp"
 
 namespace qtos::binance {
-namespace {
+namespace binance_exchange_test {
 
 using test::FakeBinance;
 using test::FakeFault;
@@ -482,11 +482,11 @@ TEST_F(BinanceExchangeTest, AnUntrustedCertificateIsRefused) {
   EXPECT_TRUE(fake_->requests().empty());
 }
 
-}  // namespace
+}  // namespace binance_exchange_test
 }  // namespace qtos::binance
 
 namespace qtos::binance {
-namespace {
+namespace binance_exchange_test {
 
 std::string trade_update(const std::string& cid, std::int64_t trade_id, double last, double cum, const std::string& status,
                          const std::string& exec = "TRADE") {
@@ -523,5 +523,5 @@ TEST_F(BinanceExchangeTest, UserStreamFillsAreAppliedOnceAndCumulativeQuantityNe
   EXPECT_FALSE(ex->user_event("{\"e\":\"ACCOUNT_UPDATE\"}"));
 }
 
-}  // namespace
+}  // namespace binance_exchange_test
 }  // namespace qtos::binance

@@ -14,7 +14,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos::binance {
-namespace {
+namespace binance_factory_test {
 
 Config load(std::map<std::string, std::string> env) {
   ConfigSources s;
@@ -113,5 +113,5 @@ TEST(BinanceConfig, FactoryBuiltConnectorStartsAgainstTheFakeVenue) {
   EXPECT_EQ(fake.orders()[0].client_id, "run7-5");
 }
 
-}  // namespace
+}  // namespace binance_factory_test
 }  // namespace qtos::binance

@@ -14,7 +14,7 @@
 #include "tests/support/eventually.hpp"
 
 namespace qtos::binance {
-namespace {
+namespace binance_feed_test {
 
 constexpr std::int64_t kH = 3'600'000;
 
@@ -122,5 +122,5 @@ TEST(BinanceKlineFeed, ClosedBarsOnceInOrderThroughDropsAndHoles) {
   EXPECT_LE(feed.backfilled(), 4u);
 }
 
-}  // namespace
+}  // namespace binance_feed_test
 }  // namespace qtos::binance

@@ -10,7 +10,7 @@
 #include "api/binance/signing.hpp"
 
 namespace qtos::binance {
-namespace {
+namespace binance_signing_test {
 
 constexpr const char* kSpotSecret = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
 constexpr const char* kFuturesSecret = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9";
@@ -105,5 +105,5 @@ TEST(BinanceSigning, BadKeysAreRefusedWithTheirName) {
   }
 }
 
-}  // namespace
+}  // namespace binance_signing_test
 }  // namespace qtos::binance

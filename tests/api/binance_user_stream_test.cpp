@@ -15,7 +15,7 @@
 #include "tests/support/eventually.hpp"
 
 namespace qtos::binance {
-namespace {
+namespace binance_user_stream_test {
 
 struct Events {
   std::mutex mu;
@@ -136,5 +136,5 @@ TEST(BinanceUserStream, SpotSubscribesWithASignatureTheVenueAccepts) {
   refused.stop();
 }
 
-}  // namespace
+}  // namespace binance_user_stream_test
 }  // namespace qtos::binance

@@ -17,7 +17,7 @@
 #include "tests/support/eventually.hpp"
 
 namespace qtos::binance {
-namespace {
+namespace binance_ws_session_test {
 
 using std::chrono::milliseconds;
 
@@ -202,5 +202,5 @@ TEST(WsSession, StopCutsALongBackoffShortAndBadOptionsAreNamed) {
   }
 }
 
-}  // namespace
+}  // namespace binance_ws_session_test
 }  // namespace qtos::binance

@@ -7,12 +7,12 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace cli_test {
 
 using test::run_qtos;
 using test::TempDir;
 
-bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+using test::has;
 
 TEST(Cli, HelpListsEveryVerbAndEveryVerbHasHelp) {
   TempDir dir;
@@ -127,5 +127,5 @@ TEST(Cli, DemoRunsOnEmbeddedDefaults) {
   EXPECT_TRUE(std::filesystem::exists(dir / "state/demo-data/panel.qtp"));
 }
 
-}  // namespace
+}  // namespace cli_test
 }  // namespace qtos

@@ -16,13 +16,13 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace data_cli_test {
 
 namespace fs = std::filesystem;
 using test::run_qtos;
 using test::TempDir;
 
-bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+using test::has;
 
 constexpr std::int64_t kT0 = 1704067200000;  // 2024-01-01T00:00Z
 constexpr std::int64_t kM = 60000;
@@ -243,5 +243,5 @@ TEST(DataCli, EmptyOrMissingPathsAreUsageErrorsNamingTheOption) {
   });
 }
 
-}  // namespace
+}  // namespace data_cli_test
 }  // namespace qtos

@@ -14,7 +14,7 @@
 #include "tests/support/event_log_v1.hpp"
 
 namespace qtos {
-namespace {
+namespace events_dump_test {
 
 using ::testing::HasSubstr;
 
@@ -125,5 +125,5 @@ TEST_F(EventsDump, RefusesFilesThatAreNotLogsOrAreCorrupt) {
   EXPECT_THAT(o.text, HasSubstr("cannot open"));
 }
 
-}  // namespace
+}  // namespace events_dump_test
 }  // namespace qtos

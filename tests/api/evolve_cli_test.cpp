@@ -12,12 +12,12 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace evolve_cli_test {
 
 using test::run_qtos;
 using test::TempDir;
 
-bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+using test::has;
 
 class EvolveCli : public ::testing::Test {
  protected:
@@ -267,5 +267,5 @@ TEST_F(EvolveCli, BadInputsAreNamed) {
   EXPECT_TRUE(has(r.err, "--slippage-spread: -0.5 is out of range; expected a number from 0 to 10")) << r.err;
 }
 
-}  // namespace
+}  // namespace evolve_cli_test
 }  // namespace qtos

@@ -16,12 +16,12 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace gaps_cli_test {
 
 using test::run_qtos;
 using test::TempDir;
 
-bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+using test::has;
 
 std::vector<std::string> lines(const std::string& s) {
   std::vector<std::string> out;
@@ -133,5 +133,5 @@ TEST_F(GapsCli, BadGapPoliciesAreRefusedWithTheAcceptedForms) {
   EXPECT_TRUE(has(r.err, "QT_GAPS")) << r.err;
 }
 
-}  // namespace
+}  // namespace gaps_cli_test
 }  // namespace qtos

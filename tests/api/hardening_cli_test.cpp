@@ -22,13 +22,13 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace hardening_cli_test {
 
 using test::run_qtos;
 using test::slurp;
 using test::TempDir;
 
-bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+using test::has;
 
 /// A qtos process started in the background with a clean environment, stdout and stderr going to files in `cwd`.
 class Background {
@@ -312,5 +312,5 @@ TEST(HardeningCliUsage, ListVerbsOnAMistypedPathCreateNothing) {
   EXPECT_FALSE(std::filesystem::exists(dir / "state"));
 }
 
-}  // namespace
+}  // namespace hardening_cli_test
 }  // namespace qtos

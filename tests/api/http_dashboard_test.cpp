@@ -37,7 +37,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos::api {
-namespace {
+namespace http_dashboard_test {
 
 namespace json = boost::json;
 using http::verb;
@@ -680,5 +680,5 @@ TEST(HttpDashboardServe, ThePageDrivesTheRunningOs) {
   EXPECT_EQ(serve.terminate(), 0) << serve.output();
 }
 
-}  // namespace
+}  // namespace http_dashboard_test
 }  // namespace qtos::api

@@ -13,7 +13,7 @@
 #include "tests/api/http_fake_plane.hpp"
 
 namespace qtos::api {
-namespace {
+namespace http_handler_test {
 
 namespace json = boost::json;
 using testing::FakeControlPlane;
@@ -490,5 +490,5 @@ TEST_F(HttpHandler, AThrowingPlaneIs500WithoutDetail) {
   EXPECT_EQ(res.body().find("secret"), std::string::npos);
 }
 
-}  // namespace
+}  // namespace http_handler_test
 }  // namespace qtos::api

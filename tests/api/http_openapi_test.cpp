@@ -12,7 +12,7 @@
 #include "tests/api/http_fake_plane.hpp"
 
 namespace qtos::api {
-namespace {
+namespace http_openapi_test {
 
 namespace json = boost::json;
 using testing::FakeControlPlane;
@@ -196,5 +196,5 @@ TEST_F(HttpOpenApi, UndocumentedMethodsAre405WithTheDocumentedAllow) {
   EXPECT_EQ(plane.control_calls, 0);
 }
 
-}  // namespace
+}  // namespace http_openapi_test
 }  // namespace qtos::api

@@ -24,7 +24,7 @@
 #include "tests/api/http_fake_plane.hpp"
 
 namespace qtos::api {
-namespace {
+namespace http_server_test {
 
 using testing::FakeControlPlane;
 using Clock = std::chrono::steady_clock;
@@ -395,5 +395,5 @@ TEST_F(HttpApiToken, TheEnvironmentsTokenWinsAndNoFileIsMade) {
   EXPECT_EQ(api_token_resolve(config).size(), 64u);
 }
 
-}  // namespace
+}  // namespace http_server_test
 }  // namespace qtos::api

@@ -17,7 +17,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace install_test {
 
 namespace fs = std::filesystem;
 
@@ -106,5 +106,5 @@ TEST(Install, ExampleEnvNamesEveryVariableWithItsDefaultAndLoads) {
   fs::remove(copy);
 }
 
-}  // namespace
+}  // namespace install_test
 }  // namespace qtos

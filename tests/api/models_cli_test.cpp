@@ -7,12 +7,12 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace models_cli_test {
 
 using test::run_qtos;
 using test::TempDir;
 
-bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+using test::has;
 
 TEST(ModelsCli, RetrainRegistersACandidateThatMovesThroughTheStages) {
   TempDir dir;
@@ -91,5 +91,5 @@ TEST(ModelsCli, BadInputsAreNamed) {
   EXPECT_NE(run_qtos("retrain --model mlp", dir.path()).exit_code, 0);  // --data is required
 }
 
-}  // namespace
+}  // namespace models_cli_test
 }  // namespace qtos

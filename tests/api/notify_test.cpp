@@ -24,7 +24,7 @@
 #include "runtime/config/config.hpp"
 
 namespace qtos::api {
-namespace {
+namespace notify_test {
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
@@ -480,5 +480,5 @@ TEST(WebhookNotifier, HttpsSpeaksTlsAndFailsAgainstAPlainServer) {
   EXPECT_EQ(rig.notifier.stats().sent, 0u);
 }
 
-}  // namespace
+}  // namespace notify_test
 }  // namespace qtos::api

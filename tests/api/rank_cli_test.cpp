@@ -17,12 +17,12 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace rank_cli_test {
 
 using test::run_qtos;
 using test::TempDir;
 
-bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+using test::has;
 
 std::vector<std::string> lines(const std::string& s) {
   std::vector<std::string> out;
@@ -204,5 +204,5 @@ TEST_F(RankCli, IndicatorBadInputsExitNonZeroWithAReason) {
   EXPECT_TRUE(has(r.err, "vwap")) << r.err;
 }
 
-}  // namespace
+}  // namespace rank_cli_test
 }  // namespace qtos

@@ -19,7 +19,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace redis_cli_test {
 
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
@@ -82,5 +82,5 @@ TEST(RedisCli, AMissingOrBadRedisUrlIsAUsageErrorNamingIt) {
   EXPECT_THAT(cfg.err, HasSubstr("QT_REDIS_URL"));
 }
 
-}  // namespace
+}  // namespace redis_cli_test
 }  // namespace qtos

@@ -12,7 +12,7 @@
 #include "tests/support/redis_server.hpp"
 
 namespace qtos {
-namespace {
+namespace redis_events_test {
 
 using namespace std::chrono_literals;
 
@@ -125,5 +125,5 @@ TEST(RedisEvents, WithRedisAwayTheBusNeverWaitsTheQueueDropsAndCountsThenDrainsW
   EXPECT_EQ(read_all(reader).size(), s.mirrored);
 }
 
-}  // namespace
+}  // namespace redis_events_test
 }  // namespace qtos

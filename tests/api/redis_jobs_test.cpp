@@ -25,7 +25,7 @@
 #include "tests/support/redis_server.hpp"
 
 namespace qtos {
-namespace {
+namespace redis_jobs_test {
 
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
@@ -361,5 +361,5 @@ TEST(RedisEvolve, ThreeWorkersGiveTheSameHallOfFameAsOneProcess) {
   EXPECT_GE(busy, 2);
 }
 
-}  // namespace
+}  // namespace redis_jobs_test
 }  // namespace qtos

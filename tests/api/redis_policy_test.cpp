@@ -17,7 +17,7 @@
 #include "tests/support/redis_server.hpp"
 
 namespace qtos {
-namespace {
+namespace redis_policy_test {
 
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
@@ -316,5 +316,5 @@ TEST(RedisPolicy, AScaleOutNodeShowsItsHealthHeartbeatAndMirroredPolicyEvents) {
   EXPECT_EQ(list.value()[0].state, "stopped");
 }
 
-}  // namespace
+}  // namespace redis_policy_test
 }  // namespace qtos

@@ -35,7 +35,7 @@
 extern char** environ;
 
 namespace qtos {
-namespace {
+namespace redis_serve_test {
 
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
@@ -250,5 +250,5 @@ TEST(RedisServeUsage, AnUnreachableRedisAtStartIsRefusedNamingQT_REDIS_URL) {
   EXPECT_THAT(node.err, HasSubstr("--node n1"));
 }
 
-}  // namespace
+}  // namespace redis_serve_test
 }  // namespace qtos

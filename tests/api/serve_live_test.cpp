@@ -33,7 +33,7 @@
 #if defined(QTOS_HAVE_BINANCE)
 
 namespace qtos {
-namespace {
+namespace serve_live_test {
 
 namespace json = boost::json;
 constexpr std::int64_t kHour = 3'600'000;
@@ -236,7 +236,7 @@ TEST_F(ServeLive, ReplayOptionsAndMissingSymbolsAreRefused) {
   EXPECT_EQ(fake_.orders().size(), 0u);
 }
 
-}  // namespace
+}  // namespace serve_live_test
 }  // namespace qtos
 
 #endif  // QTOS_HAVE_BINANCE

@@ -32,7 +32,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace serve_test {
 
 namespace json = boost::json;
 using test::TempDir;
@@ -355,5 +355,5 @@ TEST_F(Serve, ASigkilledServiceResumesItsRunWithNothingLostOrDoubled) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_.file("state") + "/runs"), std::filesystem::directory_iterator{}), 2);
 }
 
-}  // namespace
+}  // namespace serve_test
 }  // namespace qtos

@@ -8,12 +8,12 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace store_cli_test {
 
 using test::run_qtos;
 using test::TempDir;
 
-bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+using test::has;
 
 TEST(StoreCli, ADamagedStrategyRepositoryIsAnErrorNotAnEmptyList) {
   TempDir dir;
@@ -73,5 +73,5 @@ TEST(StoreCli, ABrokenModelIsNotPromotedAndARetiredOneRollsBack) {
   EXPECT_TRUE(has(twice.err, "only a RETIRED version can be reactivated")) << twice.err;
 }
 
-}  // namespace
+}  // namespace store_cli_test
 }  // namespace qtos

@@ -8,12 +8,12 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace torch_backend_cli_test {
 
 using test::run_qtos;
 using test::TempDir;
 
-bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+using test::has;
 
 TEST(TorchBackendCli, VersionNamesTheModuleItLoaded) {
   TempDir dir;
@@ -57,5 +57,5 @@ TEST(TorchBackendCli, CommandsWithoutAModelNeverLoadLibTorchAndAMissingModuleIsN
   EXPECT_TRUE(has(b.out, "ELF")) << b.out;
 }
 
-}  // namespace
+}  // namespace torch_backend_cli_test
 }  // namespace qtos

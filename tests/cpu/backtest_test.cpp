@@ -18,7 +18,7 @@
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {
-namespace {
+namespace backtest_test {
 
 using kernels::BacktestAccum;
 using kernels::CondKind;
@@ -618,5 +618,5 @@ TEST(BacktestCrossCheck, EventLoopGivesTheSameTradesUnderResetAfterZero) {
   EXPECT_GT(total, 100u);  // the handful of genomes must actually trade
 }
 
-}  // namespace
+}  // namespace backtest_test
 }  // namespace qtos

@@ -27,7 +27,7 @@
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {
-namespace {
+namespace decimal_test {
 
 using kernels::CondKind;
 using kernels::Genome;
@@ -394,5 +394,5 @@ TEST(DecimalPrices, FloatAndDoubleBacktestsAgreeWhereACloseTiesItsBand) {
   }
 }
 
-}  // namespace
+}  // namespace decimal_test
 }  // namespace qtos

@@ -18,7 +18,7 @@
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {
-namespace {
+namespace gaps_test {
 
 using kernels::GapPolicy;
 using kernels::IndicatorKind;
@@ -422,5 +422,5 @@ TEST(GapsBacktest, SkipHoldsAPositionAcrossTheClosureAndFillsAtTheNextBarThatExi
   EXPECT_TRUE(gap_exit);
 }
 
-}  // namespace
+}  // namespace gaps_test
 }  // namespace qtos

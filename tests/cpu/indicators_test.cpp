@@ -16,7 +16,7 @@
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {
-namespace {
+namespace indicators_test {
 
 using kernels::IndicatorKind;
 using kernels::IndicatorParams;
@@ -628,5 +628,5 @@ TEST(IndicatorBatch, BadArgumentsAreRefusedNamingThem) {
   EXPECT_EQ(message(ok, 7, out), "no error");
 }
 
-}  // namespace
+}  // namespace indicators_test
 }  // namespace qtos

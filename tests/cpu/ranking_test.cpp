@@ -14,7 +14,7 @@
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {
-namespace {
+namespace ranking_test {
 
 using kernels::Feature;
 using kernels::FeatureRow;
@@ -231,5 +231,5 @@ TEST(OpportunityRank, IncrementalUpdateEqualsFullRecompute) {
   EXPECT_THROW(engine.advance_from(panel.view(), 150), std::invalid_argument);
 }
 
-}  // namespace
+}  // namespace ranking_test
 }  // namespace qtos

@@ -17,7 +17,7 @@
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {
-namespace {
+namespace registry_test {
 
 using kernels::IndicatorKind;
 using kernels::IndicatorParams;
@@ -223,5 +223,5 @@ TEST(BackendRegistry, DeviceCudaWithoutADeviceIsAnErrorAndAutoTakesTbb) {
   EXPECT_FALSE(report.cuda_error.empty());
 }
 
-}  // namespace
+}  // namespace registry_test
 }  // namespace qtos

@@ -12,7 +12,7 @@
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {
-namespace {
+namespace backtest_consistency_test {
 
 using kernels::BacktestAccum;
 using kernels::Genome;
@@ -86,5 +86,5 @@ TEST(BacktestCuda, MatchesTbbAndTheSerialReference) {
   }
 }
 
-}  // namespace
+}  // namespace backtest_consistency_test
 }  // namespace qtos

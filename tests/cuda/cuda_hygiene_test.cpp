@@ -13,7 +13,7 @@
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {
-namespace {
+namespace cuda_hygiene_test {
 
 using kernels::IndicatorKind;
 
@@ -99,5 +99,5 @@ TEST(CudaTiling, BacktestCoversMoreSymbolsThanOneGridRow) {
   EXPECT_EQ(a.genome[0].accounts, b.genome[0].accounts);
 }
 
-}  // namespace
+}  // namespace cuda_hygiene_test
 }  // namespace qtos

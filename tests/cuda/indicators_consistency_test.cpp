@@ -15,7 +15,7 @@
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {
-namespace {
+namespace indicators_consistency_test {
 
 using kernels::IndicatorKind;
 using kernels::IndicatorParams;
@@ -120,5 +120,5 @@ TEST(IndicatorConsistencyCuda, CpuFloatAndCudaFloatAgreeOrSkip) {
   }
 }
 
-}  // namespace
+}  // namespace indicators_consistency_test
 }  // namespace qtos

@@ -8,7 +8,7 @@
 #include "cpu/registry/backends.hpp"
 
 namespace qtos {
-namespace {
+namespace smoke_test {
 
 std::vector<float> prices(std::size_t n) {
   std::vector<float> p(n);
@@ -80,5 +80,5 @@ TEST(DeviceSelection, ParseNamesTheBadValue) {
   }
 }
 
-}  // namespace
+}  // namespace smoke_test
 }  // namespace qtos

@@ -11,7 +11,7 @@
 #include "tests/models/synthetic.hpp"
 
 namespace qtos::models {
-namespace {
+namespace clm_service_test {
 
 using testing::SyntheticMarket;
 
@@ -122,5 +122,5 @@ TEST_F(ClmService, ScheduleTriggersAndAFailedRetrainingIsAHealthEvent) {
   EXPECT_FALSE(cfg_opts.orchestrator.auto_deploy);
 }
 
-}  // namespace
+}  // namespace clm_service_test
 }  // namespace qtos::models

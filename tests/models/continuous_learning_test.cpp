@@ -11,7 +11,7 @@
 #include "tests/models/synthetic.hpp"
 
 namespace qtos::models {
-namespace {
+namespace continuous_learning_test {
 
 using testing::SyntheticMarket;
 
@@ -205,5 +205,5 @@ TEST_F(Clm, ScheduleAndBadOptions) {
   EXPECT_EQ(clm.run_shadow_evaluation(9, SyntheticMarket(2, 300, 0.0, 1).to_panel(300)).error().code, "not_found");
 }
 
-}  // namespace
+}  // namespace continuous_learning_test
 }  // namespace qtos::models

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 namespace qtos::models {
-namespace {
+namespace evaluation_test {
 
 TEST(Evaluation, SpearmanOfMonotoneAndReversedAndTies) {
   const std::vector<float> a{1, 2, 3, 4, 5}, b{10, 20, 30, 40, 500}, c{5, 4, 3, 2, 1}, k{1, 1, 1, 1, 1};
@@ -65,5 +65,5 @@ TEST(Evaluation, JsonRoundTripAndBadInput) {
   EXPECT_THROW(metrics_evaluate(one, one, one, none, 1, 1.0), std::invalid_argument);
 }
 
-}  // namespace
+}  // namespace evaluation_test
 }  // namespace qtos::models

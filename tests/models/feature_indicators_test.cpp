@@ -14,7 +14,7 @@
 #include "tests/models/synthetic.hpp"
 
 namespace qtos::models {
-namespace {
+namespace feature_indicators_test {
 
 using testing::SyntheticMarket;
 
@@ -268,5 +268,5 @@ TEST(FeatureIndicators, VersionOneSpecsParseAndDifferByVersion) {
   }
 }
 
-}  // namespace
+}  // namespace feature_indicators_test
 }  // namespace qtos::models

@@ -12,7 +12,7 @@
 #include "tests/models/synthetic.hpp"
 
 namespace qtos::models {
-namespace {
+namespace features_gaps_test {
 
 using testing::SyntheticMarket;
 
@@ -198,5 +198,5 @@ TEST(FeatureGaps, TheSpecRecordsThePolicyAndOldSpecsMeanResetAfterZero) {
   EXPECT_THROW(spec.validate(), std::invalid_argument);
 }
 
-}  // namespace
+}  // namespace features_gaps_test
 }  // namespace qtos::models

@@ -9,7 +9,7 @@
 #include "tests/models/synthetic.hpp"
 
 namespace qtos::models {
-namespace {
+namespace features_test {
 
 using testing::SyntheticMarket;
 
@@ -202,5 +202,5 @@ TEST(Features, SpecValidationJsonAndDifferences) {
   EXPECT_THROW(features_build(m.view(), FeatureSpec{}, 10, 60), std::invalid_argument);
 }
 
-}  // namespace
+}  // namespace features_test
 }  // namespace qtos::models

@@ -23,7 +23,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos::models {
-namespace {
+namespace flow_retrain_test {
 
 using testing::SyntheticMarket;
 
@@ -319,5 +319,5 @@ TEST(ModelSupervisorReset, APromotionRestartsThatModelsLiveRecordOnly) {
   EXPECT_EQ(sup.live("beta@v1").outcomes, 6 * 68);
 }
 
-}  // namespace
+}  // namespace flow_retrain_test
 }  // namespace qtos::models

@@ -15,7 +15,7 @@
 #include "tests/models/synthetic.hpp"
 
 namespace qtos::models {
-namespace {
+namespace model_test {
 
 using testing::SyntheticMarket;
 
@@ -377,5 +377,5 @@ TEST(Prediction, PanelPredictionMatchesSamplePredictionAndNeedsHistory) {
   EXPECT_FALSE(model.predict(m.view(), 600).ok());
 }
 
-}  // namespace
+}  // namespace model_test
 }  // namespace qtos::models

@@ -16,7 +16,7 @@
 #include "tests/models/synthetic.hpp"
 
 namespace qtos::models {
-namespace {
+namespace registry_recovery_test {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -199,5 +199,5 @@ TEST_F(RegistryRecovery, TimesComeFromTheInjectedClock) {
   EXPECT_EQ(trained.value()->meta().created_ms, 1'700'000'005'000);
 }
 
-}  // namespace
+}  // namespace registry_recovery_test
 }  // namespace qtos::models

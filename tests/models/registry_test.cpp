@@ -14,7 +14,7 @@
 #include "tests/models/synthetic.hpp"
 
 namespace qtos::models {
-namespace {
+namespace registry_test {
 
 using testing::SyntheticMarket;
 
@@ -200,5 +200,5 @@ TEST_F(Registry, ReadersNeverSeeAHalfLoadedModelDuringSwaps) {
   EXPECT_GT(seen_a.load() + seen_b.load(), 10);
 }
 
-}  // namespace
+}  // namespace registry_test
 }  // namespace qtos::models

@@ -9,7 +9,7 @@
 #include "tests/models/synthetic.hpp"
 
 namespace qtos::models {
-namespace {
+namespace supervision_test {
 
 using testing::SyntheticMarket;
 
@@ -161,5 +161,5 @@ TEST_F(Orchestrator, ModesDecideWhetherToRetrainAndWhetherToDeploy) {
   EXPECT_EQ(enforced.on_shadow_report(report.value()), OrchestratorAction::promotion_refused);  // already ACTIVE
 }
 
-}  // namespace
+}  // namespace supervision_test
 }  // namespace qtos::models

@@ -24,7 +24,7 @@
 #include "tests/runtime/test_util.hpp"
 
 namespace qtos {
-namespace {
+namespace analytics_test {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -473,5 +473,5 @@ TEST(Report, HeadlessChromiumRendersThePage) {
               static_cast<std::size_t>(size), static_cast<std::size_t>(blank_size));
 }
 
-}  // namespace
+}  // namespace analytics_test
 }  // namespace qtos

@@ -17,7 +17,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace atomic_file_test {
 
 namespace fs = std::filesystem;
 
@@ -182,5 +182,5 @@ TEST(AtomicFile, CleanupRemovesADeadProcessTemporariesButNotALiveOnes) {
   EXPECT_EQ(atomic_temp_cleanup((dir / "missing").string()), 0u);  // a missing directory is not an error
 }
 
-}  // namespace
+}  // namespace atomic_file_test
 }  // namespace qtos

@@ -15,7 +15,7 @@
 #include "runtime/clock/clock.hpp"
 
 namespace qtos {
-namespace {
+namespace bus_test {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -395,11 +395,11 @@ TEST(LatencyHistogram, PercentilesAreWithinOneBucket) {
   EXPECT_EQ(h.percentile(0.0), 1u);
 }
 
-}  // namespace
+}  // namespace bus_test
 }  // namespace qtos
 
 namespace qtos {
-namespace {
+namespace bus_test {
 
 TEST(OwnerLoop, DeliversPostsAndFiresTimersOnTheOwnerThread) {
   LiveClock clock;
@@ -434,5 +434,5 @@ TEST(OwnerLoop, DeliversPostsAndFiresTimersOnTheOwnerThread) {
   EXPECT_FALSE(wrong_thread.load());
 }
 
-}  // namespace
+}  // namespace bus_test
 }  // namespace qtos

@@ -12,7 +12,7 @@
 #include "runtime/clock/clock.hpp"
 
 namespace qtos {
-namespace {
+namespace clock_test {
 
 using ::testing::ElementsAre;
 
@@ -151,5 +151,5 @@ TEST(Clock, TimeFormatIsIso8601Utc) {
   EXPECT_EQ(time_format(-1), "1969-12-31T23:59:59.999999999Z");
 }
 
-}  // namespace
+}  // namespace clock_test
 }  // namespace qtos

@@ -7,7 +7,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace config_test {
 
 Config load(std::map<std::string, std::string> env, std::map<std::string, std::string> file = {}) {
   ConfigSources s;
@@ -258,5 +258,5 @@ TEST(Config, RiskOsLimitsAndTheirRanges) {
   }
 }
 
-}  // namespace
+}  // namespace config_test
 }  // namespace qtos

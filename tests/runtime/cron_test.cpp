@@ -5,7 +5,7 @@
 #include "runtime/util/time_format.hpp"
 
 namespace qtos {
-namespace {
+namespace cron_test {
 
 std::string next(const char* expr, const char* after) {
   const auto c = CronSchedule::parse(expr);
@@ -60,5 +60,5 @@ TEST(TimeFormat, RoundTripsAndRejectsGarbage) {
     EXPECT_THROW(time_parse(bad, "--at"), std::invalid_argument) << bad;
 }
 
-}  // namespace
+}  // namespace cron_test
 }  // namespace qtos

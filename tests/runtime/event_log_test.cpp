@@ -20,7 +20,7 @@
 #include "tests/support/event_log_v1.hpp"
 
 namespace qtos {
-namespace {
+namespace event_log_test {
 
 using ::testing::HasSubstr;
 using test::TempDir;
@@ -427,11 +427,11 @@ TEST(EventLog, ReplayFilterSkipsTypes) {
   EXPECT_EQ(stats.value().skipped, 1u);
 }
 
-}  // namespace
+}  // namespace event_log_test
 }  // namespace qtos
 
 namespace qtos {
-namespace {
+namespace event_log_test {
 
 TEST(EventJson, EveryEventTypeHasAJsonFormWithItsFieldNames) {
   for (const AnyEvent& e : test::sample_events()) {
@@ -453,5 +453,5 @@ TEST(EventJson, EveryEventTypeHasAJsonFormWithItsFieldNames) {
   EXPECT_EQ(boost::json::parse(boost::json::serialize(denied)).as_object(), denied);
 }
 
-}  // namespace
+}  // namespace event_log_test
 }  // namespace qtos

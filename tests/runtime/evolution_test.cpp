@@ -20,7 +20,7 @@
 #include "runtime/strategy/portfolio_returns.hpp"
 
 namespace qtos {
-namespace {
+namespace evolution_test {
 
 using kernels::Genome;
 
@@ -439,11 +439,11 @@ TEST(WalkForward, BadFoldsAndWindowsAreNamed) {
   EXPECT_NE(err(3000, w).find("within the data's 3000 bars"), std::string::npos);
 }
 
-}  // namespace
+}  // namespace evolution_test
 }  // namespace qtos
 
 namespace qtos {
-namespace {
+namespace evolution_test {
 
 TEST(Evolution, StopTokenEndsTheSearchAfterTheGenerationInHandAndMarksItPartial) {
   const Market mk = market(0.0, false, 5);
@@ -696,5 +696,5 @@ TEST(Evolution, ASearchThatCannotTradeSaysSo) {
   EXPECT_TRUE(evolve_warnings_after(evolve(full.m.panel.view(), full.f, *cpu, o)).empty());
 }
 
-}  // namespace
+}  // namespace evolution_test
 }  // namespace qtos

@@ -22,7 +22,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace executor_amplify_test {
 
 using test::TempDir;
 
@@ -212,11 +212,11 @@ TEST(ExecutorAmplify, TheSnapshotSaysWhetherTheEntryThesisStillHolds) {
   EXPECT_EQ(thesis.size(), 2u);  // both: rules that keep firing, and rules that stopped
 }
 
-}  // namespace
+}  // namespace executor_amplify_test
 }  // namespace qtos
 
 namespace qtos {
-namespace {
+namespace executor_amplify_test {
 
 TEST(ExecutorPromotion, APromotedStrategyTradesFromItsPromotionAndARetiredOneTakesNoNewEntry) {
   const MarketPanel panel = market();
@@ -258,11 +258,11 @@ TEST(ExecutorPromotion, APromotedStrategyTradesFromItsPromotionAndARetiredOneTak
   EXPECT_EQ(by_strategy[0].strategy_id, promoted.id);
 }
 
-}  // namespace
+}  // namespace executor_amplify_test
 }  // namespace qtos
 
 namespace qtos {
-namespace {
+namespace executor_amplify_test {
 
 TEST(ExecutorManualExit, AnOperatorClosesAPositionThroughTheRiskOsOnce) {
   const MarketPanel panel = market();
@@ -299,5 +299,5 @@ TEST(ExecutorManualExit, AnOperatorClosesAPositionThroughTheRiskOsOnce) {
   EXPECT_TRUE(manual);
 }
 
-}  // namespace
+}  // namespace executor_amplify_test
 }  // namespace qtos

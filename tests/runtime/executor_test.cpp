@@ -31,7 +31,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace executor_test {
 
 namespace fs = std::filesystem;
 
@@ -844,5 +844,5 @@ TEST(Executor, ResumeNamesWhatItCannotContinue) {
   EXPECT_EQ(rest.bars_done, 500);
 }
 
-}  // namespace
+}  // namespace executor_test
 }  // namespace qtos

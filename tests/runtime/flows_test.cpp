@@ -35,7 +35,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace flows_test {
 
 using test::TempDir;
 
@@ -457,5 +457,5 @@ TEST(Flows, HealthAiReportsEveryServiceInTheDesignShape) {
   set.stop("test done");
 }
 
-}  // namespace
+}  // namespace flows_test
 }  // namespace qtos

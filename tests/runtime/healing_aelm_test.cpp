@@ -30,7 +30,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace healing_aelm_test {
 
 using test::TempDir;
 
@@ -761,5 +761,5 @@ TEST(AelmReplay, SmartExecSlicesLargeEntriesIntoTwapChildOrders) {
   EXPECT_GT(sliced.aelm->decisions(), 0u);
 }
 
-}  // namespace
+}  // namespace healing_aelm_test
 }  // namespace qtos

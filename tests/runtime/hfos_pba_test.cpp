@@ -26,7 +26,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace hfos_pba_test {
 
 using test::TempDir;
 
@@ -624,5 +624,5 @@ TEST(PbaReplay, EnforcedDeniesOverTheLimitAndTrimsWhatGrewOverIt) {
   EXPECT_GT(enforced.pba_partials, 0u) << "a trim is a partial take in the ledger, with PBA in its trace";
 }
 
-}  // namespace
+}  // namespace hfos_pba_test
 }  // namespace qtos

@@ -16,7 +16,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace hooks_test {
 
 /// A subsystem with fixed answers: halves the size, excludes the symbol, denies the risk check.
 class Fixed final : public TradingSubsystem {
@@ -176,5 +176,5 @@ TEST(Hooks, WithoutFailSafeAnErrorPropagatesNamingTheSubsystem) {
   }
 }
 
-}  // namespace
+}  // namespace hooks_test
 }  // namespace qtos

@@ -12,7 +12,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace kline_import_test {
 
 constexpr std::int64_t kH = 3600000;
 constexpr std::int64_t kT0 = 1704067200000;  // 2024-01-01T00:00Z
@@ -381,5 +381,5 @@ TEST(KlineImport, RowsSpanningMoreThanTheMemoryAvailableAreRefusedBeforeAllocati
   ::unsetenv("QTOS_TEST_MEMORY_BYTES");
 }
 
-}  // namespace
+}  // namespace kline_import_test
 }  // namespace qtos

@@ -14,7 +14,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace kline_zip_import_test {
 
 namespace fs = std::filesystem;
 
@@ -140,5 +140,5 @@ TEST(KlineZipImport, DamagedArchiveIsReportedAndAnUnpackedCopyIsReadOnce) {
   EXPECT_EQ(rep3.bad_files, 2u) << (rep3.messages.size() > 1 ? rep3.messages[1] : "");
 }
 
-}  // namespace
+}  // namespace kline_zip_import_test
 }  // namespace qtos

@@ -25,7 +25,7 @@
 #include "tests/support/crash_child.hpp"
 
 namespace qtos {
-namespace {
+namespace ledger_test {
 
 using ::testing::HasSubstr;
 
@@ -603,5 +603,5 @@ TEST(Ledger, HotPathWritesAreFast) {
   EXPECT_EQ(ledger.equity_curve().size(), static_cast<std::size_t>(cycles));
 }
 
-}  // namespace
+}  // namespace ledger_test
 }  // namespace qtos

@@ -25,7 +25,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace msc_test {
 
 // ---- the detector ------------------------------------------------------------------------------------------------
 
@@ -595,5 +595,5 @@ TEST(MscReplay, ObserveEqualsTheBaselineEnforcedChangesThePolicyAndTheTrading) {
               by_msc, static_cast<unsigned long long>(max_open_denials(enforced)), static_cast<unsigned long long>(max_open_denials(base)),
               enforced.result.final_equity, base.result.final_equity);
 }
-}  // namespace
+}  // namespace msc_test
 }  // namespace qtos

@@ -12,7 +12,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace panel_test {
 
 MarketPanel small_panel() {
   SynthOptions o;
@@ -187,5 +187,5 @@ TEST(MarketPanel, APanelLargerThanTheMemoryAvailableIsRefusedBeforeAllocating) {
   EXPECT_EQ(bytes_human(1'120'000'000), "1.12 GB");
 }
 
-}  // namespace
+}  // namespace panel_test
 }  // namespace qtos

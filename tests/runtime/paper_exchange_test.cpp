@@ -22,7 +22,7 @@
 #include "runtime/exchange/exchange.hpp"
 
 namespace qtos {
-namespace {
+namespace paper_exchange_test {
 
 constexpr TimeNs kT0 = 1'704'067'200LL * kNsPerSecond;  // 2024-01-01T00:00:00Z
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -1040,5 +1040,5 @@ TEST(PaperExchangeBacktest, ReproducesTheBacktesterTradeForTrade) {
   EXPECT_EQ(ex.equity(), st.cash + st.qty * bars.back().close);
 }
 
-}  // namespace
+}  // namespace paper_exchange_test
 }  // namespace qtos

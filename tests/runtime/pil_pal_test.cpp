@@ -30,7 +30,7 @@
 #include "tests/support/run_command.hpp"
 
 namespace qtos {
-namespace {
+namespace pil_pal_test {
 
 using test::TempDir;
 
@@ -601,5 +601,5 @@ TEST(PilPalReplay, PalAdvisoryChangesNothingEnforcedAmplifies) {
   EXPECT_GT(both.pal->decisions(), 0u);
 }
 
-}  // namespace
+}  // namespace pil_pal_test
 }  // namespace qtos

@@ -17,7 +17,7 @@
 #include "tests/support/crash_child.hpp"
 
 namespace qtos {
-namespace {
+namespace policy_crash_test {
 
 // The child: update forever, acknowledging each committed version on the pipe. Never returns.
 [[noreturn]] void writer_child(const std::string& path, int ack_fd) {
@@ -75,5 +75,5 @@ TEST(SqlitePolicyCrash, SigkillMidStreamLeavesAnIntactPrefixWithEveryCommittedUp
   EXPECT_EQ(store.current()->extra.at("seq"), std::to_string(stored));
 }
 
-}  // namespace
+}  // namespace policy_crash_test
 }  // namespace qtos

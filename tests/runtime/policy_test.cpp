@@ -18,7 +18,7 @@
 #include "tests/runtime/test_util.hpp"
 
 namespace qtos {
-namespace {
+namespace policy_test {
 
 using ::testing::HasSubstr;
 using test::TempDir;
@@ -338,5 +338,5 @@ TEST(SqlitePolicyStore, UnreadablePathsStopStartUp) {
   }
 }
 
-}  // namespace
+}  // namespace policy_test
 }  // namespace qtos

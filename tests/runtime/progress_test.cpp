@@ -7,7 +7,7 @@
 #include "runtime/util/progress.hpp"
 
 namespace qtos {
-namespace {
+namespace progress_test {
 
 std::string run(bool terminal) {
   std::FILE* f = std::tmpfile();
@@ -43,5 +43,5 @@ TEST(Progress, PlainModeLogsAboutEveryTenthAndEndsOnce) {
   EXPECT_EQ(s.find("work: 100/100 (100%)", first + 1), std::string::npos) << "the final line must not repeat:\n" << s;
 }
 
-}  // namespace
+}  // namespace progress_test
 }  // namespace qtos

@@ -21,7 +21,7 @@
 #include "tests/support/synthetic_panel.hpp"
 
 namespace qtos {
-namespace {
+namespace ranking_services_test {
 
 constexpr std::int32_t kSymbols = 24;
 constexpr std::int32_t kBars = 260;
@@ -430,5 +430,5 @@ TEST(UniverseOSService, DisabledMeansOff) {
   EXPECT_TRUE(uos.tradable("AUSDT"));
 }
 
-}  // namespace
+}  // namespace ranking_services_test
 }  // namespace qtos

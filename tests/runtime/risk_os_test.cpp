@@ -14,7 +14,7 @@
 #include "runtime/risk/risk_os.hpp"
 
 namespace qtos {
-namespace {
+namespace risk_os_test {
 
 using ::testing::HasSubstr;
 
@@ -574,11 +574,11 @@ TEST(RiskOSLimits, UnusableLimitsAreRefusedNamingTheField) {
   EXPECT_THROW({ RiskOS risk(l, bus); }, std::invalid_argument);
 }
 
-}  // namespace
+}  // namespace risk_os_test
 }  // namespace qtos
 
 namespace qtos {
-namespace {
+namespace risk_os_test {
 
 TEST(RiskOSLocks, TheGuardAndCooldownsAreListedAndCanBeLiftedByAnOperator) {
   RiskLimits l;
@@ -637,5 +637,5 @@ TEST(RiskOSCheckpoint, ABrakeAndACooldownSurviveARestart) {
   }
 }
 
-}  // namespace
+}  // namespace risk_os_test
 }  // namespace qtos

@@ -9,7 +9,7 @@
 #include "runtime/service/service.hpp"
 
 namespace qtos {
-namespace {
+namespace service_test {
 
 using ::testing::ElementsAre;
 using S = ServiceState;
@@ -150,5 +150,5 @@ TEST(Service, ModeOffIsNotStartedAndSwitchingOffStops) {
   EXPECT_THAT(modes, ElementsAre(SubsystemMode::observe, SubsystemMode::observe, SubsystemMode::advisory, SubsystemMode::off));
 }
 
-}  // namespace
+}  // namespace service_test
 }  // namespace qtos

@@ -16,7 +16,7 @@
 #include "tests/runtime/test_util.hpp"
 
 namespace qtos {
-namespace {
+namespace store_test {
 
 using ::testing::HasSubstr;
 
@@ -243,5 +243,5 @@ TEST(Store, AHallOfFameIsStoredWholeOrNotAtAll) {
   EXPECT_EQ(repo.count(), 3);
 }
 
-}  // namespace
+}  // namespace store_test
 }  // namespace qtos

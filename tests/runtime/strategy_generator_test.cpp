@@ -19,7 +19,7 @@
 #include "tests/runtime/test_util.hpp"
 
 namespace qtos {
-namespace {
+namespace strategy_generator_test {
 
 using kernels::CondKind;
 using kernels::Genome;
@@ -293,5 +293,5 @@ TEST(StrategyGeneratorAI, ShadowEntryNeedsTheSelectedStrategyWithAPositiveTestSh
   EXPECT_FALSE(shadow_entry_refusal(rec));
 }
 
-}  // namespace
+}  // namespace strategy_generator_test
 }  // namespace qtos

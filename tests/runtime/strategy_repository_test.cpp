@@ -9,7 +9,7 @@
 #include "tests/runtime/test_util.hpp"
 
 namespace qtos {
-namespace {
+namespace strategy_repository_test {
 
 StrategyRecord record(float level, std::int32_t generation) {
   StrategyRecord r;
@@ -221,5 +221,5 @@ TEST(StrategyRepository, StoresTheGapPolicyOfTheBacktestAndNamesAnotherOne) {
   EXPECT_NE(strategy_gaps_mismatch(unknown, "skip")->find("(not recorded)"), std::string::npos);
 }
 
-}  // namespace
+}  // namespace strategy_repository_test
 }  // namespace qtos

@@ -13,7 +13,7 @@
 #include "runtime/data/synth.hpp"
 
 namespace qtos {
-namespace {
+namespace synth_test {
 
 SynthOptions opts(std::uint64_t seed) {
   SynthOptions o;
@@ -236,11 +236,11 @@ TEST(Synth, OutOfRangeOptionsAndTooLargePanelsAreRefusedBeforeWork) {
   ::unsetenv("QTOS_TEST_MEMORY_BYTES");
 }
 
-}  // namespace
+}  // namespace synth_test
 }  // namespace qtos
 
 namespace qtos {
-namespace {
+namespace synth_test {
 
 TEST(SynthSchedule, PlantedRegimesHoldFromTheirFirstBarAndLeaveTheRestAlone) {
   SynthOptions o;
@@ -263,5 +263,5 @@ TEST(SynthSchedule, PlantedRegimesHoldFromTheirFirstBarAndLeaveTheRestAlone) {
   EXPECT_THROW(synth_generate(o), std::invalid_argument);
 }
 
-}  // namespace
+}  // namespace synth_test
 }  // namespace qtos

@@ -17,6 +17,9 @@ struct CommandResult {
   std::string out, err;
 };
 
+/// True when `text` contains `what` (a command's output holds a message).
+inline bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+
 inline std::string slurp(const std::filesystem::path& p) {
   std::ifstream in(p);
   std::stringstream ss;
