@@ -2,6 +2,8 @@
 #include "runtime/subsystems/meta_strategy_controller.hpp"
 
 #include <algorithm>
+#include <iterator>
+#include <set>
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -132,8 +134,59 @@ MetaStrategyController::MetaStrategyController(EventBus& bus, const Config& conf
       hysteresis_(options_),
       base_(*policy.current()) {}
 
+// The base MSC scales is the operator's: for each field MSC manages, the value the newest writer other than MSC gave
+// it (the seed policy first), read from the policy's history, never MSC's own adjusted values. So a restart does not
+// take the current policy, which MSC may have scaled, for its starting point (before, each restart in DEFENSIVE halved
+// the risk budget again and each in AGGRESSIVE raised it again), and an operator's change of a managed field made while
+// MSC holds a mode is kept as the new base instead of being overwritten at the next change. The strategies MSC blocked
+// are found the same way: added by an MSC version and not decided on since by another writer.
+void MetaStrategyController::base_follow() {
+  auto h = policy_.history(following_ ? followed_.version + 1 : 1);
+  if (!h.ok()) return;  // the store is away: what is known stands (a write would fail as well)
+  std::set<std::string> managed_extra;
+  for (const auto& [r, keys] : options_.weights_by_regime)
+    for (const auto& [k, v] : keys) managed_extra.insert(k);
+  for (const Policy& v : h.value()) {
+    if (!following_) {  // the oldest version kept: the seed
+      base_ = v;
+      blocked_.clear();
+      followed_ = v;
+      following_ = true;
+      continue;
+    }
+    const Policy& prev = followed_;
+    std::set<std::string> added, removed;
+    std::set_difference(v.blocked_strategies.begin(), v.blocked_strategies.end(), prev.blocked_strategies.begin(),
+                        prev.blocked_strategies.end(), std::inserter(added, added.end()));
+    std::set_difference(prev.blocked_strategies.begin(), prev.blocked_strategies.end(), v.blocked_strategies.begin(),
+                        v.blocked_strategies.end(), std::inserter(removed, removed.end()));
+    if (v.updated_by == Service::name()) {
+      blocked_.insert(added.begin(), added.end());
+      for (const auto& id : removed) blocked_.erase(id);
+    } else {
+      if (v.min_confidence != prev.min_confidence) base_.min_confidence = v.min_confidence;
+      if (v.max_risk_per_trade != prev.max_risk_per_trade) base_.max_risk_per_trade = v.max_risk_per_trade;
+      if (v.max_open_positions != prev.max_open_positions) base_.max_open_positions = v.max_open_positions;
+      for (const auto& k : managed_extra) {
+        const auto now = v.extra.find(k), before = prev.extra.find(k);
+        const bool changed = (now == v.extra.end()) != (before == prev.extra.end()) ||
+                             (now != v.extra.end() && now->second != before->second);
+        if (!changed) continue;
+        if (now == v.extra.end())
+          base_.extra.erase(k);
+        else
+          base_.extra[k] = now->second;
+      }
+      for (const auto& id : added) blocked_.erase(id);  // another writer decided about these strategies
+      for (const auto& id : removed) blocked_.erase(id);
+    }
+    followed_ = v;
+  }
+}
+
 void MetaStrategyController::on_start() {
-  base_ = *policy_.current();
+  following_ = false;
+  base_follow();
   subscribe<MarketBarClosed>([this](const MarketBarClosed& bar) { on_bar(bar); });
   subscribe<HealthStatusChanged>([this](const HealthStatusChanged& ev) { handle_health_alert(ev); });
   every(options_.update_interval_s * kNsPerSecond, [this](TimeNs) { update(); });
@@ -221,6 +274,7 @@ Policy MetaStrategyController::target_policy(const Policy& current, RiskMode mod
 }
 
 bool MetaStrategyController::update_policy(const std::string& reason) {
+  base_follow();
   const RiskMode mode_wanted = hysteresis_.mode();
   const auto current = policy_.current();
   const Policy target = target_policy(*current, mode_wanted, regime_);

@@ -113,13 +113,17 @@ class MetaStrategyController final : public AiSubsystem {
 
  private:
   void on_bar(const MarketBarClosed& bar);
+  /// Folds the policy versions written since the last call into base_ and blocked_ (see the .cpp).
+  void base_follow();
 
   PolicyStore& policy_;
   MscOptions options_;
   RegimeDetector detector_;
   RiskModeHysteresis hysteresis_;
-  Policy base_;                      // the starting policy the risk-mode table is derived from
+  Policy base_;                      // the operator's values the risk-mode table is derived from (base_follow)
   std::set<std::string> blocked_;    // strategy ids MSC itself added to blocked_strategies
+  Policy followed_;                  // the newest policy version folded into base_ and blocked_
+  bool following_ = false;           // followed_ holds a version
   MarketConditions conditions_;
   MarketConditions raw_;             // the detector's last reading (analysed once per new bar)
   Regime regime_ = Regime::unknown;

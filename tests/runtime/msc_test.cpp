@@ -396,6 +396,52 @@ TEST(MscController, EnforcedCrashGoesDefensiveThroughThePolicyStoreAndBackWhenCa
   EXPECT_EQ(msc.status().errors, 1u);
 }
 
+TEST(MscController, ARestartScalesTheOperatorsPolicyNotMscsOwnAdjustments) {
+  MscRig rig;
+  MscOptions o;
+  o.calm_after_s = 0;
+  o.confirm_after_s = 0;
+  o.blocked_by_regime[Regime::crash] = {"momentum-1"};
+  const MarketPanel p = crash_panel(960);
+  {
+    MetaStrategyController msc(rig.bus, msc_config(SubsystemMode::enforced), *rig.store, o);
+    ASSERT_TRUE(msc.start());
+    for (std::int32_t t = 0; t < 900; ++t) msc.detector().on_panel_bar(p, t);
+    msc.update();
+    for (std::int32_t t = 900; t < 912; ++t) msc.detector().on_panel_bar(p, t);
+    rig.clock.advance_by(kHour);
+    msc.update();
+    ASSERT_EQ(msc.risk_mode(), RiskMode::defensive);
+    ASSERT_EQ(rig.store->current()->max_open_positions, 3);
+  }
+  // While the policy is DEFENSIVE, the operator sets the position limit to 4: that is the operator's value now.
+  ASSERT_TRUE(rig.store->update(rig.store->version(), [](Policy& q) { q.max_open_positions = 4; }, "operator: four", "operator").ok());
+  // A restart: a new controller on the same policy store, warming up again on the calm part of the market.
+  MetaStrategyController again(rig.bus, msc_config(SubsystemMode::enforced), *rig.store, o);
+  ASSERT_TRUE(again.start());
+  for (std::int32_t t = 0; t < 900; ++t) again.detector().on_panel_bar(p, t);
+  rig.clock.advance_by(kHour);
+  again.update();
+  ASSERT_EQ(again.regime(), Regime::ranging);
+  auto pol = rig.store->current();
+  EXPECT_EQ(pol->risk_mode, RiskMode::normal);
+  EXPECT_DOUBLE_EQ(pol->min_confidence, 0.6) << "DEFENSIVE's 0.7 taken for the base";
+  EXPECT_DOUBLE_EQ(pol->max_risk_per_trade, 0.02) << "DEFENSIVE's 0.01 taken for the base";
+  EXPECT_EQ(pol->max_open_positions, 4) << "the operator's value";
+  EXPECT_EQ(pol->blocked_strategies, (std::set<std::string>{"operator-blocked"})) << "the block the first MSC added is lifted";
+  EXPECT_EQ(pol->extra.at("opp_ranker.weight.liquidity"), "1.2");
+  // A crash again scales the operator's values once: 4 positions halved, the risk budget halved once.
+  for (std::int32_t t = 900; t < 912; ++t) again.detector().on_panel_bar(p, t);
+  rig.clock.advance_by(kHour);
+  again.update();
+  ASSERT_EQ(again.risk_mode(), RiskMode::defensive);
+  pol = rig.store->current();
+  EXPECT_EQ(pol->max_open_positions, 2);
+  EXPECT_DOUBLE_EQ(pol->max_risk_per_trade, 0.01);
+  EXPECT_DOUBLE_EQ(pol->min_confidence, 0.7);
+  EXPECT_EQ(pol->blocked_strategies, (std::set<std::string>{"momentum-1", "operator-blocked"}));
+}
+
 TEST(MscController, ACalmRegimeIsAdoptedOnlyOnceItHoldsAndACrashAtOnce) {
   MscRig rig;
   MetaStrategyController msc(rig.bus, msc_config(SubsystemMode::enforced), *rig.store);  // confirm_after_s: 6 h
