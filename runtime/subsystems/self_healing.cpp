@@ -77,6 +77,7 @@ void SelfHealing::watch(Service& service) {
 
 void SelfHealing::on_start() {
   window_.assign(1, WindowCounts{});
+  safe_mode_adopt();
   last_handler_errors_ = bus().metrics().handler_errors;
   subscribe<MarketBarClosed>([this](const MarketBarClosed& b) {
     const TimeNs interval = static_cast<TimeNs>(b.interval_s) * kNsPerSecond;
@@ -339,7 +340,7 @@ void SelfHealing::safe_mode_enter(const std::string& why) {
       return;
     }
     restore_mode_ = cur->risk_mode;
-    auto r = policy_->update(cur->version, [](Policy& p) { p.risk_mode = RiskMode::defensive; }, "self-healing SAFE mode: " + why, "self-healing");
+    auto r = policy_->update(cur->version, [](Policy& p) { p.risk_mode = RiskMode::defensive; }, "self-healing SAFE mode: " + why, kPolicyAuthor);
     if (r.ok()) {
       safe_version_ = r.value()->version;
       decide("SWITCH_TO_SAFE_MODE", "Switching to SAFE mode: policy risk mode " + std::string(enum_name(restore_mode_)) +
@@ -355,6 +356,22 @@ void SelfHealing::safe_mode_enter(const std::string& why) {
   error("SAFE mode: the policy kept changing under the update (two conflicts)");
 }
 
+// A SAFE mode this service switched to before a restart is its own still: when the policy's newest version is its
+// switch to DEFENSIVE (nobody changed the policy since), the restarted service holds SAFE mode and the pause with it,
+// and restores the risk mode the switch replaced once every check has been clear for resume_checks checks, as it
+// would have without the restart. (Before, the policy stayed DEFENSIVE until someone else changed it.)
+void SelfHealing::safe_mode_adopt() {
+  if (!hard() || policy_ == nullptr) return;
+  const auto cur = policy_->current();
+  if (cur->updated_by != kPolicyAuthor || cur->risk_mode != RiskMode::defensive || cur->version < 2) return;
+  const auto before = policy_->history(cur->version - 1, 1);
+  if (!before.ok() || before.value().empty()) return;
+  safe_mode_ = true;
+  safe_version_ = cur->version;
+  restore_mode_ = before.value().front().risk_mode;
+  pause("SAFE mode from before the restart (policy version " + std::to_string(cur->version) + ": " + cur->reason + ")");
+}
+
 void SelfHealing::safe_mode_leave() {
   safe_mode_ = false;
   if (!hard() || policy_ == nullptr || safe_version_ == 0) return;
@@ -368,7 +385,7 @@ void SelfHealing::safe_mode_leave() {
     return;
   }
   const RiskMode back = restore_mode_;
-  auto r = policy_->update(cur->version, [back](Policy& p) { p.risk_mode = back; }, "self-healing: every check clear", "self-healing");
+  auto r = policy_->update(cur->version, [back](Policy& p) { p.risk_mode = back; }, "self-healing: every check clear", kPolicyAuthor);
   if (r.ok())
     decide("SWITCH_TO_SAFE_MODE", "Leaving SAFE mode: policy risk mode DEFENSIVE -> " + std::string(enum_name(back)), true);
   else

@@ -109,6 +109,8 @@ class SelfHealing final : public AiSubsystem {
   bool reconnect_all(const std::string& why);
   void safe_mode_enter(const std::string& why);
   void safe_mode_leave();
+  void safe_mode_adopt();
+  static constexpr const char* kPolicyAuthor = "self-healing";  ///< updated_by of its policy versions
   void pause(const std::string& why);
 
   SelfHealingOptions options_;

@@ -256,6 +256,46 @@ TEST(SelfHealing, ARejectingVenueSwitchesToSafeModeInThePolicyAndBack) {
   EXPECT_EQ(seen.actions(), (std::vector<std::string>{"SWITCH_TO_SAFE_MODE", "PAUSE_TRADING", "RESUME", "SWITCH_TO_SAFE_MODE"}));
 }
 
+TEST(SelfHealing, ASafeModeFromBeforeARestartIsHeldAndLeftWhenClear) {
+  SimClock clock(kT0);
+  EventBus bus(clock);
+  PolicyStore policy(std::make_unique<MemoryPolicyBackend>(), clock, &bus, Policy{});
+  ASSERT_TRUE(policy.update(policy.version(), [](Policy& p) { p.risk_mode = RiskMode::aggressive; }, "operator", "operator").ok());
+  {
+    SelfHealing h(bus, config_with(Subsystem::self_healing, SubsystemMode::protective), minute_checks(), &policy);
+    ASSERT_TRUE(h.start());
+    clock.advance_by(kMinute);
+    bar_publish(bus, "BTCUSDT", 100);
+    for (std::uint64_t id = 1; id <= 6; ++id) {
+      if (id <= 2) bus.publish(SourceName("executor"), OrderSubmitted{.order_id = id, .symbol = "BTCUSDT"});
+      else bus.publish(SourceName("executor"), OrderRejected{.order_id = id, .symbol = "BTCUSDT", .exchange_code = -1021, .message = "timestamp"});
+    }
+    clock.advance_by(kMinute);
+    ASSERT_TRUE(h.safe_mode());
+    ASSERT_EQ(policy.current()->risk_mode, RiskMode::defensive);
+  }  // the process dies in SAFE mode
+  // Restarted: the SAFE mode and its pause are held; clear checks resume and restore AGGRESSIVE, the mode it replaced.
+  Decisions seen(bus);
+  SelfHealing again(bus, config_with(Subsystem::self_healing, SubsystemMode::protective), minute_checks(), &policy);
+  ASSERT_TRUE(again.start());
+  EXPECT_TRUE(again.safe_mode());
+  EXPECT_TRUE(again.paused());
+  for (int i = 0; i < 2; ++i) {
+    bar_publish(bus, "BTCUSDT", 100);
+    clock.advance_by(kMinute);
+  }
+  EXPECT_FALSE(again.paused());
+  EXPECT_FALSE(again.safe_mode());
+  EXPECT_EQ(policy.current()->risk_mode, RiskMode::aggressive);
+  EXPECT_EQ(seen.actions(), (std::vector<std::string>{"PAUSE_TRADING", "RESUME", "SWITCH_TO_SAFE_MODE"}));
+  // A SAFE switch someone changed since is not adopted: the operator's policy stands.
+  ASSERT_TRUE(policy.update(policy.version(), [](Policy& p) { p.risk_mode = RiskMode::defensive; }, "operator", "operator").ok());
+  SelfHealing third(bus, config_with(Subsystem::self_healing, SubsystemMode::protective), minute_checks(), &policy);
+  ASSERT_TRUE(third.start());
+  EXPECT_FALSE(third.safe_mode());
+  EXPECT_FALSE(third.paused());
+}
+
 TEST(SelfHealing, BusErrorsModelFailuresAndFaultsAreChecksTwoFailingMeanSafeMode) {
   SimClock clock(kT0);
   EventBus bus(clock);
