@@ -220,13 +220,8 @@ TEST(SelfHealing, AFaultedWatchedServiceIsRestartedWithBackoffAndALimit) {
   EXPECT_EQ(seen.count("RESTART_COMPONENT"), 4u);  // ok, failed, failed, giving up
 }
 
-TEST(SelfHealing, ARejectingVenueSwitchesToSafeModeInThePolicyAndBack) {
-  SimClock clock(kT0);
-  EventBus bus(clock);
-  Decisions seen(bus);
-  PolicyStore policy(std::make_unique<MemoryPolicyBackend>(), clock, &bus, Policy{});
-  SelfHealing h(bus, config_with(Subsystem::self_healing, SubsystemMode::protective), minute_checks(), &policy);
-  ASSERT_TRUE(h.start());
+/// One check interval in which the venue rejects four orders of six (a clock out of step, -1021), then the check.
+void rejecting_venue(EventBus& bus, SimClock& clock) {
   clock.advance_by(kMinute);
   bar_publish(bus, "BTCUSDT", 100);
   for (std::uint64_t id = 1; id <= 6; ++id) {
@@ -234,6 +229,16 @@ TEST(SelfHealing, ARejectingVenueSwitchesToSafeModeInThePolicyAndBack) {
     else bus.publish(SourceName("executor"), OrderRejected{.order_id = id, .symbol = "BTCUSDT", .exchange_code = -1021, .message = "timestamp"});
   }
   clock.advance_by(kMinute);
+}
+
+TEST(SelfHealing, ARejectingVenueSwitchesToSafeModeInThePolicyAndBack) {
+  SimClock clock(kT0);
+  EventBus bus(clock);
+  Decisions seen(bus);
+  PolicyStore policy(std::make_unique<MemoryPolicyBackend>(), clock, &bus, Policy{});
+  SelfHealing h(bus, config_with(Subsystem::self_healing, SubsystemMode::protective), minute_checks(), &policy);
+  ASSERT_TRUE(h.start());
+  rejecting_venue(bus, clock);
   EXPECT_EQ(check_named(h, "exchange_errors").state, CheckState::fail);
   EXPECT_NEAR(check_named(h, "exchange_errors").value, 4.0 / 6.0, 1e-12);
   EXPECT_EQ(policy.current()->risk_mode, RiskMode::defensive);
@@ -264,13 +269,7 @@ TEST(SelfHealing, ASafeModeFromBeforeARestartIsHeldAndLeftWhenClear) {
   {
     SelfHealing h(bus, config_with(Subsystem::self_healing, SubsystemMode::protective), minute_checks(), &policy);
     ASSERT_TRUE(h.start());
-    clock.advance_by(kMinute);
-    bar_publish(bus, "BTCUSDT", 100);
-    for (std::uint64_t id = 1; id <= 6; ++id) {
-      if (id <= 2) bus.publish(SourceName("executor"), OrderSubmitted{.order_id = id, .symbol = "BTCUSDT"});
-      else bus.publish(SourceName("executor"), OrderRejected{.order_id = id, .symbol = "BTCUSDT", .exchange_code = -1021, .message = "timestamp"});
-    }
-    clock.advance_by(kMinute);
+    rejecting_venue(bus, clock);
     ASSERT_TRUE(h.safe_mode());
     ASSERT_EQ(policy.current()->risk_mode, RiskMode::defensive);
   }  // the process dies in SAFE mode
