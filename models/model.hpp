@@ -1,6 +1,7 @@
 #pragma once
 /// @file Trained return models (MLP, GRU, patch transformer) behind a torch-free interface: training, prediction,
-/// save/load with JSON metadata. LibTorch stays inside models/nets.cpp and models/trainer.cpp.
+/// save/load with JSON metadata. LibTorch stays inside the backend module models/torch/ (libqtos_torch.so), loaded
+/// on first use.
 
 #include <cstdint>
 #include <functional>
