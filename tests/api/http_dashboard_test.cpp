@@ -33,6 +33,8 @@
 #include "api/http/server.hpp"
 #include "runtime/clock/clock.hpp"
 #include "tests/api/http_fake_plane.hpp"
+#include "tests/support/eventually.hpp"
+#include "tests/support/http_request.hpp"
 #include "tests/support/qtos_process.hpp"
 #include "tests/support/run_command.hpp"
 
@@ -127,56 +129,6 @@ class DashboardPlane : public FakeControlPlane {
                      {"metrics", json::object{{"accuracy", 0.71}}}}};
   }
 };
-
-// ---- a blocking HTTP/1.1 client over loopback -------------------------------------------------------------------
-
-struct HttpAnswer {
-  unsigned status = 0;
-  std::string head;  // status line and headers
-  std::string body;
-  std::string header(std::string name) const {
-    std::string lower = head;
-    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    const auto at = lower.find("\r\n" + name + ":");
-    if (at == std::string::npos) return {};
-    auto from = at + 3 + name.size();
-    while (from < head.size() && head[from] == ' ') ++from;
-    return head.substr(from, head.find("\r\n", from) - from);
-  }
-};
-
-std::optional<HttpAnswer> http_get(std::uint16_t port, const std::string& target) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  const std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                          "\r\nConnection: close\r\n\r\n";
-  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string raw;
-  char buf[16384];
-  while (true) {
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    raw.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  const auto end = raw.find("\r\n\r\n");
-  if (end == std::string::npos || raw.size() < 12) return std::nullopt;
-  HttpAnswer a;
-  a.head = raw.substr(0, end);
-  a.body = raw.substr(end + 4);
-  a.status = static_cast<unsigned>(std::atoi(raw.c_str() + 9));
-  return a;
-}
 
 // ---- the page itself --------------------------------------------------------------------------------------------
 
@@ -499,9 +451,9 @@ class HttpDashboardBrowser : public ::testing::Test {
     if (server) server->stop();
   }
   bool brake_via_api() {
-    const auto a = http_get(server->port(), "/health/ai");
-    EXPECT_TRUE(a && a->status == 200u);
-    return a && json::parse(a->body).at("emergency_brake").as_bool();
+    const auto a = test::http(server->port(), "GET", "/health/ai");
+    EXPECT_EQ(a.status, 200);
+    return a.status == 200 && json::parse(a.body).at("emergency_brake").as_bool();
   }
 
   DashboardPlane plane;
@@ -512,11 +464,10 @@ class HttpDashboardBrowser : public ::testing::Test {
 };
 
 TEST_F(HttpDashboardBrowser, ChartsAndTablesAreDrawnWithTheData) {
-  const auto page = http_get(server->port(), "/");
-  ASSERT_TRUE(page);
-  EXPECT_EQ(page->status, 200u);
-  EXPECT_EQ(page->header("Content-Type"), "text/html; charset=utf-8");
-  EXPECT_EQ(page->body, std::string(dashboard_html()));
+  const auto page = test::http(server->port(), "GET", "/");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(page.header("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_EQ(page.body, std::string(dashboard_html()));
   auto& b = *browser;
 
   // The charts: one path point per curve point, drawn from the data.
@@ -646,11 +597,9 @@ TEST(HttpDashboardServe, ThePageDrivesTheRunningOs) {
   ASSERT_NE(port, 0) << serve.output();
   std::string token = test::slurp(dir.file("state") + "/api_token");
   while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
-  for (int i = 0; i < 300; ++i) {
-    const auto a = http_get(port, "/health/ai");
-    if (a && a->status == 200u) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  ASSERT_TRUE(test::eventually([&] { return test::http(port, "GET", "/health/ai").status == 200; }, std::chrono::seconds(30),
+                                std::chrono::milliseconds(100)))
+      << "never ready\n" << serve.output();
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
   Browser b(chromium, dir.file(""));
   ASSERT_TRUE(b.ok()) << b.log();
@@ -665,10 +614,10 @@ TEST(HttpDashboardServe, ThePageDrivesTheRunningOs) {
   b.prompt_answer = token;
   b.eval("document.getElementById('brake-toggle').click()");
   ASSERT_TRUE(b.wait_for("document.getElementById('control-msg').dataset.status === '200'")) << b.text("control-msg");
-  const auto ai = http_get(port, "/health/ai");
-  ASSERT_TRUE(ai && ai->status == 200u);
-  EXPECT_TRUE(json::parse(ai->body).at("emergency_brake").as_bool());
-  EXPECT_EQ(json::parse(ai->body).at("trading_state").as_string(), "HALTED");
+  const auto ai = test::http(port, "GET", "/health/ai");
+  ASSERT_EQ(ai.status, 200);
+  EXPECT_TRUE(ai.json().at("emergency_brake").as_bool());
+  EXPECT_EQ(ai.json().at("trading_state").as_string(), "HALTED");
   const auto r = b.call("Page.captureScreenshot", {{"format", "png"}, {"captureBeyondViewport", true}});
   ASSERT_TRUE(r.is_object());
   const std::string png = base64_decode(r.at("data").as_string());

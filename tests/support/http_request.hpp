@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/time.h>
+
+#include <cctype>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -18,7 +21,19 @@ namespace qtos::test {
 /// A response: status 0 when nothing answered; a chunked body already joined.
 struct HttpReply {
   int status = 0;    ///< HTTP status
+  std::string head;  ///< the status line and the headers
   std::string body;  ///< the body
+  /// A header's value ("" when absent; the name is matched without regard to case).
+  std::string header(std::string name) const {
+    std::string lower = head;
+    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    const auto at = lower.find("\r\n" + name + ":");
+    if (at == std::string::npos) return {};
+    auto from = at + 3 + name.size();
+    while (from < head.size() && head[from] == ' ') ++from;
+    return head.substr(from, head.find("\r\n", from) - from);
+  }
   /// The body as JSON (null when it is not JSON).
   boost::json::value json() const {
     boost::system::error_code ec;
@@ -32,6 +47,8 @@ struct HttpReply {
 inline HttpReply http(std::uint16_t port, const std::string& method, const std::string& target, const std::string& token = {},
                       const std::string& body = {}) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval limit{10, 0};  // a server that stops answering fails the test instead of hanging it
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
@@ -53,7 +70,7 @@ inline HttpReply http(std::uint16_t port, const std::string& method, const std::
   HttpReply r;
   if (in.size() > 12) r.status = std::atoi(in.c_str() + 9);
   const auto at = in.find("\r\n\r\n");
-  if (at != std::string::npos) r.body = in.substr(at + 4);
+  if (at != std::string::npos) r.head = in.substr(0, at), r.body = in.substr(at + 4);
   if (in.find("Transfer-Encoding: chunked") != std::string::npos) {  // keep only the chunks' data
     std::string plain;
     for (std::size_t pos = 0; pos < r.body.size();) {
