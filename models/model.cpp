@@ -101,16 +101,8 @@ void Model::save(const std::string& dir) const {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw std::runtime_error("cannot create model directory '" + dir + "': " + ec.message());
-  const std::string weights = dir + "/model.pt", meta_path = dir + "/meta.json";
-  const std::string tmp = atomic_temp_name(weights);
-  try {
-    impl_->net->save(tmp, weights);
-  } catch (...) {
-    fs::remove(tmp, ec);
-    throw;
-  }
-  atomic_commit(tmp, weights);
-  atomic_write(meta_path, impl_->meta.to_json() + "\n");
+  atomic_write(dir + "/model.pt", impl_->net->serialize());
+  atomic_write(dir + "/meta.json", impl_->meta.to_json() + "\n");
 }
 
 std::unique_ptr<Model> Model::load(const std::string& dir, const FeatureSpec* expected) {

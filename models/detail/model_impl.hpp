@@ -19,8 +19,8 @@ class Network {
   virtual ~Network() = default;
   /// Outputs [n][2] (return in units of scale, logit of a rise) for `n` inputs of [window][n_features] floats.
   virtual void infer(const float* inputs, std::int64_t n, std::int32_t window, std::int32_t n_features, float* out) const = 0;
-  /// Writes the weights to `path` (throws WriteError naming `shown` when it cannot).
-  virtual void save(const std::string& path, const std::string& shown) const = 0;
+  /// The weights as the bytes of a model.pt file (serialised in memory: the file is written by atomic_write).
+  virtual std::string serialize() const = 0;
 };
 
 /// The feature states of the last panel predicted on, so that predicting the next bar advances them by one bar. A copy

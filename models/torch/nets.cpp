@@ -1,5 +1,6 @@
 // The LibTorch networks of the backend module: building, inference, weights on disk.
 #include <cstring>
+#include <sstream>
 #include <stdexcept>
 
 #include "models/torch/nets.hpp"
@@ -113,14 +114,18 @@ void TorchNetwork::infer(const float* inputs, std::int64_t n, std::int32_t windo
   std::memcpy(out, y.data_ptr<float>(), static_cast<std::size_t>(n) * 2 * sizeof(float));
 }
 
-void TorchNetwork::save(const std::string& path, const std::string& shown) const {
+// In memory, never to a file: LibTorch's file writer throws from its destructor when the disk fills, which ends the
+// process (std::terminate) instead of reporting; atomic_write reports a full disk and keeps the previous file.
+std::string TorchNetwork::serialize() const {
+  std::ostringstream bytes;
   try {
     torch::serialize::OutputArchive ar;
     net_->save(ar);
-    ar.save_to(path);
+    ar.save_to(bytes);
   } catch (const c10::Error& e) {
-    throw WriteError("cannot write '" + shown + "': " + e.what_without_backtrace());
+    throw WriteError(std::string("cannot serialise the network's weights: ") + e.what_without_backtrace());
   }
+  return std::move(bytes).str();
 }
 
 std::shared_ptr<const Network> TorchNetwork::load(const ModelMeta& m, const std::string& weights) {

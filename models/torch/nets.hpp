@@ -30,7 +30,7 @@ class TorchNetwork final : public Network {
  public:
   TorchNetwork(std::shared_ptr<NetBase> net, torch::Device device);
   void infer(const float* inputs, std::int64_t n, std::int32_t window, std::int32_t n_features, float* out) const override;
-  void save(const std::string& path, const std::string& shown) const override;
+  std::string serialize() const override;
   /// A network for `meta` with the weights of `weights_path`, on the CPU.
   static std::shared_ptr<const Network> load(const ModelMeta& meta, const std::string& weights_path);
 

@@ -1,4 +1,7 @@
 // `qtos retrain` and `qtos models ...` as a user meets them, through the real binary.
+#include <sys/resource.h>
+
+#include <csignal>
 #include <filesystem>
 
 #include <boost/json.hpp>
@@ -13,6 +16,28 @@ using test::run_qtos;
 using test::TempDir;
 
 using test::has;
+
+TEST(ModelsCli, AFullDiskWhileSavingAModelIsAnErrorAndTheRegistryKeepsNothingHalfWritten) {
+  TempDir dir;
+  ASSERT_EQ(run_qtos("data synth --symbols 4 --bars 900 --seed 5 --out syn", dir.path()).exit_code, 0);
+  // A 64 KB limit per file stands for a full disk: the registry's database (about 28 KB) fits, this GRU's weights
+  // (about 137 KB) do not. The child inherits the limit, and SIGXFSZ ignored, so a write fails with EFBIG.
+  rlimit before{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &before), 0);
+  const rlimit small{64 * 1024, before.rlim_max};
+  const auto handler = std::signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  const auto r = run_qtos("retrain --data syn --model gru --hidden 96 --epochs 1 --seed 1", dir.path());
+  ::setrlimit(RLIMIT_FSIZE, &before);
+  std::signal(SIGXFSZ, handler);
+  // Before, LibTorch's file writer threw from its destructor and the process ended in std::terminate (134).
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(has(r.err, "model.pt")) << r.err;
+  EXPECT_TRUE(has(r.err, "File too large")) << r.err;
+  EXPECT_TRUE(has(run_qtos("models list", dir.path()).out, "no models")) << "nothing registered";
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir / "state/models"))
+    EXPECT_EQ(e.path().string().find("qtos-tmp"), std::string::npos) << "left behind: " << e.path();
+}
 
 TEST(ModelsCli, RetrainRegistersACandidateThatMovesThroughTheStages) {
   TempDir dir;
